@@ -1,0 +1,224 @@
+"""The one error tree of sora_nb.
+
+::
+
+    SoraError                      everything sora_nb raises on purpose
+    ├── ConfigurationError         no key, unknown profile, bad base URL (also a ValueError)
+    ├── ValidationError            a request the server would reject (also a ValueError)
+    ├── APIError                   the server answered with an HTTP error
+    │   ├── BadRequestError        400, 422
+    │   ├── AuthenticationError    401
+    │   ├── PermissionDeniedError  403
+    │   ├── NotFoundError          404
+    │   ├── ConflictError          409
+    │   ├── RateLimitError         429 (``retry_after``)
+    │   ├── ServerError            5xx
+    │   └── UnexpectedResponseError  a 2xx that is not what the contract says (HTML page, bad JSON)
+    ├── TransportError             the request did not get an answer (connect, read, timeout)
+    ├── DownloadError              bytes could not be fetched or written as asked
+    ├── JobFailedError             a job reached ``failed``/``cancelled``/``expired`` (``.job``)
+    └── JobTimeoutError            a wait ran past its deadline (``.job``); the job goes on
+
+Every message says what to do next. Messages never contain an API key: they are built from the
+server's error body and the request's method and redacted path only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "DownloadError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "SoraError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "ValidationError",
+]
+
+
+class SoraError(Exception):
+    """Root of every error sora_nb raises on purpose."""
+
+
+class ConfigurationError(SoraError, ValueError):
+    """The client cannot be set up as asked (missing key, unknown profile, bad base URL)."""
+
+
+class ValidationError(SoraError, ValueError):
+    """A request that the server would reject, caught before it is sent.
+
+    ``field`` names the offending parameter and ``allowed`` lists the values it accepts.
+    """
+
+    def __init__(self, message: str, *, field: str, allowed: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed
+
+
+class APIError(SoraError):
+    """The server answered with an HTTP error status.
+
+    Attributes: ``status_code``, ``code`` and ``type`` and ``param`` from the error envelope,
+    ``request_id`` (``x-request-id``) and ``body`` (the parsed JSON, or the text when it was not JSON).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+        self.body = body
+
+
+class BadRequestError(APIError):
+    """400 or 422: the server rejected the request's content."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: no such video, character or path."""
+
+
+class ConflictError(APIError):
+    """409: the resource is not in a state that allows this (e.g. remixing an unfinished video)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is the server's advice in seconds, when given."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx: the server failed; retried automatically before this is raised."""
+
+
+class UnexpectedResponseError(APIError):
+    """A success status whose body is not what the contract says (an HTML proxy page, broken JSON)."""
+
+
+class TransportError(SoraError):
+    """No answer came back: connection refused, DNS failure, read or connect timeout."""
+
+
+class DownloadError(SoraError):
+    """Bytes could not be fetched or written as asked (wrong content type, truncated, unwritable)."""
+
+
+class JobFailedError(SoraError):
+    """A job ended without a video. ``job`` is the failed job, with ``error`` set."""
+
+    def __init__(self, message: str, *, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobTimeoutError(SoraError, TimeoutError):
+    """A wait ran past its deadline. The job is not cancelled: wait again, or cancel it."""
+
+    def __init__(self, message: str, *, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+_NEXT_STEP: dict[type[APIError], str] = {
+    BadRequestError: "Fix the request as the message says and send it again.",
+    AuthenticationError: (
+        "Check the API key: pass api_key=..., or set the profile's environment variable "
+        "(e.g. OPENAI_API_KEY); keys are never shown in messages."
+    ),
+    PermissionDeniedError: "This key may not do that: check the key's project, organisation or model access.",
+    NotFoundError: "Check the id and the base URL (it should end in /v1 for OpenAI-compatible servers).",
+    ConflictError: "Wait until the video is completed (or failed) before doing this.",
+    RateLimitError: "Slow down: lower max_concurrency, or wait and retry; sora_nb already retried with backoff.",
+    ServerError: "The server failed; sora_nb retried with backoff. Try again later or check the server's status.",
+}
+
+
+def api_error_from_response(
+    response: httpx.Response, *, operation: str, retry_after: float | None = None
+) -> APIError:
+    """Build the right APIError for an HTTP error response (pure: reads the already-read body)."""
+    status = response.status_code
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIError)
+    body: Any
+    code = type_ = param = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text[:500]
+    server_message = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            server_message = err.get("message")
+            code, type_, param = err.get("code"), err.get("type"), err.get("param")
+        elif isinstance(err, str):
+            server_message = err
+    if server_message is None:
+        ctype = response.headers.get("content-type", "")
+        server_message = (
+            "the server answered with an HTML page (a proxy or the wrong base URL?)"
+            if "html" in ctype
+            else "no error message in the response"
+        )
+    where = f" (param: {param})" if param else ""
+    hint = _NEXT_STEP.get(cls, "Check the server's documentation for this status.")
+    message = f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}"
+    kwargs: dict[str, Any] = dict(
+        status_code=status,
+        code=str(code) if code is not None else None,
+        type=type_,
+        param=param,
+        request_id=response.headers.get("x-request-id"),
+        body=body,
+    )
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    return cls(message, **kwargs)
