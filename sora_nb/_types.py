@@ -15,6 +15,8 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Character",
     "DeletedVideo",
+    "JobKind",
+    "JobSpec",
     "RateLimitInfo",
     "Status",
     "Video",
@@ -218,3 +220,28 @@ class RateLimitInfo:
 
 
 assert set(get_args(Status)) >= set(_STATUS_WORDS.values())
+
+
+JobKind = Literal["create", "remix", "extend", "edit"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one job asks for: the request, and the sweep coordinates it came from.
+
+    ``prompt`` is the prompt as the user wrote it (templates filled); the style preset is applied when
+    the request is built. ``axes`` holds the sweep's coordinates for this job (``prompt``, ``model``,
+    ``size``, ``seconds``, ``style``, ``repeat`` and any template variables), which become DataFrame
+    columns. ``parent_id`` is the remote id of the source video for remix/extend/edit.
+    """
+
+    prompt: str
+    model: str
+    size: str
+    seconds: str
+    style: str | None = None
+    input_reference: str | None = None
+    kind: JobKind = "create"
+    parent_id: str | None = None
+    repeat: int = 0
+    axes: dict[str, Any] = field(default_factory=dict, compare=False)

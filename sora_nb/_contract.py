@@ -1,0 +1,609 @@
+"""The contract client: every operation of OpenAI's Videos API over one ``httpx.AsyncClient``.
+
+This is the only module that sends requests. It retries what is safe to retry, never re-sends a
+create whose fate is unknown without first looking for it on the server (there is no idempotency
+key in the contract), streams downloads to disk atomically, and keeps the key in the client's
+headers and nowhere else.
+
+>>> import asyncio, sora_nb.simulator as sim
+>>> async def main():
+...     async with ContractClient(base_url="http://simulator.local/v1",
+...                               transport=sim.SimulatorTransport()) as api:
+...         video = await api.create(prompt="a corgi surfing", model="sora-2", seconds="4")
+...         return video.status
+>>> asyncio.run(main())
+'queued'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as _json
+import os
+import random
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from . import _catalog
+from ._errors import (
+    APIError,
+    DownloadError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+    api_error_from_response,
+)
+from ._ratelimit import RateGate
+from ._redact import logger, redact, redact_url
+from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_after_seconds
+from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoList
+from ._validation import ImageReference, ReferenceInput, check_create, check_prompt, check_seconds, load_reference
+
+__all__ = ["ContractClient", "ProgressCallback", "build_create_request"]
+
+ProgressCallback = Callable[[int, "int | None"], None]
+"""Called as ``(bytes_done, bytes_total_or_None)`` while a download streams."""
+
+# Errors after which the server certainly did not act on the request: nothing (or not all) was sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout)
+_VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
+_IMAGE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+
+
+def build_create_request(
+    params: dict[str, Any],
+    reference: ImageReference | dict[str, str] | None,
+    *,
+    multipart_only: bool = False,
+    seconds_as_int: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments for ``httpx`` that send a create (pure: no I/O).
+
+    JSON unless a file is attached or the server takes only multipart.
+
+    >>> build_create_request({"prompt": "p", "model": "sora-2", "seconds": "4", "size": "720x1280"}, None)
+    {'json': {'prompt': 'p', 'model': 'sora-2', 'seconds': '4', 'size': '720x1280'}}
+    """
+    body: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    if seconds_as_int and "seconds" in body:
+        body["seconds"] = int(body["seconds"])
+    body.update(extra or {})
+    if isinstance(reference, ImageReference) or multipart_only:
+        data = {k: (v if isinstance(v, str) else _form_value(v)) for k, v in body.items()}
+        files: dict[str, Any] = {}
+        if isinstance(reference, ImageReference):
+            files["input_reference"] = (reference.filename, reference.data, reference.content_type)
+        elif isinstance(reference, dict):
+            # A JSON-style reference inside a multipart form travels as a JSON string field.
+            data["input_reference"] = _json.dumps(reference)
+        if not files:
+            # Without a file httpx would send urlencoded: fields as parts force multipart/form-data.
+            return {"files": _as_parts(data)}
+        return {"data": data, "files": files}
+    if isinstance(reference, dict):
+        body["input_reference"] = reference
+    return {"json": body}
+
+
+def _form_value(value: Any) -> str:
+    return _json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _as_parts(data: dict[str, str]) -> list[tuple[str, tuple[None, str]]]:
+    """Form fields as multipart parts with no file name (how ``curl -F key=value`` sends them)."""
+    return [(k, (None, v)) for k, v in data.items()]
+
+
+@dataclass
+class _Sent:
+    """What one request produced: the response, already read for JSON calls."""
+
+    response: httpx.Response
+    data: Any
+
+
+class ContractClient:
+    """Async client for the Videos API contract (``POST /videos``, poll, download, ...).
+
+    Args:
+        base_url: the API root, e.g. ``http://localhost:4000/v1``.
+        api_key: sent as ``Authorization: Bearer`` to ``base_url``'s origin only; never logged.
+        headers: extra headers for every request.
+        timeout: seconds, or an ``httpx.Timeout``.
+        transport: an ``httpx.AsyncBaseTransport``; the simulator plugs in here.
+        retry: the retry policy for failures that are safe to retry.
+        multipart_only: send creates as multipart even without a file (vLLM-Omni).
+        seconds_as_int: send ``seconds`` as an integer (LLMGateway, DeepInfra).
+        validate: check known OpenAI models' parameters before sending.
+        gate: a :class:`RateGate` shared with other clients of the same server.
+        sleep: injectable for tests, so that retries never sleep for real.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        multipart_only: bool = False,
+        seconds_as_int: bool = False,
+        validate: bool = True,
+        gate: RateGate | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"base_url {base_url!r} is not an http(s) URL. Fix: pass e.g. base_url='http://localhost:4000/v1'."
+            )
+        self.base_url = base_url.rstrip("/") + "/"
+        self._origin = (parts.scheme, parts.netloc)
+        self._api_key = api_key
+        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if isinstance(timeout, (int, float)):
+            timeout = httpx.Timeout(timeout, connect=min(10.0, float(timeout)))
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={**(headers or {}), **auth, "User-Agent": "sora-nb/0.1"},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+        # Redirected downloads (CDN links) go through a client that has no credentials at all.
+        self._anon = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=True)
+        self.retry = retry or RetryPolicy()
+        self.multipart_only = multipart_only
+        self.seconds_as_int = seconds_as_int
+        self.validate = validate
+        self.gate = gate or RateGate(sleep=sleep)
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.rate_limits = RateLimitInfo()
+        self.reconciled_creates = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._anon.aclose()
+
+    async def __aenter__(self) -> ContractClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ContractClient(base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+
+    # ------------------------------------------------------------------ operations
+    async def create(
+        self,
+        *,
+        prompt: str,
+        model: str = _catalog.DEFAULT_MODEL,
+        size: str = _catalog.DEFAULT_SIZE,
+        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        input_reference: ReferenceInput | None = None,
+        extra: dict[str, Any] | None = None,
+        known_ids: frozenset[str] = frozenset(),
+    ) -> Video:
+        """Start a video job (``POST /videos``). Validated first; never sent twice.
+
+        ``known_ids`` are ids the caller already owns, so reconciliation never adopts one of them.
+        """
+        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, strict=self.validate)
+        reference = load_reference(input_reference, params["size"]) if input_reference is not None else None
+        request = build_create_request(
+            params, reference, multipart_only=self.multipart_only, seconds_as_int=self.seconds_as_int, extra=extra
+        )
+        sent = await self._send_create("videos", request, params, known_ids, operation="create video")
+        return self._video(sent, "create video")
+
+    async def poll(self, video_id: str) -> tuple[Video, float | None]:
+        """Retrieve a job, with the server's advice for the next poll (``openai-poll-after-ms``) in seconds."""
+        sent = await self._send("GET", f"videos/{_id(video_id)}", operation="retrieve video")
+        return self._video(sent, "retrieve video"), poll_after_seconds(sent.response.headers)
+
+    async def retrieve(self, video_id: str) -> Video:
+        """``GET /videos/{id}``."""
+        return (await self.poll(video_id))[0]
+
+    async def list(self, *, limit: int = 20, order: Literal["asc", "desc"] = "desc", after: str | None = None) -> VideoList:
+        """One page of ``GET /videos`` (``limit`` 0..100, cursor ``after``)."""
+        if not 0 <= limit <= 100:
+            raise ValidationError(f"limit={limit} is out of range. Allowed: 0..100. Fix: pass limit=100 or less.", field="limit")
+        params: dict[str, Any] = {"limit": limit, "order": order}
+        if after:
+            params["after"] = after
+        sent = await self._send("GET", "videos", params=params, operation="list videos")
+        return VideoList.parse(self._object(sent, "list videos"))
+
+    async def iter_videos(self, *, order: Literal["asc", "desc"] = "desc", page_size: int = 100) -> AsyncIterator[Video]:
+        """Every video on the server, page after page.
+
+        >>> # async for video in api.iter_videos(): ...
+        """
+        after: str | None = None
+        while True:
+            page = await self.list(limit=page_size, order=order, after=after)
+            for video in page.data:
+                yield video
+            if not page.has_more or not page.last_id or page.last_id == after:
+                return
+            after = page.last_id
+
+    async def delete(self, video_id: str) -> DeletedVideo:
+        """``DELETE /videos/{id}``: removes the job and its assets (there is no cancel endpoint)."""
+        sent = await self._send("DELETE", f"videos/{_id(video_id)}", operation="delete video")
+        return DeletedVideo.parse(self._object(sent, "delete video"))
+
+    async def remix(self, video_id: str, prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+        """A new job from a completed one with a new prompt (``POST /videos/{id}/remix``)."""
+        body = {"prompt": check_prompt(prompt)}
+        path = f"videos/{_id(video_id)}/remix"
+        sent = await self._send_create(path, {"json": body}, {**body, "remixed_from_video_id": video_id}, known_ids, operation="remix video")
+        return self._video(sent, "remix video")
+
+    async def edit(self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+        """Edit a video given by id (or a local file) with a prompt (``POST /videos/edits``)."""
+        body = {"prompt": check_prompt(prompt)}
+        request = self._video_ref_request(video, body)
+        sent = await self._send_create("videos/edits", request, body, known_ids, operation="edit video")
+        return self._video(sent, "edit video")
+
+    async def extend(
+        self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4", known_ids: frozenset[str] = frozenset()
+    ) -> Video:
+        """Continue a completed video (``POST /videos/extensions``); the result's ``seconds`` is the total."""
+        body = {"prompt": check_prompt(prompt), "seconds": check_seconds(seconds, "\0any")}
+        if int(body["seconds"]) > 20:
+            raise ValidationError(
+                f"seconds={seconds!r}: an extension adds at most 20 seconds. Fix: pass seconds='20' or less.",
+                field="seconds",
+            )
+        request = self._video_ref_request(video, body)
+        sent = await self._send_create("videos/extensions", request, {"prompt": body["prompt"]}, known_ids, operation="extend video")
+        return self._video(sent, "extend video")
+
+    async def create_character(self, video: str | os.PathLike[str], name: str) -> Character:
+        """Make a reusable character from a 2-4 s clip on disk (``POST /videos/characters``)."""
+        if not 1 <= len(name) <= 80:
+            raise ValidationError(f"name has {len(name)} characters. Allowed: 1..80. Fix: shorten or fill the name.", field="name")
+        path = Path(video)
+        files = {"video": (path.name, path.read_bytes(), "video/mp4")}
+        sent = await self._send("POST", "videos/characters", data={"name": name}, files=files, operation="create character", idempotent=False)
+        return Character.parse(self._object(sent, "create character"))
+
+    async def get_character(self, character_id: str) -> Character:
+        """``GET /videos/characters/{id}``."""
+        sent = await self._send("GET", f"videos/characters/{_id(character_id)}", operation="get character")
+        return Character.parse(self._object(sent, "get character"))
+
+    async def download(
+        self,
+        video_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        variant: Variant = "video",
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Stream ``GET /videos/{id}/content?variant=...`` to ``dest`` atomically; return the path.
+
+        The content type is checked before a byte is written (a JSON error saved as ``.mp4`` is a
+        classic failure), the length is checked after, and a partial file never appears at ``dest``.
+        """
+        if variant not in ("video", "thumbnail", "spritesheet"):
+            raise ValidationError(
+                f"variant={variant!r} is unknown. Allowed: 'video', 'thumbnail', 'spritesheet'.", field="variant"
+            )
+        accept = _VIDEO_TYPES if variant == "video" else _IMAGE_TYPES
+        url = self._http.base_url.join(f"videos/{_id(video_id)}/content")
+        return await self._stream_to_file(
+            self._http, url, {"variant": variant}, Path(dest), accept=accept, on_progress=on_progress,
+            operation=f"download {variant} of {video_id}",
+        )
+
+    async def download_url(
+        self,
+        url: str,
+        dest: str | os.PathLike[str],
+        *,
+        kind: Literal["video", "image"] = "video",
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Stream any asset URL a server returned (relative URLs resolved against the base URL).
+
+        The key goes only to the server's own origin; a CDN or signed link gets no credentials.
+        """
+        absolute = urljoin(self.base_url, url)
+        parts = urlsplit(absolute)
+        client = self._http if (parts.scheme, parts.netloc) == self._origin else self._anon
+        accept = _VIDEO_TYPES if kind == "video" else _IMAGE_TYPES
+        return await self._stream_to_file(
+            client, httpx.URL(absolute), None, Path(dest), accept=accept, on_progress=on_progress,
+            operation=f"download {redact_url(absolute)}",
+        )
+
+    # ------------------------------------------------------------------ plumbing
+    def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(video, str) and not os.path.exists(video):
+            return {"json": {"video": {"id": video}, **body}}
+        path = Path(video)
+        return {"data": body, "files": {"video": (path.name, path.read_bytes(), "video/mp4")}}
+
+    def _video(self, sent: _Sent, operation: str) -> Video:
+        data = self._object(sent, operation)
+        if not (data.get("id") or data.get("request_id")):
+            raise UnexpectedResponseError(
+                f"{operation}: the answer has no video id. Fix: check that base_url points at a Videos API.",
+                status_code=sent.response.status_code, body=data,
+            )
+        return Video.parse(data)
+
+    @staticmethod
+    def _object(sent: _Sent, operation: str) -> dict[str, Any]:
+        if not isinstance(sent.data, dict):
+            raise UnexpectedResponseError(
+                f"{operation}: expected a JSON object, got {type(sent.data).__name__}. "
+                "Fix: check that base_url points at a Videos API.",
+                status_code=sent.response.status_code, body=sent.data,
+            )
+        return sent.data
+
+    async def _send_create(
+        self, path: str, request: dict[str, Any], match: dict[str, Any], known_ids: frozenset[str], *, operation: str
+    ) -> _Sent:
+        """Send a request that starts a billed job: retried only when the server surely did not start it.
+
+        When the outcome is unknown (the connection dropped after sending, a timeout, a 5xx that may
+        have come after the job was made) the job is looked for in the server's list first.
+        """
+        started = time.time()
+        attempt = 0
+        while True:
+            try:
+                return await self._send("POST", path, operation=operation, idempotent=False, **request)
+            except _AmbiguousCreate as ambiguous:
+                found = await self._reconcile(match, since=started, known_ids=known_ids)
+                if found is not None:
+                    self.reconciled_creates += 1
+                    logger.warning("%s: outcome unknown (%s); found job %s on the server, not re-sending",
+                                   operation, ambiguous.reason, found["id"])
+                    return _Sent(response=ambiguous.response or httpx.Response(200), data=found)
+                if attempt >= self.retry.max_retries:
+                    raise ambiguous.error from None
+                logger.warning("%s: outcome unknown (%s) and no matching job on the server; sending again",
+                               operation, ambiguous.reason)
+                await self._sleep(self.retry.delay(attempt, rng=self._rng))
+                attempt += 1
+
+    async def _reconcile(self, match: dict[str, Any], *, since: float, known_ids: frozenset[str]) -> dict[str, Any] | None:
+        """Find a job matching ``match`` created since ``since`` (with clock skew) that we do not own yet."""
+        keys = [k for k in ("prompt", "model", "size", "seconds", "remixed_from_video_id") if match.get(k) is not None]
+        for check in range(2):
+            if check:
+                await self._sleep(1.0)
+            try:
+                sent = await self._send("GET", "videos", params={"limit": 100, "order": "desc"}, operation="list videos")
+            except APIError:
+                return None
+            items = self._object(sent, "list videos").get("data") or []
+            for item in items:
+                if not isinstance(item, dict) or item.get("id") in known_ids:
+                    continue
+                created = item.get("created_at")
+                if isinstance(created, (int, float)) and created < since - 120:
+                    break  # the list is newest first: nothing older can be ours
+                if all(str(item.get(k)) == str(match[k]) for k in keys if item.get(k) is not None):
+                    return item
+        return None
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        idempotent: bool = True,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: dict[str, Any] | None = None,
+        files: Any = None,
+    ) -> _Sent:
+        """One logical request with retries. Non-idempotent ones raise ``_AmbiguousCreate`` when unsure."""
+        attempt = 0
+        while True:
+            await self.gate.wait()
+            t0 = time.monotonic()
+            try:
+                response = await self._http.request(method, path, params=params, json=json, data=data, files=files)
+                await response.aread()
+            except httpx.TransportError as exc:
+                logger.debug("%s %s -> %s", method, path, type(exc).__name__)
+                certain = isinstance(exc, _NOT_SENT)
+                error = self._transport_error(exc, operation)
+                if not idempotent and not certain:
+                    raise _AmbiguousCreate(type(exc).__name__, error, None) from exc
+                if attempt >= self.retry.max_retries:
+                    raise error from None
+                await self._sleep(self.retry.delay(attempt, rng=self._rng))
+                attempt += 1
+                continue
+            self._observe(response)
+            logger.debug("%s %s -> %d in %.3fs", method, redact_url(str(response.url)), response.status_code,
+                         time.monotonic() - t0)
+            if response.status_code < 400:
+                return _Sent(response=response, data=self._json(response, operation))
+            retry_after = retry_after_seconds(response.headers)
+            error = api_error_from_response(response, operation=operation, retry_after=retry_after)
+            if response.status_code == 429:
+                self.gate.pause(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
+            if response.status_code not in RETRYABLE_STATUS:
+                raise error
+            if not idempotent and response.status_code != 429:
+                # A 5xx or 408 may come after the job was created (e.g. from a proxy).
+                raise _AmbiguousCreate(f"HTTP {response.status_code}", error, response)
+            if attempt >= self.retry.max_retries:
+                raise error
+            logger.warning("%s: HTTP %d, retry %d of %d", operation, response.status_code, attempt + 1,
+                           self.retry.max_retries)
+            if response.status_code != 429:
+                await self._sleep(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
+            attempt += 1
+
+    def _observe(self, response: httpx.Response) -> None:
+        info = RateLimitInfo.from_headers(response.headers)
+        if info.remaining_requests is not None or info.limit_requests is not None:
+            self.rate_limits = info
+            self.gate.observe(info)
+
+    def _json(self, response: httpx.Response, operation: str) -> Any:
+        ctype = response.headers.get("content-type", "")
+        if "html" in ctype:
+            raise UnexpectedResponseError(
+                f"{operation}: the server answered HTTP {response.status_code} with an HTML page, not JSON "
+                "(a login page, a proxy, or the wrong base URL). Fix: check base_url; it should end in /v1.",
+                status_code=response.status_code, body=redact(response.text[:300], self._api_key),
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise UnexpectedResponseError(
+                f"{operation}: the answer is not valid JSON ({len(response.content)} bytes, content-type "
+                f"{ctype or 'none'}). Fix: check base_url and the server's logs.",
+                status_code=response.status_code, body=redact(response.text[:300], self._api_key),
+            ) from None
+
+    def _transport_error(self, exc: httpx.TransportError, operation: str) -> TransportError:
+        where = urlsplit(self.base_url)
+        host = f"{where.scheme}://{where.netloc}"
+        if isinstance(exc, httpx.TimeoutException):
+            hint = "the server is slow or unreachable. Fix: raise timeout=..., or try again later."
+        elif isinstance(exc, httpx.ConnectError):
+            hint = "cannot connect. Fix: check base_url and that the server is running."
+        else:
+            hint = "the connection broke. Fix: try again; check proxies between you and the server."
+        return TransportError(f"{operation} at {host}: {type(exc).__name__}: {hint}")
+
+    async def _stream_to_file(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        params: dict[str, Any] | None,
+        dest: Path,
+        *,
+        accept: tuple[str, ...],
+        on_progress: ProgressCallback | None,
+        operation: str,
+    ) -> Path:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            os.close(fd)
+        except OSError as exc:
+            raise DownloadError(
+                f"{operation}: cannot write to {str(dest.parent)!r} ({exc.strerror}). "
+                "Fix: choose a writable directory (run_dir=... or out_dir=...)."
+            ) from None
+        tmp = Path(tmp_name)
+        try:
+            for attempt in range(self.retry.max_retries + 1):
+                try:
+                    await self._stream_once(client, url, params, tmp, accept=accept, on_progress=on_progress,
+                                            operation=operation)
+                    break
+                except (httpx.TransportError, _Retry) as exc:
+                    error = exc.error if isinstance(exc, _Retry) else self._transport_error(exc, operation)
+                    if attempt >= self.retry.max_retries:
+                        raise error from None
+                    await self._sleep(self.retry.delay(attempt, rng=self._rng))
+            os.replace(tmp, dest)
+            return dest
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _stream_once(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        params: dict[str, Any] | None,
+        tmp: Path,
+        *,
+        accept: tuple[str, ...],
+        on_progress: ProgressCallback | None,
+        operation: str,
+    ) -> None:
+        await self.gate.wait()
+        async with client.stream("GET", url, params=params) as response:
+            self._observe(response)
+            if response.status_code >= 400:
+                await response.aread()
+                error = api_error_from_response(
+                    response, operation=operation, retry_after=retry_after_seconds(response.headers)
+                )
+                if response.status_code in RETRYABLE_STATUS:
+                    raise _Retry(error)
+                raise error
+            ctype = response.headers.get("content-type", "").lower()
+            if not ctype.startswith(accept):
+                body = (await response.aread())[:300].decode("utf-8", "replace")
+                raise DownloadError(
+                    f"{operation}: the server sent {ctype or 'no content type'} instead of "
+                    f"{accept[0].rstrip('/')} data ({redact(body, self._api_key)!r}). Nothing was written. "
+                    "Fix: check that the job is completed and the variant exists on this server."
+                )
+            total = _as_int(response.headers.get("content-length"))
+            done = 0
+            with tmp.open("wb") as out:
+                async for chunk in response.aiter_bytes(1 << 16):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        if total is not None and done != total:
+            raise _Retry(DownloadError(
+                f"{operation}: truncated: got {done} of {total} bytes. Nothing was kept. "
+                "Fix: download again later."
+            ))
+        if done == 0:
+            raise DownloadError(f"{operation}: the server sent an empty body. Nothing was kept.")
+
+
+class _AmbiguousCreate(Exception):
+    def __init__(self, reason: str, error: Exception, response: httpx.Response | None) -> None:
+        super().__init__(reason)
+        self.reason, self.error, self.response = reason, error, response
+
+
+class _Retry(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _id(value: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value or "?" in value:
+        raise ValidationError(f"id {value!r} is not a valid id. Fix: pass the id the server returned (e.g. 'video_...').", field="id")
+    return value
+
+
+def _as_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+

@@ -1,0 +1,208 @@
+"""Checking a request before it is sent, so that a mistake costs nothing and says how to fix it.
+
+Pure functions over the tables in ``_catalog``. Known OpenAI models are checked strictly; unknown
+models (served by gateways) pass through, since only their server knows what they accept.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Union
+
+from . import _catalog
+from ._errors import ValidationError
+
+__all__ = ["ImageReference", "ReferenceInput", "check_prompt", "check_seconds", "check_size", "load_reference"]
+
+ReferenceInput = Union[str, "os.PathLike[str]", bytes, BinaryIO, dict[str, str]]
+"""A reference image: a path, raw bytes, an open binary file, or ``{"image_url": ...}`` / ``{"file_id": ...}``."""
+
+_IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def check_prompt(prompt: object, *, field: str = "prompt") -> str:
+    """Return the prompt, or raise if it is not 1..32000 characters of text.
+
+    >>> check_prompt("a corgi surfing")
+    'a corgi surfing'
+    """
+    if not isinstance(prompt, str):
+        raise ValidationError(
+            f"{field} must be a string, got {type(prompt).__name__}. Fix: pass the prompt as text.",
+            field=field,
+        )
+    if not prompt.strip():
+        raise ValidationError(
+            f"{field} is empty. Fix: describe the video in 1 to {_catalog.MAX_PROMPT_CHARS} characters.",
+            field=field,
+        )
+    if len(prompt) > _catalog.MAX_PROMPT_CHARS:
+        raise ValidationError(
+            f"{field} has {len(prompt)} characters; the limit is {_catalog.MAX_PROMPT_CHARS}. "
+            "Fix: shorten the prompt.",
+            field=field,
+        )
+    return prompt
+
+
+def check_seconds(seconds: object, model: str, *, field: str = "seconds") -> str:
+    """Return ``seconds`` as the contract's string; an int is converted when it is an allowed value.
+
+    >>> check_seconds(8, "sora-2")
+    '8'
+    >>> check_seconds("7", "my-gateway-model")
+    '7'
+    """
+    spec = _catalog.MODELS.get(model)
+    if isinstance(seconds, bool) or not isinstance(seconds, (str, int, float)):
+        allowed = spec.seconds if spec else _catalog.SECONDS
+        raise ValidationError(
+            f"{field} must be a string such as {_choices(allowed)}, got {seconds!r}. Fix: pass {field}='4'.",
+            field=field,
+            allowed=allowed,
+        )
+    if isinstance(seconds, float):
+        if not seconds.is_integer():
+            raise ValidationError(
+                f"{field}={seconds!r} is not a whole number of seconds. Fix: pass a whole number as a string.",
+                field=field,
+            )
+        seconds = int(seconds)
+    text = str(seconds).strip()
+    if spec is not None and text not in spec.seconds:
+        raise ValidationError(
+            f"{field}={seconds!r} is not allowed for {model}. Allowed: {_choices(spec.seconds)}. "
+            f"Fix: pass one of them, e.g. {field}={spec.seconds[0]!r}.",
+            field=field,
+            allowed=spec.seconds,
+        )
+    return text
+
+
+def check_size(size: object, model: str, *, field: str = "size") -> str:
+    """Return the size when the model accepts it.
+
+    >>> check_size("1280x720", "sora-2")
+    '1280x720'
+    """
+    spec = _catalog.MODELS.get(model)
+    if not isinstance(size, str) or "x" not in size:
+        allowed = spec.sizes if spec else _catalog.SIZES
+        raise ValidationError(
+            f"{field}={size!r} is not WIDTHxHEIGHT. Allowed: {_choices(allowed)}. Fix: e.g. {field}='1280x720'.",
+            field=field,
+            allowed=allowed,
+        )
+    if spec is not None and size not in spec.sizes:
+        hint = " (1024x1792 and 1792x1024 need sora-2-pro)" if size in _catalog.SIZES else ""
+        raise ValidationError(
+            f"{field}={size!r} is not allowed for {model}{hint}. Allowed: {_choices(spec.sizes)}. "
+            f"Fix: pass one of them, or another model.",
+            field=field,
+            allowed=spec.sizes,
+        )
+    return size
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"1280x720"`` -> ``(1280, 720)``."""
+    width, _, height = size.partition("x")
+    return int(width), int(height)
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """A checked reference image: its bytes, file name and MIME type, ready for a multipart part."""
+
+    data: bytes
+    filename: str
+    content_type: str
+
+
+def load_reference(reference: ReferenceInput, size: str, *, check_dimensions: bool = True) -> ImageReference | dict[str, str]:
+    """Read and check a reference image; JSON references (``image_url``/``file_id``) are checked for shape only.
+
+    The image must be JPEG, PNG or WebP and, for the contract's servers, exactly ``size``.
+    """
+    if isinstance(reference, dict):
+        keys = set(reference) & {"image_url", "file_id"}
+        if len(keys) != 1 or len(reference) != 1:
+            raise ValidationError(
+                "input_reference as a dict must have exactly one of 'image_url' or 'file_id', "
+                f"got keys {sorted(reference)}. Fix: pass {{'image_url': 'https://...'}} or a file path.",
+                field="input_reference",
+                allowed=("image_url", "file_id"),
+            )
+        return dict(reference)
+    filename = "reference"
+    if isinstance(reference, (str, os.PathLike)):
+        path = Path(reference)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValidationError(
+                f"input_reference {str(path)!r} cannot be read ({exc.strerror}). Fix: pass an existing image file.",
+                field="input_reference",
+            ) from None
+        filename = path.name
+    elif isinstance(reference, (bytes, bytearray)):
+        data = bytes(reference)
+    elif hasattr(reference, "read"):
+        data = reference.read()
+        filename = Path(getattr(reference, "name", filename)).name
+    else:
+        raise ValidationError(
+            f"input_reference must be a path, bytes, a binary file or a dict, got {type(reference).__name__}. "
+            "Fix: pass the path of a JPEG, PNG or WebP image.",
+            field="input_reference",
+        )
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt, dims = image.format, image.size
+    except (UnidentifiedImageError, OSError):
+        fmt, dims = None, (0, 0)
+    if fmt not in _IMAGE_TYPES:
+        raise ValidationError(
+            f"input_reference is not a JPEG, PNG or WebP image (found {fmt or 'unknown data'}). "
+            "Fix: convert it to one of those formats.",
+            field="input_reference",
+            allowed=tuple(_IMAGE_TYPES),
+        )
+    if check_dimensions and "x" in size:
+        want = parse_size(size)
+        if dims != want:
+            raise ValidationError(
+                f"input_reference is {dims[0]}x{dims[1]} but size is {size}; the image must match it exactly. "
+                f"Fix: resize or crop the image to {size} (e.g. PIL.ImageOps.fit(image, {want})), or pick that size.",
+                field="input_reference",
+                allowed=(size,),
+            )
+    if "." not in filename:
+        filename += "." + fmt.lower().replace("jpeg", "jpg")
+    return ImageReference(data=data, filename=filename, content_type=_IMAGE_TYPES[fmt])
+
+
+def check_create(
+    *, prompt: object, model: str, size: object, seconds: object, strict: bool = True
+) -> dict[str, Any]:
+    """Check the create parameters; return them normalised (``seconds`` as a string).
+
+    ``strict=False`` skips the model tables (a gateway's own models), keeping the shape checks.
+    """
+    known = strict and model in _catalog.MODELS
+    checked_model = model if known else "\0unknown"
+    return {
+        "prompt": check_prompt(prompt),
+        "model": model,
+        "size": check_size(size, checked_model),
+        "seconds": check_seconds(seconds, checked_model),
+    }
