@@ -1,0 +1,106 @@
+"""sora_nb: AI video generation as a first-class citizen of Jupyter notebooks.
+
+>>> import sora_nb
+>>> client = sora_nb.connect()                       # doctest: +SKIP
+>>> job = client.generate("a corgi surfing at sunset")  # doctest: +SKIP
+>>> job.wait(timeout=600).video_path                 # doctest: +SKIP
+
+Names are listed in the order a user meets them. ``sora_nb.ui`` (widgets) and ``sora_nb.simulator``
+are imported on first use, so ``import sora_nb`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._client import Client, connect, resume
+from ._contract import ContractClient
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    DownloadError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    SoraError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from ._jobs import Job, Run
+from ._polling import PollPolicy
+from ._profiles import PROFILES, Profile
+from ._retry import RetryPolicy
+from ._styles import STYLES
+from ._types import Character, DeletedVideo, JobSpec, RateLimitInfo, Video, VideoError, VideoList
+
+if TYPE_CHECKING:
+    from . import simulator, ui
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # connecting and generating
+    "connect",
+    "Client",
+    "Job",
+    "Run",
+    "resume",
+    "load_run",
+    "STYLES",
+    # errors
+    "SoraError",
+    "ConfigurationError",
+    "ValidationError",
+    "APIError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "RateLimitError",
+    "ServerError",
+    "UnexpectedResponseError",
+    "TransportError",
+    "DownloadError",
+    "JobFailedError",
+    "JobTimeoutError",
+    # the contract, for direct use
+    "ContractClient",
+    "Video",
+    "VideoError",
+    "VideoList",
+    "DeletedVideo",
+    "Character",
+    "RateLimitInfo",
+    "JobSpec",
+    "Profile",
+    "PROFILES",
+    "PollPolicy",
+    "RetryPolicy",
+    "__version__",
+]
+
+
+def load_run(run_dir: Any) -> Any:
+    """A run's jobs as a pandas DataFrame, read from its ledger: offline, no network, no client.
+
+    >>> df = sora_nb.load_run("sora_runs/20261121-101500-ab12")  # doctest: +SKIP
+    """
+    from ._results import load_run as _load_run
+
+    return _load_run(run_dir)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ui", "simulator"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'sora_nb' has no attribute {name!r}")

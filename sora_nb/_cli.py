@@ -1,0 +1,278 @@
+"""The ``sora-nb`` command: the same engine as the notebooks, headless."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ._jobs import Run
+
+EXAMPLES = """\
+examples:
+  sora-nb demo                                   # a few videos on the built-in simulator, no key needed
+  sora-nb generate "a corgi surfing at sunset" --size 1280x720 --seconds 4
+  sora-nb generate "a cat skiing" --profile openai-compatible --base-url http://localhost:4000/v1
+  sora-nb sweep grid.yaml --max-concurrency 4 --budget-usd 20
+  sora-nb resume sora_runs/20261121-101500-ab12
+  sora-nb ls
+  sora-nb simulator --port 8000 --time-scale 0.05
+"""
+
+DEMO_PROMPTS = (
+    "a corgi surfing a wave at sunset",
+    "a paper boat drifting down a rainy street",
+    "a hot air balloon over snowy mountains",
+)
+
+
+class TerminalProgress:
+    """A one-line progress display for a run in a terminal (plain lines when not a TTY)."""
+
+    def __init__(self, run: Run, stream: TextIO | None = None, *, min_interval: float = 0.2) -> None:
+        self.run = run
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._finished: set[str] = set()
+
+    def update(self, final: bool = False) -> None:
+        jobs = list(self.run)
+        for job in jobs:
+            if job.done and job.id not in self._finished:
+                self._finished.add(job.id)
+                if not self.tty:
+                    extra = f" {job.error.code}" if job.error and job.status != "completed" else ""
+                    self.stream.write(f"  {job.id} {job.status}{extra}: {job.prompt[:50]}\n")
+        now = time.monotonic()
+        if not final and now - self._last < self.min_interval:
+            return
+        self._last = now
+        total, done = len(jobs), sum(job.done for job in jobs)
+        counts = self.run.counts()
+        width = 24
+        filled = int(width * done / total) if total else width
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        line = f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} done ({detail})"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100] + ("\n" if final else ""))
+        elif final:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _wait_with_progress(run: Run, timeout: float, quiet: bool = False) -> None:
+    progress = None if quiet else TerminalProgress(run)
+    deadline = time.monotonic() + timeout
+    while not run.done:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        if progress:
+            progress.update()
+        time.sleep(0.1)
+    if progress:
+        progress.update(final=True)
+
+
+def print_table(run: Run, stream: TextIO | None = None) -> None:
+    """The results table, without needing pandas."""
+    stream = stream or sys.stdout
+    rows = [("job", "status", "model", "size", "sec", "gen s", "cost $", "video")]
+    for job in run:
+        record = job.record
+        gen = (
+            f"{record.completed_at - record.submitted_at:.1f}"
+            if record.completed_at and record.submitted_at else ""
+        )
+        cost = "" if record.estimated_cost_usd is None else f"{record.estimated_cost_usd:.2f}"
+        video = os.path.relpath(job.video_path) if job.video_path else (job.error.code or "") if job.error else ""
+        rows.append((job.id, job.status, job.model, job.size, job.seconds, gen, cost, str(video)))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        if n == 0:
+            stream.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def _finish(run: Run, args: argparse.Namespace) -> int:
+    try:
+        _wait_with_progress(run, args.timeout, quiet=args.quiet)
+    except TimeoutError:
+        print(f"timed out after {args.timeout} s; resume with: sora-nb resume {run.run_dir}", file=sys.stderr)
+        return 3
+    print_table(run)
+    print(f"\nrun directory: {run.run_dir}  (sora-nb resume {run.run_dir} carries on after a crash)")
+    failed = run.failed
+    if failed:
+        print(f"{len(failed)} of {len(run)} jobs did not complete.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _connect(args: argparse.Namespace, **extra: Any) -> Any:
+    import sora_nb
+
+    options: dict[str, Any] = {"run_root": args.run_root, **extra}
+    if getattr(args, "max_concurrency", None):
+        options["max_concurrency"] = args.max_concurrency
+    if args.profile in (None, "simulator") and not args.base_url:
+        options.update(seed=args.seed, time_scale=args.time_scale)
+        return sora_nb.connect("simulator", **options)
+    return sora_nb.connect(args.profile, base_url=args.base_url, **options)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import sora_nb
+
+    started = time.monotonic()
+    with sora_nb.connect("simulator", seed=args.seed, time_scale=args.time_scale, run_root=args.run_root) as client:
+        print(f"Generating {len(DEMO_PROMPTS) * 2} videos on the built-in simulator (no key, no network)...")
+        jobs = []
+        for prompt in DEMO_PROMPTS:
+            jobs.append(client.generate(prompt, model="sora-2", size="1280x720", seconds="4"))
+            jobs.append(client.generate(prompt, model="sora-2-pro", size="720x1280", seconds="4", style="cinematic"))
+        code = _finish(client.session, args)
+    print(f"demo finished in {time.monotonic() - started:.1f} s")
+    return code
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        client.generate(args.prompt, model=args.model, size=args.size, seconds=args.seconds,
+                        input_reference=args.input_reference, style=args.style)
+        return _finish(client.session, args)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ._sweeps import load_sweep_file
+
+    spec = load_sweep_file(args.file)
+    options = dict(spec.get("run") or {})
+    axes = {k: v for k, v in spec.items() if k != "run"}
+    if args.profile is None:
+        args.profile = options.get("profile")
+    if args.base_url is None:
+        args.base_url = options.get("base_url")
+    with _connect(args) as client:
+        sweep = client.sweep(**axes)
+        print(sweep.estimate())
+        run = sweep.start(
+            max_concurrency=args.max_concurrency or options.get("max_concurrency"),
+            budget_usd=args.budget_usd if args.budget_usd is not None else options.get("budget_usd"),
+            run_dir=args.run_dir or options.get("run_dir"),
+        )
+        return _finish(run, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    import sora_nb
+
+    run = sora_nb.resume(args.run_dir)
+    try:
+        return _finish(run, args)
+    finally:
+        run._runner.runtime.run(run._runner.aclose(), timeout=30)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from ._ledger import list_runs
+
+    root = Path(args.run_dir) if args.run_dir else Path(args.run_root or "sora_runs")
+    runs = list_runs(root)
+    if not runs:
+        print(f"no runs under {root}/")
+        return 0
+    for summary in runs:
+        print(summary)
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from . import simulator
+
+    return simulator.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sora-nb", description="AI video generation from notebooks and the command line.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, server: bool = True) -> None:
+        p.add_argument("--run-root", default="sora_runs", help="where run directories go (default: sora_runs)")
+        p.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
+        p.add_argument("--quiet", action="store_true", help="no progress display")
+        if server:
+            p.add_argument("--profile", default=None, help="simulator (default), openai-compatible, litellm, ...")
+            p.add_argument("--base-url", default=None, help="API root of an OpenAI-compatible server, e.g. .../v1")
+            p.add_argument("--seed", type=int, default=None, help="simulator seed")
+            p.add_argument("--time-scale", type=float, default=0.02, help="simulator speed (0.02: 50x faster)")
+
+    p = sub.add_parser("demo", help="generate a few videos on the simulator and print the results table")
+    common(p, server=False)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--time-scale", type=float, default=0.02)
+    p.set_defaults(func=cmd_demo, run_root="sora_demo")
+
+    p = sub.add_parser("generate", help="generate one video")
+    p.add_argument("prompt")
+    p.add_argument("--model", default="sora-2")
+    p.add_argument("--size", default="720x1280")
+    p.add_argument("--seconds", default="4")
+    p.add_argument("--style", default=None)
+    p.add_argument("--input-reference", default=None, help="a JPEG/PNG/WebP of exactly --size")
+    common(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sweep", help="run a parameter sweep from a YAML or JSON file")
+    p.add_argument("file")
+    p.add_argument("--max-concurrency", type=int, default=None)
+    p.add_argument("--budget-usd", type=float, default=None)
+    p.add_argument("--run-dir", default=None)
+    common(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("resume", help="carry on a run after a crash or restart (never pays twice)")
+    p.add_argument("run_dir")
+    common(p, server=False)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("ls", help="list runs and their status")
+    p.add_argument("run_dir", nargs="?", default=None)
+    p.add_argument("--run-root", default=None)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("simulator", help="serve the simulator on a loopback port (OpenAI Videos API)")
+    from . import simulator
+
+    simulator.add_arguments(p)
+    p.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ._errors import SoraError
+
+    try:
+        code: int = args.func(args)
+    except SoraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume later with `sora-nb resume RUN_DIR`", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

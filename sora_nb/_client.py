@@ -1,0 +1,274 @@
+"""``sora_nb.connect()`` and the :class:`Client` it returns: the user's handle on one server.
+
+The client owns the contract client (and so the key), the runner that drives jobs, and the session
+run that ``generate`` writes into. It returns at once from every call that starts work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from . import _catalog
+from ._contract import ContractClient
+from ._jobs import Job, Run
+from ._polling import PollPolicy
+from ._profiles import Profile, resolve_api_key, resolve_profile
+from ._retry import RetryPolicy
+from ._runner import Runner
+from ._runtime import Runtime, get_runtime
+from ._types import JobSpec
+from ._validation import check_create
+
+if TYPE_CHECKING:
+    from ._sweeps_api import Sweep
+
+__all__ = ["DEFAULT_RUN_ROOT", "Client", "connect", "resume"]
+
+DEFAULT_RUN_ROOT = Path("sora_runs")
+
+
+def connect(
+    profile: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    max_concurrency: int | None = None,
+    run_root: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    time_scale: float | None = None,
+    simulator: Any = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    poll_policy: PollPolicy | None = None,
+    retry: RetryPolicy | None = None,
+) -> Client:
+    """Connect to a video server; with no profile and no base URL, to the in-process simulator.
+
+    Args:
+        profile: ``"simulator"``, ``"openai-compatible"``, ``"litellm"``, ``"vllm-omni"``, ``"sglang"``.
+        base_url: the API root (``.../v1``) for any OpenAI-compatible server.
+        api_key: the key; else the profile's environment variable; else a hidden prompt when required.
+            It lives only in the client's request headers.
+        headers: extra headers for every request.
+        max_concurrency: jobs in flight at once (default: the profile's).
+        run_root: where run directories go (default ``./sora_runs``).
+        seed, time_scale: the simulator's seed and speed (``time_scale=0.01``: a 60 s job takes 0.6 s).
+        simulator: a full ``sora_nb.simulator.SimulatorConfig`` (faults and all), instead of seed/time_scale.
+        transport: an ``httpx.AsyncBaseTransport`` to use instead of the network.
+
+    >>> client = sora_nb.connect("simulator", seed=7, time_scale=0.01)  # doctest: +SKIP
+    >>> client = sora_nb.connect("openai-compatible", base_url="http://localhost:4000/v1")  # doctest: +SKIP
+    """
+    chosen = resolve_profile(profile, base_url=base_url)
+    key = resolve_api_key(chosen, api_key)
+    policy = poll_policy or PollPolicy()
+    sim_config = None
+    if chosen.name == "simulator":
+        from .simulator import SimulatorConfig
+
+        sim_config = simulator or SimulatorConfig(
+            seed=seed, **({"time_scale": time_scale} if time_scale is not None else {})
+        )
+        if poll_policy is None:
+            policy = policy.scaled(min(1.0, sim_config.time_scale))
+    elif seed is not None or time_scale is not None or simulator is not None:
+        raise ValueError(
+            f"seed, time_scale and simulator are simulator options, but the profile is {chosen.name!r}. "
+            "Fix: drop them, or connect('simulator', ...)."
+        )
+    return Client(
+        chosen, api_key=key, headers=headers, timeout=timeout, run_root=run_root, transport=transport,
+        simulator=sim_config, max_concurrency=max_concurrency, poll_policy=policy, retry=retry,
+    )
+
+
+class Client:
+    """A connection to one video server. Make it with :func:`connect`.
+
+    ``generate`` starts one job, ``sweep`` plans many; both return at once. The API key is held by the
+    contract client's HTTP headers only (``repr(client)`` shows whether one is set, never its value).
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        api_key: str | None,
+        headers: dict[str, str] | None,
+        timeout: float,
+        run_root: str | os.PathLike[str] | None,
+        transport: httpx.AsyncBaseTransport | None,
+        simulator: Any,
+        max_concurrency: int | None,
+        poll_policy: PollPolicy,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self.profile = profile
+        self.base_url = profile.base_url or ""
+        self.run_root = Path(run_root) if run_root is not None else DEFAULT_RUN_ROOT
+        self.simulator = simulator
+        self.runtime: Runtime = get_runtime()
+        has_key = bool(api_key)
+
+        def make_api() -> ContractClient:
+            nonlocal transport
+            if transport is None and simulator is not None:
+                from .simulator import SimulatorTransport
+
+                transport = SimulatorTransport(simulator)
+            return ContractClient(
+                base_url=self.base_url, api_key=api_key, headers={**profile.extra_headers, **(headers or {})},
+                timeout=timeout, transport=transport, retry=retry, multipart_only=profile.multipart_only,
+                seconds_as_int=profile.seconds_as_int, validate=profile.validate_models,
+            )
+
+        self._has_key = has_key
+        self.runner = Runner(
+            runtime=self.runtime, profile=profile, api_factory=make_api,
+            max_concurrency=max_concurrency or profile.max_concurrency, poll_policy=poll_policy,
+        )
+        self._session: Run | None = None
+
+    # ------------------------------------------------------------------ jobs
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        size: str = _catalog.DEFAULT_SIZE,
+        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        input_reference: str | os.PathLike[str] | None = None,
+        style: str | None = None,
+    ) -> Job:
+        """Start one video job and return it at once; it runs in the background.
+
+        Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent.
+
+        >>> job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720")  # doctest: +SKIP
+        >>> job.wait(timeout=600).video_path  # doctest: +SKIP
+        """
+        spec = self.job_spec(prompt, model=model, size=size, seconds=seconds, input_reference=input_reference,
+                             style=style)
+        return self.session.submit([spec])[0]
+
+    def job_spec(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        size: str = _catalog.DEFAULT_SIZE,
+        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        input_reference: str | os.PathLike[str] | None = None,
+        style: str | None = None,
+    ) -> JobSpec:
+        """Check one request against this server's rules and describe it as a :class:`JobSpec`."""
+        from ._styles import apply_style
+        from ._validation import load_reference
+
+        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds,
+                              strict=self.profile.validate_models)
+        apply_style(params["prompt"], style)
+        reference = None
+        if input_reference is not None:
+            load_reference(input_reference, params["size"])
+            reference = os.fspath(Path(input_reference).resolve())
+        axes = {"prompt": params["prompt"], "model": model, "size": params["size"], "seconds": params["seconds"],
+                "style": style, "repeat": 0}
+        return JobSpec(prompt=params["prompt"], model=model, size=params["size"], seconds=params["seconds"],
+                       style=style, input_reference=reference, axes=axes)
+
+    @property
+    def session(self) -> Run:
+        """The run that ``generate`` adds to (created on first use under ``run_root``)."""
+        if self._session is None:
+            self._session = self.new_run(axes=("prompt", "model", "size", "seconds", "style", "repeat"),
+                                         kind="session")
+        return self._session
+
+    def new_run(self, *, axes: tuple[str, ...], kind: str = "sweep", run_dir: str | os.PathLike[str] | None = None,
+                extra_meta: dict[str, Any] | None = None) -> Run:
+        """An empty run with its own directory (the ledger is written when the first job is)."""
+        from ._ledger import new_run_id
+
+        run_id = new_run_id()
+        directory = Path(run_dir) if run_dir is not None else self.run_root / run_id
+        meta = {
+            "run_id": run_id, "created_at": time.time(), "kind": kind, "profile": self.profile.name,
+            "base_url": self.base_url, "axes": list(axes), **(extra_meta or {}),
+        }
+        if self.simulator is not None:
+            meta["simulator"] = {"seed": self.simulator.seed, "time_scale": self.simulator.time_scale}
+        return Run(self.runner, directory, axes=axes, meta=meta)
+
+    def sweep(self, **axes: Any) -> Sweep:
+        """Plan a parameter sweep (cartesian product, zip rows or a prompt template); see :class:`Sweep`."""
+        from ._sweeps_api import Sweep
+
+        return Sweep(self, **axes)
+
+    # ------------------------------------------------------------------ the contract, directly
+    @property
+    def api(self) -> ContractClient:
+        """The async contract client, for direct calls on this client's loop (``await client.api.list()``)."""
+        return self.runner.api
+
+    def call(self, coro_fn: Any, *args: Any, timeout: float | None = 120.0, **kwargs: Any) -> Any:
+        """Run ``coro_fn(client.api, ...)`` on the client's loop and block for the result (scripts)."""
+
+        async def _run() -> Any:
+            return await coro_fn(self.api, *args, **kwargs)
+
+        return self.runtime.run(_run(), timeout=timeout)
+
+    # ------------------------------------------------------------------ closing
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop background tasks (jobs stay resumable from their run's ledger) and close connections."""
+        self.runtime.run(self.aclose(), timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<sora_nb.Client profile={self.profile.name!r} base_url={self.base_url!r} "
+                f"key={'set' if self._has_key else 'none'}>")
+
+
+def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api_key: str | None = None) -> Run:
+    """Re-attach to a run after a kernel restart or a crash; returns the run, already going again.
+
+    Jobs still running on the server are polled, finished ones downloaded, unsent ones created, and a
+    create that may have left before the crash is looked for on the server first: nothing is paid
+    for twice. Without ``client``, one is made from the run's profile and base URL (the key from the
+    environment or ``api_key``; keys are never stored in the run).
+
+    >>> run = sora_nb.resume("sora_runs/20261121-101500-ab12")  # doctest: +SKIP
+    >>> run.wait(timeout=3600).to_dataframe()  # doctest: +SKIP
+    """
+    from ._ledger import Ledger
+
+    directory = Path(run_dir)
+    with Ledger.open(directory, readonly=True) as ledger:
+        meta = ledger.meta()
+    if client is None:
+        sim = meta.get("simulator") or {}
+        if meta.get("profile") == "simulator":
+            client = connect("simulator", seed=sim.get("seed"), time_scale=sim.get("time_scale"),
+                             run_root=directory.parent)
+        else:
+            client = connect(meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key,
+                             run_root=directory.parent)
+    run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
+    client.runtime.call(client.runner.attach, run)
+    return run

@@ -1,0 +1,354 @@
+"""Jobs and runs: the live objects a user holds. They show state; the runner changes it.
+
+A :class:`Job` is one video request; a :class:`Run` is a group of jobs sharing a run directory and its
+ledger. Both return at once and finish in the background; both can be awaited in a notebook
+(``await job``) or waited on with a deadline in scripts (``job.wait(timeout=600)``). State changes
+happen only on the runtime's loop; observers (widgets) are called there after each change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import time
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import JobFailedError, JobTimeoutError
+from ._redact import logger
+from ._types import TERMINAL_STATUSES, JobSpec, VideoError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from ._ledger import JobRecord
+    from ._runner import Runner
+
+__all__ = ["Job", "Run"]
+
+Observer = Callable[[Any], None]
+
+DEFAULT_JOB_TIMEOUT = 3600.0
+DEFAULT_RUN_TIMEOUT = 6 * 3600.0
+
+
+class Job:
+    """One video job: live, observable and awaitable.
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+    >>> job = client.generate("a corgi surfing at sunset", seconds="4")
+    >>> job.wait(timeout=60).status
+    'completed'
+    >>> job.video_path.suffix
+    '.mp4'
+    >>> client.close()
+    """
+
+    def __init__(self, runner: Runner, run: Run, record: JobRecord) -> None:
+        self._runner = runner
+        self.run = run
+        self.record = record
+        self._future: concurrent.futures.Future[Job] = concurrent.futures.Future()
+        self._observers: list[Observer] = []
+        self._task: asyncio.Task[None] | None = None
+        self.bytes_downloaded = 0
+
+    # ------------------------------------------------------------------ what the user reads
+    @property
+    def id(self) -> str:
+        """The local job id (unique in its run)."""
+        return self.record.job_id
+
+    @property
+    def remote_id(self) -> str | None:
+        """The server's id for the job (``video_...``), once the create was answered."""
+        return self.record.remote_id
+
+    @property
+    def spec(self) -> JobSpec:
+        return self.record.spec
+
+    prompt = property(lambda self: self.record.spec.prompt, doc="The prompt as written (style applied at send).")
+    model = property(lambda self: self.record.spec.model, doc="The model.")
+    size = property(lambda self: self.record.spec.size, doc="``WIDTHxHEIGHT``.")
+    seconds = property(lambda self: self.record.spec.seconds, doc="Duration, a string as in the contract.")
+    style = property(lambda self: self.record.spec.style, doc="The style preset, or None.")
+
+    @property
+    def status(self) -> str:
+        """``pending_submit`` before the create is answered, then the server's (normalised) status."""
+        return self.record.status
+
+    @property
+    def progress(self) -> int | None:
+        """0-100 as reported by the server; ``None`` when the server does not report progress."""
+        return self.record.progress
+
+    @property
+    def error(self) -> VideoError | None:
+        """Why the job failed (code and message), or ``None``."""
+        if self.record.error_message is None and self.record.error_code is None:
+            return None
+        return VideoError(code=self.record.error_code, message=self.record.error_message or "")
+
+    @property
+    def video_path(self) -> Path | None:
+        """The MP4 on disk, once downloaded."""
+        return self.run.resolve(self.record.video_path)
+
+    @property
+    def thumbnail_path(self) -> Path | None:
+        """The WebP poster on disk, once downloaded (made locally when the server has none)."""
+        return self.run.resolve(self.record.thumbnail_path)
+
+    @property
+    def done(self) -> bool:
+        """True once the job has finished: downloaded, failed, cancelled or expired."""
+        return self._future.done()
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds since the create was sent (until completion when finished)."""
+        start = self.record.submitted_at
+        if start is None:
+            return None
+        end = self.record.completed_at if self.record.status in TERMINAL_STATUSES else None
+        return max(0.0, (end or time.time()) - start)
+
+    @property
+    def eta(self) -> float | None:
+        """Estimated seconds until completion from the progress rate, or ``None`` when unknown."""
+        started, progress = self.record.started_at, self.record.progress
+        if self.done or started is None or not progress or progress >= 100:
+            return None
+        spent = time.time() - started
+        return max(0.0, spent * (100 - progress) / progress)
+
+    # ------------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = DEFAULT_JOB_TIMEOUT) -> Job:
+        """Block until the job finishes; return it, or raise :class:`JobFailedError`.
+
+        Raises :class:`JobTimeoutError` after ``timeout`` seconds (the job goes on; wait again or cancel).
+        """
+        runtime = self._runner.runtime
+        try:
+            if runtime.in_loop_thread():
+                runtime.run(asyncio.wrap_future(self._future), timeout=timeout)
+            else:
+                self._future.result(timeout)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise JobTimeoutError(
+                f"job {self.id} is still {self.status} after {timeout} s. It goes on in the background: "
+                "wait again, `await job`, or job.cancel().",
+                job=self,
+            ) from None
+        return self._outcome()
+
+    def __await__(self) -> Generator[Any, None, Job]:
+        return self._await().__await__()
+
+    async def _await(self) -> Job:
+        await asyncio.wrap_future(self._future)
+        return self._outcome()
+
+    def _outcome(self) -> Job:
+        if self.status != "completed":
+            error = self.error
+            reason = f"{error.code}: {error.message}" if error else self.status
+            raise JobFailedError(
+                f"job {self.id} ({self.prompt[:40]!r}) ended {self.status}: {reason}. "
+                "Fix: change the prompt or parameters and job.retry().",
+                job=self,
+            )
+        return self
+
+    # ------------------------------------------------------------------ acting
+    def cancel(self) -> None:
+        """Stop polling and delete the remote job where the server allows it. Safe from any thread."""
+        self._runner.runtime.call(self._runner.cancel, self)
+
+    def remix(self, prompt: str) -> Job:
+        """A new job: this completed video, remixed with a new prompt."""
+        return self._derive("remix", prompt, self.seconds)
+
+    def extend(self, prompt: str, *, seconds: str | int = "4") -> Job:
+        """A new job: this completed video, continued for ``seconds`` more with a new prompt."""
+        return self._derive("extend", prompt, str(seconds))
+
+    def retry(self) -> Job:
+        """A new job with the same request (the failed one stays in the run's history)."""
+        return self.run.submit([self.spec])[0]
+
+    def _derive(self, kind: Any, prompt: str, seconds: str) -> Job:
+        if self.status != "completed" or not self.remote_id:
+            raise ValueError(
+                f"job {self.id} is {self.status}; only a completed video can be used for {kind}. "
+                "Fix: wait for it (`await job` or job.wait()) first."
+            )
+        spec = dataclasses.replace(
+            self.spec, prompt=prompt, kind=kind, parent_id=self.remote_id, seconds=seconds,
+            axes={**self.spec.axes, "prompt": prompt, "parent": self.id},
+        )
+        return self.run.submit([spec])[0]
+
+    def observe(self, callback: Observer) -> Callable[[], None]:
+        """Call ``callback(job)`` on the loop after every state change; returns an unsubscribe function."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    # ------------------------------------------------------------------ runner side (loop thread only)
+    def _changed(self) -> None:
+        for callback in list(self._observers):
+            try:
+                callback(self)
+            except Exception:  # an observer's bug must not stop the job
+                logger.exception("job observer %r failed", callback)
+        self.run._job_changed(self)
+
+    def _finish(self) -> None:
+        if not self._future.done():
+            self._future.set_result(self)
+        self._changed()
+
+    def __repr__(self) -> str:
+        progress = "" if self.progress is None else f" {self.progress}%"
+        return f"<Job {self.id} {self.status}{progress} {self.model} {self.size} {self.seconds}s {self.prompt[:30]!r}>"
+
+    def _repr_html_(self) -> str:
+        from ._display import job_html
+
+        return job_html(self)
+
+
+class Run:
+    """A group of jobs with one run directory: ``ledger.sqlite``, ``videos/``, ``thumbnails/``.
+
+    Returned by ``sweep.start()`` and ``sora_nb.resume(...)``; ``client.generate`` jobs go into the
+    client's session run.
+    """
+
+    def __init__(
+        self, runner: Runner, run_dir: Path, *, axes: tuple[str, ...], meta: dict[str, Any],
+        max_concurrency: int | None = None,
+    ) -> None:
+        self._runner = runner
+        self.max_concurrency = max_concurrency
+        self._slots: asyncio.Semaphore | None = None
+        self.run_dir = Path(run_dir)
+        self.axes = axes
+        self.meta = meta
+        self.jobs: list[Job] = []
+        self._observers: list[Observer] = []
+        self.ledger: Any = None  # opened on the loop thread by the runner
+
+    @property
+    def id(self) -> str:
+        return str(self.meta.get("run_id", self.run_dir.name))
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """This run's own cap on jobs in flight (the client's cap applies too); loop thread only."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrency or 1_000_000)
+        return self._slots
+
+    def resolve(self, relative: str | None) -> Path | None:
+        return None if relative is None else (self.run_dir / relative).resolve()
+
+    def submit(self, specs: list[JobSpec]) -> list[Job]:
+        """Add jobs to this run and start them. Safe from any thread; returns at once."""
+        return self._runner.submit(self, specs)
+
+    # ------------------------------------------------------------------ state
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        counts: dict[str, int] = {}
+        for job in self.jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+    @property
+    def done(self) -> bool:
+        return all(job.done for job in self.jobs)
+
+    @property
+    def failed(self) -> list[Job]:
+        return [job for job in self.jobs if job.done and job.status != "completed"]
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(list(self.jobs))
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    # ------------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
+        """Block until every job finishes (failures do not raise: see ``run.failed``)."""
+        runtime = self._runner.runtime
+        futures = [job._future for job in self.jobs]
+        try:
+            if runtime.in_loop_thread():
+                runtime.run(self._gather(), timeout=timeout)
+            else:
+                _done, pending = concurrent.futures.wait(futures, timeout)
+                if pending:
+                    raise TimeoutError
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise JobTimeoutError(
+                f"run {self.id}: {sum(not j.done for j in self.jobs)} of {len(self.jobs)} jobs still running after "
+                f"{timeout} s. They go on: wait again, `await run`, or run.cancel().",
+                job=None,
+            ) from None
+        return self
+
+    async def _gather(self) -> None:
+        while True:
+            pending = [asyncio.wrap_future(job._future) for job in self.jobs if not job.done]
+            if not pending:
+                return
+            await asyncio.gather(*pending)
+
+    def __await__(self) -> Generator[Any, None, Run]:
+        async def _wait() -> Run:
+            await self._gather()
+            return self
+
+        return _wait().__await__()
+
+    # ------------------------------------------------------------------ acting
+    def cancel(self) -> None:
+        """Cancel every unfinished job (remote jobs deleted where the server allows). Resumable."""
+        for job in self.jobs:
+            if not job.done:
+                job.cancel()
+
+    def retry_failed(self) -> list[Job]:
+        """Submit again every job that failed, was cancelled or expired; returns the new jobs."""
+        return self.submit([job.spec for job in self.failed])
+
+    def observe(self, callback: Observer) -> Callable[[], None]:
+        """Call ``callback(job)`` on the loop after any job of the run changes."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    def _job_changed(self, job: Job) -> None:
+        for callback in list(self._observers):
+            try:
+                callback(job)
+            except Exception:
+                logger.exception("run observer %r failed", callback)
+
+    # ------------------------------------------------------------------ results
+    def to_dataframe(self) -> pandas.DataFrame:
+        """One row per job: the sweep axes, status, timings, costs and file paths (see ``sora_nb.COLUMNS``)."""
+        from ._results import records_to_dataframe
+
+        records = [dataclasses.replace(job.record) for job in self.jobs]
+        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        return f"<Run {self.id} {len(self.jobs)} jobs: {counts or 'none'} at {str(self.run_dir)!r}>"

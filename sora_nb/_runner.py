@@ -1,0 +1,351 @@
+"""The runner: how a submitted job becomes a video file.
+
+``submit`` -> ledger row -> ``_create`` (ledger says *sending* first) -> ``_poll`` until terminal ->
+``_download`` (video, thumbnail, checksum) -> ledger row updated -> observers told. Every transition
+goes through :meth:`Runner._transition`, which commits to the ledger before the job object changes
+(DESIGN.md invariant 2). Everything here runs on the runtime's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import _catalog
+from ._contract import ContractClient
+from ._errors import (
+    APIError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    SoraError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from ._jobs import Job, Run
+from ._ledger import JobRecord, Ledger
+from ._media import make_thumbnail, sha256_file
+from ._polling import PollPolicy, PollState
+from ._profiles import Profile
+from ._redact import logger
+from ._runtime import Runtime
+from ._styles import apply_style
+from ._types import TERMINAL_STATUSES, JobSpec, Video
+
+__all__ = ["Runner"]
+
+_TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseError)
+MAX_POLL_FAILURES = 30
+
+
+def estimated_cost(spec: JobSpec) -> float | None:
+    price = _catalog.price_per_second(spec.model, spec.size)
+    return None if price is None else round(price * float(spec.seconds), 6)
+
+
+class Runner:
+    """Drives jobs against one server with a concurrency cap, a shared rate gate and adaptive polling."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        profile: Profile,
+        api_factory: Callable[[], ContractClient],
+        max_concurrency: int,
+        poll_policy: PollPolicy,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.runtime = runtime
+        self.profile = profile
+        self._api_factory = api_factory
+        self._api: ContractClient | None = None
+        self.max_concurrency = max_concurrency
+        self.poll_policy = poll_policy
+        self.clock = clock
+        self.sleep = sleep
+        self._slots: asyncio.Semaphore | None = None
+        self._remote_ids: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runs: list[Run] = []
+        self._closed = False
+
+    @property
+    def api(self) -> ContractClient:
+        """The contract client, made on the loop that uses it (an httpx client belongs to one loop)."""
+        if self._api is None:
+            self._api = self._api_factory()
+        return self._api
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
+        return self._slots
+
+    # ------------------------------------------------------------------ submitting (any thread)
+    def submit(self, run: Run, specs: list[JobSpec]) -> list[Job]:
+        """Make the jobs now (so the caller holds them at once); write and start them on the loop."""
+        if self._closed:
+            raise RuntimeError("this client is closed. Fix: sora_nb.connect() again, or sora_nb.resume(run_dir).")
+        jobs = []
+        for spec in specs:
+            record = JobRecord(
+                job_id=f"j{secrets.token_hex(3)}",
+                seq=0,
+                spec=spec,
+                estimated_cost_usd=estimated_cost(spec),
+            )
+            job = Job(self, run, record)
+            jobs.append(job)
+        self.runtime.call(self._start, run, jobs)
+        return jobs
+
+    def _start(self, run: Run, jobs: list[Job]) -> None:
+        ledger = self.open_ledger(run)
+        seq = ledger.next_seq()
+        for offset, job in enumerate(jobs):
+            job.record.seq = seq + offset
+            job.record.job_id = f"j{job.record.seq:04d}-{job.record.job_id[1:]}"
+        ledger.add_jobs([job.record for job in jobs])
+        run.jobs.extend(jobs)
+        for job in jobs:
+            self.start_job(job)
+
+    def open_ledger(self, run: Run) -> Ledger:
+        if run.ledger is None:
+            if (run.run_dir / "ledger.sqlite").exists():
+                run.ledger = Ledger.open(run.run_dir)
+            else:
+                run.ledger = Ledger.create(run.run_dir, meta=run.meta)
+            self._runs.append(run)
+        ledger: Ledger = run.ledger
+        return ledger
+
+    def attach(self, run: Run) -> None:
+        """Re-attach a run from its ledger (after a restart or a crash) and carry on where it stopped.
+
+        Jobs still running remotely are polled, finished ones downloaded, never-sent ones created, and
+        ones whose create may have left are first looked for on the server. Cancelled jobs start again
+        (resuming a cancelled run is how it is restarted); failed and expired ones stay as they are.
+        """
+        ledger = self.open_ledger(run)
+        for record in ledger.jobs():
+            job = Job(self, run, record)
+            run.jobs.append(job)
+            if record.remote_id:
+                self._remote_ids.add(record.remote_id)
+            if record.status == "cancelled":
+                self._transition(job, notify=False, status="queued" if record.remote_id else "pending_submit",
+                                 error_code=None, error_message=None, completed_at=None)
+            if record.status in TERMINAL_STATUSES and (record.status != "completed" or record.downloaded_at):
+                job._finish()
+            else:
+                self.start_job(job)
+
+    def start_job(self, job: Job) -> None:
+        """Start driving a job whose ledger row exists (new, or re-attached by resume)."""
+        if job.record.remote_id:
+            self._remote_ids.add(job.record.remote_id)
+        job._task = task = self.runtime.spawn(self._drive(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ one job, start to end
+    async def _drive(self, job: Job) -> None:
+        try:
+            if job.record.status not in TERMINAL_STATUSES:
+                async with job.run.slots, self.slots:
+                    if job.record.remote_id is None:
+                        await self._create(job)
+                    await self._poll(job)
+            if job.record.status == "completed" and job.record.downloaded_at is None:
+                await self._download(job)
+        except asyncio.CancelledError:
+            raise
+        except APIError as exc:
+            self._transition(job, status="failed", error_code=exc.code or f"http_{exc.status_code}",
+                             error_message=str(exc), completed_at=self.clock())
+        except SoraError as exc:
+            self._transition(job, status="failed", error_code=type(exc).__name__, error_message=str(exc),
+                             completed_at=self.clock())
+        except Exception as exc:  # a bug must end the job visibly, not hang it
+            logger.exception("job %s crashed", job.id)
+            self._transition(job, status="failed", error_code="internal_error",
+                             error_message=f"{type(exc).__name__}: {exc}", completed_at=self.clock())
+        finally:
+            job._finish()
+
+    async def _create(self, job: Job) -> None:
+        record, spec = job.record, job.record.spec
+        prompt = apply_style(spec.prompt, spec.style)
+        if record.create_state == "sending":
+            # A create may have left before a crash: look for it before paying again.
+            found = await self.api.reconcile(
+                {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds},
+                since=record.submitted_at or 0.0, known_ids=frozenset(self._remote_ids),
+            )
+            if found is not None:
+                self._accept(job, found)
+                return
+        self._transition(job, create_state="sending", submitted_at=self.clock(), attempts=record.attempts + 1,
+                         status="pending_submit")
+        known = frozenset(self._remote_ids)
+        if spec.kind == "remix":
+            video = await self.api.remix(_parent(spec), prompt, known_ids=known)
+        elif spec.kind == "extend":
+            video = await self.api.extend(_parent(spec), prompt, seconds=spec.seconds, known_ids=known)
+        elif spec.kind == "edit":
+            video = await self.api.edit(_parent(spec), prompt, known_ids=known)
+        else:
+            video = await self.api.create(
+                prompt=prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
+                input_reference=spec.input_reference, known_ids=known,
+            )
+        self._accept(job, video)
+
+    def _accept(self, job: Job, video: Video) -> None:
+        self._remote_ids.add(video.id)
+        self._transition(job, create_state="acked", remote_id=video.id,
+                         remote_created_at=float(video.created_at) if video.created_at else None)
+        self._apply(job, video)
+
+    async def _poll(self, job: Job) -> None:
+        record = job.record
+        state = PollState(submitted_at=record.submitted_at or self.clock())
+        hint: float | None = None
+        failures = 0
+        while record.status not in TERMINAL_STATUSES:
+            delay = self.poll_policy.next_delay(state, now=self.clock(), server_hint=hint)
+            await self.sleep(delay)
+            assert record.remote_id is not None
+            try:
+                video, hint = await self.api.poll(record.remote_id)
+            except NotFoundError as exc:
+                self._transition(job, status="failed", error_code="not_found", completed_at=self.clock(),
+                                 error_message=f"the server no longer knows {record.remote_id} ({exc.status_code}). "
+                                 "Fix: job.retry() to generate it again.")
+                return
+            except _TRANSIENT as exc:
+                failures += 1
+                if failures >= MAX_POLL_FAILURES:
+                    raise
+                hint = self.poll_policy.ceiling if isinstance(exc, TransportError) else None
+                logger.warning("polling %s failed (%s); will poll again", record.remote_id, type(exc).__name__)
+                continue
+            failures = 0
+            self._transition(job, polls=record.polls + 1, notify=False)
+            self._apply(job, video)
+            state.observe(self.clock(), video.progress)
+
+    def _apply(self, job: Job, video: Video) -> None:
+        """Record what the server said, writing only what changed."""
+        record, now = job.record, self.clock()
+        changes: dict[str, Any] = {}
+        if video.status != record.status:
+            changes["status"] = video.status
+            if video.status == "in_progress" and record.started_at is None:
+                changes["started_at"] = now
+            if video.status in TERMINAL_STATUSES:
+                changes["completed_at"] = float(video.completed_at) if video.completed_at else now
+                if record.started_at is None and video.status == "completed":
+                    changes["started_at"] = record.submitted_at
+        if video.progress != record.progress:
+            changes["progress"] = video.progress
+        if video.error is not None and video.error.message != record.error_message:
+            changes["error_code"], changes["error_message"] = video.error.code, video.error.message
+        cost = _reported_cost(video)
+        if cost is not None and cost != record.reported_cost_usd:
+            changes["reported_cost_usd"] = cost
+        if changes:
+            self._transition(job, **changes)
+
+    async def _download(self, job: Job) -> None:
+        record, run = job.record, job.run
+        assert record.remote_id is not None
+        video_rel = f"videos/{record.job_id}.mp4"
+        thumb_rel = f"thumbnails/{record.job_id}.webp"
+
+        def progress(done: int, total: int | None) -> None:
+            job.bytes_downloaded = done
+
+        await self.api.download(record.remote_id, run.run_dir / video_rel, variant="video", on_progress=progress)
+        thumb_path = run.run_dir / thumb_rel
+        made_locally = not self.profile.supports_thumbnail
+        if not made_locally:
+            try:
+                await self.api.download(record.remote_id, thumb_path, variant="thumbnail")
+            except SoraError as exc:
+                logger.info("no thumbnail variant for %s (%s); making one locally", record.remote_id, exc)
+                made_locally = True
+        if made_locally:
+            await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
+        checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
+        self._transition(job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum,
+                         downloaded_at=self.clock())
+
+    # ------------------------------------------------------------------ cancelling
+    def cancel(self, job: Job) -> None:
+        """Cancel on the loop: stop the task now, then delete the remote job in the background."""
+        if job.done:
+            return
+        if job._task is not None:
+            job._task.cancel()
+        remote_id = job.record.remote_id
+        self._transition(job, status="cancelled", completed_at=self.clock(),
+                         error_code="cancelled", error_message="cancelled by the user")
+        job._finish()
+        if remote_id and self.profile.supports_delete:
+            self.runtime.spawn(self._delete_quietly(remote_id))
+
+    async def _delete_quietly(self, remote_id: str) -> None:
+        try:
+            await self.api.delete(remote_id)
+        except SoraError as exc:
+            logger.warning("could not delete cancelled job %s: %s", remote_id, exc)
+
+    # ------------------------------------------------------------------ the one way state changes
+    def _transition(self, job: Job, *, notify: bool = True, **fields: Any) -> None:
+        """Commit ``fields`` to the ledger, then to the job, then tell observers."""
+        ledger = job.run.ledger
+        if ledger is not None:
+            ledger.update_job(job.record.job_id, **fields)
+        for name, value in fields.items():
+            setattr(job.record, name, value)
+        if notify:
+            job._changed()
+
+    async def aclose(self) -> None:
+        """Stop every job's task (they stay resumable from the ledger) and close the HTTP clients."""
+        self._closed = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
+        for run in self._runs:
+            run.ledger.close()
+        self._runs.clear()
+
+
+def _parent(spec: JobSpec) -> str:
+    if not spec.parent_id:
+        raise ValueError(f"a {spec.kind} job needs parent_id (the source video's id).")
+    return spec.parent_id
+
+
+def _reported_cost(video: Video) -> float | None:
+    usage = video.extra.get("usage")
+    if isinstance(usage, dict):
+        cost = usage.get("cost")
+        if isinstance(cost, (int, float)):
+            return float(cost)
+    return None
+
