@@ -1,0 +1,32 @@
+"""The embedded simulator: OpenAI's Videos API contract, served in-process or on a loopback port.
+
+It is the toolkit's default backend, so ``sora_nb.connect()`` works with no key and no network. It
+answers exactly like the real service (routes, validation, error envelope, headers, a job lifecycle
+computed from the clock) and renders real H.264 MP4s derived from the prompt. Faults (rate limits,
+5xx, dropped connections, ambiguous creates, latency, expiry) are configurable and seeded.
+
+>>> import httpx
+>>> transport = SimulatorTransport(SimulatorConfig(seed=7, time_scale=0.01))
+>>> client = httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1")
+
+On a port, for any OpenAI-compatible client (``sora-nb simulator`` or ``python -m sora_nb.simulator``):
+
+>>> serve(SimulatorConfig(time_scale=0.05), host="127.0.0.1", port=8000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._config import SimulatorConfig
+from ._serve import ServerHandle, add_arguments, run, serve, start_server
+from ._transport import SimulatorTransport, create_app
+
+__all__ = [
+    "ServerHandle",
+    "SimulatorConfig",
+    "SimulatorTransport",
+    "add_arguments",
+    "create_app",
+    "run",
+    "serve",
+    "start_server",
+]

@@ -1,0 +1,336 @@
+"""Rendering of a simulated job's assets: a real H.264 MP4, a WebP thumbnail, a JPEG spritesheet.
+
+The video is visibly derived from the prompt (the wrapped prompt text over moving colour bands whose
+hue comes from a hash of the prompt), so a gallery of simulated results is easy to tell apart. Each
+segment of an extended video shows its own prompt.
+
+Assets are cached on disk by everything that changes the pixels (:meth:`RenderSpec.key`). All three
+files are written into a temporary directory that is renamed into place, so a reader never sees a
+half-written file and two renders of the same spec racing each other are harmless. A per-key lock
+makes concurrent requests in one process render once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import colorsys
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "RENDER_VERSION",
+    "Assets",
+    "RenderSpec",
+    "default_cache_dir",
+    "ensure_rendered",
+    "output_dimensions",
+    "probe_video",
+    "store_reference_image",
+]
+
+RENDER_VERSION = 1
+"""Bump when the pixels change, so stale cached renders are not served."""
+
+_SPRITE_COLUMNS = 4
+_SPRITE_ROWS = 4
+
+Frame = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Paths of one rendered job's files."""
+
+    video: Path
+    thumbnail: Path
+    spritesheet: Path
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything that determines a rendered video's pixels.
+
+    Attributes:
+        segments: ``(prompt, seconds)`` per segment; one for a plain video, more for an extension.
+        size: Requested ``WxH``; only its aspect ratio is rendered, at ``max_side``.
+        max_side: Long side of the rendered frames, in pixels.
+        fps: Frames per second.
+        reference: Path of a stored reference image used as the background, or ``None``.
+    """
+
+    segments: tuple[tuple[str, int], ...]
+    size: str
+    max_side: int
+    fps: int
+    reference: str | None = None
+
+    def key(self) -> str:
+        """Hex digest naming this spec's cache directory."""
+        payload = json.dumps(
+            [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference],
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    @property
+    def seconds(self) -> int:
+        """Total length in seconds."""
+        return sum(seconds for _, seconds in self.segments)
+
+
+def output_dimensions(size: str, max_side: int) -> tuple[int, int]:
+    """Rendered ``(width, height)``: the aspect of ``size`` with its long side at ``max_side``.
+
+    Both are even, as H.264 in yuv420p requires.
+
+    >>> output_dimensions("720x1280", 320), output_dimensions("1792x1024", 320)
+    ((180, 320), (320, 182))
+    """
+    width, height = (int(part) for part in size.lower().split("x"))
+    scale = max_side / max(width, height)
+
+    def even(value: float) -> int:
+        return max(2, round(value * scale / 2.0) * 2)
+
+    return even(width), even(height)
+
+
+_process_cache_dir: str | None = None
+_process_cache_lock = threading.Lock()
+
+
+def default_cache_dir() -> str:
+    """The per-process temporary cache directory, created on first use and removed at exit."""
+    global _process_cache_dir
+    with _process_cache_lock:
+        if _process_cache_dir is None:
+            _process_cache_dir = tempfile.mkdtemp(prefix="sora_nb-sim-")
+            atexit.register(shutil.rmtree, _process_cache_dir, True)
+        return _process_cache_dir
+
+
+_key_locks: dict[str, threading.Lock] = {}
+_key_locks_guard = threading.Lock()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _key_locks_guard:
+        return _key_locks.setdefault(key, threading.Lock())
+
+
+def _assets_in(directory: Path) -> Assets:
+    return Assets(directory / "video.mp4", directory / "thumbnail.webp", directory / "spritesheet.jpg")
+
+
+def ensure_rendered(spec: RenderSpec, cache_dir: str) -> Assets:
+    """Return the spec's cached assets, rendering them first if needed. Blocking: run in a thread.
+
+    >>> spec = RenderSpec(segments=(("a red fox", 1),), size="1280x720", max_side=64, fps=4)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     ensure_rendered(spec, d).video.stat().st_size > 0
+    True
+    """
+    final = Path(cache_dir) / spec.key()
+    assets = _assets_in(final)
+    if final.is_dir():
+        return assets
+    with _lock_for(spec.key()):
+        if final.is_dir():
+            return assets
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        try:
+            _render_into(spec, _assets_in(staging))
+            try:
+                os.replace(staging, final)
+            except OSError:
+                # Another process renamed the same render into place first: theirs is as good.
+                if not final.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return assets
+
+
+def store_reference_image(image: Image.Image, cache_dir: str) -> str:
+    """Save a reference image (as PNG, by content hash) for renders to use; return its path."""
+    rgb = image.convert("RGB")
+    digest = hashlib.sha256(rgb.tobytes() + f"{rgb.size}".encode()).hexdigest()[:32]
+    path = Path(cache_dir) / "references" / f"{digest}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex}.png")
+        rgb.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    return str(path)
+
+
+def probe_video(data: bytes) -> tuple[int, int, float] | None:
+    """``(width, height, duration_s)`` of an uploaded clip, or ``None`` when it is not a decodable video.
+
+    Blocking: run in a thread.
+    """
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = 0.0
+            return width, height, duration
+    except (av.FFmpegError, ValueError, IndexError):
+        return None
+
+
+# Rendering proper.
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, OSError):  # Pillow without FreeType: the small bitmap font still works.
+        return ImageFont.load_default()
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int) -> list[str]:
+    words = " ".join(text.split()).split(" ")
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        candidate = f"{current} {word}".strip()
+        if font.getlength(candidate) <= width or not current:
+            current = candidate
+            # A single word wider than the frame is cut rather than overflowing.
+            while font.getlength(current) > width and len(current) > 1:
+                current = current[:-1]
+        else:
+            lines.append(current)
+            current = word
+        if len(lines) >= max_lines:
+            break
+    if current and len(lines) < max_lines:
+        lines.append(current)
+    if len(lines) == max_lines and " ".join(lines) != " ".join(words):
+        lines[-1] = lines[-1].rstrip(". ")[: max(1, len(lines[-1]) - 1)] + "…"
+    return lines
+
+
+def _text_alpha(prompt: str, width: int, height: int) -> NDArray[np.float32]:
+    """Alpha mask (0..1) of the wrapped prompt, centred, with a dark halo for legibility."""
+    font_size = max(8, min(width, height) // 12)
+    font = _font(font_size)
+    margin = max(4, width // 16)
+    line_height = int(font_size * 1.25)
+    max_lines = max(1, (height - 2 * margin) // line_height)
+    lines = _wrap(prompt or " ", font, width - 2 * margin, max_lines)
+    mask = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(mask)
+    top = max(margin, (height - line_height * len(lines)) // 2)
+    for index, line in enumerate(lines):
+        line_width = font.getlength(line)
+        draw.text(((width - line_width) / 2, top + index * line_height), line, fill=255, font=font)
+    return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def _palette(prompt: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    digest = hashlib.sha256(prompt.encode()).digest()
+    hue = digest[0] / 255.0
+    first = np.array(colorsys.hsv_to_rgb(hue, 0.75, 0.85), dtype=np.float32) * 255.0
+    second = np.array(colorsys.hsv_to_rgb((hue + 0.33) % 1.0, 0.6, 0.45), dtype=np.float32) * 255.0
+    return first, second
+
+
+def _background(reference: str | None, width: int, height: int) -> NDArray[np.float32] | None:
+    if reference is None:
+        return None
+    with Image.open(reference) as image:
+        resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
+    """Yield the frames one by one, so a 120 s extension never sits in memory whole."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    diagonal = (xs + ys) / float(width + height)
+    background = _background(spec.reference, width, height)
+    total = spec.seconds * spec.fps
+    bar_y0 = height - max(2, height // 40)
+    index = 0
+    for prompt, seconds in spec.segments:
+        first, second = _palette(prompt)
+        alpha = _text_alpha(prompt, width, height)[..., None]
+        halo = np.clip(alpha * 3.0, 0.0, 1.0) * 0.55
+        base = background * 0.6 if background is not None else None
+        for _ in range(seconds * spec.fps):
+            phase = index / spec.fps
+            wave = (0.5 + 0.5 * np.sin(2.0 * np.pi * (diagonal * 2.0 - phase * 0.5)))[..., None]
+            image = second + (first - second) * wave
+            if base is not None:
+                image = base + 0.4 * image
+            image = image * (1.0 - halo) + 255.0 * alpha
+            frame = np.clip(image, 0.0, 255.0).astype(np.uint8)
+            # A progress bar along the bottom shows time passing, even in the spritesheet's tiles.
+            frame[bar_y0:, : int(width * (index + 1) / total)] = 255
+            index += 1
+            yield frame
+
+
+def _sprite_indices(total: int) -> list[int]:
+    count = _SPRITE_COLUMNS * _SPRITE_ROWS
+    return [round(i * (total - 1) / max(1, count - 1)) for i in range(count)]
+
+
+def _spritesheet(picks: list[Frame], path: Path) -> None:
+    height, width = picks[0].shape[:2]
+    tile_w, tile_h = max(2, width // 2), max(2, height // 2)
+    sheet = Image.new("RGB", (tile_w * _SPRITE_COLUMNS, tile_h * _SPRITE_ROWS))
+    for index, array in enumerate(picks):
+        tile = Image.fromarray(array).resize((tile_w, tile_h), Image.Resampling.BILINEAR)
+        sheet.paste(tile, ((index % _SPRITE_COLUMNS) * tile_w, (index // _SPRITE_COLUMNS) * tile_h))
+    sheet.save(path, format="JPEG", quality=80)
+
+
+def _render_into(spec: RenderSpec, assets: Assets) -> None:
+    width, height = output_dimensions(spec.size, spec.max_side)
+    total = spec.seconds * spec.fps
+    wanted = _sprite_indices(total)
+    middle = total // 2
+    kept: dict[int, Frame] = {}
+    with av.open(str(assets.video), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=spec.fps)
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, spec.fps)
+        stream.codec_context.options = {"preset": "veryfast", "crf": "28"}
+        for index, array in enumerate(_frames(spec, width, height)):
+            if index in wanted or index == middle:
+                kept[index] = array
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    Image.fromarray(kept[middle]).save(assets.thumbnail, format="WEBP", quality=80)
+    _spritesheet([kept[i] for i in wanted], assets.spritesheet)

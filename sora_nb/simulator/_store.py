@@ -1,0 +1,274 @@
+"""The simulator's in-memory state: jobs, characters, the audit of accepted creates, RNG streams.
+
+One :class:`SimulatorState` per app. A job is stored with its drawn :class:`~._lifecycle.Plan`; its
+status is never stored but computed from the clock on each read. A threading lock guards every
+mutation and read, because one in-process app may be driven from more than one event loop (a
+notebook's loop and a runner's background thread); it is never held across an ``await``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._config import SimulatorConfig
+from ._faults import RateLimiter
+from ._lifecycle import Plan, Status, plan_job, state_at
+from ._render import RenderSpec, default_cache_dir
+
+__all__ = ["DEFAULT_TTL_S", "Character", "Job", "JobKind", "SimulatorState", "hash_api_key"]
+
+JobKind = Literal["create", "remix", "edit", "extend"]
+
+DEFAULT_TTL_S = 24 * 3600.0
+"""Assets expire 24 h after creation unless ``asset_ttl`` says otherwise."""
+
+
+def hash_api_key(key: str | None) -> str | None:
+    """A short, non-reversible tag of an API key, for the audit (the key itself is never kept).
+
+    >>> hash_api_key("sk-test") == hash_api_key("sk-test"), hash_api_key(None)
+    (True, None)
+    """
+    if not key:
+        return None
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Job:
+    """An accepted video job: what was asked, and its drawn future.
+
+    Attributes:
+        seconds: Total length (for an extension, the stitched total).
+        segments: ``(prompt, seconds)`` per rendered segment.
+        reference: Path of the stored reference image, if the create had one.
+        source_video_id: The video a remix, edit or extension started from.
+        extension_count: How many extensions led to this video (0 for others).
+    """
+
+    id: str
+    seq: int
+    kind: JobKind
+    model: str
+    size: str
+    seconds: int
+    prompt: str
+    plan: Plan
+    segments: tuple[tuple[str, int], ...]
+    reference: str | None = None
+    source_video_id: str | None = None
+    extension_count: int = 0
+    api_key_hash: str | None = None
+
+    def state(self, now: float) -> tuple[Status, int]:
+        """``(status, progress)`` at clock time ``now``."""
+        return state_at(self.plan, now)
+
+    def expires_at(self, ttl: float) -> float:
+        """Clock time after which the assets are gone."""
+        return self.plan.created_at + ttl
+
+    def render_spec(self, config: SimulatorConfig) -> RenderSpec:
+        """What to render for this job under ``config``."""
+        return RenderSpec(self.segments, self.size, config.max_side, config.fps, self.reference)
+
+    def resource(self, now: float, ttl: float) -> dict[str, Any]:
+        """The job as a ``VideoResource`` JSON object (every key present, nulls included)."""
+        status, progress = self.state(now)
+        done = status in ("completed", "failed")
+        error = None
+        if status == "failed":
+            error = {"code": self.plan.error_code or "internal_error", "message": self.plan.error_message or ""}
+        return {
+            "id": self.id,
+            "object": "video",
+            "model": self.model,
+            "status": status,
+            "progress": progress,
+            "created_at": int(self.plan.created_at),
+            "completed_at": int(self.plan.finished_at) if done else None,
+            "expires_at": int(self.expires_at(ttl)) if status == "completed" else None,
+            "prompt": self.prompt,
+            "size": self.size,
+            "seconds": str(self.seconds),
+            "quality": "standard",
+            "remixed_from_video_id": self.source_video_id if self.kind == "remix" else None,
+            "error": error,
+        }
+
+    def audit_entry(self) -> dict[str, Any]:
+        """The audit record of this accepted create (planned timing included, key only hashed)."""
+        plan = self.plan
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "prompt": self.prompt,
+            "model": self.model,
+            "size": self.size,
+            "seconds": str(self.seconds),
+            "created_at": int(plan.created_at),
+            "created_at_s": plan.created_at,
+            "queued_s": plan.queued_s,
+            "run_s": plan.run_s,
+            "started_at_s": plan.started_at,
+            "completed_at_s": plan.finished_at,
+            "outcome": plan.outcome,
+            "source_video_id": self.source_video_id,
+            "api_key_hash": self.api_key_hash,
+        }
+
+
+@dataclass(frozen=True)
+class Character:
+    """A character made from an uploaded clip."""
+
+    id: str
+    name: str
+    created_at: int
+
+    def resource(self) -> dict[str, Any]:
+        """The ``VideoCharacterResource`` JSON object."""
+        return {"id": self.id, "name": self.name, "created_at": self.created_at}
+
+
+def _rng(seed: int | None, stream: str) -> random.Random:
+    # Separate streams, so turning a fault on does not change the ids and durations of jobs.
+    return random.Random() if seed is None else random.Random(f"sora_nb:{seed}:{stream}")
+
+
+class SimulatorState:
+    """All mutable state of one simulator app.
+
+    >>> state = SimulatorState(SimulatorConfig(seed=1, time_scale=0.01), clock=lambda: 1000.0)
+    >>> job = state.create_job("create", model="sora-2", size="720x1280", seconds=4, prompt="a fox")
+    >>> state.get(job.id) is job, len(state.audit())
+    (True, 1)
+    """
+
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self.cache_dir = config.cache_dir or default_cache_dir()
+        self.ttl = config.asset_ttl if config.asset_ttl is not None else DEFAULT_TTL_S
+        self.lock = threading.RLock()
+        self.job_rng = _rng(config.seed, "jobs")
+        self.fault_rng = _rng(config.seed, "faults")
+        self.request_rng = _rng(config.seed, "requests")
+        window = 60.0 * config.time_scale
+        self.rate_limiter = RateLimiter(config.rate_limit_rpm, window)
+        self.create_rate_limiter = RateLimiter(config.create_rate_limit_rpm, window)
+        self._jobs: dict[str, Job] = {}
+        self._seq_of: dict[str, int] = {}  # every id ever created, so a deleted cursor still works
+        self._audit: list[dict[str, Any]] = []
+        self._characters: dict[str, Character] = {}
+
+    def new_request_id(self) -> str:
+        """A fresh ``x-request-id``."""
+        with self.lock:
+            return f"req_{self.request_rng.getrandbits(128):032x}"
+
+    def _new_id(self, prefix: str) -> str:
+        while True:
+            candidate = f"{prefix}_{self.job_rng.getrandbits(128):032x}"
+            if candidate not in self._seq_of and candidate not in self._characters:
+                return candidate
+
+    def create_job(
+        self,
+        kind: JobKind,
+        *,
+        model: str,
+        size: str,
+        seconds: int,
+        prompt: str,
+        generate_seconds: int | None = None,
+        segments: tuple[tuple[str, int], ...] | None = None,
+        reference: str | None = None,
+        source_video_id: str | None = None,
+        extension_count: int = 0,
+        api_key_hash: str | None = None,
+    ) -> Job:
+        """Accept a job: draw its id and future, store it and audit it.
+
+        ``generate_seconds`` is what the service generates (an extension's new segment); it defaults
+        to ``seconds``.
+        """
+        with self.lock:
+            now = self.clock()
+            job_id = self._new_id("video")
+            plan = plan_job(
+                self.job_rng,
+                model,
+                size,
+                generate_seconds if generate_seconds is not None else seconds,
+                self.config,
+                prompt=prompt,
+                created_at=now,
+            )
+            job = Job(
+                id=job_id,
+                seq=len(self._seq_of),
+                kind=kind,
+                model=model,
+                size=size,
+                seconds=seconds,
+                prompt=prompt,
+                plan=plan,
+                segments=segments if segments is not None else ((prompt, seconds),),
+                reference=reference,
+                source_video_id=source_video_id,
+                extension_count=extension_count,
+                api_key_hash=api_key_hash,
+            )
+            self._jobs[job_id] = job
+            self._seq_of[job_id] = job.seq
+            self._audit.append(job.audit_entry())
+            return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or ``None`` when unknown or deleted."""
+        with self.lock:
+            return self._jobs.get(job_id)
+
+    def delete(self, job_id: str) -> bool:
+        """Forget a job (in any state: this is how a client cancels). ``False`` when unknown."""
+        with self.lock:
+            return self._jobs.pop(job_id, None) is not None
+
+    def page(self, *, limit: int, order: Literal["asc", "desc"], after: str | None) -> tuple[list[Job], bool]:
+        """One page of jobs by creation order, and whether more follow.
+
+        Raises:
+            KeyError: ``after`` names an id this simulator never created.
+        """
+        with self.lock:
+            jobs = sorted(self._jobs.values(), key=lambda job: job.seq, reverse=order == "desc")
+            if after is not None:
+                cursor = self._seq_of[after]
+                if order == "desc":
+                    jobs = [job for job in jobs if job.seq < cursor]
+                else:
+                    jobs = [job for job in jobs if job.seq > cursor]
+            return jobs[:limit], len(jobs) > limit
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Every accepted create, oldest first (copies: callers may not change the record)."""
+        with self.lock:
+            return [dict(entry) for entry in self._audit]
+
+    def add_character(self, name: str) -> Character:
+        """Store a new character."""
+        with self.lock:
+            character = Character(self._new_id("char"), name, int(self.clock()))
+            self._characters[character.id] = character
+            return character
+
+    def character(self, character_id: str) -> Character | None:
+        """The character, or ``None``."""
+        with self.lock:
+            return self._characters.get(character_id)
