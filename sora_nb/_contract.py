@@ -124,7 +124,7 @@ class ContractClient:
         seconds_as_int: send ``seconds`` as an integer (LLMGateway, DeepInfra).
         validate: check known OpenAI models' parameters before sending.
         gate: a :class:`RateGate` shared with other clients of the same server.
-        sleep: injectable for tests, so that retries never sleep for real.
+        sleep, clock: injectable for tests, so that retries never sleep for real.
     """
 
     def __init__(
@@ -141,6 +141,7 @@ class ContractClient:
         validate: bool = True,
         gate: RateGate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -167,7 +168,7 @@ class ContractClient:
         self.multipart_only = multipart_only
         self.seconds_as_int = seconds_as_int
         self.validate = validate
-        self.gate = gate or RateGate(sleep=sleep)
+        self.gate = gate or RateGate(sleep=sleep, clock=clock)
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.rate_limits = RateLimitInfo()
@@ -208,8 +209,7 @@ class ContractClient:
         request = build_create_request(
             params, reference, multipart_only=self.multipart_only, seconds_as_int=self.seconds_as_int, extra=extra
         )
-        sent = await self._send_create("videos", request, params, known_ids, operation="create video")
-        return self._video(sent, "create video")
+        return await self._send_create("videos", request, params, known_ids, operation="create video")
 
     async def poll(self, video_id: str) -> tuple[Video, float | None]:
         """Retrieve a job, with the server's advice for the next poll (``openai-poll-after-ms``) in seconds."""
@@ -253,15 +253,14 @@ class ContractClient:
         """A new job from a completed one with a new prompt (``POST /videos/{id}/remix``)."""
         body = {"prompt": check_prompt(prompt)}
         path = f"videos/{_id(video_id)}/remix"
-        sent = await self._send_create(path, {"json": body}, {**body, "remixed_from_video_id": video_id}, known_ids, operation="remix video")
-        return self._video(sent, "remix video")
+        match = {**body, "remixed_from_video_id": video_id}
+        return await self._send_create(path, {"json": body}, match, known_ids, operation="remix video")
 
     async def edit(self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
         """Edit a video given by id (or a local file) with a prompt (``POST /videos/edits``)."""
         body = {"prompt": check_prompt(prompt)}
         request = self._video_ref_request(video, body)
-        sent = await self._send_create("videos/edits", request, body, known_ids, operation="edit video")
-        return self._video(sent, "edit video")
+        return await self._send_create("videos/edits", request, body, known_ids, operation="edit video")
 
     async def extend(
         self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4", known_ids: frozenset[str] = frozenset()
@@ -274,8 +273,8 @@ class ContractClient:
                 field="seconds",
             )
         request = self._video_ref_request(video, body)
-        sent = await self._send_create("videos/extensions", request, {"prompt": body["prompt"]}, known_ids, operation="extend video")
-        return self._video(sent, "extend video")
+        match = {"prompt": body["prompt"]}
+        return await self._send_create("videos/extensions", request, match, known_ids, operation="extend video")
 
     async def create_character(self, video: str | os.PathLike[str], name: str) -> Character:
         """Make a reusable character from a 2-4 s clip on disk (``POST /videos/characters``)."""
@@ -364,7 +363,7 @@ class ContractClient:
 
     async def _send_create(
         self, path: str, request: dict[str, Any], match: dict[str, Any], known_ids: frozenset[str], *, operation: str
-    ) -> _Sent:
+    ) -> Video:
         """Send a request that starts a billed job: retried only when the server surely did not start it.
 
         When the outcome is unknown (the connection dropped after sending, a timeout, a 5xx that may
@@ -374,14 +373,15 @@ class ContractClient:
         attempt = 0
         while True:
             try:
-                return await self._send("POST", path, operation=operation, idempotent=False, **request)
+                sent = await self._send("POST", path, operation=operation, idempotent=False, **request)
+                return self._video(sent, operation)
             except _AmbiguousCreate as ambiguous:
-                found = await self._reconcile(match, since=started, known_ids=known_ids)
+                found = await self.reconcile(match, since=started, known_ids=known_ids)
                 if found is not None:
                     self.reconciled_creates += 1
                     logger.warning("%s: outcome unknown (%s); found job %s on the server, not re-sending",
-                                   operation, ambiguous.reason, found["id"])
-                    return _Sent(response=ambiguous.response or httpx.Response(200), data=found)
+                                   operation, ambiguous.reason, found.id)
+                    return found
                 if attempt >= self.retry.max_retries:
                     raise ambiguous.error from None
                 logger.warning("%s: outcome unknown (%s) and no matching job on the server; sending again",
@@ -389,25 +389,30 @@ class ContractClient:
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
                 attempt += 1
 
-    async def _reconcile(self, match: dict[str, Any], *, since: float, known_ids: frozenset[str]) -> dict[str, Any] | None:
-        """Find a job matching ``match`` created since ``since`` (with clock skew) that we do not own yet."""
+    async def reconcile(
+        self, match: dict[str, Any], *, since: float, known_ids: frozenset[str] = frozenset()
+    ) -> Video | None:
+        """Find a job like ``match`` that the server made since ``since`` (unix time) and we do not own.
+
+        Used when a create's outcome is unknown (the connection dropped after sending, or a crash):
+        the list is walked newest first back to ``since`` (less two minutes of clock skew), checked
+        twice a second apart since a fresh job may take a moment to be listed.
+        """
         keys = [k for k in ("prompt", "model", "size", "seconds", "remixed_from_video_id") if match.get(k) is not None]
         for check in range(2):
             if check:
                 await self._sleep(1.0)
             try:
-                sent = await self._send("GET", "videos", params={"limit": 100, "order": "desc"}, operation="list videos")
-            except APIError:
+                async for video in self.iter_videos(order="desc", page_size=100):
+                    if video.created_at is not None and video.created_at < since - 120:
+                        break  # newest first: nothing older can be ours
+                    if video.id in known_ids:
+                        continue
+                    theirs = {k: getattr(video, k) for k in keys}
+                    if all(str(theirs[k]) == str(match[k]) for k in keys if theirs[k] is not None):
+                        return video
+            except (APIError, TransportError):
                 return None
-            items = self._object(sent, "list videos").get("data") or []
-            for item in items:
-                if not isinstance(item, dict) or item.get("id") in known_ids:
-                    continue
-                created = item.get("created_at")
-                if isinstance(created, (int, float)) and created < since - 120:
-                    break  # the list is newest first: nothing older can be ours
-                if all(str(item.get(k)) == str(match[k]) for k in keys if item.get(k) is not None):
-                    return item
         return None
 
     async def _send(
@@ -435,7 +440,7 @@ class ContractClient:
                 certain = isinstance(exc, _NOT_SENT)
                 error = self._transport_error(exc, operation)
                 if not idempotent and not certain:
-                    raise _AmbiguousCreate(type(exc).__name__, error, None) from exc
+                    raise _AmbiguousCreate(type(exc).__name__, error) from exc
                 if attempt >= self.retry.max_retries:
                     raise error from None
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
@@ -447,14 +452,15 @@ class ContractClient:
             if response.status_code < 400:
                 return _Sent(response=response, data=self._json(response, operation))
             retry_after = retry_after_seconds(response.headers)
-            error = api_error_from_response(response, operation=operation, retry_after=retry_after)
+            error = api_error_from_response(response, operation=operation, retry_after=retry_after,
+                                            secret=self._api_key)
             if response.status_code == 429:
                 self.gate.pause(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
             if response.status_code not in RETRYABLE_STATUS:
                 raise error
             if not idempotent and response.status_code != 429:
                 # A 5xx or 408 may come after the job was created (e.g. from a proxy).
-                raise _AmbiguousCreate(f"HTTP {response.status_code}", error, response)
+                raise _AmbiguousCreate(f"HTTP {response.status_code}", error)
             if attempt >= self.retry.max_retries:
                 raise error
             logger.warning("%s: HTTP %d, retry %d of %d", operation, response.status_code, attempt + 1,
@@ -551,7 +557,8 @@ class ContractClient:
             if response.status_code >= 400:
                 await response.aread()
                 error = api_error_from_response(
-                    response, operation=operation, retry_after=retry_after_seconds(response.headers)
+                    response, operation=operation, retry_after=retry_after_seconds(response.headers),
+                    secret=self._api_key,
                 )
                 if response.status_code in RETRYABLE_STATUS:
                     raise _Retry(error)
@@ -584,9 +591,9 @@ class ContractClient:
 
 
 class _AmbiguousCreate(Exception):
-    def __init__(self, reason: str, error: Exception, response: httpx.Response | None) -> None:
+    def __init__(self, reason: str, error: Exception) -> None:
         super().__init__(reason)
-        self.reason, self.error, self.response = reason, error, response
+        self.reason, self.error = reason, error
 
 
 class _Retry(Exception):

@@ -182,9 +182,15 @@ _NEXT_STEP: dict[type[APIError], str] = {
 
 
 def api_error_from_response(
-    response: httpx.Response, *, operation: str, retry_after: float | None = None
+    response: httpx.Response, *, operation: str, retry_after: float | None = None, secret: str | None = None
 ) -> APIError:
-    """Build the right APIError for an HTTP error response (pure: reads the already-read body)."""
+    """Build the right APIError for an HTTP error response (pure: reads the already-read body).
+
+    Servers echo parts of keys in 401 messages, so the message and body are redacted (``secret``
+    is the client's own key, scrubbed wherever it appears).
+    """
+    from ._redact import redact
+
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIError)
     body: Any
@@ -210,7 +216,13 @@ def api_error_from_response(
         )
     where = f" (param: {param})" if param else ""
     hint = _NEXT_STEP.get(cls, "Check the server's documentation for this status.")
-    message = f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}"
+    message = redact(f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}", secret)
+    if isinstance(body, str):
+        body = redact(body, secret)
+    elif isinstance(body, dict) and secret:
+        import json
+
+        body = json.loads(redact(json.dumps(body), secret))
     kwargs: dict[str, Any] = dict(
         status_code=status,
         code=str(code) if code is not None else None,

@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
 
@@ -93,6 +94,12 @@ def resolve_profile(name: str | None, *, base_url: str | None = None) -> Profile
         raise ConfigurationError(
             f"profile {name!r} needs a base URL. Fix: connect({name!r}, base_url='http://localhost:4000/v1') "
             "or set SORA_NB_BASE_URL."
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"base_url {url!r} is not an http(s) URL. Allowed: http://HOST[:PORT]/v1 or https://... "
+            "Fix: e.g. base_url='http://localhost:4000/v1'."
         )
     return replace(profile, base_url=url)
 

@@ -1,0 +1,298 @@
+"""The contract client against scripted servers (httpx.MockTransport): retries, reconciliation,
+downloads, redaction. Each scripted server records what it received, so the tests prove what was sent."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sora_nb import (
+    AuthenticationError,
+    ContractClient,
+    DownloadError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+)
+from sora_nb._contract import build_create_request
+from sora_nb._validation import ImageReference
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-test-SECRETSECRETSECRET1234"
+BASE = "http://api.test/v1"
+
+
+def video_json(vid: str = "video_1", status: str = "queued", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": vid, "object": "video", "model": "sora-2", "status": status, "progress": 0,
+        "created_at": 2_000_000_000, "completed_at": None, "expires_at": None, "prompt": "a cat",
+        "size": "720x1280", "seconds": "4", "remixed_from_video_id": None, "error": None, **extra,
+    }
+
+
+class Script:
+    """A scripted server: a list of handlers consumed in order, and a log of requests."""
+
+    def __init__(self, *steps: Any) -> None:
+        self.steps = list(steps)
+        self.requests: list[httpx.Request] = []
+        self.sleeps: list[float] = []
+        self.now = 1000.0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        if callable(step):
+            return step(request)
+        return step
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def client(self, **kwargs: Any) -> ContractClient:
+        kwargs.setdefault("retry", RetryPolicy(max_retries=3, base=1.0, cap=8.0, jitter=0.0))
+        return ContractClient(base_url=BASE, api_key=KEY, transport=httpx.MockTransport(self), sleep=self.sleep,
+                              clock=self.clock, **kwargs)
+
+
+def ok(body: Any, **headers: str) -> httpx.Response:
+    return httpx.Response(200, json=body, headers=headers)
+
+
+def err(status: int, message: str = "nope", code: str | None = None, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"message": message, "type": "x", "param": None, "code": code}},
+                          headers=headers)
+
+
+# ---------------------------------------------------------------- request building (pure)
+def test_json_create_body() -> None:
+    params = {"prompt": "p", "model": "sora-2", "seconds": "8", "size": "1280x720"}
+    assert build_create_request(params, None) == {"json": params}
+    assert build_create_request(params, {"image_url": "https://x/y.png"})["json"]["input_reference"] == {
+        "image_url": "https://x/y.png"
+    }
+    assert build_create_request(params, None, seconds_as_int=True)["json"]["seconds"] == 8
+
+
+def test_multipart_create_body_with_file_and_multipart_only() -> None:
+    params = {"prompt": "p", "model": "sora-2", "seconds": "8", "size": "1280x720"}
+    ref = ImageReference(data=b"\x89PNG...", filename="ref.png", content_type="image/png")
+    request = build_create_request(params, ref)
+    assert request["data"] == params
+    assert request["files"]["input_reference"] == ("ref.png", b"\x89PNG...", "image/png")
+    only = build_create_request(params, None, multipart_only=True)
+    assert dict((k, v[1]) for k, v in only["files"]) == params
+
+
+async def test_multipart_only_sends_multipart_form() -> None:
+    script = Script(ok(video_json()))
+    async with script.client(multipart_only=True) as api:
+        await api.create(prompt="a cat", model="sora-2", seconds=4)
+    request = script.requests[0]
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    assert b'name="seconds"\r\n\r\n4' in request.content
+
+
+# ---------------------------------------------------------------- retries
+async def test_get_retried_on_5xx_with_exponential_backoff() -> None:
+    script = Script(err(500), err(503), ok(video_json(status="in_progress", progress=40)))
+    async with script.client() as api:
+        video = await api.retrieve("video_1")
+    assert video.status == "in_progress" and video.progress == 40
+    assert len(script.requests) == 3
+    assert script.sleeps == [1.0, 2.0]
+
+
+async def test_retry_after_ms_is_honoured_and_closes_the_shared_gate() -> None:
+    script = Script(err(429, code="rate_limit_exceeded", **{"retry-after-ms": "2500"}), ok(video_json()))
+    async with script.client() as api:
+        await api.retrieve("video_1")
+        assert api.gate.pauses == 1
+    # The gate slept for the server's advice (2.5 s), not the default backoff.
+    assert script.sleeps == [2.5]
+
+
+async def test_retries_are_capped_then_the_error_is_raised() -> None:
+    script = Script(*[err(502, "bad gateway")] * 4)
+    async with script.client() as api:
+        with pytest.raises(ServerError) as info:
+            await api.retrieve("video_1")
+    assert len(script.requests) == 4
+    assert "retried" in str(info.value)
+
+
+async def test_429_on_create_is_resent_because_the_server_refused_it() -> None:
+    script = Script(err(429, **{"retry-after": "1"}), ok(video_json("video_9")))
+    async with script.client() as api:
+        video = await api.create(prompt="a cat")
+    assert video.id == "video_9"
+    assert [r.method for r in script.requests] == ["POST", "POST"]
+
+
+async def test_rate_limit_headers_are_exposed() -> None:
+    script = Script(ok(video_json(), **{"x-ratelimit-limit-requests": "25", "x-ratelimit-remaining-requests": "7",
+                                        "x-ratelimit-reset-requests": "6m0s"}))
+    async with script.client() as api:
+        await api.retrieve("video_1")
+        assert api.rate_limits.limit_requests == 25
+        assert api.rate_limits.remaining_requests == 7
+        assert api.rate_limits.reset_requests == "6m0s"
+
+
+async def test_poll_after_header_is_read_on_retrieve() -> None:
+    script = Script(ok(video_json(), **{"openai-poll-after-ms": "3000"}))
+    async with script.client() as api:
+        _video, hint = await api.poll("video_1")
+    assert hint == 3.0
+
+
+# ---------------------------------------------------------------- never pay twice
+async def test_dropped_create_is_reconciled_not_resent() -> None:
+    created = video_json("video_42", prompt="a cat", created_at=4_000_000_000)
+    script = Script(
+        httpx.ReadError("connection reset after the request was sent"),
+        ok({"object": "list", "data": [created], "first_id": "video_42", "last_id": "video_42", "has_more": False}),
+    )
+    async with script.client() as api:
+        video = await api.create(prompt="a cat")
+        assert api.reconciled_creates == 1
+    assert video.id == "video_42"
+    assert [r.method for r in script.requests] == ["POST", "GET"]
+
+
+async def test_reconciliation_skips_jobs_we_already_own() -> None:
+    mine = video_json("video_1", prompt="a cat", created_at=4_000_000_000)
+    page = {"object": "list", "data": [mine], "first_id": "video_1", "last_id": "video_1", "has_more": False}
+    script = Script(httpx.ReadTimeout("timed out"), ok(page), ok(page), ok(video_json("video_2")))
+    async with script.client() as api:
+        video = await api.create(prompt="a cat", known_ids=frozenset({"video_1"}))
+    # Not found after two looks: the server never got it, so it was sent again, once.
+    assert video.id == "video_2"
+    assert [r.method for r in script.requests] == ["POST", "GET", "GET", "POST"]
+
+
+async def test_5xx_on_create_is_ambiguous_and_reconciled() -> None:
+    created = video_json("video_7", prompt="a cat", created_at=4_000_000_000)
+    page = {"object": "list", "data": [created], "first_id": "video_7", "last_id": "video_7", "has_more": False}
+    script = Script(err(502, "upstream timed out"), ok(page))
+    async with script.client() as api:
+        video = await api.create(prompt="a cat")
+    assert video.id == "video_7"
+    assert [r.method for r in script.requests] == ["POST", "GET"]
+
+
+async def test_connect_error_on_create_is_resent_since_nothing_left() -> None:
+    script = Script(httpx.ConnectError("refused"), ok(video_json("video_3")))
+    async with script.client() as api:
+        video = await api.create(prompt="a cat")
+    assert video.id == "video_3"
+    assert [r.method for r in script.requests] == ["POST", "POST"]
+
+
+async def test_list_pagination_walks_every_page() -> None:
+    pages = [
+        {"object": "list", "data": [video_json(f"video_{i}") for i in range(n, n + 2)], "first_id": f"video_{n}",
+         "last_id": f"video_{n + 1}", "has_more": n < 4}
+        for n in (0, 2, 4)
+    ]
+    script = Script(*[ok(p) for p in pages])
+    async with script.client() as api:
+        ids = [v.id async for v in api.iter_videos(page_size=2)]
+    assert ids == [f"video_{i}" for i in range(6)]
+    assert [r.url.params.get("after") for r in script.requests] == [None, "video_1", "video_3"]
+
+
+# ---------------------------------------------------------------- downloads
+def mp4_bytes(n: int = 200_000) -> bytes:
+    return b"\x00\x00\x00\x18ftypmp42" + b"x" * n
+
+
+async def test_download_streams_atomically_and_reports_progress(tmp_path: Path) -> None:
+    body = mp4_bytes()
+    script = Script(httpx.Response(200, content=body, headers={"content-type": "video/mp4"}))
+    seen: list[tuple[int, int | None]] = []
+    async with script.client() as api:
+        path = await api.download("video_1", tmp_path / "out" / "v.mp4", on_progress=lambda d, t: seen.append((d, t)))
+    assert path.read_bytes() == body
+    assert seen[-1] == (len(body), len(body)) and len(seen) > 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["v.mp4"]  # no temp file left behind
+    assert script.requests[0].url.params["variant"] == "video"
+
+
+async def test_download_refuses_json_saved_as_mp4(tmp_path: Path) -> None:
+    script = Script(ok({"error": {"message": "video not ready"}}))
+    async with script.client() as api:
+        with pytest.raises(DownloadError, match="instead of video data.*Fix"):
+            await api.download("video_1", tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_truncated_download_is_retried_then_fails_clean(tmp_path: Path) -> None:
+    def truncated(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"x" * 10, headers={"content-type": "video/mp4", "content-length": "100"})
+
+    script = Script(*[truncated] * 4)
+    async with script.client() as api:
+        with pytest.raises(DownloadError, match="truncated"):
+            await api.download("video_1", tmp_path / "v.mp4")
+    assert len(script.requests) == 4
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_credentials_only_go_to_the_servers_own_origin(tmp_path: Path) -> None:
+    body = mp4_bytes(10)
+    script = Script(*[httpx.Response(200, content=body, headers={"content-type": "video/mp4"})] * 3)
+    async with script.client() as api:
+        await api.download_url("/v1/videos/video_1/content?index=0", tmp_path / "a.mp4")
+        await api.download_url("https://cdn.example/v.mp4?se=2026&sig=abc", tmp_path / "b.mp4")
+        await api.download_url("http://api.test/v1/files/x", tmp_path / "c.mp4")
+    own, cdn, own_abs = script.requests
+    assert own.url == "http://api.test/v1/videos/video_1/content?index=0"
+    assert own.headers["authorization"] == f"Bearer {KEY}"
+    assert "authorization" not in cdn.headers
+    assert own_abs.headers["authorization"] == f"Bearer {KEY}"
+
+
+# ---------------------------------------------------------------- secrets
+async def test_key_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="sora_nb")
+    echo = err(401, f"Incorrect API key provided: {KEY}. You can find your key at ...", code="invalid_api_key")
+    script = Script(err(500), echo)
+    async with script.client() as api:
+        with pytest.raises(AuthenticationError) as info:
+            await api.retrieve("video_1")
+        assert KEY not in repr(api)
+    assert KEY not in str(info.value)
+    assert KEY not in json.dumps(info.value.body)
+    assert "Check the API key" in str(info.value)
+    assert caplog.records, "the client should log its requests"
+    assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+async def test_unreachable_server_gives_transport_error_with_fix() -> None:
+    script = Script(*[httpx.ConnectError("refused")] * 4)
+    async with script.client() as api:
+        with pytest.raises(TransportError, match="cannot connect. Fix: check base_url"):
+            await api.retrieve("video_1")
+
+
+async def test_rate_limit_error_carries_retry_after() -> None:
+    script = Script(*[err(429, **{"retry-after": "7"})] * 4)
+    async with script.client() as api:
+        with pytest.raises(RateLimitError) as info:
+            await api.retrieve("video_1")
+    assert info.value.retry_after == 7.0
+    assert info.value.status_code == 429
