@@ -1,0 +1,523 @@
+"""A run's durable ledger: one SQLite file that is the truth about every job of the run.
+
+A run lives in a directory::
+
+    run_dir/
+      ledger.sqlite    this ledger: a ``meta`` key/value table and a ``jobs`` table, one row per job
+      videos/          the downloaded videos (``videos/<job_id>.mp4``)
+      thumbnails/      their posters
+
+The runner writes a job's row *before* its create request leaves and updates it at every state change
+(DESIGN.md, "Ledger first"). Every method that writes commits before it returns, so a process killed at
+any instant leaves a ledger that holds every change up to the last call that returned, and no half of
+any call. ``create_state`` is what makes "Never pay twice" possible after a crash: ``pending`` was
+certainly never sent, ``sending`` may have reached the server (reconcile, do not re-send), ``acked``
+has its ``remote_id``.
+
+The ledger runs in WAL mode, so readers in other processes (``load_run``, ``sora-nb ls``) never block
+the writer and always see the last committed state.
+
+The ledger never holds an API key (DESIGN.md, "Keys stay in the client"): values that look like keys
+are refused with ``ValueError`` (free-text error fields from the server are scrubbed instead).
+
+>>> import tempfile
+>>> from sora_nb._types import JobSpec
+>>> run_dir = Path(tempfile.mkdtemp()) / "run"
+>>> with Ledger.create(run_dir, meta={"profile": "simulator", "axes": ["model"]}) as ledger:
+...     ledger.add_job(JobRecord("j0001-3f9a", 1, JobSpec("a corgi", "sora-2", "1280x720", "4")))
+...     ledger.update_job("j0001-3f9a", create_state="sending", attempts=1)
+...     ledger.get_job("j0001-3f9a").create_state
+'sending'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from ._errors import SoraError
+from ._redact import redact
+from ._types import JobSpec
+
+__all__ = [
+    "CREATE_STATES",
+    "JOB_STATUSES",
+    "LEDGER_FILE",
+    "SCHEMA_VERSION",
+    "JobRecord",
+    "Ledger",
+    "RunSummary",
+    "list_runs",
+    "new_run_id",
+]
+
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones."""
+
+LEDGER_FILE = "ledger.sqlite"
+
+CreateState = Literal["pending", "sending", "acked"]
+CREATE_STATES: tuple[str, ...] = ("pending", "sending", "acked")
+
+JOB_STATUSES: tuple[str, ...] = (
+    "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown",
+)  # fmt: skip
+"""``pending_submit`` (local: not created yet), then the toolkit's ``Status`` words."""
+
+
+@dataclass
+class JobRecord:
+    """One job as the ledger stores it: what was asked, where it stands, what it produced.
+
+    Times are unix seconds; paths are relative to the run directory.
+
+    >>> JobRecord("j0001-3f9a", 1, JobSpec("a corgi", "sora-2", "1280x720", "4")).status
+    'pending_submit'
+    """
+
+    job_id: str
+    seq: int
+    spec: JobSpec
+    create_state: CreateState = "pending"
+    remote_id: str | None = None
+    status: str = "pending_submit"
+    progress: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    submitted_at: float | None = None
+    remote_created_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    downloaded_at: float | None = None
+    video_path: str | None = None
+    thumbnail_path: str | None = None
+    checksum: str | None = None
+    estimated_cost_usd: float | None = None
+    reported_cost_usd: float | None = None
+    attempts: int = 0
+    polls: int = 0
+    updated_at: float | None = None
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobRecord))
+# Copies of spec fields as plain columns, so that `sqlite3 ledger.sqlite "select model, status ..."` works.
+_SPEC_COLUMNS = ("prompt", "model", "size", "seconds", "style")
+_COLUMNS = (*_FIELDS, *_SPEC_COLUMNS)
+# Free text that comes from the server: scrubbed rather than refused, because a server that echoes a
+# key in an error message must not stop the ledger from recording the failure.
+_FREE_TEXT = frozenset({"error_code", "error_message"})
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # value: JSON
+    """CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        create_state TEXT NOT NULL,
+        remote_id TEXT,
+        status TEXT NOT NULL,
+        progress INTEGER,
+        error_code TEXT,
+        error_message TEXT,
+        submitted_at REAL,
+        remote_created_at REAL,
+        started_at REAL,
+        completed_at REAL,
+        downloaded_at REAL,
+        video_path TEXT,
+        thumbnail_path TEXT,
+        checksum TEXT,
+        estimated_cost_usd REAL,
+        reported_cost_usd REAL,
+        attempts INTEGER NOT NULL,
+        polls INTEGER NOT NULL,
+        updated_at REAL,
+        prompt TEXT NOT NULL,
+        model TEXT NOT NULL,
+        size TEXT NOT NULL,
+        seconds TEXT NOT NULL,
+        style TEXT
+    )""",
+    # Reconciliation and resume look jobs up by the server's id.
+    "CREATE INDEX jobs_remote_id ON jobs (remote_id)",
+)
+
+
+class Ledger:
+    """The SQLite ledger of one run directory. Make one with :meth:`create` or :meth:`open`.
+
+    Safe to share between threads (one lock guards the connection), but the design has one writer:
+    the runner on the event loop.
+
+    >>> import tempfile
+    >>> with Ledger.create(Path(tempfile.mkdtemp()) / "run", meta={"profile": "simulator"}) as ledger:
+    ...     ledger.meta()["profile"], ledger.next_seq(), ledger.jobs()
+    ('simulator', 1, [])
+    """
+
+    def __init__(self, connection: sqlite3.Connection, run_dir: Path, *, readonly: bool) -> None:
+        self._conn = connection
+        self._readonly = readonly
+        # The runner's loop may live in a background thread while a notebook cell reads from the main
+        # thread; serialising use of the one connection makes that safe.
+        self._lock = threading.RLock()
+        self.run_dir = run_dir
+        self.videos_dir = run_dir / "videos"
+        self.thumbnails_dir = run_dir / "thumbnails"
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, run_dir: str | Path, *, meta: dict[str, Any]) -> Ledger:
+        """Make ``run_dir`` (with ``videos/`` and ``thumbnails/``) and a new ledger in it.
+
+        ``run_id`` defaults to the directory's name and ``created_at`` to now.
+
+        Raises:
+            FileExistsError: a ledger is already there (resume it instead).
+            ValueError: a meta value looks like an API key.
+
+        >>> import tempfile
+        >>> with Ledger.create(Path(tempfile.mkdtemp()) / "r1", meta={}) as ledger:
+        ...     ledger.meta()["run_id"]
+        'r1'
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / LEDGER_FILE
+        if path.exists():
+            raise FileExistsError(
+                f"a run ledger already exists at {path}. Fix: resume it with sora_nb.resume({str(run_dir)!r}),"
+                " or choose another run_dir."
+            )
+        meta = {"run_id": run_dir.name, "created_at": time.time(), **meta}
+        rows = [(key, _json_for_ledger(key, value, what="meta")) for key, value in meta.items()]
+        (run_dir / "videos").mkdir(parents=True, exist_ok=True)
+        (run_dir / "thumbnails").mkdir(exist_ok=True)
+        ledger = cls(_writer(_connect(path, readonly=False)), run_dir, readonly=False)
+        try:
+            # Schema, version and meta in one transaction: a crash leaves all of it, or a ledger without
+            # a schema version that open() refuses by name (never a half-made one that looks whole).
+            with ledger._write() as conn:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
+
+    @classmethod
+    def open(cls, run_dir: str | Path, *, readonly: bool = False) -> Ledger:
+        """Open the ledger of an existing run; ``readonly=True`` for readers in other processes.
+
+        Raises:
+            FileNotFoundError: there is no ledger in ``run_dir``.
+            SoraError: the file is not a sora_nb ledger, or was written by a newer sora_nb.
+
+        >>> import tempfile
+        >>> run_dir = Path(tempfile.mkdtemp())
+        >>> Ledger.create(run_dir, meta={"profile": "simulator"}).close()
+        >>> with Ledger.open(run_dir, readonly=True) as ledger:
+        ...     ledger.meta()["profile"]
+        'simulator'
+        """
+        run_dir = Path(run_dir)
+        path = run_dir / LEDGER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no sora_nb run at {str(run_dir)!r}: {str(path)!r} does not exist. Fix: check the path "
+                "(`sora-nb ls` lists the runs under sora_runs/), or start a new run with a sweep or generate."
+            )
+        conn = _connect(path, readonly=readonly)
+        try:
+            _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
+            return cls(conn if readonly else _writer(conn), run_dir, readonly=readonly)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Everything written is already committed."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Ledger {str(self.run_dir)!r}{' readonly' if self._readonly else ''}>"
+
+    # ------------------------------------------------------------------ run metadata
+    def meta(self) -> dict[str, Any]:
+        """The run's metadata (run_id, created_at, profile, base_url, axes, ...) as JSON values."""
+        with self._lock:
+            rows = self._conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_meta(self, **values: Any) -> None:
+        """Add or replace metadata entries (JSON values). Refuses values that look like API keys.
+
+        >>> import tempfile
+        >>> ledger = Ledger.create(Path(tempfile.mkdtemp()), meta={})
+        >>> ledger.set_meta(budget_usd=20.0)
+        >>> ledger.set_meta(base_url="https://api.example/v1?api_key=abc123")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: meta 'base_url' looks like it holds an API key or token; ...
+        >>> ledger.close()
+        """
+        rows = [(key, _json_for_ledger(key, value, what="meta")) for key, value in values.items()]
+        with self._write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+
+    # ------------------------------------------------------------------ jobs
+    def add_job(self, record: JobRecord) -> None:
+        """Insert a new job row (commit before its create request is sent).
+
+        Raises:
+            ValueError: the job_id or seq is already in the ledger, a value looks like an API key, or
+                ``status``/``create_state`` is not a known word.
+        """
+        self.add_jobs([record])
+
+    def add_jobs(self, records: Iterable[JobRecord]) -> None:
+        """Insert several new job rows in one transaction: all of them are written, or none."""
+        now = time.time()
+        rows = [_record_row(r, now) for r in records]
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        try:
+            with self._write() as conn:
+                conn.executemany(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"a job with the same job_id or seq is already in this run's ledger ({exc}).") from exc
+
+    def update_job(self, job_id: str, /, **fields: Any) -> None:
+        """Change some fields of a job (any :class:`JobRecord` field but ``job_id``); sets ``updated_at``.
+
+        ``error_code``/``error_message`` are scrubbed of anything key-like; other key-like values are
+        refused.
+
+        Raises:
+            ValueError: an unknown field name, or a bad value.
+            KeyError: no such job.
+        """
+        unknown = set(fields) - set(_FIELDS)
+        if unknown or "job_id" in fields:
+            allowed = ", ".join(name for name in _FIELDS if name != "job_id")
+            raise ValueError(f"cannot update {sorted(unknown) or ['job_id']} of a job; fields: {allowed}.")
+        columns: dict[str, Any] = {}
+        for name, value in {"updated_at": time.time(), **fields}.items():
+            columns |= _stored(name, value)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self._write() as conn:
+            cursor = conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*columns.values(), job_id])
+            if cursor.rowcount == 0:
+                raise KeyError(job_id)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """The job with this local id. Raises ``KeyError`` when there is none."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return _row_record(row)
+
+    def jobs(self) -> list[JobRecord]:
+        """Every job of the run, in submission order (``seq``)."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs ORDER BY seq").fetchall()
+        return [_row_record(row) for row in rows]
+
+    def next_seq(self) -> int:
+        """The ``seq`` for the next job: 1 in an empty run, else one more than the largest."""
+        with self._lock:
+            (largest,) = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+        return int(largest) + 1
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; rolled back whole if anything in it fails."""
+        if self._readonly:
+            raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
+        with self._lock:
+            # IMMEDIATE takes the write lock up front, so a second writer waits (busy timeout) at BEGIN
+            # instead of failing half-way through a transaction.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) may have ended it already
+                    self._conn.execute("ROLLBACK")
+                raise
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module opens no hidden transactions; _write() says where they are.
+    # check_same_thread=False: the Ledger's own lock serialises use instead (see Ledger.__init__).
+    if readonly:
+        uri = f"{path.absolute().as_uri()}?mode=ro"
+        return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+
+
+def _writer(conn: sqlite3.Connection) -> sqlite3.Connection:
+    # WAL: readers in other processes (load_run, `sora-nb ls`) neither block the writer nor see half a commit.
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL, not NORMAL: in WAL mode NORMAL already survives a killed process, but a power cut or OS crash
+    # may drop the last commits -- and a lost "sending" row means resume could pay for a create twice.
+    # FULL syncs the WAL at each commit; commits come at the pace of HTTP requests, so the cost is small.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SoraError(
+            f"{str(path)!r} was written by a newer sora_nb (ledger schema {version}; this version reads up to "
+            f"{SCHEMA_VERSION}). Fix: pip install -U sora-nb."
+        )
+    if version < 1:
+        raise SoraError(f"{str(path)!r} is not a sora_nb run ledger (no schema version). Fix: check the path.")
+
+
+def _json_for_ledger(name: str, value: Any, *, what: str = "job field") -> str:
+    """``value`` as JSON, refusing anything that looks like an API key (checked with its name)."""
+    try:
+        text = json.dumps({name: value}, ensure_ascii=False)
+    except TypeError as exc:
+        raise ValueError(f"{what} {name!r} must be JSON (str, number, bool, None, list, dict): {exc}") from exc
+    if redact(text) != text:
+        # The value itself is never echoed: it may be the key.
+        raise ValueError(
+            f"{what} {name!r} looks like it holds an API key or token; "
+            "the ledger never stores keys (they stay in the client). Fix: remove it from the value."
+        )
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _stored(name: str, value: Any) -> dict[str, Any]:
+    """The column(s) that store one JobRecord field, after the checks that every write goes through."""
+    if name == "status" and value not in JOB_STATUSES:
+        raise ValueError(f"status {value!r} is not one of {', '.join(JOB_STATUSES)}.")
+    if name == "create_state" and value not in CREATE_STATES:
+        raise ValueError(f"create_state {value!r} is not one of {', '.join(CREATE_STATES)}.")
+    if name == "spec":
+        if not isinstance(value, JobSpec):
+            raise TypeError(f"spec must be a sora_nb JobSpec, not {type(value).__name__}.")
+        # All of the spec as JSON (axes included), plus plain copies for SQL readers.
+        text = _json_for_ledger("spec", dataclasses.asdict(value))
+        return {"spec": text, **{column: getattr(value, column) for column in _SPEC_COLUMNS}}
+    if name in _FREE_TEXT and isinstance(value, str):
+        return {name: redact(value)}
+    _json_for_ledger(name, value)
+    return {name: value}
+
+
+def _record_row(record: JobRecord, now: float) -> list[Any]:
+    columns: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(record, name)
+        columns |= _stored(name, now if name == "updated_at" and value is None else value)
+    return [columns[name] for name in _COLUMNS]
+
+
+def _row_record(row: tuple[Any, ...]) -> JobRecord:
+    values = dict(zip(_FIELDS, row, strict=True))
+    spec = json.loads(values.pop("spec"))
+    known = {f.name for f in dataclasses.fields(JobSpec)}
+    # Unknown spec keys are dropped rather than crashing: a newer minor version may add some.
+    return JobRecord(spec=JobSpec(**{k: v for k, v in spec.items() if k in known}), **values)
+
+
+# ---------------------------------------------------------------------- runs on disk
+def new_run_id(now: float | None = None) -> str:
+    """A new run id: UTC time (so ids sort by creation everywhere) plus 4 random hex digits.
+
+    >>> new_run_id(0.0)[:16]
+    '19700101-000000-'
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run directory as ``sora-nb ls`` shows it; ``error`` says why a ledger could not be read."""
+
+    run_dir: Path
+    run_id: str | None
+    created_at: float | None
+    profile: str | None
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def total(self) -> int:
+        """The number of jobs in the run."""
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        """One line for ``sora-nb ls``: id, creation time (UTC), profile, job counts, directory."""
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.created_at)) if self.created_at else "?"
+        if self.error:
+            return f"{self.run_id}  {when}  unreadable: {self.error}"
+        order = {status: i for i, status in enumerate(JOB_STATUSES)}
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        return f"{self.run_id}  {when}  {self.profile or '?'}  {self.total} jobs ({counts or 'none'})  {self.run_dir}"
+
+
+def list_runs(root: str | Path = "sora_runs") -> list[RunSummary]:
+    """Every run under ``root`` (its direct subdirectories, or ``root`` itself if it is a run), oldest first.
+
+    Read-only; runs that are being written are fine. An unreadable ledger is listed with its ``error``.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> Ledger.create(root / "20261121-234501-a1b2", meta={"profile": "simulator"}).close()
+    >>> [(r.run_id, r.profile, r.total) for r in list_runs(root)]
+    [('20261121-234501-a1b2', 'simulator', 0)]
+    """
+    root = Path(root)
+    if (root / LEDGER_FILE).is_file():
+        candidates = [root]
+    elif root.is_dir():
+        candidates = sorted(p for p in root.iterdir() if (p / LEDGER_FILE).is_file())
+    else:
+        return []
+    summaries = [_summarise(run_dir) for run_dir in candidates]
+    return sorted(summaries, key=lambda s: (s.created_at or 0.0, str(s.run_dir)))
+
+
+def _summarise(run_dir: Path) -> RunSummary:
+    try:
+        with Ledger.open(run_dir, readonly=True) as ledger:
+            meta = ledger.meta()
+            with ledger._lock:
+                rows = ledger._conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+    except (SoraError, sqlite3.Error, OSError) as exc:
+        return RunSummary(run_dir, run_dir.name, None, None, error=str(exc))
+    created_at = meta.get("created_at")
+    return RunSummary(
+        run_dir=run_dir,
+        run_id=meta.get("run_id"),
+        created_at=float(created_at) if isinstance(created_at, (int, float)) else None,
+        profile=meta.get("profile"),
+        counts={status: int(n) for status, n in rows},
+    )
