@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client import Client, connect, resume
+from ._client import Client, Sweep, connect, resume
 from ._contract import ContractClient
 from ._errors import (
     APIError,
@@ -36,8 +36,10 @@ from ._errors import (
 from ._jobs import Job, Run
 from ._polling import PollPolicy
 from ._profiles import PROFILES, Profile
+from ._results import COLUMNS
 from ._retry import RetryPolicy
 from ._styles import STYLES
+from ._sweeps import BudgetExceededError, Estimate
 from ._types import Character, DeletedVideo, JobSpec, RateLimitInfo, Video, VideoError, VideoList
 
 if TYPE_CHECKING:
@@ -50,9 +52,12 @@ __all__ = [
     "connect",
     "Client",
     "Job",
+    "Sweep",
+    "Estimate",
     "Run",
     "resume",
     "load_run",
+    "COLUMNS",
     "STYLES",
     # errors
     "SoraError",
@@ -71,6 +76,7 @@ __all__ = [
     "DownloadError",
     "JobFailedError",
     "JobTimeoutError",
+    "BudgetExceededError",
     # the contract, for direct use
     "ContractClient",
     "Video",

@@ -25,9 +25,9 @@ from ._types import JobSpec
 from ._validation import check_create
 
 if TYPE_CHECKING:
-    from ._sweeps_api import Sweep
+    from ._sweeps import Estimate, SweepPlan
 
-__all__ = ["DEFAULT_RUN_ROOT", "Client", "connect", "resume"]
+__all__ = ["DEFAULT_RUN_ROOT", "Client", "Sweep", "connect", "resume"]
 
 DEFAULT_RUN_ROOT = Path("sora_runs")
 
@@ -207,9 +207,14 @@ class Client:
         return Run(self.runner, directory, axes=axes, meta=meta)
 
     def sweep(self, **axes: Any) -> Sweep:
-        """Plan a parameter sweep (cartesian product, zip rows or a prompt template); see :class:`Sweep`."""
-        from ._sweeps_api import Sweep
+        """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt
+        ``template`` with ``variables``. Nothing is sent until ``start()``.
 
+        >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
+        ...                      seconds=["4", "8"], size=["1280x720"], repeats=2)  # doctest: +SKIP
+        >>> print(sweep.estimate())  # doctest: +SKIP
+        16 jobs, 96 s of video, est. $19.20
+        """
         return Sweep(self, **axes)
 
     # ------------------------------------------------------------------ the contract, directly
@@ -245,6 +250,68 @@ class Client:
                 f"key={'set' if self._has_key else 'none'}>")
 
 
+class Sweep:
+    """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
+
+    def __init__(self, client: Client, **axes: Any) -> None:
+        from ._sweeps import expand
+
+        self.client = client
+        self.options = axes
+        self.plan: SweepPlan = expand(strict=client.profile.validate_models, **axes)
+
+    @property
+    def jobs(self) -> tuple[JobSpec, ...]:
+        return self.plan.jobs
+
+    def __len__(self) -> int:
+        return len(self.plan.jobs)
+
+    def estimate(self) -> Estimate:
+        """Job count, generated seconds, cost (``None`` where a price is unknown) and invalid combinations."""
+        from ._sweeps import estimate
+
+        return estimate(self.plan)
+
+    def start(
+        self,
+        *,
+        max_concurrency: int | None = None,
+        budget_usd: float | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """Launch every valid job in a new run and return it at once.
+
+        Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``.
+        """
+        from ._sweeps import check_budget
+
+        if not self.plan.jobs:
+            raise ValueError("this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes.")
+        check_budget(self.estimate(), budget_usd)
+        run = self.client.new_run(axes=self.plan.axes, run_dir=run_dir,
+                                  extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd})
+        run.max_concurrency = max_concurrency
+        run.submit(list(self.plan.jobs))
+        return run
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.estimate()}>"
+
+    def _repr_html_(self) -> str:
+        return self.estimate()._repr_html_()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, range)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api_key: str | None = None) -> Run:
     """Re-attach to a run after a kernel restart or a crash; returns the run, already going again.
 
@@ -270,5 +337,5 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
             client = connect(meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key,
                              run_root=directory.parent)
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
-    client.runtime.call(client.runner.attach, run)
+    client.runtime.call_and_wait(client.runner.attach, run)
     return run

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -242,6 +243,8 @@ class Run:
         self.meta = meta
         self.jobs: list[Job] = []
         self._observers: list[Observer] = []
+        self._seq = 0
+        self._seq_lock = threading.Lock()
         self.ledger: Any = None  # opened on the loop thread by the runner
 
     @property
@@ -254,6 +257,12 @@ class Run:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_concurrency or 1_000_000)
         return self._slots
+
+    def next_seq(self, *, after: int | None = None) -> int:
+        """The next job's sequence number (thread-safe; ``after`` moves past an existing one)."""
+        with self._seq_lock:
+            self._seq = max(self._seq, after) if after is not None else self._seq + 1
+            return self._seq
 
     def resolve(self, relative: str | None) -> Path | None:
         return None if relative is None else (self.run_dir / relative).resolve()
@@ -347,7 +356,7 @@ class Run:
         from ._results import records_to_dataframe
 
         records = [dataclasses.replace(job.record) for job in self.jobs]
-        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes)
+        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))

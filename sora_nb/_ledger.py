@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ._errors import SoraError
-from ._redact import redact
+from ._redact import looks_like_secret, redact
 from ._types import JobSpec
 
 __all__ = [
@@ -403,7 +403,7 @@ def _json_for_ledger(name: str, value: Any, *, what: str = "job field") -> str:
         text = json.dumps({name: value}, ensure_ascii=False)
     except TypeError as exc:
         raise ValueError(f"{what} {name!r} must be JSON (str, number, bool, None, list, dict): {exc}") from exc
-    if redact(text) != text:
+    if looks_like_secret(text):
         # The value itself is never echoed: it may be the key.
         raise ValueError(
             f"{what} {name!r} looks like it holds an API key or token; "

@@ -10,7 +10,7 @@ import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["SIGNED_URL_PARAMS", "RedactingFilter", "logger", "redact", "redact_url"]
+__all__ = ["SIGNED_URL_PARAMS", "RedactingFilter", "logger", "looks_like_secret", "redact", "redact_url"]
 
 logger = logging.getLogger("sora_nb")
 
@@ -33,15 +33,38 @@ _PATTERNS = [
     # OpenAI-style and other prefixed keys (sk-..., sk-proj-..., xai-..., AIza...).
     (re.compile(r"\b(sk|xai|rk|or)-[A-Za-z0-9_-]{8,}"), REDACTED),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), REDACTED),
-    # key=value pairs in headers, JSON or query strings.
+    # key: value pairs in headers and JSON.
     (
-        re.compile(
-            r"(?i)((?:api[-_]?key|x-goog-api-key|authorization|access_token|token|sig|signature|se|skoid|skt|ske|sks|skv)"
-            r"[\"']?\s*[:=]\s*[\"']?)([^\"'&\s,;}]+)"
-        ),
+        re.compile(r"(?i)\b((?:api[-_]?key|x-goog-api-key|authorization|access_token)[\"']?\s*[:=]\s*[\"']?)"
+                   r"([^\"'&\s,;}]+)"),
+        r"\1" + REDACTED,
+    ),
+    # Signature parameters inside URLs' query strings.
+    (
+        re.compile(r"(?i)([?&](?:" + "|".join(re.escape(p) for p in sorted(SIGNED_URL_PARAMS)) + r")=)([^&\s\"'#]+)"),
         r"\1" + REDACTED,
     ),
 ]
+
+_SECRET = re.compile(
+    r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{16,}"
+    r"|\b(?:sk|xai|rk)-[A-Za-z0-9_-]{16,}"
+    r"|\bAIza[0-9A-Za-z_-]{30,}"
+    r"|[?&](?:sig|skoid|signature|x-amz-signature|x-goog-signature|access_token|api_key|key)=[^&\s]{8,}"
+    r"|\b(?:api[-_]?key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9._-]{12,}"
+    # A JSON member named like a credential, whatever its value looks like.
+    r"|\"(?:api[-_]?key|apikey|x-goog-api-key|authorization|access_token|token|secret|password)\"\s*:\s*\"[^\"]{4,}\""
+)
+
+
+def looks_like_secret(text: str) -> bool:
+    """True when ``text`` holds something shaped like a credential (stricter than :func:`redact`,
+    which also scrubs weaker matches from logs). Used to refuse storing keys anywhere on disk.
+
+    >>> looks_like_secret("a horse: galloping"), looks_like_secret("Bearer sk-proj-abcdefghijklmnop")
+    (False, True)
+    """
+    return _SECRET.search(text) is not None
 
 
 def redact_url(url: str) -> str:
@@ -67,7 +90,7 @@ def redact(text: str, *secrets: str | None) -> str:
     """Scrub keys, bearer tokens and URL signatures from ``text``; also any exact ``secrets`` given.
 
     >>> redact("Authorization: Bearer sk-abcdefghijkl123")
-    'Authorization: REDACTED'
+    'Authorization: REDACTED REDACTED'
     >>> redact("calling with my-own-key", "my-own-key")
     'calling with REDACTED'
     """

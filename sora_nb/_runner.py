@@ -94,25 +94,24 @@ class Runner:
             raise RuntimeError("this client is closed. Fix: sora_nb.connect() again, or sora_nb.resume(run_dir).")
         jobs = []
         for spec in specs:
+            seq = run.next_seq()
             record = JobRecord(
-                job_id=f"j{secrets.token_hex(3)}",
-                seq=0,
+                job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
+                seq=seq,
                 spec=spec,
                 estimated_cost_usd=estimated_cost(spec),
             )
             job = Job(self, run, record)
             jobs.append(job)
+        # Listed at once so that the caller's view (run.done, len(run)) includes them; their ledger
+        # rows are written on the loop, before anything is sent.
+        run.jobs.extend(jobs)
         self.runtime.call(self._start, run, jobs)
         return jobs
 
     def _start(self, run: Run, jobs: list[Job]) -> None:
         ledger = self.open_ledger(run)
-        seq = ledger.next_seq()
-        for offset, job in enumerate(jobs):
-            job.record.seq = seq + offset
-            job.record.job_id = f"j{job.record.seq:04d}-{job.record.job_id[1:]}"
         ledger.add_jobs([job.record for job in jobs])
-        run.jobs.extend(jobs)
         for job in jobs:
             self.start_job(job)
 
@@ -135,6 +134,7 @@ class Runner:
         """
         ledger = self.open_ledger(run)
         for record in ledger.jobs():
+            run.next_seq(after=record.seq)
             job = Job(self, run, record)
             run.jobs.append(job)
             if record.remote_id:
@@ -251,7 +251,8 @@ class Runner:
             if video.status == "in_progress" and record.started_at is None:
                 changes["started_at"] = now
             if video.status in TERMINAL_STATUSES:
-                changes["completed_at"] = float(video.completed_at) if video.completed_at else now
+                # When we saw it (the server's completed_at has whole-second resolution and its own clock).
+                changes["completed_at"] = now
                 if record.started_at is None and video.status == "completed":
                     changes["started_at"] = record.submitted_at
         if video.progress != record.progress:

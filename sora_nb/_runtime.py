@@ -83,6 +83,16 @@ class Runtime:
         else:
             self.loop.call_soon_threadsafe(fn, *args)
 
+    def call_and_wait(self, fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
+        """Call ``fn(*args)`` on the loop thread and return its result (blocking a non-loop thread)."""
+        if self.in_loop_thread():
+            return fn(*args)
+
+        async def _call() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(timeout)
+
     def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None) -> T:
         """Block until ``coro`` finishes (scripts, CLI); ``timeout`` in seconds.
 

@@ -348,11 +348,6 @@ def test_error_text_from_the_server_is_scrubbed_not_refused(ledger: Ledger) -> N
     assert KEY.encode() not in raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sora_nb._redact treats 'se:' inside any word as a SAS 'se=' parameter, so 'horse: x' looks like "
-    "a key. Fix there (a \\b before the key names); then remove this marker.",
-)
 def test_an_ordinary_prompt_with_a_colon_is_accepted(ledger: Ledger) -> None:
     ledger.add_job(record(1, spec=spec("a horse: galloping on the beach")))
 

@@ -1,0 +1,161 @@
+"""The engine end to end against the in-process simulator: jobs, runs, sweeps, cancel, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+import sora_nb
+from sora_nb._media import sha256_file
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+FAST = 0.004
+
+
+def test_generate_returns_at_once_and_produces_files(client: sora_nb.Client) -> None:
+    job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720", seconds=4)
+    assert job.status == "pending_submit" and not job.done
+    assert job.wait(timeout=30) is job
+    assert job.status == "completed" and job.progress == 100
+    assert job.remote_id and job.remote_id.startswith("video_")
+    with av.open(str(job.video_path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.width > stream.height  # 1280x720 is landscape
+    with Image.open(job.thumbnail_path) as poster:
+        assert poster.format == "WEBP"
+    assert job.record.checksum == sha256_file(job.video_path)
+    assert job.record.attempts == 1 and job.record.polls >= 1
+
+
+def test_ledger_row_matches_the_job(client: sora_nb.Client) -> None:
+    job = client.generate("a cat skiing", seconds="8").wait(timeout=30)
+    from sora_nb._ledger import Ledger
+
+    with Ledger.open(job.run.run_dir, readonly=True) as ledger:
+        (row,) = ledger.jobs()
+    assert row.remote_id == job.remote_id and row.status == "completed"
+    assert row.video_path == f"videos/{job.id}.mp4"
+    assert row.submitted_at <= row.started_at <= row.completed_at <= row.downloaded_at
+
+
+def test_failed_job_raises_with_the_servers_error(client: sora_nb.Client) -> None:
+    job = client.generate("a storm [fail]")
+    with pytest.raises(sora_nb.JobFailedError, match="moderation_blocked") as info:
+        job.wait(timeout=30)
+    assert info.value.job is job
+    assert job.status == "failed" and job.error is not None and job.error.code == "moderation_blocked"
+    assert job.video_path is None
+
+
+def test_validation_errors_are_raised_before_sending(client: sora_nb.Client, sim_transport: SimulatorTransport) -> None:
+    with pytest.raises(sora_nb.ValidationError, match="Allowed: '720x1280', '1280x720'"):
+        client.generate("a cat", model="sora-2", size="1792x1024")
+    assert sim_transport.audit() == []
+
+
+def test_cancel_stops_polling_and_deletes_the_remote_job(tmp_path: Path) -> None:
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow) as client:
+        job = client.generate("a very slow sunrise")
+        for _ in range(200):
+            if job.remote_id:
+                break
+            import time
+
+            time.sleep(0.01)
+        job.cancel()
+        with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+            job.wait(timeout=10)
+        assert job.status == "cancelled"
+        remote_id = job.remote_id
+
+        async def gone() -> bool:
+            try:
+                await client.api.retrieve(remote_id)
+            except sora_nb.NotFoundError:
+                return True
+            return False
+
+        for _ in range(100):
+            if client.runtime.run(gone(), timeout=5):
+                break
+        else:
+            pytest.fail("the cancelled job was not deleted on the server")
+
+
+def test_remix_and_extend_make_new_jobs(client: sora_nb.Client) -> None:
+    job = client.generate("a corgi surfing", seconds="4").wait(timeout=30)
+    remix = job.remix("a corgi surfing at night").wait(timeout=30)
+    extended = job.extend("the corgi jumps", seconds="8").wait(timeout=30)
+    assert remix.spec.parent_id == job.remote_id and remix.spec.kind == "remix"
+    assert extended.spec.kind == "extend" and extended.video_path.exists()
+    assert len(job.run) == 3
+
+
+def test_sweep_estimate_start_and_dataframe(client: sora_nb.Client) -> None:
+    sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
+                         size=["1280x720", "1792x1024"], seconds=["4"], repeats=2)
+    estimate = sweep.estimate()
+    assert estimate.jobs == 12 and estimate.invalid == 2  # sora-2 cannot do 1792x1024
+    assert estimate.cost_usd == pytest.approx(2 * (2 * 0.4 + 2 * 1.2 + 2 * 2.0))
+    run = sweep.start(max_concurrency=3)
+    assert run.wait(timeout=60) is run
+    df = run.to_dataframe()
+    assert len(df) == 12 and set(df["status"]) == {"completed"}
+    assert list(df.columns[:6]) == ["prompt", "model", "size", "seconds", "style", "repeat"]
+    assert df["video_path"].map(lambda p: Path(p).exists()).all()
+
+
+def test_budget_cap_refuses_to_start(client: sora_nb.Client, sim_transport: SimulatorTransport) -> None:
+    sweep = client.sweep(prompt=["a", "b"], model="sora-2-pro", seconds="12")
+    with pytest.raises(sora_nb.BudgetExceededError, match="over the budget.*Fix: raise budget_usd"):
+        sweep.start(budget_usd=1.0)
+    assert sim_transport.audit() == []
+
+
+def test_dropped_creates_are_reconciled_never_paid_twice(tmp_path: Path) -> None:
+    flaky = SimulatorTransport(SimulatorConfig(seed=5, time_scale=FAST, drop_after_create_rate=0.5, drop_rate=0.1))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=flaky) as client:
+        run = client.sweep(prompt=[f"scene {i}" for i in range(10)]).start()
+        run.wait(timeout=60)
+        assert run.counts() == {"completed": 10}
+        assert client.api.reconciled_creates > 0
+    audit = flaky.audit()
+    assert len(audit) == 10
+    assert sorted(a["id"] for a in audit) == sorted(job.remote_id for job in run)
+
+
+def test_rate_limits_slow_jobs_down_but_lose_none(tmp_path: Path) -> None:
+    limited = SimulatorTransport(SimulatorConfig(seed=6, time_scale=FAST, rate_limit_rpm=4, error_rate=0.05))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=limited) as client:
+        run = client.sweep(prompt=[f"shot {i}" for i in range(6)]).start()
+        run.wait(timeout=60)
+        assert run.counts() == {"completed": 6}
+        assert client.api.gate.pauses > 0
+    assert len(limited.audit()) == 6
+
+
+def test_resume_reattaches_without_creating_twice(tmp_path: Path, sim_transport: SimulatorTransport) -> None:
+    slowish = SimulatorTransport(SimulatorConfig(seed=9, time_scale=0.02))
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slowish)
+    run = client.sweep(prompt=["one", "two", "three"]).start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while sum(bool(j.remote_id) for j in run) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.close()  # the "kernel restart": tasks stop, the ledger stays
+    assert not all(j.done and j.status == "completed" for j in run)
+
+    other = sora_nb.connect("simulator", run_root=tmp_path, transport=slowish)
+    resumed = sora_nb.resume(run.run_dir, client=other)
+    resumed.wait(timeout=60)
+    assert resumed.counts() == {"completed": 3}
+    assert len(slowish.audit()) == 3
+    df = sora_nb.load_run(run.run_dir)
+    assert list(df["status"]) == ["completed"] * 3
+    other.close()
