@@ -20,10 +20,13 @@ Choices where the contract is silent (callers rely on them):
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -71,6 +74,22 @@ _SERVER_ERRORS = {
     502: ("Bad gateway. The upstream service did not answer; retry the request.", "bad_gateway"),
     503: ("The engine is currently overloaded, please try again later.", "service_unavailable"),
 }
+
+
+_T = TypeVar("_T")
+
+
+async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking work (render, image and video decoding) off the event loop.
+
+    On asyncio the loop's default executor is used: ``asyncio.run`` joins its threads on exit, so a
+    short-lived loop (a script, a test) leaves no worker thread behind. Other backends use anyio.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return await anyio.to_thread.run_sync(function, *args)
+    return await loop.run_in_executor(None, functools.partial(function, *args))
 
 
 @dataclass
@@ -310,11 +329,11 @@ class _Api:
     async def _reference_path(self, create: CreateRequest) -> str | None:
         if create.reference is None or create.reference.image is None:
             return None
-        image = await anyio.to_thread.run_sync(check_image, create.reference.image, create.size)
-        return await anyio.to_thread.run_sync(store_reference_image, image, self.state.cache_dir)
+        image = await _in_thread(check_image, create.reference.image, create.size)
+        return await _in_thread(store_reference_image, image, self.state.cache_dir)
 
     async def _probe(self, upload: Upload) -> tuple[int, int, float]:
-        probed = await anyio.to_thread.run_sync(probe_video, upload.data)
+        probed = await _in_thread(probe_video, upload.data)
         if probed is None or probed[2] <= 0:
             raise RequestError(
                 400,
@@ -395,7 +414,7 @@ class _Api:
                 param="video_id",
                 code="video_expired",
             )
-        assets = await anyio.to_thread.run_sync(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
+        assets = await _in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
         path = {"video": assets.video, "thumbnail": assets.thumbnail, "spritesheet": assets.spritesheet}[variant]
         return FileResponse(path, media_type=_MEDIA_TYPES[variant])
 
