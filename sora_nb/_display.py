@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._jobs import Job
+    from ._jobs import Job, Run
 
-__all__ = ["job_html", "media_src"]
+__all__ = ["display_job", "display_run", "job_html", "media_src", "run_html"]
 
 _BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41"}
 
@@ -50,3 +50,24 @@ def job_html(job: Job) -> str:
         head += (f'<br><video src="{html.escape(src)}"{poster_attr} controls muted loop playsinline '
                  f'style="max-width:360px;max-height:360px"></video>')
     return head + "</div>"
+
+
+def run_html(run: Run) -> str:
+    """A one-line summary of a run with its counts by status."""
+    counts = ", ".join(f"{n} {html.escape(s)}" for s, n in sorted(run.counts().items()))
+    return (f'<div style="font-family:sans-serif;font-size:13px"><b>run {html.escape(run.id)}</b>: '
+            f"{len(run)} jobs ({counts or 'none'}) in <code>{html.escape(str(run.run_dir))}</code></div>")
+
+
+def display_job(job: Job) -> None:
+    """Show a job in a notebook (the single place that calls IPython's display for jobs)."""
+    from IPython.display import HTML, display
+
+    display(HTML(job_html(job)))
+
+
+def display_run(run: Run) -> None:
+    """Show a run in a notebook."""
+    from IPython.display import HTML, display
+
+    display(HTML(run_html(run)))

@@ -223,6 +223,11 @@ class Job:
 
         return job_html(self)
 
+    def _ipython_display_(self) -> None:
+        from ._display import display_job
+
+        display_job(self)
+
 
 class Run:
     """A group of jobs with one run directory: ``ledger.sqlite``, ``videos/``, ``thumbnails/``.
@@ -357,6 +362,35 @@ class Run:
 
         records = [dataclasses.replace(job.record) for job in self.jobs]
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
+
+    # ------------------------------------------------------------------ display (needs the notebook extra)
+    def gallery(self, **options: Any) -> Any:
+        """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis."""
+        from .ui import gallery
+
+        return gallery(self, **options)
+
+    def compare(self, rows: str = "prompt", cols: str = "model", **options: Any) -> Any:
+        """The run's videos pivoted by two axes, with synchronised play/pause."""
+        from .ui import compare
+
+        return compare(self, rows=rows, cols=cols, **options)
+
+    def table(self, **options: Any) -> Any:
+        """The run's DataFrame with thumbnails, sortable."""
+        from .ui import table
+
+        return table(self, **options)
+
+    def _repr_html_(self) -> str:
+        from ._display import run_html
+
+        return run_html(self)
+
+    def _ipython_display_(self) -> None:
+        from ._display import display_run
+
+        display_run(self)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
