@@ -1,0 +1,208 @@
+"""The contract client against recorded exchanges (pytest-vcr cassettes in ``cassettes/contract/``).
+
+The cassettes were recorded from real HTTP exchanges with ``sora-nb simulator`` served on a loopback
+port (``SORA_NB_RECORD=1 python -m pytest tests/test_cassettes.py`` re-records them; it starts the
+simulator itself). In CI they are replayed with record mode ``none``: a request that is not in the
+cassette is an error, never a live call. Authorization headers and any key-like text in bodies are
+scrubbed before anything is written, and a test below fails if any cassette holds a key-like string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from vcr.persisters.filesystem import FilesystemPersister
+
+import sora_nb
+from sora_nb import ContractClient, RetryPolicy
+from sora_nb._redact import redact
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTES = ROOT / "cassettes"
+RECORDING = os.environ.get("SORA_NB_RECORD") == "1"
+PORT = 8765  # recorded URLs carry the port: replay needs no server, but the same base URL
+BASE_URL = f"http://127.0.0.1:{PORT}/v1"
+KEY = "sk-record-" + "K" * 24  # the key used while recording; it must never reach a cassette
+
+HEADER = (
+    "# Recorded from the sora_nb simulator (`sora-nb simulator --port {port} --seed 21 --time-scale 0.002\n"
+    "# --max-side 64 --fps 4`) over its real HTTP interface on loopback, with sora_nb's ContractClient.\n"
+    "# Not recorded from OpenAI's service (shut down on 2026-09-24). Secrets scrubbed before writing.\n"
+    "# Re-record: SORA_NB_RECORD=1 python -m pytest tests/test_cassettes.py\n"
+).format(port=PORT)
+
+KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{12,}|Bearer [A-Za-z0-9._-]{20,}|api[-_]key: *[A-Za-z0-9]{16,}")
+
+
+class AnnotatedPersister(FilesystemPersister):
+    """Writes cassettes with a header saying where they were recorded from."""
+
+    @staticmethod
+    def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
+        FilesystemPersister.save_cassette(cassette_path, cassette_dict, serializer)
+        path = Path(cassette_path)
+        path.write_text(HEADER + path.read_text())
+
+
+def _scrub_request(request: Any) -> Any:
+    if request.body and isinstance(request.body, (bytes, str)):
+        body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else request.body
+        if KEY in body or redact(body) != body:
+            request.body = redact(body, KEY)
+    return request
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    body = response.get("body", {}).get("string")
+    if isinstance(body, bytes) and body[:1] in (b"{", b"["):
+        text = body.decode("utf-8", "replace")
+        response["body"]["string"] = redact(text, KEY).encode()
+    return response
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    return {
+        "record_mode": "all" if RECORDING else "none",
+        "filter_headers": ["authorization", "x-goog-api-key", "api-key", "cookie", "set-cookie"],
+        "before_record_request": _scrub_request,
+        "before_record_response": _scrub_response,
+        "decode_compressed_response": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir() -> str:
+    return str(CASSETTES / "contract")
+
+
+@pytest.fixture(scope="module")
+def vcr(vcr: Any) -> Any:
+    vcr.register_persister(AnnotatedPersister)
+    return vcr
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[None]:
+    """While recording, the simulator on the fixed loopback port; while replaying, nothing at all."""
+    if not RECORDING:
+        yield
+        return
+    from sora_nb.simulator import SimulatorConfig, start_server
+
+    config = SimulatorConfig(seed=21, time_scale=0.002, max_side=64, fps=4)
+    with start_server(config, port=PORT):
+        yield
+
+
+async def no_sleep(_: float) -> None:
+    """Replays have no server time to wait for; recordings wait a little for real."""
+    if RECORDING:
+        import asyncio
+
+        await asyncio.sleep(0.05)
+
+
+def api() -> ContractClient:
+    return ContractClient(base_url=BASE_URL, api_key=KEY, sleep=no_sleep,
+                          retry=RetryPolicy(max_retries=2, jitter=0.0))
+
+
+async def wait_done(client: ContractClient, video_id: str) -> sora_nb.Video:
+    # Bounded by the recorded exchanges: the loop depends only on response content, not on time.
+    for _ in range(400):
+        video = await client.retrieve(video_id)
+        if video.done:
+            return video
+        await no_sleep(0)
+    raise AssertionError("the job did not finish")
+
+
+@pytest.mark.vcr
+async def test_full_lifecycle(served: None, tmp_path: Path) -> None:
+    async with api() as client:
+        video = await client.create(prompt="a lighthouse at dusk", model="sora-2", size="1280x720", seconds="4")
+        assert video.status == "queued" and video.seconds == "4"
+        done = await wait_done(client, video.id)
+        assert done.status == "completed" and done.progress == 100
+        mp4 = await client.download(video.id, tmp_path / "v.mp4")
+        webp = await client.download(video.id, tmp_path / "t.webp", variant="thumbnail")
+        jpeg = await client.download(video.id, tmp_path / "s.jpg", variant="spritesheet")
+        assert mp4.read_bytes()[4:8] == b"ftyp"
+        with Image.open(webp) as thumb, Image.open(jpeg) as sheet:
+            assert (thumb.format, sheet.format) == ("WEBP", "JPEG")
+        ids = [v.id async for v in client.iter_videos(page_size=10)]
+        assert video.id in ids
+        deleted = await client.delete(video.id)
+        assert deleted.deleted and deleted.id == video.id
+        with pytest.raises(sora_nb.NotFoundError, match="HTTP 404"):
+            await client.retrieve(video.id)
+
+
+@pytest.mark.vcr
+async def test_multipart_create_with_reference_image(served: None, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.png"
+    Image.new("RGB", (720, 1280), (200, 80, 40)).save(ref)
+    async with api() as client:
+        video = await client.create(prompt="the same scene, animated", model="sora-2", size="720x1280",
+                                    seconds="4", input_reference=ref)
+        assert video.status == "queued" and video.size == "720x1280"
+
+
+@pytest.mark.vcr
+async def test_server_side_validation_errors(served: None) -> None:
+    async with ContractClient(base_url=BASE_URL, api_key=KEY, validate=False, sleep=no_sleep,
+                              seconds_as_int=True) as client:
+        with pytest.raises(sora_nb.BadRequestError) as info:
+            await client.create(prompt="a cat", model="sora-2", seconds="4")
+        assert info.value.code == "invalid_type" and info.value.param == "seconds"
+    async with ContractClient(base_url=BASE_URL, api_key=KEY, validate=False, sleep=no_sleep) as client:
+        with pytest.raises(sora_nb.BadRequestError) as info:
+            await client.create(prompt="a cat", model="sora-2", size="1792x1024")
+        assert info.value.param == "size"
+        with pytest.raises(sora_nb.NotFoundError):
+            await client.retrieve("video_does_not_exist")
+
+
+@pytest.mark.vcr
+async def test_remix_and_extension(served: None) -> None:
+    async with api() as client:
+        source = await client.create(prompt="a paper boat", seconds="4")
+        await wait_done(client, source.id)
+        remix = await client.remix(source.id, "a paper boat at night")
+        assert remix.remixed_from_video_id == source.id
+        extended = await client.extend(source.id, "the boat sails away", seconds="4")
+        assert extended.seconds == "8"  # the stitched total
+
+
+def test_no_cassette_holds_a_key() -> None:
+    files = sorted(CASSETTES.rglob("*.yaml"))
+    assert files, "the contract cassettes are missing: record them with SORA_NB_RECORD=1"
+    for path in files:
+        text = path.read_text()
+        assert KEY not in text, path
+        assert not KEY_LIKE.search(text), f"{path} holds a key-like string"
+
+
+def test_every_cassette_says_where_it_came_from() -> None:
+    for path in sorted((CASSETTES / "contract").glob("*.yaml")):
+        assert path.read_text().startswith("# Recorded from the sora_nb simulator"), path
+
+
+def test_replay_cannot_reach_the_network() -> None:
+    """Record mode ``none`` turns an unrecorded request into an error, not a live call."""
+    import vcr as vcrpy
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    with vcrpy.use_cassette(str(CASSETTES / "contract" / "test_full_lifecycle.yaml"), record_mode="none"):
+        with pytest.raises(CannotOverwriteExistingCassetteException):
+            httpx.get("http://127.0.0.1:9/never-recorded")
