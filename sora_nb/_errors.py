@@ -168,16 +168,16 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
 }
 
 _NEXT_STEP: dict[type[APIError], str] = {
-    BadRequestError: "Fix the request as the message says and send it again.",
+    BadRequestError: "Fix: change the request as the message says, then send it again.",
     AuthenticationError: (
-        "Check the API key: pass api_key=..., or set the profile's environment variable "
+        "Fix: Check the API key: pass api_key=..., or set the profile's environment variable "
         "(e.g. OPENAI_API_KEY); keys are never shown in messages."
     ),
-    PermissionDeniedError: "This key may not do that: check the key's project, organisation or model access.",
-    NotFoundError: "Check the id and the base URL (it should end in /v1 for OpenAI-compatible servers).",
-    ConflictError: "Wait until the video is completed (or failed) before doing this.",
-    RateLimitError: "Slow down: lower max_concurrency, or wait and retry; sora_nb already retried with backoff.",
-    ServerError: "The server failed; sora_nb retried with backoff. Try again later or check the server's status.",
+    PermissionDeniedError: "Fix: this key may not do that: check the key's project, organisation or model access.",
+    NotFoundError: "Fix: Check the id and the base URL (it should end in /v1 for OpenAI-compatible servers).",
+    ConflictError: "Fix: wait until the video is completed (or failed) before doing this.",
+    RateLimitError: "Fix: slow down: lower max_concurrency, or wait and retry; sora_nb already retried with backoff.",
+    ServerError: "Fix: the server failed and sora_nb retried with backoff. Try again later or check the server's status.",
 }
 
 
@@ -215,7 +215,7 @@ def api_error_from_response(
             else "no error message in the response"
         )
     where = f" (param: {param})" if param else ""
-    hint = _NEXT_STEP.get(cls, "Check the server's documentation for this status.")
+    hint = _NEXT_STEP.get(cls, "Fix: check the server's documentation for this status.")
     message = redact(f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}", secret)
     if isinstance(body, str):
         body = redact(body, secret)
