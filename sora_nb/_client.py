@@ -72,9 +72,7 @@ def connect(
     if chosen.name == "simulator":
         from .simulator import SimulatorConfig
 
-        sim_config = simulator or SimulatorConfig(
-            seed=seed, **({"time_scale": time_scale} if time_scale is not None else {})
-        )
+        sim_config = simulator or SimulatorConfig(seed=seed, time_scale=1.0 if time_scale is None else time_scale)
         if poll_policy is None:
             policy = policy.scaled(min(1.0, sim_config.time_scale))
     elif seed is not None or time_scale is not None or simulator is not None:

@@ -438,11 +438,11 @@ class ContractClient:
             except httpx.TransportError as exc:
                 logger.debug("%s %s -> %s", method, path, type(exc).__name__)
                 certain = isinstance(exc, _NOT_SENT)
-                error = self._transport_error(exc, operation)
+                transport_error = self._transport_error(exc, operation)
                 if not idempotent and not certain:
-                    raise _AmbiguousCreate(type(exc).__name__, error) from exc
+                    raise _AmbiguousCreate(type(exc).__name__, transport_error) from exc
                 if attempt >= self.retry.max_retries:
-                    raise error from None
+                    raise transport_error from None
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
                 attempt += 1
                 continue

@@ -137,7 +137,7 @@ class Job:
         runtime = self._runner.runtime
         try:
             if runtime.in_loop_thread():
-                runtime.run(asyncio.wrap_future(self._future), timeout=timeout)
+                runtime.run(self._await(), timeout=timeout)
             else:
                 self._future.result(timeout)
         except (TimeoutError, concurrent.futures.TimeoutError):
@@ -366,7 +366,7 @@ class Run:
     # ------------------------------------------------------------------ display (needs the notebook extra)
     def gallery(self, **options: Any) -> Any:
         """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis."""
-        from .ui import gallery
+        from .ui import gallery  # type: ignore[import-not-found, unused-ignore]
 
         return gallery(self, **options)
 

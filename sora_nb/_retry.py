@@ -37,7 +37,7 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, self.max_retry_after)
-        backoff = min(self.cap, self.base * (2**attempt))
+        backoff = float(min(self.cap, self.base * 2.0**attempt))
         if self.jitter <= 0:
             return backoff
         r = (rng or random).random()
