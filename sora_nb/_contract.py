@@ -18,6 +18,7 @@ headers and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as _json
 import os
 import random
@@ -55,6 +56,7 @@ ProgressCallback = Callable[[int, "int | None"], None]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout)
 _VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 _IMAGE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+_MAX_REDIRECTS = 5
 
 
 def build_create_request(
@@ -327,8 +329,7 @@ class ContractClient:
         The key goes only to the server's own origin; a CDN or signed link gets no credentials.
         """
         absolute = urljoin(self.base_url, url)
-        parts = urlsplit(absolute)
-        client = self._http if (parts.scheme, parts.netloc) == self._origin else self._anon
+        client = self._client_for(absolute)
         accept = _VIDEO_TYPES if kind == "video" else _IMAGE_TYPES
         return await self._stream_to_file(
             client, httpx.URL(absolute), None, Path(dest), accept=accept, on_progress=on_progress,
@@ -336,6 +337,34 @@ class ContractClient:
         )
 
     # ------------------------------------------------------------------ plumbing
+    def _client_for(self, url: str | httpx.URL) -> httpx.AsyncClient:
+        """The client with credentials for the base URL's origin, the one without for any other."""
+        parts = urlsplit(str(url))
+        return self._http if (parts.scheme, parts.netloc) == self._origin else self._anon
+
+    @contextlib.asynccontextmanager
+    async def _open_stream(
+        self, client: httpx.AsyncClient, url: httpx.URL, params: dict[str, Any] | None
+    ) -> AsyncIterator[httpx.Response]:
+        """``GET url`` as a stream, following redirects by hand so that each hop gets credentials only
+        when it is on the base URL's origin (httpx drops ``Authorization`` on a cross-origin redirect,
+        but would forward other auth headers such as Gemini's ``x-goog-api-key``)."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await client.send(client.build_request("GET", url, params=params), stream=True)
+            if not (response.is_redirect and "location" in response.headers):
+                break
+            await response.aclose()
+            url, params = response.url.join(response.headers["location"]), None
+            client = self._client_for(url)
+        else:
+            raise DownloadError(
+                f"download {redact_url(str(url))}: more than {_MAX_REDIRECTS} redirects. Fix: check the asset URL."
+            )
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
     def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(video, str) and not os.path.exists(video):
             return {"json": {"video": {"id": video}, **body}}
@@ -552,7 +581,7 @@ class ContractClient:
         operation: str,
     ) -> None:
         await self.gate.wait()
-        async with client.stream("GET", url, params=params) as response:
+        async with self._open_stream(client, url, params) as response:
             self._observe(response)
             if response.status_code >= 400:
                 await response.aread()

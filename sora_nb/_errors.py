@@ -15,7 +15,9 @@
     │   ├── ServerError            5xx
     │   └── UnexpectedResponseError  a 2xx that is not what the contract says (HTML page, bad JSON)
     ├── TransportError             the request did not get an answer (connect, read, timeout)
+    │   └── AmbiguousCreateError   a create may have started a job, and the server cannot be searched for it
     ├── DownloadError              bytes could not be fetched or written as asked
+    ├── UnsupportedOperationError  the service has no such operation (delete, list, remix, thumbnails, ...)
     ├── JobFailedError             a job reached ``failed``/``cancelled``/``expired`` (``.job``)
     └── JobTimeoutError            a wait ran past its deadline (``.job``); the job goes on
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIError",
+    "AmbiguousCreateError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -46,6 +49,7 @@ __all__ = [
     "SoraError",
     "TransportError",
     "UnexpectedResponseError",
+    "UnsupportedOperationError",
     "ValidationError",
 ]
 
@@ -137,8 +141,21 @@ class TransportError(SoraError):
     """No answer came back: connection refused, DNS failure, read or connect timeout."""
 
 
+class AmbiguousCreateError(TransportError):
+    """A create (or remix, extend) may have reached the server, but its answer was lost, and the server
+    offers no way to look for the job (no list endpoint). It is not sent again, so nothing is paid twice;
+    the message says where to check (the service's dashboard) before retrying by hand."""
+
+
 class DownloadError(SoraError):
     """Bytes could not be fetched or written as asked (wrong content type, truncated, unwritable)."""
+
+
+class UnsupportedOperationError(SoraError, NotImplementedError):
+    """The service has no such operation (delete, list, remix, extend, a thumbnail variant, ...).
+
+    The profile's ``capabilities`` say beforehand what a service supports; this is raised when asked anyway.
+    """
 
 
 class JobFailedError(SoraError):
