@@ -44,7 +44,7 @@ __all__ = [
     "store_reference_image",
 ]
 
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 """Bump when the pixels change, so stale cached renders are not served."""
 
 _SPRITE_COLUMNS = 4
@@ -214,27 +214,46 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+    """The longest prefix of ``text`` no wider than ``width`` (binary search: prompts can be 32000 chars)."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.getlength(text[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
 def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int) -> list[str]:
-    words = " ".join(text.split()).split(" ")
+    """Greedy word wrap into at most ``max_lines`` lines, ending in an ellipsis when text is left over."""
+    # No glyph is narrower than 2 px, so this many characters is more than the frame can ever show.
+    budget = max_lines * max(8, width // 2)
+    truncated = len(text) > budget
     lines: list[str] = []
     current = ""
-    for word in words:
-        candidate = f"{current} {word}".strip()
-        if font.getlength(candidate) <= width or not current:
+    for word in text[:budget].split():
+        if font.getlength(word) > width:
+            word = _fit(word, font, width)  # a word wider than the frame is cut, not overflowing
+            truncated = True
+        candidate = f"{current} {word}" if current else word
+        if font.getlength(candidate) <= width:
             current = candidate
-            # A single word wider than the frame is cut rather than overflowing.
-            while font.getlength(current) > width and len(current) > 1:
-                current = current[:-1]
-        else:
-            lines.append(current)
-            current = word
-        if len(lines) >= max_lines:
-            break
-    if current and len(lines) < max_lines:
+            continue
         lines.append(current)
-    if len(lines) == max_lines and " ".join(lines) != " ".join(words):
-        lines[-1] = lines[-1].rstrip(". ")[: max(1, len(lines[-1]) - 1)] + "…"
-    return lines
+        current = word
+        if len(lines) == max_lines:
+            current, truncated = "", True
+            break
+    if current:
+        lines.append(current)
+    if truncated and lines:
+        last = lines[-1]
+        while last and font.getlength(last + "…") > width:
+            last = last[:-1]
+        lines[-1] = last.rstrip(" .,;") + "…"
+    return lines or [""]
 
 
 def _text_alpha(prompt: str, width: int, height: int) -> NDArray[np.float32]:
@@ -244,7 +263,7 @@ def _text_alpha(prompt: str, width: int, height: int) -> NDArray[np.float32]:
     margin = max(4, width // 16)
     line_height = int(font_size * 1.25)
     max_lines = max(1, (height - 2 * margin) // line_height)
-    lines = _wrap(prompt or " ", font, width - 2 * margin, max_lines)
+    lines = _wrap(prompt, font, width - 2 * margin, max_lines)
     mask = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(mask)
     top = max(margin, (height - line_height * len(lines)) // 2)
@@ -258,7 +277,9 @@ def _palette(prompt: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     digest = hashlib.sha256(prompt.encode()).digest()
     hue = digest[0] / 255.0
     first = np.array(colorsys.hsv_to_rgb(hue, 0.75, 0.85), dtype=np.float32) * 255.0
-    second = np.array(colorsys.hsv_to_rgb((hue + 0.33) % 1.0, 0.6, 0.45), dtype=np.float32) * 255.0
+    # The second colour's hue offset comes from another byte, so two prompts rarely share a palette.
+    offset = 0.2 + 0.6 * digest[1] / 255.0
+    second = np.array(colorsys.hsv_to_rgb((hue + offset) % 1.0, 0.6, 0.45), dtype=np.float32) * 255.0
     return first, second
 
 
