@@ -789,3 +789,17 @@ def test_create_app_is_a_starlette_app() -> None:
 
     app = create_app(SimulatorConfig(seed=1), clock=lambda: T0)
     assert isinstance(app, Starlette)
+
+
+def test_longest_prompts_render_quickly_and_fit_the_frame(tmp_path: Path) -> None:
+    import time
+
+    from sora_nb.simulator._render import _font, _wrap
+
+    font = _font(15)
+    for text in ("x" * 32000, ("word " * 7000)[:32000], "   ", "a " * 10 + "supercalifragilistic" * 3):
+        lines = _wrap(text, font, 150, 6)
+        assert 1 <= len(lines) <= 6 and all(font.getlength(line) <= 150 for line in lines)
+    started = time.perf_counter()
+    ensure_rendered(RenderSpec((("x" * 32000, 1),), "720x1280", 96, 4), str(tmp_path))
+    assert time.perf_counter() - started < 5  # the naive cut loop took minutes
