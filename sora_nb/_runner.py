@@ -140,8 +140,15 @@ class Runner:
             if record.remote_id:
                 self._remote_ids.add(record.remote_id)
             if record.status == "cancelled":
-                self._transition(job, notify=False, status="queued" if record.remote_id else "pending_submit",
-                                 error_code=None, error_message=None, completed_at=None)
+                if record.remote_id and not self.profile.supports_delete:
+                    # The server kept it running: pick it up again.
+                    restart: dict[str, Any] = {"status": "queued"}
+                else:
+                    # It was deleted on the server (or never sent): start it afresh.
+                    restart = {"status": "pending_submit", "remote_id": None, "create_state": "pending",
+                               "progress": None, "submitted_at": None, "started_at": None}
+                self._transition(job, notify=False, error_code=None, error_message=None, completed_at=None,
+                                 **restart)
             if record.status in TERMINAL_STATUSES and (record.status != "completed" or record.downloaded_at):
                 job._finish()
             else:
