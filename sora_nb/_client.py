@@ -6,6 +6,7 @@ run that ``generate`` writes into. It returns at once from every call that start
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from . import _catalog
 from ._contract import ContractClient
 from ._jobs import Job, Run
 from ._polling import PollPolicy
-from ._profiles import Profile, resolve_api_key, resolve_profile
+from ._profiles import SIMULATOR_API_KEY, Profile, resolve_api_key, resolve_profile, simulator_base_url
 from ._retry import RetryPolicy
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
@@ -51,7 +52,8 @@ def connect(
     """Connect to a video server; with no profile and no base URL, to the in-process simulator.
 
     Args:
-        profile: ``"simulator"``, ``"openai-compatible"``, ``"litellm"``, ``"vllm-omni"``, ``"sglang"``.
+        profile: ``"simulator"``, ``"openai-compatible"``, ``"litellm"``, ``"vllm-omni"``, ``"sglang"``, or a
+            hosted service: ``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"`` (``sora_nb.PROFILES``).
         base_url: the API root (``.../v1``) for any OpenAI-compatible server.
         api_key: the key; else the profile's environment variable; else a hidden prompt when required.
             It lives only in the client's request headers.
@@ -59,31 +61,58 @@ def connect(
         max_concurrency: jobs in flight at once (default: the profile's).
         run_root: where run directories go (default ``./sora_runs``).
         seed, time_scale: the simulator's seed and speed (``time_scale=0.01``: a 60 s job takes 0.6 s).
-        simulator: a full ``sora_nb.simulator.SimulatorConfig`` (faults and all), instead of seed/time_scale.
+        simulator: ``True`` runs the profile in process against the built-in simulator: the simulator's
+            dialect of that service (``connect("openrouter", simulator=True)``: its paths, fields and status
+            words, no key, no network) or, for OpenAI-shaped profiles, the OpenAI simulator. A full
+            ``sora_nb.simulator.SimulatorConfig`` does the same with faults and all. Without it, a hosted
+            profile needs its key and never falls back to the simulator silently.
         transport: an ``httpx.AsyncBaseTransport`` to use instead of the network.
 
     >>> client = sora_nb.connect("simulator", seed=7, time_scale=0.01)  # doctest: +SKIP
     >>> client = sora_nb.connect("openai-compatible", base_url="http://localhost:4000/v1")  # doctest: +SKIP
+    >>> client = sora_nb.connect("openrouter", simulator=True, time_scale=0.01)  # doctest: +SKIP
     """
     chosen = resolve_profile(profile, base_url=base_url)
-    key = resolve_api_key(chosen, api_key)
     policy = poll_policy or PollPolicy()
     sim_config = None
-    if chosen.name == "simulator":
-        from .simulator import SimulatorConfig
-
-        sim_config = simulator or SimulatorConfig(seed=seed, time_scale=1.0 if time_scale is None else time_scale)
+    if chosen.name == "simulator" or (simulator is not None and simulator is not False):
+        sim_config = _simulator_config(chosen, simulator, seed=seed, time_scale=time_scale)
+        if chosen.name != "simulator" and base_url is None:
+            chosen = dataclasses.replace(chosen, base_url=simulator_base_url(chosen))
+        # Dialects, like the services, want a key: a placeholder, never a real key from the environment.
+        key = api_key or (None if chosen.dialect == "openai" else SIMULATOR_API_KEY)
         if poll_policy is None:
             policy = policy.scaled(min(1.0, sim_config.time_scale))
-    elif seed is not None or time_scale is not None or simulator is not None:
+    elif seed is not None or time_scale is not None:
         raise ValueError(
             f"seed, time_scale and simulator are simulator options, but the profile is {chosen.name!r}. "
-            "Fix: drop them, or connect('simulator', ...)."
+            f"Fix: drop them, or connect({chosen.name!r}, simulator=True, ...) to run it on the simulator."
         )
+    else:
+        key = resolve_api_key(chosen, api_key)
     return Client(
         chosen, api_key=key, headers=headers, timeout=timeout, run_root=run_root, transport=transport,
         simulator=sim_config, max_concurrency=max_concurrency, poll_policy=policy, retry=retry,
     )
+
+
+def _simulator_config(profile: Profile, simulator: Any, *, seed: int | None, time_scale: float | None) -> Any:
+    """The simulator that imitates ``profile``: its dialect, and model checks as strict as the profile's."""
+    from .simulator import SimulatorConfig
+
+    if isinstance(simulator, SimulatorConfig):
+        if simulator.dialect == "openai" and profile.dialect != "openai":
+            return dataclasses.replace(simulator, dialect=profile.dialect)
+        if simulator.dialect != profile.dialect:
+            raise ValueError(
+                f"simulator.dialect={simulator.dialect!r} does not imitate profile {profile.name!r} "
+                f"(its dialect is {profile.dialect!r}). Fix: SimulatorConfig(dialect={profile.dialect!r}, ...)."
+            )
+        return simulator
+    if simulator not in (None, True):
+        raise TypeError(f"simulator must be True or a SimulatorConfig, got {type(simulator).__name__}.")
+    return SimulatorConfig(seed=seed, time_scale=1.0 if time_scale is None else time_scale,
+                           dialect=profile.dialect, strict_models=profile.validate_models)
 
 
 class Client:
@@ -120,10 +149,11 @@ class Client:
                 from .simulator import SimulatorTransport
 
                 transport = SimulatorTransport(simulator)
-            return ContractClient(
-                base_url=self.base_url, api_key=api_key, headers={**profile.extra_headers, **(headers or {})},
-                timeout=timeout, transport=transport, retry=retry, multipart_only=profile.multipart_only,
-                seconds_as_int=profile.seconds_as_int, validate=profile.validate_models,
+            from .providers import make_client  # the profile names its adapter
+
+            return make_client(
+                profile, base_url=self.base_url, api_key=api_key, headers={**profile.extra_headers, **(headers or {})},
+                timeout=timeout, transport=transport, retry=retry,
             )
 
         self._has_key = has_key
@@ -138,7 +168,7 @@ class Client:
         self,
         prompt: str,
         *,
-        model: str = _catalog.DEFAULT_MODEL,
+        model: str | None = None,
         size: str = _catalog.DEFAULT_SIZE,
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: str | os.PathLike[str] | None = None,
@@ -146,7 +176,8 @@ class Client:
     ) -> Job:
         """Start one video job and return it at once; it runs in the background.
 
-        Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent.
+        Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent. ``model``
+        defaults to the profile's (``client.profile.default_model``).
 
         >>> job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720")  # doctest: +SKIP
         >>> job.wait(timeout=600).video_path  # doctest: +SKIP
@@ -159,7 +190,7 @@ class Client:
         self,
         prompt: str,
         *,
-        model: str = _catalog.DEFAULT_MODEL,
+        model: str | None = None,
         size: str = _catalog.DEFAULT_SIZE,
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: str | os.PathLike[str] | None = None,
@@ -169,8 +200,11 @@ class Client:
         from ._styles import apply_style
         from ._validation import load_reference
 
+        model = model or self.profile.default_model
         params = check_create(prompt=prompt, model=model, size=size, seconds=seconds,
                               strict=self.profile.validate_models)
+        if self.profile.validate_models:
+            self.profile.capabilities.check(model, params["size"], params["seconds"])
         apply_style(params["prompt"], style)
         reference = None
         if input_reference is not None:
@@ -201,7 +235,8 @@ class Client:
             "base_url": self.base_url, "axes": list(axes), **(extra_meta or {}),
         }
         if self.simulator is not None:
-            meta["simulator"] = {"seed": self.simulator.seed, "time_scale": self.simulator.time_scale}
+            meta["simulator"] = {"seed": self.simulator.seed, "time_scale": self.simulator.time_scale,
+                                 "dialect": self.simulator.dialect}
         return Run(self.runner, directory, axes=axes, meta=meta)
 
     def sweep(self, **axes: Any) -> Sweep:
@@ -256,7 +291,10 @@ class Sweep:
 
         self.client = client
         self.options = axes
-        self.plan: SweepPlan = expand(strict=client.profile.validate_models, **axes)
+        # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
+        # and combinations are checked against what the profile says its server accepts.
+        self.plan: SweepPlan = expand(strict=client.profile.validate_models, capabilities=client.profile.capabilities,
+                                      **{"model": client.profile.default_model, **axes})
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:
@@ -269,7 +307,7 @@ class Sweep:
         """Job count, generated seconds, cost (``None`` where a price is unknown) and invalid combinations."""
         from ._sweeps import estimate
 
-        return estimate(self.plan)
+        return estimate(self.plan, price=self.client.profile.capabilities.price_per_second)
 
     def start(
         self,
@@ -328,9 +366,10 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
         meta = ledger.meta()
     if client is None:
         sim = meta.get("simulator") or {}
-        if meta.get("profile") == "simulator":
-            client = connect("simulator", seed=sim.get("seed"), time_scale=sim.get("time_scale"),
-                             run_root=directory.parent)
+        if meta.get("profile") == "simulator" or sim:
+            # A run made on the in-process simulator (or on a service's dialect of it) resumes there.
+            client = connect(meta.get("profile"), simulator=True, seed=sim.get("seed"),
+                             time_scale=sim.get("time_scale"), run_root=directory.parent)
         else:
             client = connect(meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key,
                              run_root=directory.parent)

@@ -41,8 +41,10 @@ _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseErr
 MAX_POLL_FAILURES = 30
 
 
-def estimated_cost(spec: JobSpec) -> float | None:
-    price = _catalog.price_per_second(spec.model, spec.size)
+def estimated_cost(
+    spec: JobSpec, price_per_second: Callable[[str, str], float | None] = _catalog.price_per_second
+) -> float | None:
+    price = price_per_second(spec.model, spec.size)
     return None if price is None else round(price * float(spec.seconds), 6)
 
 
@@ -99,7 +101,7 @@ class Runner:
                 job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
                 seq=seq,
                 spec=spec,
-                estimated_cost_usd=estimated_cost(spec),
+                estimated_cost_usd=estimated_cost(spec, self.profile.capabilities.price_per_second),
             )
             job = Job(self, run, record)
             jobs.append(job)
@@ -350,6 +352,11 @@ def _parent(spec: JobSpec) -> str:
 
 
 def _reported_cost(video: Video) -> float | None:
+    """What the server says the job cost, in USD: the adapter's normalised ``cost_usd`` (OpenRouter's
+    ``usage.cost``, xAI's ticks, Together's ``outputs.cost``), else a contract server's ``usage.cost``."""
+    cost_usd = video.extra.get("cost_usd")
+    if isinstance(cost_usd, (int, float)) and not isinstance(cost_usd, bool):
+        return float(cost_usd)
     usage = video.extra.get("usage")
     if isinstance(usage, dict):
         cost = usage.get("cost")
