@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SimulatorConfig"]
+__all__ = ["DIALECTS", "SimulatorConfig"]
+
+DIALECTS = ("openai", "openrouter", "xai", "gemini", "together")
+"""The APIs the simulator speaks: OpenAI's Videos API, and one dialect per hosted service (``dialects/``)."""
 
 
 def _check_rate(name: str, value: float) -> None:
@@ -56,6 +59,8 @@ class SimulatorConfig:
         asset_ttl: Seconds from creation until assets expire (``expires_at``); ``None``: 24 h. Not
             scaled, so a notebook left open with a small ``time_scale`` still finds its videos.
         poll_after_ms: When set, ``GET /videos/{id}`` answers with ``openai-poll-after-ms``.
+        dialect: Which API to speak: ``"openai"`` (the Videos contract), or a hosted service's dialect
+            (``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"``: see ``sora_nb.simulator.dialects``).
 
     >>> SimulatorConfig(seed=7, time_scale=0.01).time_scale
     0.01
@@ -87,8 +92,11 @@ class SimulatorConfig:
     latency: float = 0.0
     asset_ttl: float | None = None
     poll_after_ms: int | None = None
+    dialect: str = "openai"
 
     def __post_init__(self) -> None:
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, got {self.dialect!r}")
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale!r}")
         if not 16 <= self.max_side <= 1920:

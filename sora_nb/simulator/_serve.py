@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._config import SimulatorConfig
+from ._config import DIALECTS, SimulatorConfig
 from ._faults import DropConnection
 from ._transport import create_app
 
@@ -176,6 +176,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lenient-models", action="store_true", help="accept any model and ignore unknown parameters")
     parser.add_argument("--api-keys-env", metavar="VAR", default=None, help=_KEYS_ENV_HELP)
     parser.add_argument("--cache-dir", default=None, help="keep rendered assets here (default: temp dir)")
+    parser.add_argument(
+        "--dialect", choices=DIALECTS, default="openai",
+        help="the API to speak: openai (default) or a hosted service's (openrouter, xai, gemini, together)",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fail-marker", default="[fail]", help="prompts containing it fail (moderation)")
     faults.add_argument("--failure-rate", type=float, default=0.0, help="probability a job fails partway")
@@ -226,6 +230,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency=args.latency,
         asset_ttl=args.asset_ttl,
         poll_after_ms=args.poll_after_ms,
+        dialect=getattr(args, "dialect", "openai"),
     )
 
 
@@ -236,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"sora-nb simulator: {exc}\n")
         return 2
+    from .dialects import API_PATHS
+
+    what = "OpenAI Videos API" if config.dialect == "openai" else f"{config.dialect} dialect"
     sys.stderr.write(
-        f"sora_nb simulator: OpenAI Videos API at http://{args.host}:{args.port}/v1 "
+        f"sora_nb simulator: {what} at http://{args.host}:{args.port}{API_PATHS[config.dialect]} "
         f"(audit: http://{args.host}:{args.port}/_simulator/audit)\n"
     )
     try:

@@ -39,7 +39,12 @@ def create_app(config: SimulatorConfig | None = None, *, clock: Callable[[], flo
     >>> sorted({route.path for route in app.routes})[:2]
     ['/_simulator/audit', '/v1/videos']
     """
-    return create_state_app(SimulatorState(config or SimulatorConfig(), clock or time.time))
+    state = SimulatorState(config or SimulatorConfig(), clock or time.time)
+    if state.config.dialect != "openai":
+        from .dialects import build_app
+
+        return build_app(state)
+    return create_state_app(state)
 
 
 def _state(app: Starlette) -> SimulatorState:

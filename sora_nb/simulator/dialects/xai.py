@@ -1,0 +1,180 @@
+"""xAI's video API, simulated: deferred requests as xAI's REST reference and video guides describe them.
+
+Source: docs.x.ai/developers/rest-api-reference ("Video generation /v1/videos/generations", "Video edit
+/v1/videos/edits", "Get video generation results /v1/videos/{request_id}") and
+docs.x.ai/developers/model-capabilities/video (generation, editing, extension), read November 2026.
+
+* ``POST /v1/videos/generations``: ``prompt``, ``model`` (``grok-imagine-video``), ``duration`` 1-15
+  (default 8), ``aspect_ratio`` (``16:9 9:16 1:1 4:3 3:4 3:2 2:3``), ``resolution`` (``480p``,
+  ``720p``), ``image: {url}``. Answers ``{"request_id"}``.
+* ``POST /v1/videos/edits`` (``prompt``, ``video: {url}``) and ``/v1/videos/extensions`` (plus
+  ``duration``): the source is an xAI video URL. Answer ``{"request_id"}`` too.
+* ``GET /v1/videos/{request_id}``: ``{"status": "pending", "progress"}`` until ``done`` (with ``video:
+  {url, duration, respect_moderation}``, ``usage: {cost_in_usd_ticks}``), ``failed`` (with ``error:
+  {code, message}``) or ``expired``. A moderated video is ``done`` with ``respect_moderation: false`` and
+  no url. The url is a temporary link on another host (xAI's CDN, vidgen.x.ai) that needs no key.
+* Errors: ``{"code": "<reason>", "error": "<message>"}``. No list, no delete.
+
+Costs: $0.05/s at 480p, $0.07/s at 720p (as listed for grok-imagine-video), in ticks of 1e-10 USD.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._store import Job
+from .._validate import RequestError, require_prompt
+from ._base import Dialect, cdn_origin, external_id, internal_id
+
+__all__ = ["XAIDialect"]
+
+MODELS = ("grok-imagine-video",)
+_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2),
+           "2:3": (2, 3)}
+_SIDES = {"480p": 480, "720p": 720}
+_USD_PER_SECOND = {"480p": 0.05, "720p": 0.07}
+_REASONS = {400: "Client specified an invalid argument", 401: "Request is not authenticated",
+            404: "Some requested entity was not found", 429: "Too many requests"}
+_BUCKET = "/xai-vidgen-bucket/"
+
+
+def _size(aspect: str, resolution: str) -> str:
+    w, h = _RATIOS[aspect]
+    short = _SIDES[resolution]
+    if w >= h:
+        return f"{2 * round(short * w / h / 2)}x{short}"
+    return f"{short}x{2 * round(short * h / w / 2)}"
+
+
+class XAIDialect(Dialect):
+    name: ClassVar[str] = "xai"
+    api_prefix: ClassVar[str] = "/v1"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/videos/generations", self.generate, methods=["POST"]),
+            Route("/v1/videos/edits", self.edit, methods=["POST"]),
+            Route("/v1/videos/extensions", self.extend, methods=["POST"]),
+            Route("/v1/videos/{request_id}", self.retrieve, methods=["GET"]),
+            Route(_BUCKET + "{name}", self.cdn, methods=["GET"]),
+        ]
+
+    def error_body(self, error: RequestError) -> dict[str, Any]:
+        return {"code": _REASONS.get(error.status, "Internal error"), "error": error.message}
+
+    def is_create(self, method: str, path: str) -> bool:
+        return method == "POST" and path in ("/v1/videos/generations", "/v1/videos/edits", "/v1/videos/extensions")
+
+    async def _json(self, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise RequestError(400, "Failed to parse the request body as JSON.") from None
+        if not isinstance(body, dict):
+            raise RequestError(422, "The request body must be a JSON object.")
+        return body
+
+    def _duration(self, body: dict[str, Any], default: int | None) -> int:
+        duration = body.get("duration", default)
+        if isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= 15:
+            raise RequestError(400, f"duration must be an integer in [1, 15], got {duration!r}.", param="duration")
+        return duration
+
+    def _model(self, body: dict[str, Any]) -> str:
+        model = body.get("model") or MODELS[0]
+        if model not in MODELS and self.config.strict_models:
+            raise RequestError(404, f"The model {model} does not exist or your team does not have access to it.")
+        return str(model)
+
+    def _source(self, body: dict[str, Any]) -> Job:
+        video = body.get("video")
+        url = video.get("url") if isinstance(video, dict) else None
+        if not isinstance(url, str) or not url:
+            raise RequestError(422, "video.url is required.", param="video")
+        path = urlsplit(url).path
+        job = None
+        if path.startswith(_BUCKET + "xai-video-") and path.endswith(".mp4"):
+            job = self.job(internal_id(path[len(_BUCKET + "xai-video-"):-4]))
+        if job is None or job.state(self.state.clock())[0] != "completed":
+            raise RequestError(400, f"Could not fetch the video at {url}.", param="video")
+        return job
+
+    async def generate(self, request: Request) -> Response:
+        body = await self._json(request)
+        prompt = require_prompt(body)
+        model = self._model(body)
+        duration = self._duration(body, 8)
+        aspect, resolution = body.get("aspect_ratio") or "16:9", body.get("resolution") or "480p"
+        if aspect not in _RATIOS:
+            raise RequestError(400, f"aspect_ratio must be one of {', '.join(_RATIOS)}.", param="aspect_ratio")
+        if resolution not in _SIDES:
+            raise RequestError(400, "resolution must be one of 480p, 720p.", param="resolution")
+        image = body.get("image")
+        if image is not None and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
+            raise RequestError(422, "image must be an object with a url.", param="image")
+        job = self.new_job(request, "create", model=model, size=_size(aspect, resolution), seconds=duration,
+                           prompt=prompt)
+        self.meta[job.id] = {"resolution": resolution}
+        return self.accepted(request, {"request_id": external_id(job.id)})
+
+    async def edit(self, request: Request) -> Response:
+        body = await self._json(request)
+        prompt = require_prompt(body)
+        source = self._source(body)
+        job = self.new_job(request, "remix", model=source.model, size=source.size, seconds=source.seconds,
+                           prompt=prompt, segments=((prompt, source.seconds),), source_video_id=source.id)
+        self.meta[job.id] = dict(self.meta.get(source.id, {"resolution": "480p"}))
+        return self.accepted(request, {"request_id": external_id(job.id)})
+
+    async def extend(self, request: Request) -> Response:
+        body = await self._json(request)
+        prompt = require_prompt(body)
+        duration = self._duration(body, 6)
+        source = self._source(body)
+        job = self.new_job(request, "extend", model=source.model, size=source.size,
+                           seconds=source.seconds + duration, generate_seconds=duration, prompt=prompt,
+                           segments=(*source.segments, (prompt, duration)), source_video_id=source.id,
+                           extension_count=source.extension_count + 1)
+        self.meta[job.id] = dict(self.meta.get(source.id, {"resolution": "480p"}))
+        return self.accepted(request, {"request_id": external_id(job.id)})
+
+    async def retrieve(self, request: Request) -> Response:
+        request_id = request.path_params["request_id"]
+        job = self.job(internal_id(request_id))
+        if job is None:
+            raise RequestError(404, f"No video generation request with id {request_id}.")
+        status, progress = job.state(self.state.clock())
+        answer: dict[str, Any] = {"model": job.model}
+        if status in ("queued", "in_progress"):
+            answer.update(status="pending", progress=progress)
+        elif status == "failed" and job.plan.error_code == "moderation_blocked":
+            answer.update(status="done", progress=100, video={"duration": 0, "respect_moderation": False})
+        elif status == "failed":
+            answer.update(status="failed", error={"code": job.plan.error_code or "internal_error",
+                                                  "message": job.plan.error_message or "Video generation failed."})
+        elif self.expired(job):
+            answer.update(status="expired")
+        else:
+            resolution = self.meta.get(job.id, {}).get("resolution", "480p")
+            generated = job.segments[-1][1] if job.kind == "extend" else job.seconds  # billed: the new part
+            ticks = round(generated * _USD_PER_SECOND[resolution] * 1e10)
+            url = f"{cdn_origin(request)}{_BUCKET}xai-video-{external_id(job.id)}.mp4"
+            answer.update(status="done", progress=100, usage={"cost_in_usd_ticks": ticks},
+                          video={"url": url, "duration": job.seconds, "respect_moderation": True})
+        return JSONResponse(answer)
+
+    async def cdn(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        job = None
+        if name.startswith("xai-video-") and name.endswith(".mp4"):
+            job = self.job(internal_id(name[len("xai-video-"):-4]))
+        if job is None or job.state(self.state.clock())[0] != "completed" or self.expired(job):
+            return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml")
+        self.log_asset(request)
+        return await self.video_file(job)
