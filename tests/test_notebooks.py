@@ -1,0 +1,226 @@
+"""The notebooks in ``notebooks/``: committed without outputs, and each runs clean on the simulator.
+
+Each notebook is executed with nbclient in a temporary copy of ``notebooks/`` (the runs it writes land
+there, not in the repository), with no server configured so that it picks the simulator, and must finish
+in under a minute. The slow test builds the Binder environment from ``binder/requirements.txt`` in a fresh
+virtual environment, runs ``binder/postBuild`` into it, and executes the quickstart with that
+environment's kernel: the closest check of Binder possible without its servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ("quickstart", "sweep", "gallery", "providers", "app")
+MAX_BYTES = 300_000
+MAX_SECONDS = 60.0
+"""Each notebook's budget on the simulator (the issue's "under a minute")."""
+
+SERVER_ENV = ("SORA_NB_BASE_URL", "SORA_NB_PROFILE")
+"""Set, these point the notebooks at a real server; unset, at the simulator."""
+
+
+def _committed(name: str) -> Path:
+    return NOTEBOOK_DIR / f"{name}.ipynb"
+
+
+def test_every_notebook_is_there() -> None:
+    found = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
+    assert found == sorted(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_without_outputs(name: str) -> None:
+    path = _committed(name)
+    assert path.stat().st_size <= MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes (limit {MAX_BYTES})"
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts. Fix: clear all outputs."
+    assert "widgets" not in notebook.metadata, f"{path.name} carries saved widget state. Fix: clear it."
+
+
+# Added around each notebook when the test runs it (the committed files stay as users see them): errors
+# that a notebook cannot show as a cell error, because they happen in the background or inside widget
+# callbacks, are collected in the kernel and raised by the last cell.
+_WATCH = """\
+import logging as _logging
+
+class _ErrorRecords(_logging.Handler):
+    def __init__(self):
+        super().__init__(_logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(self.format(record))
+
+_sora_nb_errors = _ErrorRecords()
+_logging.getLogger("sora_nb").addHandler(_sora_nb_errors)
+"""
+
+_CHECK = """\
+import asyncio as _asyncio
+
+from ipywidgets.widgets.widget import _instances as _widgets
+
+await _asyncio.sleep(1.0)  # the widgets' last coalesced redraws and background fetches
+_shown = [w.value for w in list(_widgets.values()) if "sora-nb-error" in getattr(w, "_dom_classes", ()) and w.value]
+assert not _shown, f"widgets show errors: {_shown}"
+assert not _sora_nb_errors.messages, f"sora_nb logged errors: {_sora_nb_errors.messages}"
+"""
+
+
+def _execute(source: Path, workdir: Path, *, kernel_name: str = "python3") -> tuple[object, float]:
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(_WATCH))
+    notebook.cells.append(nbformat.v4.new_code_cell(_CHECK))
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=int(MAX_SECONDS),
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    start = time.monotonic()
+    client.execute()
+    return notebook, time.monotonic() - start
+
+
+def _stderr(notebook: object) -> list[str]:
+    return [
+        output.get("text", "")
+        for cell in notebook.cells  # type: ignore[attr-defined]
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "stream" and output.name == "stderr"
+    ]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_runs_on_the_simulator(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in SERVER_ENV:
+        monkeypatch.delenv(var, raising=False)
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, workdir, ignore=shutil.ignore_patterns("sora_runs", ".ipynb_checkpoints"))
+    before = set(NOTEBOOK_DIR.iterdir())
+
+    notebook, elapsed = _execute(workdir / f"{name}.ipynb", workdir)  # raises CellExecutionError on any error
+
+    print(f"{name}.ipynb ran in {elapsed:.1f} s")
+    assert elapsed < MAX_SECONDS, f"{name}.ipynb took {elapsed:.1f} s on the simulator (limit {MAX_SECONDS:.0f} s)"
+    assert not _stderr(notebook), f"{name}.ipynb wrote to stderr: {_stderr(notebook)}"
+    assert set(NOTEBOOK_DIR.iterdir()) == before, "the notebook wrote into the repository's notebooks/"
+    if name != "app":  # the app only shows widgets until someone presses a button
+        assert any((workdir / "sora_runs").rglob("*.mp4")), "no video was written under the notebook's folder"
+
+
+# ---------------------------------------------------------------------------------------------- Binder
+
+_RUN_QUICKSTART = textwrap.dedent("""
+    import json, sys, time
+    import nbclient, nbformat
+    path, workdir = sys.argv[1], sys.argv[2]
+    notebook = nbformat.read(path, as_version=4)
+    # The kernel is this environment's own: the python3 kernel runs sys.executable.
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys, sora_nb; print(sys.prefix); print(sora_nb.__file__)"))
+    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": workdir}})
+    start = time.monotonic()
+    client.execute()
+    print(json.dumps({"seconds": time.monotonic() - start, "last": notebook.cells[-1].outputs[0]["text"]}))
+""")
+
+_READ_CONFIG = textwrap.dedent("""
+    import json
+    from jupyter_server.serverapp import ServerApp
+    from jupyterlab.commands import get_app_dir
+    from voila.server_extension import load_config_file
+    import os
+    app = ServerApp()
+    app.load_config_file()
+    overrides = json.load(open(os.path.join(get_app_dir(), "settings", "overrides.json")))
+    print(json.dumps({
+        "voila_allowlist": list(load_config_file().VoilaConfiguration.file_allowlist),
+        "default_url": app.default_url,
+        "overrides": overrides,
+    }))
+""")
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@pytest.mark.slow
+def test_binder_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """binder/requirements.txt installs into a fresh venv, postBuild configures it, the quickstart runs in it."""
+    for var in SERVER_ENV:
+        monkeypatch.delenv(var, raising=False)
+    venv = tmp_path / "binder-venv"
+    python = venv / "bin" / "python"
+    # A fresh environment each time; pip's download cache is kept under the system tmp so reruns are quicker.
+    env = {
+        **os.environ,
+        "PIP_CACHE_DIR": str(Path(tempfile.gettempdir()) / "sora_nb-binder-pip-cache"),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(venv),
+    }
+    env.pop("PYTHONPATH", None)
+
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "binder/requirements.txt"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    install_s = time.monotonic() - start
+    size_mb = _du(venv) / 1e6
+
+    subprocess.run(["bash", str(ROOT / "binder" / "postBuild")], cwd=ROOT, env=env, check=True)
+    config = json.loads(
+        subprocess.run(
+            [str(python), "-c", _READ_CONFIG], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+        ).stdout
+    )
+    assert any(p.endswith("mp4|webp)") for p in config["voila_allowlist"]), config
+    assert config["default_url"] == "/lab/tree/notebooks/quickstart.ipynb", config
+    lab = config["overrides"]
+    assert lab["@jupyterlab/apputils-extension:kernels-settings"]["commsOverSubshells"] == "disabled"
+    assert lab["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, workdir)
+    done = subprocess.run(
+        [str(python), "-c", _RUN_QUICKSTART, str(workdir / "quickstart.ipynb"), str(workdir)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    prefix, package = result["last"].split()
+    assert Path(prefix) == venv, f"the quickstart ran in {prefix}, not in the Binder venv"
+    assert Path(package).is_relative_to(ROOT), f"sora_nb came from {package}, not the editable checkout"
+    assert any((workdir / "sora_runs").rglob("*.mp4"))
+    print(f"Binder venv: pip install {install_s:.0f} s, {size_mb:.0f} MB; quickstart ran in {result['seconds']:.1f} s")
