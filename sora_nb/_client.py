@@ -18,7 +18,14 @@ from . import _catalog
 from ._contract import ContractClient
 from ._jobs import Job, Run
 from ._polling import PollPolicy
-from ._profiles import SIMULATOR_API_KEY, Profile, resolve_api_key, resolve_profile, simulator_base_url
+from ._profiles import (
+    PROFILES,
+    SIMULATOR_API_KEY,
+    Profile,
+    resolve_api_key,
+    resolve_profile,
+    simulator_base_url,
+)
 from ._retry import RetryPolicy
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
@@ -72,13 +79,17 @@ def connect(
     >>> client = sora_nb.connect("openai-compatible", base_url="http://localhost:4000/v1")  # doctest: +SKIP
     >>> client = sora_nb.connect("openrouter", simulator=True, time_scale=0.01)  # doctest: +SKIP
     """
+    in_process = simulator is not None and simulator is not False
+    if in_process and profile is None:
+        profile = os.environ.get("SORA_NB_PROFILE") or "simulator"
+    if in_process and base_url is None and profile in PROFILES:
+        # The service's path on a host of its own, which only the in-process simulator answers.
+        base_url = simulator_base_url(PROFILES[profile])
     chosen = resolve_profile(profile, base_url=base_url)
     policy = poll_policy or PollPolicy()
     sim_config = None
-    if chosen.name == "simulator" or (simulator is not None and simulator is not False):
+    if chosen.name == "simulator" or in_process:
         sim_config = _simulator_config(chosen, simulator, seed=seed, time_scale=time_scale)
-        if chosen.name != "simulator" and base_url is None:
-            chosen = dataclasses.replace(chosen, base_url=simulator_base_url(chosen))
         # Dialects, like the services, want a key: a placeholder, never a real key from the environment.
         key = api_key or (None if chosen.dialect == "openai" else SIMULATOR_API_KEY)
         if poll_policy is None:
@@ -208,7 +219,8 @@ class Client:
         apply_style(params["prompt"], style)
         reference = None
         if input_reference is not None:
-            load_reference(input_reference, params["size"])
+            # The contract wants the image at exactly the video's size; hosted services scale it themselves.
+            load_reference(input_reference, params["size"], check_dimensions=self.profile.adapter == "contract")
             reference = os.fspath(Path(input_reference).resolve())
         axes = {"prompt": params["prompt"], "model": model, "size": params["size"], "seconds": params["seconds"],
                 "style": style, "repeat": 0}
