@@ -171,6 +171,28 @@ class Job:
         """Stop polling and delete the remote job where the server allows it. Safe from any thread."""
         self._runner.runtime.call(self._runner.cancel, self)
 
+    def delete(self) -> concurrent.futures.Future[Any]:
+        """Delete the server's copy of this finished job (its files on disk stay). Safe from any thread.
+
+        Returns a future of the server's answer. A job still running is cancelled instead (which
+        deletes it remotely where the server allows).
+        """
+        runner, remote_id = self._runner, self.remote_id
+        if not runner.profile.supports_delete:
+            raise ValueError(f"the {runner.profile.name!r} server cannot delete videos; nothing was sent.")
+        if not self.done:
+            self.cancel()
+            cancelled: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            cancelled.set_result(None)
+            return cancelled
+        if remote_id is None:
+            raise ValueError(f"job {self.id} never reached the server; there is nothing to delete.")
+
+        async def _delete() -> Any:
+            return await runner.api.delete(remote_id)
+
+        return runner.runtime.submit(_delete())
+
     def remix(self, prompt: str) -> Job:
         """A new job: this completed video, remixed with a new prompt."""
         return self._derive("remix", prompt, self.seconds)
