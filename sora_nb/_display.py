@@ -2,26 +2,96 @@
 
 Videos are referenced by path, relative to the kernel's working directory (the notebook's folder),
 so JupyterLab serves them through ``/files/`` and nothing is base64-embedded in the saved notebook.
+JupyterLab rewrites the ``src`` of rendered HTML outputs (and of HTML shown in an ``Output`` widget)
+to its ``/files/`` URL; it does not rewrite ``poster``, so a poster is given as a hidden ``<img>``
+whose ``onload`` hands its resolved URL to the video that follows it. Voila serves the same relative
+URLs once its ``file_allowlist`` admits ``mp4`` and ``webp``.
+
+The widgets of :mod:`sora_nb.ui` show these strings; tests read them without a front end.
+
+>>> from sora_nb._display import format_duration, size_label
+>>> format_duration(75), size_label("1280x720")
+('1:15', 'Landscape 1280×720')
 """
 
 from __future__ import annotations
 
 import html
+import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._jobs import Job, Run
 
-__all__ = ["display_job", "display_run", "job_html", "media_src", "run_html"]
+__all__ = [
+    "FAILED_STATUSES",
+    "bar_state",
+    "compare_html",
+    "display_job",
+    "display_run",
+    "download_link_html",
+    "format_duration",
+    "gallery_html",
+    "job_html",
+    "job_list_html",
+    "job_status_text",
+    "job_title_html",
+    "media_src",
+    "run_bar_state",
+    "run_html",
+    "size_label",
+    "table_html",
+    "video_html",
+]
+
+FAILED_STATUSES = frozenset({"failed", "expired"})
+"""Statuses shown in red (``danger``); ``cancelled`` is the user's choice and shows as ``warning``."""
 
 _BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41"}
+_FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
+
+# Inline handlers, not <script>: they survive innerHTML in every front end that renders trusted HTML.
+# ``this.src`` is the URL after the front end resolved it, so the poster follows the same route.
+_POSTER_ONLOAD = "var v=this.nextElementSibling;if(v&&v.tagName==='VIDEO')v.poster=this.src"
+_PLAY_TILE = ("var v=this.nextElementSibling;this.hidden=true;v.hidden=false;"
+              "v.play().catch(function(){})")
+_SYNC = {
+    # One video played, paused or sought: do the same to the others of its grid. Each handler only acts
+    # on videos that differ, so the events it causes on them die out after one round.
+    "onplay": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
+               "if(v!==s&&v.paused){v.currentTime=s.currentTime;v.play().catch(function(){})}})"),
+    "onpause": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
+                "if(v!==s&&!v.paused)v.pause()})"),
+    "onseeked": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
+                 "if(v!==s&&Math.abs(v.currentTime-s.currentTime)>0.3)v.currentTime=s.currentTime})"),
+}
+_GRID_BUTTONS = (
+    ("▶ Play all", "sora-nb-play-all",
+     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.play().catch(function(){})})"),
+    ("Pause all", "sora-nb-pause-all",
+     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.pause()})"),
+    ("Restart", "sora-nb-restart-all",
+     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.currentTime=0})"),
+)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# ---------------------------------------------------------------------------------------- small pieces
 
 
 def media_src(path: Path | None) -> str | None:
     """A URL for ``path`` that a notebook front end can load: relative to the working directory when
-    the file is below it, else the absolute path."""
+    the file is below it, else the absolute path.
+
+    >>> media_src(None) is None
+    True
+    """
     if path is None:
         return None
     try:
@@ -31,43 +101,389 @@ def media_src(path: Path | None) -> str | None:
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
+def format_duration(seconds: float | None) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a number of seconds; ``"–"`` when unknown.
+
+    >>> format_duration(None), format_duration(9.6), format_duration(3725)
+    ('–', '0:10', '1:02:05')
+    """
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def size_label(size: str) -> str:
+    """A size as people say it: orientation, then resolution.
+
+    >>> size_label("720x1280"), size_label("1024x1024"), size_label("big")
+    ('Portrait 720×1280', 'Square 1024×1024', 'big')
+    """
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        return size
+    w, h = int(width), int(height)
+    orientation = "Landscape" if w > h else "Portrait" if h > w else "Square"
+    return f"{orientation} {w}×{h}"
+
+
+def bar_state(status: str, progress: int | None, *, done: bool, previous: str = "") -> tuple[float, str]:
+    """The progress bar of one job: ``(value 0-100, bar_style)``.
+
+    ``info`` while progress is unknown (not yet reported, or a server that never reports it, or the
+    download after completion), ``""`` while it is known, ``success`` once the video is on disk,
+    ``danger`` on failure and ``warning`` when cancelled. Success never overwrites danger.
+
+    >>> bar_state("in_progress", 40, done=False)
+    (40.0, '')
+    >>> bar_state("completed", 100, done=True, previous="danger")
+    (100.0, 'danger')
+    """
+    value = float(progress) if progress is not None else 0.0
+    if status in FAILED_STATUSES:
+        return value, "danger"
+    if previous == "danger":
+        return (100.0 if status == "completed" else value), "danger"
+    if status == "cancelled":
+        return value, "warning"
+    if status == "completed":
+        return 100.0, "success" if done else "info"
+    if progress is None:
+        return 0.0, "info"
+    return value, ""
+
+
+def run_bar_state(jobs: Sequence[Job], *, previous: str = "") -> tuple[float, str]:
+    """The overall bar of a run: ``(percent, bar_style)``; finished jobs count whole.
+
+    ``danger`` as soon as one job failed (and it stays), ``success`` once every job finished well.
+    """
+    if not jobs:
+        return 0.0, "info"
+    total = 0.0
+    unknown = 0
+    failed = previous == "danger"
+    for job in jobs:
+        if job.done:
+            total += 1.0
+            failed = failed or job.status in FAILED_STATUSES
+        elif job.progress is None:
+            unknown += 1
+        else:
+            total += min(job.progress, 100) / 100.0
+    value = 100.0 * total / len(jobs)
+    if failed:
+        return value, "danger"
+    if all(job.done for job in jobs):
+        return 100.0, "success" if all(job.status == "completed" for job in jobs) else "warning"
+    return value, "info" if unknown == sum(not job.done for job in jobs) and value == 0 else ""
+
+
+def job_status_text(job: Job) -> str:
+    """One line: status, progress, time elapsed and an estimate of the time left.
+
+    For example ``in_progress 42% · 0:12 elapsed · ~0:17 left``.
+    """
+    parts = [job.status.replace("_", " ")]
+    if job.status == "completed" and not job.done:
+        parts[0] = "downloading"
+    elif job.progress is not None and not job.done:
+        parts[0] += f" {job.progress}%"
+    elapsed = job.elapsed
+    if elapsed is not None:
+        parts.append(f"{format_duration(elapsed)} elapsed" if not job.done else f"took {format_duration(elapsed)}")
+    eta = job.eta
+    if eta is not None and not job.done:
+        parts.append(f"~{format_duration(eta)} left")
+    return " · ".join(parts)
+
+
+def job_title_html(job: Job) -> str:
+    """The label of a job card: prompt, then model, size, duration and style."""
+    meta = [job.model, size_label(job.size), f"{job.seconds} s"]
+    if job.style:
+        meta.append(f"style {job.style}")
+    kind = job.spec.kind
+    if kind != "create":
+        meta.append(kind)
+    prompt = job.prompt if len(job.prompt) <= 160 else job.prompt[:157] + "…"
+    return (f'<div style="{_FONT};line-height:1.35"><b>{_e(prompt)}</b><br>'
+            f'<span style="opacity:.75">{_e(" · ".join(meta))} · <code>{_e(job.id)}</code></span></div>')
+
+
+def video_html(
+    video: Path | None,
+    poster: Path | None = None,
+    *,
+    width: int = 360,
+    autoplay: bool = False,
+    preload: str = "metadata",
+    attrs: Mapping[str, str] | None = None,
+) -> str:
+    """A ``<video>`` of a file on disk (by URL, never embedded), with its poster when there is one.
+
+    >>> print(video_html(None))
+    <div class="sora-nb-player"></div>
+    """
+    src, poster_src = media_src(video), media_src(poster)
+    if src is None:
+        return '<div class="sora-nb-player"></div>'
+    extra = "".join(f' {name}="{_e(value)}"' for name, value in (attrs or {}).items())
+    flags = " autoplay" if autoplay else ""
+    img = (f'<img src="{_e(poster_src)}" alt="" hidden onload="{_e(_POSTER_ONLOAD)}">' if poster_src else "")
+    return (f'<div class="sora-nb-player">{img}<video src="{_e(src)}" controls muted loop playsinline '
+            f'preload="{_e(preload)}"{flags}{extra} style="max-width:{width}px;max-height:{width}px;display:block">'
+            "</video></div>")
+
+
+def download_link_html(path: Path | None) -> str:
+    """A link that downloads the file (through the notebook server, by relative URL)."""
+    src = media_src(path)
+    if src is None or path is None:
+        return ""
+    return (f'<a class="sora-nb-download" href="{_e(src)}" download="{_e(path.name)}" target="_blank" '
+            f'style="{_FONT}">⬇ {_e(path.name)}</a>')
+
+
+# ---------------------------------------------------------------------------------------- jobs and runs
+
+
 def job_html(job: Job) -> str:
     """A compact card: status, parameters, and the video (poster first) once downloaded."""
     colour = _BADGE.get(job.status, "#1565c0")
     progress = "" if job.progress is None or job.done else f" {job.progress}%"
     head = (
-        f'<div style="font-family:sans-serif;font-size:13px">'
-        f'<b style="color:{colour}">{html.escape(job.status)}{progress}</b> '
-        f"<code>{html.escape(job.id)}</code> · {html.escape(job.model)} · {html.escape(job.size)} · "
-        f"{html.escape(job.seconds)} s<br><i>{html.escape(job.prompt[:200])}</i>"
+        f'<div style="{_FONT}">'
+        f'<b style="color:{colour}">{_e(job.status)}{progress}</b> '
+        f"<code>{_e(job.id)}</code> · {_e(job.model)} · {_e(job.size)} · "
+        f"{_e(job.seconds)} s<br><i>{_e(job.prompt[:200])}</i>"
     )
     error = job.error
     if error is not None and job.status != "completed":
-        head += f'<br><span style="color:#c62828">{html.escape(error.code or "error")}: {html.escape(error.message)}</span>'
-    src, poster = media_src(job.video_path), media_src(job.thumbnail_path)
-    if src:
-        poster_attr = f' poster="{html.escape(poster)}"' if poster else ""
-        head += (f'<br><video src="{html.escape(src)}"{poster_attr} controls muted loop playsinline '
-                 f'style="max-width:360px;max-height:360px"></video>')
+        head += f'<br><span style="color:#c62828">{_e(error.code or "error")}: {_e(error.message)}</span>'
+    if job.video_path is not None:
+        head += video_html(job.video_path, job.thumbnail_path)
     return head + "</div>"
 
 
 def run_html(run: Run) -> str:
     """A one-line summary of a run with its counts by status."""
-    counts = ", ".join(f"{n} {html.escape(s)}" for s, n in sorted(run.counts().items()))
-    return (f'<div style="font-family:sans-serif;font-size:13px"><b>run {html.escape(run.id)}</b>: '
-            f"{len(run)} jobs ({counts or 'none'}) in <code>{html.escape(str(run.run_dir))}</code></div>")
+    counts = ", ".join(f"{n} {_e(s)}" for s, n in sorted(run.counts().items()))
+    return (f'<div style="{_FONT}"><b>run {_e(run.id)}</b>: '
+            f"{len(run)} jobs ({counts or 'none'}) in <code>{_e(run.run_dir)}</code></div>")
+
+
+def _axes_text(job: Job, axes: Sequence[str], *, skip: Iterable[str] = ()) -> str:
+    skipped = set(skip)
+    values = []
+    for name in axes:
+        if name in skipped:
+            continue
+        value = job.spec.axes.get(name)
+        if value is None or value == "":
+            continue
+        if name == "repeat":
+            values.append(f"#{value}")
+        else:
+            text = str(value)
+            values.append(text if len(text) <= 48 else text[:45] + "…")
+    return " · ".join(values)
+
+
+def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int = 220) -> str:
+    """A compact, scrollable list of a run's jobs: one line each with status, progress and axes."""
+    rows = []
+    for job in jobs:
+        colour = _BADGE.get(job.status, "#1565c0")
+        progress = "" if job.progress is None or job.done else f"{job.progress}%"
+        error = job.error
+        failed = error is not None and job.status != "completed"
+        note = f'<span style="color:#c62828">{_e(error.code or "")}</span>' if error and failed else ""
+        rows.append(
+            f'<tr><td><code>{_e(job.id)}</code></td><td style="color:{colour}">{_e(job.status)}</td>'
+            f'<td style="text-align:right">{progress}</td><td>{_e(_axes_text(job, axes))}</td><td>{note}</td></tr>'
+        )
+    return (f'<div class="sora-nb-joblist" style="max-height:{max_height}px;overflow-y:auto;{_FONT}">'
+            f'<table style="border-collapse:collapse;width:100%"><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, width: int = 200) -> str:
+    """Thumbnails in a grid; clicking one swaps in its video and plays it (nothing loads before)."""
+    tiles = []
+    for job in jobs:
+        colour = _BADGE.get(job.status, "#1565c0")
+        caption = f'<b style="color:{colour}">{_e(job.status)}</b> {_e(_axes_text(job, axes))}'
+        video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
+        if video and poster:
+            body = (f'<img src="{_e(poster)}" alt="{_e(job.prompt[:80])}" title="click to play" '
+                    f'onclick="{_e(_PLAY_TILE)}" style="width:100%;cursor:pointer;display:block">'
+                    f'<video src="{_e(video)}" hidden controls muted loop playsinline preload="none" '
+                    'style="width:100%;display:block"></video>')
+        elif video:
+            body = (f'<video src="{_e(video)}" controls muted loop playsinline preload="metadata" '
+                    'style="width:100%;display:block"></video>')
+        else:  # no progress figure: it would redraw the grid, restarting a video being watched
+            body = (f'<div style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;'
+                    f'background:#eee;color:#555">{_e(job.status.replace("_", " "))}</div>')
+        tiles.append(f'<figure class="sora-nb-tile" data-job="{_e(job.id)}" style="margin:0">{body}'
+                     f'<figcaption style="{_FONT};font-size:12px;overflow:hidden;text-overflow:ellipsis;'
+                     f'white-space:nowrap" title="{_e(job.prompt)}">{caption}</figcaption></figure>')
+    if not tiles:
+        return f'<div class="sora-nb-gallery" style="{_FONT};opacity:.7">No videos match.</div>'
+    return (f'<div class="sora-nb-gallery" style="display:grid;grid-template-columns:repeat({columns},'
+            f'minmax(0,{width}px));gap:8px">{"".join(tiles)}</div>')
+
+
+def compare_html(
+    cells: Mapping[tuple[Any, Any], Sequence[Job]],
+    row_values: Sequence[Any],
+    col_values: Sequence[Any],
+    *,
+    rows: str,
+    cols: str,
+    width: int = 240,
+) -> str:
+    """A grid of videos, ``rows`` × ``cols``, whose play, pause and seek are synchronised.
+
+    Playing, pausing or seeking one video does the same to every other video of the grid; the
+    buttons above act on all of them at once.
+    """
+    buttons = "".join(
+        f'<button class="{cls}" onclick="{_e(js)}" style="margin-right:6px">{label}</button>'
+        for label, cls, js in _GRID_BUTTONS
+    )
+    head = "".join(f'<th style="padding:4px">{_e(_short(c))}</th>' for c in col_values)
+    body = []
+    for r in row_values:
+        tds = []
+        for c in col_values:
+            parts = []
+            for job in cells.get((r, c), ()):
+                if job.video_path is not None and job.done:
+                    parts.append(video_html(job.video_path, job.thumbnail_path, width=width, preload="auto",
+                                            attrs={**_SYNC, "data-job": job.id}))
+                else:  # the status only: a progress figure would redraw (and restart) the grid's videos
+                    parts.append(f'<div class="sora-nb-pending" style="width:{width}px;{_FONT};opacity:.7">'
+                                 f"{_e(job.status.replace('_', ' '))}</div>")
+            tds.append(f'<td style="padding:4px;vertical-align:top">{"".join(parts) or "–"}</td>')
+        body.append(f'<tr><th style="padding:4px;text-align:left;max-width:180px;font-weight:600" '
+                    f'title="{_e(r)}">{_e(_short(r))}</th>{"".join(tds)}</tr>')
+    return (f'<div class="sora-nb-compare" style="{_FONT}"><div style="margin-bottom:6px">{buttons}'
+            f'<span style="opacity:.7">rows: {_e(rows)} · columns: {_e(cols)}</span></div>'
+            f'<table style="border-collapse:collapse"><thead><tr><th></th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = "–" if value is None or value == "" else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:,.2f}"
+    if hasattr(value, "isoformat"):
+        try:
+            return str(value.isoformat(timespec="seconds"))
+        except (TypeError, ValueError):
+            return ""
+    text = str(value)
+    return "" if text in ("NaT", "<NA>", "nan") else text
+
+
+def table_html(
+    records: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    thumbnails: bool = True,
+    thumb_width: int = 96,
+) -> str:
+    """A results table: one row per record, a poster first when ``thumbnails``, then ``columns``.
+
+    Records are plain mappings (e.g. ``df.to_dict("records")``), so this needs no pandas.
+
+    >>> print(table_html([{"prompt": "a corgi", "status": "completed"}], ["prompt", "status"], thumbnails=False))
+    ... # doctest: +ELLIPSIS
+    <div class="sora-nb-table"...<td>a corgi</td><td>completed</td>...
+    """
+    head = ("<th></th>" if thumbnails else "") + "".join(
+        f'<th style="padding:3px 6px;text-align:left">{_e(c)}</th>' for c in columns
+    )
+    rows = []
+    for record in records:
+        cells = []
+        if thumbnails:
+            thumb = record.get("thumbnail_path")
+            video = record.get("video_path")
+            src = media_src(Path(thumb)) if thumb else None
+            img = f'<img src="{_e(src)}" alt="" style="width:{thumb_width}px;display:block">' if src else ""
+            if img and video:
+                img = f'<a href="{_e(media_src(Path(video)))}" target="_blank">{img}</a>'
+            cells.append(f"<td>{img}</td>")
+        for column in columns:
+            value = record.get(column)
+            style = ' style="color:#c62828"' if column == "status" and value in FAILED_STATUSES else ""
+            cells.append(f"<td{style}>{_e(_short(_cell(value), 120))}</td>")
+        rows.append(f'<tr data-job="{_e(record.get("job_id", ""))}">{"".join(cells)}</tr>')
+    return (f'<div class="sora-nb-table" style="{_FONT};overflow-x:auto"><table style="border-collapse:collapse">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+# ---------------------------------------------------------------------------------------- IPython
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _display_widget(widget: Any, fallback_html: str) -> None:
+    from IPython.display import display
+
+    bundle = dict(widget._repr_mimebundle_() or {})
+    # Front ends without the widget model (nbconvert, GitHub, a reopened notebook) show the HTML.
+    bundle["text/html"] = fallback_html
+    display(bundle, raw=True)
 
 
 def display_job(job: Job) -> None:
-    """Show a job in a notebook (the single place that calls IPython's display for jobs)."""
+    """Show a job in a notebook: a live :class:`sora_nb.ui.JobCard` when ipywidgets is there, else HTML.
+
+    The single place that calls IPython's display for jobs.
+    """
     from IPython.display import HTML, display
 
+    if _in_kernel():
+        try:
+            from .ui import JobCard
+        except ImportError:
+            pass
+        else:
+            _display_widget(JobCard(job), job_html(job))
+            return
     display(HTML(job_html(job)))
 
 
 def display_run(run: Run) -> None:
-    """Show a run in a notebook."""
+    """Show a run: a live progress widget when ipywidgets is there, else a one-line summary."""
     from IPython.display import HTML, display
 
+    if _in_kernel():
+        try:
+            from .ui import RunProgress
+        except ImportError:
+            pass
+        else:
+            _display_widget(RunProgress(run), run_html(run))
+            return
     display(HTML(run_html(run)))

@@ -1,0 +1,111 @@
+"""Notebook widgets for sora_nb (ipywidgets 8): one line per widget.
+
+>>> import sora_nb
+>>> client = sora_nb.connect()         # doctest: +SKIP
+>>> sora_nb.ui.prompt(client)          # doctest: +SKIP
+>>> sora_nb.ui.sweep(client)           # doctest: +SKIP
+>>> run.gallery(); run.compare(rows="prompt", cols="model"); run.table()  # doctest: +SKIP
+
+The widgets hold no API logic: they observe jobs and runs (``observe``) and call the engine's
+methods (``client.generate``, ``job.cancel``, ``sweep.start``...). Their redraws are coalesced
+(about four a second per widget at most); their callbacks hand work to the engine's loop. Videos play
+from files through the notebook server (relative URLs; Voila needs ``mp4`` and ``webp`` in its
+``VoilaConfiguration.file_allowlist``), never base64-embedded; ``media="bytes"`` sends a job's video
+as an ``ipywidgets.Video`` instead (the default in VS Code), whose bytes are not saved in the
+notebook unless widget state is. The API key never enters widget state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+try:
+    import ipywidgets  # noqa: F401
+except ImportError as exc:
+    raise ImportError(
+        'sora_nb.ui needs ipywidgets 8 (the notebook extra). Fix: pip install "sora-nb[notebook]".'
+    ) from exc
+
+from ._compare import CompareGrid
+from ._gallery import Gallery
+from ._job import JobCard
+from ._prompt import PromptBox
+from ._sweep import RunProgress, SweepBuilder
+from ._table import ResultsTable
+
+if TYPE_CHECKING:
+    from .._client import Client
+    from .._jobs import Job, Run
+
+__all__ = [  # noqa: RUF022 - in the order a user meets them
+    "prompt",
+    "sweep",
+    "card",
+    "progress",
+    "gallery",
+    "compare",
+    "table",
+    "PromptBox",
+    "JobCard",
+    "SweepBuilder",
+    "RunProgress",
+    "Gallery",
+    "CompareGrid",
+    "ResultsTable",
+]
+
+
+def prompt(client: Client, **options: Any) -> PromptBox:
+    """A prompt box for ``client``: options from its server, live cost, Generate adds job cards.
+
+    >>> sora_nb.ui.prompt(client)  # doctest: +SKIP
+    """
+    return PromptBox(client, **options)
+
+
+def sweep(client: Client, **options: Any) -> SweepBuilder:
+    """A sweep builder for ``client``: axes, job count, cost against a budget, Launch, live progress.
+
+    >>> sora_nb.ui.sweep(client, budget_usd=20)  # doctest: +SKIP
+    """
+    return SweepBuilder(client, **options)
+
+
+def card(job: Job, **options: Any) -> JobCard:
+    """A live card for one job (what a job shows when it is the last line of a cell).
+
+    >>> sora_nb.ui.card(client.generate("a corgi surfing"))  # doctest: +SKIP
+    """
+    return JobCard(job, **options)
+
+
+def progress(run: Run, **options: Any) -> RunProgress:
+    """A run's live overall progress and per-job list (what a run shows as the last line of a cell).
+
+    >>> sora_nb.ui.progress(run)  # doctest: +SKIP
+    """
+    return RunProgress(run, **options)
+
+
+def gallery(run_or_client: Run | Client, **options: Any) -> Gallery:
+    """Thumbnails of a run (or of the server's list of videos), click to play, filter, page through.
+
+    >>> sora_nb.ui.gallery(run, status="completed")  # doctest: +SKIP
+    """
+    return Gallery(run_or_client, **options)
+
+
+def compare(run: Run, rows: str = "prompt", cols: str = "model", **options: Any) -> CompareGrid:
+    """A run's videos pivoted by two axes, with synchronised play/pause.
+
+    >>> sora_nb.ui.compare(run, rows="prompt", cols="model")  # doctest: +SKIP
+    """
+    return CompareGrid(run, rows=rows, cols=cols, **options)
+
+
+def table(run: Run, **options: Any) -> ResultsTable:
+    """The run's DataFrame with posters, sortable, kept live.
+
+    >>> sora_nb.ui.table(run, sort_by="total_s")  # doctest: +SKIP
+    """
+    return ResultsTable(run, **options)

@@ -1,0 +1,297 @@
+"""The gallery: thumbnails of a run (or of the server's list, page by page); click one to play it."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _display
+from .._errors import SoraError
+from ._job import show_html
+from ._sync import Coalescer, ErrorLine, guarded, stop_following
+
+if TYPE_CHECKING:
+    from .._client import Client
+    from .._jobs import Job, Run
+    from .._types import Video
+
+__all__ = ["Gallery"]
+
+_ALL = "(all)"
+
+
+def _value_label(value: Any) -> str:
+    return "(none)" if value is None or value == "" else str(value)
+
+
+class Gallery(widgets.VBox):  # type: ignore[misc]
+    """Thumbnails in a grid; clicking one plays it. Filter by status and by any axis; page through.
+
+    With a :class:`~sora_nb.Run`, the run's jobs (kept live). With a :class:`~sora_nb.Client`, the
+    server's own list of videos (``GET /videos``, a page at a time): their posters are downloaded
+    to ``<run_root>/_server_gallery/`` and a video only when its Play button is pressed.
+
+    >>> run.gallery(status="completed")  # doctest: +SKIP
+    >>> sora_nb.ui.gallery(client)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        source: Run | Client,
+        *,
+        columns: int = 4,
+        page_size: int = 12,
+        width: int = 200,
+        status: str | None = None,
+        refresh_interval: float = 0.5,
+        **axis_filters: Any,
+    ) -> None:
+        from .._jobs import Run
+
+        self.source = source
+        self.columns, self.page_size, self.width = columns, page_size, width
+        self.page = 0
+        self.error = ErrorLine()
+        self.status_filter = widgets.Dropdown(options=[_ALL], value=_ALL, description="Status",
+                                              style={"description_width": "50px"}, layout=widgets.Layout(width="200px"))
+        self.filters: dict[str, Any] = {}
+        self.filter_box = widgets.HBox([self.status_filter], layout=widgets.Layout(flex_flow="row wrap"))
+        self.prev_button = widgets.Button(description="◀ Prev", layout=widgets.Layout(width="auto"))
+        self.next_button = widgets.Button(description="Next ▶", layout=widgets.Layout(width="auto"))
+        self.page_label = widgets.HTML("")
+        self.grid = widgets.Output()
+        self.grid.add_class("sora-nb-gallery-grid")
+        self.tiles = widgets.GridBox([], layout=widgets.Layout(
+            grid_template_columns=f"repeat({columns}, minmax(0, {width}px))", grid_gap="8px"))
+        pager = widgets.HBox([self.prev_button, self.page_label, self.next_button],
+                             layout=widgets.Layout(align_items="center"))
+        super().__init__([self.filter_box, pager, self.error])
+        self.add_class("sora-nb-gallery-widget")
+        self._rendered = ""
+        self._unsubscribe: Callable[[], None] | None = None
+        self._wanted = {"status": status, **axis_filters}
+        self.prev_button.on_click(guarded(self.error, lambda _b: self._turn(-1)))
+        self.next_button.on_click(guarded(self.error, lambda _b: self._turn(+1)))
+        self.status_filter.observe(guarded(self.error, lambda _c: self._filtered()), "value")
+        if isinstance(source, Run):
+            self.run: Run | None = source
+            self.client: Client | None = None
+            self._runtime = source._runner.runtime
+            self.children = (self.filter_box, pager, self.grid, self.error)
+            self._coalescer = Coalescer(self._runtime, self._render_run, interval=refresh_interval,
+                                        on_error=self.error.show)
+            self._runtime.call(self._subscribe)
+        else:
+            self.run, self.client = None, source
+            self._runtime = source.runtime
+            self._cursors: list[str | None] = [None]
+            self._has_more = False
+            self._videos: list[Video] = []
+            self._cache = source.run_root / "_server_gallery"
+            self.children = (self.filter_box, pager, self.tiles, self.error)
+            self._coalescer = Coalescer(self._runtime, self._render_server, interval=refresh_interval,
+                                        on_error=self.error.show)
+            self._load_page()
+
+    # ------------------------------------------------------------------ filters and pages
+    def _axis_names(self) -> list[str]:
+        if self.run is not None:
+            return [a for a in self.run.axes if a != "prompt"] + ["prompt"]
+        return ["model", "size", "seconds"]
+
+    def _sync_filters(self, values: dict[str, list[Any]], statuses: list[str]) -> None:
+        """Offer a dropdown for each axis with more than one value (options grow as jobs appear)."""
+        options = [_ALL, *statuses]
+        if list(self.status_filter.options) != options:
+            keep = self.status_filter.value if self.status_filter.value in options else _ALL
+            self.status_filter.options = options
+            self.status_filter.value = keep
+        if self._wanted.get("status") in options:
+            self.status_filter.value = self._wanted.pop("status")
+        for name, found in values.items():
+            labels = [_value_label(v) for v in found]
+            if len(labels) < 2 and name not in self.filters:
+                continue
+            dropdown = self.filters.get(name)
+            if dropdown is None:
+                dropdown = widgets.Dropdown(options=[_ALL, *labels], value=_ALL, description=name,
+                                            style={"description_width": "initial"},
+                                            layout=widgets.Layout(width="auto", max_width="320px"))
+                dropdown.observe(guarded(self.error, lambda _c: self._filtered()), "value")
+                self.filters[name] = dropdown
+                self.filter_box.children = (*self.filter_box.children, dropdown)
+            elif list(dropdown.options) != [_ALL, *labels]:
+                keep = dropdown.value if dropdown.value in labels else _ALL
+                dropdown.options = [_ALL, *labels]
+                dropdown.value = keep
+            wanted = self._wanted.get(name)
+            if wanted is not None and _value_label(wanted) in labels:
+                dropdown.value = _value_label(self._wanted.pop(name))
+
+    def _matches(self, status: str, values: dict[str, Any]) -> bool:
+        if self.status_filter.value != _ALL and status != self.status_filter.value:
+            return False
+        return all(dropdown.value == _ALL or _value_label(values.get(name)) == dropdown.value
+                   for name, dropdown in self.filters.items())
+
+    def _filtered(self) -> None:
+        self.page = 0
+        self._coalescer.mark()
+
+    def _turn(self, step: int) -> None:
+        if self.client is not None:
+            if step > 0 and self._has_more:
+                self.page += 1
+                if len(self._cursors) <= self.page:
+                    self._cursors.append(self._videos[-1].id if self._videos else None)
+            elif step < 0 and self.page > 0:
+                self.page -= 1
+            else:
+                return
+            self._load_page()
+            return
+        self.page = max(0, self.page + step)
+        self._coalescer.mark()
+
+    # ------------------------------------------------------------------ a run's jobs (on the loop)
+    def _subscribe(self) -> None:
+        assert self.run is not None
+        if self._unsubscribe is None:
+            self._unsubscribe = self.run.observe(lambda _job: self._coalescer.mark())
+        self._coalescer.mark()
+
+    def visible_jobs(self) -> list[Job]:
+        """The jobs that pass the filters, in run order."""
+        assert self.run is not None
+        return [job for job in self.run.jobs if self._matches(job.status, job.spec.axes)]
+
+    def _render_run(self) -> None:
+        run = self.run
+        assert run is not None
+        jobs = list(run.jobs)
+        values: dict[str, list[Any]] = {}
+        for name in self._axis_names():
+            values[name] = list(dict.fromkeys(job.spec.axes.get(name) for job in jobs))
+        self._sync_filters(values, list(dict.fromkeys(job.status for job in jobs)))
+        visible = self.visible_jobs()
+        pages = max(1, -(-len(visible) // self.page_size))
+        self.page = min(self.page, pages - 1)
+        shown = visible[self.page * self.page_size:(self.page + 1) * self.page_size]
+        self._set_pager(pages, len(visible))
+        text = _display.gallery_html(shown, [a for a in run.axes if a != "prompt"], columns=self.columns,
+                                     width=self.width)
+        if text != self._rendered:  # redraw only when a tile changes: a redraw restarts the videos
+            self._rendered = text
+            show_html(self.grid, text)
+
+    def _set_pager(self, pages: int, count: int) -> None:
+        with self.prev_button.hold_sync(), self.next_button.hold_sync():
+            self.prev_button.disabled = self.page == 0
+            self.next_button.disabled = self.page >= pages - 1
+        self.page_label.value = f"page {self.page + 1} of {pages} · {count} videos"
+
+    # ------------------------------------------------------------------ the server's list
+    def _load_page(self) -> None:
+        assert self.client is not None
+        after = self._cursors[self.page]
+        future = self._runtime.submit(self._fetch(after))
+
+        def _done(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None:
+                self.error.show(exc)
+
+        future.add_done_callback(_done)
+
+    async def _fetch(self, after: str | None) -> None:
+        client = self.client
+        assert client is not None
+        page = await client.api.list(limit=self.page_size, after=after)
+        self._videos, self._has_more = list(page.data), bool(page.has_more)
+        if client.profile.supports_thumbnail:
+            for video in self._videos:
+                if video.status == "completed":
+                    await self._download(video.id, "thumbnail")
+        self._coalescer.mark()
+
+    async def _download(self, video_id: str, variant: str) -> Path | None:
+        assert self.client is not None
+        suffix = ".webp" if variant == "thumbnail" else ".mp4"
+        path = self._cache / f"{video_id}{suffix}"
+        if not path.exists():
+            try:
+                await self.client.api.download(video_id, path, variant=variant)  # type: ignore[arg-type]
+            except SoraError as exc:
+                if variant == "video":
+                    raise
+                self.error.show(f"no poster for {video_id}: {exc}")
+                return None
+        return path
+
+    def _render_server(self) -> None:
+        videos = self._videos
+        values = {name: list(dict.fromkeys(getattr(v, name) for v in videos)) for name in self._axis_names()}
+        self._sync_filters(values, list(dict.fromkeys(v.status for v in videos)))
+        shown = [v for v in videos if self._matches(v.status, {n: getattr(v, n) for n in self._axis_names()})]
+        with self.prev_button.hold_sync(), self.next_button.hold_sync():
+            self.prev_button.disabled = self.page == 0
+            self.next_button.disabled = not self._has_more
+        self.page_label.value = f"page {self.page + 1} · {len(shown)} of {len(videos)} videos shown"
+        for tile in self.tiles.children:
+            tile.close()
+        self.tiles.children = tuple(self._tile(video) for video in shown)
+
+    def _tile(self, video: Video) -> Any:
+        poster = self._cache / f"{video.id}.webp"
+        screen = widgets.Output()
+        caption = f"{video.status} · {video.model or ''} · {video.prompt or ''}"
+        if poster.exists():
+            body = f'<img src="{html.escape(_display.media_src(poster) or "")}" alt="" style="width:100%">'
+        else:
+            body = (f'<div style="aspect-ratio:16/9;background:#eee;color:#555;padding:4px">'
+                    f"{html.escape(video.status)}</div>")
+        show_html(screen, f'<div title="{html.escape(video.prompt or "")}">{body}'
+                          f'<div style="font-size:12px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis">'
+                          f"{html.escape(caption)}</div></div>")
+        play = widgets.Button(description="▶ Play", disabled=video.status != "completed",
+                              tooltip=f"download {video.id} and play it", layout=widgets.Layout(width="auto"))
+        tile = widgets.VBox([screen, play])
+        tile.add_class("sora-nb-tile")
+        play.on_click(guarded(self.error, lambda _b: self._play(video.id, screen, play)))
+        return tile
+
+    def _play(self, video_id: str, screen: Any, button: Any) -> None:
+        button.disabled = True
+        button.description = "loading…"
+
+        async def _get() -> None:
+            path = await self._download(video_id, "video")
+            poster = self._cache / f"{video_id}.webp"
+            show_html(screen, _display.video_html(path, poster if poster.exists() else None,
+                                                  width=self.width, autoplay=True))
+            button.layout.display = "none"
+
+        def _done(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None:
+                self.error.show(exc)
+                button.disabled, button.description = False, "▶ Play"
+
+        self._runtime.submit(_get()).add_done_callback(_done)
+
+    # ------------------------------------------------------------------ lifecycle
+    def refresh(self) -> None:
+        """Redraw now and wait for it."""
+        self._coalescer.flush_now()
+
+    def close(self) -> None:
+        stop_following(self)
+        super().close()
+
+    def __repr__(self) -> str:
+        what = f"run {self.run.id}" if self.run is not None else f"server {self.source!r}"
+        return f"<Gallery {what} page={self.page + 1}>"

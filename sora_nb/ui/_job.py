@@ -1,0 +1,263 @@
+"""The job card: one job's label, live progress, error, video and follow-up actions."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import ipywidgets as widgets
+
+from .. import _display
+from ._sync import DEFAULT_INTERVAL, Coalescer, ErrorLine, guarded, held, stop_following
+
+if TYPE_CHECKING:
+    from .._jobs import Job
+    from .._profiles import Profile
+    from .._runtime import Runtime
+
+__all__ = ["JobCard", "MediaMode", "resolve_media"]
+
+MediaMode = Literal["auto", "url", "bytes"]
+
+MAX_WIDGET_BYTES = 64 * 1024 * 1024
+"""Above this, ``media="bytes"`` shows a link instead of sending the file to the browser."""
+
+
+def resolve_media(media: str) -> MediaMode:
+    """``"url"`` (a ``<video>`` served by the notebook server) or ``"bytes"`` (an ``ipywidgets.Video``).
+
+    ``"auto"`` picks bytes in VS Code, whose notebooks have no file server behind them, else URLs.
+    """
+    if media not in ("auto", "url", "bytes"):
+        raise ValueError(f"media={media!r} is not one of 'auto', 'url', 'bytes'.")
+    if media == "bytes" or (media == "auto" and any(name.startswith("VSCODE_") for name in os.environ)):
+        return "bytes"
+    return "url"
+
+
+def engine_of(job: Job) -> tuple[Runtime, Profile]:
+    """The loop that owns the job and the server's capabilities (package-internal access)."""
+    runner = job._runner
+    return runner.runtime, runner.profile
+
+
+def show_html(output: Any, text: str) -> None:
+    """Replace an ``Output`` widget's content with trusted HTML in one message.
+
+    HTML in an ``Output`` (unlike an ``HTML`` widget) goes through the front end's renderer, which
+    resolves relative ``src`` URLs against the notebook's folder (JupyterLab's ``/files/``).
+    """
+    output.outputs = ({"output_type": "display_data", "data": {"text/html": text}, "metadata": {}},)
+
+
+class JobCard(widgets.VBox):  # type: ignore[misc]
+    """A live card for one job: label, progress bar, status with elapsed time and ETA, the error on
+    failure and, when done, the poster and a playable video, a download link, and Remix / Extend /
+    Retry / Delete buttons (disabled with a reason where the server cannot do them).
+
+    Args:
+        job: the job to follow.
+        on_job: called with each job that a button creates (remix, extend, retry); by default their
+            cards are added below this one.
+        media: ``"url"`` plays the file through the notebook server (nothing embedded), ``"bytes"``
+            sends it as an ``ipywidgets.Video`` (not saved in the notebook unless widget state is),
+            ``"auto"`` picks bytes in VS Code.
+        refresh_interval: seconds between redraws (0.25: four a second at most).
+
+    >>> card = sora_nb.ui.JobCard(client.generate("a corgi surfing"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        *,
+        on_job: Callable[[Job], object] | None = None,
+        media: MediaMode = "auto",
+        refresh_interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self.job = job
+        self._runtime, self._profile = engine_of(job)
+        self._on_job = on_job
+        self._media_mode: MediaMode = resolve_media(media)
+        self._media_shown = False
+        self._unsubscribe: Callable[[], None] | None = None
+
+        self.title = widgets.HTML(_display.job_title_html(job))
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
+                                         layout=widgets.Layout(width="260px"))
+        self.bar.add_class("sora-nb-bar")
+        self.status = widgets.HTML("")
+        self.status.add_class("sora-nb-status")
+        self.error = ErrorLine()
+        self.job_error = widgets.HTML("")
+        self.media = widgets.Output() if self._media_mode == "url" else widgets.Box()
+        self.media.add_class("sora-nb-media")
+        self.link = widgets.HTML("")
+        self.follow_up = widgets.Text(placeholder="new prompt for Remix / Extend",
+                                      layout=widgets.Layout(width="260px"))
+
+        def button(label: str, icon: str, handler: Callable[[], None], style: str = "") -> Any:
+            b = widgets.Button(description=label, icon=icon, button_style=style, disabled=True,
+                               layout=widgets.Layout(width="auto"))
+            b.add_class(f"sora-nb-{label.lower()}")
+            b.on_click(guarded(self.error, lambda _b: handler()))
+            return b
+
+        self.cancel_button = button("Cancel", "stop", self._cancel, "warning")
+        self.remix_button = button("Remix", "random", self._remix)
+        self.extend_button = button("Extend", "forward", self._extend)
+        self.retry_button = button("Retry", "redo", self._retry)
+        self.delete_button = button("Delete", "trash", self._delete)
+        self.derived = widgets.VBox([])
+        actions = widgets.HBox([self.follow_up, self.cancel_button, self.remix_button, self.extend_button,
+                                self.retry_button, self.delete_button],
+                               layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__(
+            [self.title, widgets.HBox([self.bar, self.status], layout=widgets.Layout()),
+             self.job_error, self.media, self.link, actions, self.error, self.derived],
+            layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px",
+                                  margin="4px 0"),
+        )
+        self.add_class("sora-nb-jobcard")
+        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval,
+                                    on_error=self.error.show, tick=self._tick)
+        # Subscribing touches engine state: hand it to the loop (this may be a callback thread).
+        self._runtime.call(self._subscribe)
+
+    # ------------------------------------------------------------------ following the job (on the loop)
+    def _subscribe(self) -> None:
+        if self._unsubscribe is None and not self._coalescer_closed():
+            self._unsubscribe = self.job.observe(self._changed)
+        self._coalescer.mark()
+
+    def _coalescer_closed(self) -> bool:
+        return bool(self._coalescer._closed)
+
+    def _changed(self, _job: Job) -> None:
+        self._coalescer.mark()
+
+    def _tick(self) -> float | None:
+        # Elapsed time moves by itself while the job runs: redraw once a second.
+        return None if self.job.done else 1.0
+
+    def _render(self) -> None:
+        job = self.job
+        value, style = _display.bar_state(job.status, job.progress, done=job.done, previous=self.bar.bar_style)
+        if not self._profile.reports_progress and not job.done and job.progress is None:
+            value = 100.0  # a full "info" bar: working, amount unknown (as tqdm shows an unknown total)
+        with held(self.bar, self.remix_button, self.extend_button, self.retry_button, self.delete_button,
+                  self.cancel_button):
+            self.bar.value = value
+            self.bar.bar_style = style
+            self.status.value = f"<span>{html.escape(_display.job_status_text(job))}</span>"
+            error = job.error
+            if error is not None and job.status != "completed":
+                self.job_error.value = (f'<div style="color:#c62828">{html.escape(error.code or "error")}: '
+                                        f"{html.escape(error.message)}</div>")
+            self._render_buttons()
+        if job.done and job.video_path is not None and not self._media_shown:
+            self._media_shown = True
+            self._show_media()
+        if job.done and self._unsubscribe is not None:
+            self._unsubscribe()  # nothing changes after the end; let the card be collected
+            self._unsubscribe = None
+
+    def _render_buttons(self) -> None:
+        job, profile = self.job, self._profile
+        completed = job.done and job.status == "completed" and job.remote_id is not None
+
+        def enable(button: Any, supported: bool, ready: bool, what: str, waiting: str) -> None:
+            if not supported:
+                button.disabled = True
+                button.tooltip = f"the {profile.name!r} server cannot {what}"
+            else:
+                button.disabled = not ready
+                button.tooltip = what.capitalize() if ready else waiting
+
+        self.cancel_button.disabled = job.done
+        if job.done and self.cancel_button.layout.display != "none":
+            self.cancel_button.layout.display = "none"  # nothing left to stop
+        self.cancel_button.tooltip = "stop this job (deleted on the server where possible)"
+        enable(self.remix_button, profile.supports_remix, completed, "remix this video with the prompt on the left",
+               "available once the video is done")
+        enable(self.extend_button, profile.supports_extend, completed,
+               "extend this video by 4 s with the prompt on the left", "available once the video is done")
+        enable(self.retry_button, True, job.done, "run the same request again", "available once the job ends")
+        enable(self.delete_button, profile.supports_delete, job.done and job.remote_id is not None,
+               "delete the server's copy (the files on disk stay)", "available once the job ends")
+
+    def _show_media(self) -> None:
+        job = self.job
+        video, poster = job.video_path, job.thumbnail_path
+        if video is None:
+            return
+        self.link.value = _display.download_link_html(video)
+        if self._media_mode == "url":
+            show_html(self.media, _display.video_html(video, poster, preload="auto"))
+            return
+        if video.stat().st_size > MAX_WIDGET_BYTES:
+            self.media.children = (widgets.HTML(
+                f"<i>{html.escape(video.name)} is too large to send to the browser; use the link.</i>"),)
+            return
+        # Bytes travel to the browser once and are not saved in the notebook (unless widget state is).
+        player = widgets.Video(value=video.read_bytes(), format="mp4", autoplay=False, loop=True, controls=True,
+                               layout=widgets.Layout(max_width="360px"))
+        self.media.children = (player,)
+
+    # ------------------------------------------------------------------ actions (any thread)
+    def _prompt_for(self, what: str) -> str:
+        text: str = self.follow_up.value.strip()
+        if not text:
+            raise ValueError(f"Write what to change in the box on the left, then press {what}.")
+        return text
+
+    def _cancel(self) -> None:
+        self.job.cancel()
+
+    def _remix(self) -> None:
+        self._adopt(self.job.remix(self._prompt_for("Remix")))
+
+    def _extend(self) -> None:
+        self._adopt(self.job.extend(self._prompt_for("Extend"), seconds="4"))
+
+    def _retry(self) -> None:
+        self._adopt(self.job.retry())
+
+    def _delete(self) -> None:
+        future = self.job.delete()
+        self.delete_button.disabled = True
+
+        def _done(f: Any) -> None:
+            exc = f.exception()
+            if exc is not None:
+                self.error.show(exc)
+                self.delete_button.disabled = False
+            else:
+                self.delete_button.tooltip = "deleted on the server"
+                self.delete_button.description = "Deleted"
+
+        future.add_done_callback(_done)
+
+    def _adopt(self, job: Job) -> None:
+        self.follow_up.value = ""
+        if self._on_job is not None:
+            self._on_job(job)
+        else:
+            card = JobCard(job, media=self._media_mode, refresh_interval=self._coalescer.interval)
+            self.derived.children = (card, *self.derived.children)
+
+    # ------------------------------------------------------------------ lifecycle
+    def refresh(self) -> None:
+        """Redraw now and wait for it (the card redraws by itself; tests use this)."""
+        self._coalescer.flush_now()
+
+    def close(self) -> None:
+        stop_following(self)
+        for card in getattr(getattr(self, "derived", None), "children", ()):
+            card.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<JobCard {self.job!r}>"

@@ -1,0 +1,291 @@
+"""The prompt box: write a prompt, pick the options the server offers, see the cost, generate."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _catalog, _display
+from .._redact import redact_url
+from .._styles import STYLES
+from .._validation import parse_size
+from ._job import JobCard, MediaMode
+from ._sync import DEFAULT_INTERVAL, ErrorLine, guarded
+
+if TYPE_CHECKING:
+    from .._client import Client
+    from .._jobs import Job
+
+__all__ = ["PromptBox", "model_options", "seconds_options", "size_options"]
+
+_NO_STYLE = "(none)"
+
+
+def model_options(models: tuple[str, ...] | None) -> list[str]:
+    """The models a chooser offers: the profile's, else the catalog's (as suggestions for free text)."""
+    if models:
+        return list(models)
+    return list(dict.fromkeys(_catalog.MODELS))
+
+
+def size_options(model: str) -> list[tuple[str, str]]:
+    """``(label, size)`` pairs for ``model``: its sizes when the catalog knows it, else all of them."""
+    spec = _catalog.MODELS.get(model)
+    sizes = spec.sizes if spec is not None else _catalog.SIZES
+    return [(_display.size_label(size), size) for size in sizes]
+
+
+def seconds_options(model: str) -> list[tuple[str, str]]:
+    """``(label, seconds)`` pairs for ``model``."""
+    spec = _catalog.MODELS.get(model)
+    return [(f"{s} s", s) for s in (spec.seconds if spec is not None else _catalog.SECONDS)]
+
+
+def cost_text(model: str, size: str, seconds: str) -> str:
+    """The estimate shown beside the Generate button.
+
+    >>> cost_text("sora-2", "1280x720", "8")
+    'est. $0.80 (8 s × $0.10/s)'
+    >>> cost_text("my-model", "1280x720", "8")
+    'cost unknown for my-model at 1280x720'
+    """
+    price = _catalog.price_per_second(model, size)
+    try:
+        duration = float(seconds)
+    except ValueError:
+        duration = None
+    if price is None or duration is None:
+        return f"cost unknown for {model} at {size}"
+    return f"est. ${price * duration:,.2f} ({seconds} s × ${price:,.2f}/s)"
+
+
+def fit_image(data: bytes, size: str) -> bytes:
+    """The image cropped to the aspect ratio of ``size`` and resized to it, as PNG (Pillow's ``fit``)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        fitted = ImageOps.fit(image.convert("RGB"), parse_size(size), method=Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    fitted.save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+class PromptBox(widgets.VBox):  # type: ignore[misc]
+    """A prompt, the server's options, a live cost estimate, a reference image and a Generate button.
+
+    The choosers come from the client's profile: its models (free text when the server lists none),
+    each model's sizes and durations from the catalog when known, and the style presets. Each
+    Generate adds a :class:`JobCard` at the top of the list below.
+
+    >>> box = sora_nb.ui.prompt(client)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        prompt: str = "",
+        model: str | None = None,
+        media: MediaMode = "auto",
+        refresh_interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self.client = client
+        self.jobs: list[Job] = []
+        self._media: MediaMode = media
+        self._interval = refresh_interval
+        self._reference: Path | None = None
+        self._upload: tuple[str, bytes] | None = None
+        profile = client.profile
+        models = model_options(profile.models)
+        chosen = model or (_catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0])
+        wide = {"description_width": "70px"}
+
+        self.prompt = widgets.Textarea(value=prompt, placeholder="Describe the video: subject, action, setting, light…",
+                                       layout=widgets.Layout(width="100%", height="80px"))
+        self.prompt.add_class("sora-nb-prompt-text")
+        if profile.models:
+            self.model = widgets.Dropdown(options=models, value=chosen, description="Model", style=wide)
+        else:  # the server's own model names: free text, with the catalog as suggestions
+            self.model = widgets.Combobox(options=models, value=chosen, ensure_option=False,
+                                          placeholder="model name", description="Model", style=wide)
+        self.size = widgets.Dropdown(description="Size", style=wide)
+        self.seconds = widgets.ToggleButtons(description="Duration", style={**wide, "button_width": "52px"})
+        self.style = widgets.Dropdown(options=[_NO_STYLE, *STYLES], value=_NO_STYLE, description="Style", style=wide)
+        self.style_hint = widgets.HTML("")
+        self.cost = widgets.HTML("")
+        self.cost.add_class("sora-nb-cost")
+        self.upload = widgets.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=False,
+                                         description="Reference image", layout=widgets.Layout(width="auto"))
+        self.reference_status = widgets.HTML("")
+        self.fit_button = widgets.Button(description="Crop & resize", icon="crop", layout=widgets.Layout(
+            width="auto", display="none"))
+        self.clear_reference = widgets.Button(description="Remove", icon="times", layout=widgets.Layout(
+            width="auto", display="none"))
+        self.generate_button = widgets.Button(description="Generate", icon="play", button_style="primary")
+        self.generate_button.add_class("sora-nb-generate")
+        self.error = ErrorLine()
+        self.cards = widgets.VBox([])
+        self.cards.add_class("sora-nb-cards")
+
+        header = widgets.HTML(
+            f'<div style="opacity:.7">server: {html.escape(profile.name)}'
+            + (f" · {html.escape(redact_url(client.base_url))}" if client.base_url else "") + "</div>"
+        )
+        super().__init__([
+            header,
+            self.prompt,
+            widgets.HBox([self.model, self.size], layout=widgets.Layout(flex_flow="row wrap")),
+            self.seconds,
+            widgets.HBox([self.style, self.style_hint], layout=widgets.Layout()),
+            widgets.HBox([self.upload, self.fit_button, self.clear_reference, self.reference_status],
+                         layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(align_items="center")),
+            self.error,
+            self.cards,
+        ])
+        self.add_class("sora-nb-prompt")
+
+        self._update_choices()
+        self.model.observe(guarded(self.error, lambda _c: self._update_choices()), "value")
+        self.size.observe(guarded(self.error, lambda _c: self._update_cost(check_reference=True)), "value")
+        self.seconds.observe(guarded(self.error, lambda _c: self._update_cost()), "value")
+        self.style.observe(guarded(self.error, lambda _c: self._update_style()), "value")
+        self.upload.observe(guarded(self.error, self._uploaded), "value")
+        self.fit_button.on_click(guarded(self.error, lambda _b: self._fit_reference()))
+        self.clear_reference.on_click(guarded(self.error, lambda _b: self._set_reference(None)))
+        self.generate_button.on_click(guarded(self.error, lambda _b: self.generate()))
+
+    # ------------------------------------------------------------------ choosers (pure view updates)
+    def _update_choices(self) -> None:
+        model = str(self.model.value or "")
+        with self.size.hold_sync(), self.seconds.hold_sync():
+            sizes = size_options(model)
+            keep = self.size.value if self.size.value in [s for _, s in sizes] else None
+            self.size.options = sizes
+            self.size.value = keep or (_catalog.DEFAULT_SIZE if any(s == _catalog.DEFAULT_SIZE for _, s in sizes)
+                                       else sizes[0][1])
+            durations = seconds_options(model)
+            keep = self.seconds.value if self.seconds.value in [s for _, s in durations] else None
+            self.seconds.options = durations
+            self.seconds.value = keep or durations[0][1]
+        self._update_cost(check_reference=True)
+
+    def _update_cost(self, *, check_reference: bool = False) -> None:
+        text = cost_text(str(self.model.value or ""), str(self.size.value), str(self.seconds.value))
+        self.cost.value = html.escape(text)
+        if check_reference and self._upload is not None:
+            self._check_reference()
+
+    def _update_style(self) -> None:
+        style = self.style.value
+        self.style_hint.value = "" if style == _NO_STYLE else f'<i style="opacity:.7">{html.escape(STYLES[style])}</i>'
+
+    # ------------------------------------------------------------------ reference image
+    def _uploaded(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0]
+        name, data = str(item["name"]), bytes(item["content"])
+        # The bytes are held here and written to a file; the widget's copy is dropped at once.
+        self.upload.value = ()
+        self._upload = (name, data)
+        self._check_reference()
+
+    def _check_reference(self) -> None:
+        assert self._upload is not None
+        name, data = self._upload
+        dims = image_size(data)
+        size = str(self.size.value)
+        if dims is None:
+            self._upload = None
+            self._set_reference(None)
+            raise ValueError(f"{name} is not an image Pillow can read. Fix: upload a PNG, JPEG or WebP file.")
+        want = parse_size(size)
+        if dims == want:
+            self._set_reference(self._save(data, name))
+            self.reference_status.value = f"✓ {html.escape(name)} ({dims[0]}×{dims[1]})"
+            return
+        self._set_reference(None, keep_upload=True)
+        self.reference_status.value = (
+            f'<span style="color:#ef6c00">{html.escape(name)} is {dims[0]}×{dims[1]} but the size is '
+            f"{want[0]}×{want[1]}: crop and resize it, pick another size, or remove it.</span>")
+        self.fit_button.description = f"Crop & resize to {want[0]}×{want[1]}"
+        self.fit_button.layout.display = None
+
+    def _fit_reference(self) -> None:
+        if self._upload is None:
+            raise ValueError("Upload a reference image first.")
+        name, data = self._upload
+        fitted = fit_image(data, str(self.size.value))
+        stem = Path(name).stem
+        self._upload = (f"{stem}-{self.size.value}.png", fitted)
+        self._check_reference()
+
+    def _save(self, data: bytes, name: str) -> Path:
+        folder = self.client.run_root / "references"
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = Path(name).suffix.lower() or ".png"
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path
+
+    def _set_reference(self, path: Path | None, *, keep_upload: bool = False) -> None:
+        self._reference = path
+        if path is None and not keep_upload:
+            self._upload = None
+            self.reference_status.value = ""
+        self.fit_button.layout.display = "none"
+        self.clear_reference.layout.display = None if (path is not None or keep_upload) else "none"
+
+    @property
+    def reference(self) -> Path | None:
+        """The checked reference image file (matching the chosen size), or ``None``."""
+        return self._reference
+
+    # ------------------------------------------------------------------ generating
+    def generate(self) -> Job:
+        """What the Generate button does: start a job with the chosen options and add its card."""
+        if self._upload is not None and self._reference is None:
+            raise ValueError("The reference image does not match the size. Fix: Crop & resize, or Remove it.")
+        style = None if self.style.value == _NO_STYLE else str(self.style.value)
+        job = self.client.generate(
+            str(self.prompt.value), model=str(self.model.value), size=str(self.size.value),
+            seconds=str(self.seconds.value), style=style, input_reference=self._reference,
+        )
+        self.add_job(job)
+        return job
+
+    def add_job(self, job: Job) -> JobCard:
+        """Show ``job`` as a card at the top of the list (cards of remixes, extensions and retries too)."""
+        self.jobs.append(job)
+        card = JobCard(job, on_job=self.add_job, media=self._media, refresh_interval=self._interval)
+        self.cards.children = (card, *self.cards.children)
+        return card
+
+    def close(self) -> None:
+        for card in getattr(getattr(self, "cards", None), "children", ()):
+            card.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<PromptBox profile={self.client.profile.name!r} model={self.model.value!r} jobs={len(self.jobs)}>"

@@ -1,0 +1,312 @@
+"""The sweep builder (axes in, estimate and launch out) and the live progress of a run."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _catalog, _display
+from .._styles import STYLES
+from ._prompt import model_options, size_options
+from ._sync import DEFAULT_INTERVAL, Coalescer, ErrorLine, guarded, held, stop_following
+
+if TYPE_CHECKING:
+    from .._client import Client, Sweep
+    from .._jobs import Job, Run
+    from .._sweeps import Estimate
+
+__all__ = ["RunProgress", "SweepBuilder", "parse_lines", "parse_variables"]
+
+_NO_STYLE = "(none)"
+LIST_INTERVAL = 1.0
+"""Seconds between two redraws of a run's per-job list (its bar and counts redraw four times a second)."""
+
+
+def parse_lines(text: str) -> list[str]:
+    """Non-empty lines, stripped.
+
+    >>> parse_lines("a corgi\\n\\n  a cat  ")
+    ['a corgi', 'a cat']
+    """
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def parse_variables(text: str) -> dict[str, list[str]]:
+    """Template variables written one per line as ``name: value, value``.
+
+    >>> parse_variables("animal: corgi, cat\\ntime: dawn")
+    {'animal': ['corgi', 'cat'], 'time': ['dawn']}
+    """
+    variables: dict[str, list[str]] = {}
+    for line in parse_lines(text):
+        name, sep, values = line.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"variables line {line!r} is not 'name: value, value'. Fix: e.g. 'animal: corgi, cat'.")
+        variables[name.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return variables
+
+
+class RunProgress(widgets.VBox):  # type: ignore[misc]
+    """A run's overall progress bar, its counts by status and a compact per-job list, kept live.
+
+    Redraws at most once per ``refresh_interval`` however many jobs change (one message per changed
+    widget per redraw), so a 200-job sweep does not flood the front end.
+
+    >>> sora_nb.ui.RunProgress(run)  # doctest: +SKIP
+    """
+
+    def __init__(self, run: Run, *, refresh_interval: float = DEFAULT_INTERVAL, show_jobs: bool = True) -> None:
+        self.run = run
+        runner = run._runner
+        self._runtime = runner.runtime
+        self._reports_progress = runner.profile.reports_progress
+        self.label = widgets.HTML(f"<b>run {html.escape(run.id)}</b>")
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
+                                         layout=widgets.Layout(width="320px"))
+        self.bar.add_class("sora-nb-bar")
+        self.counts = widgets.HTML("")
+        self.counts.add_class("sora-nb-counts")
+        self.job_list = widgets.HTML("", layout=widgets.Layout(display=None if show_jobs else "none"))
+        self.job_list.add_class("sora-nb-joblist-widget")
+        self.error = ErrorLine()
+        super().__init__([widgets.HBox([self.label, self.bar, self.counts], layout=widgets.Layout()),
+                          self.job_list, self.error])
+        self.add_class("sora-nb-run")
+        self._unsubscribe: Callable[[], None] | None = None
+        self._list_at = float("-inf")
+        self._list_interval = LIST_INTERVAL if refresh_interval > 0 else 0.0  # 0: the naive baseline
+        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval,
+                                    on_error=self.error.show, tick=self._tick)
+        self._runtime.call(self._subscribe)
+
+    def _subscribe(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.run.observe(self._changed)
+        self._coalescer.mark()
+
+    def _changed(self, _job: Job) -> None:
+        self._coalescer.mark()
+
+    def _tick(self) -> float | None:
+        return None if self.run.done else 1.0
+
+    def _render(self) -> None:
+        jobs = list(self.run.jobs)
+        value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style)
+        if not self._reports_progress and style == "" and not self.run.done:
+            style = "info"
+        counts = self.run.counts()
+        done = sum(job.done for job in jobs)
+        parts = [f"{done}/{len(jobs)} done"] + [
+            f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()) if status != "completed"
+        ]
+        with held(self.bar):
+            self.bar.value = value
+            self.bar.bar_style = style
+        self.counts.value = html.escape(" · ".join(parts))
+        # The per-job list is the one big message (about 200 bytes a job): once a second is plenty;
+        # the once-a-second tick, or the run's end, brings the last changes.
+        now = time.monotonic()
+        if self.job_list.layout.display != "none" and (now - self._list_at >= self._list_interval or self.run.done):
+            self._list_at = now
+            self.job_list.value = _display.job_list_html(jobs, self.run.axes)
+
+    def refresh(self) -> None:
+        """Redraw now and wait for it."""
+        self._coalescer.flush_now()
+
+    def close(self) -> None:
+        stop_following(self)
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<RunProgress {self.run!r}>"
+
+
+class SweepBuilder(widgets.VBox):  # type: ignore[misc]
+    """Axes editors, the resulting job count, invalid combinations and estimated cost against a
+    budget; Launch / Cancel / Retry failed; then the run's live progress.
+
+    Prompts are one per line, or a template such as ``a {animal} at {time}`` with variables
+    ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects
+    whose options come from the client's profile and the catalog.
+
+    >>> builder = sora_nb.ui.sweep(client)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        prompts: list[str] | None = None,
+        budget_usd: float = 10.0,
+        refresh_interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self.client = client
+        self.run: Run | None = None
+        self.progress: RunProgress | None = None
+        self._interval = refresh_interval
+        profile = client.profile
+        models = model_options(profile.models)
+        default_model = _catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0]
+        wide = {"description_width": "80px"}
+        box = widgets.Layout(width="300px")
+
+        self.prompts = widgets.Textarea(value="\n".join(prompts or []), description="Prompts",
+                                        placeholder="one prompt per line", style=wide,
+                                        layout=widgets.Layout(width="100%", height="90px"))
+        self.template = widgets.Text(description="Template", placeholder="a {animal} at {time} (instead of prompts)",
+                                     style=wide, layout=widgets.Layout(width="100%"))
+        self.variables = widgets.Textarea(description="Variables", placeholder="animal: corgi, cat\ntime: dawn, dusk",
+                                          style=wide, layout=widgets.Layout(width="100%", height="60px"))
+        if profile.models:
+            self.models = widgets.SelectMultiple(options=models, value=(default_model,), description="Models",
+                                                 style=wide, layout=box, rows=min(4, len(models)))
+        else:
+            self.models = widgets.Text(value=default_model, description="Models", placeholder="comma-separated",
+                                       style=wide, layout=box)
+        all_sizes = list(dict.fromkeys(s for m in models for _, s in size_options(m)))
+        self.sizes = widgets.SelectMultiple(options=[(_display.size_label(s), s) for s in all_sizes],
+                                            value=(_catalog.DEFAULT_SIZE,) if _catalog.DEFAULT_SIZE in all_sizes
+                                            else (all_sizes[0],), description="Sizes", style=wide, layout=box,
+                                            rows=min(4, len(all_sizes)))
+        self.seconds = widgets.SelectMultiple(options=[(f"{s} s", s) for s in _catalog.SECONDS],
+                                              value=(_catalog.DEFAULT_SECONDS,), description="Durations", style=wide,
+                                              layout=box, rows=len(_catalog.SECONDS))
+        self.styles = widgets.SelectMultiple(options=[_NO_STYLE, *STYLES], value=(_NO_STYLE,), description="Styles",
+                                             style=wide, layout=box, rows=4)
+        self.repeats = widgets.BoundedIntText(value=1, min=1, max=100, description="Repeats", style=wide,
+                                              layout=widgets.Layout(width="160px"))
+        self.budget = widgets.BoundedFloatText(value=budget_usd, min=0.0, max=1e6, step=1.0,
+                                               description="Budget $", style=wide,
+                                               layout=widgets.Layout(width="180px"),
+                                               tooltip="0 means no budget")
+        self.concurrency = widgets.BoundedIntText(value=profile.max_concurrency, min=1, max=256,
+                                                  description="In flight", style=wide,
+                                                  layout=widgets.Layout(width="160px"))
+        self.summary = widgets.HTML("")
+        self.summary.add_class("sora-nb-summary")
+        self.launch_button = widgets.Button(description="Launch", icon="rocket", button_style="primary")
+        self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="warning", disabled=True)
+        self.retry_button = widgets.Button(description="Retry failed", icon="redo", disabled=True)
+        for button, name in ((self.launch_button, "launch"), (self.cancel_button, "cancel"),
+                             (self.retry_button, "retry-failed")):
+            button.add_class(f"sora-nb-{name}")
+        self.error = ErrorLine()
+        self.output = widgets.VBox([])
+        editors = (self.prompts, self.template, self.variables, self.models, self.sizes, self.seconds,
+                   self.styles, self.repeats, self.budget)
+        super().__init__([
+            self.prompts, self.template, self.variables,
+            widgets.HBox([self.models, self.sizes], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.seconds, self.styles], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.repeats, self.budget, self.concurrency], layout=widgets.Layout(flex_flow="row wrap")),
+            self.summary,
+            widgets.HBox([self.launch_button, self.cancel_button, self.retry_button], layout=widgets.Layout()),
+            self.error,
+            self.output,
+        ])
+        self.add_class("sora-nb-sweep")
+        for editor in editors:
+            editor.observe(guarded(self.error, lambda _c: self._update_summary()), "value")
+        self.launch_button.on_click(guarded(self.error, lambda _b: self.launch()))
+        self.cancel_button.on_click(guarded(self.error, lambda _b: self._cancel()))
+        self.retry_button.on_click(guarded(self.error, lambda _b: self._retry_failed()))
+        self._update_summary()
+
+    # ------------------------------------------------------------------ the plan (pure, from the editors)
+    def axes(self) -> dict[str, Any]:
+        """The ``client.sweep(...)`` arguments the editors describe."""
+        axes: dict[str, Any] = {}
+        template = str(self.template.value).strip()
+        if template:
+            axes["template"] = template
+            variables = parse_variables(str(self.variables.value))
+            if variables:
+                axes["variables"] = variables
+        else:
+            axes["prompt"] = parse_lines(str(self.prompts.value))
+        if isinstance(self.models, widgets.SelectMultiple):
+            axes["model"] = list(self.models.value)
+        else:
+            axes["model"] = [m.strip() for m in str(self.models.value).split(",") if m.strip()]
+        axes["size"] = list(self.sizes.value)
+        axes["seconds"] = list(self.seconds.value)
+        axes["style"] = [None if s == _NO_STYLE else s for s in self.styles.value]
+        axes["repeats"] = int(self.repeats.value)
+        return axes
+
+    def plan(self) -> Sweep:
+        """The sweep the editors describe (nothing is sent)."""
+        return self.client.sweep(**self.axes())
+
+    @property
+    def budget_usd(self) -> float | None:
+        value = float(self.budget.value)
+        return value if value > 0 else None
+
+    def _update_summary(self) -> None:
+        try:
+            estimate: Estimate | None = self.plan().estimate()
+            problem = None
+        except (ValueError, TypeError) as exc:
+            estimate, problem = None, str(exc)
+        if estimate is None:
+            self.summary.value = f'<div style="color:#c62828">{html.escape(problem or "")}</div>'
+            self.launch_button.disabled = True
+            self.launch_button.tooltip = "fix the axes first"
+            return
+        budget = self.budget_usd
+        spend = estimate.cost_usd if estimate.cost_usd is not None else estimate.known_cost_usd
+        over = budget is not None and spend > budget + 1e-9
+        budget_text = ("no budget" if budget is None else
+                       f'<b style="color:#c62828">over the budget of ${budget:,.2f}</b>' if over else
+                       f"within the budget of ${budget:,.2f}")
+        self.summary.value = (f"<div><b>{html.escape(str(estimate))}</b> · {budget_text}</div>"
+                              + estimate._repr_html_())
+        with self.launch_button.hold_sync():
+            self.launch_button.disabled = estimate.jobs == 0 or over
+            self.launch_button.tooltip = ("no valid jobs" if estimate.jobs == 0 else
+                                          "raise the budget or remove jobs" if over else
+                                          f"start {estimate.jobs} jobs")
+
+    # ------------------------------------------------------------------ acting (any thread)
+    def launch(self) -> Run:
+        """What Launch does: start the sweep (refused over budget) and show its progress."""
+        run = self.plan().start(max_concurrency=int(self.concurrency.value), budget_usd=self.budget_usd)
+        self.run = run
+        if self.progress is not None:
+            self.progress.close()
+        self.progress = RunProgress(run, refresh_interval=self._interval)
+        self.output.children = (self.progress,)
+        with held(self.cancel_button, self.retry_button):
+            self.cancel_button.disabled = False
+            self.retry_button.disabled = False
+        return run
+
+    def _cancel(self) -> None:
+        if self.run is None:
+            raise ValueError("Nothing to cancel: launch a sweep first.")
+        self.run.cancel()
+
+    def _retry_failed(self) -> None:
+        if self.run is None:
+            raise ValueError("Nothing to retry: launch a sweep first.")
+        jobs = self.run.retry_failed()
+        if not jobs:
+            raise ValueError("No failed, cancelled or expired jobs to retry.")
+        if self.progress is not None:
+            self.progress._coalescer.mark()
+
+    def close(self) -> None:
+        progress = getattr(self, "progress", None)
+        if progress is not None:
+            progress.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<SweepBuilder profile={self.client.profile.name!r} run={self.run.id if self.run else None!r}>"

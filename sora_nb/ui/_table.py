@@ -1,0 +1,117 @@
+"""The results table: a run's DataFrame with posters, sortable, kept live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _display
+from .._results import REQUEST_COLUMNS
+from ._job import show_html
+from ._sync import Coalescer, ErrorLine, guarded, stop_following
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .._jobs import Run
+
+__all__ = ["DEFAULT_COLUMNS", "ResultsTable"]
+
+DEFAULT_COLUMNS = ("status", "progress", "total_s", "estimated_cost_usd", "error_code")
+"""Shown after the run's axes unless ``columns=`` says otherwise."""
+
+_RUN_ORDER = "(run order)"
+
+
+class ResultsTable(widgets.VBox):  # type: ignore[misc]
+    """The run's DataFrame (``run.to_dataframe()``) as a table with a poster per row, sortable by any
+    column (ascending or descending), refreshed as jobs change.
+
+    Sorting happens in the kernel, so it survives the live refresh and works in every front end.
+
+    >>> run.table(sort_by="total_s", ascending=False)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        columns: Sequence[str] | None = None,
+        sort_by: str | None = None,
+        ascending: bool = True,
+        thumbnails: bool = True,
+        max_rows: int = 500,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self.run = run
+        self.thumbnails, self.max_rows = thumbnails, max_rows
+        self._runtime = run._runner.runtime
+        leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
+        self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
+        self.sort_by = widgets.Dropdown(options=[_RUN_ORDER, *self.columns], value=sort_by or _RUN_ORDER,
+                                        description="Sort by", style={"description_width": "50px"},
+                                        layout=widgets.Layout(width="240px"))
+        self.ascending = widgets.ToggleButton(value=ascending, description="ascending" if ascending else "descending",
+                                              icon="sort-amount-asc" if ascending else "sort-amount-desc",
+                                              layout=widgets.Layout(width="auto"))
+        self.summary = widgets.HTML("")
+        self.output = widgets.Output()
+        self.output.add_class("sora-nb-table-output")
+        self.error = ErrorLine()
+        super().__init__([widgets.HBox([self.sort_by, self.ascending, self.summary],
+                                       layout=widgets.Layout(align_items="center")),
+                          self.output, self.error])
+        self.add_class("sora-nb-results")
+        self._rendered = ""
+        self._unsubscribe: Callable[[], None] | None = None
+        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval, on_error=self.error.show)
+        self.sort_by.observe(guarded(self.error, lambda _c: self._coalescer.mark()), "value")
+        self.ascending.observe(guarded(self.error, self._toggled), "value")
+        self._runtime.call(self._subscribe)
+
+    def _subscribe(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.run.observe(lambda _job: self._coalescer.mark())
+        self._coalescer.mark()
+
+    def _toggled(self, change: dict[str, Any]) -> None:
+        up = bool(change["new"])
+        with self.ascending.hold_sync():
+            self.ascending.description = "ascending" if up else "descending"
+            self.ascending.icon = "sort-amount-asc" if up else "sort-amount-desc"
+        self._coalescer.mark()
+
+    def dataframe(self) -> pandas.DataFrame:
+        """The rows shown, sorted as chosen (all columns of ``run.to_dataframe()``)."""
+        df = self.run.to_dataframe()
+        key = self.sort_by.value
+        if key != _RUN_ORDER and key in df.columns:
+            df = df.sort_values(key, ascending=bool(self.ascending.value), na_position="last", kind="stable")
+        elif not self.ascending.value:
+            df = df.iloc[::-1]
+        return df
+
+    def _render(self) -> None:
+        df = self.dataframe()
+        shown = df.head(self.max_rows)
+        columns = [c for c in self.columns if c in df.columns]
+        records = shown.to_dict("records")
+        text = _display.table_html(records, columns, thumbnails=self.thumbnails)
+        more = f" (first {self.max_rows} shown)" if len(df) > self.max_rows else ""
+        self.summary.value = f"{len(df)} jobs{more}"
+        if text != self._rendered:
+            self._rendered = text
+            show_html(self.output, text)
+
+    def refresh(self) -> None:
+        """Redraw now and wait for it."""
+        self._coalescer.flush_now()
+
+    def close(self) -> None:
+        stop_following(self)
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<ResultsTable run={self.run.id} rows={len(self.run.jobs)}>"

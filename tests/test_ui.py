@@ -1,0 +1,638 @@
+"""The widgets without a browser: built on the in-process simulator, driven through ``.value`` and
+``.click()``, checked on the engine calls they make and the state they would send to a front end.
+
+Outside a kernel ipywidgets talks to a ``DummyComm``; the ``sent`` fixture records every message a
+widget would send to the browser (its ``publish_msg``), which is how coalescing and the absence of
+the API key are measured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import comm
+import httpx
+import ipywidgets as widgets
+import pytest
+from PIL import Image
+
+import sora_nb
+from sora_nb import _display, ui
+from sora_nb._jobs import Job
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+from sora_nb.ui._sync import Coalescer, walk
+
+FAST = 0.004
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def html_of(output: widgets.Output) -> str:
+    return "".join(item["data"].get("text/html", "") for item in output.outputs)
+
+
+@dataclass
+class Sent:
+    """Messages the widgets would have sent to the front end."""
+
+    messages: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def updates(self, comm_ids: set[str] | None = None, since: float = 0.0) -> list[dict[str, Any]]:
+        with self.lock:
+            return [data for at, comm_id, data in self.messages
+                    if at >= since and data.get("method") == "update" and (comm_ids is None or comm_id in comm_ids)]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    record = Sent()
+
+    def publish_msg(self: Any, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                    **keys: Any) -> None:
+        with record.lock:
+            record.messages.append((time.monotonic(), self.comm_id, dict(data or {})))
+
+    monkeypatch.setattr(comm.DummyComm, "publish_msg", publish_msg)
+    return record
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The notebook's folder: the working directory, so media URLs come out relative."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Any]]:
+    items: list[Any] = []
+    yield items
+    for item in items:
+        item.close()
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def loop_thread_name(client: sora_nb.Client) -> str:
+    return str(client.runtime.call_and_wait(lambda: threading.current_thread().name))
+
+
+# ---------------------------------------------------------------------------------------- import and pure parts
+
+
+def test_missing_ipywidgets_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in sys.modules if n == "sora_nb.ui" or n.startswith("sora_nb.ui.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    with pytest.raises(ImportError, match=r'pip install "sora-nb\[notebook\]"'):
+        import sora_nb.ui  # noqa: F401
+
+
+def test_entry_points_are_public() -> None:
+    assert ui.__all__[:2] == ["prompt", "sweep"]
+    for name in ("gallery", "compare", "table", "PromptBox", "JobCard", "SweepBuilder", "Gallery", "CompareGrid",
+                 "ResultsTable"):
+        assert hasattr(ui, name), name
+    assert sora_nb.ui is ui
+
+
+def test_bar_state_rules() -> None:
+    assert _display.bar_state("pending_submit", None, done=False) == (0.0, "info")
+    assert _display.bar_state("queued", 0, done=False) == (0.0, "")
+    assert _display.bar_state("in_progress", 42, done=False) == (42.0, "")
+    assert _display.bar_state("completed", 100, done=False) == (100.0, "info")  # still downloading
+    assert _display.bar_state("completed", 100, done=True) == (100.0, "success")
+    assert _display.bar_state("failed", 30, done=True) == (30.0, "danger")
+    assert _display.bar_state("cancelled", 30, done=True) == (30.0, "warning")
+    # Success never overwrites danger.
+    assert _display.bar_state("completed", 100, done=True, previous="danger") == (100.0, "danger")
+
+
+def test_html_is_escaped_and_references_files(here: Path) -> None:
+    video = here / "runs" / "r" / "videos" / "j.mp4"
+    poster = here / "runs" / "r" / "thumbnails" / "j.webp"
+    text = _display.video_html(video, poster)
+    assert 'src="runs/r/videos/j.mp4"' in text and 'src="runs/r/thumbnails/j.webp"' in text
+    assert "base64" not in text and "data:" not in text
+    table = _display.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}], ["prompt", "status"],
+                                thumbnails=False)
+    assert "<script>" not in table and "&lt;script&gt;" in table
+
+
+# ---------------------------------------------------------------------------------------- PromptBox and JobCard
+
+
+def test_prompt_box_options_come_from_the_profile(client: sora_nb.Client, closing: list[Any]) -> None:
+    box = ui.prompt(client)
+    closing.append(box)
+    assert list(box.model.options) == list(client.profile.models or ())
+    assert box.size.options == (("Portrait 720×1280", "720x1280"), ("Landscape 1280×720", "1280x720"))
+    assert [v for _, v in box.seconds.options] == ["4", "8", "12"]
+    assert set(sora_nb.STYLES) <= set(box.style.options)
+    assert "est. $0.40" in box.cost.value
+    box.model.value = "sora-2-pro"
+    assert len(box.size.options) == 4 and "1792x1024" in [v for _, v in box.size.options]
+    box.size.value = "1792x1024"
+    box.seconds.value = "8"
+    assert "est. $4.00" in box.cost.value
+    box.style.value = "noir"
+    assert "film noir" in box.style_hint.value
+
+
+def test_generate_starts_a_job_and_its_card_follows_it(
+    client: sora_nb.Client, here: Path, closing: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    real = client.generate
+
+    def spy(prompt: str, **kwargs: Any) -> Job:
+        calls.append((prompt, kwargs))
+        return real(prompt, **kwargs)
+
+    monkeypatch.setattr(client, "generate", spy)
+    box = ui.prompt(client)
+    closing.append(box)
+    box.prompt.value = "a corgi surfing at sunset"
+    box.size.value = "1280x720"
+    box.style.value = "cinematic"
+    styles: list[str] = []
+    box.generate_button.click()
+    assert box.error.value == ""
+    assert calls == [("a corgi surfing at sunset", {"model": "sora-2", "size": "1280x720", "seconds": "4",
+                                                     "style": "cinematic", "input_reference": None})]
+    (card,) = box.cards.children
+    assert isinstance(card, ui.JobCard) and card.job is box.jobs[0]
+    card.bar.observe(lambda change: styles.append(change["new"]), "bar_style")
+    wait_for(lambda: card.job.done, what="the job")
+    wait_for(lambda: card.bar.bar_style == "success", what="the success bar")
+    assert card.bar.value == 100
+    assert "completed" in card.status.value and "took" in card.status.value
+    assert styles[-1] == "success" and "danger" not in styles
+    media = wait_for(lambda: html_of(card.media), what="the video")
+    rel = card.job.video_path.relative_to(here).as_posix()
+    assert f'<video src="{rel}"' in media and "thumbnails/" in media and "base64" not in media
+    assert rel in card.link.value and "download=" in card.link.value
+    assert not card.remix_button.disabled and not card.extend_button.disabled
+    assert not card.retry_button.disabled and not card.delete_button.disabled
+    assert card.cancel_button.disabled and card.cancel_button.layout.display == "none"
+    assert "a corgi surfing at sunset" in card.title.value and "Landscape 1280×720" in card.title.value
+
+
+def test_a_failed_job_shows_danger_and_success_never_overwrites_it(client: sora_nb.Client,
+                                                                   closing: list[Any]) -> None:
+    box = ui.prompt(client, prompt="a storm at sea [fail]")
+    closing.append(box)
+    job = box.generate()
+    card = box.cards.children[0]
+    wait_for(lambda: job.done and card.bar.bar_style == "danger", what="the danger bar")
+    wait_for(lambda: "moderation_blocked" in card.job_error.value, what="the error message")
+    assert card.remix_button.disabled and "done" in card.remix_button.tooltip
+    assert not card.retry_button.disabled
+    # Whatever happens to the record afterwards, the bar stays red.
+    job.record.status, job.record.progress = "completed", 100
+    card.refresh()
+    assert card.bar.bar_style == "danger"
+
+
+def test_validation_errors_are_shown_in_the_widget(client: sora_nb.Client, sim_transport: SimulatorTransport,
+                                                   closing: list[Any]) -> None:
+    box = ui.prompt(client)
+    closing.append(box)
+    box.generate_button.click()  # an empty prompt
+    assert "ValidationError" in box.error.value and "prompt is empty" in box.error.value
+    assert box.cards.children == () and sim_transport.audit() == []
+    box.prompt.value = "now it is fine"
+    box.generate_button.click()
+    assert box.error.value == "" and len(box.cards.children) == 1
+
+
+def test_card_actions_call_the_engine(client: sora_nb.Client, closing: list[Any]) -> None:
+    box = ui.prompt(client, prompt="a paper boat")
+    closing.append(box)
+    job = box.generate()
+    card = box.cards.children[0]
+    wait_for(lambda: job.done and not card.remix_button.disabled, what="the finished card")
+
+    card.remix_button.click()  # no follow-up prompt: the error shows, nothing is sent
+    assert "Write what to change" in card.error.value and len(box.jobs) == 1
+
+    card.follow_up.value = "at night"
+    card.remix_button.click()
+    card.follow_up.value = "it sails away"
+    card.extend_button.click()
+    card.retry_button.click()
+    assert card.error.value == ""
+    remix, extend, retry = box.jobs[1:]
+    assert (remix.spec.kind, remix.prompt, remix.spec.parent_id) == ("remix", "at night", job.remote_id)
+    assert (extend.spec.kind, extend.prompt, extend.seconds) == ("extend", "it sails away", "4")
+    assert (retry.spec.kind, retry.prompt, retry.model) == ("create", "a paper boat", job.model)
+    assert [c.job for c in box.cards.children[:3]] == [retry, extend, remix]  # newest first
+
+    card.delete_button.click()
+    wait_for(lambda: card.delete_button.description == "Deleted", what="the delete")
+
+    async def retrieve(api: Any) -> Any:
+        return await api.retrieve(job.remote_id)
+
+    with pytest.raises(sora_nb.NotFoundError):
+        client.call(retrieve)
+    for other in (remix, extend, retry):
+        other.cancel()
+
+
+def test_buttons_the_server_cannot_do_are_disabled_with_a_reason(client: sora_nb.Client,
+                                                                 closing: list[Any]) -> None:
+    client.runner.profile = replace(client.profile, name="no-frills", supports_remix=False, supports_extend=False,
+                                    supports_delete=False)
+    job = client.generate("a lighthouse")
+    card = ui.JobCard(job)
+    closing.append(card)
+    wait_for(lambda: job.done, what="the job")
+    card.refresh()
+    for button, what in ((card.remix_button, "remix"), (card.extend_button, "extend"), (card.delete_button, "delete")):
+        assert button.disabled and f"'no-frills' server cannot {what}" in button.tooltip
+    assert not card.retry_button.disabled
+
+
+def test_reference_image_is_checked_against_the_size_and_can_be_fitted(client: sora_nb.Client,
+                                                                        closing: list[Any]) -> None:
+    box = ui.prompt(client, prompt="a cat in the style of this photo")
+    closing.append(box)
+    box.size.value = "1280x720"
+    data = png(640, 480)
+    # As the browser sends an upload: through the widget's deserializer.
+    box.upload.set_state({"value": [{"name": "photo.png", "type": "image/png", "size": len(data),
+                                     "content": memoryview(data), "last_modified": 1_700_000_000_000}]})
+    assert box.upload.value == ()  # the bytes do not linger in widget state
+    assert "640×480 but the size is 1280×720" in box.reference_status.value
+    assert box.reference is None and box.fit_button.layout.display is None
+    box.generate_button.click()
+    assert "does not match the size" in box.error.value and box.jobs == []
+
+    box.fit_button.click()
+    assert box.reference is not None and box.error.value == ""
+    with Image.open(box.reference) as fitted:
+        assert fitted.size == (1280, 720)
+    assert "✓" in box.reference_status.value
+    job = box.generate()
+    assert job.spec.input_reference == str(box.reference.resolve())
+
+    box.size.value = "720x1280"  # the fitted image no longer matches
+    assert box.reference is None and "1280×720 but the size is 720×1280" in box.reference_status.value
+    box.clear_reference.click()
+    assert box.reference is None and box.reference_status.value == ""
+    job.cancel()
+
+
+# ---------------------------------------------------------------------------------------- threads and coalescing
+
+
+def test_callbacks_from_another_thread_hand_over_to_the_loop(
+    client: sora_nb.Client, closing: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop_name = loop_thread_name(client)
+    observed_on: list[str] = []
+    scheduled_on: list[str] = []
+    handed: list[str] = []
+    real_observe, real_schedule, real_call = Job.observe, Coalescer._schedule, client.runtime.call
+
+    def observe(self: Job, callback: Any) -> Any:
+        observed_on.append(threading.current_thread().name)
+        return real_observe(self, callback)
+
+    def schedule(self: Coalescer) -> None:
+        scheduled_on.append(threading.current_thread().name)
+        real_schedule(self)
+
+    def call(fn: Any, *args: Any) -> None:
+        handed.append(threading.current_thread().name)
+        real_call(fn, *args)
+
+    monkeypatch.setattr(Job, "observe", observe)
+    monkeypatch.setattr(Coalescer, "_schedule", schedule)
+    monkeypatch.setattr(client.runtime, "call", call)
+    box = ui.prompt(client, prompt="a fox")
+    closing.append(box)
+
+    # A click arriving on a comm-subshell thread (JupyterLab >= 4.4 with ipykernel 7.0-7.3).
+    clicker = threading.Thread(target=box.generate_button.click, name="subshell-test")
+    clicker.start()
+    clicker.join(10)
+    assert box.error.value == ""
+    job = box.jobs[0]
+    job.wait(timeout=30)
+    card = box.cards.children[0]
+    wait_for(lambda: card.bar.bar_style == "success", what="the card")
+    assert "subshell-test" in handed  # the click thread only handed work over ...
+    assert observed_on and set(observed_on) == {loop_name}  # ... the subscription ran on the loop
+    assert scheduled_on and set(scheduled_on) == {loop_name}  # ... and so did every timer
+
+    # A click on the loop's own thread (ipykernel 7.4 runs clicks there) works the same way.
+    client.runtime.call_and_wait(box.generate_button.click)
+    wait_for(lambda: len(box.jobs) == 2 and box.jobs[1].done, what="the second job")
+
+
+@pytest.fixture
+def slow_client(tmp_path: Path) -> Iterator[sora_nb.Client]:
+    """Jobs that take a minute: they stay running while a test plays with them."""
+    transport = SimulatorTransport(SimulatorConfig(seed=2, time_scale=1.0))
+    with sora_nb.connect("simulator", run_root=tmp_path / "runs", transport=transport) as c:
+        yield c
+
+
+def test_a_burst_of_changes_is_coalesced(slow_client: sora_nb.Client, sent: Sent, closing: list[Any]) -> None:
+    client = slow_client
+    job = client.generate("a slow one")
+    card = ui.JobCard(job, refresh_interval=0.25)
+    naive = ui.JobCard(job, refresh_interval=0)
+    closing.extend([card, naive])
+    card.refresh()
+    comm_ids = {w.comm.comm_id for w in walk(card)}
+    naive_ids = {w.comm.comm_id for w in walk(naive)}
+    flushes_before, naive_before = card._coalescer.flushes, naive._coalescer.flushes
+
+    def burst() -> None:
+        for i in range(400):
+            job.record.progress = i % 100
+            job._changed()
+
+    started = time.monotonic()
+    client.runtime.call_and_wait(burst)
+    burst_time = time.monotonic() - started
+    time.sleep(0.6)
+    card_updates = sent.updates(comm_ids, since=started)
+    naive_updates = sent.updates(naive_ids, since=started)
+    flushes = card._coalescer.flushes - flushes_before
+    # At most one redraw per 0.25 s (plus the one in flight and the elapsed-time tick).
+    assert flushes <= (burst_time + 0.6) / 0.25 + 2, flushes
+    assert len(card_updates) <= flushes * 3, (len(card_updates), flushes)
+    assert naive._coalescer.flushes - naive_before >= 400
+    assert len(naive_updates) > 10 * max(1, len(card_updates))
+    job.cancel()
+
+
+def test_sweep_progress_sends_few_messages_for_many_jobs(client: sora_nb.Client, sent: Sent,
+                                                         closing: list[Any]) -> None:
+    builder = ui.sweep(client, refresh_interval=0.25)
+    closing.append(builder)
+    builder.prompts.value = "\n".join(f"prompt {i}" for i in range(10))
+    builder.seconds.value = ("4", "8")
+    builder.repeats.value = 2
+    builder.budget.value = 0
+    assert "40 jobs" in builder.summary.value
+    started = time.monotonic()
+    builder.launch_button.click()
+    run = builder.run
+    assert run is not None and len(run) == 40
+    run.wait(timeout=60)
+    progress = builder.progress
+    assert progress is not None
+    wait_for(lambda: progress.bar.bar_style == "success", what="the overall bar")
+    elapsed = time.monotonic() - started
+    updates = sent.updates({w.comm.comm_id for w in walk(progress)}, since=started)
+    # Four widgets redraw at most four times a second (plus the elapsed-time tick).
+    assert len(updates) <= 4 * (elapsed / 0.25 + 3), (len(updates), elapsed)
+    assert "40/40 done" in progress.counts.value
+
+
+# ---------------------------------------------------------------------------------------- SweepBuilder
+
+
+def test_sweep_builder_counts_invalid_combos_and_checks_the_budget(client: sora_nb.Client,
+                                                                   closing: list[Any]) -> None:
+    builder = ui.sweep(client, budget_usd=1.0)
+    closing.append(builder)
+    assert builder.launch_button.disabled and "prompt" in builder.summary.value  # nothing to generate yet
+    builder.prompts.value = "a corgi surfing\na cat skiing"
+    builder.models.value = ("sora-2", "sora-2-pro")
+    builder.sizes.value = ("1280x720", "1792x1024")
+    summary = builder.summary.value
+    assert "6 jobs (2 invalid)" in summary and "1792x1024" in summary and "over the budget" in summary
+    assert builder.launch_button.disabled and "raise the budget" in builder.launch_button.tooltip
+    builder.budget.value = 100.0
+    assert not builder.launch_button.disabled and "within the budget" in builder.summary.value
+    assert builder.axes()["model"] == ["sora-2", "sora-2-pro"]
+
+    builder.template.value = "a {animal} at {time}"
+    builder.variables.value = "animal: corgi, cat\ntime dawn"
+    assert "is not &#x27;name: value" in builder.summary.value and builder.launch_button.disabled
+    builder.variables.value = "animal: corgi, cat\ntime: dawn"
+    assert "6 jobs (2 invalid)" in builder.summary.value and "a corgi at dawn" not in builder.prompts.value
+    assert builder.plan().jobs[0].prompt == "a corgi at dawn"
+
+
+def test_sweep_builder_launches_cancels_and_retries(client: sora_nb.Client, closing: list[Any]) -> None:
+    builder = ui.sweep(client, budget_usd=0)
+    closing.append(builder)
+    builder.retry_button.click()
+    builder.prompts.value = "a calm lake\na storm [fail]"
+    builder.styles.value = ("(none)", "noir")
+    builder.launch_button.click()
+    assert builder.error.value == ""
+    run = builder.run
+    assert run is not None and len(run) == 4 and run.max_concurrency == client.profile.max_concurrency
+    assert {j.style for j in run.jobs} == {None, "noir"}
+    run.wait(timeout=60)
+    progress = builder.progress
+    assert progress is not None
+    wait_for(lambda: "4/4 done" in progress.counts.value, what="the counts")
+    assert progress.bar.bar_style == "danger" and "2 failed" in progress.counts.value
+    assert "moderation_blocked" in progress.job_list.value
+    builder.retry_button.click()
+    assert builder.error.value == "" and len(run) == 6
+    run.wait(timeout=60)
+    progress.refresh()
+    assert progress.bar.bar_style == "danger"  # still red: the retries failed too, and success never overwrites it
+    builder.cancel_button.click()  # nothing left running: a no-op, not an error
+    assert builder.error.value == ""
+
+
+# ---------------------------------------------------------------------------------------- Gallery, grid, table
+
+
+@pytest.fixture
+def small_run(client: sora_nb.Client, here: Path) -> sora_nb.Run:
+    run = client.sweep(prompt=["a red fox", "a lighthouse"], model=["sora-2", "sora-2-pro"], size="1280x720").start()
+    return run.wait(timeout=60)
+
+
+def test_gallery_of_a_run_filters_and_pages(small_run: sora_nb.Run, closing: list[Any]) -> None:
+    gallery = small_run.gallery(page_size=3, columns=3)
+    closing.append(gallery)
+    gallery.refresh()
+    text = html_of(gallery.grid)
+    assert text.count("<figure") == 3 and "page 1 of 2" in gallery.page_label.value
+    assert 'onclick="' in text and 'preload="none"' in text  # click to play; nothing loads before
+    gallery.next_button.click()
+    gallery.refresh()
+    assert html_of(gallery.grid).count("<figure") == 1 and gallery.next_button.disabled
+    gallery.filters["model"].value = "sora-2-pro"
+    gallery.refresh()
+    text = html_of(gallery.grid)
+    assert text.count("<figure") == 2 and "sora-2-pro" in text and "page 1 of 1" in gallery.page_label.value
+    gallery.status_filter.value = "completed"
+    gallery.filters["prompt"].value = "a red fox"
+    gallery.refresh()
+    assert html_of(gallery.grid).count("<figure") == 1
+
+
+def test_gallery_of_the_servers_list_plays_on_click(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
+    for prompt in ("a kite", "a tram"):
+        client.generate(prompt).wait(timeout=30)
+    gallery = ui.gallery(client, page_size=10)
+    closing.append(gallery)
+    wait_for(lambda: len(gallery.tiles.children) == 2, what="the tiles")
+    tile = gallery.tiles.children[0]
+    screen, play = tile.children
+    assert "<img" in html_of(screen)
+    play.click()
+    wait_for(lambda: "<video" in html_of(screen), what="the video")
+    assert "autoplay" in html_of(screen) and gallery.error.value == ""
+    assert len(list((client.run_root / "_server_gallery").glob("*.mp4"))) == 1
+
+
+def test_compare_grid_pivots_and_synchronises(small_run: sora_nb.Run, closing: list[Any]) -> None:
+    grid = small_run.compare(rows="prompt", cols="model")
+    closing.append(grid)
+    grid.refresh()
+    text = html_of(grid.grid)
+    assert text.count("<video") == 4 and text.count("onplay=") == 4 and text.count("onpause=") == 4
+    assert "sora-nb-play-all" in text and "sora-nb-pause-all" in text
+    assert text.index("a red fox") < text.index("a lighthouse") and text.index(">sora-2<") < text.index(">sora-2-pro<")
+    with pytest.raises(ValueError, match="Allowed: prompt, model"):
+        small_run.compare(rows="colour", cols="model")
+
+
+def test_results_table_shows_posters_and_sorts(small_run: sora_nb.Run, closing: list[Any]) -> None:
+    table = small_run.table()
+    closing.append(table)
+    table.refresh()
+    text = html_of(table.output)
+    assert text.count("<tr data-job=") == 4 and text.count("<img") == 4 and "4 jobs" in table.summary.value
+    table.sort_by.value = "model"
+    table.ascending.value = False
+    table.refresh()
+    rows = html_of(table.output).split("<tr data-job=")[1:]
+    assert ["sora-2-pro" in row for row in rows] == [True, True, False, False]
+    assert table.ascending.description == "descending"
+
+
+# ---------------------------------------------------------------------------------------- the key
+
+
+def test_the_api_key_never_enters_widget_state(tmp_path: Path, sent: Sent, closing: list[Any]) -> None:
+    key = "sk-test-" + "k3y" * 12
+    seen_keys: list[str] = []
+    videos: dict[str, dict[str, Any]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen_keys.append(request.headers.get("authorization", ""))
+        path = request.url.path
+        if request.method == "POST" and path.endswith("/videos"):
+            vid = f"video_{len(videos) + 1}"
+            videos[vid] = {"id": vid, "object": "video", "status": "queued", "model": "sora-2", "progress": 0,
+                           "created_at": 1, "size": "720x1280", "seconds": "4"}
+            return httpx.Response(200, json=videos[vid])
+        if request.method == "GET" and path.endswith("/videos"):
+            data = list(videos.values())
+            return httpx.Response(200, json={"object": "list", "data": data, "has_more": False,
+                                             "first_id": data[0]["id"] if data else None,
+                                             "last_id": data[-1]["id"] if data else None})
+        vid = path.rsplit("/", 1)[-1]
+        if request.method == "GET" and vid in videos:
+            return httpx.Response(200, json={**videos[vid], "status": "in_progress", "progress": 40})
+        return httpx.Response(404, json={"error": {"message": "no", "type": "invalid_request_error"}})
+
+    client = sora_nb.connect("openai-compatible", base_url="http://gateway.test/v1", api_key=key,
+                             transport=httpx.MockTransport(handler), run_root=tmp_path / "runs")
+    try:
+        box = ui.prompt(client, prompt="a secretive corgi")
+        closing.append(box)
+        box.generate_button.click()
+        builder = ui.sweep(client, prompts=["a", "b"], budget_usd=0)
+        closing.append(builder)
+        builder.launch_button.click()
+        assert builder.error.value == "" and box.error.value == ""
+        run = builder.run
+        assert run is not None
+        others = [ui.gallery(client), ui.gallery(run), ui.compare(run), ui.table(run), ui.progress(run)]
+        closing.extend(others)
+        wait_for(lambda: len(seen_keys) > 6, what="requests")
+        for card in box.cards.children:
+            card.refresh()
+        for item in others:
+            item.refresh()
+        assert seen_keys and all(h == f"Bearer {key}" for h in seen_keys)  # the key was in use all along
+        for top in (box, builder, *others):
+            assert key not in repr(top)
+            for widget in walk(top):
+                assert key not in json.dumps(widget.get_state(), default=str), widget
+        with sent.lock:
+            assert key not in json.dumps([m[2] for m in sent.messages], default=str)
+        for job in box.jobs:
+            job.cancel()
+        run.cancel()
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------- display hooks
+
+
+def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Client,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    job = client.generate("a windmill").wait(timeout=30)
+
+    monkeypatch.setattr(_display, "_in_kernel", lambda: False)
+    job._ipython_display_()
+    obj, _ = shown.pop()
+    assert isinstance(obj, IPython.display.HTML) and "<video" in obj.data
+
+    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
+    job._ipython_display_()
+    bundle, kw = shown.pop()
+    assert kw == {"raw": True}
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "<video" in bundle["text/html"]
+    job.run._ipython_display_()
+    bundle, _ = shown.pop()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "run " in bundle["text/html"]
+
+
+def test_media_bytes_mode_sends_the_file_as_a_video_widget(client: sora_nb.Client, closing: list[Any]) -> None:
+    job = client.generate("a paper plane").wait(timeout=30)
+    card = ui.JobCard(job, media="bytes")
+    closing.append(card)
+    wait_for(lambda: card.media.children, what="the player")
+    (player,) = card.media.children
+    assert isinstance(player, widgets.Video) and player.value == job.video_path.read_bytes()
+    assert player.autoplay is False
+    with pytest.raises(ValueError, match="media="):
+        ui.JobCard(job, media="embed")  # type: ignore[arg-type]
