@@ -1,0 +1,346 @@
+"""The widgets in a real browser: JupyterLab and Voila on loopback, driven through Debian's Chromium.
+
+The servers start from the test on free loopback ports, with their own config, data and runtime
+folders, no announcements, no update checks and no extension listings; the browser may load only
+from 127.0.0.1 (every other request is aborted), so nothing reaches the network. Playwright drives
+the system Chromium (``/usr/bin/chromium``, installed by ``.ci/install-browser``); no browser is
+downloaded. Screenshots land in ``test-artifacts/`` (``UPDATE_SCREENSHOTS=1`` also copies the README's
+two into ``docs/screenshots/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = Path(__file__).with_name("notebooks")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: run .ci/install-browser (Debian's "
+                                                     "chromium package) to run the browser tests"),
+]
+
+
+# CI containers often run as root, which Jupyter refuses without this flag.
+_ROOT_FLAG = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer in {timeout} s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def _isolated_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "SORA_NB_", "LITELLM_", "JUPYTER", "VSCODE_"))}
+    for name in ("config", "data", "runtime", "ipython"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
+               JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+    return env
+
+
+class Server:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], url: str, log: Path) -> None:
+        self.url, self.log = url, log
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log_file.close()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    (root / "notebooks").mkdir()
+    for notebook in NOTEBOOKS.glob("*.ipynb"):
+        shutil.copy(notebook, root / "notebooks" / notebook.name)
+    ARTIFACTS.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab(workdir: Path) -> Iterator[Server]:
+    port, token = _free_port(), secrets.token_hex(16)
+    home = workdir / "lab-home"
+    env = _isolated_env(home)
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
+                                                                          "checkForUpdates": False}))
+    args = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={workdir / 'notebooks'}", "--ServerApp.terminals_enabled=False",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        *_ROOT_FLAG,
+    ]
+    server = Server(args, workdir, env, f"http://127.0.0.1:{port}", workdir / "lab.log")
+    server.token = token  # type: ignore[attr-defined]
+    try:
+        _wait_http(f"{server.url}/api/status?token={token}", server.process, server.log)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def voila(workdir: Path) -> Iterator[Server]:
+    port = _free_port()
+    env = _isolated_env(workdir / "voila-home")
+    args = [
+        sys.executable, "-m", "voila", "ui_app.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+        # Voila serves only png/jpg/gif/svg by default: the videos and their WebP posters must be allowed.
+        r"--VoilaConfiguration.file_allowlist=['.*\.(png|jpg|gif|svg|mp4|webp)']",
+    ]
+    server = Server(args, workdir / "notebooks", env, f"http://127.0.0.1:{port}", workdir / "voila.log")
+    try:
+        _wait_http(f"{server.url}/voila/static/", server.process, server.log)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    before = set(threading.enumerate())
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    # Playwright's loop closes its executor without waiting for the worker threads: wait for them here.
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith("asyncio_"):
+            thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, service_workers="block")
+    blocked: list[str] = []
+
+    def _route(route: Any) -> None:
+        url = route.request.url
+        if re.match(r"^(https?|wss?)://127\.0\.0\.1[:/]", url) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context.route("**/*", _route)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.blocked = blocked  # type: ignore[attr-defined]
+    page.errors = errors  # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _wait_kernel_idle(page: Any, timeout: float = 120_000) -> None:
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+        }""",
+        timeout=timeout,
+    )
+
+
+def _bar_percent(page: Any, card: str) -> float:
+    width = page.eval_on_selector(f"{card} .sora-nb-bar .progress-bar", "e => e.style.width || '0%'")
+    return float(width.rstrip("%") or 0)
+
+
+def _watch_progress(page: Any, card: str, timeout: float = 90.0) -> list[float]:
+    """Sample the card's progress bar until the video is there; return the distinct values seen."""
+    seen: list[float] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = _bar_percent(page, card)
+        if not seen or value != seen[-1]:
+            seen.append(value)
+        if page.locator(f"{card} video").count():
+            break
+        page.wait_for_timeout(60)
+    return seen
+
+
+def _wait_video_loaded(page: Any, selector: str, timeout: float = 60_000) -> None:
+    page.wait_for_selector(selector, state="attached", timeout=timeout)
+    page.wait_for_function(
+        """s => { const vs = [...document.querySelectorAll(s)];
+                  return vs.length > 0 && vs.every(v => v.readyState >= 2 && !v.error); }""",
+        arg=selector, timeout=timeout,
+    )
+
+
+def _generate(page: Any, root: str, prompt: str) -> str:
+    """Type a prompt into the box under ``root``, press Generate; return the new card's selector."""
+    page.fill(f"{root} .sora-nb-prompt-text textarea", prompt)
+    page.click(f"{root} .sora-nb-generate")
+    card = f"{root} .sora-nb-cards .sora-nb-jobcard"
+    page.wait_for_selector(card, timeout=30_000)
+    return card
+
+
+def _save(shot: Path, name: str) -> None:
+    """The README's screenshots are refreshed on request only, so a test run leaves the tree clean:
+    ``UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py`` copies them to ``docs/screenshots/``."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        docs = ROOT / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, docs / name)
+
+
+# ---------------------------------------------------------------------------------------- tests
+
+
+def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: Any) -> None:
+    token = lab.token  # type: ignore[attr-defined]
+    page.goto(f"{lab.url}/lab/tree/ui_e2e.ipynb?token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+    _wait_kernel_idle(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".sora-nb-prompt .sora-nb-generate", timeout=120_000)
+    _wait_kernel_idle(page)
+
+    prompt = "a corgi surfing at sunset"
+    card = _generate(page, ".sora-nb-prompt", prompt)
+    seen = _watch_progress(page, card)
+    assert any(0 < v < 100 for v in seen), f"the progress bar never showed an intermediate value: {seen}"
+    assert seen == sorted(seen), f"the progress bar went backwards: {seen}"
+    _wait_video_loaded(page, f"{card} video")
+    assert _bar_percent(page, card) == 100
+    assert "bar-success" in page.get_attribute(f"{card} .sora-nb-bar .progress-bar", "class")
+    src = page.eval_on_selector(f"{card} video", "v => v.currentSrc")
+    assert ("/files/" in src and src.endswith(".mp4")) or ".mp4?" in src, src
+    assert page.eval_on_selector(f"{card} video", "v => v.poster") != "", "the poster was not set"
+    assert not page.locator(f"{card} .sora-nb-remix button, {card} button.sora-nb-remix").first.is_disabled()
+
+    # The results table (a later cell, live) shows the job's row.
+    row = f".sora-nb-table tr:has-text('{prompt}')"
+    page.wait_for_selector(row, timeout=30_000)
+    page.wait_for_selector(f"{row}:has-text('completed')", timeout=30_000)
+    assert page.locator(f"{row} img").count() == 1, "the row has no poster"
+    poster = page.locator(f"{row} img").element_handle()
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=poster, timeout=10_000)
+
+    shot = ARTIFACTS / "jobcard.png"
+    page.locator(card).first.scroll_into_view_if_needed()
+    # Playing, with the mouse away, the player hides its controls: the screenshot shows the video.
+    page.eval_on_selector(f"{card} video", "v => v.play()")
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(3500)
+    page.locator(card).first.screenshot(path=str(shot))
+    _save(shot, "jobcard.png")
+
+    # The comparison grid: 2 prompts x 2 models, all four videos load, play/pause together.
+    grid = ".sora-nb-compare"
+    page.wait_for_function(f"() => document.querySelectorAll('{grid} video').length === 4", timeout=90_000)
+    _wait_video_loaded(page, f"{grid} video")
+    page.click(f"{grid} .sora-nb-play-all")
+    page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => !v.paused)",
+                           timeout=10_000)
+    page.click(f"{grid} .sora-nb-pause-all")
+    page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => v.paused)",
+                           timeout=10_000)
+    # Playing one video plays the others (the synchronised handlers).
+    page.eval_on_selector(f"{grid} video", "v => v.play()")
+    page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => !v.paused)",
+                           timeout=10_000)
+    page.eval_on_selector(f"{grid} video", "v => v.pause()")
+    page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => v.paused)",
+                           timeout=10_000)
+    # The screenshot: all four playing, the mouse away so that the players hide their controls.
+    page.click(f"{grid} .sora-nb-restart-all")
+    page.click(f"{grid} .sora-nb-play-all")
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(3500)
+    shot = ARTIFACTS / "compare-grid.png"
+    page.locator(".sora-nb-compare-widget").first.scroll_into_view_if_needed()
+    page.locator(".sora-nb-compare-widget").first.screenshot(path=str(shot))
+    _save(shot, "compare-grid.png")
+
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    # Nothing outside loopback was even attempted by the page.
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
+def test_voila_app_renders_and_generates(voila: Server, page: Any) -> None:
+    page.goto(f"{voila.url}/", wait_until="domcontentloaded")
+    page.wait_for_selector(".sora-nb-prompt .sora-nb-generate", timeout=120_000)
+    card = _generate(page, ".sora-nb-prompt", "a paper boat on a puddle")
+    seen = _watch_progress(page, card)
+    assert seen[-1] > 0, seen
+    _wait_video_loaded(page, f"{card} video")
+    assert "bar-success" in page.get_attribute(f"{card} .sora-nb-bar .progress-bar", "class")
+    src = page.eval_on_selector(f"{card} video", "v => v.currentSrc")
+    assert src.endswith(".mp4"), src
+    page.locator(card).first.screenshot(path=str(ARTIFACTS / "voila-jobcard.png"))
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    # Voila's own "lab" template links Font Awesome from a CDN (it also bundles it); that request is
+    # aborted here like any other. Nothing else may try to leave the machine.
+    unexpected = [u for u in page.blocked if "/@fortawesome/fontawesome-free@" not in u]  # type: ignore[attr-defined]
+    assert not unexpected, unexpected
