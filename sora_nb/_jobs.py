@@ -149,7 +149,19 @@ class Job:
         return self._outcome()
 
     def __await__(self) -> Generator[Any, None, Job]:
-        return self._await().__await__()
+        return self.wait_async().__await__()
+
+    async def wait_async(self, timeout: float | None = DEFAULT_JOB_TIMEOUT) -> Job:
+        """The awaitable twin of :meth:`wait` (``await job`` uses the default deadline)."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise JobTimeoutError(
+                f"job {self.id} is still {self.status} after {timeout} s. It goes on in the background: "
+                "await it again, or job.cancel().",
+                job=self,
+            ) from None
+        return self._outcome()
 
     async def _await(self) -> Job:
         await asyncio.wrap_future(self._future)
@@ -348,11 +360,19 @@ class Run:
             await asyncio.gather(*pending)
 
     def __await__(self) -> Generator[Any, None, Run]:
-        async def _wait() -> Run:
-            await self._gather()
-            return self
+        return self.wait_async().__await__()
 
-        return _wait().__await__()
+    async def wait_async(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
+        """The awaitable twin of :meth:`wait` (``await run`` uses the default deadline)."""
+        try:
+            await asyncio.wait_for(self._gather(), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise JobTimeoutError(
+                f"run {self.id}: {sum(not j.done for j in self.jobs)} of {len(self.jobs)} jobs still running after "
+                f"{timeout} s. They go on: await the run again, or run.cancel().",
+                job=None,
+            ) from None
+        return self
 
     # ------------------------------------------------------------------ acting
     def cancel(self) -> None:
