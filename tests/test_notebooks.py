@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,14 +90,18 @@ assert not _sora_nb_errors.messages, f"sora_nb logged errors: {_sora_nb_errors.m
 """
 
 
-def _execute(source: Path, workdir: Path, *, kernel_name: str = "python3") -> tuple[object, float]:
-    notebook = nbformat.read(source, as_version=4)
+def _with_checks(notebook: Any) -> Any:
     notebook.cells.insert(0, nbformat.v4.new_code_cell(_WATCH))
     notebook.cells.append(nbformat.v4.new_code_cell(_CHECK))
+    return notebook
+
+
+def _execute(source: Path, workdir: Path) -> tuple[Any, float]:
+    notebook = _with_checks(nbformat.read(source, as_version=4))
     client = nbclient.NotebookClient(
         notebook,
         timeout=int(MAX_SECONDS),
-        kernel_name=kernel_name,
+        kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
     )
     start = time.monotonic()
@@ -104,10 +109,10 @@ def _execute(source: Path, workdir: Path, *, kernel_name: str = "python3") -> tu
     return notebook, time.monotonic() - start
 
 
-def _stderr(notebook: object) -> list[str]:
+def _stderr(notebook: Any) -> list[str]:
     return [
         output.get("text", "")
-        for cell in notebook.cells  # type: ignore[attr-defined]
+        for cell in notebook.cells
         if cell.cell_type == "code"
         for output in cell.outputs
         if output.output_type == "stream" and output.name == "stderr"
@@ -134,13 +139,12 @@ def test_runs_on_the_simulator(name: str, tmp_path: Path, monkeypatch: pytest.Mo
 
 # ---------------------------------------------------------------------------------------------- Binder
 
-_RUN_QUICKSTART = textwrap.dedent("""
+_RUN_NOTEBOOK = textwrap.dedent("""
     import json, sys, time
     import nbclient, nbformat
     path, workdir = sys.argv[1], sys.argv[2]
     notebook = nbformat.read(path, as_version=4)
-    # The kernel is this environment's own: the python3 kernel runs sys.executable.
-    notebook.cells.append(nbformat.v4.new_code_cell("import sys, sora_nb; print(sys.prefix); print(sora_nb.__file__)"))
+    # The python3 kernel runs sys.executable: this environment's own python.
     client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
                                      resources={"metadata": {"path": workdir}})
     start = time.monotonic()
@@ -159,10 +163,17 @@ _READ_CONFIG = textwrap.dedent("""
     overrides = json.load(open(os.path.join(get_app_dir(), "settings", "overrides.json")))
     print(json.dumps({
         "voila_allowlist": list(load_config_file().VoilaConfiguration.file_allowlist),
-        "default_url": app.default_url,
+        "default_url": [app.default_url, app.config.LabApp.default_url],
         "overrides": overrides,
     }))
 """)
+
+
+def _run(args: list[str], **options: Any) -> str:
+    """Run a command; its stdout, or a failure that shows the end of its stderr."""
+    done = subprocess.run(args, capture_output=True, text=True, check=False, **options)
+    assert done.returncode == 0, f"{args[:3]}... exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
 
 
 def _du(path: Path) -> int:
@@ -182,43 +193,34 @@ def test_binder_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "PIP_CACHE_DIR": str(Path(tempfile.gettempdir()) / "sora_nb-binder-pip-cache"),
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "VIRTUAL_ENV": str(venv),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),  # nothing from this machine's ~/.jupyter
     }
     env.pop("PYTHONPATH", None)
 
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "binder/requirements.txt"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    _run([sys.executable, "-m", "venv", str(venv)])
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    _run([*pip, "-r", "binder/requirements.txt"], cwd=ROOT, env=env)
     install_s = time.monotonic() - start
     size_mb = _du(venv) / 1e6
 
-    subprocess.run(["bash", str(ROOT / "binder" / "postBuild")], cwd=ROOT, env=env, check=True)
-    config = json.loads(
-        subprocess.run(
-            [str(python), "-c", _READ_CONFIG], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
-        ).stdout
-    )
+    _run(["bash", str(ROOT / "binder" / "postBuild")], cwd=ROOT, env=env)
+    config = json.loads(_run([str(python), "-c", _READ_CONFIG], cwd=tmp_path, env=env))
     assert any(p.endswith("mp4|webp)") for p in config["voila_allowlist"]), config
-    assert config["default_url"] == "/lab/tree/notebooks/quickstart.ipynb", config
+    assert config["default_url"] == ["/lab/tree/notebooks/quickstart.ipynb"] * 2, config
     lab = config["overrides"]
     assert lab["@jupyterlab/apputils-extension:kernels-settings"]["commsOverSubshells"] == "disabled"
     assert lab["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
     workdir = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOK_DIR, workdir)
-    done = subprocess.run(
-        [str(python), "-c", _RUN_QUICKSTART, str(workdir / "quickstart.ipynb"), str(workdir)],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    shutil.copytree(NOTEBOOK_DIR, workdir, ignore=shutil.ignore_patterns("sora_runs", ".ipynb_checkpoints"))
+    notebook = _with_checks(nbformat.read(workdir / "quickstart.ipynb", as_version=4))
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys, sora_nb; print(sys.prefix); print(sora_nb.__file__)"))
+    nbformat.write(notebook, workdir / "quickstart.ipynb")
+    out = _run(
+        [str(python), "-c", _RUN_NOTEBOOK, str(workdir / "quickstart.ipynb"), str(workdir)], cwd=tmp_path, env=env
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
     prefix, package = result["last"].split()
     assert Path(prefix) == venv, f"the quickstart ran in {prefix}, not in the Binder venv"
     assert Path(package).is_relative_to(ROOT), f"sora_nb came from {package}, not the editable checkout"
