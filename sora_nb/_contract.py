@@ -350,7 +350,9 @@ class ContractClient:
         when it is on the base URL's origin (httpx drops ``Authorization`` on a cross-origin redirect,
         but would forward other auth headers such as Gemini's ``x-goog-api-key``)."""
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await client.send(client.build_request("GET", url, params=params), stream=True)
+            # Media does not compress: ask for it as is, so Content-Length is the length of the file.
+            request = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
+            response = await client.send(request, stream=True)
             if not (response.is_redirect and "location" in response.headers):
                 break
             await response.aclose()
@@ -607,12 +609,15 @@ class ContractClient:
                     out.write(chunk)
                     done += len(chunk)
                     if on_progress is not None:
-                        on_progress(done, total)
+                        on_progress(response.num_bytes_downloaded or done, total)
                 out.flush()
                 os.fsync(out.fileno())
-        if total is not None and done != total:
+            # Content-Length counts the bytes on the wire, which a server may still have compressed
+            # (a body handed over already in memory has no wire count: then the two are the same).
+            received = response.num_bytes_downloaded or done
+        if total is not None and received != total:
             raise _Retry(DownloadError(
-                f"{operation}: truncated: got {done} of {total} bytes. Nothing was kept. "
+                f"{operation}: truncated: got {received} of {total} bytes. Nothing was kept. "
                 "Fix: download again later."
             ))
         if done == 0:
