@@ -2,9 +2,11 @@
 
 Each notebook is executed with nbclient in a temporary copy of ``notebooks/`` (the runs it writes land
 there, not in the repository), with no server configured so that it picks the simulator, and must finish
-in under a minute. The slow test builds the Binder environment from ``binder/requirements.txt`` in a fresh
-virtual environment, runs ``binder/postBuild`` into it, and executes the quickstart with that
-environment's kernel: the closest check of Binder possible without its servers.
+in under a minute; the quickstart also runs once with ``SORA_NB_BASE_URL`` pointing at the simulator
+served on a loopback port, as it would at a real server. The slow test builds the Binder environment from
+``binder/requirements.txt`` in a fresh virtual environment, runs ``binder/postBuild`` into it, and
+executes the quickstart with that environment's kernel: the closest check of Binder possible without
+its servers.
 """
 
 from __future__ import annotations
@@ -135,6 +137,31 @@ def test_runs_on_the_simulator(name: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert set(NOTEBOOK_DIR.iterdir()) == before, "the notebook wrote into the repository's notebooks/"
     if name != "app":  # the app only shows widgets until someone presses a button
         assert any((workdir / "sora_runs").rglob("*.mp4")), "no video was written under the notebook's folder"
+
+
+def test_quickstart_uses_the_server_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SORA_NB_BASE_URL set, the quickstart talks to that server (here the simulator on a loopback port)."""
+    pytest.importorskip("uvicorn")
+    import httpx
+
+    from sora_nb.simulator import SimulatorConfig, start_server
+
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, workdir, ignore=shutil.ignore_patterns("sora_runs", ".ipynb_checkpoints"))
+    monkeypatch.delenv("SORA_NB_PROFILE", raising=False)
+    with start_server(SimulatorConfig(seed=5, time_scale=0.02)) as server:
+        monkeypatch.setenv("SORA_NB_BASE_URL", server.base_url)
+        notebook, elapsed = _execute(workdir / "quickstart.ipynb", workdir)
+        audit = httpx.get(f"{server.base_url.removesuffix('/v1')}/_simulator/audit").json()
+
+    print(f"quickstart.ipynb against {server.base_url} ran in {elapsed:.1f} s")
+    connect_cell = next(cell for cell in notebook.cells if "sora_nb.connect(" in cell.source)
+    connected = connect_cell.outputs[0]["data"]["text/plain"]
+    assert "profile='openai-compatible'" in connected, connected
+    assert sorted(entry["prompt"] for entry in audit) == [
+        "a corgi surfing at sunset, golden light",
+        "a lighthouse in a storm at night",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- Binder
