@@ -268,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SoraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, OSError, ImportError) as exc:
+        # The user's input is wrong (a missing or malformed sweep file, a path that is not a run): the
+        # message says what and how to fix it; a traceback would only hide that.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; resume later with `sora-nb resume RUN_DIR`", file=sys.stderr)
         return 130
