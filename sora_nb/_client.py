@@ -304,9 +304,10 @@ class Sweep:
         self.client = client
         self.options = axes
         # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
-        # and combinations are checked against what the profile says its server accepts.
-        self.plan: SweepPlan = expand(strict=client.profile.validate_models, capabilities=client.profile.capabilities,
-                                      **{"model": client.profile.default_model, **axes})
+        # and combinations are checked against what the profile says its server accepts (a `strict` or
+        # `model` given in the axes, e.g. from a sweep file, wins over the profile's).
+        self.plan: SweepPlan = expand(capabilities=client.profile.capabilities, **{
+            "strict": client.profile.validate_models, "model": client.profile.default_model, **axes})
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:
