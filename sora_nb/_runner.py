@@ -135,6 +135,8 @@ class Runner:
         (resuming a cancelled run is how it is restarted); failed and expired ones stay as they are.
         """
         ledger = self.open_ledger(run)
+        for partial in (*run.run_dir.glob("videos/.*.part"), *run.run_dir.glob("thumbnails/.*.part")):
+            partial.unlink(missing_ok=True)  # a download cut short by the crash; it is fetched again
         for record in ledger.jobs():
             run.next_seq(after=record.seq)
             job = Job(self, run, record)
