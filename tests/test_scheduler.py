@@ -1,0 +1,611 @@
+"""The scheduler on virtual time: concurrency caps, poll economy, server poll hints, the shared rate gate,
+and the pure poll policy.
+
+Nothing here sleeps for real. :class:`VirtualTimeLoop` is an asyncio loop whose clock jumps straight to
+the next timer whenever every task is waiting on one, so ``asyncio.sleep(30)`` costs no wall time. The
+runner, the contract client (its rate gate included) and the in-process simulator all read that one
+clock, so a sweep of minute-long jobs runs in a fraction of a real second, and every timing below
+(when a request was sent, when the server finished a job, when the client noticed) is exact and
+reproducible. Work handed to threads (rendering, file reads, checksums) is waited for in real time
+while the virtual clock stands still, so it takes no virtual time and cannot race the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+import selectors
+import statistics
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+
+import sora_nb
+from sora_nb import _runtime
+from sora_nb._contract import ContractClient
+from sora_nb._jobs import Job, Run
+from sora_nb._polling import PollPolicy, PollState
+from sora_nb._runner import Runner
+from sora_nb._types import TERMINAL_STATUSES
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+EPOCH = 1_700_000_000.0
+"""Where virtual time starts: a plausible unix time, so timestamps look real in ledgers and audits."""
+
+DEADLINE = 20_000.0
+"""Virtual seconds a test may take before it is declared hung."""
+
+# Realistic durations (time_scale 1: a 4 s sora-2 clip takes about a minute), tiny renders.
+REALISTIC = {"max_side": 16, "fps": 1}
+
+
+# ---------------------------------------------------------------------------------------------- virtual time
+class _VirtualSelector(selectors.BaseSelector):
+    """A selector that, instead of blocking until the next timer, moves the loop's clock to it."""
+
+    def __init__(self) -> None:
+        self._real = selectors.DefaultSelector()
+        self.loop: VirtualTimeLoop | None = None
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if ready or timeout == 0:
+            return ready
+        assert self.loop is not None
+        if timeout is None or self.loop.threads_busy:
+            # A thread is working (or nothing is scheduled at all): wait for it in real time, clock
+            # stopped. The bound only keeps a bug from hanging the suite.
+            return self._real.select(None if timeout is None else 30.0)
+        self.loop.advance(timeout)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on virtual time: when every task is waiting on a timer, time jumps to it."""
+
+    def __init__(self, start: float = EPOCH) -> None:
+        selector = _VirtualSelector()
+        super().__init__(selector)
+        selector.loop = self
+        self._now = start
+        self.threads_busy = 0
+        # The loop runs timers due before now + resolution; at ~1.7e9 s the float spacing is ~2.4e-7 s,
+        # so the default 1e-9 would never reach a timer due exactly now.
+        self._clock_resolution = 1e-6
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        future = super().run_in_executor(executor, func, *args)
+        self.threads_busy += 1
+
+        def _done(_: asyncio.Future[Any]) -> None:
+            self.threads_busy -= 1
+
+        future.add_done_callback(_done)
+        return future
+
+
+async def _to_thread_counted(func: Callable[..., Any], *args: Any, **_options: Any) -> Any:
+    """``anyio.to_thread.run_sync`` (Starlette's file responses) through the loop's counted executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+@pytest.fixture
+def vloop(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualTimeLoop]:
+    monkeypatch.setattr(anyio.to_thread, "run_sync", _to_thread_counted)
+    loop = VirtualTimeLoop()
+    try:
+        yield loop
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            _runtime._by_loop.pop(id(loop), None)
+            loop.close()
+
+
+def run_virtually(loop: VirtualTimeLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+    return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
+
+
+def test_virtual_time_runs_timers_in_order_without_waiting(vloop: VirtualTimeLoop) -> None:
+    import time
+
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        woke.append((name, vloop.time() - EPOCH))
+
+    async def main() -> None:
+        await asyncio.gather(sleeper("c", 3600.0), sleeper("a", 0.5), sleeper("b", 90.0))
+
+    started = time.monotonic()
+    run_virtually(vloop, main())
+    assert woke == [("a", 0.5), ("b", 90.0), ("c", 3600.0)]
+    assert time.monotonic() - started < 1.0
+
+
+# ---------------------------------------------------------------------------------------------- harness
+@dataclass(frozen=True)
+class Sent:
+    """One request as the server saw it."""
+
+    at: float
+    method: str
+    path: str
+    status: int
+
+    @property
+    def video_id(self) -> str | None:
+        parts = self.path.split("/")  # /v1/videos/{id}[/content]
+        return parts[3] if len(parts) >= 4 and parts[3].startswith("video_") else None
+
+    @property
+    def is_poll(self) -> bool:
+        return self.method == "GET" and self.video_id is not None and not self.path.endswith("/content")
+
+
+Fault = Callable[[httpx.Request, float], "httpx.Response | None"]
+Tweak = Callable[[httpx.Request, httpx.Response, float], "httpx.Response | None"]
+
+
+class Server(httpx.AsyncBaseTransport):
+    """The in-process simulator on the loop's clock, logging every request, with optional scripted faults.
+
+    ``fault(request, now)`` may answer instead of the simulator; ``tweak(request, response, now)`` may
+    change the simulator's JSON answer (its headers in place, or by returning another response).
+    """
+
+    def __init__(self, loop: VirtualTimeLoop, config: SimulatorConfig, *, fault: Fault | None = None,
+                 tweak: Tweak | None = None) -> None:
+        self.loop = loop
+        self.sim = SimulatorTransport(config, clock=loop.time)
+        self.fault, self.tweak = fault, tweak
+        self.log: list[Sent] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        now = self.loop.time()
+        response = self.fault(request, now) if self.fault else None
+        if response is None:
+            response = await self.sim.handle_async_request(request)
+            if self.tweak and response.headers.get("content-type", "").startswith("application/json"):
+                await response.aread()
+                response = self.tweak(request, response, now) or response
+        self.log.append(Sent(now, request.method, request.url.path, response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self.sim.aclose()
+
+    def audit(self) -> dict[str, dict[str, Any]]:
+        return {entry["id"]: entry for entry in self.sim.audit()}
+
+    def polls(self, video_id: str) -> list[float]:
+        return [s.at for s in self.log if s.is_poll and s.video_id == video_id]
+
+
+def virtual_client(loop: VirtualTimeLoop, server: Server, tmp_path: Path, *, max_concurrency: int,
+                   policy: PollPolicy | None = None) -> sora_nb.Client:
+    """A real :class:`sora_nb.Client` whose runner and contract client run on the loop's virtual clock.
+
+    ``connect()`` has no clock to inject (users never need one), so the runner it made, unused so far,
+    is swapped for one built the same way but on virtual time. Call on the loop.
+    """
+    client = sora_nb.connect("simulator", run_root=tmp_path / "runs", transport=server,
+                             max_concurrency=max_concurrency)
+    profile = client.profile
+    assert profile.base_url is not None
+    base_url = profile.base_url
+
+    def make_api() -> ContractClient:
+        return ContractClient(base_url=base_url, transport=server, clock=loop.time, sleep=asyncio.sleep)
+
+    client.runner = Runner(runtime=client.runtime, profile=profile, api_factory=make_api,
+                           max_concurrency=max_concurrency, poll_policy=policy or PollPolicy(), clock=loop.time)
+    return client
+
+
+class InFlight:
+    """Counts jobs holding a slot (create sent, not yet finished), from the runner's own transitions."""
+
+    def __init__(self) -> None:
+        self.active: set[str] = set()
+        self.peak = 0
+        self.per_run: dict[str, set[str]] = {}
+        self.peak_per_run: dict[str, int] = {}
+
+    def watch(self, run: Run) -> None:
+        run.observe(self._changed)
+
+    def _changed(self, job: Job) -> None:
+        key, mine = f"{job.run.id}/{job.id}", self.per_run.setdefault(job.run.id, set())
+        if job.record.create_state != "pending" and job.record.status not in TERMINAL_STATUSES:
+            self.active.add(key)
+            mine.add(key)
+        else:
+            self.active.discard(key)
+            mine.discard(key)
+        self.peak = max(self.peak, len(self.active))
+        self.peak_per_run[job.run.id] = max(self.peak_per_run.get(job.run.id, 0), len(mine))
+
+
+def overlap_peak(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at once; at equal times a close comes before an open (a freed slot is
+    taken in the same instant)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def server_side_intervals(server: Server, runs: list[Run]) -> list[tuple[float, float]]:
+    """Per job: from the server accepting its create to the client noticing its end (audit + ledger)."""
+    audit = server.audit()
+    return [(audit[job.remote_id]["created_at_s"], job.record.completed_at) for run in runs for job in run
+            if job.remote_id is not None and job.record.completed_at is not None]
+
+
+# ---------------------------------------------------------------------------------------------- (a) concurrency
+@pytest.mark.parametrize(("client_cap", "run_cap", "expected"), [(3, None, 3), (4, 2, 2)])
+def test_never_more_jobs_in_flight_than_the_cap(
+    vloop: VirtualTimeLoop, tmp_path: Path, client_cap: int, run_cap: int | None, expected: int
+) -> None:
+    server = Server(vloop, SimulatorConfig(seed=21, **REALISTIC))
+    watcher = InFlight()
+
+    async def main() -> Run:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=client_cap)
+        try:
+            run = client.sweep(prompt=[f"scene {i}" for i in range(10)]).start(max_concurrency=run_cap)
+            watcher.watch(run)
+            await run
+            return run
+        finally:
+            await client.aclose()
+
+    run = run_virtually(vloop, main())
+    assert run.counts() == {"completed": 10}
+    assert watcher.peak == expected  # reached, never exceeded
+    assert overlap_peak(server_side_intervals(server, [run])) == expected
+    assert len(server.audit()) == 10  # one create per job
+
+
+def test_run_caps_hold_inside_the_client_cap(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    server = Server(vloop, SimulatorConfig(seed=22, **REALISTIC))
+    watcher = InFlight()
+
+    async def main() -> list[Run]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=4)
+        try:
+            runs = [client.sweep(prompt=[f"{name} {i}" for i in range(6)]).start(max_concurrency=3)
+                    for name in ("dawn", "dusk")]
+            for run in runs:
+                watcher.watch(run)
+            await asyncio.gather(*(asyncio.ensure_future(_awaited(run)) for run in runs))
+            return runs
+        finally:
+            await client.aclose()
+
+    runs = run_virtually(vloop, main())
+    assert [run.counts() for run in runs] == [{"completed": 6}] * 2
+    assert watcher.peak == 4
+    assert max(watcher.peak_per_run.values()) <= 3
+    assert overlap_peak(server_side_intervals(server, runs)) == 4
+
+
+async def _awaited(run: Run) -> Run:
+    return await run
+
+
+# ---------------------------------------------------------------------------------------------- (b) poll economy
+def _economy(vloop: VirtualTimeLoop, tmp_path: Path, config: SimulatorConfig, *,
+             tweak: Tweak | None = None, jobs: int = 12) -> tuple[Server, Run]:
+    server = Server(vloop, config, tweak=tweak)
+
+    async def main() -> Run:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=4)
+        try:
+            run = client.sweep(prompt=[f"shot {i}" for i in range(jobs // 2)], seconds=["4", "8"]).start()
+            await run
+            return run
+        finally:
+            await client.aclose()
+
+    return server, run_virtually(vloop, main())
+
+
+def _figures(server: Server, run: Run) -> tuple[list[int], list[int], list[float]]:
+    """Per job: our status requests, a fixed 1 s poller's, and the detection delay as a share of the
+    job's duration (server accepting the create -> server finishing it)."""
+    audit = server.audit()
+    ours, baseline, delay_share = [], [], []
+    for job in run:
+        entry = audit[job.remote_id]
+        duration = entry["completed_at_s"] - entry["created_at_s"]
+        ours.append(len(server.polls(job.remote_id)))
+        baseline.append(math.ceil(duration))  # polls at +1 s, +2 s, ... until one sees the end
+        delay_share.append((job.record.completed_at - entry["completed_at_s"]) / duration)
+    return ours, baseline, delay_share
+
+
+def test_polling_with_progress_is_economical_and_prompt(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    server, run = _economy(vloop, tmp_path, SimulatorConfig(seed=31, **REALISTIC))
+    assert run.counts() == {"completed": 12}
+    ours, baseline, delay_share = _figures(server, run)
+    # A minute-long job: ~6 status requests instead of ~60, completion seen within ~1 % of its duration.
+    assert sum(baseline) >= 5 * sum(ours), (ours, baseline)
+    assert max(ours) <= 12
+    assert all(0 <= share <= 0.10 for share in delay_share), delay_share
+    assert statistics.median(delay_share) <= 0.03
+    assert [job.record.polls for job in run] == ours  # the ledger counts what the server saw
+
+
+def test_polling_without_progress_backs_off_but_still_notices(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    def hide_progress(request: httpx.Request, response: httpx.Response, now: float) -> httpx.Response | None:
+        # A gateway that never reports progress (LiteLLM, SGLang): only the elapsed time is known.
+        data = response.json()
+        if not (isinstance(data, dict) and "progress" in data):
+            return None
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return httpx.Response(response.status_code, headers=headers, json={**data, "progress": None})
+
+    server, run = _economy(vloop, tmp_path, SimulatorConfig(seed=32, **REALISTIC), tweak=hide_progress)
+    assert run.counts() == {"completed": 12}
+    assert {job.progress for job in run} == {None}
+    ours, baseline, delay_share = _figures(server, run)
+    assert sum(baseline) >= 4 * sum(ours), (ours, baseline)
+    # Waiting growth (15 %) x the time already waited: never later than that share of the job.
+    assert all(0 <= share <= PollPolicy().growth + 0.01 for share in delay_share), delay_share
+
+
+# ---------------------------------------------------------------------------------------------- (c) server hint
+def test_openai_poll_after_ms_sets_the_interval(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    server, run = _economy(vloop, tmp_path, SimulatorConfig(seed=33, poll_after_ms=7_000, **REALISTIC), jobs=4)
+    assert run.counts() == {"completed": 4}
+    policy = PollPolicy()
+    for job in run:
+        polls = server.polls(job.remote_id)
+        assert len(polls) >= 4
+        submitted = job.record.submitted_at
+        assert polls[0] - submitted == pytest.approx(policy.first)  # before any answer, no hint yet
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        assert gaps == pytest.approx([7.0] * len(gaps))  # then exactly the server's advice, not a prediction
+
+
+def test_a_server_hint_below_the_floor_is_raised_to_it(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    server, run = _economy(vloop, tmp_path, SimulatorConfig(seed=34, poll_after_ms=50, queue_s=0.0,
+                                                            base_run_s=8.0, **REALISTIC), jobs=2)
+    assert run.counts() == {"completed": 2}
+    for job in run:
+        polls = server.polls(job.remote_id)
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        assert gaps and gaps == pytest.approx([PollPolicy().floor] * len(gaps))
+
+
+# ---------------------------------------------------------------------------------------------- (d) rate gate
+def _rate_limited(retry_after: str) -> httpx.Response:
+    return httpx.Response(
+        429, headers={"retry-after": retry_after},
+        json={"error": {"message": "Rate limit reached for requests.", "type": "requests",
+                        "code": "rate_limit_exceeded", "param": None}},
+    )
+
+
+@pytest.mark.parametrize("victim", ["POST", "GET"])
+def test_a_429_pauses_every_job_until_retry_after(vloop: VirtualTimeLoop, tmp_path: Path, victim: str) -> None:
+    """One 429 (on a create, or on a status poll mid-run) closes the shared gate: no job sends anything
+    until ``retry-after`` has passed, then all carry on and nothing is created twice."""
+    pause = 7.0
+    hit: list[float] = []
+
+    def once(request: httpx.Request, now: float) -> httpx.Response | None:
+        mid_run = victim == "POST" or now - EPOCH >= 20.0
+        if not hit and request.method == victim and request.url.path.startswith("/v1/videos") and mid_run:
+            hit.append(now)
+            return _rate_limited(f"{pause:g}")
+        return None
+
+    server = Server(vloop, SimulatorConfig(seed=41, poll_after_ms=1_000, **REALISTIC), fault=once)
+
+    async def main() -> tuple[Run, int]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=4)
+        try:
+            run = client.sweep(prompt=[f"wave {i}" for i in range(6)]).start()
+            await run
+            return run, client.api.gate.pauses
+        finally:
+            await client.aclose()
+
+    run, pauses = run_virtually(vloop, main())
+    assert run.counts() == {"completed": 6}
+    assert len(server.audit()) == 6 and pauses == 1
+    (t429,) = hit
+    during = [s for s in server.log if t429 < s.at < t429 + pause]
+    assert during == []  # polls every second otherwise: the whole client held still
+    after = [s for s in server.log if s.at >= t429 + pause]
+    assert after[0].at == pytest.approx(t429 + pause)
+    held = {s.video_id or s.path for s in after if s.at == pytest.approx(t429 + pause)}
+    assert len(held) >= 2  # several jobs were waiting at the gate and went on together
+
+
+def test_low_remaining_requests_closes_the_gate_until_reset(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    closed_at: list[float] = []
+
+    def running_low(request: httpx.Request, response: httpx.Response, now: float) -> None:
+        if not closed_at and request.method == "GET" and now - EPOCH >= 15.0:
+            closed_at.append(now)
+            response.headers["x-ratelimit-remaining-requests"] = "0"
+            response.headers["x-ratelimit-reset-requests"] = "5s"
+
+    server = Server(vloop, SimulatorConfig(seed=42, poll_after_ms=1_000, **REALISTIC), tweak=running_low)
+
+    async def main() -> Run:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=4)
+        try:
+            run = client.sweep(prompt=[f"tide {i}" for i in range(5)]).start()
+            await run
+            return run
+        finally:
+            await client.aclose()
+
+    run = run_virtually(vloop, main())
+    assert run.counts() == {"completed": 5}
+    (low,) = closed_at
+    assert [s for s in server.log if low < s.at < low + 5.0] == []
+    assert min(s.at for s in server.log if s.at > low) == pytest.approx(low + 5.0)
+
+
+def test_the_gate_keeps_a_sweep_under_the_servers_limit(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    """Against the simulator's own limit (6 requests a minute for 10 jobs), the gate reads the
+    ``x-ratelimit-*`` headers and waits before the budget runs out, so the server rarely has to refuse."""
+    server = Server(vloop, SimulatorConfig(seed=43, rate_limit_rpm=6, **REALISTIC))
+
+    async def main() -> tuple[Run, int]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=4)
+        try:
+            run = client.sweep(prompt=[f"drift {i}" for i in range(10)]).start()
+            await run
+            return run, client.api.gate.pauses
+        finally:
+            await client.aclose()
+
+    run, pauses = run_virtually(vloop, main())
+    assert run.counts() == {"completed": 10}
+    assert len(server.audit()) == 10
+    refused = [s for s in server.log if s.status == 429]
+    assert pauses >= 10 and len(refused) <= 3, (pauses, len(refused))
+
+
+# ---------------------------------------------------------------------------------------------- (e) PollPolicy
+POLICIES = [PollPolicy(), PollPolicy(floor=0.5, ceiling=10.0, first=1.0), PollPolicy().scaled(0.01)]
+
+
+def _random_state(rng: random.Random, policy: PollPolicy) -> tuple[PollState, float]:
+    submitted = rng.uniform(0, 1e6)
+    state = PollState(submitted_at=submitted)
+    t, progress = submitted, 0
+    for _ in range(rng.randint(0, 8)):
+        t += rng.uniform(0, 3 * policy.ceiling)
+        progress = rng.choice([None, max(0, min(100, progress + rng.randint(-5, 40)))])
+        state.observe(t, progress)
+        progress = progress or 0
+    return state, t + rng.uniform(0, 2 * policy.ceiling)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_poll_delay_always_between_floor_and_ceiling(policy: PollPolicy) -> None:
+    rng = random.Random(1)
+    for _ in range(2000):
+        state, now = _random_state(rng, policy)
+        hint = rng.choice([None, 0.0, -1.0, rng.uniform(0, 5 * policy.ceiling)])
+        delay = policy.next_delay(state, now=now, server_hint=hint)
+        assert policy.floor <= delay <= policy.ceiling
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_positive_server_hint_wins_over_everything(policy: PollPolicy) -> None:
+    rng = random.Random(2)
+    for _ in range(1000):
+        state, now = _random_state(rng, policy)
+        hint = rng.uniform(1e-3, 5 * policy.ceiling)
+        expected = min(policy.ceiling, max(policy.floor, hint))
+        assert policy.next_delay(state, now=now, server_hint=hint) == expected
+        # a zero or negative hint is no advice at all
+        assert policy.next_delay(state, now=now, server_hint=0.0) == policy.next_delay(state, now=now)
+
+
+def test_first_poll_comes_after_first() -> None:
+    policy = PollPolicy(floor=1, ceiling=30, first=2)
+    assert policy.next_delay(PollState(submitted_at=100.0), now=100.0) == 2
+    assert PollPolicy(floor=3, first=2).next_delay(PollState(submitted_at=0.0), now=0.0) == 3  # floor wins
+
+
+def test_steady_progress_predicts_the_finish_and_aims_just_before_it() -> None:
+    rng = random.Random(3)
+    policy = PollPolicy(floor=0.1, ceiling=1e9)
+    for _ in range(1000):
+        duration = rng.uniform(5, 600)
+        start = rng.uniform(0, 1e6)
+        state = PollState(submitted_at=start)
+        times = sorted(rng.uniform(0.05, 0.9) * duration for _ in range(rng.randint(2, 4)))
+        if times[-1] - times[0] < 0.2 * duration:
+            continue  # a rate from two close integer readings is too rough to hold to a bound
+        for t in times:
+            state.observe(start + t, max(1, int(100 * t / duration)))  # integer progress, as servers send
+        now = start + times[-1] + rng.uniform(0, 0.05 * duration)
+        remaining = start + duration - now
+        delay = policy.next_delay(state, now=now)
+        if remaining <= policy.floor:
+            continue
+        # Near lead x the true remaining time: integer progress makes the rate approximate.
+        assert delay == pytest.approx(policy.lead * remaining, rel=0.25, abs=0.02 * duration)
+
+
+def test_exact_progress_lands_just_before_the_finish_never_after() -> None:
+    policy = PollPolicy(floor=0.01, ceiling=1e9)
+    for duration in (10.0, 60.0, 300.0):
+        state = PollState(submitted_at=0.0)
+        state.observe(0.2 * duration, 20)
+        state.observe(0.5 * duration, 50)
+        delay = policy.next_delay(state, now=0.5 * duration)
+        assert delay == pytest.approx(policy.lead * 0.5 * duration)
+        assert delay < 0.5 * duration
+
+
+def test_without_progress_the_wait_grows_with_time_waited() -> None:
+    policy = PollPolicy()
+    state = PollState(submitted_at=0.0)
+    delays = []
+    for now in (1.0, 5.0, 20.0, 60.0, 150.0, 400.0, 4000.0):
+        state.observe(now, None)  # nothing known
+        delays.append(policy.next_delay(state, now=now))
+    assert delays == sorted(delays)  # never shrinks
+    assert delays[0] == policy.first and delays[-1] == policy.ceiling
+    assert delays[3] == pytest.approx(60.0 * policy.growth)
+
+
+def test_progress_going_backwards_forgets_the_old_rate() -> None:
+    state = PollState(submitted_at=0.0)
+    for t, p in ((10, 10), (20, 20), (30, 30), (40, 40), (50, 50)):
+        state.observe(t, p)
+    assert len(state.observations) == 4  # only the last few are kept
+    state.observe(60, 5)  # the job restarted
+    assert state.observations == [(60, 5)]
+    policy = PollPolicy()
+    assert policy.next_delay(state, now=60) == pytest.approx(60 * policy.growth)  # no rate: back to backoff
+
+
+def test_scaled_policy_scales_times_not_ratios() -> None:
+    fast = PollPolicy().scaled(0.01)
+    assert (fast.floor, fast.ceiling, fast.first) == pytest.approx((0.01, 0.3, 0.02))
+    assert (fast.growth, fast.lead) == (PollPolicy().growth, PollPolicy().lead)
