@@ -78,14 +78,14 @@ def main() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--time-scale", type=float, default=None,
                         help="simulator speed (default 0.02; 0.015 with --quick): a 4 s clip takes ~60 s x this")
-    parser.add_argument("--jobs", type=int, default=None, help="jobs in the sweep (default 200; 40 with --quick)")
+    parser.add_argument("--jobs", type=int, default=None, help="jobs in the sweep (default 200; 32 with --quick)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start-only", action="store_true",
                         help="give max_concurrency only to sweep.start(), not to connect() (shows the client cap)")
     args = parser.parse_args()
     time_scale = args.time_scale or (0.015 if args.quick else 0.02)
-    n_jobs = args.jobs or (40 if args.quick else 200)
+    n_jobs = args.jobs or (32 if args.quick else 200)
     repeats = 4
     n_prompts = max(1, n_jobs // (2 * repeats))
     axes = {"prompt": PROMPTS[:n_prompts], "seconds": ["4", "8"], "repeats": repeats}
