@@ -268,6 +268,27 @@ def test_openrouter_content_needs_the_key(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_failed_asset_download_names_the_host_not_the_path(tmp_path: Path) -> None:
+    """xAI's CDN paths (``xai-video-<uuid>``) look like keys: an error naming them could not be stored."""
+    from sora_nb._redact import looks_like_secret
+
+    async def main() -> None:
+        transport = SimulatorTransport(sim("xai", asset_ttl=0.3))
+        async with make_client(PROFILES["xai"], base_url="http://xai.simulator.local/v1", api_key="k",
+                               transport=transport, retry=RetryPolicy(max_retries=0)) as api:
+            video = await api.create(prompt="a fox", size="848x480", seconds="1")
+            while not (await api.poll(video.id))[0].done:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.4)  # the temporary link has expired
+            with pytest.raises(sora_nb.NotFoundError) as info:
+                await api.download(video.id, tmp_path / "v.mp4")
+        message = str(info.value)
+        assert "cdn.xai.simulator.local" in message and "xai-video" not in message
+        assert not looks_like_secret(message)
+
+    asyncio.run(main())
+
+
 def test_no_progress_shows_elapsed_time(connect: Any) -> None:
     client, _ = connect("openrouter", base_run_s=100.0)
     seen: list[tuple[int | None, str]] = []

@@ -26,9 +26,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
 
 from .. import _catalog
-from .._contract import ContractClient, ProgressCallback, _Sent
+from .._contract import _VIDEO_TYPES, ContractClient, ProgressCallback, _Sent
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
 from .._profiles import Profile
 from .._retry import poll_after_seconds
@@ -194,7 +197,12 @@ class ProviderClient(ProfileClient):
                     f"download {video_id}: {self.service} gives no video for a job that is {video.status}. "
                     "Fix: wait until the job is completed."
                 )
-        return await self.download_url(url, dest, kind="video", on_progress=on_progress)
+        # Named by job and host only: asset paths can be signed, and some look like keys (xAI's "xai-video-...").
+        absolute = urljoin(self.base_url, url)
+        return await self._stream_to_file(
+            self._client_for(absolute), httpx.URL(absolute), None, Path(dest), accept=_VIDEO_TYPES,
+            on_progress=on_progress, operation=f"download the video of {video_id} from {urlsplit(absolute).netloc}",
+        )
 
     async def edit(
         self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()
