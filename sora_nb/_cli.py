@@ -177,7 +177,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     try:
         return _finish(run, args)
     finally:
-        run._runner.runtime.run(run._runner.aclose(), timeout=30)
+        run.close()
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

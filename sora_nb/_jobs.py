@@ -381,6 +381,15 @@ class Run:
             if not job.done:
                 job.cancel()
 
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the background work of the client that drives this run and close its connections.
+
+        For a run from ``sora_nb.resume(run_dir)`` (which made its own client). Unfinished jobs stay
+        resumable from the ledger.
+        """
+        runtime = self._runner.runtime
+        runtime.run(self._runner.aclose(), timeout=timeout)
+
     def retry_failed(self) -> list[Job]:
         """Submit again every job that failed, was cancelled or expired; returns the new jobs."""
         return self.submit([job.spec for job in self.failed])

@@ -39,6 +39,8 @@ __all__ = ["Runner"]
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseError)
 MAX_POLL_FAILURES = 30
+MAX_CREATE_REFUSALS = 10
+"""Rounds of 429s (each already retried by the contract client) before a create is given up."""
 
 
 def estimated_cost(
@@ -203,21 +205,32 @@ class Runner:
             if found is not None:
                 self._accept(job, found)
                 return
-        self._transition(job, create_state="sending", submitted_at=self.clock(), attempts=record.attempts + 1,
-                         status="pending_submit")
-        known = frozenset(self._remote_ids)
-        if spec.kind == "remix":
-            video = await self.api.remix(_parent(spec), prompt, known_ids=known)
-        elif spec.kind == "extend":
-            video = await self.api.extend(_parent(spec), prompt, seconds=spec.seconds, known_ids=known)
-        elif spec.kind == "edit":
-            video = await self.api.edit(_parent(spec), prompt, known_ids=known)
-        else:
-            video = await self.api.create(
-                prompt=prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
-                input_reference=spec.input_reference, known_ids=known,
-            )
+        for refusal in range(MAX_CREATE_REFUSALS + 1):
+            self._transition(job, create_state="sending", submitted_at=self.clock(), attempts=record.attempts + 1,
+                             status="pending_submit")
+            try:
+                video = await self._send_create(spec, prompt, frozenset(self._remote_ids))
+                break
+            except RateLimitError:
+                # Refused outright, so certainly not created: wait for the shared gate and ask again,
+                # rather than fail a job that was never sent.
+                self._transition(job, create_state="pending", notify=False)
+                if refusal == MAX_CREATE_REFUSALS:
+                    raise
+                await self.api.gate.wait()
         self._accept(job, video)
+
+    async def _send_create(self, spec: JobSpec, prompt: str, known: frozenset[str]) -> Video:
+        if spec.kind == "remix":
+            return await self.api.remix(_parent(spec), prompt, known_ids=known)
+        if spec.kind == "extend":
+            return await self.api.extend(_parent(spec), prompt, seconds=spec.seconds, known_ids=known)
+        if spec.kind == "edit":
+            return await self.api.edit(_parent(spec), prompt, known_ids=known)
+        return await self.api.create(
+            prompt=prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
+            input_reference=spec.input_reference, known_ids=known,
+        )
 
     def _accept(self, job: Job, video: Video) -> None:
         self._remote_ids.add(video.id)
