@@ -114,12 +114,14 @@ class ProfileClient(ContractClient):
 class ProviderClient(ProfileClient):
     """Base of the adapters for hosted services whose wire format differs from the contract.
 
-    Subclasses set :attr:`STATUS_WORDS` and implement :meth:`build_create`, :meth:`parse_job` and
-    :meth:`poll_path`; :meth:`auth_headers` when the key does not travel as ``Authorization: Bearer``.
+    Subclasses implement :meth:`build_create`, :meth:`parse_job` and :meth:`poll_path` (delegating to pure
+    module-level functions and a status table, tested without I/O), and :meth:`auth_headers` when the key does
+    not travel as ``Authorization: Bearer``.
     The key is sent only to the base URL's origin: asset links on other hosts (CDNs) get no credentials.
     """
 
     name: ClassVar[str] = "service"
+    """The service's name in messages (``"OpenRouter"``)."""
 
     def __init__(self, *, profile: Profile, api_key: str | None = None, headers: dict[str, str] | None = None,
                  **kwargs: Any) -> None:
@@ -128,6 +130,10 @@ class ProviderClient(ProfileClient):
         # Kept for redaction of error messages and for repr's "key=set"; the headers above are its only use.
         self._api_key = api_key
         self._assets: dict[str, str] = {}
+
+    @property
+    def service(self) -> str:
+        return self.name
 
     # ------------------------------------------------------------------ the hooks a service implements
     def auth_headers(self, api_key: str) -> dict[str, str]:
