@@ -164,8 +164,10 @@ class ContractClient:
             transport=transport,
             follow_redirects=False,
         )
-        # Redirected downloads (CDN links) go through a client that has no credentials at all.
-        self._anon = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=True)
+        # Links to other origins (CDNs) go through a client that has no credentials at all, made on
+        # first use: most servers never hand one out.
+        self._anon_client: httpx.AsyncClient | None = None
+        self._anon_options: dict[str, Any] = {"timeout": timeout, "transport": transport}
         self.retry = retry or RetryPolicy()
         self.multipart_only = multipart_only
         self.seconds_as_int = seconds_as_int
@@ -179,7 +181,14 @@ class ContractClient:
     # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self._anon.aclose()
+        if self._anon_client is not None:
+            await self._anon_client.aclose()
+
+    @property
+    def _anon(self) -> httpx.AsyncClient:
+        if self._anon_client is None:
+            self._anon_client = httpx.AsyncClient(follow_redirects=True, **self._anon_options)
+        return self._anon_client
 
     async def __aenter__(self) -> ContractClient:
         return self
@@ -611,7 +620,8 @@ class ContractClient:
                     if on_progress is not None:
                         on_progress(response.num_bytes_downloaded or done, total)
                 out.flush()
-                os.fsync(out.fileno())
+                # The sync waits on the disk: off the event loop, which other jobs share.
+                await asyncio.to_thread(os.fsync, out.fileno())
             # Content-Length counts the bytes on the wire, which a server may still have compressed
             # (a body handed over already in memory has no wire count: then the two are the same).
             received = response.num_bytes_downloaded or done

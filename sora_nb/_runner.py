@@ -114,6 +114,12 @@ class Runner:
         return jobs
 
     def _start(self, run: Run, jobs: list[Job]) -> None:
+        if run.max_concurrency and run.max_concurrency > self.max_concurrency:
+            # Asking a run for more jobs in flight than the client allows raises the client's cap.
+            if self._slots is not None:
+                for _ in range(run.max_concurrency - self.max_concurrency):
+                    self._slots.release()
+            self.max_concurrency = run.max_concurrency
         ledger = self.open_ledger(run)
         ledger.add_jobs([job.record for job in jobs])
         for job in jobs:
@@ -261,15 +267,19 @@ class Runner:
                 hint = self.poll_policy.ceiling if isinstance(exc, TransportError) else None
                 logger.warning("polling %s failed (%s); will poll again", record.remote_id, type(exc).__name__)
                 continue
+            seen = self.clock()
             failures = 0
-            self._transition(job, polls=record.polls + 1, notify=False)
-            self._apply(job, video)
-            state.observe(self.clock(), video.progress)
+            self._apply(job, video, polls=record.polls + 1)
+            state.observe(seen, video.progress)
 
-    def _apply(self, job: Job, video: Video) -> None:
-        """Record what the server said, writing only what changed."""
+    def _apply(self, job: Job, video: Video, **extra: Any) -> None:
+        """Record what the server said (plus ``extra`` fields), writing only what changed, in one write.
+
+        A change of status is synced to disk; progress and poll counts alone are not (they are
+        observations, and re-observed after a crash), which keeps disk syncs off the polling path.
+        """
         record, now = job.record, self.clock()
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = dict(extra)
         if video.status != record.status:
             changes["status"] = video.status
             if video.status == "in_progress" and record.started_at is None:
@@ -287,7 +297,8 @@ class Runner:
         if cost is not None and cost != record.reported_cost_usd:
             changes["reported_cost_usd"] = cost
         if changes:
-            self._transition(job, **changes)
+            durable = not set(changes) <= {"progress", "polls"}
+            self._transition(job, durable=durable, notify=set(changes) != {"polls"}, **changes)
 
     async def _download(self, job: Job) -> None:
         record, run = job.record, job.run
@@ -334,11 +345,11 @@ class Runner:
             logger.warning("could not delete cancelled job %s: %s", remote_id, exc)
 
     # ------------------------------------------------------------------ the one way state changes
-    def _transition(self, job: Job, *, notify: bool = True, **fields: Any) -> None:
+    def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:
         """Commit ``fields`` to the ledger, then to the job, then tell observers."""
         ledger = job.run.ledger
         if ledger is not None:
-            ledger.update_job(job.record.job_id, **fields)
+            ledger.update_job(job.record.job_id, durable=durable, **fields)
         for name, value in fields.items():
             setattr(job.record, name, value)
         if notify:
