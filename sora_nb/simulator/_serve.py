@@ -141,7 +141,9 @@ def start_server(
     ...     OpenAI(base_url=server.base_url, api_key="sk-test").videos.list()
     """
     uvicorn = _uvicorn()
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio then sets TCP_NODELAY, without which every answer waits
+    # ~40 ms on Nagle and delayed ACKs.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
