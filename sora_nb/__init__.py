@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._client import Client, Sweep, connect, resume
 from ._contract import ContractClient
 from ._errors import (
+    AmbiguousCreateError,
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -31,6 +32,7 @@ from ._errors import (
     SoraError,
     TransportError,
     UnexpectedResponseError,
+    UnsupportedOperationError,
     ValidationError,
 )
 from ._jobs import Job, Run
@@ -77,6 +79,8 @@ __all__ = [
     "JobFailedError",
     "JobTimeoutError",
     "BudgetExceededError",
+    "AmbiguousCreateError",
+    "UnsupportedOperationError",
     # the contract, for direct use
     "ContractClient",
     "Video",

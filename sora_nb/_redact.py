@@ -30,8 +30,10 @@ SIGNED_URL_PARAMS = frozenset(
 _PATTERNS = [
     # Authorization headers and bearer tokens.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1" + REDACTED),
-    # OpenAI-style and other prefixed keys (sk-..., sk-proj-..., xai-..., AIza...).
-    (re.compile(r"\b(sk|xai|rk|or)-[A-Za-z0-9_-]{8,}"), REDACTED),
+    # OpenAI-style and other prefixed keys (sk-..., sk-proj-..., sk-or-..., AIza...); xAI keys are
+    # ``xai-`` and some 80 letters and digits (a shorter ``xai-video-<uuid>`` is a CDN path, not a key).
+    (re.compile(r"\b(sk|rk)-[A-Za-z0-9_-]{8,}"), REDACTED),
+    (re.compile(r"\bxai-[A-Za-z0-9]{32,}"), REDACTED),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), REDACTED),
     # key: value pairs in headers and JSON.
     (
@@ -48,7 +50,7 @@ _PATTERNS = [
 
 _SECRET = re.compile(
     r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{16,}"
-    r"|\b(?:sk|xai|rk)-[A-Za-z0-9_-]{16,}"
+    r"|\b(?:sk|rk)-[A-Za-z0-9_-]{16,}|\bxai-[A-Za-z0-9]{32,}"
     r"|\bAIza[0-9A-Za-z_-]{30,}"
     r"|[?&](?:sig|skoid|signature|x-amz-signature|x-goog-signature|access_token|api_key|key)=[^&\s]{8,}"
     r"|\b(?:api[-_]?key|x-goog-api-key|authorization)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9._-]{12,}"
