@@ -45,7 +45,8 @@ from ._sweeps import BudgetExceededError, Estimate
 from ._types import Character, DeletedVideo, JobSpec, RateLimitInfo, Video, VideoError, VideoList
 
 if TYPE_CHECKING:
-    from . import simulator, ui
+    from . import simulator as simulator
+    from . import ui as ui
 
 __version__ = "0.1.0"
 

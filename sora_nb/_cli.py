@@ -86,16 +86,13 @@ def print_table(run: Run, stream: TextIO | None = None) -> None:
     rows = [("job", "status", "model", "size", "sec", "gen s", "cost $", "video")]
     for job in run:
         record = job.record
-        gen = (
-            f"{record.completed_at - record.submitted_at:.1f}"
-            if record.completed_at and record.submitted_at else ""
-        )
+        gen = f"{record.completed_at - record.submitted_at:.1f}" if record.completed_at and record.submitted_at else ""
         cost = "" if record.estimated_cost_usd is None else f"{record.estimated_cost_usd:.2f}"
         video = os.path.relpath(job.video_path) if job.video_path else (job.error.code or "") if job.error else ""
         rows.append((job.id, job.status, job.model, job.size, job.seconds, gen, cost, str(video)))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
-        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        stream.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
         if n == 0:
             stream.write("  ".join("-" * w for w in widths) + "\n")
 
@@ -144,8 +141,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        client.generate(args.prompt, model=args.model, size=args.size, seconds=args.seconds,
-                        input_reference=args.input_reference, style=args.style)
+        client.generate(
+            args.prompt,
+            model=args.model,
+            size=args.size,
+            seconds=args.seconds,
+            input_reference=args.input_reference,
+            style=args.style,
+        )
         return _finish(client.session, args)
 
 
@@ -201,8 +204,10 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sora-nb", description="AI video generation from notebooks and the command line.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="sora-nb",
+        description="AI video generation from notebooks and the command line.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

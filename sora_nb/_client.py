@@ -102,8 +102,16 @@ def connect(
     else:
         key = resolve_api_key(chosen, api_key)
     return Client(
-        chosen, api_key=key, headers=headers, timeout=timeout, run_root=run_root, transport=transport,
-        simulator=sim_config, max_concurrency=max_concurrency, poll_policy=policy, retry=retry,
+        chosen,
+        api_key=key,
+        headers=headers,
+        timeout=timeout,
+        run_root=run_root,
+        transport=transport,
+        simulator=sim_config,
+        max_concurrency=max_concurrency,
+        poll_policy=policy,
+        retry=retry,
     )
 
 
@@ -122,8 +130,12 @@ def _simulator_config(profile: Profile, simulator: Any, *, seed: int | None, tim
         return simulator
     if simulator not in (None, True):
         raise TypeError(f"simulator must be True or a SimulatorConfig, got {type(simulator).__name__}.")
-    return SimulatorConfig(seed=seed, time_scale=1.0 if time_scale is None else time_scale,
-                           dialect=profile.dialect, strict_models=profile.validate_models)
+    return SimulatorConfig(
+        seed=seed,
+        time_scale=1.0 if time_scale is None else time_scale,
+        dialect=profile.dialect,
+        strict_models=profile.validate_models,
+    )
 
 
 class Client:
@@ -163,14 +175,22 @@ class Client:
             from .providers import make_client  # the profile names its adapter
 
             return make_client(
-                profile, base_url=self.base_url, api_key=api_key, headers={**profile.extra_headers, **(headers or {})},
-                timeout=timeout, transport=transport, retry=retry,
+                profile,
+                base_url=self.base_url,
+                api_key=api_key,
+                headers={**profile.extra_headers, **(headers or {})},
+                timeout=timeout,
+                transport=transport,
+                retry=retry,
             )
 
         self._has_key = has_key
         self.runner = Runner(
-            runtime=self.runtime, profile=profile, api_factory=make_api,
-            max_concurrency=max_concurrency or profile.max_concurrency, poll_policy=poll_policy,
+            runtime=self.runtime,
+            profile=profile,
+            api_factory=make_api,
+            max_concurrency=max_concurrency or profile.max_concurrency,
+            poll_policy=poll_policy,
         )
         self._session: Run | None = None
 
@@ -193,8 +213,9 @@ class Client:
         >>> job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720")  # doctest: +SKIP
         >>> job.wait(timeout=600).video_path  # doctest: +SKIP
         """
-        spec = self.job_spec(prompt, model=model, size=size, seconds=seconds, input_reference=input_reference,
-                             style=style)
+        spec = self.job_spec(
+            prompt, model=model, size=size, seconds=seconds, input_reference=input_reference, style=style
+        )
         return self.session.submit([spec])[0]
 
     def job_spec(
@@ -212,8 +233,9 @@ class Client:
         from ._validation import load_reference
 
         model = model or self.profile.default_model
-        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds,
-                              strict=self.profile.validate_models)
+        params = check_create(
+            prompt=prompt, model=model, size=size, seconds=seconds, strict=self.profile.validate_models
+        )
         if self.profile.validate_models:
             self.profile.capabilities.check(model, params["size"], params["seconds"])
         apply_style(params["prompt"], style)
@@ -222,33 +244,59 @@ class Client:
             # The contract wants the image at exactly the video's size; hosted services scale it themselves.
             load_reference(input_reference, params["size"], check_dimensions=self.profile.adapter == "contract")
             reference = os.fspath(Path(input_reference).resolve())
-        axes = {"prompt": params["prompt"], "model": model, "size": params["size"], "seconds": params["seconds"],
-                "style": style, "repeat": 0}
-        return JobSpec(prompt=params["prompt"], model=model, size=params["size"], seconds=params["seconds"],
-                       style=style, input_reference=reference, axes=axes)
+        axes = {
+            "prompt": params["prompt"],
+            "model": model,
+            "size": params["size"],
+            "seconds": params["seconds"],
+            "style": style,
+            "repeat": 0,
+        }
+        return JobSpec(
+            prompt=params["prompt"],
+            model=model,
+            size=params["size"],
+            seconds=params["seconds"],
+            style=style,
+            input_reference=reference,
+            axes=axes,
+        )
 
     @property
     def session(self) -> Run:
         """The run that ``generate`` adds to (created on first use under ``run_root``)."""
         if self._session is None:
-            self._session = self.new_run(axes=("prompt", "model", "size", "seconds", "style", "repeat"),
-                                         kind="session")
+            self._session = self.new_run(axes=("prompt", "model", "size", "seconds", "style", "repeat"), kind="session")
         return self._session
 
-    def new_run(self, *, axes: tuple[str, ...], kind: str = "sweep", run_dir: str | os.PathLike[str] | None = None,
-                extra_meta: dict[str, Any] | None = None) -> Run:
+    def new_run(
+        self,
+        *,
+        axes: tuple[str, ...],
+        kind: str = "sweep",
+        run_dir: str | os.PathLike[str] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> Run:
         """An empty run with its own directory (the ledger is written when the first job is)."""
         from ._ledger import new_run_id
 
         run_id = new_run_id()
         directory = Path(run_dir) if run_dir is not None else self.run_root / run_id
         meta = {
-            "run_id": run_id, "created_at": time.time(), "kind": kind, "profile": self.profile.name,
-            "base_url": self.base_url, "axes": list(axes), **(extra_meta or {}),
+            "run_id": run_id,
+            "created_at": time.time(),
+            "kind": kind,
+            "profile": self.profile.name,
+            "base_url": self.base_url,
+            "axes": list(axes),
+            **(extra_meta or {}),
         }
         if self.simulator is not None:
-            meta["simulator"] = {"seed": self.simulator.seed, "time_scale": self.simulator.time_scale,
-                                 "dialect": self.simulator.dialect}
+            meta["simulator"] = {
+                "seed": self.simulator.seed,
+                "time_scale": self.simulator.time_scale,
+                "dialect": self.simulator.dialect,
+            }
         return Run(self.runner, directory, axes=axes, meta=meta)
 
     def sweep(self, **axes: Any) -> Sweep:
@@ -291,8 +339,10 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"<sora_nb.Client profile={self.profile.name!r} base_url={self.base_url!r} "
-                f"key={'set' if self._has_key else 'none'}>")
+        return (
+            f"<sora_nb.Client profile={self.profile.name!r} base_url={self.base_url!r} "
+            f"key={'set' if self._has_key else 'none'}>"
+        )
 
 
 class Sweep:
@@ -306,8 +356,10 @@ class Sweep:
         # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
         # and combinations are checked against what the profile says its server accepts (a `strict` or
         # `model` given in the axes, e.g. from a sweep file, wins over the profile's).
-        self.plan: SweepPlan = expand(capabilities=client.profile.capabilities, **{
-            "strict": client.profile.validate_models, "model": client.profile.default_model, **axes})
+        self.plan: SweepPlan = expand(
+            capabilities=client.profile.capabilities,
+            **{"strict": client.profile.validate_models, "model": client.profile.default_model, **axes},
+        )
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:
@@ -336,10 +388,15 @@ class Sweep:
         from ._sweeps import check_budget
 
         if not self.plan.jobs:
-            raise ValueError("this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes.")
+            raise ValueError(
+                "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."
+            )
         check_budget(self.estimate(), budget_usd)
-        run = self.client.new_run(axes=self.plan.axes, run_dir=run_dir,
-                                  extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd})
+        run = self.client.new_run(
+            axes=self.plan.axes,
+            run_dir=run_dir,
+            extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd},
+        )
         run.max_concurrency = max_concurrency
         run.submit(list(self.plan.jobs))
         return run
@@ -381,11 +438,17 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
         sim = meta.get("simulator") or {}
         if meta.get("profile") == "simulator" or sim:
             # A run made on the in-process simulator (or on a service's dialect of it) resumes there.
-            client = connect(meta.get("profile"), simulator=True, seed=sim.get("seed"),
-                             time_scale=sim.get("time_scale"), run_root=directory.parent)
+            client = connect(
+                meta.get("profile"),
+                simulator=True,
+                seed=sim.get("seed"),
+                time_scale=sim.get("time_scale"),
+                run_root=directory.parent,
+            )
         else:
-            client = connect(meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key,
-                             run_root=directory.parent)
+            client = connect(
+                meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key, run_root=directory.parent
+            )
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     client.runtime.call_and_wait(client.runner.attach, run)
     return run

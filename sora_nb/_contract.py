@@ -231,17 +231,23 @@ class ContractClient:
         """``GET /videos/{id}``."""
         return (await self.poll(video_id))[0]
 
-    async def list(self, *, limit: int = 20, order: Literal["asc", "desc"] = "desc", after: str | None = None) -> VideoList:
+    async def list(
+        self, *, limit: int = 20, order: Literal["asc", "desc"] = "desc", after: str | None = None
+    ) -> VideoList:
         """One page of ``GET /videos`` (``limit`` 0..100, cursor ``after``)."""
         if not 0 <= limit <= 100:
-            raise ValidationError(f"limit={limit} is out of range. Allowed: 0..100. Fix: pass limit=100 or less.", field="limit")
+            raise ValidationError(
+                f"limit={limit} is out of range. Allowed: 0..100. Fix: pass limit=100 or less.", field="limit"
+            )
         params: dict[str, Any] = {"limit": limit, "order": order}
         if after:
             params["after"] = after
         sent = await self._send("GET", "videos", params=params, operation="list videos")
         return VideoList.parse(self._object(sent, "list videos"))
 
-    async def iter_videos(self, *, order: Literal["asc", "desc"] = "desc", page_size: int = 100) -> AsyncIterator[Video]:
+    async def iter_videos(
+        self, *, order: Literal["asc", "desc"] = "desc", page_size: int = 100
+    ) -> AsyncIterator[Video]:
         """Every video on the server, page after page.
 
         >>> # async for video in api.iter_videos(): ...
@@ -267,14 +273,21 @@ class ContractClient:
         match = {**body, "remixed_from_video_id": video_id}
         return await self._send_create(path, {"json": body}, match, known_ids, operation="remix video")
 
-    async def edit(self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+    async def edit(
+        self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()
+    ) -> Video:
         """Edit a video given by id (or a local file) with a prompt (``POST /videos/edits``)."""
         body = {"prompt": check_prompt(prompt)}
         request = self._video_ref_request(video, body)
         return await self._send_create("videos/edits", request, body, known_ids, operation="edit video")
 
     async def extend(
-        self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4", known_ids: frozenset[str] = frozenset()
+        self,
+        video: str | os.PathLike[str],
+        prompt: str,
+        *,
+        seconds: str | int = "4",
+        known_ids: frozenset[str] = frozenset(),
     ) -> Video:
         """Continue a completed video (``POST /videos/extensions``); the result's ``seconds`` is the total."""
         body = {"prompt": check_prompt(prompt), "seconds": check_seconds(seconds, "\0any")}
@@ -290,10 +303,19 @@ class ContractClient:
     async def create_character(self, video: str | os.PathLike[str], name: str) -> Character:
         """Make a reusable character from a 2-4 s clip on disk (``POST /videos/characters``)."""
         if not 1 <= len(name) <= 80:
-            raise ValidationError(f"name has {len(name)} characters. Allowed: 1..80. Fix: shorten or fill the name.", field="name")
+            raise ValidationError(
+                f"name has {len(name)} characters. Allowed: 1..80. Fix: shorten or fill the name.", field="name"
+            )
         path = Path(video)
         files = {"video": (path.name, path.read_bytes(), "video/mp4")}
-        sent = await self._send("POST", "videos/characters", data={"name": name}, files=files, operation="create character", idempotent=False)
+        sent = await self._send(
+            "POST",
+            "videos/characters",
+            data={"name": name},
+            files=files,
+            operation="create character",
+            idempotent=False,
+        )
         return Character.parse(self._object(sent, "create character"))
 
     async def get_character(self, character_id: str) -> Character:
@@ -321,7 +343,12 @@ class ContractClient:
         accept = _VIDEO_TYPES if variant == "video" else _IMAGE_TYPES
         url = self._http.base_url.join(f"videos/{_id(video_id)}/content")
         return await self._stream_to_file(
-            self._http, url, {"variant": variant}, Path(dest), accept=accept, on_progress=on_progress,
+            self._http,
+            url,
+            {"variant": variant},
+            Path(dest),
+            accept=accept,
+            on_progress=on_progress,
             operation=f"download {variant} of {video_id}",
         )
 
@@ -341,7 +368,12 @@ class ContractClient:
         client = self._client_for(absolute)
         accept = _VIDEO_TYPES if kind == "video" else _IMAGE_TYPES
         return await self._stream_to_file(
-            client, httpx.URL(absolute), None, Path(dest), accept=accept, on_progress=on_progress,
+            client,
+            httpx.URL(absolute),
+            None,
+            Path(dest),
+            accept=accept,
+            on_progress=on_progress,
             operation=f"download {redact_url(absolute)}",
         )
 
@@ -387,7 +419,8 @@ class ContractClient:
         if not (data.get("id") or data.get("request_id")):
             raise UnexpectedResponseError(
                 f"{operation}: the answer has no video id. Fix: check that base_url points at a Videos API.",
-                status_code=sent.response.status_code, body=data,
+                status_code=sent.response.status_code,
+                body=data,
             )
         return Video.parse(data)
 
@@ -397,7 +430,8 @@ class ContractClient:
             raise UnexpectedResponseError(
                 f"{operation}: expected a JSON object, got {type(sent.data).__name__}. "
                 "Fix: check that base_url points at a Videos API.",
-                status_code=sent.response.status_code, body=sent.data,
+                status_code=sent.response.status_code,
+                body=sent.data,
             )
         return sent.data
 
@@ -419,13 +453,20 @@ class ContractClient:
                 found = await self.reconcile(match, since=started, known_ids=known_ids)
                 if found is not None:
                     self.reconciled_creates += 1
-                    logger.warning("%s: outcome unknown (%s); found job %s on the server, not re-sending",
-                                   operation, ambiguous.reason, found.id)
+                    logger.warning(
+                        "%s: outcome unknown (%s); found job %s on the server, not re-sending",
+                        operation,
+                        ambiguous.reason,
+                        found.id,
+                    )
                     return found
                 if attempt >= self.retry.max_retries:
                     raise ambiguous.error from None
-                logger.warning("%s: outcome unknown (%s) and no matching job on the server; sending again",
-                               operation, ambiguous.reason)
+                logger.warning(
+                    "%s: outcome unknown (%s) and no matching job on the server; sending again",
+                    operation,
+                    ambiguous.reason,
+                )
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
                 attempt += 1
 
@@ -487,13 +528,19 @@ class ContractClient:
                 attempt += 1
                 continue
             self._observe(response)
-            logger.debug("%s %s -> %d in %.3fs", method, redact_url(str(response.url)), response.status_code,
-                         time.monotonic() - t0)
+            logger.debug(
+                "%s %s -> %d in %.3fs",
+                method,
+                redact_url(str(response.url)),
+                response.status_code,
+                time.monotonic() - t0,
+            )
             if response.status_code < 400:
                 return _Sent(response=response, data=self._json(response, operation))
             retry_after = retry_after_seconds(response.headers)
-            error = api_error_from_response(response, operation=operation, retry_after=retry_after,
-                                            secret=self._api_key)
+            error = api_error_from_response(
+                response, operation=operation, retry_after=retry_after, secret=self._api_key
+            )
             if response.status_code == 429:
                 self.gate.pause(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
             if response.status_code not in RETRYABLE_STATUS:
@@ -503,8 +550,9 @@ class ContractClient:
                 raise _AmbiguousCreate(f"HTTP {response.status_code}", error)
             if attempt >= self.retry.max_retries:
                 raise error
-            logger.warning("%s: HTTP %d, retry %d of %d", operation, response.status_code, attempt + 1,
-                           self.retry.max_retries)
+            logger.warning(
+                "%s: HTTP %d, retry %d of %d", operation, response.status_code, attempt + 1, self.retry.max_retries
+            )
             if response.status_code != 429:
                 await self._sleep(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
             attempt += 1
@@ -521,7 +569,8 @@ class ContractClient:
             raise UnexpectedResponseError(
                 f"{operation}: the server answered HTTP {response.status_code} with an HTML page, not JSON "
                 "(a login page, a proxy, or the wrong base URL). Fix: check base_url; it should end in /v1.",
-                status_code=response.status_code, body=redact(response.text[:300], self._api_key),
+                status_code=response.status_code,
+                body=redact(response.text[:300], self._api_key),
             )
         try:
             return response.json()
@@ -529,7 +578,8 @@ class ContractClient:
             raise UnexpectedResponseError(
                 f"{operation}: the answer is not valid JSON ({len(response.content)} bytes, content-type "
                 f"{ctype or 'none'}). Fix: check base_url and the server's logs.",
-                status_code=response.status_code, body=redact(response.text[:300], self._api_key),
+                status_code=response.status_code,
+                body=redact(response.text[:300], self._api_key),
             ) from None
 
     def _transport_error(self, exc: httpx.TransportError, operation: str) -> TransportError:
@@ -567,8 +617,9 @@ class ContractClient:
         try:
             for attempt in range(self.retry.max_retries + 1):
                 try:
-                    await self._stream_once(client, url, params, tmp, accept=accept, on_progress=on_progress,
-                                            operation=operation)
+                    await self._stream_once(
+                        client, url, params, tmp, accept=accept, on_progress=on_progress, operation=operation
+                    )
                     break
                 except (httpx.TransportError, _Retry) as exc:
                     error = exc.error if isinstance(exc, _Retry) else self._transport_error(exc, operation)
@@ -597,7 +648,9 @@ class ContractClient:
             if response.status_code >= 400:
                 await response.aread()
                 error = api_error_from_response(
-                    response, operation=operation, retry_after=retry_after_seconds(response.headers),
+                    response,
+                    operation=operation,
+                    retry_after=retry_after_seconds(response.headers),
                     secret=self._api_key,
                 )
                 if response.status_code in RETRYABLE_STATUS:
@@ -626,10 +679,12 @@ class ContractClient:
             # (a body handed over already in memory has no wire count: then the two are the same).
             received = response.num_bytes_downloaded or done
         if total is not None and received != total:
-            raise _Retry(DownloadError(
-                f"{operation}: truncated: got {received} of {total} bytes. Nothing was kept. "
-                "Fix: download again later."
-            ))
+            raise _Retry(
+                DownloadError(
+                    f"{operation}: truncated: got {received} of {total} bytes. Nothing was kept. "
+                    "Fix: download again later."
+                )
+            )
         if done == 0:
             raise DownloadError(f"{operation}: the server sent an empty body. Nothing was kept.")
 
@@ -648,7 +703,9 @@ class _Retry(Exception):
 
 def _id(value: str) -> str:
     if not isinstance(value, str) or not value or "/" in value or "?" in value:
-        raise ValidationError(f"id {value!r} is not a valid id. Fix: pass the id the server returned (e.g. 'video_...').", field="id")
+        raise ValidationError(
+            f"id {value!r} is not a valid id. Fix: pass the id the server returned (e.g. 'video_...').", field="id"
+        )
     return value
 
 
@@ -657,4 +714,3 @@ def _as_int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-

@@ -194,7 +194,9 @@ _NEXT_STEP: dict[type[APIError], str] = {
     NotFoundError: "Fix: Check the id and the base URL (it should end in /v1 for OpenAI-compatible servers).",
     ConflictError: "Fix: wait until the video is completed (or failed) before doing this.",
     RateLimitError: "Fix: slow down: lower max_concurrency, or wait and retry; sora_nb already retried with backoff.",
-    ServerError: "Fix: the server failed and sora_nb retried with backoff. Try again later or check the server's status.",
+    ServerError: (
+        "Fix: the server failed and sora_nb retried with backoff. Try again later or check the server's status."
+    ),
 }
 
 

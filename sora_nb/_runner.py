@@ -157,10 +157,15 @@ class Runner:
                     restart: dict[str, Any] = {"status": "queued"}
                 else:
                     # It was deleted on the server (or never sent): start it afresh.
-                    restart = {"status": "pending_submit", "remote_id": None, "create_state": "pending",
-                               "progress": None, "submitted_at": None, "started_at": None}
-                self._transition(job, notify=False, error_code=None, error_message=None, completed_at=None,
-                                 **restart)
+                    restart = {
+                        "status": "pending_submit",
+                        "remote_id": None,
+                        "create_state": "pending",
+                        "progress": None,
+                        "submitted_at": None,
+                        "started_at": None,
+                    }
+                self._transition(job, notify=False, error_code=None, error_message=None, completed_at=None, **restart)
             if record.status in TERMINAL_STATUSES and (record.status != "completed" or record.downloaded_at):
                 job._finish()
             else:
@@ -187,15 +192,26 @@ class Runner:
         except asyncio.CancelledError:
             raise
         except APIError as exc:
-            self._transition(job, status="failed", error_code=exc.code or f"http_{exc.status_code}",
-                             error_message=str(exc), completed_at=self.clock())
+            self._transition(
+                job,
+                status="failed",
+                error_code=exc.code or f"http_{exc.status_code}",
+                error_message=str(exc),
+                completed_at=self.clock(),
+            )
         except SoraError as exc:
-            self._transition(job, status="failed", error_code=type(exc).__name__, error_message=str(exc),
-                             completed_at=self.clock())
+            self._transition(
+                job, status="failed", error_code=type(exc).__name__, error_message=str(exc), completed_at=self.clock()
+            )
         except Exception as exc:  # a bug must end the job visibly, not hang it
             logger.exception("job %s crashed", job.id)
-            self._transition(job, status="failed", error_code="internal_error",
-                             error_message=f"{type(exc).__name__}: {exc}", completed_at=self.clock())
+            self._transition(
+                job,
+                status="failed",
+                error_code="internal_error",
+                error_message=f"{type(exc).__name__}: {exc}",
+                completed_at=self.clock(),
+            )
         finally:
             job._finish()
 
@@ -206,14 +222,20 @@ class Runner:
             # A create may have left before a crash: look for it before paying again.
             found = await self.api.reconcile(
                 {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds},
-                since=record.submitted_at or 0.0, known_ids=frozenset(self._remote_ids),
+                since=record.submitted_at or 0.0,
+                known_ids=frozenset(self._remote_ids),
             )
             if found is not None:
                 self._accept(job, found)
                 return
         for refusal in range(MAX_CREATE_REFUSALS + 1):
-            self._transition(job, create_state="sending", submitted_at=self.clock(), attempts=record.attempts + 1,
-                             status="pending_submit")
+            self._transition(
+                job,
+                create_state="sending",
+                submitted_at=self.clock(),
+                attempts=record.attempts + 1,
+                status="pending_submit",
+            )
             try:
                 video = await self._send_create(spec, prompt, frozenset(self._remote_ids))
                 break
@@ -234,14 +256,22 @@ class Runner:
         if spec.kind == "edit":
             return await self.api.edit(_parent(spec), prompt, known_ids=known)
         return await self.api.create(
-            prompt=prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
-            input_reference=spec.input_reference, known_ids=known,
+            prompt=prompt,
+            model=spec.model,
+            size=spec.size,
+            seconds=spec.seconds,
+            input_reference=spec.input_reference,
+            known_ids=known,
         )
 
     def _accept(self, job: Job, video: Video) -> None:
         self._remote_ids.add(video.id)
-        self._transition(job, create_state="acked", remote_id=video.id,
-                         remote_created_at=float(video.created_at) if video.created_at else None)
+        self._transition(
+            job,
+            create_state="acked",
+            remote_id=video.id,
+            remote_created_at=float(video.created_at) if video.created_at else None,
+        )
         self._apply(job, video)
 
     async def _poll(self, job: Job) -> None:
@@ -256,9 +286,14 @@ class Runner:
             try:
                 video, hint = await self.api.poll(record.remote_id)
             except NotFoundError as exc:
-                self._transition(job, status="failed", error_code="not_found", completed_at=self.clock(),
-                                 error_message=f"the server no longer knows {record.remote_id} ({exc.status_code}). "
-                                 "Fix: job.retry() to generate it again.")
+                self._transition(
+                    job,
+                    status="failed",
+                    error_code="not_found",
+                    completed_at=self.clock(),
+                    error_message=f"the server no longer knows {record.remote_id} ({exc.status_code}). "
+                    "Fix: job.retry() to generate it again.",
+                )
                 return
             except _TRANSIENT as exc:
                 failures += 1
@@ -321,8 +356,9 @@ class Runner:
         if made_locally:
             await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
-        self._transition(job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum,
-                         downloaded_at=self.clock())
+        self._transition(
+            job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum, downloaded_at=self.clock()
+        )
 
     # ------------------------------------------------------------------ cancelling
     def cancel(self, job: Job) -> None:
@@ -332,8 +368,13 @@ class Runner:
         if job._task is not None:
             job._task.cancel()
         remote_id = job.record.remote_id
-        self._transition(job, status="cancelled", completed_at=self.clock(),
-                         error_code="cancelled", error_message="cancelled by the user")
+        self._transition(
+            job,
+            status="cancelled",
+            completed_at=self.clock(),
+            error_code="cancelled",
+            error_message="cancelled by the user",
+        )
         job._finish()
         if remote_id and self.profile.supports_delete:
             self.runtime.spawn(self._delete_quietly(remote_id))
@@ -389,4 +430,3 @@ def _reported_cost(video: Video) -> float | None:
         if isinstance(cost, (int, float)):
             return float(cost)
     return None
-

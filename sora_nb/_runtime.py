@@ -121,6 +121,8 @@ class Runtime:
 
 def _start_background() -> Runtime:
     loop = asyncio.new_event_loop()
+    # Named workers (checksums, thumbnails, disk syncs), so a thread dump says whose they are.
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(thread_name_prefix="sora_nb-worker"))
     ready = threading.Event()
 
     def _main() -> None:

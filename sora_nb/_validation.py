@@ -45,8 +45,7 @@ def check_prompt(prompt: object, *, field: str = "prompt") -> str:
         )
     if len(prompt) > _catalog.MAX_PROMPT_CHARS:
         raise ValidationError(
-            f"{field} has {len(prompt)} characters; the limit is {_catalog.MAX_PROMPT_CHARS}. "
-            "Fix: shorten the prompt.",
+            f"{field} has {len(prompt)} characters; the limit is {_catalog.MAX_PROMPT_CHARS}. Fix: shorten the prompt.",
             field=field,
         )
     return prompt
@@ -126,7 +125,9 @@ class ImageReference:
     content_type: str
 
 
-def load_reference(reference: ReferenceInput, size: str, *, check_dimensions: bool = True) -> ImageReference | dict[str, str]:
+def load_reference(
+    reference: ReferenceInput, size: str, *, check_dimensions: bool = True
+) -> ImageReference | dict[str, str]:
     """Read and check a reference image; JSON references (``image_url``/``file_id``) are checked for shape only.
 
     The image must be JPEG, PNG or WebP and, for the contract's servers, exactly ``size``.
@@ -191,9 +192,7 @@ def load_reference(reference: ReferenceInput, size: str, *, check_dimensions: bo
     return ImageReference(data=data, filename=filename, content_type=_IMAGE_TYPES[fmt])
 
 
-def check_create(
-    *, prompt: object, model: str, size: object, seconds: object, strict: bool = True
-) -> dict[str, Any]:
+def check_create(*, prompt: object, model: str, size: object, seconds: object, strict: bool = True) -> dict[str, Any]:
     """Check the create parameters; return them normalised (``seconds`` as a string).
 
     ``strict=False`` skips the model tables (a gateway's own models), keeping the shape checks.

@@ -35,11 +35,12 @@ def client(tmp_path: Path, sim_transport: SimulatorTransport) -> Iterator[sora_n
 
 @pytest.fixture(autouse=True)
 def _no_thread_leaks() -> Iterator[None]:
-    """Tests leave no threads behind (the shared sora_nb loop thread is allowed to stay)."""
+    """Tests leave no threads behind (the shared sora_nb loop and its workers may stay)."""
     before = {t.ident for t in threading.enumerate()}
     yield
     leaked = [
         t for t in threading.enumerate()
-        if t.ident not in before and t.is_alive() and t.name not in ("sora_nb-loop",) and not t.daemon
+        if t.ident not in before and t.is_alive() and not t.daemon
+        and not t.name.startswith(("sora_nb-loop", "sora_nb-worker"))
     ]
     assert not leaked, f"threads left running: {leaked}"

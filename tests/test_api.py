@@ -12,7 +12,8 @@ EXPECTED_ALL = [
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "JobFailedError", "JobTimeoutError",
-    "BudgetExceededError", "AmbiguousCreateError", "UnsupportedOperationError", "ContractClient", "Video", "VideoError", "VideoList", "DeletedVideo", "Character",
+    "BudgetExceededError", "AmbiguousCreateError", "UnsupportedOperationError",
+    "ContractClient", "Video", "VideoError", "VideoList", "DeletedVideo", "Character",
     "RateLimitInfo", "JobSpec", "Profile", "PROFILES", "PollPolicy", "RetryPolicy", "__version__",
 ]  # fmt: skip
 

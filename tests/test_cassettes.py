@@ -34,11 +34,11 @@ BASE_URL = f"http://127.0.0.1:{PORT}/v1"
 KEY = "sk-record-" + "K" * 24  # the key used while recording; it must never reach a cassette
 
 HEADER = (
-    "# Recorded from the sora_nb simulator (`sora-nb simulator --port {port} --seed 21 --time-scale 0.002\n"
+    f"# Recorded from the sora_nb simulator (`sora-nb simulator --port {PORT} --seed 21 --time-scale 0.002\n"
     "# --max-side 64 --fps 4`) over its real HTTP interface on loopback, with sora_nb's ContractClient.\n"
     "# Not recorded from OpenAI's service (shut down on 2026-09-24). Secrets scrubbed before writing.\n"
     "# Re-record: SORA_NB_RECORD=1 python -m pytest tests/test_cassettes.py\n"
-).format(port=PORT)
+)
 
 KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{12,}|Bearer [A-Za-z0-9._-]{20,}|api[-_]key: *[A-Za-z0-9]{16,}")
 
@@ -203,6 +203,6 @@ def test_replay_cannot_reach_the_network() -> None:
     import vcr as vcrpy
     from vcr.errors import CannotOverwriteExistingCassetteException
 
-    with vcrpy.use_cassette(str(CASSETTES / "contract" / "test_full_lifecycle.yaml"), record_mode="none"):
-        with pytest.raises(CannotOverwriteExistingCassetteException):
-            httpx.get("http://127.0.0.1:9/never-recorded")
+    cassette = str(CASSETTES / "contract" / "test_full_lifecycle.yaml")
+    with vcrpy.use_cassette(cassette, record_mode="none"), pytest.raises(CannotOverwriteExistingCassetteException):
+        httpx.get("http://127.0.0.1:9/never-recorded")

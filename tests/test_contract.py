@@ -235,7 +235,7 @@ async def test_download_streams_atomically_and_reports_progress(tmp_path: Path) 
 async def test_download_refuses_json_saved_as_mp4(tmp_path: Path) -> None:
     script = Script(ok({"error": {"message": "video not ready"}}))
     async with script.client() as api:
-        with pytest.raises(DownloadError, match="instead of video data.*Fix"):
+        with pytest.raises(DownloadError, match=r"instead of video data.*Fix"):
             await api.download("video_1", tmp_path / "v.mp4")
     assert list(tmp_path.iterdir()) == []
 
@@ -285,7 +285,7 @@ async def test_key_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixt
 async def test_unreachable_server_gives_transport_error_with_fix() -> None:
     script = Script(*[httpx.ConnectError("refused")] * 4)
     async with script.client() as api:
-        with pytest.raises(TransportError, match="cannot connect. Fix: check base_url"):
+        with pytest.raises(TransportError, match=r"cannot connect\. Fix: check base_url"):
             await api.retrieve("video_1")
 
 

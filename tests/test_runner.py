@@ -112,7 +112,7 @@ def test_sweep_estimate_start_and_dataframe(client: sora_nb.Client) -> None:
 
 def test_budget_cap_refuses_to_start(client: sora_nb.Client, sim_transport: SimulatorTransport) -> None:
     sweep = client.sweep(prompt=["a", "b"], model="sora-2-pro", seconds="12")
-    with pytest.raises(sora_nb.BudgetExceededError, match="over the budget.*Fix: raise budget_usd"):
+    with pytest.raises(sora_nb.BudgetExceededError, match=r"over the budget.*Fix: raise budget_usd"):
         sweep.start(budget_usd=1.0)
     assert sim_transport.audit() == []
 
