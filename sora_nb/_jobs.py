@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     import pandas
 
     from ._ledger import JobRecord
+    from ._profiles import Profile
     from ._runner import Runner
+    from ._runtime import Runtime
 
 __all__ = ["Job", "Run"]
 
@@ -71,6 +73,16 @@ class Job:
     @property
     def spec(self) -> JobSpec:
         return self.record.spec
+
+    @property
+    def runtime(self) -> Runtime:
+        """The event loop that owns this job's state (observers are called there)."""
+        return self._runner.runtime
+
+    @property
+    def profile(self) -> Profile:
+        """What the job's server can do (progress, remix, extend, delete, posters...)."""
+        return self._runner.profile
 
     prompt = property(lambda self: self.record.spec.prompt, doc="The prompt as written (style applied at send).")
     model = property(lambda self: self.record.spec.model, doc="The model.")
@@ -289,6 +301,16 @@ class Run:
     @property
     def id(self) -> str:
         return str(self.meta.get("run_id", self.run_dir.name))
+
+    @property
+    def runtime(self) -> Runtime:
+        """The event loop that owns this run's state (observers are called there)."""
+        return self._runner.runtime
+
+    @property
+    def profile(self) -> Profile:
+        """What the run's server can do (progress, remix, extend, delete, posters...)."""
+        return self._runner.profile
 
     @property
     def slots(self) -> asyncio.Semaphore:
