@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -141,6 +142,14 @@ def test_html_is_escaped_and_references_files(here: Path) -> None:
     table = _display.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}], ["prompt", "status"],
                                 thumbnails=False)
     assert "<script>" not in table and "&lt;script&gt;" in table
+
+
+def test_widgets_reach_the_engine_through_public_accessors(client: sora_nb.Client) -> None:
+    job = client.generate("a kite")
+    assert job.runtime is client.runtime and job.profile is client.profile
+    assert job.run.runtime is client.runtime and job.run.profile is client.profile
+    sources = "".join(path.read_text() for path in Path(ui.__file__).parent.glob("*.py"))
+    assert "_runner" not in sources
 
 
 # ---------------------------------------------------------------------------------------- PromptBox and JobCard
@@ -515,6 +524,37 @@ def test_gallery_of_the_servers_list_plays_on_click(client: sora_nb.Client, here
     assert len(list((client.run_root / "_server_gallery").glob("*.mp4"))) == 1
 
 
+def tile_captions(gallery: ui.Gallery) -> list[str]:
+    return [html_of(tile.children[0]) for tile in gallery.tiles.children]
+
+
+def test_gallery_of_the_servers_list_refreshes_and_refetches_on_page_change(client: sora_nb.Client, here: Path,
+                                                                            closing: list[Any]) -> None:
+    client.generate("a kite").wait(timeout=30)
+    gallery = ui.gallery(client, page_size=1)
+    closing.append(gallery)
+    assert gallery.refresh_button.layout.display is None  # shown for the server's list
+    wait_for(lambda: len(gallery.tiles.children) == 1, what="the first tile")
+    client.generate("a tram").wait(timeout=30)
+    gallery.refresh_button.click()  # the newest video comes first
+    wait_for(lambda: "a tram" in "".join(tile_captions(gallery)), what="the new video after Refresh")
+    assert not gallery.next_button.disabled and "page 1" in gallery.page_label.value
+    gallery.next_button.click()
+    wait_for(lambda: "a kite" in "".join(tile_captions(gallery)), what="page 2")
+    assert "page 2" in gallery.page_label.value and gallery.next_button.disabled
+    client.generate("a boat").wait(timeout=30)
+    gallery.prev_button.click()  # going back fetches the page again: the video made since is there
+    wait_for(lambda: "a boat" in "".join(tile_captions(gallery)), what="the new video on page 1")
+    gallery.next_button.click()  # and page 2 now starts after it
+    wait_for(lambda: "a tram" in "".join(tile_captions(gallery)), what="the shifted page 2")
+    assert gallery.error.value == ""
+    run_gallery = client.session.gallery()
+    closing.append(run_gallery)
+    assert run_gallery.refresh_button.layout.display == "none"  # a run's gallery is live by itself
+    with pytest.raises(ValueError, match="server's list"):
+        run_gallery.reload()
+
+
 def test_compare_grid_pivots_and_synchronises(small_run: sora_nb.Run, closing: list[Any]) -> None:
     grid = small_run.compare(rows="prompt", cols="model")
     closing.append(grid)
@@ -539,6 +579,57 @@ def test_results_table_shows_posters_and_sorts(small_run: sora_nb.Run, closing: 
     rows = html_of(table.output).split("<tr data-job=")[1:]
     assert ["sora-2-pro" in row for row in rows] == [True, True, False, False]
     assert table.ascending.description == "descending"
+
+
+_SCRIPT_BACKGROUND_LOOP = """
+import sora_nb, sora_nb.ui
+client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root="runs")
+run = client.sweep(prompt=["a kite", "a tram"], seconds="4").start()
+run.wait(timeout=60)
+server_gallery = sora_nb.ui.gallery(client)
+server_gallery.reload().result(timeout=60)
+widgets = [run.gallery(), run.compare(cols="seconds"), run.table(), sora_nb.ui.progress(run),
+           sora_nb.ui.card(run.jobs[0]), sora_nb.ui.prompt(client), sora_nb.ui.sweep(client)]
+"""
+
+_SCRIPT_CLOSED_LOOP = """
+import asyncio, sora_nb, sora_nb.ui
+
+async def main():
+    client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root="runs")
+    await client.generate("a kite", seconds="4")
+    return client, [sora_nb.ui.gallery(client), client.session.gallery(), client.session.table(),
+                    sora_nb.ui.card(client.session.jobs[0])]
+
+client, widgets = asyncio.run(main())  # the loop that owns them is closed from here on
+widgets[1].close()
+"""
+
+
+def test_a_collected_widget_hands_nothing_to_the_loop(slow_client: sora_nb.Client,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    client = slow_client
+    job = client.generate("a kite")
+    card = ui.card(job)
+    wait_for(lambda: job._observers, what="the card's subscription")
+    handed: list[Any] = []
+    with monkeypatch.context() as patch:
+        patch.setattr(client.runtime, "call", lambda fn, *args: handed.append(fn))
+        card.__del__()  # what the garbage collector does (ipywidgets' own __del__ would call close())
+    assert handed == [] and card._coalescer.closed and card.comm is None
+    job.cancel()
+    wait_for(lambda: not job._observers, what="the subscription to end itself at the next change")
+
+
+@pytest.mark.parametrize("script", [_SCRIPT_BACKGROUND_LOOP, _SCRIPT_CLOSED_LOOP], ids=["background-loop",
+                                                                                      "closed-loop"])
+def test_widgets_left_open_in_a_script_exit_quietly(script: str, tmp_path: Path) -> None:
+    """Widgets nobody closed are collected at interpreter exit (ipywidgets' ``__del__`` closes them),
+    when the engine's loop may be closed: nothing may be printed."""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
 
 
 # ---------------------------------------------------------------------------------------- the key

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .._client import Client
     from .._jobs import Job, Run
 
-__all__ = [  # noqa: RUF022 - in the order a user meets them
+__all__ = [  # in the order a user meets them
     "prompt",
     "sweep",
     "card",

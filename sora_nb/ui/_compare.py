@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from .. import _display
-from ._job import show_html
-from ._sync import Coalescer, ErrorLine, stop_following
+from ._sync import ErrorLine, LiveBox
 
 if TYPE_CHECKING:
     from .._jobs import Job, Run
@@ -39,7 +37,7 @@ def pivot(jobs: list[Job], rows: str, cols: str) -> tuple[list[Any], list[Any], 
     return list(row_values), list(col_values), cells
 
 
-class CompareGrid(widgets.VBox):  # type: ignore[misc]
+class CompareGrid(LiveBox):
     """A run's videos in a grid, rows × columns by two axes (``prompt`` × ``model`` by default), with
     synchronised play, pause and seek, and buttons acting on all of them; cells fill in live.
 
@@ -58,21 +56,12 @@ class CompareGrid(widgets.VBox):  # type: ignore[misc]
             raise ValueError(f"rows and cols are both {rows!r}. Fix: pick two different axes, e.g. rows='prompt', "
                              "cols='model'.")
         self.run, self.rows, self.cols, self.width = run, rows, cols, width
-        self._runtime = run._runner.runtime
         self.grid = widgets.Output()
         self.grid.add_class("sora-nb-compare-grid")
         self.error = ErrorLine()
         super().__init__([self.grid, self.error])
         self.add_class("sora-nb-compare-widget")
-        self._rendered = ""
-        self._unsubscribe: Callable[[], None] | None = None
-        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval, on_error=self.error.show)
-        self._runtime.call(self._subscribe)
-
-    def _subscribe(self) -> None:
-        if self._unsubscribe is None:
-            self._unsubscribe = self.run.observe(lambda _job: self._coalescer.mark())
-        self._coalescer.mark()
+        self._follow(run.runtime, run, self._render, interval=refresh_interval)
 
     def html(self) -> str:
         """The grid as HTML (what the widget shows)."""
@@ -80,18 +69,7 @@ class CompareGrid(widgets.VBox):  # type: ignore[misc]
         return _display.compare_html(cells, row_values, col_values, rows=self.rows, cols=self.cols, width=self.width)
 
     def _render(self) -> None:
-        text = self.html()
-        if text != self._rendered:  # a redraw reloads every video: only when a cell changed
-            self._rendered = text
-            show_html(self.grid, text)
-
-    def refresh(self) -> None:
-        """Redraw now and wait for it."""
-        self._coalescer.flush_now()
-
-    def close(self) -> None:
-        stop_following(self)
-        super().close()
+        self._show_changed(self.grid, self.html())
 
     def __repr__(self) -> str:
         return f"<CompareGrid run={self.run.id} rows={self.rows!r} cols={self.cols!r}>"

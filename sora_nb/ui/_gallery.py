@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +11,7 @@ import ipywidgets as widgets
 
 from .. import _display
 from .._errors import SoraError
-from ._job import show_html
-from ._sync import Coalescer, ErrorLine, guarded, stop_following
+from ._sync import ErrorLine, LiveBox, guarded, on_failure, show_html
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -28,12 +27,14 @@ def _value_label(value: Any) -> str:
     return "(none)" if value is None or value == "" else str(value)
 
 
-class Gallery(widgets.VBox):  # type: ignore[misc]
+class Gallery(LiveBox):
     """Thumbnails in a grid; clicking one plays it. Filter by status and by any axis; page through.
 
     With a :class:`~sora_nb.Run`, the run's jobs (kept live). With a :class:`~sora_nb.Client`, the
-    server's own list of videos (``GET /videos``, a page at a time): their posters are downloaded
-    to ``<run_root>/_server_gallery/`` and a video only when its Play button is pressed.
+    server's own list of videos (``GET /videos``, newest first, a page at a time): their posters are
+    downloaded to ``<run_root>/_server_gallery/`` and a video only when its Play button is pressed.
+    The list is fetched again on each change of page and on Refresh (:meth:`reload`), so videos made
+    since show up.
 
     >>> run.gallery(status="completed")  # doctest: +SKIP
     >>> sora_nb.ui.gallery(client)  # doctest: +SKIP
@@ -62,40 +63,39 @@ class Gallery(widgets.VBox):  # type: ignore[misc]
         self.filter_box = widgets.HBox([self.status_filter], layout=widgets.Layout(flex_flow="row wrap"))
         self.prev_button = widgets.Button(description="◀ Prev", layout=widgets.Layout(width="auto"))
         self.next_button = widgets.Button(description="Next ▶", layout=widgets.Layout(width="auto"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="fetch this page again",
+                                             layout=widgets.Layout(width="auto", display="none"))
+        self.refresh_button.add_class("sora-nb-gallery-refresh")
         self.page_label = widgets.HTML("")
         self.grid = widgets.Output()
         self.grid.add_class("sora-nb-gallery-grid")
         self.tiles = widgets.GridBox([], layout=widgets.Layout(
             grid_template_columns=f"repeat({columns}, minmax(0, {width}px))", grid_gap="8px"))
-        pager = widgets.HBox([self.prev_button, self.page_label, self.next_button],
+        pager = widgets.HBox([self.prev_button, self.page_label, self.next_button, self.refresh_button],
                              layout=widgets.Layout(align_items="center"))
         super().__init__([self.filter_box, pager, self.error])
         self.add_class("sora-nb-gallery-widget")
-        self._rendered = ""
-        self._unsubscribe: Callable[[], None] | None = None
         self._wanted = {"status": status, **axis_filters}
         self.prev_button.on_click(guarded(self.error, lambda _b: self._turn(-1)))
         self.next_button.on_click(guarded(self.error, lambda _b: self._turn(+1)))
+        self.refresh_button.on_click(guarded(self.error, lambda _b: self.reload()))
         self.status_filter.observe(guarded(self.error, lambda _c: self._filtered()), "value")
         if isinstance(source, Run):
             self.run: Run | None = source
             self.client: Client | None = None
-            self._runtime = source._runner.runtime
             self.children = (self.filter_box, pager, self.grid, self.error)
-            self._coalescer = Coalescer(self._runtime, self._render_run, interval=refresh_interval,
-                                        on_error=self.error.show)
-            self._runtime.call(self._subscribe)
+            self._follow(source.runtime, source, self._render_run, interval=refresh_interval)
         else:
             self.run, self.client = None, source
-            self._runtime = source.runtime
             self._cursors: list[str | None] = [None]
             self._has_more = False
             self._videos: list[Video] = []
+            self._fetches, self._loading = 0, False
             self._cache = source.run_root / "_server_gallery"
+            self.refresh_button.layout.display = None
             self.children = (self.filter_box, pager, self.tiles, self.error)
-            self._coalescer = Coalescer(self._runtime, self._render_server, interval=refresh_interval,
-                                        on_error=self.error.show)
-            self._load_page()
+            self._follow(source.runtime, None, self._render_server, interval=refresh_interval)
+            self.reload()
 
     # ------------------------------------------------------------------ filters and pages
     def _axis_names(self) -> list[str]:
@@ -144,26 +144,12 @@ class Gallery(widgets.VBox):  # type: ignore[misc]
 
     def _turn(self, step: int) -> None:
         if self.client is not None:
-            if step > 0 and self._has_more:
-                self.page += 1
-                if len(self._cursors) <= self.page:
-                    self._cursors.append(self._videos[-1].id if self._videos else None)
-            elif step < 0 and self.page > 0:
-                self.page -= 1
-            else:
-                return
-            self._load_page()
+            self._fetch_soon(step)
             return
         self.page = max(0, self.page + step)
         self._coalescer.mark()
 
     # ------------------------------------------------------------------ a run's jobs (on the loop)
-    def _subscribe(self) -> None:
-        assert self.run is not None
-        if self._unsubscribe is None:
-            self._unsubscribe = self.run.observe(lambda _job: self._coalescer.mark())
-        self._coalescer.mark()
-
     def visible_jobs(self) -> list[Job]:
         """The jobs that pass the filters, in run order."""
         assert self.run is not None
@@ -182,11 +168,8 @@ class Gallery(widgets.VBox):  # type: ignore[misc]
         self.page = min(self.page, pages - 1)
         shown = visible[self.page * self.page_size:(self.page + 1) * self.page_size]
         self._set_pager(pages, len(visible))
-        text = _display.gallery_html(shown, [a for a in run.axes if a != "prompt"], columns=self.columns,
-                                     width=self.width)
-        if text != self._rendered:  # redraw only when a tile changes: a redraw restarts the videos
-            self._rendered = text
-            show_html(self.grid, text)
+        self._show_changed(self.grid, _display.gallery_html(shown, [a for a in run.axes if a != "prompt"],
+                                                            columns=self.columns, width=self.width))
 
     def _set_pager(self, pages: int, count: int) -> None:
         with self.prev_button.hold_sync(), self.next_button.hold_sync():
@@ -195,23 +178,50 @@ class Gallery(widgets.VBox):  # type: ignore[misc]
         self.page_label.value = f"page {self.page + 1} of {pages} · {count} videos"
 
     # ------------------------------------------------------------------ the server's list
-    def _load_page(self) -> None:
-        assert self.client is not None
-        after = self._cursors[self.page]
-        future = self._runtime.submit(self._fetch(after))
+    def reload(self) -> concurrent.futures.Future[None]:
+        """Fetch the current page of the server's list again (what Refresh and Prev/Next do); any thread.
 
-        def _done(f: Any) -> None:
-            exc = f.exception()
-            if exc is not None:
-                self.error.show(exc)
+        Returns a future that is done once the page (and its posters) arrived; the tiles follow.
+        """
+        if self.client is None:
+            raise ValueError("reload() is for the server's list; a run's gallery follows the run by itself.")
+        return self._fetch_soon(0)
 
-        future.add_done_callback(_done)
+    def _fetch_soon(self, step: int) -> concurrent.futures.Future[None]:
+        future = self._runtime.submit(self._fetch(step))
+        future.add_done_callback(on_failure(self.error))
+        return future
 
-    async def _fetch(self, after: str | None) -> None:
+    async def _fetch(self, step: int) -> None:  # on the loop, like every change of the page state
         client = self.client
         assert client is not None
-        page = await client.api.list(limit=self.page_size, after=after)
+        if step and self._loading:
+            return  # the next page starts after the last video of a page still on its way
+        shown = self.page
+        if step > 0 and self._has_more:
+            if len(self._cursors) <= self.page + 1:
+                self._cursors.append(self._videos[-1].id if self._videos else None)
+            self.page += 1
+        elif step < 0 and self.page > 0:
+            self.page -= 1
+        elif step:
+            return
+        self._fetches += 1
+        fetch, self._loading = self._fetches, True
+        try:
+            page = await client.api.list(limit=self.page_size, after=self._cursors[self.page])
+        except BaseException:
+            if fetch == self._fetches:
+                self.page = shown  # the tiles still show that page
+            raise
+        finally:
+            if fetch == self._fetches:
+                self._loading = False
+        if fetch != self._fetches:
+            return  # a later Refresh asked again: its answer wins
         self._videos, self._has_more = list(page.data), bool(page.has_more)
+        # The pages after this one start after its last video, which may have changed: find them again.
+        del self._cursors[self.page + 1:]
         if client.profile.supports_thumbnail:
             for video in self._videos:
                 if video.status == "completed":
@@ -275,23 +285,12 @@ class Gallery(widgets.VBox):  # type: ignore[misc]
                                                   width=self.width, autoplay=True))
             button.layout.display = "none"
 
-        def _done(f: Any) -> None:
-            exc = f.exception()
-            if exc is not None:
-                self.error.show(exc)
-                button.disabled, button.description = False, "▶ Play"
+        def _undo() -> None:
+            button.disabled, button.description = False, "▶ Play"
 
-        self._runtime.submit(_get()).add_done_callback(_done)
+        self._runtime.submit(_get()).add_done_callback(on_failure(self.error, _undo))
 
     # ------------------------------------------------------------------ lifecycle
-    def refresh(self) -> None:
-        """Redraw now and wait for it."""
-        self._coalescer.flush_now()
-
-    def close(self) -> None:
-        stop_following(self)
-        super().close()
-
     def __repr__(self) -> str:
         what = f"run {self.run.id}" if self.run is not None else f"server {self.source!r}"
         return f"<Gallery {what} page={self.page + 1}>"

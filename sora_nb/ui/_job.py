@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import ipywidgets as widgets
 
 from .. import _display
-from ._sync import DEFAULT_INTERVAL, Coalescer, ErrorLine, guarded, held, stop_following
+from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, guarded, held, show_html
 
 if TYPE_CHECKING:
     from .._jobs import Job
-    from .._profiles import Profile
-    from .._runtime import Runtime
 
 __all__ = ["JobCard", "MediaMode", "resolve_media"]
 
@@ -37,22 +35,7 @@ def resolve_media(media: str) -> MediaMode:
     return "url"
 
 
-def engine_of(job: Job) -> tuple[Runtime, Profile]:
-    """The loop that owns the job and the server's capabilities (package-internal access)."""
-    runner = job._runner
-    return runner.runtime, runner.profile
-
-
-def show_html(output: Any, text: str) -> None:
-    """Replace an ``Output`` widget's content with trusted HTML in one message.
-
-    HTML in an ``Output`` (unlike an ``HTML`` widget) goes through the front end's renderer, which
-    resolves relative ``src`` URLs against the notebook's folder (JupyterLab's ``/files/``).
-    """
-    output.outputs = ({"output_type": "display_data", "data": {"text/html": text}, "metadata": {}},)
-
-
-class JobCard(widgets.VBox):  # type: ignore[misc]
+class JobCard(LiveBox):
     """A live card for one job: label, progress bar, status with elapsed time and ETA, the error on
     failure and, when done, the poster and a playable video, a download link, and Remix / Extend /
     Retry / Delete buttons (disabled with a reason where the server cannot do them).
@@ -78,11 +61,10 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         refresh_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.job = job
-        self._runtime, self._profile = engine_of(job)
+        self._profile = job.profile
         self._on_job = on_job
         self._media_mode: MediaMode = resolve_media(media)
         self._media_shown = False
-        self._unsubscribe: Callable[[], None] | None = None
 
         self.title = widgets.HTML(_display.job_title_html(job))
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
@@ -121,23 +103,9 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
                                   margin="4px 0"),
         )
         self.add_class("sora-nb-jobcard")
-        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval,
-                                    on_error=self.error.show, tick=self._tick)
-        # Subscribing touches engine state: hand it to the loop (this may be a callback thread).
-        self._runtime.call(self._subscribe)
+        self._follow(job.runtime, job, self._render, interval=refresh_interval, tick=self._tick)
 
     # ------------------------------------------------------------------ following the job (on the loop)
-    def _subscribe(self) -> None:
-        if self._unsubscribe is None and not self._coalescer_closed():
-            self._unsubscribe = self.job.observe(self._changed)
-        self._coalescer.mark()
-
-    def _coalescer_closed(self) -> bool:
-        return bool(self._coalescer._closed)
-
-    def _changed(self, _job: Job) -> None:
-        self._coalescer.mark()
-
     def _tick(self) -> float | None:
         # Elapsed time moves by itself while the job runs: redraw once a second.
         return None if self.job.done else 1.0
@@ -160,9 +128,8 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
         if job.done and job.video_path is not None and not self._media_shown:
             self._media_shown = True
             self._show_media()
-        if job.done and self._unsubscribe is not None:
-            self._unsubscribe()  # nothing changes after the end; let the card be collected
-            self._unsubscribe = None
+        if job.done and self._following is not None:
+            self._following.end()  # nothing changes after the end; let the card be collected
 
     def _render_buttons(self) -> None:
         job, profile = self.job, self._profile
@@ -249,12 +216,7 @@ class JobCard(widgets.VBox):  # type: ignore[misc]
             self.derived.children = (card, *self.derived.children)
 
     # ------------------------------------------------------------------ lifecycle
-    def refresh(self) -> None:
-        """Redraw now and wait for it (the card redraws by itself; tests use this)."""
-        self._coalescer.flush_now()
-
     def close(self) -> None:
-        stop_following(self)
         for card in getattr(getattr(self, "derived", None), "children", ()):
             card.close()
         super().close()

@@ -15,7 +15,7 @@ from .._redact import redact_url
 from .._styles import STYLES
 from .._validation import parse_size
 from ._job import JobCard, MediaMode
-from ._sync import DEFAULT_INTERVAL, ErrorLine, guarded
+from ._sync import DEFAULT_INTERVAL, ErrorLine, Panel, guarded
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -86,7 +86,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-class PromptBox(widgets.VBox):  # type: ignore[misc]
+class PromptBox(Panel):
     """A prompt, the server's options, a live cost estimate, a reference image and a Generate button.
 
     The choosers come from the client's profile: its models (free text when the server lists none),

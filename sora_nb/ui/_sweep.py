@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -12,11 +11,11 @@ import ipywidgets as widgets
 from .. import _catalog, _display
 from .._styles import STYLES
 from ._prompt import model_options, size_options
-from ._sync import DEFAULT_INTERVAL, Coalescer, ErrorLine, guarded, held, stop_following
+from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, Panel, guarded, held
 
 if TYPE_CHECKING:
     from .._client import Client, Sweep
-    from .._jobs import Job, Run
+    from .._jobs import Run
     from .._sweeps import Estimate
 
 __all__ = ["RunProgress", "SweepBuilder", "parse_lines", "parse_variables"]
@@ -50,7 +49,7 @@ def parse_variables(text: str) -> dict[str, list[str]]:
     return variables
 
 
-class RunProgress(widgets.VBox):  # type: ignore[misc]
+class RunProgress(LiveBox):
     """A run's overall progress bar, its counts by status and a compact per-job list, kept live.
 
     Redraws at most once per ``refresh_interval`` however many jobs change (one message per changed
@@ -61,9 +60,7 @@ class RunProgress(widgets.VBox):  # type: ignore[misc]
 
     def __init__(self, run: Run, *, refresh_interval: float = DEFAULT_INTERVAL, show_jobs: bool = True) -> None:
         self.run = run
-        runner = run._runner
-        self._runtime = runner.runtime
-        self._reports_progress = runner.profile.reports_progress
+        self._reports_progress = run.profile.reports_progress
         self.label = widgets.HTML(f"<b>run {html.escape(run.id)}</b>")
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
                                          layout=widgets.Layout(width="320px"))
@@ -76,20 +73,9 @@ class RunProgress(widgets.VBox):  # type: ignore[misc]
         super().__init__([widgets.HBox([self.label, self.bar, self.counts], layout=widgets.Layout()),
                           self.job_list, self.error])
         self.add_class("sora-nb-run")
-        self._unsubscribe: Callable[[], None] | None = None
         self._list_at = float("-inf")
         self._list_interval = LIST_INTERVAL if refresh_interval > 0 else 0.0  # 0: the naive baseline
-        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval,
-                                    on_error=self.error.show, tick=self._tick)
-        self._runtime.call(self._subscribe)
-
-    def _subscribe(self) -> None:
-        if self._unsubscribe is None:
-            self._unsubscribe = self.run.observe(self._changed)
-        self._coalescer.mark()
-
-    def _changed(self, _job: Job) -> None:
-        self._coalescer.mark()
+        self._follow(run.runtime, run, self._render, interval=refresh_interval, tick=self._tick)
 
     def _tick(self) -> float | None:
         return None if self.run.done else 1.0
@@ -115,19 +101,11 @@ class RunProgress(widgets.VBox):  # type: ignore[misc]
             self._list_at = now
             self.job_list.value = _display.job_list_html(jobs, self.run.axes)
 
-    def refresh(self) -> None:
-        """Redraw now and wait for it."""
-        self._coalescer.flush_now()
-
-    def close(self) -> None:
-        stop_following(self)
-        super().close()
-
     def __repr__(self) -> str:
         return f"<RunProgress {self.run!r}>"
 
 
-class SweepBuilder(widgets.VBox):  # type: ignore[misc]
+class SweepBuilder(Panel):
     """Axes editors, the resulting job count, invalid combinations and estimated cost against a
     budget; Launch / Cancel / Retry failed; then the run's live progress.
 

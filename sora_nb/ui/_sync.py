@@ -5,6 +5,10 @@ A widget's observer only marks it dirty; a :class:`Coalescer` then redraws it on
 per ``interval`` (0.25 s: four redraws a second), each redraw sending one message per changed
 widget (``hold_sync``). Widget callbacks may run on another thread (JupyterLab >= 4.4 comm
 subshells), so anything that touches the loop's timers goes through ``Runtime.call``.
+
+:class:`LiveBox` puts the pieces together for a widget that follows a job or a run. Closing one
+never touches a loop that is not running (the engine's loop may be closed, as at interpreter exit),
+and being garbage-collected only flips flags (see :meth:`Panel.__del__`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,20 @@ import html
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from .._redact import logger
 from .._runtime import Runtime
 
-__all__ = ["DEFAULT_INTERVAL", "Coalescer", "ErrorLine", "guarded", "held", "stop_following", "walk"]
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from .._jobs import Job, Run
+
+__all__ = ["DEFAULT_INTERVAL", "Coalescer", "Following", "LiveBox", "Panel", "ErrorLine", "guarded", "held",
+           "on_failure", "show_html", "walk"]
 
 DEFAULT_INTERVAL = 0.25
 """Seconds between two redraws of one widget: about four a second at most."""
@@ -102,19 +112,61 @@ class Coalescer:
         """Redraw now, on the loop, and wait for it (tests, and a final state before closing)."""
         self.runtime.call_and_wait(self._run)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Stop redrawing (any thread)."""
+        """Stop redrawing (any thread). A flag: a redraw already scheduled finds it and does nothing, so
+        that closing from another thread never has to reach the loop (which may be closed by then)."""
         with self._lock:
             self._closed = True
-
-        def _cancel() -> None:
+        if self.runtime.in_loop_thread():  # tidy the timers now; elsewhere they fire once, in vain
             for handle in (self._handle, self._tick_handle):
                 if handle is not None:
                     handle.cancel()
             self._handle = self._tick_handle = None
 
-        if not self.runtime.loop.is_closed():
-            self.runtime.call(_cancel)
+
+class Following:
+    """A widget's subscription to a job or a run: each change marks its :class:`Coalescer`.
+
+    Subscribing and unsubscribing happen on the loop that owns the engine's state. Once the coalescer
+    is closed, the subscription also ends itself at the next change, so :meth:`stop` need not reach
+    a loop that is not running.
+    """
+
+    def __init__(self, source: Job | Run, coalescer: Coalescer) -> None:
+        self.source, self.coalescer = source, coalescer
+        self._unsubscribe: Callable[[], None] | None = None
+        coalescer.runtime.call(self._start)
+
+    def _start(self) -> None:  # on the loop
+        if self._unsubscribe is None and not self.coalescer.closed:
+            self._unsubscribe = self.source.observe(self._changed)
+        self.coalescer.mark()
+
+    def _changed(self, _job: Job) -> None:  # on the loop
+        if self.coalescer.closed:
+            self.end()
+        else:
+            self.coalescer.mark()
+
+    def end(self) -> None:
+        """Unsubscribe (on the loop), e.g. once a job is over and nothing will change any more."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def stop(self) -> None:
+        """Stop redrawing and unsubscribe (any thread; never touches a loop that is not running)."""
+        self.coalescer.close()
+        runtime = self.coalescer.runtime
+        if runtime.in_loop_thread():
+            self.end()
+        elif runtime.loop.is_running():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: the subscription dies with the loop
+                runtime.call(self.end)
 
 
 @contextlib.contextmanager
@@ -156,18 +208,77 @@ def guarded(error: ErrorLine, fn: Callable[..., Any]) -> Callable[..., None]:
     return _call
 
 
-def stop_following(widget: Any) -> None:
-    """Stop a widget's redraws and engine subscription (from ``close``, which ipywidgets also calls
-    from ``__del__``: on any thread, possibly half-built, possibly after the loop is gone)."""
-    coalescer = getattr(widget, "_coalescer", None)
-    if coalescer is not None:
-        coalescer.close()
-    unsubscribe = getattr(widget, "_unsubscribe", None)
-    runtime = getattr(widget, "_runtime", None)
-    if unsubscribe is not None and runtime is not None:
-        widget._unsubscribe = None
-        if not runtime.loop.is_closed():
-            runtime.call(unsubscribe)
+def on_failure(error: ErrorLine, undo: Callable[[], None] | None = None) -> Callable[[Any], None]:
+    """A done-callback for a future of engine work started by a widget: its failure is shown in ``error``
+    (and ``undo`` called), a cancellation is not a failure."""
+
+    def _done(future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            error.show(exc)
+            if undo is not None:
+                undo()
+
+    return _done
+
+
+def show_html(output: Any, text: str) -> None:
+    """Replace an ``Output`` widget's content with trusted HTML in one message.
+
+    HTML in an ``Output`` (unlike an ``HTML`` widget) goes through the front end's renderer, which
+    resolves relative ``src`` URLs against the notebook's folder (JupyterLab's ``/files/``).
+    """
+    output.outputs = ({"output_type": "display_data", "data": {"text/html": text}, "metadata": {}},)
+
+
+class Panel(widgets.VBox):  # type: ignore[misc]
+    """The base of sora_nb's widgets: ``close()`` stops their work; being collected does not."""
+
+    def __del__(self) -> None:
+        # ipywidgets' __del__ calls close(), which for these widgets stops redraws and subscriptions on
+        # the engine's loop. A collected widget has nobody watching it, and at interpreter exit that
+        # loop may be closed: flip the redraw flag only (no loop, no engine), then do what ipywidgets
+        # does for any widget (close its comm). A subscription left behind ends itself at the next change.
+        coalescer = getattr(self, "_coalescer", None)
+        if coalescer is not None:
+            coalescer.close()
+        widgets.Widget.close(self)
+
+
+class LiveBox(Panel):
+    """A widget that redraws itself, coalesced, when a job or a run changes (see :meth:`_follow`)."""
+
+    error: ErrorLine
+
+    def _follow(self, runtime: Runtime, source: Job | Run | None, render: Callable[[], None], *,
+                interval: float, tick: Callable[[], float | None] | None = None) -> None:
+        """Call ``render`` on the loop (failures shown in ``self.error``) at most once per ``interval``:
+        soon, then after each change of ``source`` (if any) and each :meth:`Coalescer.mark`."""
+        self._runtime = runtime
+        self._rendered = ""
+        self._coalescer = Coalescer(runtime, render, interval=interval, on_error=self.error.show, tick=tick)
+        self._following = Following(source, self._coalescer) if source is not None else None
+
+    def _show_changed(self, output: Any, text: str) -> None:
+        """Show ``text`` in ``output`` only if it changed: a redraw restarts the videos in it."""
+        if text != self._rendered:
+            self._rendered = text
+            show_html(output, text)
+
+    def refresh(self) -> None:
+        """Redraw now and wait for it."""
+        self._coalescer.flush_now()
+
+    def close(self) -> None:
+        """Stop following (from any thread) and close the widget."""
+        following, coalescer = getattr(self, "_following", None), getattr(self, "_coalescer", None)
+        if following is not None:
+            following.stop()
+        elif coalescer is not None:
+            coalescer.close()
+        super().close()
 
 
 def walk(widget: Any) -> Iterator[Any]:

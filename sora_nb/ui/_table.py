@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from .. import _display
 from .._results import REQUEST_COLUMNS
-from ._job import show_html
-from ._sync import Coalescer, ErrorLine, guarded, stop_following
+from ._sync import ErrorLine, LiveBox, guarded
 
 if TYPE_CHECKING:
     import pandas
@@ -25,7 +24,7 @@ DEFAULT_COLUMNS = ("status", "progress", "total_s", "estimated_cost_usd", "error
 _RUN_ORDER = "(run order)"
 
 
-class ResultsTable(widgets.VBox):  # type: ignore[misc]
+class ResultsTable(LiveBox):
     """The run's DataFrame (``run.to_dataframe()``) as a table with a poster per row, sortable by any
     column (ascending or descending), refreshed as jobs change.
 
@@ -47,7 +46,6 @@ class ResultsTable(widgets.VBox):  # type: ignore[misc]
     ) -> None:
         self.run = run
         self.thumbnails, self.max_rows = thumbnails, max_rows
-        self._runtime = run._runner.runtime
         leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
         self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
         self.sort_by = widgets.Dropdown(options=[_RUN_ORDER, *self.columns], value=sort_by or _RUN_ORDER,
@@ -64,17 +62,9 @@ class ResultsTable(widgets.VBox):  # type: ignore[misc]
                                        layout=widgets.Layout(align_items="center")),
                           self.output, self.error])
         self.add_class("sora-nb-results")
-        self._rendered = ""
-        self._unsubscribe: Callable[[], None] | None = None
-        self._coalescer = Coalescer(self._runtime, self._render, interval=refresh_interval, on_error=self.error.show)
+        self._follow(run.runtime, run, self._render, interval=refresh_interval)
         self.sort_by.observe(guarded(self.error, lambda _c: self._coalescer.mark()), "value")
         self.ascending.observe(guarded(self.error, self._toggled), "value")
-        self._runtime.call(self._subscribe)
-
-    def _subscribe(self) -> None:
-        if self._unsubscribe is None:
-            self._unsubscribe = self.run.observe(lambda _job: self._coalescer.mark())
-        self._coalescer.mark()
 
     def _toggled(self, change: dict[str, Any]) -> None:
         up = bool(change["new"])
@@ -101,17 +91,7 @@ class ResultsTable(widgets.VBox):  # type: ignore[misc]
         text = _display.table_html(records, columns, thumbnails=self.thumbnails)
         more = f" (first {self.max_rows} shown)" if len(df) > self.max_rows else ""
         self.summary.value = f"{len(df)} jobs{more}"
-        if text != self._rendered:
-            self._rendered = text
-            show_html(self.output, text)
-
-    def refresh(self) -> None:
-        """Redraw now and wait for it."""
-        self._coalescer.flush_now()
-
-    def close(self) -> None:
-        stop_following(self)
-        super().close()
+        self._show_changed(self.output, text)
 
     def __repr__(self) -> str:
         return f"<ResultsTable run={self.run.id} rows={len(self.run.jobs)}>"
