@@ -319,8 +319,9 @@ def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, 
         if video and poster:
             body = (f'<img src="{_e(poster)}" alt="{_e(job.prompt[:80])}" title="click to play" '
                     f'onclick="{_e(_PLAY_TILE)}" style="width:100%;cursor:pointer;display:block">'
+                    # no display in its style: that would override `hidden` and show an empty player
                     f'<video src="{_e(video)}" hidden controls muted loop playsinline preload="none" '
-                    'style="width:100%;display:block"></video>')
+                    'style="width:100%"></video>')
         elif video:
             body = (f'<video src="{_e(video)}" controls muted loop playsinline preload="metadata" '
                     'style="width:100%;display:block"></video>')
@@ -422,7 +423,8 @@ def table_html(
             thumb = record.get("thumbnail_path")
             video = record.get("video_path")
             src = media_src(Path(thumb)) if thumb else None
-            img = f'<img src="{_e(src)}" alt="" style="width:{thumb_width}px;display:block">' if src else ""
+            img = (f'<img src="{_e(src)}" alt="" style="width:{thumb_width}px;max-width:none;display:block">'
+                   if src else "")
             if img and video:
                 img = f'<a href="{_e(media_src(Path(video)))}" target="_blank">{img}</a>'
             cells.append(f"<td>{img}</td>")
@@ -431,7 +433,10 @@ def table_html(
             style = ' style="color:#c62828"' if column == "status" and value in FAILED_STATUSES else ""
             cells.append(f"<td{style}>{_e(_short(_cell(value), 120))}</td>")
         rows.append(f'<tr data-job="{_e(record.get("job_id", ""))}">{"".join(cells)}</tr>')
-    return (f'<div class="sora-nb-table" style="{_FONT};overflow-x:auto"><table style="border-collapse:collapse">'
+    # JupyterLab styles rendered tables with a fixed layout and images with max-width 100%, which
+    # squeezes the columns and hides the posters: the table sizes itself, and scrolls when wide.
+    return (f'<div class="sora-nb-table" style="{_FONT};overflow-x:auto">'
+            '<table style="border-collapse:collapse;table-layout:auto;margin:0">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
