@@ -44,7 +44,7 @@ __all__ = [
     "store_reference_image",
 ]
 
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 """Bump when the pixels change, so stale cached renders are not served."""
 
 _SPRITE_COLUMNS = 4
@@ -72,6 +72,9 @@ class RenderSpec:
         max_side: Long side of the rendered frames, in pixels.
         fps: Frames per second.
         reference: Path of a stored reference image used as the background, or ``None``.
+        label: A small caption in the top-left corner (the model), or ``""``.
+        variation: Seeds this job's variation on the prompt's look (shifted hues, another wave), so that
+            the same prompt on two models, or twice, gives two videos a comparison grid can tell apart.
     """
 
     segments: tuple[tuple[str, int], ...]
@@ -79,11 +82,14 @@ class RenderSpec:
     max_side: int
     fps: int
     reference: str | None = None
+    label: str = ""
+    variation: str = ""
 
     def key(self) -> str:
         """Hex digest naming this spec's cache directory."""
         payload = json.dumps(
-            [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference],
+            [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference, self.label,
+             self.variation],
             ensure_ascii=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
@@ -273,9 +279,27 @@ def _text_alpha(prompt: str, width: int, height: int) -> NDArray[np.float32]:
     return np.asarray(mask, dtype=np.float32) / 255.0
 
 
-def _palette(prompt: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _label_alpha(label: str, width: int, height: int) -> NDArray[np.float32]:
+    """Alpha mask (0..1) of a small caption in the top-left corner."""
+    mask = Image.new("L", (width, height), 0)
+    if label:
+        font = _font(max(7, min(width, height) // 18))
+        margin = max(3, width // 40)
+        ImageDraw.Draw(mask).text((margin, margin), _fit(label, font, width - 2 * margin), fill=255, font=font)
+    return np.asarray(mask, dtype=np.float32) / 255.0
+
+
+def _variation(variation: str) -> tuple[float, float]:
+    """A hue shift (kept small, so a prompt's videos stay recognisably alike) and a wave speed."""
+    if not variation:
+        return 0.0, 0.5
+    digest = hashlib.sha256(variation.encode()).digest()
+    return (digest[0] / 255.0 - 0.5) * 0.3, 0.3 + 0.5 * digest[1] / 255.0
+
+
+def _palette(prompt: str, hue_shift: float = 0.0) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     digest = hashlib.sha256(prompt.encode()).digest()
-    hue = digest[0] / 255.0
+    hue = (digest[0] / 255.0 + hue_shift) % 1.0
     first = np.array(colorsys.hsv_to_rgb(hue, 0.75, 0.85), dtype=np.float32) * 255.0
     # The second colour's hue offset comes from another byte, so two prompts rarely share a palette.
     offset = 0.2 + 0.6 * digest[1] / 255.0
@@ -298,15 +322,17 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     background = _background(spec.reference, width, height)
     total = spec.seconds * spec.fps
     bar_y0 = height - max(2, height // 40)
+    hue_shift, speed = _variation(spec.variation)
+    label = _label_alpha(spec.label, width, height)
     index = 0
     for prompt, seconds in spec.segments:
-        first, second = _palette(prompt)
-        alpha = _text_alpha(prompt, width, height)[..., None]
+        first, second = _palette(prompt, hue_shift)
+        alpha = np.maximum(_text_alpha(prompt, width, height), label)[..., None]
         halo = np.clip(alpha * 3.0, 0.0, 1.0) * 0.55
         base = background * 0.6 if background is not None else None
         for _ in range(seconds * spec.fps):
             phase = index / spec.fps
-            wave = (0.5 + 0.5 * np.sin(2.0 * np.pi * (diagonal * 2.0 - phase * 0.5)))[..., None]
+            wave = (0.5 + 0.5 * np.sin(2.0 * np.pi * (diagonal * 2.0 - phase * speed)))[..., None]
             image = second + (first - second) * wave
             if base is not None:
                 image = base + 0.4 * image

@@ -75,7 +75,10 @@ class Job:
 
     def render_spec(self, config: SimulatorConfig) -> RenderSpec:
         """What to render for this job under ``config``."""
-        return RenderSpec(self.segments, self.size, config.max_side, config.fps, self.reference)
+        return RenderSpec(
+            self.segments, self.size, config.max_side, config.fps, self.reference,
+            label=self.model, variation=f"{self.model}/{self.id}",
+        )
 
     def resource(self, now: float, ttl: float) -> dict[str, Any]:
         """The job as a ``VideoResource`` JSON object (every key present, nulls included)."""
