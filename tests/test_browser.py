@@ -5,7 +5,7 @@ folders, no announcements, no update checks and no extension listings; the brows
 from 127.0.0.1 (every other request is aborted), so nothing reaches the network. Playwright drives
 the system Chromium (``/usr/bin/chromium``, installed by ``.ci/install-browser``); no browser is
 downloaded. Screenshots land in ``test-artifacts/`` (``UPDATE_SCREENSHOTS=1`` also copies the README's
-two into ``docs/screenshots/``).
+into ``docs/screenshots/``). Voila serves the real dashboard, ``notebooks/app.ipynb``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = Path(__file__).with_name("notebooks")
+APP = ROOT / "notebooks" / "app.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
@@ -102,7 +103,7 @@ class Server:
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     (root / "notebooks").mkdir()
-    for notebook in NOTEBOOKS.glob("*.ipynb"):
+    for notebook in [*NOTEBOOKS.glob("*.ipynb"), APP]:
         shutil.copy(notebook, root / "notebooks" / notebook.name)
     ARTIFACTS.mkdir(exist_ok=True)
     return root
@@ -140,7 +141,7 @@ def voila(workdir: Path) -> Iterator[Server]:
     port = _free_port()
     env = _isolated_env(workdir / "voila-home")
     args = [
-        sys.executable, "-m", "voila", "ui_app.ipynb", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+        sys.executable, "-m", "voila", APP.name, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
         # Voila serves only png/jpg/gif/svg by default: the videos and their WebP posters must be allowed.
         r"--VoilaConfiguration.file_allowlist=['.*\.(png|jpg|gif|svg|mp4|webp)']",
     ]
@@ -236,6 +237,24 @@ def _wait_video_loaded(page: Any, selector: str, timeout: float = 60_000) -> Non
     )
 
 
+def _wait_images_loaded(page: Any, selector: str, count: int, timeout: float = 60_000) -> None:
+    page.wait_for_function(
+        """([s, n]) => { const is = [...document.querySelectorAll(s)];
+                         return is.length >= n && is.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=[selector, count], timeout=timeout,
+    )
+
+
+def _shoot(page: Any, selector: str, name: str) -> None:
+    """Screenshot the first element matching ``selector`` (the mouse away) into ``test-artifacts/``."""
+    element = page.locator(selector).first
+    element.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    shot = ARTIFACTS / name
+    element.screenshot(path=str(shot))
+    _save(shot, name)
+
+
 def _generate(page: Any, root: str, prompt: str) -> str:
     """Type a prompt into the box under ``root``, press Generate; return the new card's selector."""
     page.fill(f"{root} .sora-nb-prompt-text textarea", prompt)
@@ -259,7 +278,7 @@ def _save(shot: Path, name: str) -> None:
 
 def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: Any) -> None:
     token = lab.token  # type: ignore[attr-defined]
-    page.goto(f"{lab.url}/lab/tree/ui_e2e.ipynb?token={token}", wait_until="domcontentloaded")
+    page.goto(f"{lab.url}/lab/tree/ui_e2e.ipynb?reset&token={token}", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
     _wait_kernel_idle(page)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -328,9 +347,81 @@ def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: A
     assert not page.blocked, page.blocked  # type: ignore[attr-defined]
 
 
-def test_voila_app_renders_and_generates(voila: Server, page: Any) -> None:
+def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(lab: Server, page: Any) -> None:
+    token = lab.token  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 1600, "height": 1000})  # room for the results table's columns
+    # ?reset: a fresh workspace, without the notebook that another test left open (and hidden) in it
+    page.goto(f"{lab.url}/lab/tree/ui_widgets.ipynb?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+    _wait_kernel_idle(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".sora-nb-results", timeout=120_000)
+    _wait_kernel_idle(page)
+
+    # The prompt box, a prompt typed: its choosers and the cost estimate.
+    page.fill(".sora-nb-prompt .sora-nb-prompt-text textarea", "a corgi surfing at sunset, golden light, slow motion")
+    page.locator(".sora-nb-prompt .sora-nb-cost").click()  # out of the text box: no focus ring
+    assert "est. $" in page.inner_text(".sora-nb-prompt .sora-nb-cost")
+    _shoot(page, ".sora-nb-prompt", "prompt-box.png")
+
+    # The sweep builder: 2 prompts x 2 models, launched from the browser, its progress to the end.
+    builder = ".sora-nb-sweep"
+    assert "4 jobs" in page.inner_text(f"{builder} .sora-nb-summary")
+    page.click(f"{builder} .sora-nb-launch")
+    page.wait_for_selector(f"{builder} .sora-nb-run .sora-nb-bar", timeout=30_000)
+    page.wait_for_function(
+        """s => { const c = document.querySelector(s); return !!c && c.textContent.includes('4/4 done'); }""",
+        arg=f"{builder} .sora-nb-counts", timeout=90_000,
+    )
+    assert "bar-success" in page.get_attribute(f"{builder} .sora-nb-run .sora-nb-bar .progress-bar", "class")
+    assert _bar_percent(page, f"{builder} .sora-nb-run") == 100
+    page.wait_for_function(  # the per-job list redraws once a second: wait for its final state
+        """s => { const l = document.querySelector(s);
+                  return !!l && !/queued|in.progress|pending/.test(l.textContent); }""",
+        arg=f"{builder} .sora-nb-joblist-widget", timeout=10_000,
+    )
+    _shoot(page, builder, "sweep-builder.png")
+
+    # A run's gallery: four posters, filters for the axes that vary.
+    gallery = ".sora-nb-gallery-widget"
+    tile = f"{gallery} figure.sora-nb-tile"
+    _wait_images_loaded(page, f"{tile} img", 4)
+    assert "page 1 of 1 · 4 videos" in page.inner_text(gallery)
+    assert page.eval_on_selector_all(f"{tile} video", "vs => vs.every(v => v.offsetHeight === 0)"), \
+        "a tile shows its player before it is clicked"
+    _shoot(page, gallery, "gallery.png")
+    page.locator(f"{tile} img").first.click()  # a click swaps the poster for the playing video
+    _wait_video_loaded(page, f"{tile} video:not([hidden])")
+    assert not page.eval_on_selector(f"{tile} video:not([hidden])", "v => v.paused")
+
+    # run.table(): four completed rows, each with its poster.
+    table = ".sora-nb-results"
+    page.wait_for_function(
+        """s => [...document.querySelectorAll(s + ' tr[data-job]')].filter(r => r.textContent.includes('completed'))
+                  .length === 4""",
+        arg=table, timeout=90_000,
+    )
+    _wait_images_loaded(page, f"{table} tr[data-job] img", 4)
+    assert page.eval_on_selector_all(f"{table} tr[data-job] img", "is => is.every(i => i.offsetWidth >= 90)"), \
+        "the posters are squeezed (JupyterLab's table and image styles)"
+    _shoot(page, table, "results-table.png")
+
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
+def test_voila_app_renders_without_code_and_generates(voila: Server, page: Any) -> None:
     page.goto(f"{voila.url}/", wait_until="domcontentloaded")
-    page.wait_for_selector(".sora-nb-prompt .sora-nb-generate", timeout=120_000)
+    for widget in (".sora-nb-prompt .sora-nb-generate", ".sora-nb-sweep .sora-nb-launch", ".sora-nb-gallery-widget"):
+        page.wait_for_selector(widget, timeout=120_000)
+    # A dashboard: the prose and the widgets, no code and no errors.
+    text = page.inner_text("body")
+    assert "Running on the built-in simulator" in text and "One video" in text and "Gallery" in text, text[:2000]
+    code = ".jp-CodeCell .jp-InputArea, .jp-InputPrompt, .jp-CodeMirrorEditor, .cm-editor, .CodeMirror"
+    assert page.locator(code).count() == 0  # (markdown cells keep a .jp-InputArea: their rendered prose)
+    assert "sora_nb.connect" not in text and "sora_nb.ui.prompt" not in text and "Traceback" not in text
+    assert page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+
     card = _generate(page, ".sora-nb-prompt", "a paper boat on a puddle")
     seen = _watch_progress(page, card)
     assert seen[-1] > 0, seen
@@ -338,6 +429,15 @@ def test_voila_app_renders_and_generates(voila: Server, page: Any) -> None:
     assert "bar-success" in page.get_attribute(f"{card} .sora-nb-bar .progress-bar", "class")
     src = page.eval_on_selector(f"{card} video", "v => v.currentSrc")
     assert src.endswith(".mp4"), src
+    # The gallery below follows the session: the new video's poster appears in it.
+    _wait_images_loaded(page, ".sora-nb-gallery-widget figure.sora-nb-tile img", 1)
+    page.mouse.move(0, 0)
+    # Voila's page scrolls inside its own container, not the document: make the window as tall as
+    # the content to capture the whole dashboard.
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('body, body *')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "voila-app.png"), full_page=True)
     page.locator(card).first.screenshot(path=str(ARTIFACTS / "voila-jobcard.png"))
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     # Voila's own "lab" template links Font Awesome from a CDN (it also bundles it); that request is
