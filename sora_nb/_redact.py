@@ -37,8 +37,10 @@ _PATTERNS = [
     (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), REDACTED),
     # key: value pairs in headers and JSON.
     (
-        re.compile(r"(?i)\b((?:api[-_]?key|x-goog-api-key|authorization|access_token)[\"']?\s*[:=]\s*[\"']?)"
-                   r"([^\"'&\s,;}]+)"),
+        re.compile(
+            r"(?i)\b((?:api[-_]?key|x-goog-api-key|authorization|access_token)[\"']?\s*[:=]\s*[\"']?)"
+            r"([^\"'&\s,;}]+)"
+        ),
         r"\1" + REDACTED,
     ),
     # Signature parameters inside URLs' query strings.
