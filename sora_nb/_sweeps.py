@@ -160,6 +160,10 @@ class Estimate:
         return ", ".join(parts)
 
     def _repr_html_(self) -> str:
+        return f"<div class='sora-nb-estimate'><p>{html.escape(str(self))}</p>{self.details_html()}</div>"
+
+    def details_html(self) -> str:
+        """The per-model table and the invalid combinations, without the summary line."""
         rows = []
         for model, figures in self.by_model.items():
             cost = figures["cost_usd"]
@@ -185,7 +189,7 @@ class Estimate:
             if more:
                 items += f"<li>… and {more} more</li>"
             invalid = f"<details><summary>{self.invalid} invalid (not sent)</summary><ul>{items}</ul></details>"
-        return f"<div class='sora-nb-estimate'><p>{html.escape(str(self))}</p>{table}{invalid}</div>"
+        return table + invalid
 
 
 def expand(

@@ -245,7 +245,7 @@ class SweepBuilder(Panel):
                        f'<b style="color:#c62828">over the budget of ${budget:,.2f}</b>' if over else
                        f"within the budget of ${budget:,.2f}")
         self.summary.value = (f"<div><b>{html.escape(str(estimate))}</b> · {budget_text}</div>"
-                              + estimate._repr_html_())
+                              + estimate.details_html())
         with self.launch_button.hold_sync():
             self.launch_button.disabled = estimate.jobs == 0 or over
             self.launch_button.tooltip = ("no valid jobs" if estimate.jobs == 0 else
