@@ -344,16 +344,24 @@ class Runner:
         def progress(done: int, total: int | None) -> None:
             job.bytes_downloaded = done
 
-        await self.api.download(record.remote_id, run.run_dir / video_rel, variant="video", on_progress=progress)
         thumb_path = run.run_dir / thumb_rel
-        made_locally = not self.profile.supports_thumbnail
-        if not made_locally:
+
+        async def server_thumbnail() -> bool:
+            if not self.profile.supports_thumbnail:
+                return False
             try:
                 await self.api.download(record.remote_id, thumb_path, variant="thumbnail")
             except SoraError as exc:
                 logger.info("no thumbnail variant for %s (%s); making one locally", record.remote_id, exc)
-                made_locally = True
-        if made_locally:
+                return False
+            return True
+
+        # Both at once: the poster is small, and the job is done only when both are on disk.
+        _, got_thumbnail = await asyncio.gather(
+            self.api.download(record.remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
+            server_thumbnail(),
+        )
+        if not got_thumbnail:
             await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
         self._transition(
