@@ -101,6 +101,25 @@ class RequestContext:
     drop: DropKind | None = None
 
 
+def sender(send: Send, extra_headers: list[tuple[bytes, bytes]], context: RequestContext) -> Send:
+    """``send`` with ``extra_headers`` added to the response, or nothing sent at all once a handler
+    marked the request's connection to be dropped (``context.drop``): the answer must never leave."""
+    swallowed = False
+
+    async def send_with_headers(message: Message) -> None:
+        nonlocal swallowed
+        if message["type"] == "http.response.start":
+            if context.drop is not None:
+                swallowed = True
+                return
+            message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
+        elif swallowed:
+            return
+        await send(message)
+
+    return send_with_headers
+
+
 def _context(request: Request) -> RequestContext:
     context = request.scope.get("state", {}).get("sora_nb_simulator")
     if not isinstance(context, RequestContext):  # pragma: no cover - the gate always sets it
@@ -201,18 +220,7 @@ class SimulatorApp(Starlette):
                 decision = state.rate_limiter.peek(limiter_key, now)
 
         extra_headers = [(b"x-request-id", context.request_id.encode()), *_rate_headers(decision)]
-        swallowed = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal swallowed
-            if message["type"] == "http.response.start":
-                if context.drop is not None:
-                    swallowed = True
-                    return
-                message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
-            elif swallowed:
-                return
-            await send(message)
+        send_with_headers = sender(send, extra_headers, context)
 
         if rejection is not None:
             response = JSONResponse(rejection.body(), status_code=rejection.status, headers=rejection.headers)

@@ -25,9 +25,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from .._app import RequestContext, SimulatorApp, _context, _in_thread
+from .._app import RequestContext, SimulatorApp, _context, _in_thread, sender
 from .._faults import DropConnection, roll, roll_server_error
 from .._render import ensure_rendered
 from .._store import Job, JobKind, SimulatorState, hash_api_key
@@ -185,19 +185,7 @@ class DialectApp(SimulatorApp):
                 if roll(state.fault_rng, config.drop_rate):
                     raise DropConnection("close")
                 rejection = dialect.gate(scope["method"], path, key, context)
-        request_header = [(b"x-request-id", context.request_id.encode())]
-        swallowed = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal swallowed
-            if message["type"] == "http.response.start":
-                if context.drop is not None:
-                    swallowed = True
-                    return
-                message = {**message, "headers": [*message.get("headers", []), *request_header]}
-            elif swallowed:
-                return
-            await send(message)
+        send_with_headers = sender(send, [(b"x-request-id", context.request_id.encode())], context)
 
         if rejection is not None:
             response = JSONResponse(dialect.error_body(rejection), status_code=rejection.status,
