@@ -57,6 +57,7 @@ class Job:
         self._future: concurrent.futures.Future[Job] = concurrent.futures.Future()
         self._observers: list[Observer] = []
         self._task: asyncio.Task[None] | None = None
+        self._cancel_requested = False  # set while a create is on the wire; acted on when it answers
         self.bytes_downloaded = 0
 
     # ------------------------------------------------------------------ what the user reads

@@ -186,6 +186,9 @@ class Runner:
                 async with job.run.slots, self.slots:
                     if job.record.remote_id is None:
                         await self._create(job)
+                        if job._cancel_requested:
+                            self._cancelled(job)  # cancelled while its create was on the wire
+                            return
                     await self._poll(job)
             if job.record.status == "completed" and job.record.downloaded_at is None:
                 await self._download(job)
@@ -337,7 +340,8 @@ class Runner:
 
     async def _download(self, job: Job) -> None:
         record, run = job.record, job.run
-        assert record.remote_id is not None
+        remote_id = record.remote_id
+        assert remote_id is not None
         video_rel = f"videos/{record.job_id}.mp4"
         thumb_rel = f"thumbnails/{record.job_id}.webp"
 
@@ -350,15 +354,15 @@ class Runner:
             if not self.profile.supports_thumbnail:
                 return False
             try:
-                await self.api.download(record.remote_id, thumb_path, variant="thumbnail")
+                await self.api.download(remote_id, thumb_path, variant="thumbnail")
             except SoraError as exc:
-                logger.info("no thumbnail variant for %s (%s); making one locally", record.remote_id, exc)
+                logger.info("no thumbnail variant for %s (%s); making one locally", remote_id, exc)
                 return False
             return True
 
         # Both at once: the poster is small, and the job is done only when both are on disk.
         _, got_thumbnail = await asyncio.gather(
-            self.api.download(record.remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
+            self.api.download(remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
             server_thumbnail(),
         )
         if not got_thumbnail:
@@ -370,11 +374,21 @@ class Runner:
 
     # ------------------------------------------------------------------ cancelling
     def cancel(self, job: Job) -> None:
-        """Cancel on the loop: stop the task now, then delete the remote job in the background."""
+        """Cancel on the loop: stop the task now, then delete the remote job in the background.
+
+        A job whose create is on the wire is not cut off: its answer (the remote id) is awaited first,
+        so that the job made on the server can be deleted instead of left running, unseen, and billed.
+        """
         if job.done:
+            return
+        if job.record.create_state == "sending" and job.record.remote_id is None and job._task is not None:
+            job._cancel_requested = True
             return
         if job._task is not None:
             job._task.cancel()
+        self._cancelled(job)
+
+    def _cancelled(self, job: Job) -> None:
         remote_id = job.record.remote_id
         self._transition(
             job,

@@ -159,3 +159,35 @@ def test_resume_reattaches_without_creating_twice(tmp_path: Path, sim_transport:
     df = sora_nb.load_run(run.run_dir)
     assert list(df["status"]) == ["completed"] * 3
     other.close()
+
+
+def test_cancel_while_the_create_is_on_the_wire_deletes_what_it_made(tmp_path: Path) -> None:
+    import time
+
+    slow = SimulatorTransport(SimulatorConfig(seed=4, time_scale=FAST, latency=0.4))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow) as client:
+        job = client.generate("a create that takes a while")
+        deadline = time.monotonic() + 10
+        while job.record.create_state != "sending" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert job.remote_id is None
+        job.cancel()
+        with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+            job.wait(timeout=10)
+        assert job.status == "cancelled"
+        assert job.remote_id is not None  # the answer was awaited, so the job it made is known...
+        (created,) = slow.audit()
+        assert created["id"] == job.remote_id
+
+        async def gone() -> bool:
+            try:
+                await client.api.retrieve(job.remote_id)
+            except sora_nb.NotFoundError:
+                return True
+            return False
+
+        for _ in range(50):  # ...and deleted on the server, not left running and billed
+            if client.runtime.run(gone(), timeout=5):
+                break
+        else:
+            pytest.fail("the job made by the cancelled create is still on the server")
