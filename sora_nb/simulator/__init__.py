@@ -12,11 +12,16 @@ computed from the clock) and renders real H.264 MP4s derived from the prompt. Fa
 On a port, for any OpenAI-compatible client (``sora-nb simulator`` or ``python -m sora_nb.simulator``):
 
 >>> serve(SimulatorConfig(time_scale=0.05), host="127.0.0.1", port=8000)  # doctest: +SKIP
+
+With ``SimulatorConfig(state_dir=...)`` (``sora-nb simulator --state-dir DIR``; ``sora_nb.connect()``
+uses ``<run_root>/.simulator``) its jobs survive the process, and ``read_audit(state_dir)`` reads back
+every create it accepted.
 """
 
 from __future__ import annotations
 
 from ._config import SimulatorConfig
+from ._persist import read_audit
 from ._serve import ServerHandle, add_arguments, run, serve, start_server
 from ._transport import SimulatorTransport, create_app
 
@@ -26,6 +31,7 @@ __all__ = [
     "SimulatorTransport",
     "add_arguments",
     "create_app",
+    "read_audit",
     "run",
     "serve",
     "start_server",

@@ -338,7 +338,7 @@ class _Api:
         if create.reference is None or create.reference.image is None:
             return None
         image = await _in_thread(check_image, create.reference.image, create.size)
-        return await _in_thread(store_reference_image, image, self.state.cache_dir)
+        return await _in_thread(store_reference_image, image, self.state.reference_dir)
 
     async def _probe(self, upload: Upload) -> tuple[int, int, float]:
         probed = await _in_thread(probe_video, upload.data)

@@ -8,6 +8,7 @@ by ``time_scale``; durations that model the *network or the client's choice* (``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 __all__ = ["DIALECTS", "SimulatorConfig"]
@@ -38,6 +39,10 @@ class SimulatorConfig:
         cache_dir: Where rendered assets are cached. ``None``: one temporary directory per process,
             removed at exit (renders take well under a second, so a cache that outlives the process
             is not worth leaving files in the user's home; pass a path to keep them).
+        state_dir: Where the simulator keeps its jobs (a small SQLite file, plus uploaded reference
+            images), so that a restarted process, or another one sharing the directory, serves the same
+            jobs, like a real server. ``None``: in memory only, forgotten when the process ends.
+            ``sora_nb.connect("simulator")`` sets it to ``<run_root>/.simulator``.
         base_run_s: Median generation time of a 4 s ``sora-2`` 720p clip, before ``time_scale``
             (a published sample took ~67 s end to end, queue included).
         seconds_exponent: Generation time grows as ``(seconds / 4) ** seconds_exponent``.
@@ -73,6 +78,7 @@ class SimulatorConfig:
     strict_models: bool = True
     api_keys: frozenset[str] | None = None
     cache_dir: str | None = None
+    state_dir: str | None = None
     # Duration model.
     base_run_s: float = 60.0
     seconds_exponent: float = 0.8
@@ -114,6 +120,8 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.asset_ttl is not None and self.asset_ttl <= 0:
             raise ValueError(f"asset_ttl must be > 0 seconds or None, got {self.asset_ttl!r}")
+        if self.state_dir is not None and not isinstance(self.state_dir, str):
+            object.__setattr__(self, "state_dir", os.fspath(self.state_dir))  # a Path is fine too
         if self.api_keys is not None and not isinstance(self.api_keys, frozenset):
             # A list or set is accepted for convenience; frozen so the config stays hashable.
             object.__setattr__(self, "api_keys", frozenset(self.api_keys))

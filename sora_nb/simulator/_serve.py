@@ -179,6 +179,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-keys-env", metavar="VAR", default=None, help=_KEYS_ENV_HELP)
     parser.add_argument("--cache-dir", default=None, help="keep rendered assets here (default: temp dir)")
     parser.add_argument(
+        "--state-dir", default=None,
+        help="keep jobs here, so a restarted simulator still serves them (default: in memory only)",
+    )
+    parser.add_argument(
         "--dialect", choices=DIALECTS, default="openai",
         help="the API to speak: openai (default) or a hosted service's (openrouter, xai, gemini, together)",
     )
@@ -222,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         strict_models=not args.lenient_models,
         api_keys=api_keys,
         cache_dir=args.cache_dir,
+        state_dir=getattr(args, "state_dir", None),
         fail_marker=args.fail_marker or None,
         failure_rate=args.failure_rate,
         rate_limit_rpm=args.rate_limit_rpm,
@@ -250,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
         f"sora_nb simulator: {what} at http://{args.host}:{args.port}{API_PATHS[config.dialect]} "
         f"(audit: http://{args.host}:{args.port}/_simulator/audit)\n"
     )
+    if config.state_dir is not None:
+        sys.stderr.write(f"sora_nb simulator: jobs kept in {config.state_dir}\n")
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level)
     except ImportError as exc:

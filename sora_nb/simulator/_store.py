@@ -4,6 +4,11 @@ One :class:`SimulatorState` per app. A job is stored with its drawn :class:`~._l
 status is never stored but computed from the clock on each read. A threading lock guards every
 mutation and read, because one in-process app may be driven from more than one event loop (a
 notebook's loop and a runner's background thread); it is never held across an ``await``.
+
+With ``SimulatorConfig(state_dir=...)`` the jobs also live on disk (:mod:`._persist`): loaded at
+start-up, each create and delete committed before it is answered, and an id this process does not
+know looked up on disk before it is called unknown, so a restarted (or second) process serves the
+same jobs, like a real server would. Memory stays the cache every poll reads.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import hashlib
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._config import SimulatorConfig
 from ._faults import RateLimiter
 from ._lifecycle import Plan, Status, plan_job, state_at
+from ._persist import JobStore, StoredJob, job_from_json
 from ._render import RenderSpec, default_cache_dir
 
 __all__ = ["DEFAULT_TTL_S", "Character", "Job", "JobKind", "SimulatorState", "hash_api_key"]
@@ -49,6 +55,8 @@ class Job:
         reference: Path of the stored reference image, if the create had one.
         source_video_id: The video a remix, edit or extension started from.
         extension_count: How many extensions led to this video (0 for others).
+        extra: What a dialect's answers need beyond these fields (a price, a resolution); persisted
+            with the job.
     """
 
     id: str
@@ -64,6 +72,7 @@ class Job:
     source_video_id: str | None = None
     extension_count: int = 0
     api_key_hash: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def state(self, now: float) -> tuple[Status, int]:
         """``(status, progress)`` at clock time ``now``."""
@@ -169,6 +178,40 @@ class SimulatorState:
         self._seq_of: dict[str, int] = {}  # every id ever created, so a deleted cursor still works
         self._audit: list[dict[str, Any]] = []
         self._characters: dict[str, Character] = {}
+        self._max_seq = -1
+        self.store = JobStore(config.state_dir, config.dialect) if config.state_dir is not None else None
+        if self.store is not None:
+            self._remember(self.store.load())
+
+    @property
+    def reference_dir(self) -> str:
+        """Where uploaded reference images are kept: in ``state_dir`` when there is one, so that the
+        jobs reloaded by a later process still find theirs; else in the render cache."""
+        return str(self.store.directory) if self.store is not None else self.cache_dir
+
+    def _remember(self, stored: list[StoredJob]) -> None:
+        """Put jobs read from the store into the memory cache (deleted ones only as known ids)."""
+        for data, deleted in stored:
+            job = Job(**job_from_json(data))
+            self._seq_of[job.id] = job.seq
+            self._max_seq = max(self._max_seq, job.seq)
+            if deleted:
+                self._jobs.pop(job.id, None)
+            else:
+                self._jobs[job.id] = job
+
+    def _refresh(self) -> None:
+        """Catch up with what other processes sharing the store created or deleted."""
+        if self.store is None:
+            return
+        self._remember(self.store.load(after_seq=self._max_seq))
+        for job_id in self.store.deleted_ids():
+            self._jobs.pop(job_id, None)
+
+    def close(self) -> None:
+        """Close the store's file (the state stays usable; it reopens the file when needed)."""
+        if self.store is not None:
+            self.store.close()
 
     def new_request_id(self) -> str:
         """A fresh ``x-request-id``."""
@@ -195,6 +238,7 @@ class SimulatorState:
         source_video_id: str | None = None,
         extension_count: int = 0,
         api_key_hash: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Job:
         """Accept a job: draw its id and future, store it and audit it.
 
@@ -202,45 +246,76 @@ class SimulatorState:
         to ``seconds``.
         """
         with self.lock:
-            now = self.clock()
-            job_id = self._new_id("video")
-            plan = plan_job(
-                self.job_rng,
-                model,
-                size,
-                generate_seconds if generate_seconds is not None else seconds,
-                self.config,
-                prompt=prompt,
-                created_at=now,
-            )
-            job = Job(
-                id=job_id,
-                seq=len(self._seq_of),
-                kind=kind,
-                model=model,
-                size=size,
-                seconds=seconds,
-                prompt=prompt,
-                plan=plan,
-                segments=segments if segments is not None else ((prompt, seconds),),
-                reference=reference,
-                source_video_id=source_video_id,
-                extension_count=extension_count,
-                api_key_hash=api_key_hash,
-            )
-            self._jobs[job_id] = job
-            self._seq_of[job_id] = job.seq
-            self._audit.append(job.audit_entry())
+            while True:
+                now = self.clock()
+                job_id = self._new_id("video")
+                plan = plan_job(
+                    self.job_rng,
+                    model,
+                    size,
+                    generate_seconds if generate_seconds is not None else seconds,
+                    self.config,
+                    prompt=prompt,
+                    created_at=now,
+                )
+
+                def build(seq: int, job_id: str = job_id, plan: Plan = plan) -> Job:
+                    return Job(
+                        id=job_id,
+                        seq=seq,
+                        kind=kind,
+                        model=model,
+                        size=size,
+                        seconds=seconds,
+                        prompt=prompt,
+                        plan=plan,
+                        segments=segments if segments is not None else ((prompt, seconds),),
+                        reference=reference,
+                        source_video_id=source_video_id,
+                        extension_count=extension_count,
+                        api_key_hash=api_key_hash,
+                        extra=dict(extra or {}),
+                    )
+
+                if self.store is None:
+                    job = build(len(self._seq_of))
+                    self._audit.append(job.audit_entry())
+                    break
+                # On disk before it is answered; the store settles the creation order (seq) across
+                # processes, and refuses an id another process already drew (same seed): draw again.
+                stored = self.store.insert(job_id, build, ttl=self.ttl)
+                if stored is not None:
+                    job = stored
+                    break
+                self._refresh()
+            self._jobs[job.id] = job
+            self._seq_of[job.id] = job.seq
+            self._max_seq = max(self._max_seq, job.seq)
             return job
 
     def get(self, job_id: str) -> Job | None:
-        """The job, or ``None`` when unknown or deleted."""
+        """The job, or ``None`` when unknown or deleted.
+
+        An id missing from memory is looked up in the store (another process may have created it).
+        """
         with self.lock:
+            job = self._jobs.get(job_id)
+            if job is not None or self.store is None:
+                return job
+            stored = self.store.get(job_id)
+            if stored is None:
+                return None
+            self._remember([stored])
             return self._jobs.get(job_id)
 
     def delete(self, job_id: str) -> bool:
         """Forget a job (in any state: this is how a client cancels). ``False`` when unknown."""
         with self.lock:
+            if self.get(job_id) is None:
+                return False
+            if self.store is not None and not self.store.mark_deleted(job_id):
+                self._jobs.pop(job_id, None)  # another process deleted it first
+                return False
             return self._jobs.pop(job_id, None) is not None
 
     def page(self, *, limit: int, order: Literal["asc", "desc"], after: str | None) -> tuple[list[Job], bool]:
@@ -250,6 +325,7 @@ class SimulatorState:
             KeyError: ``after`` names an id this simulator never created.
         """
         with self.lock:
+            self._refresh()
             jobs = sorted(self._jobs.values(), key=lambda job: job.seq, reverse=order == "desc")
             if after is not None:
                 cursor = self._seq_of[after]
@@ -260,8 +336,13 @@ class SimulatorState:
             return jobs[:limit], len(jobs) > limit
 
     def audit(self) -> list[dict[str, Any]]:
-        """Every accepted create, oldest first (copies: callers may not change the record)."""
+        """Every accepted create, oldest first (copies: callers may not change the record).
+
+        With a store: every create accepted by any process sharing it, read from disk.
+        """
         with self.lock:
+            if self.store is not None:
+                return self.store.audit()
             return [dict(entry) for entry in self._audit]
 
     def add_character(self, name: str) -> Character:

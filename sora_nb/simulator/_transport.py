@@ -92,3 +92,4 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._asgi.aclose()
+        self.state.close()

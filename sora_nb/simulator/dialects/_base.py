@@ -75,8 +75,6 @@ class Dialect:
         self.state = state
         self.config = state.config
         self.asset_requests: list[dict[str, Any]] = []
-        self.meta: dict[str, dict[str, Any]] = {}
-        """Per job id: what the service's answer needs beyond the simulator's job (aspect, resolution, ...)."""
 
     # ------------------------------------------------------------------ what a dialect defines
     def routes(self) -> list[Route]:
@@ -96,6 +94,8 @@ class Dialect:
 
     # ------------------------------------------------------------------ shared helpers
     def new_job(self, request: Request, kind: JobKind, **fields: Any) -> Job:
+        """Accept a job; ``extra=`` keeps what the service's answers need beyond the simulator's job
+        (a price, a resolution) with it, on disk too when the simulator has a ``state_dir``."""
         return self.state.create_job(kind, api_key_hash=_context(request).api_key_hash, **fields)
 
     def accepted(self, request: Request, body: dict[str, Any], status_code: int = 200) -> JSONResponse:

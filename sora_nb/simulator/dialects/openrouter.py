@@ -106,8 +106,7 @@ class OpenRouterDialect(Dialect):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise RequestError(400, "seed must be an integer.", param="seed")
         job = self.new_job(request, "create", model=model, size=_size(aspect, resolution), seconds=duration,
-                           prompt=prompt)
-        self.meta[job.id] = {"cost": round(duration * spec["usd_per_second"], 6)}
+                           prompt=prompt, extra={"cost": round(duration * spec["usd_per_second"], 6)})
         job_id = external_id(job.id)
         return self.accepted(request, {"id": job_id, "polling_url": f"/api/v1/videos/{job_id}",
                                        "status": "pending", "generation_id": f"gen-{job_id[:13]}"}, 202)
@@ -124,7 +123,7 @@ class OpenRouterDialect(Dialect):
             answer["status"] = "expired"
         elif status == "completed":
             answer["unsigned_urls"] = [f"{api_origin(request)}/api/v1/videos/{job_id}/content?index=0"]
-            answer["usage"] = {"cost": self.meta.get(job.id, {}).get("cost", 0.0), "is_byok": False}
+            answer["usage"] = {"cost": job.extra.get("cost", 0.0), "is_byok": False}
         elif status == "failed":
             answer["error"] = job.plan.error_message or "Video generation failed."
         return JSONResponse(answer)

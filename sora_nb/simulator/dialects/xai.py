@@ -119,8 +119,7 @@ class XAIDialect(Dialect):
         if image is not None and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
             raise RequestError(422, "image must be an object with a url.", param="image")
         job = self.new_job(request, "create", model=model, size=_size(aspect, resolution), seconds=duration,
-                           prompt=prompt)
-        self.meta[job.id] = {"resolution": resolution}
+                           prompt=prompt, extra={"resolution": resolution})
         return self.accepted(request, {"request_id": external_id(job.id)})
 
     async def edit(self, request: Request) -> Response:
@@ -128,8 +127,8 @@ class XAIDialect(Dialect):
         prompt = require_prompt(body)
         source = self._source(body)
         job = self.new_job(request, "remix", model=source.model, size=source.size, seconds=source.seconds,
-                           prompt=prompt, segments=((prompt, source.seconds),), source_video_id=source.id)
-        self.meta[job.id] = dict(self.meta.get(source.id, {"resolution": "480p"}))
+                           prompt=prompt, segments=((prompt, source.seconds),), source_video_id=source.id,
+                           extra={"resolution": source.extra.get("resolution", "480p")})
         return self.accepted(request, {"request_id": external_id(job.id)})
 
     async def extend(self, request: Request) -> Response:
@@ -140,8 +139,8 @@ class XAIDialect(Dialect):
         job = self.new_job(request, "extend", model=source.model, size=source.size,
                            seconds=source.seconds + duration, generate_seconds=duration, prompt=prompt,
                            segments=(*source.segments, (prompt, duration)), source_video_id=source.id,
-                           extension_count=source.extension_count + 1)
-        self.meta[job.id] = dict(self.meta.get(source.id, {"resolution": "480p"}))
+                           extension_count=source.extension_count + 1,
+                           extra={"resolution": source.extra.get("resolution", "480p")})
         return self.accepted(request, {"request_id": external_id(job.id)})
 
     async def retrieve(self, request: Request) -> Response:
@@ -161,7 +160,7 @@ class XAIDialect(Dialect):
         elif self.expired(job):
             answer.update(status="expired")
         else:
-            resolution = self.meta.get(job.id, {}).get("resolution", "480p")
+            resolution = job.extra.get("resolution", "480p")
             generated = job.segments[-1][1] if job.kind == "extend" else job.seconds  # billed: the new part
             ticks = round(generated * _USD_PER_SECOND[resolution] * 1e10)
             url = f"{cdn_origin(request)}{_BUCKET}xai-video-{external_id(job.id)}.mp4"
