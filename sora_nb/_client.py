@@ -35,9 +35,11 @@ from ._validation import check_create
 if TYPE_CHECKING:
     from ._sweeps import Estimate, SweepPlan
 
-__all__ = ["DEFAULT_RUN_ROOT", "Client", "Sweep", "connect", "resume"]
+__all__ = ["DEFAULT_RUN_ROOT", "SIMULATOR_STATE_DIR", "Client", "Sweep", "connect", "resume"]
 
 DEFAULT_RUN_ROOT = Path("sora_runs")
+SIMULATOR_STATE_DIR = ".simulator"
+"""Where, under ``run_root``, the in-process simulator keeps its jobs (``SimulatorConfig.state_dir``)."""
 
 
 def connect(
@@ -52,6 +54,7 @@ def connect(
     seed: int | None = None,
     time_scale: float | None = None,
     simulator: Any = None,
+    simulator_state: str | os.PathLike[str] | bool | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     poll_policy: PollPolicy | None = None,
     retry: RetryPolicy | None = None,
@@ -73,6 +76,10 @@ def connect(
             words, no key, no network) or, for OpenAI-shaped profiles, the OpenAI simulator. A full
             ``sora_nb.simulator.SimulatorConfig`` does the same with faults and all. Without it, a hosted
             profile needs its key and never falls back to the simulator silently.
+        simulator_state: where the in-process simulator keeps its jobs, so that a kernel restart and
+            ``sora_nb.resume`` find them again as on a real server. Default (``None`` or ``True``):
+            ``<run_root>/.simulator``; a path: that directory; ``False``: in memory only, forgotten when
+            the process ends. A ``SimulatorConfig`` passed as ``simulator`` keeps its own ``state_dir``.
         transport: an ``httpx.AsyncBaseTransport`` to use instead of the network.
 
     >>> client = sora_nb.connect("simulator", seed=7, time_scale=0.01)  # doctest: +SKIP
@@ -89,14 +96,16 @@ def connect(
     policy = poll_policy or PollPolicy()
     sim_config = None
     if chosen.name == "simulator" or in_process:
-        sim_config = _simulator_config(chosen, simulator, seed=seed, time_scale=time_scale)
+        state_dir = _simulator_state_dir(simulator, simulator_state, run_root)
+        sim_config = _simulator_config(chosen, simulator, seed=seed, time_scale=time_scale, state_dir=state_dir)
         # Dialects, like the services, want a key: a placeholder, never a real key from the environment.
         key = api_key or (None if chosen.dialect == "openai" else SIMULATOR_API_KEY)
         if poll_policy is None:
             policy = policy.scaled(min(1.0, sim_config.time_scale))
-    elif seed is not None or time_scale is not None:
+    elif seed is not None or time_scale is not None or simulator_state is not None:
         raise ValueError(
-            f"seed, time_scale and simulator are simulator options, but the profile is {chosen.name!r}. "
+            f"seed, time_scale, simulator and simulator_state are simulator options, but the profile is "
+            f"{chosen.name!r}. "
             f"Fix: drop them, or connect({chosen.name!r}, simulator=True, ...) to run it on the simulator."
         )
     else:
@@ -115,7 +124,30 @@ def connect(
     )
 
 
-def _simulator_config(profile: Profile, simulator: Any, *, seed: int | None, time_scale: float | None) -> Any:
+def _simulator_state_dir(
+    simulator: Any, simulator_state: str | os.PathLike[str] | bool | None, run_root: str | os.PathLike[str] | None
+) -> str | None:
+    """The simulator's ``state_dir`` from ``connect``'s options (absolute: a kernel may ``chdir`` later)."""
+    from .simulator import SimulatorConfig
+
+    if isinstance(simulator, SimulatorConfig):
+        if simulator_state is not None:
+            raise ValueError(
+                "simulator_state was given with a SimulatorConfig, which has its own state_dir. "
+                "Fix: SimulatorConfig(state_dir=...), or drop simulator_state."
+            )
+        return None  # unused: the config keeps its own
+    if simulator_state is False:
+        return None
+    if simulator_state is None or simulator_state is True:
+        root = Path(run_root) if run_root is not None else DEFAULT_RUN_ROOT
+        return os.fspath(root.absolute() / SIMULATOR_STATE_DIR)
+    return os.fspath(Path(simulator_state).absolute())
+
+
+def _simulator_config(
+    profile: Profile, simulator: Any, *, seed: int | None, time_scale: float | None, state_dir: str | None = None
+) -> Any:
     """The simulator that imitates ``profile``: its dialect, and model checks as strict as the profile's."""
     from .simulator import SimulatorConfig
 
@@ -135,6 +167,7 @@ def _simulator_config(profile: Profile, simulator: Any, *, seed: int | None, tim
         time_scale=1.0 if time_scale is None else time_scale,
         dialect=profile.dialect,
         strict_models=profile.validate_models,
+        state_dir=state_dir,
     )
 
 
@@ -163,6 +196,8 @@ class Client:
         self.base_url = profile.base_url or ""
         self.run_root = Path(run_root) if run_root is not None else DEFAULT_RUN_ROOT
         self.simulator = simulator
+        self.simulator_state_dir = _served_state_dir(simulator, transport)
+        """Where the in-process simulator this client talks to keeps its jobs (``None``: in memory)."""
         self.runtime: Runtime = get_runtime()
         has_key = bool(api_key)
 
@@ -296,6 +331,7 @@ class Client:
                 "seed": self.simulator.seed,
                 "time_scale": self.simulator.time_scale,
                 "dialect": self.simulator.dialect,
+                "state_dir": self.simulator_state_dir,
             }
         return Run(self.runner, directory, axes=axes, meta=meta)
 
@@ -408,6 +444,19 @@ class Sweep:
         return self.estimate()._repr_html_()
 
 
+def _served_state_dir(simulator: Any, transport: httpx.AsyncBaseTransport | None) -> str | None:
+    if simulator is None:
+        return None
+    from .simulator import SimulatorTransport
+
+    if transport is None:
+        state_dir: str | None = simulator.state_dir
+        return state_dir
+    if isinstance(transport, SimulatorTransport):
+        return transport.config.state_dir
+    return None
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -437,13 +486,15 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     if client is None:
         sim = meta.get("simulator") or {}
         if meta.get("profile") == "simulator" or sim:
-            # A run made on the in-process simulator (or on a service's dialect of it) resumes there.
+            # A run made on the in-process simulator (or on a service's dialect of it) resumes there,
+            # with the jobs it kept on disk: those still running go on, none is created twice.
             client = connect(
                 meta.get("profile"),
                 simulator=True,
                 seed=sim.get("seed"),
                 time_scale=sim.get("time_scale"),
                 run_root=directory.parent,
+                simulator_state=_resume_state_dir(sim.get("state_dir"), directory, sim.get("dialect") or "openai"),
             )
         else:
             client = connect(
@@ -452,3 +503,16 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     client.runtime.call_and_wait(client.runner.attach, run)
     return run
+
+
+def _resume_state_dir(recorded: str | None, run_dir: Path, dialect: str) -> str | None:
+    """The simulator state a run was made on: the directory its ledger names, else (runs moved together
+    with their ``.simulator``, or made before runs recorded it) the one beside the run."""
+    from .simulator._persist import state_file
+
+    beside = run_dir.absolute().parent / SIMULATOR_STATE_DIR
+    if recorded and (Path(recorded) / state_file(dialect)).exists():
+        return recorded
+    if (beside / state_file(dialect)).exists():
+        return os.fspath(beside)
+    return recorded or os.fspath(beside)
