@@ -9,7 +9,6 @@ scrubbed before anything is written, and a test below fails if any cassette hold
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cassette_support import CASSETTES, RECORDING, annotating_persister, vcr_options
 from PIL import Image
-from vcr.persisters.filesystem import FilesystemPersister
 
 import sora_nb
 from sora_nb import ContractClient, RetryPolicy
@@ -26,9 +25,6 @@ from sora_nb._redact import redact
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parent.parent
-CASSETTES = ROOT / "cassettes"
-RECORDING = os.environ.get("SORA_NB_RECORD") == "1"
 PORT = 8765  # recorded URLs carry the port: replay needs no server, but the same base URL
 BASE_URL = f"http://127.0.0.1:{PORT}/v1"
 KEY = "sk-record-" + "K" * 24  # the key used while recording; it must never reach a cassette
@@ -43,41 +39,9 @@ HEADER = (
 KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_-]{12,}|Bearer [A-Za-z0-9._-]{20,}|api[-_]key: *[A-Za-z0-9]{16,}")
 
 
-class AnnotatedPersister(FilesystemPersister):
-    """Writes cassettes with a header saying where they were recorded from."""
-
-    @staticmethod
-    def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
-        FilesystemPersister.save_cassette(cassette_path, cassette_dict, serializer)
-        path = Path(cassette_path)
-        path.write_text(HEADER + path.read_text())
-
-
-def _scrub_request(request: Any) -> Any:
-    if request.body and isinstance(request.body, (bytes, str)):
-        body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else request.body
-        if KEY in body or redact(body) != body:
-            request.body = redact(body, KEY)
-    return request
-
-
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes) and body[:1] in (b"{", b"["):
-        text = body.decode("utf-8", "replace")
-        response["body"]["string"] = redact(text, KEY).encode()
-    return response
-
-
 @pytest.fixture(scope="module")
 def vcr_config() -> dict[str, Any]:
-    return {
-        "record_mode": "all" if RECORDING else "none",
-        "filter_headers": ["authorization", "x-goog-api-key", "api-key", "cookie", "set-cookie"],
-        "before_record_request": _scrub_request,
-        "before_record_response": _scrub_response,
-        "decode_compressed_response": True,
-    }
+    return vcr_options(lambda text: redact(text, KEY))
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +51,7 @@ def vcr_cassette_dir() -> str:
 
 @pytest.fixture(scope="module")
 def vcr(vcr: Any) -> Any:
-    vcr.register_persister(AnnotatedPersister)
+    vcr.register_persister(annotating_persister(lambda _: HEADER))
     return vcr
 
 

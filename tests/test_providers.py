@@ -10,7 +10,6 @@ mode ``none``; ``SORA_NB_RECORD=1`` re-records them, starting the servers itself
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -20,8 +19,9 @@ from typing import Any
 import av
 import httpx
 import pytest
+from cassette_support import CASSETTES as ALL_CASSETTES
+from cassette_support import RECORDING, annotating_persister, vcr_options
 from PIL import Image
-from vcr.persisters.filesystem import FilesystemPersister
 
 import sora_nb
 from sora_nb import PROFILES, RetryPolicy
@@ -440,9 +440,7 @@ def test_cli_serves_a_dialect() -> None:
 
 # ---------------------------------------------------------------------------- cassettes (dialects on loopback)
 
-ROOT = Path(__file__).resolve().parent.parent
-CASSETTES = ROOT / "cassettes" / "providers"
-RECORDING = os.environ.get("SORA_NB_RECORD") == "1"
+CASSETTES = ALL_CASSETTES / "providers"
 PORTS = {"openrouter": 8771, "xai": 8772, "gemini": 8773, "together": 8774}
 API_PATHS = {"openrouter": "/api/v1", "xai": "/v1", "gemini": "/v1beta", "together": "/v2"}
 KEY = "sk-record-provider-" + "P" * 24  # the key used while recording; it must never reach a cassette
@@ -460,31 +458,9 @@ def _scrub(text: str) -> str:
     return re.sub(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}", r"\1REDACTED", text.replace(KEY, "REDACTED"))
 
 
-def _scrub_request(request: Any) -> Any:
-    if isinstance(request.body, (bytes, str)) and request.body:
-        body = request.body.decode("utf-8", "replace") if isinstance(request.body, bytes) else request.body
-        if _scrub(body) != body:
-            request.body = _scrub(body)
-    request.uri = re.sub(r"([?&]key=)[^&]+", r"\1REDACTED", request.uri)
-    return request
-
-
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes) and body[:1] in (b"{", b"["):
-        response["body"]["string"] = _scrub(body.decode("utf-8", "replace")).encode()
-    return response
-
-
 @pytest.fixture(scope="module")
 def vcr_config() -> dict[str, Any]:
-    return {
-        "record_mode": "all" if RECORDING else "none",
-        "filter_headers": ["authorization", "x-goog-api-key", "api-key", "cookie", "set-cookie"],
-        "before_record_request": _scrub_request,
-        "before_record_response": _scrub_response,
-        "decode_compressed_response": True,
-    }
+    return vcr_options(_scrub)
 
 
 @pytest.fixture(scope="module")
@@ -492,17 +468,14 @@ def vcr_cassette_dir() -> str:
     return str(CASSETTES)
 
 
+def _header(path: Path) -> str:
+    dialect = path.stem.split("_")[0]
+    return HEADER.format(dialect=dialect, port=PORTS.get(dialect, 0))
+
+
 @pytest.fixture(scope="module")
 def vcr(vcr: Any) -> Any:
-    class AnnotatedPersister(FilesystemPersister):
-        @staticmethod
-        def save_cassette(cassette_path: Any, cassette_dict: Any, serializer: Any) -> None:
-            FilesystemPersister.save_cassette(cassette_path, cassette_dict, serializer)
-            path = Path(cassette_path)
-            dialect = path.stem.split("_")[0]
-            path.write_text(HEADER.format(dialect=dialect, port=PORTS.get(dialect, 0)) + path.read_text())
-
-    vcr.register_persister(AnnotatedPersister)
+    vcr.register_persister(annotating_persister(_header))
     return vcr
 
 
