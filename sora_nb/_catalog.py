@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_EXTENSIONS",
+    "MAX_EXTENSION_SECONDS",
+    "MAX_TOTAL_SECONDS",
     "DEFAULT_MODEL",
     "DEFAULT_SECONDS",
     "DEFAULT_SIZE",
@@ -25,6 +28,12 @@ MAX_PROMPT_CHARS = 32000
 SECONDS: tuple[str, ...] = ("4", "8", "12")
 SIZES: tuple[str, ...] = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 DEFAULT_MODEL = "sora-2"
+MAX_EXTENSION_SECONDS = 20
+"""An extension adds at most this many seconds (``POST /videos/extensions``)..."""
+MAX_EXTENSIONS = 6
+"""...a video takes at most this many extensions..."""
+MAX_TOTAL_SECONDS = 120
+"""...and its stitched total stays within this."""
 DEFAULT_SECONDS = "4"
 DEFAULT_SIZE = "720x1280"
 

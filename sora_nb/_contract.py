@@ -290,10 +290,15 @@ class ContractClient:
         known_ids: frozenset[str] = frozenset(),
     ) -> Video:
         """Continue a completed video (``POST /videos/extensions``); the result's ``seconds`` is the total."""
-        body = {"prompt": check_prompt(prompt), "seconds": check_seconds(seconds, "\0any")}
-        if int(body["seconds"]) > 20:
+        # The contract's extensions take the same durations as creates; other servers decide for themselves.
+        body = {
+            "prompt": check_prompt(prompt),
+            "seconds": check_seconds(seconds, "sora-2" if self.validate else "\0any"),
+        }
+        if body["seconds"].isdigit() and int(body["seconds"]) > _catalog.MAX_EXTENSION_SECONDS:
             raise ValidationError(
-                f"seconds={seconds!r}: an extension adds at most 20 seconds. Fix: pass seconds='20' or less.",
+                f"seconds={seconds!r}: an extension adds at most {_catalog.MAX_EXTENSION_SECONDS} seconds. "
+                f"Fix: pass seconds='{_catalog.MAX_EXTENSION_SECONDS}' or less.",
                 field="seconds",
             )
         request = self._video_ref_request(video, body)

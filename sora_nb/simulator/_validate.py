@@ -19,7 +19,18 @@ from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from .._catalog import DEFAULT_MODEL, DEFAULT_SECONDS, DEFAULT_SIZE, MAX_PROMPT_CHARS, MODELS, SECONDS, SIZES
+from .._catalog import (
+    DEFAULT_MODEL,
+    DEFAULT_SECONDS,
+    DEFAULT_SIZE,
+    MAX_EXTENSION_SECONDS,
+    MAX_EXTENSIONS,
+    MAX_PROMPT_CHARS,
+    MAX_TOTAL_SECONDS,
+    MODELS,
+    SECONDS,
+    SIZES,
+)
 
 __all__ = [
     "MAX_EXTENSIONS",
@@ -44,10 +55,6 @@ __all__ = [
     "validate_remix",
 ]
 
-# The contract's limits on extensions (CONTRACT.md §1). Not in _catalog yet; see the module report.
-MAX_EXTENSION_SECONDS = 20
-MAX_TOTAL_SECONDS = 120
-MAX_EXTENSIONS = 6
 MAX_CHARACTER_NAME = 80
 
 _IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
