@@ -18,6 +18,7 @@ examples:
   sora-nb demo                                   # a few videos on the built-in simulator, no key needed
   sora-nb generate "a corgi surfing at sunset" --size 1280x720 --seconds 4
   sora-nb generate "a cat skiing" --profile openai-compatible --base-url http://localhost:4000/v1
+  sora-nb generate "a cat skiing" --profile xai --simulator   # xAI's API, answered by the simulator
   sora-nb sweep grid.yaml --max-concurrency 4 --budget-usd 20
   sora-nb resume sora_runs/20261121-101500-ab12
   sora-nb ls
@@ -121,6 +122,10 @@ def _connect(args: argparse.Namespace, **extra: Any) -> Any:
     if args.profile in (None, "simulator") and not args.base_url:
         options.update(seed=args.seed, time_scale=args.time_scale)
         return sora_nb.connect("simulator", **options)
+    if getattr(args, "simulator", False):
+        # The profile's own wire format, answered by the built-in simulator: no key, no network.
+        options.update(seed=args.seed, time_scale=args.time_scale)
+        return sora_nb.connect(args.profile, simulator=True, **options)
     return sora_nb.connect(args.profile, base_url=args.base_url, **options)
 
 
@@ -218,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
         if server:
             p.add_argument("--profile", default=None, help="simulator (default), openai-compatible, litellm, ...")
             p.add_argument("--base-url", default=None, help="API root of an OpenAI-compatible server, e.g. .../v1")
+            p.add_argument(
+                "--simulator", action="store_true",
+                help="run --profile on the built-in simulator's imitation of that service (no key, no network)",
+            )
             p.add_argument("--seed", type=int, default=None, help="simulator seed")
             p.add_argument("--time-scale", type=float, default=0.02, help="simulator speed (0.02: 50x faster)")
 
@@ -229,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate one video")
     p.add_argument("prompt")
-    p.add_argument("--model", default="sora-2")
+    p.add_argument("--model", default=None, help="default: the profile's default model (sora-2 on the simulator)")
     p.add_argument("--size", default="720x1280")
     p.add_argument("--seconds", default="4")
     p.add_argument("--style", default=None)

@@ -187,3 +187,12 @@ def test_a_sweep_file_may_say_strict(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "lenient.yaml").write_text("prompt: [a corgi]\nstrict: false\n")
     assert main(["sweep", "lenient.yaml", "--run-root", "runs", *FAST, "--quiet"]) == 0
     assert "completed" in capsys.readouterr().out
+
+
+def test_generate_on_a_hosted_profiles_simulator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["generate", "a kite over the dunes", "--profile", "xai", "--simulator", "--quiet",
+                 "--time-scale", "0.002", "--run-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "completed" in out and "grok-imagine-video" in out
+    assert len(list(tmp_path.glob("*/videos/*.mp4"))) == 1
