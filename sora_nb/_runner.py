@@ -361,10 +361,16 @@ class Runner:
             return True
 
         # Both at once: the poster is small, and the job is done only when both are on disk.
-        _, got_thumbnail = await asyncio.gather(
+        # return_exceptions: when the video fails, the poster's download still ends before the job does.
+        video_result, got_thumbnail = await asyncio.gather(
             self.api.download(remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
             server_thumbnail(),
+            return_exceptions=True,
         )
+        if isinstance(video_result, BaseException):
+            raise video_result
+        if isinstance(got_thumbnail, BaseException):
+            raise got_thumbnail
         if not got_thumbnail:
             await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
