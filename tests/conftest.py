@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
 FAST = 0.004
 """Simulator time scale for tests: a 60 s job takes about a quarter of a second."""
+
+THREAD_EXIT_GRACE = 2.0
+"""Seconds a thread that is shutting down gets to finish before it counts as leaked."""
 
 
 @pytest.fixture
@@ -38,9 +42,16 @@ def _no_thread_leaks() -> Iterator[None]:
     """Tests leave no threads behind (the shared sora_nb loop and its workers may stay)."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    leaked = [
+    new = [
         t for t in threading.enumerate()
-        if t.ident not in before and t.is_alive() and not t.daemon
+        if t.ident not in before and not t.daemon
         and not t.name.startswith(("sora_nb-loop", "sora_nb-worker"))
     ]
+    # A thread already told to stop may still be on its way out: anyio's worker threads (Starlette's
+    # FileResponse reads files through them) are stopped when their loop's root task ends, which
+    # ``asyncio.run`` does just before it returns. Give such threads a moment; a leak outlives it.
+    deadline = time.monotonic() + THREAD_EXIT_GRACE
+    for thread in new:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    leaked = [t for t in new if t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
