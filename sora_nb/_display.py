@@ -5,7 +5,9 @@ so JupyterLab serves them through ``/files/`` and nothing is base64-embedded in 
 JupyterLab rewrites the ``src`` of rendered HTML outputs (and of HTML shown in an ``Output`` widget)
 to its ``/files/`` URL; it does not rewrite ``poster``, so a poster is given as a hidden ``<img>``
 whose ``onload`` hands its resolved URL to the video that follows it. Voila serves the same relative
-URLs once its ``file_allowlist`` admits ``mp4`` and ``webp``.
+URLs once its ``file_allowlist`` admits ``mp4`` and ``webp``. Where no file server stands behind the
+notebook (VS Code), posters go inline instead (:func:`inline_image_src`, a few KB each) and videos
+travel as widgets (``media="bytes"`` in :mod:`sora_nb.ui`); a video is never inlined in HTML.
 
 The widgets of :mod:`sora_nb.ui` show these strings; tests read them without a front end.
 
@@ -16,6 +18,7 @@ The widgets of :mod:`sora_nb.ui` show these strings; tests read them without a f
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -35,6 +38,7 @@ __all__ = [
     "download_link_html",
     "format_duration",
     "gallery_html",
+    "inline_image_src",
     "job_html",
     "job_list_html",
     "job_status_text",
@@ -43,12 +47,21 @@ __all__ = [
     "run_bar_state",
     "run_html",
     "size_label",
+    "small_image",
     "table_html",
+    "tile_caption_html",
+    "tile_placeholder_html",
     "video_html",
 ]
 
 FAILED_STATUSES = frozenset({"failed", "expired"})
 """Statuses shown in red (``danger``); ``cancelled`` is the user's choice and shows as ``warning``."""
+
+INLINE_IMAGE_MAX_BYTES = 256 * 1024
+"""Above this, :func:`small_image` and :func:`inline_image_src` give no image (rather than a huge data URI)."""
+
+_IMAGE_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                ".gif": "image/gif"}
 
 _BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41"}
 _FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
@@ -99,6 +112,38 @@ def media_src(path: Path | None) -> str | None:
     except ValueError:
         return path.as_posix()
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
+
+
+def small_image(path: Path | None, *, max_bytes: int = INLINE_IMAGE_MAX_BYTES) -> tuple[str, bytes] | None:
+    """The MIME type and bytes of a small image file (a poster); ``None`` when the file is missing,
+    not an image or larger than ``max_bytes``.
+
+    >>> small_image(Path("clip.mp4")) is None
+    True
+    """
+    kind = _IMAGE_TYPES.get(path.suffix.lower()) if path is not None else None
+    if path is None or kind is None:
+        return None
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        return kind, path.read_bytes()
+    except OSError:
+        return None
+
+
+def inline_image_src(path: Path | None, *, max_bytes: int = INLINE_IMAGE_MAX_BYTES) -> str | None:
+    """A ``data:`` URI of a small image (a poster), for front ends without a file server behind them;
+    ``None`` where :func:`small_image` finds none.
+
+    >>> inline_image_src(None) is None
+    True
+    """
+    image = small_image(path, max_bytes=max_bytes)
+    if image is None:
+        return None
+    kind, data = image
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -309,12 +354,28 @@ def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int =
             f'<table style="border-collapse:collapse;width:100%"><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def tile_caption_html(job: Job, axes: Sequence[str], *, tag: str = "div") -> str:
+    """A gallery tile's one-line caption: the status in its colour, then the job's axes."""
+    colour = _BADGE.get(job.status, "#1565c0")
+    caption = f'<b style="color:{colour}">{_e(job.status)}</b> {_e(_axes_text(job, axes))}'
+    return (f'<{tag} style="{_FONT};font-size:12px;overflow:hidden;text-overflow:ellipsis;'
+            f'white-space:nowrap" title="{_e(job.prompt)}">{caption}</{tag}>')
+
+
+def tile_placeholder_html(status: str) -> str:
+    """A gallery tile without a poster: its status on a grey 16:9 box.
+
+    >>> tile_placeholder_html("in_progress")  # doctest: +ELLIPSIS
+    '<div style="aspect-ratio:16/9;...">in progress</div>'
+    """
+    return (f'<div style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;'
+            f'background:#eee;color:#555">{_e(status.replace("_", " "))}</div>')
+
+
 def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, width: int = 200) -> str:
     """Thumbnails in a grid; clicking one swaps in its video and plays it (nothing loads before)."""
     tiles = []
     for job in jobs:
-        colour = _BADGE.get(job.status, "#1565c0")
-        caption = f'<b style="color:{colour}">{_e(job.status)}</b> {_e(_axes_text(job, axes))}'
         video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
         if video and poster:
             body = (f'<img src="{_e(poster)}" alt="{_e(job.prompt[:80])}" title="click to play" '
@@ -326,11 +387,9 @@ def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, 
             body = (f'<video src="{_e(video)}" controls muted loop playsinline preload="metadata" '
                     'style="width:100%;display:block"></video>')
         else:  # no progress figure: it would redraw the grid, restarting a video being watched
-            body = (f'<div style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;'
-                    f'background:#eee;color:#555">{_e(job.status.replace("_", " "))}</div>')
+            body = tile_placeholder_html(job.status)
         tiles.append(f'<figure class="sora-nb-tile" data-job="{_e(job.id)}" style="margin:0">{body}'
-                     f'<figcaption style="{_FONT};font-size:12px;overflow:hidden;text-overflow:ellipsis;'
-                     f'white-space:nowrap" title="{_e(job.prompt)}">{caption}</figcaption></figure>')
+                     f'{tile_caption_html(job, axes, tag="figcaption")}</figure>')
     if not tiles:
         return f'<div class="sora-nb-gallery" style="{_FONT};opacity:.7">No videos match.</div>'
     return (f'<div class="sora-nb-gallery" style="display:grid;grid-template-columns:repeat({columns},'
@@ -404,10 +463,13 @@ def table_html(
     *,
     thumbnails: bool = True,
     thumb_width: int = 96,
+    inline: bool = False,
 ) -> str:
     """A results table: one row per record, a poster first when ``thumbnails``, then ``columns``.
 
-    Records are plain mappings (e.g. ``df.to_dict("records")``), so this needs no pandas.
+    Records are plain mappings (e.g. ``df.to_dict("records")``), so this needs no pandas. A poster
+    links to its video, unless ``inline``: then posters are ``data:`` URIs (:func:`inline_image_src`)
+    and there is no link, for front ends without a file server (where it would not load).
 
     >>> print(table_html([{"prompt": "a corgi", "status": "completed"}], ["prompt", "status"], thumbnails=False))
     ... # doctest: +ELLIPSIS
@@ -422,10 +484,10 @@ def table_html(
         if thumbnails:
             thumb = record.get("thumbnail_path")
             video = record.get("video_path")
-            src = media_src(Path(thumb)) if thumb else None
+            src = (inline_image_src if inline else media_src)(Path(thumb)) if thumb else None
             img = (f'<img src="{_e(src)}" alt="" style="width:{thumb_width}px;max-width:none;display:block">'
                    if src else "")
-            if img and video:
+            if img and video and not inline:
                 img = f'<a href="{_e(media_src(Path(video)))}" target="_blank">{img}</a>'
             cells.append(f"<td>{img}</td>")
         for column in columns:

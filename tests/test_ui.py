@@ -8,8 +8,11 @@ the API key are measured.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -51,6 +54,28 @@ def html_of(output: widgets.Output) -> str:
     return "".join(item["data"].get("text/html", "") for item in output.outputs)
 
 
+def tree_html(top: Any) -> str:
+    """All the HTML that a widget and everything below it show."""
+    return "".join(html_of(w) if isinstance(w, widgets.Output) else w.value
+                   for w in walk(top) if isinstance(w, (widgets.Output, widgets.HTML)))
+
+
+def assert_no_file_urls(top: Any) -> None:
+    """Nothing in the widget tree points at a file by URL (none would load in VS Code)."""
+    text = tree_html(top)
+    assert "runs/" not in text and "sora_runs/" not in text and '.mp4"' not in text
+    for url in re.findall(r'(?:src|href|poster)="([^"]*)"', text):
+        assert url.startswith("data:image/"), url
+
+
+def assert_key_absent(key: str, *tops: Any) -> None:
+    """The key is in no widget's repr and no state that a widget below ``tops`` would send."""
+    for top in tops:
+        assert key not in repr(top)
+        for widget in walk(top):
+            assert key not in json.dumps(widget.get_state(), default=str), widget
+
+
 @dataclass
 class Sent:
     """Messages the widgets would have sent to the front end."""
@@ -75,6 +100,13 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
 
     monkeypatch.setattr(comm.DummyComm, "publish_msg", publish_msg)
     return record
+
+
+@pytest.fixture(autouse=True)
+def _not_in_vscode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``media="auto"`` means URLs here, even when the tests run in a VS Code terminal."""
+    for name in [n for n in os.environ if n.startswith("VSCODE_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -670,7 +702,9 @@ def test_the_api_key_never_enters_widget_state(tmp_path: Path, sent: Sent, closi
         assert builder.error.value == "" and box.error.value == ""
         run = builder.run
         assert run is not None
-        others = [ui.gallery(client), ui.gallery(run), ui.compare(run), ui.table(run), ui.progress(run)]
+        others = [ui.gallery(client), ui.gallery(run), ui.compare(run), ui.table(run), ui.progress(run),
+                  ui.gallery(client, media="bytes"), ui.gallery(run, media="bytes"), ui.compare(run, media="bytes"),
+                  ui.table(run, media="bytes")]
         closing.extend(others)
         wait_for(lambda: len(seen_keys) > 6, what="requests")
         for card in box.cards.children:
@@ -678,10 +712,7 @@ def test_the_api_key_never_enters_widget_state(tmp_path: Path, sent: Sent, closi
         for item in others:
             item.refresh()
         assert seen_keys and all(h == f"Bearer {key}" for h in seen_keys)  # the key was in use all along
-        for top in (box, builder, *others):
-            assert key not in repr(top)
-            for widget in walk(top):
-                assert key not in json.dumps(widget.get_state(), default=str), widget
+        assert_key_absent(key, box, builder, *others)
         with sent.lock:
             assert key not in json.dumps([m[2] for m in sent.messages], default=str)
         for job in box.jobs:
@@ -727,3 +758,150 @@ def test_media_bytes_mode_sends_the_file_as_a_video_widget(client: sora_nb.Clien
     assert player.autoplay is False
     with pytest.raises(ValueError, match="media="):
         ui.JobCard(job, media="embed")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------- media="bytes" (VS Code)
+
+
+def test_media_auto_picks_bytes_in_vscode(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ui._job.resolve_media("auto") == "url"
+    monkeypatch.setenv("VSCODE_PID", "1")
+    assert ui._job.resolve_media("auto") == "bytes"
+    assert ui._job.resolve_media("url") == "url"  # asked for, it stays
+    with pytest.raises(ValueError, match="media="):
+        ui._job.resolve_media("embed")
+
+
+def test_inline_posters_are_data_uris_under_a_size_cap(tmp_path: Path) -> None:
+    poster = tmp_path / "p.webp"
+    Image.new("RGB", (64, 36), (10, 120, 200)).save(poster, format="WEBP")
+    src = _display.inline_image_src(poster)
+    assert src is not None and src.startswith("data:image/webp;base64,")
+    assert base64.b64decode(src.partition(",")[2]) == poster.read_bytes()
+    assert _display.inline_image_src(poster, max_bytes=poster.stat().st_size - 1) is None  # no huge data URI
+    assert _display.inline_image_src(tmp_path / "missing.webp") is None
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"not an image")
+    assert _display.inline_image_src(video) is None  # a video is never inlined
+
+
+def test_gallery_bytes_mode_shows_posters_and_plays_in_one_player(small_run: sora_nb.Run, sent: Sent,
+                                                                  closing: list[Any]) -> None:
+    gallery = small_run.gallery(media="bytes", page_size=3, columns=3)
+    closing.append(gallery)
+    gallery.refresh()
+    jobs = gallery.visible_jobs()
+    tiles = gallery.tiles.children
+    assert len(tiles) == 3 and "page 1 of 2" in gallery.page_label.value and gallery.player.layout.display == "none"
+    for tile, job in zip(tiles, jobs, strict=False):
+        assert isinstance(tile.picture, widgets.Image) and tile.picture.value == job.thumbnail_path.read_bytes()
+        assert job.model in tile.caption.value and not tile.play.disabled
+    assert not any(isinstance(w, widgets.Video) for w in walk(gallery))  # nothing is sent before a click
+
+    tiles[1].play.click()
+    assert gallery.error.value == ""
+    label, player = gallery.player.children
+    assert isinstance(player, widgets.Video) and player.value == jobs[1].video_path.read_bytes()
+    assert player.autoplay and player.loop and gallery.player.layout.display is None
+    assert jobs[1].prompt in label.value
+    since = time.monotonic()
+    tiles[1].play.click()  # the same video again: nothing is sent again
+    assert gallery.player.children[1] is player and sent.updates({player.comm.comm_id}, since=since) == []
+    tiles[0].play.click()
+    assert gallery.player.children[1].value == jobs[0].video_path.read_bytes() and player.comm is None
+
+    gallery.next_button.click()  # paging and filters work as with URLs, and tiles are kept, not sent again
+    gallery.refresh()
+    assert len(gallery.tiles.children) == 1 and gallery.next_button.disabled
+    gallery.filters["model"].value = "sora-2-pro"
+    gallery.refresh()
+    shown = gallery.tiles.children
+    assert len(shown) == 2 and all("sora-2-pro" in t.caption.value for t in shown)
+    assert len(gallery._bytes_tiles) == 4 and all(t in gallery._bytes_tiles.values() for t in shown)  # kept
+    gallery.filters["prompt"].value = "a red fox"
+    gallery.refresh()
+    (tile,) = gallery.tiles.children
+    assert "sora-2-pro" in tile.caption.value and "a red fox" in tile.caption.value
+    assert_no_file_urls(gallery)
+
+
+def test_gallery_bytes_mode_of_the_servers_list(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
+    for prompt in ("a kite", "a tram"):
+        client.generate(prompt).wait(timeout=30)
+    gallery = ui.gallery(client, page_size=10, media="bytes")
+    closing.append(gallery)
+    wait_for(lambda: len(gallery.tiles.children) == 2 and all(isinstance(t.picture, widgets.Image)
+                                                              for t in gallery.tiles.children), what="the posters")
+    cache = client.run_root / "_server_gallery"
+    posters = sorted(p.read_bytes() for p in cache.glob("*.webp"))
+    assert len(posters) == 2 and sorted(bytes(t.picture.value) for t in gallery.tiles.children) == posters
+    gallery.tiles.children[0].play.click()
+    wait_for(lambda: len(gallery.player.children) == 2, what="the player")
+    (video,) = cache.glob("*.mp4")
+    assert gallery.player.children[1].value == video.read_bytes() and gallery.error.value == ""
+    wait_for(lambda: gallery.tiles.children[0].play.description == "▶ Play", what="the button back")
+    assert_no_file_urls(gallery)
+
+
+def test_compare_grid_bytes_mode_fills_cells_live_and_sends_each_video_once(
+    client: sora_nb.Client, here: Path, sent: Sent, closing: list[Any]
+) -> None:
+    run = client.sweep(prompt=["a red fox", "a storm [fail]"], model=["sora-2", "sora-2-pro"],
+                       size="1280x720").start()
+    grid = run.compare(rows="prompt", cols="model", media="bytes")
+    closing.append(grid)
+    run.wait(timeout=60)
+    wait_for(lambda: sum(isinstance(w, widgets.Video) for w in walk(grid)) == 2, what="the two videos")
+    grid.refresh()
+    assert "play/pause sync needs JupyterLab, Notebook 7 or Voila" in tree_html(grid)
+    children = grid.grid.children
+    assert len(children) == 3 + 2 * 3 and grid.grid.layout.grid_template_columns == "auto repeat(2, max-content)"
+    assert ">sora-2<" in children[1].value and ">sora-2-pro<" in children[2].value and "a red fox" in children[3].value
+    by_job = {job.id: job for job in run.jobs}
+    videos = {}
+    for cell, (prompt, model) in zip([children[4], children[5]], [("a red fox", "sora-2"), ("a red fox", "sora-2-pro")],
+                                     strict=True):
+        (player,) = cell.children
+        (job,) = [j for j in by_job.values() if (j.prompt, j.model) == (prompt, model)]
+        assert isinstance(player, widgets.Video) and player.value == job.video_path.read_bytes()
+        assert player.autoplay and player.loop
+        videos[job.id] = player
+    assert all(c.children[0].value.count("failed") == 1 for c in children[7:9])
+
+    since = time.monotonic()
+    retried = run.retry_failed()  # new jobs in the storm's cells: those cells change, the videos stay
+    run.wait(timeout=60)
+    wait_for(lambda: all(len(c.children) == 2 for c in grid.grid.children[7:9]), what="the retried jobs")
+    grid.refresh()
+    assert len(retried) == 2
+    assert [c.children[0] for c in grid.grid.children[4:6]] == list(videos.values())  # the same widgets
+    assert sent.updates({v.comm.comm_id for v in videos.values()}, since=since) == []
+    assert_no_file_urls(grid)
+
+
+def test_results_table_bytes_mode_inlines_posters_without_links(small_run: sora_nb.Run, closing: list[Any]) -> None:
+    table = small_run.table(media="bytes")
+    closing.append(table)
+    table.refresh()
+    text = html_of(table.output)
+    rows = re.findall(r'<tr data-job="([^"]+)"><td><img src="data:image/webp;base64,([^"]+)"', text)
+    assert len(rows) == 4 and "<a " not in text
+    by_id = {job.id: job for job in small_run.jobs}
+    for job_id, data in rows:
+        assert base64.b64decode(data) == by_id[job_id].thumbnail_path.read_bytes()
+    assert_no_file_urls(table)
+
+
+def test_bytes_mode_names_a_video_too_large_to_send(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
+                                                    closing: list[Any]) -> None:
+    monkeypatch.setattr(ui._job, "MAX_WIDGET_BYTES", 10)
+    gallery = small_run.gallery(media="bytes")
+    grid = small_run.compare(media="bytes")
+    closing.extend([gallery, grid])
+    gallery.refresh()
+    gallery.tiles.children[0].play.click()
+    grid.refresh()
+    for top in (gallery, grid):
+        assert not any(isinstance(w, widgets.Video) for w in walk(top))
+        assert tree_html(top).count("is too large to send to the browser") == (1 if top is gallery else 4)
+    assert small_run.jobs[0].video_path.name in tree_html(gallery)

@@ -10,9 +10,12 @@ The widgets hold no API logic: they observe jobs and runs (``observe``) and call
 methods (``client.generate``, ``job.cancel``, ``sweep.start``...). Their redraws are coalesced
 (about four a second per widget at most); their callbacks hand work to the engine's loop. Videos play
 from files through the notebook server (relative URLs; Voila needs ``mp4`` and ``webp`` in its
-``VoilaConfiguration.file_allowlist``), never base64-embedded; ``media="bytes"`` sends a job's video
-as an ``ipywidgets.Video`` instead (the default in VS Code), whose bytes are not saved in the
-notebook unless widget state is. The API key never enters widget state.
+``VoilaConfiguration.file_allowlist``), never base64-embedded. ``media="bytes"`` (the default in VS
+Code, which has no file server behind its notebooks) is for the card, gallery, compare grid and
+table: videos travel as ``ipywidgets.Video`` widgets, sent only when shown and not saved in the
+notebook unless widget state is, and posters (a few KB) as images or ``data:`` URIs. In that mode
+the compare grid's videos start together but do not play, pause and seek in sync (that needs the
+page's JavaScript). The API key never enters widget state.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,7 @@ import ipywidgets as widgets
 
 from .. import _display
 from .._errors import SoraError
+from ._job import MediaMode, resolve_media, video_widget
 from ._sync import ErrorLine, LiveBox, guarded, on_failure, show_html
 
 if TYPE_CHECKING:
@@ -27,6 +30,47 @@ def _value_label(value: Any) -> str:
     return "(none)" if value is None or value == "" else str(value)
 
 
+def _server_caption(video: Video) -> str:
+    text = f"{video.status} · {video.model or ''} · {video.prompt or ''}"
+    return (f'<div style="font-size:12px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis">'
+            f"{html.escape(text)}</div>")
+
+
+class _Tile(widgets.VBox):  # type: ignore[misc]
+    """A tile made of widgets (``media="bytes"``): the poster as an image, a caption and a Play button.
+
+    Updated in place, so that a redraw sends only what changed (the poster once).
+    """
+
+    def __init__(self, title: str, on_play: Callable[[Any], None]) -> None:
+        self.poster: Path | None = None
+        self.picture: Any = widgets.HTML("")
+        self.caption = widgets.HTML("", tooltip=title)
+        self.play = widgets.Button(description="▶ Play", disabled=True, layout=widgets.Layout(width="auto"))
+        self.play.on_click(on_play)
+        super().__init__([self.picture, self.caption, self.play])
+        self.add_class("sora-nb-tile")
+
+    def show(self, *, poster: Path | None, status: str, caption: str, playable: bool) -> None:
+        if poster is not None and poster != self.poster:
+            image = _display.small_image(poster)  # None while it is missing, or when too large to send
+            if image is not None:
+                old, self.poster = self.picture, poster
+                self.picture = widgets.Image(value=image[1], format=image[0].partition("/")[2],
+                                             layout=widgets.Layout(width="100%"))
+                self.children = (self.picture, self.caption, self.play)
+                old.close()
+        if self.poster is None:
+            self.picture.value = _display.tile_placeholder_html(status)
+        self.caption.value = caption
+        self.play.disabled = not playable
+
+    def close(self) -> None:
+        for item in (self.picture, self.caption, self.play):
+            item.close()
+        super().close()
+
+
 class Gallery(LiveBox):
     """Thumbnails in a grid; clicking one plays it. Filter by status and by any axis; page through.
 
@@ -35,6 +79,10 @@ class Gallery(LiveBox):
     downloaded to ``<run_root>/_server_gallery/`` and a video only when its Play button is pressed.
     The list is fetched again on each change of page and on Refresh (:meth:`reload`), so videos made
     since show up.
+
+    ``media``: ``"url"`` plays the files through the notebook server (nothing embedded), ``"bytes"``
+    shows the posters as images and sends a played video as an ``ipywidgets.Video`` (not saved in the
+    notebook unless widget state is), one player above the tiles; ``"auto"`` picks bytes in VS Code.
 
     >>> run.gallery(status="completed")  # doctest: +SKIP
     >>> sora_nb.ui.gallery(client)  # doctest: +SKIP
@@ -48,12 +96,14 @@ class Gallery(LiveBox):
         page_size: int = 12,
         width: int = 200,
         status: str | None = None,
+        media: MediaMode = "auto",
         refresh_interval: float = 0.5,
         **axis_filters: Any,
     ) -> None:
         from .._jobs import Run
 
         self.source = source
+        self.media_mode: MediaMode = resolve_media(media)
         self.columns, self.page_size, self.width = columns, page_size, width
         self.page = 0
         self.error = ErrorLine()
@@ -73,6 +123,12 @@ class Gallery(LiveBox):
             grid_template_columns=f"repeat({columns}, minmax(0, {width}px))", grid_gap="8px"))
         pager = widgets.HBox([self.prev_button, self.page_label, self.next_button, self.refresh_button],
                              layout=widgets.Layout(align_items="center"))
+        # media="bytes": the tiles are widgets, kept by job (or video) id, and one player shows a video.
+        self._bytes_tiles: dict[str, _Tile] = {}
+        self._playing: Path | None = None
+        self._no_match = widgets.HTML('<span style="opacity:.7">No videos match.</span>')
+        self.player = widgets.VBox([], layout=widgets.Layout(display="none", max_width=f"{2 * width + 8}px"))
+        self.player.add_class("sora-nb-gallery-player")
         super().__init__([self.filter_box, pager, self.error])
         self.add_class("sora-nb-gallery-widget")
         self._wanted = {"status": status, **axis_filters}
@@ -83,7 +139,8 @@ class Gallery(LiveBox):
         if isinstance(source, Run):
             self.run: Run | None = source
             self.client: Client | None = None
-            self.children = (self.filter_box, pager, self.grid, self.error)
+            self.children = ((self.filter_box, pager, self.grid, self.error) if self.media_mode == "url" else
+                             (self.filter_box, pager, self.player, self.tiles, self.error))
             self._follow(source.runtime, source, self._render_run, interval=refresh_interval)
         else:
             self.run, self.client = None, source
@@ -93,7 +150,8 @@ class Gallery(LiveBox):
             self._fetches, self._loading = 0, False
             self._cache = source.run_root / "_server_gallery"
             self.refresh_button.layout.display = None
-            self.children = (self.filter_box, pager, self.tiles, self.error)
+            self.children = ((self.filter_box, pager, self.tiles, self.error) if self.media_mode == "url" else
+                             (self.filter_box, pager, self.player, self.tiles, self.error))
             self._follow(source.runtime, None, self._render_server, interval=refresh_interval)
             self.reload()
 
@@ -168,8 +226,17 @@ class Gallery(LiveBox):
         self.page = min(self.page, pages - 1)
         shown = visible[self.page * self.page_size:(self.page + 1) * self.page_size]
         self._set_pager(pages, len(visible))
-        self._show_changed(self.grid, _display.gallery_html(shown, [a for a in run.axes if a != "prompt"],
-                                                            columns=self.columns, width=self.width))
+        axes = [a for a in run.axes if a != "prompt"]
+        if self.media_mode == "url":
+            self._show_changed(self.grid, _display.gallery_html(shown, axes, columns=self.columns, width=self.width))
+            return
+        tiles = []
+        for job in shown:
+            tile = self._bytes_tile(job.id, job.prompt, functools.partial(self._play_job, job))
+            tile.show(poster=job.thumbnail_path, status=job.status, caption=_display.tile_caption_html(job, axes),
+                      playable=job.done and job.video_path is not None)
+            tiles.append(tile)
+        self._show_tiles(tiles)
 
     def _set_pager(self, pages: int, count: int) -> None:
         with self.prev_button.hold_sync(), self.next_button.hold_sync():
@@ -251,22 +318,30 @@ class Gallery(LiveBox):
             self.prev_button.disabled = self.page == 0
             self.next_button.disabled = not self._has_more
         self.page_label.value = f"page {self.page + 1} · {len(shown)} of {len(videos)} videos shown"
-        for tile in self.tiles.children:
-            tile.close()
-        self.tiles.children = tuple(self._tile(video) for video in shown)
+        if self.media_mode == "url":
+            for tile in self.tiles.children:
+                tile.close()
+            self.tiles.children = tuple(self._tile(video) for video in shown)
+            return
+        tiles = []
+        for video in shown:
+            label = video.prompt or video.id
+            tile = self._bytes_tile(video.id, label, functools.partial(self._play, video.id, None, label=label))
+            poster = self._cache / f"{video.id}.webp"
+            tile.show(poster=poster if poster.exists() else None, status=video.status,
+                      caption=_server_caption(video), playable=video.status == "completed")
+            tiles.append(tile)
+        self._show_tiles(tiles)
 
     def _tile(self, video: Video) -> Any:
         poster = self._cache / f"{video.id}.webp"
         screen = widgets.Output()
-        caption = f"{video.status} · {video.model or ''} · {video.prompt or ''}"
         if poster.exists():
             body = f'<img src="{html.escape(_display.media_src(poster) or "")}" alt="" style="width:100%">'
         else:
             body = (f'<div style="aspect-ratio:16/9;background:#eee;color:#555;padding:4px">'
                     f"{html.escape(video.status)}</div>")
-        show_html(screen, f'<div title="{html.escape(video.prompt or "")}">{body}'
-                          f'<div style="font-size:12px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis">'
-                          f"{html.escape(caption)}</div></div>")
+        show_html(screen, f'<div title="{html.escape(video.prompt or "")}">{body}{_server_caption(video)}</div>')
         play = widgets.Button(description="▶ Play", disabled=video.status != "completed",
                               tooltip=f"download {video.id} and play it", layout=widgets.Layout(width="auto"))
         tile = widgets.VBox([screen, play])
@@ -274,23 +349,67 @@ class Gallery(LiveBox):
         play.on_click(guarded(self.error, lambda _b: self._play(video.id, screen, play)))
         return tile
 
-    def _play(self, video_id: str, screen: Any, button: Any) -> None:
+    def _play(self, video_id: str, screen: Any, button: Any, label: str = "") -> None:
+        """Download the video (once) and play it: in the tile's ``screen``, else in the shared player."""
         button.disabled = True
         button.description = "loading…"
 
+        def _undo() -> None:
+            button.disabled, button.description = False, "▶ Play"
+
         async def _get() -> None:
             path = await self._download(video_id, "video")
+            if screen is None:
+                assert path is not None
+                self._play_file(path, label)
+                _undo()
+                return
             poster = self._cache / f"{video_id}.webp"
             show_html(screen, _display.video_html(path, poster if poster.exists() else None,
                                                   width=self.width, autoplay=True))
             button.layout.display = "none"
 
-        def _undo() -> None:
-            button.disabled, button.description = False, "▶ Play"
-
         self._runtime.submit(_get()).add_done_callback(on_failure(self.error, _undo))
 
+    # ------------------------------------------------------------------ media="bytes": tiles and one player
+    def _bytes_tile(self, key: str, title: str, on_play: Callable[[Any], None]) -> _Tile:
+        tile = self._bytes_tiles.get(key)
+        if tile is None:
+            tile = self._bytes_tiles[key] = _Tile(title, guarded(self.error, on_play))
+        return tile
+
+    def _show_tiles(self, tiles: list[_Tile]) -> None:
+        # The same widgets in the same order send nothing; tiles of other pages stay (their posters are sent).
+        children = tuple(tiles) or (self._no_match,)
+        if children != self.tiles.children:
+            self.tiles.children = children
+
+    def _play_job(self, job: Job, _button: Any = None) -> None:
+        if job.video_path is None:
+            raise ValueError(f"job {job.id} has no video yet ({job.status}).")
+        self._play_file(job.video_path, job.prompt)
+
+    def _play_file(self, path: Path, label: str) -> None:
+        """Show ``path`` in the player above the tiles (its bytes sent now, once per choice)."""
+        if path == self._playing:
+            return
+        self._playing = path
+        old = self.player.children
+        self.player.children = (
+            widgets.HTML(f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis" '
+                         f'title="{html.escape(label)}">▶ {html.escape(label)}</div>'),
+            video_widget(path, autoplay=True, loop=True, controls=True, layout=widgets.Layout(width="100%")),
+        )
+        self.player.layout.display = None
+        for item in old:
+            item.close()
+
     # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        super().close()  # first: no redraw makes new tiles after this
+        for item in (*self._bytes_tiles.values(), *self.player.children, self._no_match):
+            item.close()
+
     def __repr__(self) -> str:
         what = f"run {self.run.id}" if self.run is not None else f"server {self.source!r}"
         return f"<Gallery {what} page={self.page + 1}>"

@@ -13,14 +13,16 @@ from .. import _display
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, guarded, held, show_html
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .._jobs import Job
 
-__all__ = ["JobCard", "MediaMode", "resolve_media"]
+__all__ = ["JobCard", "MAX_WIDGET_BYTES", "MediaMode", "resolve_media", "video_widget"]
 
 MediaMode = Literal["auto", "url", "bytes"]
 
 MAX_WIDGET_BYTES = 64 * 1024 * 1024
-"""Above this, ``media="bytes"`` shows a link instead of sending the file to the browser."""
+"""Above this, ``media="bytes"`` shows a note (and a link where there is one) instead of sending the file."""
 
 
 def resolve_media(media: str) -> MediaMode:
@@ -33,6 +35,18 @@ def resolve_media(media: str) -> MediaMode:
     if media == "bytes" or (media == "auto" and any(name.startswith("VSCODE_") for name in os.environ)):
         return "bytes"
     return "url"
+
+
+def video_widget(path: Path, *, too_large: str = "", **options: Any) -> Any:
+    """An ``ipywidgets.Video`` of the file at ``path`` (read now), or above :data:`MAX_WIDGET_BYTES` a
+    note naming the file (ending with ``too_large``, e.g. ``"; use the link"``).
+
+    The bytes travel to the browser once and are not saved in the notebook (unless widget state is).
+    """
+    if path.stat().st_size > MAX_WIDGET_BYTES:
+        return widgets.HTML(f"<i>{html.escape(path.name)} is too large to send to the browser{html.escape(too_large)}."
+                            "</i>")
+    return widgets.Video(value=path.read_bytes(), format="mp4", **options)
 
 
 class JobCard(LiveBox):
@@ -164,14 +178,8 @@ class JobCard(LiveBox):
         if self._media_mode == "url":
             show_html(self.media, _display.video_html(video, poster, preload="auto"))
             return
-        if video.stat().st_size > MAX_WIDGET_BYTES:
-            self.media.children = (widgets.HTML(
-                f"<i>{html.escape(video.name)} is too large to send to the browser; use the link.</i>"),)
-            return
-        # Bytes travel to the browser once and are not saved in the notebook (unless widget state is).
-        player = widgets.Video(value=video.read_bytes(), format="mp4", autoplay=False, loop=True, controls=True,
-                               layout=widgets.Layout(max_width="360px"))
-        self.media.children = (player,)
+        self.media.children = (video_widget(video, too_large="; use the link", autoplay=False, loop=True,
+                                            controls=True, layout=widgets.Layout(max_width="360px")),)
 
     # ------------------------------------------------------------------ actions (any thread)
     def _prompt_for(self, what: str) -> str:

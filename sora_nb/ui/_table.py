@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from .. import _display
 from .._results import REQUEST_COLUMNS
+from ._job import MediaMode, resolve_media
 from ._sync import ErrorLine, LiveBox, guarded
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ class ResultsTable(LiveBox):
 
     Sorting happens in the kernel, so it survives the live refresh and works in every front end.
 
+    ``media``: ``"url"`` shows the posters through the notebook server (nothing embedded), each a link
+    to its video; ``"bytes"`` puts the posters in the HTML as ``data:`` URIs (a few KB each; none
+    above 256 KB), without links, since a video would not load there; ``"auto"`` picks bytes in VS Code.
+
     >>> run.table(sort_by="total_s", ascending=False)  # doctest: +SKIP
     """
 
@@ -42,9 +47,11 @@ class ResultsTable(LiveBox):
         ascending: bool = True,
         thumbnails: bool = True,
         max_rows: int = 500,
+        media: MediaMode = "auto",
         refresh_interval: float = 1.0,
     ) -> None:
         self.run = run
+        self.media_mode: MediaMode = resolve_media(media)
         self.thumbnails, self.max_rows = thumbnails, max_rows
         leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
         self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
@@ -88,7 +95,7 @@ class ResultsTable(LiveBox):
         shown = df.head(self.max_rows)
         columns = [c for c in self.columns if c in df.columns]
         records = shown.to_dict("records")
-        text = _display.table_html(records, columns, thumbnails=self.thumbnails)
+        text = _display.table_html(records, columns, thumbnails=self.thumbnails, inline=self.media_mode == "bytes")
         more = f" (first {self.max_rows} shown)" if len(df) > self.max_rows else ""
         self.summary.value = f"{len(df)} jobs{more}"
         self._show_changed(self.output, text)
