@@ -267,6 +267,12 @@ def _generate(page: Any, root: str, prompt: str) -> str:
     return card
 
 
+def _raised_in(error: str, bundle: str) -> bool:
+    """Whether every frame of a page error's stack is in scripts under ``bundle``."""
+    frames = re.findall(r"https?://[^\s)]+", error)
+    return bool(frames) and all(bundle in frame for frame in frames)
+
+
 def _save(shot: Path, name: str) -> None:
     """The README's screenshots are refreshed on request only, so a test run leaves the tree clean:
     ``UPDATE_SCREENSHOTS=1 pytest tests/test_browser.py`` copies them to ``docs/screenshots/``."""
@@ -442,12 +448,11 @@ def test_notebook7_prompt_generate_and_video(lab: Server, page: Any, workdir: Pa
     page.locator(card).first.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     page.locator(card).first.screenshot(path=str(ARTIFACTS / "notebook7-jobcard.png"))
-    # Notebook 7.6's own keyboard-shortcut settings plugin throws this on every page load, a blank
-    # notebook with no sora_nb in it included (checked with a plain `jupyter notebook`): not ours.
-    upstream = [e for e in page.errors  # type: ignore[attr-defined]
-                if e.startswith("Cannot read properties of undefined (reading 'schema')")
-                and "/static/notebook/notebook_core." in e]
-    errors = [e for e in page.errors if e not in upstream]  # type: ignore[attr-defined]
+    # Notebook 7.6's own start-up code throws now and then, on a blank notebook with no sora_nb in it
+    # too (checked with a plain `jupyter notebook`): its shortcut settings plugin ("reading 'schema'")
+    # and a command it calls before the file browser registers it. Errors raised entirely inside its
+    # bundles are not ours; any other (the widget manager, our inline handlers) fails the test.
+    errors = [e for e in page.errors if not _raised_in(e, "/static/notebook/")]  # type: ignore[attr-defined]
     assert not errors, errors
     assert not page.blocked, page.blocked  # type: ignore[attr-defined]
 
