@@ -13,10 +13,12 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import sora_nb
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
 from sora_nb._media import sha256_file
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport, add_arguments, read_audit
-from sora_nb.simulator._persist import STATE_FILE
+from sora_nb.simulator._persist import SCHEMA_VERSION, STATE_FILE
 from sora_nb.simulator._serve import config_from_args
 from sora_nb.simulator._store import SimulatorState
 
@@ -129,6 +131,7 @@ def test_without_a_state_dir_nothing_is_written_and_ids_stay_as_before(tmp_path:
     disk = _state(tmp_path / "state", clock, seed=5)
     # Persistence changes no draw: the same seed gives the same ids, plans and order.
     assert [_create(memory, f"p{i}") for i in range(3)] == [_create(disk, f"p{i}") for i in range(3)]
+    assert memory.add_character("Robo") == disk.add_character("Robo")
     assert memory.store is None and memory.reference_dir == memory.cache_dir
     assert disk.reference_dir == str((tmp_path / "state").absolute())
     disk.close()
@@ -146,6 +149,84 @@ def test_dialects_keep_their_own_jobs_and_their_extra_fields(tmp_path: Path) -> 
     assert [entry["id"] for entry in read_audit(tmp_path, "openrouter")] == [job.id]
     first.close()
     later.close()
+
+
+def test_characters_persist_and_their_ids_never_collide_even_with_the_same_seed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    a, b = _state(tmp_path, clock, seed=9), _state(tmp_path, clock, seed=9)
+    from_a = a.add_character("Robo")
+    assert (tmp_path / STATE_FILE).exists()  # a character alone is worth a file
+    clock.now += 1
+    from_b = b.add_character("Calico")  # b draws the id a took: the store refuses it, b draws again
+    assert from_a.id != from_b.id
+    assert a.character(from_b.id) == from_b and b.character(from_a.id) == from_a
+
+    later = _state(tmp_path, clock, seed=9)  # a restarted process
+    assert [later.character(c.id) for c in (from_a, from_b)] == [from_a, from_b]
+    assert later.add_character("Owl").id not in {from_a.id, from_b.id}
+    assert later.character("char_nope") is None
+    for state in (a, b, later):
+        state.close()
+
+
+def test_a_state_file_from_before_characters_is_upgraded_in_place(tmp_path: Path) -> None:
+    clock = FakeClock()
+    old = _state(tmp_path, clock)
+    job = _create(old, "made before characters were kept")
+    old.close()
+    with closing(sqlite3.connect(tmp_path / STATE_FILE)) as conn:  # as schema 1 wrote it
+        conn.execute("DROP TABLE characters")
+        conn.execute("PRAGMA user_version = 1")
+
+    upgraded = _state(tmp_path, clock)
+    assert upgraded.get(job.id) == job
+    character = upgraded.add_character("Robo")
+    later = _state(tmp_path, clock)
+    assert later.character(character.id) == character and later.get(job.id) == job
+    with closing(sqlite3.connect(tmp_path / STATE_FILE)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    upgraded.close()
+    later.close()
+
+
+def _call(transport: SimulatorTransport, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            return await client.request(method, url, **kwargs)
+
+    return asyncio.run(go())
+
+
+def test_a_character_outlives_a_restart_and_a_second_live_instance_sees_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = SimulatorConfig(
+        seed=5, time_scale=0.01, state_dir=str(tmp_path / "state"), cache_dir=str(tmp_path / "cache")
+    )
+    first, second = SimulatorTransport(config, clock=clock), SimulatorTransport(config, clock=clock)
+    video = _call(first, "POST", "/videos", json={"prompt": "a friendly robot", "seconds": "4"}).json()
+    clock.now += 3600
+    clip = _call(first, "GET", f"/videos/{video['id']}/content").content
+    made = _call(
+        first, "POST", "/videos/characters", data={"name": "Robo"}, files={"video": ("robo.mp4", clip, "video/mp4")}
+    )
+    assert made.status_code == 200, made.text
+    character = made.json()
+    url = f"/videos/characters/{character['id']}"
+    # Started before the character was made: it finds the id on disk, not in its memory.
+    assert _call(second, "GET", url).json() == character
+    first.state.close()
+
+    restarted = SimulatorTransport(config, clock=clock)
+    again = _call(restarted, "GET", url)
+    assert again.status_code == 200 and again.json() == character
+    # An unknown id is the same 404 as in memory.
+    memory = SimulatorTransport(SimulatorConfig(seed=5, time_scale=0.01, cache_dir=config.cache_dir), clock=clock)
+    unknown = [_call(transport, "GET", "/videos/characters/char_nope") for transport in (restarted, memory)]
+    assert [response.status_code for response in unknown] == [404, 404]
+    assert unknown[0].json() == unknown[1].json()
+    assert unknown[0].json()["error"]["code"] == "character_not_found"
+    second.state.close()
+    restarted.state.close()
 
 
 CHILD = textwrap.dedent("""
@@ -169,12 +250,7 @@ CHILD = textwrap.dedent("""
 def test_a_second_process_sharing_the_dir_sees_and_adds_jobs(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     transport = SimulatorTransport(SimulatorConfig(seed=5, time_scale=0.01, state_dir=str(state_dir)))
-
-    async def go(method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            return await client.request(method, url, **kwargs)
-
-    mine = asyncio.run(go("POST", "/videos", json={"prompt": "from the first process"})).json()
+    mine = _call(transport, "POST", "/videos", json={"prompt": "from the first process"}).json()
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(state_dir), mine["id"]], capture_output=True, timeout=60, check=True
     )
@@ -183,11 +259,11 @@ def test_a_second_process_sharing_the_dir_sees_and_adds_jobs(tmp_path: Path) -> 
     theirs = answer["made"]
     assert theirs["id"] != mine["id"]  # same seed, yet no collision
     # Reload on miss: this process never created it, yet serves it, and lists it.
-    got = asyncio.run(go("GET", f"/videos/{theirs['id']}"))
+    got = _call(transport, "GET", f"/videos/{theirs['id']}")
     assert got.status_code == 200 and got.json()["prompt"] == "from the second process"
-    listed = asyncio.run(go("GET", "/videos", params={"order": "asc"})).json()
+    listed = _call(transport, "GET", "/videos", params={"order": "asc"}).json()
     assert [video["id"] for video in listed["data"]] == [mine["id"], theirs["id"]]
-    assert asyncio.run(go("GET", "/videos/video_unknown")).status_code == 404
+    assert _call(transport, "GET", "/videos/video_unknown").status_code == 404
     assert [entry["id"] for entry in transport.audit()] == [mine["id"], theirs["id"]]
     transport.state.close()
 

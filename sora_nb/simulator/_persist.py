@@ -1,12 +1,14 @@
-"""The simulator's jobs on disk: one small SQLite file, so a restarted process finds them again.
+"""The simulator's jobs and characters on disk: one small SQLite file, so a restarted process finds
+them again.
 
 A real server keeps its jobs when a client's kernel restarts; with ``SimulatorConfig(state_dir=...)``
 the in-process simulator does too. Each accepted job is committed *before* its create is answered
 (WAL, ``synchronous=NORMAL``: it survives the process being killed), with its whole drawn future (the
 :class:`~._lifecycle.Plan`), so a process that loads it later computes the same ``queued`` ->
-``in_progress`` -> ``completed`` timeline from the clock. Deletions are committed too. Nothing else is
-written: polls and downloads read the memory cache of :class:`~._store.SimulatorState` and touch the
-file only for an id they do not know (a job another process created).
+``in_progress`` -> ``completed`` timeline from the clock. Deletions are committed too, and so is each
+character before its create is answered. Nothing else is written: polls, downloads and character
+reads use the memory cache of :class:`~._store.SimulatorState` and touch the file only for an id
+they do not know (a job or character another process created).
 
 Each dialect has a file of its own (``simulator.sqlite`` for OpenAI's API, ``simulator-gemini.sqlite``
 for Gemini's, ...): they imitate different services, which do not share jobs.
@@ -29,20 +31,24 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._lifecycle import Plan
 
 if TYPE_CHECKING:
-    from ._store import Job
+    from ._store import Character, Job
 
 __all__ = ["STATE_FILE", "JobStore", "StoredJob", "job_from_json", "job_to_json", "read_audit", "state_file"]
 
 STATE_FILE = "simulator.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the files this code writes (2 added ``characters``); newer ones are refused."""
 
-_SCHEMA = """
+# Every statement is idempotent, so one upgrade path serves a new file and any older version.
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE,
@@ -52,7 +58,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     job TEXT NOT NULL,
     audit TEXT NOT NULL
 )
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS characters (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    character TEXT NOT NULL
+)
+""",
+)
+
 
 def state_file(dialect: str = "openai") -> str:
     """The file name of a dialect's jobs in a state directory.
@@ -104,12 +119,12 @@ def job_from_json(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class JobStore:
-    """The SQLite file of one dialect's jobs (:func:`state_file`) in a state directory.
+    """The SQLite file of one dialect's jobs and characters (:func:`state_file`) in a state directory.
 
-    Nothing is created until the first job is written, so a simulator that never accepts a job leaves
-    no file behind. The caller (:class:`~._store.SimulatorState`) serialises use with its own lock; the
-    connection is shared across threads on that basis and closed by :meth:`close` (or when the store
-    is garbage collected).
+    Nothing is created until the first job or character is written, so a simulator that never accepts
+    one leaves no file behind. The caller (:class:`~._store.SimulatorState`) serialises use with its
+    own lock; the connection is shared across threads on that basis and closed by :meth:`close` (or
+    when the store is garbage collected).
     """
 
     def __init__(self, directory: str | Path, dialect: str = "openai") -> None:
@@ -120,7 +135,7 @@ class JobStore:
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def exists(self) -> bool:
-        """Whether the file exists (some process has accepted a job in this directory)."""
+        """Whether the file exists (some process has accepted a job or character in this directory)."""
         return self._conn is not None or self.path.exists()
 
     def _connection(self, *, create: bool) -> sqlite3.Connection | None:
@@ -145,7 +160,8 @@ class JobStore:
                 )
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute(_SCHEMA)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
         except BaseException:
@@ -164,40 +180,38 @@ class JobStore:
             self._finalizer = None
 
     # ------------------------------------------------------------------ reads
-    def load(self, *, after_seq: int = -1) -> list[StoredJob]:
-        """Every job with ``seq > after_seq``, in creation order, deleted ones included (flagged)."""
+    def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of a query; none before any process has written the file."""
         with self._lock:
             conn = self._connection(create=False)
-            if conn is None:
-                return []
-            rows = conn.execute("SELECT job, deleted FROM jobs WHERE seq > ? ORDER BY seq", (after_seq,)).fetchall()
+            return [] if conn is None else conn.execute(sql, params).fetchall()
+
+    def load(self, *, after_seq: int = -1) -> list[StoredJob]:
+        """Every job with ``seq > after_seq``, in creation order, deleted ones included (flagged)."""
+        rows = self._select("SELECT job, deleted FROM jobs WHERE seq > ? ORDER BY seq", (after_seq,))
         return [(json.loads(job), bool(deleted)) for job, deleted in rows]
 
     def get(self, job_id: str) -> StoredJob | None:
         """One job by id, or ``None`` when no process ever created it here."""
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                return None
-            row = conn.execute("SELECT job, deleted FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else (json.loads(row[0]), bool(row[1]))
+        rows = self._select("SELECT job, deleted FROM jobs WHERE id = ?", (job_id,))
+        return (json.loads(rows[0][0]), bool(rows[0][1])) if rows else None
 
     def deleted_ids(self) -> set[str]:
         """Ids of every deleted job."""
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                return set()
-            return {job_id for (job_id,) in conn.execute("SELECT id FROM jobs WHERE deleted = 1")}
+        return {job_id for (job_id,) in self._select("SELECT id FROM jobs WHERE deleted = 1")}
 
     def audit(self) -> list[dict[str, Any]]:
         """The audit entry of every accepted create, by every process, oldest first."""
-        with self._lock:
-            conn = self._connection(create=False)
-            if conn is None:
-                return []
-            rows = conn.execute("SELECT audit FROM jobs ORDER BY seq").fetchall()
-        return [json.loads(entry) for (entry,) in rows]
+        return [json.loads(entry) for (entry,) in self._select("SELECT audit FROM jobs ORDER BY seq")]
+
+    def load_characters(self) -> list[dict[str, Any]]:
+        """The fields of every character (``Character(**fields)``), oldest first."""
+        return [json.loads(fields) for (fields,) in self._select("SELECT character FROM characters ORDER BY rowid")]
+
+    def get_character(self, character_id: str) -> dict[str, Any] | None:
+        """One character's fields by id, or ``None`` when no process ever created it here."""
+        rows = self._select("SELECT character FROM characters WHERE id = ?", (character_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
 
     # ------------------------------------------------------------------ writes
     def insert(self, job_id: str, build: Callable[[int], Job], *, ttl: float) -> Job | None:
@@ -242,6 +256,19 @@ class JobStore:
             if conn is None:
                 return False
             cursor = conn.execute("UPDATE jobs SET deleted = 1 WHERE id = ? AND deleted = 0", (job_id,))
+            return cursor.rowcount > 0
+
+    def insert_character(self, character: Character) -> bool:
+        """Commit a new character; ``False`` when its id is already taken (another process, same seed):
+        the caller draws another id."""
+        with self._lock:
+            conn = self._connection(create=True)
+            assert conn is not None
+            # One statement, so its own transaction: the id check and the insert cannot be split.
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO characters (id, created_at, character) VALUES (?, ?, ?)",
+                (character.id, character.created_at, json.dumps(asdict(character))),
+            )
             return cursor.rowcount > 0
 
 

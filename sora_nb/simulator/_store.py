@@ -5,10 +5,11 @@ status is never stored but computed from the clock on each read. A threading loc
 mutation and read, because one in-process app may be driven from more than one event loop (a
 notebook's loop and a runner's background thread); it is never held across an ``await``.
 
-With ``SimulatorConfig(state_dir=...)`` the jobs also live on disk (:mod:`._persist`): loaded at
-start-up, each create and delete committed before it is answered, and an id this process does not
-know looked up on disk before it is called unknown, so a restarted (or second) process serves the
-same jobs, like a real server would. Memory stays the cache every poll reads.
+With ``SimulatorConfig(state_dir=...)`` the jobs and characters also live on disk (:mod:`._persist`):
+loaded at start-up, each create and delete committed before it is answered, and an id this process
+does not know looked up on disk before it is called unknown, so a restarted (or second) process
+serves the same jobs and characters, like a real server would. Memory stays the cache every read
+uses.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ class SimulatorState:
         self.store = JobStore(config.state_dir, config.dialect) if config.state_dir is not None else None
         if self.store is not None:
             self._remember(self.store.load())
+            self._remember_characters(self.store.load_characters())
 
     @property
     def reference_dir(self) -> str:
@@ -199,6 +201,10 @@ class SimulatorState:
                 self._jobs.pop(job.id, None)
             else:
                 self._jobs[job.id] = job
+
+    def _remember_characters(self, stored: list[dict[str, Any]]) -> None:
+        """Put characters read from the store into the memory cache."""
+        self._characters.update((fields["id"], Character(**fields)) for fields in stored)
 
     def _refresh(self) -> None:
         """Catch up with what other processes sharing the store created or deleted."""
@@ -346,13 +352,28 @@ class SimulatorState:
             return [dict(entry) for entry in self._audit]
 
     def add_character(self, name: str) -> Character:
-        """Store a new character."""
+        """Store a new character (with a store: committed before it is returned)."""
         with self.lock:
-            character = Character(self._new_id("char"), name, int(self.clock()))
+            while True:
+                character = Character(self._new_id("char"), name, int(self.clock()))
+                # As for jobs: on disk before it is answered, and an id another process already drew
+                # (same seed) is refused: learn the characters made since, and draw again.
+                if self.store is None or self.store.insert_character(character):
+                    break
+                self._remember_characters(self.store.load_characters())
             self._characters[character.id] = character
             return character
 
     def character(self, character_id: str) -> Character | None:
-        """The character, or ``None``."""
+        """The character, or ``None`` when unknown.
+
+        An id missing from memory is looked up in the store (another process may have created it).
+        """
         with self.lock:
+            character = self._characters.get(character_id)
+            if character is not None or self.store is None:
+                return character
+            stored = self.store.get_character(character_id)
+            if stored is not None:
+                self._remember_characters([stored])
             return self._characters.get(character_id)
