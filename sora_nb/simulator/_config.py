@@ -39,7 +39,7 @@ class SimulatorConfig:
         cache_dir: Where rendered assets are cached. ``None``: one temporary directory per process,
             removed at exit (renders take well under a second, so a cache that outlives the process
             is not worth leaving files in the user's home; pass a path to keep them).
-        state_dir: Where the simulator keeps its jobs (a small SQLite file, plus uploaded reference
+        state_dir: Where the simulator keeps its jobs and characters (a small SQLite file, plus uploaded reference
             images), so that a restarted process, or another one sharing the directory, serves the same
             jobs, like a real server. ``None``: in memory only, forgotten when the process ends.
             ``sora_nb.connect("simulator")`` sets it to ``<run_root>/.simulator``.

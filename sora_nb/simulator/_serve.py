@@ -180,7 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="keep rendered assets here (default: temp dir)")
     parser.add_argument(
         "--state-dir", default=None,
-        help="keep jobs here, so a restarted simulator still serves them (default: in memory only)",
+        help="keep jobs and characters here, so a restarted simulator still serves them (default: in memory only)",
     )
     parser.add_argument(
         "--dialect", choices=DIALECTS, default="openai",
