@@ -17,7 +17,8 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import JobFailedError, JobTimeoutError
+from . import _catalog
+from ._errors import JobFailedError, JobTimeoutError, ValidationError
 from ._redact import logger
 from ._types import TERMINAL_STATUSES, JobSpec, VideoError
 
@@ -236,11 +237,40 @@ class Job:
                 f"job {self.id} is {self.status}; only a completed video can be used for {kind}. "
                 "Fix: wait for it (`await job` or job.wait()) first."
             )
+        if kind == "extend":
+            self._check_extension()
         spec = dataclasses.replace(
             self.spec, prompt=prompt, kind=kind, parent_id=self.remote_id, seconds=seconds,
             axes={**self.spec.axes, "prompt": prompt, "parent": self.id},
         )
         return self.run.submit([spec])[0]
+
+    def _extensions_so_far(self) -> int | None:
+        """How many times this job's video was extended, from the run's own jobs; ``None`` when its
+        history leaves the run (the server then decides alone)."""
+        by_id = {job.id: job for job in self.run.jobs}
+        count, job = 0, self
+        while job.spec.kind == "extend":
+            count += 1
+            parent = by_id.get(str(job.spec.axes.get("parent")))
+            if parent is None:
+                return None
+            job = parent
+        return count
+
+    def _check_extension(self) -> None:
+        """The contract's limit on a chain of extensions, checked before anything is sent. (Its 120 s
+        total cannot be passed within it: the durations are at most 12 s.)"""
+        profile = self.profile
+        if profile.adapter != "contract" or not profile.validate_models:
+            return  # other services have limits of their own
+        count = self._extensions_so_far()
+        if count is not None and count >= _catalog.MAX_EXTENSIONS:
+            raise ValidationError(
+                f"job {self.id}'s video was already extended {count} times; a video takes at most "
+                f"{_catalog.MAX_EXTENSIONS} extensions. Fix: remix it, or start a new video with client.generate().",
+                field="video",
+            )
 
     def observe(self, callback: Observer) -> Callable[[], None]:
         """Call ``callback(job)`` on the loop after every state change; returns an unsubscribe function."""

@@ -96,6 +96,19 @@ def test_remix_and_extend_make_new_jobs(client: sora_nb.Client) -> None:
     assert len(job.run) == 3
 
 
+def test_a_seventh_extension_is_refused_before_it_is_sent(client: sora_nb.Client,
+                                                          sim_transport: SimulatorTransport) -> None:
+    job = client.generate("a corgi surfing", seconds="4").wait(timeout=30)
+    for i in range(6):
+        job = job.extend(f"the corgi jumps, take {i}", seconds="4").wait(timeout=30)
+        assert job.status == "completed", job.error
+    sent = len(sim_transport.audit())
+    with pytest.raises(sora_nb.ValidationError, match=r"extended 6 times.*at most 6 extensions.*Fix: remix") as info:
+        job.extend("once more")
+    assert info.value.field == "video" and len(sim_transport.audit()) == sent and len(job.run) == 7
+    assert job.remix("a corgi surfing at night").wait(timeout=30).status == "completed"  # a remix starts afresh
+
+
 def test_sweep_estimate_start_and_dataframe(client: sora_nb.Client) -> None:
     sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
                          size=["1280x720", "1792x1024"], seconds=["4"], repeats=2)
