@@ -41,6 +41,8 @@ _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseErr
 MAX_POLL_FAILURES = 30
 MAX_CREATE_REFUSALS = 10
 """Rounds of 429s (each already retried by the contract client) before a create is given up."""
+DELETE_ON_CLOSE_TIMEOUT = 10.0
+"""Seconds that closing a client waits for the deletes of jobs cancelled just before."""
 
 
 def estimated_cost(
@@ -75,6 +77,7 @@ class Runner:
         self._slots: asyncio.Semaphore | None = None
         self._remote_ids: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
         self._runs: list[Run] = []
         self._closed = False
 
@@ -405,7 +408,9 @@ class Runner:
         )
         job._finish()
         if remote_id and self.profile.supports_delete:
-            self.runtime.spawn(self._delete_quietly(remote_id))
+            task = self.runtime.spawn(self._delete_quietly(remote_id))
+            self._deletes.add(task)
+            task.add_done_callback(self._deletes.discard)
 
     async def _delete_quietly(self, remote_id: str) -> None:
         try:
@@ -432,6 +437,16 @@ class Runner:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # Deleting a cancelled job is what stops the server working (and billing) on it: those requests
+        # finish before the HTTP client closes, within a bound.
+        if self._deletes:
+            _done, late = await asyncio.wait(set(self._deletes), timeout=DELETE_ON_CLOSE_TIMEOUT)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+                logger.warning("closed before %d cancelled job(s) were deleted on the server: they may still run "
+                               "there until they finish or expire", len(late))
         if self._api is not None:
             await self._api.aclose()
             self._api = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import av
@@ -85,6 +87,24 @@ def test_cancel_stops_polling_and_deletes_the_remote_job(tmp_path: Path) -> None
                 break
         else:
             pytest.fail("the cancelled job was not deleted on the server")
+
+
+def test_closing_right_after_a_cancel_still_deletes_the_remote_jobs(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Cancelling is how a user stops paying: closing the client at once must not drop the deletes."""
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5, latency=0.05))  # each answer takes 50 ms
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow) as client:
+        run = client.sweep(prompt=[f"a very slow sunrise {i}" for i in range(4)]).start()
+        deadline = time.monotonic() + 10
+        while not all(job.remote_id for job in run) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run.cancel()
+        assert run.wait(timeout=10).counts() == {"cancelled": 4}
+        remote_ids = [job.remote_id for job in run]
+    # closed: every cancelled job is gone from the server, and nothing failed on a closed client
+    assert all(remote_ids)
+    assert all(slow.state.get(remote_id) is None for remote_id in remote_ids)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_remix_and_extend_make_new_jobs(client: sora_nb.Client) -> None:
