@@ -407,16 +407,16 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
 def _json_for_ledger(name: str, value: Any, *, what: str = "job field") -> str:
     """``value`` as JSON, refusing anything that looks like an API key (checked with its name)."""
     try:
-        text = json.dumps({name: value}, ensure_ascii=False)
+        text = json.dumps(value, ensure_ascii=False)
     except TypeError as exc:
         raise ValueError(f"{what} {name!r} must be JSON (str, number, bool, None, list, dict): {exc}") from exc
-    if looks_like_secret(text):
+    if looks_like_secret(f"{{{json.dumps(name)}: {text}}}"):  # as json.dumps({name: value}) writes it
         # The value itself is never echoed: it may be the key.
         raise ValueError(
             f"{what} {name!r} looks like it holds an API key or token; "
             "the ledger never stores keys (they stay in the client). Fix: remove it from the value."
         )
-    return json.dumps(value, ensure_ascii=False)
+    return text
 
 
 def _stored(name: str, value: Any) -> dict[str, Any]:
@@ -433,6 +433,8 @@ def _stored(name: str, value: Any) -> dict[str, Any]:
         return {"spec": text, **{column: getattr(value, column) for column in _SPEC_COLUMNS}}
     if name in _FREE_TEXT and isinstance(value, str):
         return {name: redact(value)}
+    if value is None or isinstance(value, (bool, int, float)):
+        return {name: value}  # nothing key-shaped fits in a number (and the field names are ours)
     _json_for_ledger(name, value)
     return {name: value}
 
