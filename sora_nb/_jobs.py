@@ -56,6 +56,9 @@ class Job:
         self.run = run
         self.record = record
         self._future: concurrent.futures.Future[Job] = concurrent.futures.Future()
+        # Only the job's end may finish it: a waiter that gives up (a deadline, an interrupted cell)
+        # cancels its asyncio.wrap_future(), which would cancel a pending future too, not a running one.
+        self._future.set_running_or_notify_cancel()
         self._observers: list[Observer] = []
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False  # set while a create is on the wire; acted on when it answers
