@@ -30,6 +30,7 @@ from PIL import Image
 
 import sora_nb
 from sora_nb import _display, ui
+from sora_nb._client import Sweep
 from sora_nb._jobs import Job
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 from sora_nb.ui._sync import Coalescer, walk
@@ -510,6 +511,33 @@ def test_sweep_builder_launches_cancels_and_retries(client: sora_nb.Client, clos
     assert progress.bar.bar_style == "danger"  # still red: the retries failed too, and success never overwrites it
     builder.cancel_button.click()  # nothing left running: a no-op, not an error
     assert builder.error.value == ""
+
+
+def test_launch_is_refused_while_the_run_goes_so_a_double_click_starts_one_run(
+    slow_client: sora_nb.Client, closing: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[sora_nb.Run] = []
+    real_start = Sweep.start
+
+    def start(self: Sweep, **kwargs: Any) -> sora_nb.Run:
+        started.append(real_start(self, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(Sweep, "start", start)
+    builder = ui.sweep(slow_client, prompts=["a kite", "a tram"], budget_usd=0)
+    closing.append(builder)
+    builder.launch_button.click()
+    builder.launch_button.click()  # a double click: the second arrives before the button is disabled
+    assert len(started) == 1 and builder.run is started[0]  # one run, and Cancel still reaches it
+    assert "is still going" in builder.error.value
+    assert builder.launch_button.disabled and "Cancel" in builder.launch_button.tooltip
+    builder.prompts.value = "a kite\na tram\na boat"  # editing the axes does not enable it again
+    assert builder.launch_button.disabled
+    builder.cancel_button.click()
+    wait_for(lambda: started[0].done and not builder.launch_button.disabled, what="Launch once the run ended")
+    builder.launch_button.click()
+    assert len(started) == 2 and builder.error.value == "" and len(started[1]) == 3
+    started[1].cancel()
 
 
 # ---------------------------------------------------------------------------------------- Gallery, grid, table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -53,13 +54,17 @@ class RunProgress(LiveBox):
     """A run's overall progress bar, its counts by status and a compact per-job list, kept live.
 
     Redraws at most once per ``refresh_interval`` however many jobs change (one message per changed
-    widget per redraw), so a 200-job sweep does not flood the front end.
+    widget per redraw), so a 200-job sweep does not flood the front end. ``on_done`` is called on the
+    engine's loop each time the run ends (again after a retry of its failed jobs ends).
 
     >>> sora_nb.ui.RunProgress(run)  # doctest: +SKIP
     """
 
-    def __init__(self, run: Run, *, refresh_interval: float = DEFAULT_INTERVAL, show_jobs: bool = True) -> None:
+    def __init__(self, run: Run, *, refresh_interval: float = DEFAULT_INTERVAL, show_jobs: bool = True,
+                 on_done: Callable[[], None] | None = None) -> None:
         self.run = run
+        self._on_done = on_done
+        self._was_done = False
         self._reports_progress = run.profile.reports_progress
         self.label = widgets.HTML(f"<b>run {html.escape(run.id)}</b>")
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
@@ -100,6 +105,10 @@ class RunProgress(LiveBox):
         if self.job_list.layout.display != "none" and (now - self._list_at >= self._list_interval or self.run.done):
             self._list_at = now
             self.job_list.value = _display.job_list_html(jobs, self.run.axes)
+        ended = self.run.done and not self._was_done
+        self._was_done = self.run.done
+        if ended and self._on_done is not None:
+            self._on_done()
 
     def __repr__(self) -> str:
         return f"<RunProgress {self.run!r}>"
@@ -246,24 +255,36 @@ class SweepBuilder(Panel):
                        f"within the budget of ${budget:,.2f}")
         self.summary.value = (f"<div><b>{html.escape(str(estimate))}</b> · {budget_text}</div>"
                               + estimate.details_html())
+        running = self._running()
         with self.launch_button.hold_sync():
-            self.launch_button.disabled = estimate.jobs == 0 or over
+            self.launch_button.disabled = estimate.jobs == 0 or over or running is not None
             self.launch_button.tooltip = ("no valid jobs" if estimate.jobs == 0 else
                                           "raise the budget or remove jobs" if over else
-                                          f"start {estimate.jobs} jobs")
+                                          f"run {running.id} is still going: wait for it, or Cancel it"
+                                          if running is not None else f"start {estimate.jobs} jobs")
+
+    def _running(self) -> Run | None:
+        return self.run if self.run is not None and not self.run.done else None
 
     # ------------------------------------------------------------------ acting (any thread)
     def launch(self) -> Run:
-        """What Launch does: start the sweep (refused over budget) and show its progress."""
+        """What Launch does: start the sweep (refused over budget, or while the last run goes) and show
+        its progress."""
+        # A second launch would leave the first run going out of reach of Cancel (a double click
+        # arrives before the button is disabled in the browser).
+        running = self._running()
+        if running is not None:
+            raise ValueError(f"run {running.id} is still going. Fix: wait for it to end, or Cancel it, then Launch.")
         run = self.plan().start(max_concurrency=int(self.concurrency.value), budget_usd=self.budget_usd)
         self.run = run
         if self.progress is not None:
             self.progress.close()
-        self.progress = RunProgress(run, refresh_interval=self._interval)
+        self.progress = RunProgress(run, refresh_interval=self._interval, on_done=self._update_summary)
         self.output.children = (self.progress,)
         with held(self.cancel_button, self.retry_button):
             self.cancel_button.disabled = False
             self.retry_button.disabled = False
+        self._update_summary()
         return run
 
     def _cancel(self) -> None:
@@ -277,6 +298,7 @@ class SweepBuilder(Panel):
         jobs = self.run.retry_failed()
         if not jobs:
             raise ValueError("No failed, cancelled or expired jobs to retry.")
+        self._update_summary()  # the run goes again: no Launch until it ends
         if self.progress is not None:
             self.progress._coalescer.mark()
 
