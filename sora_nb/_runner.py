@@ -78,6 +78,7 @@ class Runner:
         self._remote_ids: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
+        self._answering: dict[asyncio.Task[None], Job] = {}  # cancelled with a create on the wire
         self._runs: list[Run] = []
         self._closed = False
 
@@ -392,6 +393,9 @@ class Runner:
             return
         if job.record.create_state == "sending" and job.record.remote_id is None and job._task is not None:
             job._cancel_requested = True
+            task = job._task
+            self._answering[task] = job
+            task.add_done_callback(lambda _: self._answering.pop(task, None))
             return
         if job._task is not None:
             job._task.cancel()
@@ -432,11 +436,24 @@ class Runner:
     async def aclose(self) -> None:
         """Stop every job's task (they stay resumable from the ledger) and close the HTTP clients."""
         self._closed = True
-        tasks = [t for t in self._tasks if not t.done()]
+        answering = dict(self._answering)
+        tasks = [t for t in self._tasks if not t.done() and t not in answering]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # A job cancelled while its create was on the wire waits for the answer (its remote id), so that
+        # the job made on the server is deleted below rather than left running, unseen, and billed.
+        if answering:
+            _done, late = await asyncio.wait(set(answering), timeout=DELETE_ON_CLOSE_TIMEOUT)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+                for task in late:
+                    self._cancelled(answering[task])
+                logger.warning("closed before the creates of %d cancelled job(s) were answered: the server may "
+                               "have made them, and they may run there until they finish or expire", len(late))
         # Deleting a cancelled job is what stops the server working (and billing) on it: those requests
         # finish before the HTTP client closes, within a bound.
         if self._deletes:

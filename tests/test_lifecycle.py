@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 import sora_nb
@@ -38,3 +41,35 @@ async def test_an_expired_await_of_a_run_leaves_its_jobs_running(tmp_path: Path)
         assert (await run.wait_async(timeout=30)).counts() == {"completed": 2}
     finally:
         await client.aclose()
+
+
+class SlowAnswers(httpx.AsyncBaseTransport):
+    """The simulator, but every create's answer comes ``delay`` seconds after the server made the job
+    (a slow network on the way back: the job exists, the client does not know its id yet)."""
+
+    def __init__(self, inner: SimulatorTransport, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST":
+            await asyncio.sleep(self.delay)
+        return response
+
+
+def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tmp_path: Path) -> None:
+    """Cancel, then close at once, while the create is unanswered: the job it made on the server is
+    still deleted (not left running and billed), and the job says cancelled, in memory and in the ledger."""
+    sim = SimulatorTransport(SimulatorConfig(seed=4, time_scale=0.5))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=SlowAnswers(sim, 0.3)) as client:
+        job = client.generate("a create that takes a while")
+        deadline = time.monotonic() + 10
+        while not sim.audit() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert job.remote_id is None and job.record.create_state == "sending"
+        job.cancel()
+    (created,) = sim.audit()
+    assert sim.state.get(created["id"]) is None, "the job made by the cancelled create is still on the server"
+    assert job.status == "cancelled" and job.remote_id == created["id"]
+    (row,) = sora_nb.load_run(job.run.run_dir).itertuples()
+    assert row.status == "cancelled"
