@@ -569,6 +569,27 @@ def test_gallery_of_a_run_filters_and_pages(small_run: sora_nb.Run, closing: lis
     assert html_of(gallery.grid).count("<figure") == 1
 
 
+def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(slow_client: sora_nb.Client,
+                                                                                closing: list[Any]) -> None:
+    run = slow_client.sweep(prompt=["a kite", "a tram"]).start()
+    gallery = run.gallery(status="cancelled", model="sora-2-pro")  # no job is either, yet
+    closing.append(gallery)
+    gallery.refresh()
+    assert gallery.visible_jobs() == [] and "No videos match." in html_of(gallery.grid)
+    assert gallery.status_filter.value == "cancelled" and gallery.filters["model"].value == "sora-2-pro"
+    gallery.filters["model"].value = "(all)"
+    run.jobs[0].cancel()  # a job arrives in the status asked for
+    wait_for(lambda: [j.id for j in gallery.visible_jobs()] == [run.jobs[0].id], what="the cancelled job")
+    gallery.status_filter.value = "queued"
+    gallery.refresh()
+    assert gallery.visible_jobs() == [run.jobs[1]]
+    run.jobs[1].cancel()  # no job is queued any more: the choice stays, and nothing matches it
+    wait_for(lambda: run.done, what="the cancellations")
+    gallery.refresh()
+    assert gallery.status_filter.value == "queued" and gallery.visible_jobs() == []
+    assert "No videos match." in html_of(gallery.grid)
+
+
 def test_gallery_of_the_servers_list_plays_on_click(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
     for prompt in ("a kite", "a tram"):
         client.generate(prompt).wait(timeout=30)

@@ -162,33 +162,33 @@ class Gallery(LiveBox):
         return ["model", "size", "seconds"]
 
     def _sync_filters(self, values: dict[str, list[Any]], statuses: list[str]) -> None:
-        """Offer a dropdown for each axis with more than one value (options grow as jobs appear)."""
-        options = [_ALL, *statuses]
-        if list(self.status_filter.options) != options:
-            keep = self.status_filter.value if self.status_filter.value in options else _ALL
-            self.status_filter.options = options
-            self.status_filter.value = keep
-        if self._wanted.get("status") in options:
-            self.status_filter.value = self._wanted.pop("status")
+        """Offer a dropdown for each axis with more than one value, or with a value asked for (options
+        grow as jobs appear)."""
+        self._sync_choice(self.status_filter, "status", statuses)
         for name, found in values.items():
             labels = [_value_label(v) for v in found]
-            if len(labels) < 2 and name not in self.filters:
-                continue
             dropdown = self.filters.get(name)
             if dropdown is None:
-                dropdown = widgets.Dropdown(options=[_ALL, *labels], value=_ALL, description=name,
+                if len(labels) < 2 and self._wanted.get(name) is None:
+                    continue
+                dropdown = widgets.Dropdown(options=[_ALL], value=_ALL, description=name,
                                             style={"description_width": "initial"},
                                             layout=widgets.Layout(width="auto", max_width="320px"))
                 dropdown.observe(guarded(self.error, lambda _c: self._filtered()), "value")
                 self.filters[name] = dropdown
                 self.filter_box.children = (*self.filter_box.children, dropdown)
-            elif list(dropdown.options) != [_ALL, *labels]:
-                keep = dropdown.value if dropdown.value in labels else _ALL
-                dropdown.options = [_ALL, *labels]
-                dropdown.value = keep
-            wanted = self._wanted.get(name)
-            if wanted is not None and _value_label(wanted) in labels:
-                dropdown.value = _value_label(self._wanted.pop(name))
+            self._sync_choice(dropdown, name, labels)
+
+    def _sync_choice(self, dropdown: Any, name: str, labels: list[str]) -> None:
+        """The options of one filter: the values present, and the one chosen (or asked for) even when
+        no video has it, so that a filter matching nothing shows nothing rather than everything."""
+        wanted = self._wanted.pop(name, None)
+        chosen = str(dropdown.value) if wanted is None else _value_label(wanted)
+        options = [_ALL, *labels, *([chosen] if chosen != _ALL and chosen not in labels else [])]
+        if list(dropdown.options) != options:
+            dropdown.options = options  # this selects the first option
+        if dropdown.value != chosen:
+            dropdown.value = chosen
 
     def _matches(self, status: str, values: dict[str, Any]) -> bool:
         if self.status_filter.value != _ALL and status != self.status_filter.value:
