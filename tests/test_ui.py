@@ -306,6 +306,32 @@ def test_card_actions_call_the_engine(client: sora_nb.Client, closing: list[Any]
         other.cancel()
 
 
+def test_deleting_a_cancelled_job_already_gone_from_the_server_is_no_error(slow_client: sora_nb.Client,
+                                                                             closing: list[Any]) -> None:
+    job = slow_client.generate("a lighthouse")
+    card = ui.JobCard(job)
+    closing.append(card)
+    wait_for(lambda: job.remote_id is not None, what="the create")
+    job.cancel()  # which deletes the server's copy
+
+    async def retrieve(api: Any) -> Any:
+        return await api.retrieve(job.remote_id)
+
+    def gone() -> bool:
+        try:
+            slow_client.call(retrieve)
+        except sora_nb.NotFoundError:
+            return True
+        return False
+
+    wait_for(gone, what="the delete that comes with the cancel")
+    card.refresh()
+    assert not card.delete_button.disabled  # the card cannot know it is gone
+    card.delete_button.click()
+    wait_for(lambda: card.delete_button.description == "Deleted" or card.error.value, what="the delete")
+    assert card.error.value == "" and card.delete_button.description == "Deleted" and card.delete_button.disabled
+
+
 def test_buttons_the_server_cannot_do_are_disabled_with_a_reason(client: sora_nb.Client,
                                                                  closing: list[Any]) -> None:
     client.runner.profile = replace(client.profile, name="no-frills", supports_remix=False, supports_extend=False,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import ipywidgets as widgets
 
 from .. import _display
+from .._errors import NotFoundError
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, guarded, held, show_html
 
 if TYPE_CHECKING:
@@ -206,11 +207,13 @@ class JobCard(LiveBox):
 
         def _done(f: Any) -> None:
             exc = f.exception()
-            if exc is not None:
+            if exc is not None and not isinstance(exc, NotFoundError):
                 self.error.show(exc)
                 self.delete_button.disabled = False
-            else:
-                self.delete_button.tooltip = "deleted on the server"
+                return
+            # Not found: already gone (a cancel deletes the server's copy, a server expires old videos).
+            with self.delete_button.hold_sync():
+                self.delete_button.tooltip = "deleted on the server" if exc is None else "already gone from the server"
                 self.delete_button.description = "Deleted"
 
         future.add_done_callback(_done)
