@@ -124,10 +124,29 @@ class Runner:
                 for _ in range(run.max_concurrency - self.max_concurrency):
                     self._slots.release()
             self.max_concurrency = run.max_concurrency
-        ledger = self.open_ledger(run)
-        ledger.add_jobs([job.record for job in jobs])
+        try:
+            ledger = self.open_ledger(run)
+            ledger.add_jobs([job.record for job in jobs])
+        except Exception as exc:  # this runs as a loop callback: raised, it would reach no one
+            self._unwritten(run, jobs, exc)
+            return
         for job in jobs:
             self.start_job(job)
+
+    def _unwritten(self, run: Run, jobs: list[Job], exc: Exception) -> None:
+        """End jobs whose ledger rows could not be written: ledger first, so none is sent, and their
+        waiters learn why instead of waiting for a start that never comes."""
+        logger.error("could not write the ledger of run %s: %s", run.run_dir, exc)
+        now = self.clock()
+        for job in jobs:
+            # No row to commit to first: the record in memory is all there is of these jobs.
+            job.record.status, job.record.completed_at = "failed", now
+            job.record.error_code = "ledger_error"
+            job.record.error_message = (
+                f"its ledger row could not be written in {run.run_dir} ({type(exc).__name__}: {exc}); nothing was "
+                "sent. Fix: choose a writable run_dir with free space, then submit again"
+            )
+            job._finish()
 
     def open_ledger(self, run: Run) -> Ledger:
         if run.ledger is None:

@@ -73,3 +73,17 @@ def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tm
     assert job.status == "cancelled" and job.remote_id == created["id"]
     (row,) = sora_nb.load_run(job.run.run_dir).itertuples()
     assert row.status == "cancelled"
+
+
+def test_jobs_whose_ledger_cannot_be_written_fail_with_the_reason(client: sora_nb.Client, tmp_path: Path,
+                                                                  sim_transport: SimulatorTransport) -> None:
+    """Ledger first: nothing is sent without a row, and the jobs end (failed, saying why) rather than
+    waiting forever for a start that never comes."""
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("not a run directory")
+    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start(run_dir=not_a_dir)
+    assert run.wait(timeout=30).counts() == {"failed": 2}
+    for job in run:
+        assert job.error is not None and job.error.code == "ledger_error"
+        assert str(not_a_dir) in job.error.message and "nothing was sent" in job.error.message
+    assert sim_transport.audit() == []
