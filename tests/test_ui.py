@@ -306,6 +306,20 @@ def test_card_actions_call_the_engine(client: sora_nb.Client, closing: list[Any]
         other.cancel()
 
 
+def test_after_delete_remix_and_extend_are_disabled_with_a_reason(client: sora_nb.Client, closing: list[Any]) -> None:
+    job = client.generate("a paper boat").wait(timeout=30)
+    card = ui.JobCard(job)
+    closing.append(card)
+    card.refresh()
+    assert not card.remix_button.disabled and not card.extend_button.disabled
+    card.delete_button.click()
+    wait_for(lambda: card.delete_button.description == "Deleted" or card.error.value, what="the delete")
+    card.refresh()  # a later redraw keeps them so
+    for button in (card.remix_button, card.extend_button, card.delete_button):
+        assert button.disabled and "deleted on the server" in button.tooltip, button.description
+    assert not card.retry_button.disabled  # a retry sends the request again: it needs no server copy
+
+
 def test_deleting_a_cancelled_job_already_gone_from_the_server_is_no_error(slow_client: sora_nb.Client,
                                                                              closing: list[Any]) -> None:
     job = slow_client.generate("a lighthouse")

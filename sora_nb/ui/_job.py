@@ -80,6 +80,7 @@ class JobCard(LiveBox):
         self._on_job = on_job
         self._media_mode: MediaMode = resolve_media(media)
         self._media_shown = False
+        self._deleted = False  # the server's copy: nothing to remix, extend or delete any more
 
         self.title = widgets.HTML(_display.job_title_html(job))
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
@@ -148,7 +149,8 @@ class JobCard(LiveBox):
 
     def _render_buttons(self) -> None:
         job, profile = self.job, self._profile
-        completed = job.done and job.status == "completed" and job.remote_id is not None
+        completed = job.done and job.status == "completed" and job.remote_id is not None and not self._deleted
+        later = "deleted on the server" if self._deleted else "available once the video is done"
 
         def enable(button: Any, supported: bool, ready: bool, what: str, waiting: str) -> None:
             if not supported:
@@ -163,12 +165,14 @@ class JobCard(LiveBox):
             self.cancel_button.layout.display = "none"  # nothing left to stop
         self.cancel_button.tooltip = "stop this job (deleted on the server where possible)"
         enable(self.remix_button, profile.supports_remix, completed, "remix this video with the prompt on the left",
-               "available once the video is done")
+               later)
         enable(self.extend_button, profile.supports_extend, completed,
-               "extend this video by 4 s with the prompt on the left", "available once the video is done")
+               "extend this video by 4 s with the prompt on the left", later)
         enable(self.retry_button, True, job.done, "run the same request again", "available once the job ends")
-        enable(self.delete_button, profile.supports_delete, job.done and job.remote_id is not None,
-               "delete the server's copy (the files on disk stay)", "available once the job ends")
+        deletable = job.done and job.remote_id is not None and not self._deleted
+        enable(self.delete_button, profile.supports_delete, deletable,
+               "delete the server's copy (the files on disk stay)",
+               "deleted on the server" if self._deleted else "available once the job ends")
 
     def _show_media(self) -> None:
         job = self.job
@@ -212,8 +216,9 @@ class JobCard(LiveBox):
                 self.delete_button.disabled = False
                 return
             # Not found: already gone (a cancel deletes the server's copy, a server expires old videos).
-            with self.delete_button.hold_sync():
-                self.delete_button.tooltip = "deleted on the server" if exc is None else "already gone from the server"
+            self._deleted = True
+            with held(self.delete_button, self.remix_button, self.extend_button):
+                self._render_buttons()
                 self.delete_button.description = "Deleted"
 
         future.add_done_callback(_done)
