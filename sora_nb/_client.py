@@ -312,11 +312,20 @@ class Client:
         run_dir: str | os.PathLike[str] | None = None,
         extra_meta: dict[str, Any] | None = None,
     ) -> Run:
-        """An empty run with its own directory (the ledger is written when the first job is)."""
-        from ._ledger import new_run_id
+        """An empty run with its own directory (the ledger is written when the first job is).
+
+        Raises ``FileExistsError`` when ``run_dir`` already holds a run: its jobs go on with ``resume``.
+        """
+        from ._ledger import LEDGER_FILE, new_run_id
 
         run_id = new_run_id()
         directory = Path(run_dir) if run_dir is not None else self.run_root / run_id
+        if (directory / LEDGER_FILE).exists():
+            # Checked here, where the caller hears it: the ledger itself is written later, on the loop.
+            raise FileExistsError(
+                f"a run ledger already exists at {str(directory / LEDGER_FILE)!r}. Fix: resume it with "
+                f"sora_nb.resume({str(directory)!r}), or choose another run_dir."
+            )
         meta = {
             "run_id": run_id,
             "created_at": time.time(),
@@ -419,7 +428,8 @@ class Sweep:
     ) -> Run:
         """Launch every valid job in a new run and return it at once.
 
-        Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``.
+        Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``, and
+        (``FileExistsError``) a ``run_dir`` that already holds a run.
         """
         from ._sweeps import check_budget
 

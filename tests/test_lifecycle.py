@@ -75,6 +75,16 @@ def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tm
     assert row.status == "cancelled"
 
 
+def test_a_sweep_started_in_a_run_dir_that_holds_a_run_is_refused(client: sora_nb.Client, tmp_path: Path,
+                                                                    sim_transport: SimulatorTransport) -> None:
+    """Starting the same sweep (or a sweep file with a run_dir) twice must not leave jobs that never start."""
+    sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
+    assert sweep.start(run_dir=tmp_path / "mine").wait(timeout=30).counts() == {"completed": 2}
+    with pytest.raises(FileExistsError, match=r"already.*Fix: resume it with sora_nb.resume"):
+        sweep.start(run_dir=tmp_path / "mine")
+    assert len(sim_transport.audit()) == 2
+
+
 def test_jobs_whose_ledger_cannot_be_written_fail_with_the_reason(client: sora_nb.Client, tmp_path: Path,
                                                                   sim_transport: SimulatorTransport) -> None:
     """Ledger first: nothing is sent without a row, and the jobs end (failed, saying why) rather than
