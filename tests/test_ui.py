@@ -630,6 +630,14 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(sl
     assert "No videos match." in html_of(gallery.grid)
 
 
+def test_a_gallery_filter_on_no_axis_is_refused_naming_the_axes(small_run: sora_nb.Run,
+                                                                 client: sora_nb.Client) -> None:
+    with pytest.raises(ValueError, match=r"'modle'.*Allowed: status, prompt, model, size, seconds, style, repeat"):
+        small_run.gallery(modle="sora-2")  # a typo would otherwise show every video, unfiltered
+    with pytest.raises(ValueError, match=r"'prompt'.*Allowed: status, model, size, seconds"):
+        ui.gallery(client, prompt="a kite")  # the server's list is filtered by these only
+
+
 def test_gallery_of_the_servers_list_plays_on_click(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
     for prompt in ("a kite", "a tram"):
         client.generate(prompt).wait(timeout=30)

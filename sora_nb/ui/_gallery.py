@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Gallery"]
 
 _ALL = "(all)"
+_SERVER_AXES = ("model", "size", "seconds")
+"""What the server's list can be filtered by (besides the status)."""
 
 
 def _value_label(value: Any) -> str:
@@ -102,6 +104,10 @@ class Gallery(LiveBox):
     ) -> None:
         from .._jobs import Run
 
+        allowed = ["status", *(source.axes if isinstance(source, Run) else _SERVER_AXES)]
+        for name in axis_filters:
+            if name not in allowed:  # a typo would show every video, unfiltered
+                raise ValueError(f"{name!r} is not an axis to filter by. Allowed: {', '.join(allowed)}.")
         self.source = source
         self.media_mode: MediaMode = resolve_media(media)
         self.columns, self.page_size, self.width = columns, page_size, width
@@ -159,7 +165,7 @@ class Gallery(LiveBox):
     def _axis_names(self) -> list[str]:
         if self.run is not None:
             return [a for a in self.run.axes if a != "prompt"] + ["prompt"]
-        return ["model", "size", "seconds"]
+        return list(_SERVER_AXES)
 
     def _sync_filters(self, values: dict[str, list[Any]], statuses: list[str]) -> None:
         """Offer a dropdown for each axis with more than one value, or with a value asked for (options
