@@ -205,6 +205,11 @@ def test_prompt_box_options_come_from_the_profile(client: sora_nb.Client, closin
     assert "film noir" in box.style_hint.value
 
 
+def test_a_model_the_server_does_not_offer_is_refused_naming_its_models(client: sora_nb.Client) -> None:
+    with pytest.raises(ValueError, match=r"model='sora-3'.*Allowed: sora-2, sora-2-pro"):
+        ui.prompt(client, model="sora-3")  # not ipywidgets' "Invalid selection: value not found"
+
+
 def test_generate_starts_a_job_and_its_card_follows_it(
     client: sora_nb.Client, here: Path, closing: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -113,6 +113,9 @@ class PromptBox(Panel):
         self._upload: tuple[str, bytes] | None = None
         profile = client.profile
         models = model_options(profile.models)
+        if model is not None and profile.models and model not in models:
+            raise ValueError(f"model={model!r} is not offered by the {profile.name!r} server. "
+                             f"Allowed: {', '.join(models)}.")
         chosen = model or (_catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0])
         wide = {"description_width": "70px"}
 
