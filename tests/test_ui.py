@@ -715,6 +715,11 @@ def test_results_table_shows_posters_and_sorts(small_run: sora_nb.Run, closing: 
     assert table.ascending.description == "descending"
 
 
+def test_a_table_sorted_by_a_column_it_does_not_show_is_refused_naming_them(small_run: sora_nb.Run) -> None:
+    with pytest.raises(ValueError, match=r"sort_by='total_s'.*Allowed: prompt, status"):
+        small_run.table(columns=["prompt", "status"], sort_by="total_s")  # not "Invalid selection"
+
+
 _SCRIPT_BACKGROUND_LOOP = """
 import sora_nb, sora_nb.ui
 client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root="runs")
