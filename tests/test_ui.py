@@ -635,6 +635,22 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(sl
     assert "No videos match." in html_of(gallery.grid)
 
 
+def test_a_new_status_keeps_the_gallery_on_its_page(slow_client: sora_nb.Client, closing: list[Any]) -> None:
+    run = slow_client.sweep(prompt=["a kite", "a tram", "a boat"]).start()
+    gallery = run.gallery(page_size=1)
+    closing.append(gallery)
+    wait_for(lambda: run.counts() == {"queued": 3}, what="the queued jobs")
+    gallery.status_filter.value = "queued"
+    gallery.next_button.click()
+    gallery.refresh()
+    assert "page 2 of 3" in gallery.page_label.value
+    run.jobs[2].cancel()  # a status appears in the options: the filter and the page stay
+    wait_for(lambda: "cancelled" in gallery.status_filter.options, what="the new status")
+    gallery.refresh()
+    assert gallery.status_filter.value == "queued" and "page 2 of 2" in gallery.page_label.value
+    run.cancel()
+
+
 def test_a_gallery_filter_on_no_axis_is_refused_naming_the_axes(small_run: sora_nb.Run,
                                                                  client: sora_nb.Client) -> None:
     with pytest.raises(ValueError, match=r"'modle'.*Allowed: status, prompt, model, size, seconds, style, repeat"):

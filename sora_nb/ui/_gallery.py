@@ -112,6 +112,7 @@ class Gallery(LiveBox):
         self.media_mode: MediaMode = resolve_media(media)
         self.columns, self.page_size, self.width = columns, page_size, width
         self.page = 0
+        self._syncing = False
         self.error = ErrorLine()
         self.status_filter = widgets.Dropdown(options=[_ALL], value=_ALL, description="Status",
                                               style={"description_width": "50px"}, layout=widgets.Layout(width="200px"))
@@ -191,10 +192,16 @@ class Gallery(LiveBox):
         wanted = self._wanted.pop(name, None)
         chosen = str(dropdown.value) if wanted is None else _value_label(wanted)
         options = [_ALL, *labels, *([chosen] if chosen != _ALL and chosen not in labels else [])]
-        if list(dropdown.options) != options:
-            dropdown.options = options  # this selects the first option
-        if dropdown.value != chosen:
-            dropdown.value = chosen
+        if chosen != dropdown.value:
+            self.page = 0  # a filter asked for: its first page
+        self._syncing = True  # new options select the first one for a moment: not the user's choice
+        try:
+            if list(dropdown.options) != options:
+                dropdown.options = options
+            if dropdown.value != chosen:
+                dropdown.value = chosen
+        finally:
+            self._syncing = False
 
     def _matches(self, status: str, values: dict[str, Any]) -> bool:
         if self.status_filter.value != _ALL and status != self.status_filter.value:
@@ -203,6 +210,8 @@ class Gallery(LiveBox):
                    for name, dropdown in self.filters.items())
 
     def _filtered(self) -> None:
+        if self._syncing and self._runtime.in_loop_thread():  # the redraw's own option swap, not the user
+            return
         self.page = 0
         self._coalescer.mark()
 
