@@ -61,6 +61,7 @@ class Job:
         self._future.set_running_or_notify_cancel()
         self._observers: list[Observer] = []
         self._task: asyncio.Task[None] | None = None
+        self._create_on_wire = False  # a request that may make the job on the server is unanswered
         self._cancel_requested = False  # set while a create is on the wire; acted on when it answers
         self.bytes_downloaded = 0
 

@@ -12,7 +12,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _catalog
 from ._contract import ContractClient
@@ -36,6 +36,8 @@ from ._styles import apply_style
 from ._types import TERMINAL_STATUSES, JobSpec, Video
 
 __all__ = ["Runner"]
+
+T = TypeVar("T")
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseError)
 MAX_POLL_FAILURES = 30
@@ -246,15 +248,14 @@ class Runner:
         prompt = apply_style(spec.prompt, spec.style)
         if record.create_state == "sending":
             # A create may have left before a crash: look for it before paying again.
-            found = await self.api.reconcile(
-                {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds},
-                since=record.submitted_at or 0.0,
-                known_ids=frozenset(self._remote_ids),
-            )
+            found = await self._on_the_wire(job, self._reconcile(job))
             if found is not None:
                 self._accept(job, found)
                 return
         for refusal in range(MAX_CREATE_REFUSALS + 1):
+            if job._cancel_requested:  # cancelled while no create of it was on the wire: none is sent
+                self._transition(job, create_state="pending", notify=False)
+                return
             self._transition(
                 job,
                 create_state="sending",
@@ -263,7 +264,7 @@ class Runner:
                 status="pending_submit",
             )
             try:
-                video = await self._send_create(spec, prompt, frozenset(self._remote_ids))
+                video = await self._on_the_wire(job, self._send_create(spec, prompt, frozenset(self._remote_ids)))
                 break
             except RateLimitError:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
@@ -273,6 +274,24 @@ class Runner:
                     raise
                 await self.api.gate.wait()
         self._accept(job, video)
+
+    async def _on_the_wire(self, job: Job, request: Awaitable[T]) -> T:
+        """Await a request that may make the job on the server; a cancel meanwhile waits for its answer."""
+        job._create_on_wire = True
+        try:
+            return await request
+        finally:
+            job._create_on_wire = False
+
+    async def _reconcile(self, job: Job) -> Video | None:
+        """The server's job made by this job's create, if one left before a crash and reached it."""
+        spec = job.record.spec
+        return await self.api.reconcile(
+            {"prompt": apply_style(spec.prompt, spec.style), "model": spec.model, "size": spec.size,
+             "seconds": spec.seconds},
+            since=job.record.submitted_at or 0.0,
+            known_ids=frozenset(self._remote_ids),
+        )
 
     async def _send_create(self, spec: JobSpec, prompt: str, known: frozenset[str]) -> Video:
         if spec.kind == "remix":
@@ -410,7 +429,7 @@ class Runner:
         """
         if job.done:
             return
-        if job.record.create_state == "sending" and job.record.remote_id is None and job._task is not None:
+        if job._create_on_wire and job._task is not None:
             job._cancel_requested = True
             task = job._task
             self._answering[task] = job
@@ -430,16 +449,34 @@ class Runner:
             error_message="cancelled by the user",
         )
         job._finish()
-        if remote_id and self.profile.supports_delete:
-            task = self.runtime.spawn(self._delete_quietly(remote_id))
-            self._deletes.add(task)
-            task.add_done_callback(self._deletes.discard)
+        if not self.profile.supports_delete:
+            return
+        if remote_id:
+            deleting = self._delete_quietly(remote_id)
+        elif job.record.create_state == "sending":
+            deleting = self._find_and_delete(job)  # its create may have left before a crash
+        else:
+            return
+        task = self.runtime.spawn(deleting)
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
 
     async def _delete_quietly(self, remote_id: str) -> None:
         try:
             await self.api.delete(remote_id)
         except SoraError as exc:
             logger.warning("could not delete cancelled job %s: %s", remote_id, exc)
+
+    async def _find_and_delete(self, job: Job) -> None:
+        try:
+            found = await self._reconcile(job)
+        except SoraError as exc:
+            logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
+            return
+        if found is not None:
+            self._remote_ids.add(found.id)
+            self._transition(job, notify=False, create_state="acked", remote_id=found.id)
+            await self._delete_quietly(found.id)
 
     # ------------------------------------------------------------------ the one way state changes
     def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,20 @@ import pytest
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+
+def until(condition: Callable[[], object]) -> None:
+    """Wait (a bound, not a timing) until ``condition()`` holds: the moment a test needs to act in."""
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert condition()
+
+
+def cancel_and_wait(job: sora_nb.Job) -> None:
+    job.cancel()
+    with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+        job.wait(timeout=10)
 
 
 @pytest.mark.anyio
@@ -63,9 +78,7 @@ def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tm
     sim = SimulatorTransport(SimulatorConfig(seed=4, time_scale=0.5))
     with sora_nb.connect("simulator", run_root=tmp_path, transport=SlowAnswers(sim, 0.3)) as client:
         job = client.generate("a create that takes a while")
-        deadline = time.monotonic() + 10
-        while not sim.audit() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        until(sim.audit)
         assert job.remote_id is None and job.record.create_state == "sending"
         job.cancel()
     (created,) = sim.audit()
@@ -97,3 +110,60 @@ def test_jobs_whose_ledger_cannot_be_written_fail_with_the_reason(client: sora_n
         assert job.error is not None and job.error.code == "ledger_error"
         assert str(not_a_dir) in job.error.message and "nothing was sent" in job.error.message
     assert sim_transport.audit() == []
+
+
+def test_cancelling_a_resumed_job_that_waits_for_a_slot_ends_it_and_sends_nothing(tmp_path: Path) -> None:
+    """A job whose create may have left before a crash is looked for on the server when it gets a slot.
+    Cancelled while it still waits for one, it ends at once, no create is sent for it, and the job its
+    create made before the crash is found and deleted."""
+    from sora_nb._ledger import JobRecord, Ledger
+    from sora_nb._types import JobSpec
+
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5))  # job 1 holds the one slot for long
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow, max_concurrency=1) as client:
+        sunset = JobSpec("a slow sunset", "sora-2", "720x1280", "4")
+        made = client.call(lambda api: api.create(prompt=sunset.prompt, model=sunset.model, size=sunset.size,
+                                                  seconds=sunset.seconds))  # before the "crash"
+        run_dir = tmp_path / "crashed"
+        with Ledger.create(run_dir, meta={"profile": "simulator", "axes": ["prompt"]}) as ledger:
+            ledger.add_jobs([
+                JobRecord("j0001-aaaa", 1, JobSpec("a slow sunrise", "sora-2", "720x1280", "4")),
+                JobRecord("j0002-bbbb", 2, sunset, create_state="sending", submitted_at=time.time() - 5, attempts=1),
+            ])
+        run = sora_nb.resume(run_dir, client=client)
+        first, second = run.jobs
+        until(lambda: first.remote_id)
+        cancel_and_wait(second)
+        assert not first.done
+        cancel_and_wait(first)
+    assert [entry["prompt"] for entry in slow.audit()] == ["a slow sunset", "a slow sunrise"]
+    assert second.remote_id == made.id and slow.state.get(made.id) is None
+
+
+class RefusesTheFirstCreate(httpx.AsyncBaseTransport):
+    """The simulator, but the first create is answered 429 after a while (it never reaches the simulator)."""
+
+    def __init__(self, inner: SimulatorTransport, delay: float) -> None:
+        self.inner, self.delay, self.refused = inner, delay, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and not self.refused:
+            self.refused += 1
+            await asyncio.sleep(self.delay)
+            error = {"message": "Too many requests.", "type": "rate_limit_error", "code": "rate_limit_exceeded"}
+            return httpx.Response(429, headers={"retry-after": "0.05"}, json={"error": error})
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_job_cancelled_while_its_create_is_refused_is_not_sent_again(tmp_path: Path) -> None:
+    """A create refused with a 429 certainly made nothing; when the job was cancelled meanwhile, it must
+    not be sent again once the rate limit passes (only to be deleted at once, and maybe billed)."""
+    sim = SimulatorTransport(SimulatorConfig(seed=4, time_scale=0.5))
+    refusing = RefusesTheFirstCreate(sim, 0.3)
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=refusing,
+                         retry=sora_nb.RetryPolicy(max_retries=0)) as client:
+        job = client.generate("a create that is refused")
+        until(lambda: job.record.create_state == "sending")
+        cancel_and_wait(job)
+    assert refusing.refused == 1 and sim.audit() == []
+    assert job.status == "cancelled" and job.remote_id is None
