@@ -705,6 +705,23 @@ def test_gallery_of_the_servers_list_refreshes_and_refetches_on_page_change(clie
         run_gallery.reload()
 
 
+def test_filtering_the_servers_list_keeps_the_page_it_filters(client: sora_nb.Client, here: Path,
+                                                               closing: list[Any]) -> None:
+    for prompt in ("a kite", "a tram"):
+        client.generate(prompt).wait(timeout=30)
+    gallery = ui.gallery(client, page_size=1)
+    closing.append(gallery)
+    wait_for(lambda: "a tram" in "".join(tile_captions(gallery)), what="page 1")
+    gallery.next_button.click()
+    wait_for(lambda: "a kite" in "".join(tile_captions(gallery)), what="page 2")
+    gallery.status_filter.value = "completed"  # filters the videos of this page: still page 2
+    gallery.refresh()
+    assert "page 2" in gallery.page_label.value and not gallery.prev_button.disabled
+    gallery.prev_button.click()
+    wait_for(lambda: "a tram" in "".join(tile_captions(gallery)), what="page 1 again")
+    assert gallery.error.value == ""
+
+
 def test_compare_grid_pivots_and_synchronises(small_run: sora_nb.Run, closing: list[Any]) -> None:
     grid = small_run.compare(rows="prompt", cols="model")
     closing.append(grid)

@@ -192,7 +192,7 @@ class Gallery(LiveBox):
         wanted = self._wanted.pop(name, None)
         chosen = str(dropdown.value) if wanted is None else _value_label(wanted)
         options = [_ALL, *labels, *([chosen] if chosen != _ALL and chosen not in labels else [])]
-        if chosen != dropdown.value:
+        if chosen != dropdown.value and self.client is None:
             self.page = 0  # a filter asked for: its first page
         self._syncing = True  # new options select the first one for a moment: not the user's choice
         try:
@@ -212,7 +212,8 @@ class Gallery(LiveBox):
     def _filtered(self) -> None:
         if self._syncing and self._runtime.in_loop_thread():  # the redraw's own option swap, not the user
             return
-        self.page = 0
+        if self.client is None:  # a run's pages are of the jobs that pass; the server's list is filtered by page
+            self.page = 0
         self._coalescer.mark()
 
     def _turn(self, step: int) -> None:
