@@ -26,6 +26,7 @@ from ._profiles import (
     resolve_profile,
     simulator_base_url,
 )
+from ._redact import redact_url
 from ._retry import RetryPolicy
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
@@ -384,10 +385,8 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return (
-            f"<sora_nb.Client profile={self.profile.name!r} base_url={self.base_url!r} "
-            f"key={'set' if self._has_key else 'none'}>"
-        )
+        key = "set" if self._has_key else "none"
+        return f"<sora_nb.Client profile={self.profile.name!r} base_url={redact_url(self.base_url)!r} key={key}>"
 
 
 class Sweep:

@@ -197,7 +197,7 @@ class ContractClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"ContractClient(base_url={self.base_url!r}, key={'set' if self._api_key else 'none'})"
+        return f"ContractClient(base_url={redact_url(self.base_url)!r}, key={'set' if self._api_key else 'none'})"
 
     # ------------------------------------------------------------------ operations
     async def create(

@@ -43,6 +43,8 @@ _PATTERNS = [
         ),
         r"\1" + REDACTED,
     ),
+    # A password in a URL's user info (``https://user:password@host``).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@\\]+:)[^/\s@\\]+@"), r"\1" + REDACTED + "@"),
     # Signature parameters inside URLs' query strings.
     (
         re.compile(r"(?i)([?&](?:" + "|".join(re.escape(p) for p in sorted(SIGNED_URL_PARAMS)) + r")=)([^&\s\"'#]+)"),
@@ -72,15 +74,21 @@ def looks_like_secret(text: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """Drop the values of signature query parameters, keeping the URL readable.
+    """Drop the values of signature query parameters and a user-info password, keeping the URL readable.
 
     >>> redact_url("https://cdn.example/v.mp4?se=2026&sig=abc&x=1")
     'https://cdn.example/v.mp4?se=REDACTED&sig=REDACTED&x=1'
+    >>> redact_url("https://alice:pa55word@relay.example/v1")
+    'https://alice:REDACTED@relay.example/v1'
     """
     try:
         parts = urlsplit(url)
     except ValueError:
         return redact(url)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:{REDACTED}@{host}")
+        url = urlunsplit(parts)
     if not parts.query:
         return url
     query = [

@@ -15,6 +15,7 @@ from sora_nb import (
     AuthenticationError,
     ContractClient,
     DownloadError,
+    NotFoundError,
     RateLimitError,
     RetryPolicy,
     ServerError,
@@ -280,6 +281,23 @@ async def test_key_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixt
     assert "Check the API key" in str(info.value)
     assert caplog.records, "the client should log its requests"
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_password_in_the_base_url_never_appears_in_errors_logs_or_reprs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="sora_nb")
+    script = Script(err(500), err(404), err(404))
+    api = ContractClient(base_url="http://alice:pa55word-1234@api.test/v1", transport=httpx.MockTransport(script),
+                         sleep=script.sleep, clock=script.clock, retry=RetryPolicy(max_retries=1, jitter=0.0))
+    async with api:
+        with pytest.raises(NotFoundError) as retrieved:
+            await api.retrieve("video_1")
+        with pytest.raises(NotFoundError) as downloaded:
+            await api.download_url("http://alice:pa55word-1234@cdn.test/v.mp4", Path("/nonexistent/v.mp4"))
+    assert len(script.requests) == 3
+    shown = [repr(api), str(retrieved.value), str(downloaded.value), *(r.getMessage() for r in caplog.records)]
+    assert caplog.records and all("pa55word" not in text for text in shown), shown
+    assert "alice:REDACTED@" in repr(api)
 
 
 async def test_unreachable_server_gives_transport_error_with_fix() -> None:
