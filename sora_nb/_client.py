@@ -16,6 +16,7 @@ import httpx
 
 from . import _catalog
 from ._contract import ContractClient
+from ._errors import ConfigurationError
 from ._jobs import Job, Run
 from ._polling import PollPolicy
 from ._profiles import (
@@ -26,7 +27,7 @@ from ._profiles import (
     resolve_profile,
     simulator_base_url,
 )
-from ._redact import redact_url
+from ._redact import REDACTED, redact_url
 from ._retry import RetryPolicy
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
@@ -332,7 +333,7 @@ class Client:
             "created_at": time.time(),
             "kind": kind,
             "profile": self.profile.name,
-            "base_url": self.base_url,
+            "base_url": redact_url(self.base_url),  # a password in it is a credential: never stored
             "axes": list(axes),
             **(extra_meta or {}),
         }
@@ -506,9 +507,14 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
                 simulator_state=_resume_state_dir(sim.get("state_dir"), directory, sim.get("dialect") or "openai"),
             )
         else:
-            client = connect(
-                meta.get("profile"), base_url=meta.get("base_url"), api_key=api_key, run_root=directory.parent
-            )
+            base_url = meta.get("base_url")
+            if base_url and f":{REDACTED}@" in base_url:
+                raise ConfigurationError(
+                    f"run {directory} was made on a base URL with a password ({base_url}), "
+                    "and passwords are not stored in runs. Fix: sora_nb.resume(run_dir, "
+                    "client=sora_nb.connect(profile, base_url='https://user:password@host/v1'))."
+                )
+            client = connect(meta.get("profile"), base_url=base_url, api_key=api_key, run_root=directory.parent)
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     client.runtime.call_and_wait(client.runner.attach, run)
     return run

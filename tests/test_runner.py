@@ -194,6 +194,28 @@ def test_resume_reattaches_without_creating_twice(tmp_path: Path, sim_transport:
     other.close()
 
 
+def test_a_password_in_the_base_url_is_not_stored_in_the_run(tmp_path: Path) -> None:
+    from sora_nb._ledger import Ledger
+
+    server = SimulatorTransport(SimulatorConfig(seed=2, time_scale=FAST))
+    base_url = "http://alice:pa55word-1234@sim.test/v1"
+    with sora_nb.connect("openai-compatible", base_url=base_url, api_key="k", run_root=tmp_path,
+                         transport=server) as client:
+        run = client.sweep(prompt=["one"]).start().wait(timeout=30)
+    assert run.counts() == {"completed": 1}
+    with Ledger.open(run.run_dir, readonly=True) as ledger:
+        assert ledger.meta()["base_url"] == "http://alice:REDACTED@sim.test/v1"
+    assert not [p for p in run.run_dir.rglob("*") if p.is_file() and b"pa55word" in p.read_bytes()]
+    # Resuming needs the password again, from the user: the error says how.
+    with pytest.raises(sora_nb.ConfigurationError, match=r"password.*Fix: sora_nb\.resume\(run_dir, client=") as info:
+        sora_nb.resume(run.run_dir)
+    assert "pa55word" not in str(info.value)
+    with sora_nb.connect("openai-compatible", base_url=base_url, api_key="k", run_root=tmp_path,
+                         transport=server) as again:
+        assert sora_nb.resume(run.run_dir, client=again).wait(timeout=30).counts() == {"completed": 1}
+    assert len(server.audit()) == 1
+
+
 def test_cancel_while_the_create_is_on_the_wire_deletes_what_it_made(tmp_path: Path) -> None:
     import time
 
