@@ -100,11 +100,18 @@ class Runtime:
         so the loop is re-entered with nest-asyncio2, applied only now and only to this loop. Without
         it, the error says to use ``await``.
         """
+        if threading.current_thread() is self.thread:
+            # Observers and callbacks run here in a script. Re-entering this loop (as a notebook's is) would
+            # leave the blocked callback under the nested run, and a close() would wait on it for ever.
+            coro.close()
+            raise RuntimeError(
+                "sora_nb: a blocking call (wait, close, call) was made from sora_nb's own loop thread, where "
+                "observers and callbacks run; it would stop every job. Fix: make it from your script's "
+                "thread, e.g. after run.wait() returns."
+            )
         if timeout is not None:
             coro = asyncio.wait_for(coro, timeout)
         if not self.in_loop_thread():
-            if threading.current_thread() is self.thread:
-                raise RuntimeError("sora_nb: a blocking wait was called from inside sora_nb's own loop.")
             return self.submit(coro).result()
         try:
             import nest_asyncio2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,3 +168,28 @@ def test_a_job_cancelled_while_its_create_is_refused_is_not_sent_again(tmp_path:
         cancel_and_wait(job)
     assert refusing.refused == 1 and sim.audit() == []
     assert job.status == "cancelled" and job.remote_id is None
+
+
+def test_blocking_from_an_observer_in_a_script_is_refused_not_a_deadlock(tmp_path: Path,
+                                                                         sim_transport: SimulatorTransport) -> None:
+    """In a script, observers run on sora_nb's own loop thread: a blocking call there (``client.close()``)
+    would wait for the loop it stops. It is refused at once, saying so, and the client goes on working."""
+    client = sora_nb.connect("simulator", time_scale=0.004, run_root=tmp_path, transport=sim_transport)
+    errors: list[BaseException] = []
+    called = threading.Event()
+
+    def close_when_done(job: sora_nb.Job) -> None:
+        if job.done and not called.is_set():
+            try:
+                client.close(timeout=5)
+            except BaseException as exc:  # whatever it is, the test reports it
+                errors.append(exc)
+            called.set()
+
+    job = client.generate("a corgi surfing")
+    job.observe(close_when_done)
+    assert called.wait(30), "the observer's close() never returned"
+    (error,) = errors
+    assert isinstance(error, RuntimeError) and "own loop" in str(error) and "Fix:" in str(error)
+    assert client.generate("a cat skiing").wait(timeout=30).status == "completed"
+    client.close()
