@@ -186,6 +186,14 @@ class Job:
         return self._outcome()
 
     def _outcome(self) -> Job:
+        if self.status not in TERMINAL_STATUSES or (self.status == "completed" and self.record.downloaded_at is None):
+            # Ended without an end of its own: its client was closed (a crash would not have told us).
+            stage = "downloading" if self.status == "completed" else self.status
+            raise JobFailedError(
+                f"job {self.id} ({self.prompt[:40]!r}) was stopped while {stage}: its client was closed. "
+                f"It is kept in the run's ledger. Fix: sora_nb.resume({str(self.run.run_dir)!r}) to carry on.",
+                job=self,
+            )
         if self.status != "completed":
             error = self.error
             reason = f"{error.code}: {error.message}" if error else self.status

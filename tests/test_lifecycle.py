@@ -193,3 +193,17 @@ def test_blocking_from_an_observer_in_a_script_is_refused_not_a_deadlock(tmp_pat
     assert isinstance(error, RuntimeError) and "own loop" in str(error) and "Fix:" in str(error)
     assert client.generate("a cat skiing").wait(timeout=30).status == "completed"
     client.close()
+
+
+def test_waiting_on_a_job_stopped_by_close_says_how_to_resume_it(tmp_path: Path) -> None:
+    """Closing stops jobs mid-way (resumable from the ledger); a wait on one says that, not "it failed,
+    change the prompt and retry" (a retry on a closed client is refused)."""
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5))
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
+    job = client.generate("a slow sunrise")
+    until(lambda: job.remote_id)
+    client.close()
+    with pytest.raises(sora_nb.JobFailedError, match=r"stopped while (queued|in_progress).*client was closed.*"
+                                                      r"Fix: sora_nb\.resume\(") as info:
+        job.wait(timeout=10)
+    assert info.value.job is job and str(job.run.run_dir) in str(info.value)
