@@ -47,6 +47,18 @@ DELETE_ON_CLOSE_TIMEOUT = 10.0
 """Seconds that closing a client waits for the deletes of jobs cancelled just before."""
 
 
+async def _finish_within(tasks: set[asyncio.Task[None]], timeout: float) -> set[asyncio.Task[None]]:
+    """Let ``tasks`` finish within ``timeout`` seconds; the late ones are cancelled, awaited and returned."""
+    if not tasks:
+        return set()
+    _done, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.gather(*late, return_exceptions=True)
+    return late
+
+
 def estimated_cost(
     spec: JobSpec, price_per_second: Callable[[str, str], float | None] = _catalog.price_per_second
 ) -> float | None:
@@ -500,26 +512,18 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
         # A job cancelled while its create was on the wire waits for the answer (its remote id), so that
         # the job made on the server is deleted below rather than left running, unseen, and billed.
-        if answering:
-            _done, late = await asyncio.wait(set(answering), timeout=DELETE_ON_CLOSE_TIMEOUT)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.gather(*late, return_exceptions=True)
-                for task in late:
-                    self._cancelled(answering[task])
-                logger.warning("closed before the creates of %d cancelled job(s) were answered: the server may "
-                               "have made them, and they may run there until they finish or expire", len(late))
+        late = await _finish_within(set(answering), DELETE_ON_CLOSE_TIMEOUT)
+        for task in late:
+            self._cancelled(answering[task])
+        if late:
+            logger.warning("closed before the creates of %d cancelled job(s) were answered: the server may "
+                           "have made them, and they may run there until they finish or expire", len(late))
         # Deleting a cancelled job is what stops the server working (and billing) on it: those requests
         # finish before the HTTP client closes, within a bound.
-        if self._deletes:
-            _done, late = await asyncio.wait(set(self._deletes), timeout=DELETE_ON_CLOSE_TIMEOUT)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.gather(*late, return_exceptions=True)
-                logger.warning("closed before %d cancelled job(s) were deleted on the server: they may still run "
-                               "there until they finish or expire", len(late))
+        late = await _finish_within(set(self._deletes), DELETE_ON_CLOSE_TIMEOUT)
+        if late:
+            logger.warning("closed before %d cancelled job(s) were deleted on the server: they may still run "
+                           "there until they finish or expire", len(late))
         if self._api is not None:
             await self._api.aclose()
             self._api = None
