@@ -107,7 +107,8 @@ class Gallery(LiveBox):
         allowed = ["status", *(source.axes if isinstance(source, Run) else _SERVER_AXES)]
         for name in axis_filters:
             if name not in allowed:  # a typo would show every video, unfiltered
-                raise ValueError(f"{name!r} is not an axis to filter by. Allowed: {', '.join(allowed)}.")
+                raise ValueError(f"{name!r} is not an axis to filter by. Allowed: {', '.join(allowed)}. "
+                                 "Fix: check the spelling, or filter by one of those.")
         self.source = source
         self.media_mode: MediaMode = resolve_media(media)
         self.columns, self.page_size, self.width = columns, page_size, width

@@ -115,7 +115,8 @@ class PromptBox(Panel):
         models = model_options(profile.models)
         if model is not None and profile.models and model not in models:
             raise ValueError(f"model={model!r} is not offered by the {profile.name!r} server. "
-                             f"Allowed: {', '.join(models)}.")
+                             f"Allowed: {', '.join(models)}. Fix: pass one of them, or no model for the server's "
+                             "default.")
         chosen = model or (_catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0])
         wide = {"description_width": "70px"}
 

@@ -56,8 +56,8 @@ class ResultsTable(LiveBox):
         leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
         self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
         if sort_by is not None and sort_by not in self.columns:
-            raise ValueError(f"sort_by={sort_by!r} is not a column of this table. Allowed: {', '.join(self.columns)} "
-                             "(or add it to columns=).")
+            raise ValueError(f"sort_by={sort_by!r} is not a column of this table. Allowed: {', '.join(self.columns)}. "
+                             "Fix: sort by one of them, or add it to columns=.")
         self.sort_by = widgets.Dropdown(options=[_RUN_ORDER, *self.columns], value=sort_by or _RUN_ORDER,
                                         description="Sort by", style={"description_width": "50px"},
                                         layout=widgets.Layout(width="240px"))
