@@ -1,9 +1,11 @@
 """sora_nb: AI video generation as a first-class citizen of Jupyter notebooks.
 
 >>> import sora_nb
->>> client = sora_nb.connect()                       # doctest: +SKIP
->>> job = client.generate("a corgi surfing at sunset")  # doctest: +SKIP
->>> job.wait(timeout=600).video_path                 # doctest: +SKIP
+>>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator, fast
+>>> job = client.generate("a corgi surfing at sunset")
+>>> job.wait(timeout=600).video_path.suffix
+'.mp4'
+>>> client.close()
 
 Names are listed in the order a user meets them. ``sora_nb.ui`` (widgets) and ``sora_nb.simulator``
 are imported on first use, so ``import sora_nb`` stays light.
@@ -102,7 +104,14 @@ __all__ = [
 def load_run(run_dir: Any) -> Any:
     """A run's jobs as a pandas DataFrame, read from its ledger: offline, no network, no client.
 
-    >>> df = sora_nb.load_run("sora_runs/20261121-101500-ab12")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> with sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path")) as client:
+    ...     run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60).run_dir
+    >>> df = sora_nb.load_run(run_dir)
+    >>> df[["prompt", "status"]]
+                prompt     status
+    0  a corgi surfing  completed
+    1     a cat skiing  completed
     """
     from ._results import load_run as _load_run
 

@@ -84,9 +84,20 @@ def connect(
             the process ends. A ``SimulatorConfig`` passed as ``simulator`` keeps its own ``state_dir``.
         transport: an ``httpx.AsyncBaseTransport`` to use instead of the network.
 
-    >>> client = sora_nb.connect("simulator", seed=7, time_scale=0.01)  # doctest: +SKIP
-    >>> client = sora_nb.connect("openai-compatible", base_url="http://localhost:4000/v1")  # doctest: +SKIP
-    >>> client = sora_nb.connect("openrouter", simulator=True, time_scale=0.01)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> runs = getfixture("tmp_path")
+    >>> with sora_nb.connect("simulator", seed=7, time_scale=0.01, run_root=runs) as client:
+    ...     client
+    <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=none>
+
+    Connecting sends nothing: the first job does.
+
+    >>> with sora_nb.connect("openai-compatible", base_url="http://localhost:4000/v1", run_root=runs) as client:
+    ...     client
+    <sora_nb.Client profile='openai-compatible' base_url='http://localhost:4000/v1' key=none>
+    >>> with sora_nb.connect("openrouter", simulator=True, time_scale=0.002, run_root=runs) as client:
+    ...     client.generate("a corgi surfing").wait(timeout=60).status
+    'completed'
     """
     in_process = simulator is not None and simulator is not False
     if in_process and profile is None:
@@ -247,8 +258,17 @@ class Client:
         Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent. ``model``
         defaults to the profile's (``client.profile.default_model``).
 
-        >>> job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720")  # doctest: +SKIP
-        >>> job.wait(timeout=600).video_path  # doctest: +SKIP
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> job = client.generate("a corgi surfing at sunset", model="sora-2", size="1280x720")
+        >>> job.wait(timeout=600).video_path.suffix
+        '.mp4'
+        >>> try:
+        ...     client.generate("a corgi surfing", size="1000x1000")  # refused here: nothing is sent
+        ... except sora_nb.ValidationError as exc:
+        ...     print(str(exc).split(" Fix:")[0])  # (the message goes on to say the fix)
+        size='1000x1000' is not allowed for sora-2. Allowed: '720x1280', '1280x720'.
+        >>> client.close()
         """
         spec = self.job_spec(
             prompt, model=model, size=size, seconds=seconds, input_reference=input_reference, style=style
@@ -350,10 +370,13 @@ class Client:
         """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt
         ``template`` with ``variables``. Nothing is sent until ``start()``.
 
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
         >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
-        ...                      seconds=["4", "8"], size=["1280x720"], repeats=2)  # doctest: +SKIP
-        >>> print(sweep.estimate())  # doctest: +SKIP
+        ...                      seconds=["4", "8"], size=["1280x720"], repeats=2)
+        >>> print(sweep.estimate())
         16 jobs, 96 s of video, est. $19.20
+        >>> client.close()
         """
         return Sweep(self, **axes)
 
@@ -414,7 +437,18 @@ class Sweep:
         return len(self.plan.jobs)
 
     def estimate(self) -> Estimate:
-        """Job count, generated seconds, cost (``None`` where a price is unknown) and invalid combinations."""
+        """Job count, generated seconds, cost (``None`` where a price is unknown) and invalid combinations.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> sweep = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"], seconds=["4", "8"])
+        >>> estimate = sweep.estimate()
+        >>> print(estimate)
+        4 jobs, 24 s of video, est. $4.80
+        >>> estimate.by_model["sora-2-pro"]
+        {'jobs': 2, 'seconds': 12.0, 'cost_usd': 3.6}
+        >>> client.close()
+        """
         from ._sweeps import estimate
 
         return estimate(self.plan, price=self.client.profile.capabilities.price_per_second)
@@ -430,6 +464,19 @@ class Sweep:
 
         Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``, and
         (``FileExistsError``) a ``run_dir`` that already holds a run.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"])
+        >>> run = sweep.start(max_concurrency=2, budget_usd=5.00)
+        >>> run.wait(timeout=60).counts()
+        {'completed': 4}
+        >>> try:
+        ...     sweep.start(budget_usd=1.00)
+        ... except sora_nb.BudgetExceededError as exc:
+        ...     print(str(exc).split(". ")[0])
+        Estimated cost $3.20 is over the budget of $1.00 (4 jobs, 16 s of video)
+        >>> client.close()
         """
         from ._sweeps import check_budget
 
@@ -485,8 +532,14 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     for twice. Without ``client``, one is made from the run's profile and base URL (the key from the
     environment or ``api_key``; keys are never stored in the run).
 
-    >>> run = sora_nb.resume("sora_runs/20261121-101500-ab12")  # doctest: +SKIP
-    >>> run.wait(timeout=3600).to_dataframe()  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+    >>> run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().run_dir
+    >>> client.close()  # a kernel restart, say: the jobs stop where they are
+    >>> run = sora_nb.resume(run_dir)
+    >>> run.wait(timeout=3600).counts()
+    {'completed': 2}
+    >>> run.close()
     """
     from ._ledger import Ledger
 

@@ -151,6 +151,18 @@ class Job:
         """Block until the job finishes; return it, or raise :class:`JobFailedError`.
 
         Raises :class:`JobTimeoutError` after ``timeout`` seconds (the job goes on; wait again or cancel).
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> job = client.generate("a corgi surfing at sunset")
+        >>> job.wait(timeout=60) is job, job.status
+        (True, 'completed')
+        >>> try:
+        ...     client.generate("a corgi surfing [fail]").wait(timeout=60)  # the simulator refuses "[fail]"
+        ... except sora_nb.JobFailedError as exc:
+        ...     print(exc.job.status, exc.job.error.code)
+        failed moderation_blocked
+        >>> client.close()
         """
         runtime = self._runner.runtime
         try:
@@ -399,7 +411,19 @@ class Run:
 
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
-        """Block until every job finishes (failures do not raise: see ``run.failed``)."""
+        """Block until every job finishes (failures do not raise: see ``run.failed``).
+
+        Raises :class:`JobTimeoutError` after ``timeout`` seconds (the jobs go on; wait again or cancel).
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing [fail]"]).start()
+        >>> run.wait(timeout=60).counts()
+        {'completed': 1, 'failed': 1}
+        >>> [job.prompt for job in run.failed]
+        ['a cat skiing [fail]']
+        >>> client.close()
+        """
         runtime = self._runner.runtime
         futures = [job._future for job in self.jobs]
         try:
@@ -473,7 +497,20 @@ class Run:
 
     # ------------------------------------------------------------------ results
     def to_dataframe(self) -> pandas.DataFrame:
-        """One row per job: the sweep axes, status, timings, costs and file paths (see ``sora_nb.COLUMNS``)."""
+        """One row per job: the sweep axes, status, timings, costs and file paths (see ``sora_nb.COLUMNS``).
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start()
+        >>> df = run.wait(timeout=60).to_dataframe()
+        >>> df[["model", "status", "seconds_generated"]]
+                model     status  seconds_generated
+        0      sora-2  completed                4.0
+        1  sora-2-pro  completed                4.0
+        >>> all(df["video_path"].str.endswith(".mp4"))  # paths to the files on disk
+        True
+        >>> client.close()
+        """
         from ._results import records_to_dataframe
 
         records = [dataclasses.replace(job.record) for job in self.jobs]

@@ -43,8 +43,13 @@ Text columns hold ``str`` or ``None`` (object dtype, under pandas 2 and 3 alike)
 
 pandas is imported inside the functions: ``import sora_nb`` must stay fast and work without it.
 
->>> df = load_run("sora_runs/20261121-234501-a1b2")  # doctest: +SKIP
->>> df.groupby("model", observed=True)["generation_s"].median()  # doctest: +SKIP
+>>> import sora_nb
+>>> with sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path")) as client:
+...     run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"], repeats=2).start()
+...     run_dir = run.wait(timeout=60).run_dir
+>>> df = load_run(run_dir)
+>>> df.groupby("model", observed=True)["generation_s"].median().index.tolist()
+['sora-2', 'sora-2-pro']
 """
 
 from __future__ import annotations
@@ -185,8 +190,13 @@ def load_run(run_dir: str | Path) -> pandas.DataFrame:
     Raises:
         FileNotFoundError: no run at ``run_dir`` (the message names the path and what to do).
 
-    >>> df = load_run("sora_runs/20261121-234501-a1b2")  # doctest: +SKIP
-    >>> df[df.status == "failed"][["prompt", "error_code"]]  # doctest: +SKIP
+    >>> import sora_nb
+    >>> with sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path")) as client:
+    ...     run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing [fail]"]).start().wait(timeout=60).run_dir
+    >>> df = load_run(run_dir)  # no client needed: the ledger alone
+    >>> df[df.status == "failed"][["prompt", "error_code"]]
+                    prompt          error_code
+    1  a cat skiing [fail]  moderation_blocked
     """
     with Ledger.open(run_dir, readonly=True) as ledger:
         meta = ledger.meta()
@@ -201,7 +211,12 @@ def export(df: pandas.DataFrame, path: str | Path) -> Path:
         ValueError: another suffix.
         ImportError: ``.parquet`` without pyarrow (``pip install "sora-nb[data]"``).
 
-    >>> export(load_run("sora_runs/20261121-234501-a1b2"), "results.parquet")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> runs = getfixture("tmp_path")
+    >>> with sora_nb.connect(time_scale=0.002, run_root=runs) as client:
+    ...     run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60).run_dir
+    >>> export(load_run(run_dir), runs / "results.parquet").name
+    'results.parquet'
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -11,7 +11,7 @@ computed from the clock) and renders real H.264 MP4s derived from the prompt. Fa
 
 On a port, for any OpenAI-compatible client (``sora-nb simulator`` or ``python -m sora_nb.simulator``):
 
->>> serve(SimulatorConfig(time_scale=0.05), host="127.0.0.1", port=8000)  # doctest: +SKIP
+>>> serve(SimulatorConfig(time_scale=0.05), host="127.0.0.1", port=8000)  # serves until Ctrl-C  # doctest: +SKIP
 
 With ``SimulatorConfig(state_dir=...)`` (``sora-nb simulator --state-dir DIR``; ``sora_nb.connect()``
 uses ``<run_root>/.simulator``) its jobs survive the process, and ``read_audit(state_dir)`` reads back

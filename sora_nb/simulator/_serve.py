@@ -89,7 +89,7 @@ def serve(
 ) -> None:
     """Serve the simulator until interrupted (blocking). Clients use ``http://{host}:{port}/v1``.
 
-    >>> serve(SimulatorConfig(time_scale=0.05), port=8000)  # doctest: +SKIP
+    >>> serve(SimulatorConfig(time_scale=0.05), port=8000)  # serves until Ctrl-C  # doctest: +SKIP
     """
     uvicorn = _uvicorn()
     uvicorn.Server(_uvicorn_config(config, None, host=host, port=port, log_level=log_level)).run()
@@ -137,8 +137,10 @@ def start_server(
 ) -> ServerHandle:
     """Serve the simulator in a background thread; ``port=0`` picks a free port. Returns when listening.
 
-    >>> with start_server(SimulatorConfig(time_scale=0.01)) as server:  # doctest: +SKIP
-    ...     OpenAI(base_url=server.base_url, api_key="sk-test").videos.list()
+    >>> import httpx
+    >>> with start_server(SimulatorConfig(time_scale=0.01)) as server:
+    ...     httpx.get(f"{server.base_url}/videos", headers={"Authorization": "Bearer sk-test"}).json()["data"]
+    []
     """
     uvicorn = _uvicorn()
     # IPPROTO_TCP named explicitly: asyncio then sets TCP_NODELAY, without which every answer waits
