@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import FAST
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
-
-FAST = 0.004
-"""Simulator time scale for tests: a 60 s job takes about a quarter of a second."""
 
 THREAD_EXIT_GRACE = 2.0
 """Seconds a thread that is shutting down gets to finish before it counts as leaked."""
@@ -35,6 +33,13 @@ def client(tmp_path: Path, sim_transport: SimulatorTransport) -> Iterator[sora_n
     """A simulator client writing runs under a temporary directory; closed after the test."""
     with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path / "runs", transport=sim_transport) as c:
         yield c
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The notebook's folder: the working directory, so media URLs come out relative."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,7 @@ mistakes that can be caught locally, and nothing is left behind."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
+from support import free_port, image_bytes, no_sleep
 
 import sora_nb
 from sora_nb import ContractClient, RetryPolicy
@@ -23,10 +21,6 @@ from sora_nb._profiles import Profile, resolve_api_key
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
 KEY = "sk-badinput-" + "Z" * 20
-
-
-async def _no_sleep(_: float) -> None:
-    return None
 
 
 def scripted(*responses: httpx.Response | Exception) -> ContractClient:
@@ -39,12 +33,12 @@ def scripted(*responses: httpx.Response | Exception) -> ContractClient:
         return item
 
     return ContractClient(base_url="http://api.test/v1", api_key=KEY, transport=httpx.MockTransport(handler),
-                          sleep=_no_sleep, retry=RetryPolicy(max_retries=2, jitter=0.0))
+                          sleep=no_sleep, retry=RetryPolicy(max_retries=2, jitter=0.0))
 
 
 def simulated(**config: Any) -> ContractClient:
     transport = SimulatorTransport(SimulatorConfig(seed=1, time_scale=0.001, **config))
-    return ContractClient(base_url="http://simulator.local/v1", api_key=KEY, transport=transport, sleep=_no_sleep,
+    return ContractClient(base_url="http://simulator.local/v1", api_key=KEY, transport=transport, sleep=no_sleep,
                           validate=False, retry=RetryPolicy(max_retries=1, jitter=0.0))
 
 
@@ -59,18 +53,6 @@ def run(coro_fn: Callable[[ContractClient], Any], client: ContractClient) -> Cal
 def error_json(status: int, message: str, code: str | None = None) -> httpx.Response:
     return httpx.Response(status, json={"error": {"message": message, "type": "invalid_request_error",
                                                   "param": None, "code": code}})
-
-
-def image_bytes(size: tuple[int, int], fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def create(**kwargs: Any) -> Callable[[ContractClient], Any]:
@@ -104,7 +86,7 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
     ("int seconds on a strict server", lambda t: run(
         lambda c: c.create(prompt="a cat", seconds="4"),
         ContractClient(base_url="http://simulator.local/v1", transport=SimulatorTransport(SimulatorConfig(seed=1)),
-                       seconds_as_int=True, sleep=_no_sleep)),
+                       seconds_as_int=True, sleep=no_sleep)),
      sora_nb.BadRequestError, ("HTTP 400", "(param: seconds)", "Fix:")),
     ("reference image of the wrong size", lambda t: run(create(size="720x1280",
                                                                input_reference=image_bytes((640, 480), "PNG")),
@@ -127,7 +109,7 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
      sora_nb.ConfigurationError, ("not an http(s) URL", "Fix: e.g. base_url=")),
     ("wrong base URL (nothing listening)", lambda t: run(
         lambda c: c.retrieve("video_1"),
-        ContractClient(base_url=f"http://127.0.0.1:{free_port()}/v1", sleep=_no_sleep,
+        ContractClient(base_url=f"http://127.0.0.1:{free_port()}/v1", sleep=no_sleep,
                        retry=RetryPolicy(max_retries=1, jitter=0.0))),
      sora_nb.TransportError, ("cannot connect", "Fix: check base_url")),
     ("HTML error page from a proxy", lambda t: run(lambda c: c.retrieve("video_1"), scripted(

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +44,6 @@ pytestmark = [
 
 # CI containers often run as root, which Jupyter refuses without this flag.
 _ROOT_FLAG = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
@@ -112,7 +106,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(workdir: Path) -> Iterator[Server]:
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     home = workdir / "lab-home"
     env = _isolated_env(home)
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
@@ -141,7 +135,7 @@ def lab(workdir: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def voila(workdir: Path) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = _isolated_env(workdir / "voila-home")
     args = [
         sys.executable, "-m", "voila", APP.name, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",

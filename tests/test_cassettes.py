@@ -18,6 +18,7 @@ import httpx
 import pytest
 from cassette_support import CASSETTES, RECORDING, annotating_persister, vcr_options
 from PIL import Image
+from support import write_image
 
 import sora_nb
 from sora_nb import ContractClient, RetryPolicy
@@ -114,8 +115,7 @@ async def test_full_lifecycle(served: None, tmp_path: Path) -> None:
 
 @pytest.mark.vcr
 async def test_multipart_create_with_reference_image(served: None, tmp_path: Path) -> None:
-    ref = tmp_path / "ref.png"
-    Image.new("RGB", (720, 1280), (200, 80, 40)).save(ref)
+    ref = write_image(tmp_path / "ref.png", (720, 1280), color=(200, 80, 40))
     async with api() as client:
         video = await client.create(prompt="the same scene, animated", model="sora-2", size="720x1280",
                                     seconds="4", input_reference=ref)

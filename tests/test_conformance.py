@@ -8,9 +8,7 @@ loopback port and drive it with the ``openai`` package and with raw sockets.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,10 +19,10 @@ import httpx
 import jsonschema
 import pytest
 import yaml
-from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from starlette.routing import Route
+from support import FakeClock, free_port, image_bytes
 
 from sora_nb._catalog import MODELS, SECONDS, SIZES
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport, start_server
@@ -32,7 +30,6 @@ from sora_nb.simulator import SimulatorConfig, SimulatorTransport, start_server
 SPEC_PATH = Path(__file__).parent / "fixtures" / "openai-videos.openapi.yaml"
 SPEC_URI = "urn:openai-videos-openapi"
 BASE = "http://simulator.local/v1"
-T0 = 1_700_000_000.0
 
 ERROR_ENVELOPE = {
     "type": "object",
@@ -76,21 +73,13 @@ def validate(registry: Registry[Any], schema: dict[str, Any], instance: Any) -> 
     jsonschema.Draft202012Validator(root, registry=registry).validate(instance)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Conformance:
     """Sends requests to an in-process simulator and validates every answer against the spec."""
 
     def __init__(self, spec: dict[str, Any], registry: Registry[Any], tmp: Path, **options: Any) -> None:
         self.spec = spec
         self.registry = registry
-        self.clock = Clock()
+        self.clock = FakeClock()
         config = SimulatorConfig(seed=5, time_scale=0.01, cache_dir=str(tmp), **options)
         self.transport = SimulatorTransport(config, clock=self.clock)
         self.checked: set[tuple[str, str]] = set()
@@ -117,12 +106,6 @@ def conf(spec: dict[str, Any], registry: Registry[Any], tmp_path: Path) -> Confo
     return Conformance(spec, registry, tmp_path)
 
 
-def png(size: tuple[int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (10, 120, 200)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_every_2xx_json_answer_matches_the_spec(conf: Conformance, spec: dict[str, Any]) -> None:
     created = conf.call("POST", "/videos", "/videos", json={"prompt": "a calico cat playing a piano"})
     assert created["status"] == "queued" and created["seconds"] == "4"
@@ -131,7 +114,7 @@ def test_every_2xx_json_answer_matches_the_spec(conf: Conformance, spec: dict[st
         "/videos",
         "/videos",
         data={"prompt": "a blue room", "size": "1280x720", "seconds": "8", "model": "sora-2-pro"},
-        files={"input_reference": ("ref.png", png((1280, 720)), "image/png")},
+        files={"input_reference": ("ref.png", image_bytes((1280, 720)), "image/png")},
     )
     assert multipart["size"] == "1280x720"
 
@@ -281,16 +264,9 @@ def test_dropped_connections_are_real_on_a_socket(tmp_path: Path) -> None:
         assert [entry["prompt"] for entry in audit] == ["x"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
 def test_python_dash_m_serves_the_simulator(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "sora_nb.simulator", "--port", str(port), "--time-scale", "0.01"]
     command += ["--seed", "4", "--log-level", "warning", "--cache-dir", str(tmp_path)]

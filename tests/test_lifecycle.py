@@ -1,62 +1,24 @@
-"""Lifecycle edge cases of jobs and runs: deadlines, cancels and closes at awkward moments."""
+"""Lifecycle edge cases of jobs and runs: cancels and closes at awkward moments (deadlines: test_jobs.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from support import wait_for
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
-
-
-def until(condition: Callable[[], object]) -> None:
-    """Wait (a bound, not a timing) until ``condition()`` holds: the moment a test needs to act in."""
-    deadline = time.monotonic() + 10
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert condition()
 
 
 def cancel_and_wait(job: sora_nb.Job) -> None:
     job.cancel()
     with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
         job.wait(timeout=10)
-
-
-@pytest.mark.anyio
-async def test_an_expired_await_leaves_the_job_running_and_awaitable(tmp_path: Path) -> None:
-    """In a notebook, ``await job.wait_async(timeout=...)`` that times out must not end the job's wait."""
-    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.02))  # a job takes about a second
-    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
-    try:
-        job = client.generate("a slow sunrise")
-        with pytest.raises(sora_nb.JobTimeoutError, match="await it again"):
-            await job.wait_async(timeout=0.01)
-        assert not job.done
-        assert (await job.wait_async(timeout=30)) is job
-        assert job.status == "completed" and job.video_path is not None and job.video_path.exists()
-    finally:
-        await client.aclose()
-
-
-@pytest.mark.anyio
-async def test_an_expired_await_of_a_run_leaves_its_jobs_running(tmp_path: Path) -> None:
-    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.02))
-    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
-    try:
-        run = client.sweep(prompt=["a slow sunrise", "a slow sunset"]).start()
-        with pytest.raises(sora_nb.JobTimeoutError, match="2 of 2 jobs still running"):
-            await run.wait_async(timeout=0.01)
-        assert not run.done
-        assert (await run.wait_async(timeout=30)).counts() == {"completed": 2}
-    finally:
-        await client.aclose()
 
 
 class SlowAnswers(httpx.AsyncBaseTransport):
@@ -79,7 +41,7 @@ def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tm
     sim = SimulatorTransport(SimulatorConfig(seed=4, time_scale=0.5))
     with sora_nb.connect("simulator", run_root=tmp_path, transport=SlowAnswers(sim, 0.3)) as client:
         job = client.generate("a create that takes a while")
-        until(sim.audit)
+        wait_for(sim.audit, timeout=10)
         assert job.remote_id is None and job.record.create_state == "sending"
         job.cancel()
     (created,) = sim.audit()
@@ -133,7 +95,7 @@ def test_cancelling_a_resumed_job_that_waits_for_a_slot_ends_it_and_sends_nothin
             ])
         run = sora_nb.resume(run_dir, client=client)
         first, second = run.jobs
-        until(lambda: first.remote_id)
+        wait_for(lambda: first.remote_id, timeout=10)
         cancel_and_wait(second)
         assert not first.done
         cancel_and_wait(first)
@@ -164,7 +126,7 @@ def test_a_job_cancelled_while_its_create_is_refused_is_not_sent_again(tmp_path:
     with sora_nb.connect("simulator", run_root=tmp_path, transport=refusing,
                          retry=sora_nb.RetryPolicy(max_retries=0)) as client:
         job = client.generate("a create that is refused")
-        until(lambda: job.record.create_state == "sending")
+        wait_for(lambda: job.record.create_state == "sending", timeout=10)
         cancel_and_wait(job)
     assert refusing.refused == 1 and sim.audit() == []
     assert job.status == "cancelled" and job.remote_id is None
@@ -195,15 +157,3 @@ def test_blocking_from_an_observer_in_a_script_is_refused_not_a_deadlock(tmp_pat
     client.close()
 
 
-def test_waiting_on_a_job_stopped_by_close_says_how_to_resume_it(tmp_path: Path) -> None:
-    """Closing stops jobs mid-way (resumable from the ledger); a wait on one says that, not "it failed,
-    change the prompt and retry" (a retry on a closed client is refused)."""
-    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5))
-    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
-    job = client.generate("a slow sunrise")
-    until(lambda: job.remote_id)
-    client.close()
-    with pytest.raises(sora_nb.JobFailedError, match=r"stopped while (queued|in_progress).*client was closed.*"
-                                                      r"Fix: sora_nb\.resume\(") as info:
-        job.wait(timeout=10)
-    assert info.value.job is job and str(job.run.run_dir) in str(info.value)

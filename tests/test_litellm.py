@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import venv
@@ -37,6 +36,7 @@ from pathlib import Path
 import av
 import httpx
 import pytest
+from support import free_port
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, start_server
@@ -74,12 +74,6 @@ def _litellm_venv() -> tuple[Path, float]:
         return target, time.monotonic() - started
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """The simulator on one loopback port, LiteLLM's proxy in front of it on another."""
@@ -92,7 +86,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
         config = work / "litellm.yaml"
         config.write_text(json.dumps({"model_list": [{"model_name": "sora-2", "litellm_params": {
             "model": "openai/sora-2", "api_base": simulator.base_url, "api_key": upstream_key}}]}))
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                "NO_PROXY": "127.0.0.1,localhost"}
         exe = env_dir / "bin" / "litellm"

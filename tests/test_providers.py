@@ -22,6 +22,7 @@ import pytest
 from cassette_support import CASSETTES as ALL_CASSETTES
 from cassette_support import RECORDING, annotating_persister, vcr_options
 from PIL import Image
+from support import FAST, write_image
 
 import sora_nb
 from sora_nb import PROFILES, RetryPolicy
@@ -36,7 +37,6 @@ from sora_nb.providers import xai as xai_adapter
 from sora_nb.providers._shapes import aspect_and_resolution, size_for
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
-FAST = 0.004
 HOSTED = ("openrouter", "xai", "gemini", "together")
 SWEEP = {"prompt": ["a corgi surfing at sunset", "a cat skiing"], "size": "1280x720", "seconds": "8"}
 """The one sweep every profile runs unchanged (each profile supplies its default model)."""
@@ -414,8 +414,7 @@ def test_sweeps_check_the_profiles_capabilities_before_sending(connect: Any) -> 
 
 
 def test_reference_images_travel_in_each_services_shape(connect: Any, tmp_path: Path) -> None:
-    ref = tmp_path / "ref.png"
-    Image.new("RGB", (64, 36), (10, 120, 200)).save(ref)  # services scale it: no size check
+    ref = write_image(tmp_path / "ref.png", (64, 36))  # services scale it: no size check
     for profile in ("openrouter", "xai", "gemini"):
         client, _transport = connect(profile)
         client.generate("the scene, animated", input_reference=ref).wait(timeout=30)

@@ -16,6 +16,7 @@ import av
 import httpx
 import pytest
 from PIL import Image
+from support import T0, FakeClock, image_bytes
 
 from sora_nb._catalog import MODELS, SECONDS, SIZES
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport, add_arguments, create_app
@@ -26,20 +27,6 @@ from sora_nb.simulator._serve import config_from_args, run
 from sora_nb.simulator._validate import nest_form_items
 
 BASE = "http://simulator.local/v1"
-T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    """The simulator's clock, moved by hand."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Sim:
@@ -96,12 +83,6 @@ def sim(cache_dir: str) -> Sim:
 
 def make_sim(cache_dir: str, **options: Any) -> Sim:
     return Sim(SimulatorConfig(seed=11, time_scale=0.01, cache_dir=cache_dir, **options))
-
-
-def image_bytes(size: tuple[int, int], fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 40, 40)).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None, param: str | None) -> str:

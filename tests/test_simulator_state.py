@@ -17,13 +17,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support import T0, FakeClock, wait_for
 
 import sora_nb
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
@@ -33,16 +33,7 @@ from sora_nb.simulator._persist import SCHEMA_VERSION, STATE_FILE
 from sora_nb.simulator._serve import config_from_args
 from sora_nb.simulator._store import SimulatorState
 
-T0 = 1_700_000_000.0
 BASE = "http://simulator.local/v1"
-
-
-class FakeClock:
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _state(state_dir: Path, clock: FakeClock, *, seed: int | None = 5) -> SimulatorState:
@@ -329,14 +320,6 @@ def _mid_run(rows: list[JobRecord]) -> bool:
     return acked >= 3 and sum(row.downloaded_at is not None for row in rows) < len(PROMPTS) - 2
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def _check_finished(run_dir: Path, state_dir: Path) -> None:
     rows = _rows(run_dir)
     assert len(rows) == len(PROMPTS)
@@ -361,7 +344,8 @@ def test_sigkill_mid_run_then_resume_continues_the_same_simulator_jobs(tmp_path:
     try:
         assert child.stdout is not None
         run_dir = Path(child.stdout.readline().decode().strip())
-        _wait_for(lambda: _mid_run(_rows(run_dir)) or child.poll() is not None, "the sweep to be mid-run")
+        wait_for(lambda: _mid_run(_rows(run_dir)) or child.poll() is not None, what="the sweep to be mid-run",
+                 timeout=30.0)
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=10)
     finally:
@@ -425,7 +409,7 @@ def test_kernel_restart_mid_run_then_resume_and_await_in_the_new_kernel(tmp_path
             return "".join(out)
 
         run_dir = Path(execute(KERNEL_START.format(root=str(root), prompts=PROMPTS), 60).strip())
-        _wait_for(lambda: _mid_run(_rows(run_dir)), "the sweep to be mid-run in the kernel")
+        wait_for(lambda: _mid_run(_rows(run_dir)), what="the sweep to be mid-run in the kernel", timeout=30.0)
         rows = _rows(run_dir)
         before = {row.remote_id for row in rows if row.remote_id}
         assert before and sum(row.downloaded_at is not None for row in rows) < len(PROMPTS)

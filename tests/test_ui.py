@@ -9,7 +9,6 @@ the API key are measured.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,28 +26,16 @@ import httpx
 import ipywidgets as widgets
 import pytest
 from PIL import Image
+from support import image_bytes, wait_for
 
 import sora_nb
-from sora_nb import _display, ui
+from sora_nb import ui
 from sora_nb._client import Sweep
 from sora_nb._jobs import Job
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 from sora_nb.ui._sync import Coalescer, walk
 
-FAST = 0.004
-
-
 # ---------------------------------------------------------------------------------------- helpers
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def html_of(output: widgets.Output) -> str:
@@ -111,24 +98,11 @@ def _not_in_vscode(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The notebook's folder: the working directory, so media URLs come out relative."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def closing() -> Iterator[list[Any]]:
     items: list[Any] = []
     yield items
     for item in items:
         item.close()
-
-
-def png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 80, 40)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def loop_thread_name(client: sora_nb.Client) -> str:
@@ -152,29 +126,6 @@ def test_entry_points_are_public() -> None:
                  "ResultsTable"):
         assert hasattr(ui, name), name
     assert sora_nb.ui is ui
-
-
-def test_bar_state_rules() -> None:
-    assert _display.bar_state("pending_submit", None, done=False) == (0.0, "info")
-    assert _display.bar_state("queued", 0, done=False) == (0.0, "")
-    assert _display.bar_state("in_progress", 42, done=False) == (42.0, "")
-    assert _display.bar_state("completed", 100, done=False) == (100.0, "info")  # still downloading
-    assert _display.bar_state("completed", 100, done=True) == (100.0, "success")
-    assert _display.bar_state("failed", 30, done=True) == (30.0, "danger")
-    assert _display.bar_state("cancelled", 30, done=True) == (30.0, "warning")
-    # Success never overwrites danger.
-    assert _display.bar_state("completed", 100, done=True, previous="danger") == (100.0, "danger")
-
-
-def test_html_is_escaped_and_references_files(here: Path) -> None:
-    video = here / "runs" / "r" / "videos" / "j.mp4"
-    poster = here / "runs" / "r" / "thumbnails" / "j.webp"
-    text = _display.video_html(video, poster)
-    assert 'src="runs/r/videos/j.mp4"' in text and 'src="runs/r/thumbnails/j.webp"' in text
-    assert "base64" not in text and "data:" not in text
-    table = _display.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}], ["prompt", "status"],
-                                thumbnails=False)
-    assert "<script>" not in table and "&lt;script&gt;" in table
 
 
 def test_widgets_reach_the_engine_through_public_accessors(client: sora_nb.Client) -> None:
@@ -370,7 +321,7 @@ def test_reference_image_is_checked_against_the_size_and_can_be_fitted(client: s
     box = ui.prompt(client, prompt="a cat in the style of this photo")
     closing.append(box)
     box.size.value = "1280x720"
-    data = png(640, 480)
+    data = image_bytes((640, 480))
     # As the browser sends an upload: through the widget's deserializer.
     box.upload.set_state({"value": [{"name": "photo.png", "type": "image/png", "size": len(data),
                                      "content": memoryview(data), "last_modified": 1_700_000_000_000}]})
@@ -863,32 +814,6 @@ def test_the_api_key_never_enters_widget_state(tmp_path: Path, sent: Sent, closi
         client.close()
 
 
-# ---------------------------------------------------------------------------------------- display hooks
-
-
-def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Client,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import IPython.display
-
-    shown: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
-    job = client.generate("a windmill").wait(timeout=30)
-
-    monkeypatch.setattr(_display, "_in_kernel", lambda: False)
-    job._ipython_display_()
-    obj, _ = shown.pop()
-    assert isinstance(obj, IPython.display.HTML) and "<video" in obj.data
-
-    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
-    job._ipython_display_()
-    bundle, kw = shown.pop()
-    assert kw == {"raw": True}
-    assert "application/vnd.jupyter.widget-view+json" in bundle and "<video" in bundle["text/html"]
-    job.run._ipython_display_()
-    bundle, _ = shown.pop()
-    assert "application/vnd.jupyter.widget-view+json" in bundle and "run " in bundle["text/html"]
-
-
 def test_media_bytes_mode_sends_the_file_as_a_video_widget(client: sora_nb.Client, closing: list[Any]) -> None:
     job = client.generate("a paper plane").wait(timeout=30)
     card = ui.JobCard(job, media="bytes")
@@ -911,19 +836,6 @@ def test_media_auto_picks_bytes_in_vscode(monkeypatch: pytest.MonkeyPatch) -> No
     assert ui._job.resolve_media("url") == "url"  # asked for, it stays
     with pytest.raises(ValueError, match="media="):
         ui._job.resolve_media("embed")
-
-
-def test_inline_posters_are_data_uris_under_a_size_cap(tmp_path: Path) -> None:
-    poster = tmp_path / "p.webp"
-    Image.new("RGB", (64, 36), (10, 120, 200)).save(poster, format="WEBP")
-    src = _display.inline_image_src(poster)
-    assert src is not None and src.startswith("data:image/webp;base64,")
-    assert base64.b64decode(src.partition(",")[2]) == poster.read_bytes()
-    assert _display.inline_image_src(poster, max_bytes=poster.stat().st_size - 1) is None  # no huge data URI
-    assert _display.inline_image_src(tmp_path / "missing.webp") is None
-    video = tmp_path / "v.mp4"
-    video.write_bytes(b"not an image")
-    assert _display.inline_image_src(video) is None  # a video is never inlined
 
 
 def test_gallery_bytes_mode_shows_posters_and_plays_in_one_player(small_run: sora_nb.Run, sent: Sent,

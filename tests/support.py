@@ -1,0 +1,74 @@
+"""What the test files share: the simulator's test speed, a free loopback port, a clock moved by hand,
+small images, and waiting (with a bound) for a condition. Fixtures live in ``conftest.py``."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from PIL import Image
+
+T = TypeVar("T")
+
+FAST = 0.004
+"""Simulator time scale for tests: a 60 s job takes about a quarter of a second."""
+
+T0 = 1_700_000_000.0
+"""Where a :class:`FakeClock` starts: a plausible unix time, so timestamps look real."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now, for a server the test starts itself."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeClock:
+    """A clock (``clock()`` gives the time) that moves only when the test moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def image_bytes(size: tuple[int, int], fmt: str = "PNG", color: tuple[int, int, int] = (10, 120, 200)) -> bytes:
+    """A plain image of ``size`` (width, height) encoded as ``fmt`` (``"PNG"``, ``"GIF"``, ``"WEBP"``...)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_image(path: Path, size: tuple[int, int], color: tuple[int, int, int] = (10, 120, 200)) -> Path:
+    """:func:`image_bytes` written to ``path``, in the format its suffix names."""
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+async def no_sleep(_seconds: float) -> None:
+    """A ``sleep`` for clients under test: retries and backoffs cost no time."""
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something true and return that; fail after ``timeout`` s.
+
+    For a moment a test must act in that no event marks; the bound only keeps a bug from hanging.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+

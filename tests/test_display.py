@@ -1,0 +1,75 @@
+"""Display as pure functions: progress-bar rules, escaped HTML that references files by relative path,
+inline posters with a size cap, and the one place that calls IPython's display (``_display``)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import write_image
+
+import sora_nb
+from sora_nb import _display
+
+
+def test_bar_state_rules() -> None:
+    assert _display.bar_state("pending_submit", None, done=False) == (0.0, "info")
+    assert _display.bar_state("queued", 0, done=False) == (0.0, "")
+    assert _display.bar_state("in_progress", 42, done=False) == (42.0, "")
+    assert _display.bar_state("completed", 100, done=False) == (100.0, "info")  # still downloading
+    assert _display.bar_state("completed", 100, done=True) == (100.0, "success")
+    assert _display.bar_state("failed", 30, done=True) == (30.0, "danger")
+    assert _display.bar_state("cancelled", 30, done=True) == (30.0, "warning")
+    # Success never overwrites danger.
+    assert _display.bar_state("completed", 100, done=True, previous="danger") == (100.0, "danger")
+
+
+def test_html_is_escaped_and_references_files(here: Path) -> None:
+    video = here / "runs" / "r" / "videos" / "j.mp4"
+    poster = here / "runs" / "r" / "thumbnails" / "j.webp"
+    text = _display.video_html(video, poster)
+    assert 'src="runs/r/videos/j.mp4"' in text and 'src="runs/r/thumbnails/j.webp"' in text
+    assert "base64" not in text and "data:" not in text
+    table = _display.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}], ["prompt", "status"],
+                                thumbnails=False)
+    assert "<script>" not in table and "&lt;script&gt;" in table
+
+
+def test_inline_posters_are_data_uris_under_a_size_cap(tmp_path: Path) -> None:
+    poster = write_image(tmp_path / "p.webp", (64, 36))
+    src = _display.inline_image_src(poster)
+    assert src is not None and src.startswith("data:image/webp;base64,")
+    assert base64.b64decode(src.partition(",")[2]) == poster.read_bytes()
+    assert _display.inline_image_src(poster, max_bytes=poster.stat().st_size - 1) is None  # no huge data URI
+    assert _display.inline_image_src(tmp_path / "missing.webp") is None
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"not an image")
+    assert _display.inline_image_src(video) is None  # a video is never inlined
+
+
+# ---------------------------------------------------------------------------------------- display hooks
+
+
+def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Client,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    job = client.generate("a windmill").wait(timeout=30)
+
+    monkeypatch.setattr(_display, "_in_kernel", lambda: False)
+    job._ipython_display_()
+    obj, _ = shown.pop()
+    assert isinstance(obj, IPython.display.HTML) and "<video" in obj.data
+
+    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
+    job._ipython_display_()
+    bundle, kw = shown.pop()
+    assert kw == {"raw": True}
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "<video" in bundle["text/html"]
+    job.run._ipython_display_()
+    bundle, _ = shown.pop()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "run " in bundle["text/html"]

@@ -1,0 +1,92 @@
+"""Jobs and runs as live objects (``_jobs``): waiting and its deadlines, what a wait says when a job
+failed or was stopped, and the derived jobs (remix, extend) with their limits. On the in-process simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import wait_for
+
+import sora_nb
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+# ---------------------------------------------------------------------------------------------- waiting
+
+
+def test_failed_job_raises_with_the_servers_error(client: sora_nb.Client) -> None:
+    job = client.generate("a storm [fail]")
+    with pytest.raises(sora_nb.JobFailedError, match="moderation_blocked") as info:
+        job.wait(timeout=30)
+    assert info.value.job is job
+    assert job.status == "failed" and job.error is not None and job.error.code == "moderation_blocked"
+    assert job.video_path is None
+
+
+@pytest.mark.anyio
+async def test_an_expired_await_leaves_the_job_running_and_awaitable(tmp_path: Path) -> None:
+    """In a notebook, ``await job.wait_async(timeout=...)`` that times out must not end the job's wait."""
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.02))  # a job takes about a second
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
+    try:
+        job = client.generate("a slow sunrise")
+        with pytest.raises(sora_nb.JobTimeoutError, match="await it again"):
+            await job.wait_async(timeout=0.01)
+        assert not job.done
+        assert (await job.wait_async(timeout=30)) is job
+        assert job.status == "completed" and job.video_path is not None and job.video_path.exists()
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_expired_await_of_a_run_leaves_its_jobs_running(tmp_path: Path) -> None:
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.02))
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
+    try:
+        run = client.sweep(prompt=["a slow sunrise", "a slow sunset"]).start()
+        with pytest.raises(sora_nb.JobTimeoutError, match="2 of 2 jobs still running"):
+            await run.wait_async(timeout=0.01)
+        assert not run.done
+        assert (await run.wait_async(timeout=30)).counts() == {"completed": 2}
+    finally:
+        await client.aclose()
+
+
+def test_waiting_on_a_job_stopped_by_close_says_how_to_resume_it(tmp_path: Path) -> None:
+    """Closing stops jobs mid-way (resumable from the ledger); a wait on one says that, not "it failed,
+    change the prompt and retry" (a retry on a closed client is refused)."""
+    slow = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.5))
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow)
+    job = client.generate("a slow sunrise")
+    wait_for(lambda: job.remote_id, timeout=10, what="the create's answer")
+    client.close()
+    with pytest.raises(sora_nb.JobFailedError, match=r"stopped while (queued|in_progress).*client was closed.*"
+                                                      r"Fix: sora_nb\.resume\(") as info:
+        job.wait(timeout=10)
+    assert info.value.job is job and str(job.run.run_dir) in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- derived jobs
+
+
+def test_remix_and_extend_make_new_jobs(client: sora_nb.Client) -> None:
+    job = client.generate("a corgi surfing", seconds="4").wait(timeout=30)
+    remix = job.remix("a corgi surfing at night").wait(timeout=30)
+    extended = job.extend("the corgi jumps", seconds="8").wait(timeout=30)
+    assert remix.spec.parent_id == job.remote_id and remix.spec.kind == "remix"
+    assert extended.spec.kind == "extend" and extended.video_path.exists()
+    assert len(job.run) == 3
+
+
+def test_a_seventh_extension_is_refused_before_it_is_sent(client: sora_nb.Client,
+                                                          sim_transport: SimulatorTransport) -> None:
+    job = client.generate("a corgi surfing", seconds="4").wait(timeout=30)
+    for i in range(6):
+        job = job.extend(f"the corgi jumps, take {i}", seconds="4").wait(timeout=30)
+        assert job.status == "completed", job.error
+    sent = len(sim_transport.audit())
+    with pytest.raises(sora_nb.ValidationError, match=r"extended 6 times.*at most 6 extensions.*Fix: remix") as info:
+        job.extend("once more")
+    assert info.value.field == "video" and len(sim_transport.audit()) == sent and len(job.run) == 7
+    assert job.remix("a corgi surfing at night").wait(timeout=30).status == "completed"  # a remix starts afresh
