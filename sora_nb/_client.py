@@ -467,15 +467,15 @@ class Sweep:
 
         >>> import sora_nb
         >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"])
+        >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
         >>> run = sweep.start(max_concurrency=2, budget_usd=5.00)
         >>> run.wait(timeout=60).counts()
-        {'completed': 4}
+        {'completed': 2}
         >>> try:
-        ...     sweep.start(budget_usd=1.00)
+        ...     sweep.start(budget_usd=0.50)  # refused: nothing is sent
         ... except sora_nb.BudgetExceededError as exc:
         ...     print(str(exc).split(". ")[0])
-        Estimated cost $3.20 is over the budget of $1.00 (4 jobs, 16 s of video)
+        Estimated cost $0.80 is over the budget of $0.50 (2 jobs, 8 s of video)
         >>> client.close()
         """
         from ._sweeps import check_budget

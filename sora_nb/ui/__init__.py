@@ -1,10 +1,17 @@
 """Notebook widgets for sora_nb (ipywidgets 8): one line per widget.
 
 >>> import sora_nb
->>> client = sora_nb.connect()         # doctest: +SKIP
->>> sora_nb.ui.prompt(client)          # doctest: +SKIP
->>> sora_nb.ui.sweep(client)           # doctest: +SKIP
->>> run.gallery(); run.compare(rows="prompt", cols="model"); run.table()  # doctest: +SKIP
+>>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+>>> sora_nb.ui.prompt(client)
+<PromptBox profile='simulator' model='sora-2' jobs=0>
+>>> sora_nb.ui.sweep(client)
+<SweepBuilder profile='simulator' run=None>
+>>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+>>> run.gallery(); run.compare(rows="prompt", cols="model"); run.table()  # doctest: +ELLIPSIS
+<Gallery run ... page=1>
+<CompareGrid run=... rows='prompt' cols='model'>
+<ResultsTable run=... rows=2>
+>>> client.close()
 
 The widgets hold no API logic: they observe jobs and runs (``observe``) and call the engine's
 methods (``client.generate``, ``job.cancel``, ``sweep.start``...). Their redraws are coalesced
@@ -61,7 +68,11 @@ __all__ = [  # in the order a user meets them
 def prompt(client: Client, **options: Any) -> PromptBox:
     """A prompt box for ``client``: options from its server, live cost, Generate adds job cards.
 
-    >>> sora_nb.ui.prompt(client)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> sora_nb.ui.prompt(client)
+    <PromptBox profile='simulator' model='sora-2' jobs=0>
+    >>> client.close()
     """
     return PromptBox(client, **options)
 
@@ -69,7 +80,11 @@ def prompt(client: Client, **options: Any) -> PromptBox:
 def sweep(client: Client, **options: Any) -> SweepBuilder:
     """A sweep builder for ``client``: axes, job count, cost against a budget, Launch, live progress.
 
-    >>> sora_nb.ui.sweep(client, budget_usd=20)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> sora_nb.ui.sweep(client, budget_usd=20)
+    <SweepBuilder profile='simulator' run=None>
+    >>> client.close()
     """
     return SweepBuilder(client, **options)
 
@@ -77,7 +92,11 @@ def sweep(client: Client, **options: Any) -> SweepBuilder:
 def card(job: Job, **options: Any) -> JobCard:
     """A live card for one job (what a job shows when it is the last line of a cell).
 
-    >>> sora_nb.ui.card(client.generate("a corgi surfing"))  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> sora_nb.ui.card(client.generate("a corgi surfing"))  # doctest: +ELLIPSIS
+    <JobCard <Job j0001-... 'a corgi surfing'>>
+    >>> client.close()
     """
     return JobCard(job, **options)
 
@@ -85,7 +104,12 @@ def card(job: Job, **options: Any) -> JobCard:
 def progress(run: Run, **options: Any) -> RunProgress:
     """A run's live overall progress and per-job list (what a run shows as the last line of a cell).
 
-    >>> sora_nb.ui.progress(run)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.progress(run)  # doctest: +ELLIPSIS
+    <RunProgress <Run ... 2 jobs: 2 completed at ...>>
+    >>> client.close()
     """
     return RunProgress(run, **options)
 
@@ -93,7 +117,12 @@ def progress(run: Run, **options: Any) -> RunProgress:
 def gallery(run_or_client: Run | Client, **options: Any) -> Gallery:
     """Thumbnails of a run (or of the server's list of videos), click to play, filter, page through.
 
-    >>> sora_nb.ui.gallery(run, status="completed")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.gallery(run, status="completed")  # doctest: +ELLIPSIS
+    <Gallery run ... page=1>
+    >>> client.close()
     """
     return Gallery(run_or_client, **options)
 
@@ -101,7 +130,12 @@ def gallery(run_or_client: Run | Client, **options: Any) -> Gallery:
 def compare(run: Run, rows: str = "prompt", cols: str = "model", **options: Any) -> CompareGrid:
     """A run's videos pivoted by two axes, with synchronised play/pause.
 
-    >>> sora_nb.ui.compare(run, rows="prompt", cols="model")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.compare(run, rows="prompt", cols="model")  # doctest: +ELLIPSIS
+    <CompareGrid run=... rows='prompt' cols='model'>
+    >>> client.close()
     """
     return CompareGrid(run, rows=rows, cols=cols, **options)
 
@@ -109,6 +143,11 @@ def compare(run: Run, rows: str = "prompt", cols: str = "model", **options: Any)
 def table(run: Run, **options: Any) -> ResultsTable:
     """The run's DataFrame with posters, sortable, kept live.
 
-    >>> sora_nb.ui.table(run, sort_by="total_s")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.table(run, sort_by="total_s")  # doctest: +ELLIPSIS
+    <ResultsTable run=... rows=2>
+    >>> client.close()
     """
     return ResultsTable(run, **options)

@@ -55,7 +55,13 @@ class CompareGrid(LiveBox):
             but play, pause and seek are not synchronised: that needs the page's JavaScript.
         refresh_interval: seconds between redraws.
 
-    >>> run.compare(rows="prompt", cols="model")  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> grid = run.compare(rows="prompt", cols="model")
+    >>> grid.rows, grid.cols
+    ('prompt', 'model')
+    >>> client.close()
     """
 
     def __init__(self, run: Run, *, rows: str = "prompt", cols: str = "model", width: int = 240,

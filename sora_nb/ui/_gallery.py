@@ -86,8 +86,14 @@ class Gallery(LiveBox):
     shows the posters as images and sends a played video as an ``ipywidgets.Video`` (not saved in the
     notebook unless widget state is), one player above the tiles; ``"auto"`` picks bytes in VS Code.
 
-    >>> run.gallery(status="completed")  # doctest: +SKIP
-    >>> sora_nb.ui.gallery(client)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> run.gallery(status="completed")  # doctest: +ELLIPSIS
+    <Gallery run ... page=1>
+    >>> sora_nb.ui.gallery(client)  # the server's own list of videos
+    <Gallery server <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=none> page=1>
+    >>> client.close()
     """
 
     def __init__(

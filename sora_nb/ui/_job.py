@@ -64,7 +64,12 @@ class JobCard(LiveBox):
             ``"auto"`` picks bytes in VS Code.
         refresh_interval: seconds between redraws (0.25: four a second at most).
 
-    >>> card = sora_nb.ui.JobCard(client.generate("a corgi surfing"))  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> card = sora_nb.ui.JobCard(client.generate("a corgi surfing"))
+    >>> card.job.wait(timeout=60).status
+    'completed'
+    >>> client.close()
     """
 
     def __init__(

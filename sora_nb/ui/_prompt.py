@@ -93,7 +93,12 @@ class PromptBox(Panel):
     each model's sizes and durations from the catalog when known, and the style presets. Each
     Generate adds a :class:`JobCard` at the top of the list below.
 
-    >>> box = sora_nb.ui.prompt(client)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> box = sora_nb.ui.prompt(client)
+    >>> box.model.value, box.cost.value
+    ('sora-2', 'est. $0.40 (4 s × $0.10/s)')
+    >>> client.close()
     """
 
     def __init__(

@@ -57,7 +57,13 @@ class RunProgress(LiveBox):
     widget per redraw), so a 200-job sweep does not flood the front end. ``on_done`` is called on the
     engine's loop each time the run ends (again after a retry of its failed jobs ends).
 
-    >>> sora_nb.ui.RunProgress(run)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start()
+    >>> progress = sora_nb.ui.RunProgress(run, show_jobs=False)  # the bar and the counts only
+    >>> run.wait(timeout=60).counts()
+    {'completed': 2}
+    >>> client.close()
     """
 
     def __init__(self, run: Run, *, refresh_interval: float = DEFAULT_INTERVAL, show_jobs: bool = True,
@@ -122,7 +128,12 @@ class SweepBuilder(Panel):
     ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects
     whose options come from the client's profile and the catalog.
 
-    >>> builder = sora_nb.ui.sweep(client)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> builder = sora_nb.ui.sweep(client)
+    >>> builder
+    <SweepBuilder profile='simulator' run=None>
+    >>> client.close()
     """
 
     def __init__(

@@ -35,7 +35,12 @@ class ResultsTable(LiveBox):
     to its video; ``"bytes"`` puts the posters in the HTML as ``data:`` URIs (a few KB each; none
     above 256 KB), without links, since a video would not load there; ``"auto"`` picks bytes in VS Code.
 
-    >>> run.table(sort_by="total_s", ascending=False)  # doctest: +SKIP
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> run.table(sort_by="total_s", ascending=False)  # doctest: +ELLIPSIS
+    <ResultsTable run=... rows=2>
+    >>> client.close()
     """
 
     def __init__(
