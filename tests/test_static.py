@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,11 @@ needs_import_linter = pytest.mark.skipif(
 )
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    # This checkout first, as the README's `pip install -e` would have it.
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+def _run(*args: str, package_root: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    # The package under ``package_root`` first (this checkout, as the README's `pip install -e` has it).
+    path = os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(args, cwd=package_root, env=env, capture_output=True, text=True, timeout=300)
 
 
 @needs_import_linter
@@ -36,6 +37,31 @@ def test_the_layers_hold() -> None:
     result = _run(str(BIN / "lint-imports"), "--no-cache", "--no-logo")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 5 kept, 0 broken." in result.stdout, result.stdout
+
+
+@needs_import_linter
+@pytest.mark.parametrize(("module", "line", "contract", "reported"), [
+    # the engine reaching up to display and to the widgets
+    ("_ledger.py", "from ._display import job_html", "layers", "sora_nb._ledger -> sora_nb._display"),
+    ("_runner.py", "from .ui import gallery", "layers", "sora_nb._runner -> sora_nb.ui"),
+    ("simulator/_config.py", "from .. import _validation", "simulator-alone",
+     "sora_nb.simulator._config -> sora_nb._validation"),
+    ("_contract.py", "from . import simulator", "client-without-simulator", "sora_nb._contract -> sora_nb.simulator"),
+    ("_polling.py", "import asyncio", "pure-core", "sora_nb._polling -> asyncio"),
+    ("ui/_table.py", "from ..simulator._store import SimulatorState", "front-doors",
+     "sora_nb.ui._table -> sora_nb.simulator._store"),
+])  # fmt: skip
+def test_each_contract_refuses_the_import_it_forbids(tmp_path: Path, module: str, line: str, contract: str,
+                                                     reported: str) -> None:
+    """On a copy of the package with one forbidden import added, that import breaks its contract."""
+    shutil.copytree(ROOT / "sora_nb", tmp_path / "sora_nb", ignore=shutil.ignore_patterns("__pycache__"))
+    with (tmp_path / "sora_nb" / module).open("a", encoding="utf-8") as source:
+        source.write(f"\n{line}  # noqa\n")
+    config = str(ROOT / "pyproject.toml")
+    broken = _run(str(BIN / "lint-imports"), config, "--no-cache", "--no-logo", "--contract", contract,
+                  package_root=tmp_path)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "0 kept, 1 broken." in broken.stdout and reported in broken.stdout, broken.stdout
 
 
 def _eager_import_lines(tree: ast.Module) -> set[int]:
