@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._audit import AuditReport
 from ._client import Client, Sweep, connect, resume
 from ._contract import ContractClient
 from ._errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "Run",
     "resume",
     "load_run",
+    "AuditReport",
     "COLUMNS",
     "STYLES",
     # errors

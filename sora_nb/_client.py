@@ -51,6 +51,7 @@ def connect(
     api_key: str | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
+    create_timeout: float | None = None,
     max_concurrency: int | None = None,
     run_root: str | os.PathLike[str] | None = None,
     seed: int | None = None,
@@ -70,6 +71,11 @@ def connect(
         api_key: the key; else the profile's environment variable; else a hidden prompt when required.
             It lives only in the client's request headers.
         headers: extra headers for every request.
+        timeout: seconds for each request (connect at most 10 s).
+        create_timeout: seconds to wait for the answer to a create; default the longer of ``timeout`` and
+            180 s, because gateways may answer a create only once the job is queued upstream, and a create
+            cut short cannot simply be sent again (it may have made the job: the job is then looked for,
+            or left ``ambiguous`` where the server cannot be searched).
         max_concurrency: jobs in flight at once (default: the profile's).
         run_root: where run directories go (default ``./sora_runs``).
         seed, time_scale: the simulator's seed and speed (``time_scale=0.01``: a 60 s job takes 0.6 s).
@@ -128,6 +134,7 @@ def connect(
         api_key=key,
         headers=headers,
         timeout=timeout,
+        create_timeout=create_timeout,
         run_root=run_root,
         transport=transport,
         simulator=sim_config,
@@ -199,6 +206,7 @@ class Client:
         headers: dict[str, str] | None,
         timeout: float,
         run_root: str | os.PathLike[str] | None,
+        create_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None,
         simulator: Any,
         max_concurrency: int | None,
@@ -228,6 +236,7 @@ class Client:
                 api_key=api_key,
                 headers={**profile.extra_headers, **(headers or {})},
                 timeout=timeout,
+                create_timeout=create_timeout,
                 transport=transport,
                 retry=retry,
             )

@@ -1,9 +1,10 @@
 """The contract client: every operation of OpenAI's Videos API over one ``httpx.AsyncClient``.
 
-This is the only module that sends requests. It retries what is safe to retry, never re-sends a
-create whose fate is unknown without first looking for it on the server (there is no idempotency
-key in the contract), streams downloads to disk atomically, and keeps the key in the client's
-headers and nowhere else.
+This is the only module that sends requests. It retries what is safe to retry, streams downloads to
+disk atomically, and keeps the key in the client's headers and nowhere else. A create whose fate is
+unknown (its answer was lost) is sent again only when a search of the server's list that worked and
+covered the time since it left proved it absent (there is no idempotency key in the contract); when
+the server cannot be searched, :class:`~sora_nb.AmbiguousCreateError` says so and nothing is re-sent.
 
 >>> import asyncio, sora_nb.simulator as sim
 >>> async def main():
@@ -24,7 +25,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,10 +35,12 @@ import httpx
 
 from . import _catalog
 from ._errors import (
+    AmbiguousCreateError,
     APIError,
     DownloadError,
     TransportError,
     UnexpectedResponseError,
+    UnsupportedOperationError,
     ValidationError,
     api_error_from_response,
 )
@@ -47,7 +50,15 @@ from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_aft
 from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoList
 from ._validation import ImageReference, ReferenceInput, check_create, check_prompt, check_seconds, load_reference
 
-__all__ = ["ContractClient", "ProgressCallback", "build_create_request"]
+__all__ = [
+    "DEFAULT_CREATE_TIMEOUT",
+    "Claimed",
+    "ContractClient",
+    "CreateSearch",
+    "ProgressCallback",
+    "build_create_request",
+    "matches",
+]
 
 ProgressCallback = Callable[[int, "int | None"], None]
 """Called as ``(bytes_done, bytes_total_or_None)`` while a download streams."""
@@ -57,6 +68,32 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 _VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 _IMAGE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 _MAX_REDIRECTS = 5
+DEFAULT_CREATE_TIMEOUT = 180.0
+"""Seconds a create may take to answer by default, whatever ``timeout`` is: gateways in front of a video
+service often answer a create only once the job is queued upstream, and a create cut short by a timeout
+is the one request whose fate is then unknown (ambiguous), where every other request is simply retried."""
+LIST_SETTLE = 1.0
+CLOCK_SKEW = 120.0
+"""Seconds of clock difference allowed between us and the server when searching for a create."""
+
+Claimed = Collection[str] | Callable[[], Collection[str]]
+"""Remote ids already owned (or a function returning them, read when a search decides): never adopted."""
+
+
+@dataclass(frozen=True)
+class CreateSearch:
+    """One look through the server's list for jobs like a create whose answer was lost.
+
+    Attributes:
+        found: the matching jobs made since the create left, newest first.
+        covered: the list worked and reached back to before the create left (or to its end), so a
+            job that is not in ``found`` is not on the server.
+        problem: why the server could not be searched (``covered`` is then False).
+    """
+
+    found: tuple[Video, ...]
+    covered: bool
+    problem: str | None = None
 
 
 def build_create_request(
@@ -120,6 +157,12 @@ class ContractClient:
         api_key: sent as ``Authorization: Bearer`` to ``base_url``'s origin only; never logged.
         headers: extra headers for every request.
         timeout: seconds, or an ``httpx.Timeout``.
+        create_timeout: seconds to wait for the answer to a create (and remix, extend, edit); default
+            ``max(timeout, DEFAULT_CREATE_TIMEOUT)``, since a create cut short is the costly case.
+        ambiguous_creates: what a create whose answer was lost does: ``"search"`` (look for it on the
+            server, send it again only if a working search proves it absent, else raise
+            :class:`~sora_nb.AmbiguousCreateError`) or ``"raise"`` at once (the runner decides itself,
+            knowing every job of the run).
         transport: an ``httpx.AsyncBaseTransport``; the simulator plugs in here.
         retry: the retry policy for failures that are safe to retry.
         multipart_only: send creates as multipart even without a file (vLLM-Omni).
@@ -136,6 +179,8 @@ class ContractClient:
         api_key: str | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | httpx.Timeout = 60.0,
+        create_timeout: float | None = None,
+        ambiguous_creates: Literal["search", "raise"] = "search",
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         multipart_only: bool = False,
@@ -157,6 +202,13 @@ class ContractClient:
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if isinstance(timeout, (int, float)):
             timeout = httpx.Timeout(timeout, connect=min(10.0, float(timeout)))
+        read = create_timeout if create_timeout is not None else max(timeout.read or 0.0, DEFAULT_CREATE_TIMEOUT)
+        self._create_timeout = httpx.Timeout(
+            connect=timeout.connect, read=read, write=timeout.write, pool=timeout.pool
+        )
+        if ambiguous_creates not in ("search", "raise"):
+            raise ValueError(f"ambiguous_creates={ambiguous_creates!r}: allowed 'search' or 'raise'.")
+        self.ambiguous_creates = ambiguous_creates
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={**(headers or {}), **auth, "User-Agent": "sora-nb/0.1"},
@@ -177,6 +229,8 @@ class ContractClient:
         self._rng = rng or random.Random()
         self.rate_limits = RateLimitInfo()
         self.reconciled_creates = 0
+        self.list_settle = LIST_SETTLE
+        """Seconds between the two looks that prove a create absent (a fresh job may take a moment to be listed)."""
 
     # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
@@ -209,11 +263,12 @@ class ContractClient:
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: ReferenceInput | None = None,
         extra: dict[str, Any] | None = None,
-        known_ids: frozenset[str] = frozenset(),
+        known_ids: Claimed = frozenset(),
     ) -> Video:
         """Start a video job (``POST /videos``). Validated first; never sent twice.
 
-        ``known_ids`` are ids the caller already owns, so reconciliation never adopts one of them.
+        ``known_ids`` are ids the caller already owns (or a function returning them, read when a search
+        decides), so a search after a lost answer never adopts one of them.
         """
         params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, strict=self.validate)
         reference = load_reference(input_reference, params["size"]) if input_reference is not None else None
@@ -266,7 +321,7 @@ class ContractClient:
         sent = await self._send("DELETE", f"videos/{_id(video_id)}", operation="delete video")
         return DeletedVideo.parse(self._object(sent, "delete video"))
 
-    async def remix(self, video_id: str, prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+    async def remix(self, video_id: str, prompt: str, *, known_ids: Claimed = frozenset()) -> Video:
         """A new job from a completed one with a new prompt (``POST /videos/{id}/remix``)."""
         body = {"prompt": check_prompt(prompt)}
         path = f"videos/{_id(video_id)}/remix"
@@ -274,7 +329,7 @@ class ContractClient:
         return await self._send_create(path, {"json": body}, match, known_ids, operation="remix video")
 
     async def edit(
-        self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()
+        self, video: str | os.PathLike[str], prompt: str, *, known_ids: Claimed = frozenset()
     ) -> Video:
         """Edit a video given by id (or a local file) with a prompt (``POST /videos/edits``)."""
         body = {"prompt": check_prompt(prompt)}
@@ -287,7 +342,7 @@ class ContractClient:
         prompt: str,
         *,
         seconds: str | int = "4",
-        known_ids: frozenset[str] = frozenset(),
+        known_ids: Claimed = frozenset(),
     ) -> Video:
         """Continue a completed video (``POST /videos/extensions``); the result's ``seconds`` is the total."""
         # The contract's extensions take the same durations as creates; other servers decide for themselves.
@@ -441,21 +496,33 @@ class ContractClient:
         return sent.data
 
     async def _send_create(
-        self, path: str, request: dict[str, Any], match: dict[str, Any], known_ids: frozenset[str], *, operation: str
+        self, path: str, request: dict[str, Any], match: dict[str, Any], known_ids: Claimed, *, operation: str
     ) -> Video:
-        """Send a request that starts a billed job: retried only when the server surely did not start it.
+        """Send a request that starts a billed job: sent again only when the server surely did not start it.
 
         When the outcome is unknown (the connection dropped after sending, a timeout, a 5xx that may
-        have come after the job was made) the job is looked for in the server's list first.
+        have come after the job was made), the job is looked for in the server's list; it is sent again
+        only when that search worked and proved it absent. Otherwise :class:`AmbiguousCreateError`.
         """
-        started = time.time()
         attempt = 0
         while True:
+            sent_at = time.time()
             try:
-                sent = await self._send("POST", path, operation=operation, idempotent=False, **request)
+                sent = await self._send(
+                    "POST", path, operation=operation, idempotent=False, timeout=self._create_timeout, **request
+                )
                 return self._video(sent, operation)
             except _AmbiguousCreate as ambiguous:
-                found = await self.reconcile(match, since=started, known_ids=known_ids)
+                lost = AmbiguousCreateError(
+                    f"{operation}: the request may have reached the server (sent at {_clock(sent_at)}) but its "
+                    f"answer was lost ({ambiguous.reason}). It was not sent again. Fix: look for it with "
+                    "reconcile(), or in the server's list, before sending it again.",
+                    sent_at=sent_at,
+                    reason=ambiguous.reason,
+                )
+                if self.ambiguous_creates == "raise":
+                    raise lost from ambiguous.error
+                found = await self.reconcile(match, since=sent_at, known_ids=known_ids, lost=lost)
                 if found is not None:
                     self.reconciled_creates += 1
                     logger.warning(
@@ -468,37 +535,69 @@ class ContractClient:
                 if attempt >= self.retry.max_retries:
                     raise ambiguous.error from None
                 logger.warning(
-                    "%s: outcome unknown (%s) and no matching job on the server; sending again",
+                    "%s: outcome unknown (%s) and the server's list proves it absent; sending again",
                     operation,
                     ambiguous.reason,
                 )
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
                 attempt += 1
 
-    async def reconcile(
-        self, match: dict[str, Any], *, since: float, known_ids: frozenset[str] = frozenset()
-    ) -> Video | None:
-        """Find a job like ``match`` that the server made since ``since`` (unix time) and we do not own.
+    async def search_created(self, match: dict[str, Any], *, since: float) -> CreateSearch:
+        """One walk of the server's list, newest first, for jobs like ``match`` made since ``since`` (unix time).
 
-        Used when a create's outcome is unknown (the connection dropped after sending, or a crash):
-        the list is walked newest first back to ``since`` (less two minutes of clock skew), checked
-        twice a second apart since a fresh job may take a moment to be listed.
+        ``covered`` says whether the walk can prove absence: every page was read back to before ``since``
+        (less :data:`CLOCK_SKEW`), or to the list's end. A list that fails (no list route, a timeout, a 5xx
+        after retries) proves nothing.
         """
-        keys = [k for k in ("prompt", "model", "size", "seconds", "remixed_from_video_id") if match.get(k) is not None]
-        for check in range(2):
-            if check:
-                await self._sleep(1.0)
-            try:
-                async for video in self.iter_videos(order="desc", page_size=100):
-                    if video.created_at is not None and video.created_at < since - 120:
-                        break  # newest first: nothing older can be ours
-                    if video.id in known_ids:
-                        continue
-                    theirs = {k: getattr(video, k) for k in keys}
-                    if all(str(theirs[k]) == str(match[k]) for k in keys if theirs[k] is not None):
-                        return video
-            except (APIError, TransportError):
-                return None
+        found: list[Video] = []
+        after: str | None = None
+        newest_first = True
+        previous: int | None = None
+        try:
+            while True:
+                page = await self.list(limit=100, order="desc", after=after)
+                for video in page.data:
+                    if video.created_at is not None and previous is not None and video.created_at > previous:
+                        newest_first = False  # a server that ignores order=desc: read it all
+                    previous = video.created_at if video.created_at is not None else previous
+                    if newest_first and video.created_at is not None and video.created_at < since - CLOCK_SKEW:
+                        return CreateSearch(tuple(found), covered=True)
+                    if matches(video, match):
+                        found.append(video)
+                if not page.has_more:
+                    return CreateSearch(tuple(found), covered=True)
+                if not page.last_id or page.last_id == after:
+                    return CreateSearch(tuple(found), covered=False, problem="the list says it has more, but "
+                                        "gives no cursor to the next page")
+                after = page.last_id
+        except (APIError, TransportError, UnsupportedOperationError) as exc:
+            return CreateSearch(tuple(found), covered=False, problem=f"listing jobs failed: {exc}")
+
+    async def reconcile(
+        self,
+        match: dict[str, Any],
+        *,
+        since: float,
+        known_ids: Claimed = frozenset(),
+        lost: AmbiguousCreateError | None = None,
+    ) -> Video | None:
+        """The job like ``match`` that the server made since ``since`` (unix time) and no one owns, or ``None``.
+
+        ``None`` only when a search that worked and covered the window found nothing, twice a second apart
+        (a fresh job may take a moment to be listed). When the server could not be searched, raises
+        :class:`AmbiguousCreateError` (``lost``, the create's own, with the search's problem added): the
+        caller must not send it again.
+        """
+        for look in range(2):
+            if look:
+                await self._sleep(self.list_settle)
+            search = await self.search_created(match, since=since)
+            claimed = known_ids() if callable(known_ids) else known_ids  # read now: ids claimed meanwhile count
+            for video in search.found:
+                if video.id not in claimed:
+                    return video
+            if not search.covered:
+                raise _unsearchable(lost, search.problem or "the server's list could not be read", since)
         return None
 
     async def _send(
@@ -512,6 +611,7 @@ class ContractClient:
         json: Any = None,
         data: dict[str, Any] | None = None,
         files: Any = None,
+        timeout: httpx.Timeout | None = None,
     ) -> _Sent:
         """One logical request with retries. Non-idempotent ones raise ``_AmbiguousCreate`` when unsure."""
         attempt = 0
@@ -519,7 +619,10 @@ class ContractClient:
             await self.gate.wait()
             t0 = time.monotonic()
             try:
-                response = await self._http.request(method, path, params=params, json=json, data=data, files=files)
+                extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+                response = await self._http.request(
+                    method, path, params=params, json=json, data=data, files=files, **extra
+                )
                 await response.aread()
             except httpx.TransportError as exc:
                 logger.debug("%s %s -> %s", method, path, type(exc).__name__)
@@ -704,6 +807,43 @@ class _Retry(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+_MATCHED = ("prompt", "model", "size", "seconds", "remixed_from_video_id")
+
+
+def matches(video: Video, match: dict[str, Any]) -> bool:
+    """Whether ``video`` could be the job a request like ``match`` made (fields the server leaves out match).
+
+    >>> matches(Video.parse({"id": "v", "status": "queued", "prompt": "a cat", "seconds": 4}),
+    ...         {"prompt": "a cat", "seconds": "4", "model": "sora-2"})
+    True
+    """
+    return all(
+        str(getattr(video, key)) == str(match[key])
+        for key in _MATCHED
+        if match.get(key) is not None and getattr(video, key) is not None
+    )
+
+
+def _clock(when: float) -> str:
+    """A unix time as ``2026-12-01 14:05:09 UTC``, for messages."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+
+
+def _unsearchable(lost: AmbiguousCreateError | None, problem: str, since: float) -> AmbiguousCreateError:
+    """The error of a create whose fate stays unknown because the server could not be searched."""
+    what = str(lost).split(". It was not sent again", 1)[0] if lost else (
+        f"a create sent at {_clock(since)} may have reached the server"
+    )
+    return AmbiguousCreateError(
+        f"{what}, and the server could not be searched for it ({problem}). It was not sent again, so as not to "
+        "pay twice. Fix: reconcile() later (run.reconcile() for a run) to look again and adopt it; check the "
+        "service's dashboard or logs; send it again by hand only once you know it was not made.",
+        sent_at=lost.sent_at if lost else since,
+        reason=lost.reason if lost else None,
+        problem=problem,
+    )
 
 
 def _id(value: str) -> str:

@@ -143,8 +143,20 @@ class TransportError(SoraError):
 
 class AmbiguousCreateError(TransportError):
     """A create (or remix, extend) may have reached the server, but its answer was lost, and the server
-    offers no way to look for the job (no list endpoint). It is not sent again, so nothing is paid twice;
-    the message says where to check (the service's dashboard) before retrying by hand."""
+    could not be searched for the job (no list endpoint, or the list failed). It is not sent again, so
+    nothing is paid twice; the message says where to check before retrying by hand.
+
+    Attributes:
+        sent_at: unix time the create left (``None`` when unknown).
+        reason: why its fate is unknown (``"ReadTimeout"``, ``"HTTP 502"``).
+        problem: why the server could not be searched, or ``None`` when no search was made yet.
+    """
+
+    def __init__(
+        self, message: str, *, sent_at: float | None = None, reason: str | None = None, problem: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.sent_at, self.reason, self.problem = sent_at, reason, problem
 
 
 class DownloadError(SoraError):

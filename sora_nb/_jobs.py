@@ -25,6 +25,7 @@ from ._types import TERMINAL_STATUSES, JobSpec, VideoError
 if TYPE_CHECKING:
     import pandas
 
+    from ._audit import AuditReport
     from ._ledger import JobRecord
     from ._profiles import Profile
     from ._runner import Runner
@@ -36,6 +37,7 @@ Observer = Callable[[Any], None]
 
 DEFAULT_JOB_TIMEOUT = 3600.0
 DEFAULT_RUN_TIMEOUT = 6 * 3600.0
+DEFAULT_RECONCILE_TIMEOUT = 300.0
 
 
 class Job:
@@ -98,7 +100,11 @@ class Job:
 
     @property
     def status(self) -> str:
-        """``pending_submit`` before the create is answered, then the server's (normalised) status."""
+        """``pending_submit`` before the create is answered, then the server's (normalised) status.
+
+        ``ambiguous``: the create may have made a job, but its answer was lost and the server could not be
+        searched for it; it is not sent again (that could pay twice). ``job.reconcile()`` looks again.
+        """
         return self.record.status
 
     @property
@@ -198,6 +204,15 @@ class Job:
         return self._outcome()
 
     def _outcome(self) -> Job:
+        if self.status == "ambiguous":
+            sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.record.submitted_at or 0))
+            raise JobFailedError(
+                f"job {self.id} ({self.prompt[:40]!r}) is ambiguous: its create, sent at {sent}, may have made a job "
+                "on the server, which could not be searched for it, so it was not sent again (that could pay "
+                f"twice). Fix: job.reconcile() or run.reconcile() once the server can list jobs; `sora-nb audit "
+                f"{self.run.run_dir}` shows what the server holds.",
+                job=self,
+            )
         if self.status not in TERMINAL_STATUSES or (self.status == "completed" and self.record.downloaded_at is None):
             # Ended without an end of its own: its client was closed (a crash would not have told us).
             stage = "downloading" if self.status == "completed" else self.status
@@ -252,8 +267,26 @@ class Job:
         return self._derive("extend", prompt, str(seconds))
 
     def retry(self) -> Job:
-        """A new job with the same request (the failed one stays in the run's history)."""
+        """A new job with the same request (the failed one stays in the run's history).
+
+        Refused for an ``ambiguous`` job, whose create may already have made (and billed) the video.
+        """
+        if self.status == "ambiguous":
+            raise ValueError(
+                f"job {self.id} is ambiguous: its create may already have made the video, so a retry could pay "
+                "twice. Fix: job.reconcile() to look for it again; if you know the server never made it, "
+                "job.run.submit([job.spec])."
+            )
         return self.run.submit([self.spec])[0]
+
+    def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Job:
+        """Look again for the job an ``ambiguous`` job's create may have made (blocking; other jobs: no-op).
+
+        Found: adopted, and the job carries on (wait for it as before). Proven absent by a search of the
+        server's list that worked: sent again. The server still cannot be searched: still ``ambiguous``.
+        """
+        self._runner.runtime.run(self._runner.reconcile([self]), timeout=timeout)
+        return self
 
     def _derive(self, kind: Any, prompt: str, seconds: str) -> Job:
         if self.status != "completed" or not self.remote_id:
@@ -314,6 +347,12 @@ class Job:
         if not self._future.done():
             self._future.set_result(self)
         self._changed()
+
+    def _restart(self) -> None:
+        """Make a finished job waitable again (an ambiguous job that reconciliation carries on)."""
+        if self._future.done():
+            self._future = concurrent.futures.Future()
+            self._future.set_running_or_notify_cancel()
 
     def __repr__(self) -> str:
         progress = "" if self.progress is None else f" {self.progress}%"
@@ -480,8 +519,31 @@ class Run:
         runtime.run(self._runner.aclose(), timeout=timeout)
 
     def retry_failed(self) -> list[Job]:
-        """Submit again every job that failed, was cancelled or expired; returns the new jobs."""
-        return self.submit([job.spec for job in self.failed])
+        """Submit again every job that failed, was cancelled or expired; returns the new jobs.
+
+        ``ambiguous`` jobs are not among them (their video may exist): ``run.reconcile()`` looks for them.
+        """
+        return self.submit([job.spec for job in self.failed if job.status != "ambiguous"])
+
+    def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Run:
+        """Look again for the jobs whose create's fate is unknown (``ambiguous``), and adopt what is found.
+
+        Blocking (up to ``timeout`` seconds) until each was decided: found jobs carry on (``run.wait()``),
+        jobs a working search of the server proves absent are sent again, the rest stay ``ambiguous``.
+        """
+        self._runner.runtime.run(self._runner.reconcile(list(self.jobs)), timeout=timeout)
+        return self
+
+    def audit(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> AuditReport:
+        """Hold this run's ledger against the server's own list: did anything get paid twice, or lost?
+
+        Returns an :class:`~sora_nb.AuditReport`: orphans (jobs on the server matching this run's requests,
+        made in its time window, that no job claims), jobs whose remote job is gone, remote ids held by two
+        jobs, and ambiguous jobs; where the service cannot list jobs, what it could not check.
+        """
+        from ._audit import audit_run
+
+        return self._runner.runtime.run(audit_run(self._runner, self), timeout=timeout)
 
     def observe(self, callback: Observer) -> Callable[[], None]:
         """Call ``callback(job)`` on the loop after any job of the run changes."""

@@ -12,7 +12,7 @@ The runner writes a job's row *before* its create request leaves and updates it 
 any instant leaves a ledger that holds every change up to the last call that returned, and no half of
 any call. ``create_state`` is what makes "Never pay twice" possible after a crash: ``pending`` was
 certainly never sent, ``sending`` may have reached the server (reconcile, do not re-send), ``acked``
-has its ``remote_id``.
+has its ``remote_id``. A ``remote_id`` belongs to one job: the ledger refuses a second row with it.
 
 The ledger runs in WAL mode, so readers in other processes (``load_run``, ``sora-nb ls``) never block
 the writer and always see the last committed state.
@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ._errors import SoraError
-from ._redact import looks_like_secret, redact
+from ._redact import logger, looks_like_secret, redact
 from ._types import JobSpec
 
 __all__ = [
@@ -61,8 +61,10 @@ __all__ = [
     "new_run_id",
 ]
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones.
+
+2: ``remote_id`` is unique (ledgers of version 1 are upgraded in place when opened for writing)."""
 
 LEDGER_FILE = "ledger.sqlite"
 
@@ -70,9 +72,10 @@ CreateState = Literal["pending", "sending", "acked"]
 CREATE_STATES: tuple[str, ...] = ("pending", "sending", "acked")
 
 JOB_STATUSES: tuple[str, ...] = (
-    "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown",
+    "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown", "ambiguous",
 )  # fmt: skip
-"""``pending_submit`` (local: not created yet), then the toolkit's ``Status`` words."""
+"""``pending_submit`` (local: not created yet), then the toolkit's ``Status`` words, and ``ambiguous`` (local: a
+create may have made the job, but its answer was lost and the server could not be searched for it)."""
 
 
 @dataclass
@@ -117,6 +120,7 @@ _COLUMNS = (*_FIELDS, *_SPEC_COLUMNS)
 # key in an error message must not stop the ledger from recording the failure.
 _FREE_TEXT = frozenset({"error_code", "error_message"})
 
+_UNIQUE_REMOTE_ID = "CREATE UNIQUE INDEX jobs_remote_id ON jobs (remote_id)"
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # value: JSON
     """CREATE TABLE jobs (
@@ -148,8 +152,8 @@ _SCHEMA = (
         seconds TEXT NOT NULL,
         style TEXT
     )""",
-    # Reconciliation and resume look jobs up by the server's id.
-    "CREATE INDEX jobs_remote_id ON jobs (remote_id)",
+    # A remote id belongs to one job (NULLs, jobs not created yet, do not count); resume looks jobs up by it.
+    _UNIQUE_REMOTE_ID,
 )
 
 
@@ -240,11 +244,31 @@ class Ledger:
             )
         conn = _connect(path, readonly=readonly)
         try:
-            _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
-            return cls(conn if readonly else _writer(conn), run_dir, readonly=readonly)
+            version = _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
+            ledger = cls(conn if readonly else _writer(conn), run_dir, readonly=readonly)
+            if not readonly and version < SCHEMA_VERSION:
+                ledger._upgrade()
+            return ledger
         except BaseException:
             conn.close()
             raise
+
+    def _upgrade(self) -> None:
+        """Bring a version 1 ledger to version 2 in place: ``remote_id`` becomes unique.
+
+        A ledger written before that may already hold one remote id in two rows (repeats that adopted a
+        sibling's video): it stays at version 1, with a warning, and ``run.audit()`` lists the duplicates.
+        """
+        try:
+            with self._write() as conn:
+                conn.execute("DROP INDEX IF EXISTS jobs_remote_id")
+                conn.execute(_UNIQUE_REMOTE_ID)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.IntegrityError:
+            logger.warning(
+                "the ledger in %s holds one remote id in several rows (written by an older sora_nb); it is "
+                "kept as it is. `sora-nb audit %s` lists them", self.run_dir, self.run_dir,
+            )
 
     def close(self) -> None:
         """Close the connection (idempotent). Everything written is already committed."""
@@ -304,7 +328,9 @@ class Ledger:
             with self._write() as conn:
                 conn.executemany(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
         except sqlite3.IntegrityError as exc:
-            raise ValueError(f"a job with the same job_id or seq is already in this run's ledger ({exc}).") from exc
+            raise ValueError(
+                f"a job with the same job_id, seq or remote_id is already in this run's ledger ({exc})."
+            ) from exc
 
     def update_job(self, job_id: str, /, *, durable: bool = True, **fields: Any) -> None:
         """Change some fields of a job (any :class:`JobRecord` field but ``job_id``); sets ``updated_at``.
@@ -326,10 +352,16 @@ class Ledger:
         for name, value in {"updated_at": time.time(), **fields}.items():
             columns |= _stored(name, value)
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        with self._write(durable=durable) as conn:
-            cursor = conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*columns.values(), job_id])
-            if cursor.rowcount == 0:
-                raise KeyError(job_id)
+        try:
+            with self._write(durable=durable) as conn:
+                cursor = conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*columns.values(), job_id])
+                if cursor.rowcount == 0:
+                    raise KeyError(job_id)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"remote id {fields.get('remote_id')!r} already belongs to another job of this run; a remote "
+                "job is never given to two jobs (that would show one video twice)."
+            ) from exc
 
     def get_job(self, job_id: str) -> JobRecord:
         """The job with this local id. Raises ``KeyError`` when there is none."""
@@ -393,7 +425,7 @@ def _writer(conn: sqlite3.Connection) -> sqlite3.Connection:
     return conn
 
 
-def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+def _check_version(conn: sqlite3.Connection, path: Path) -> int:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise SoraError(
@@ -402,6 +434,7 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
         )
     if version < 1:
         raise SoraError(f"{str(path)!r} is not a sora_nb run ledger (no schema version). Fix: check the path.")
+    return int(version)
 
 
 def _json_for_ledger(name: str, value: Any, *, what: str = "job field") -> str:

@@ -4,6 +4,13 @@
 ``_download`` (video, thumbnail, checksum) -> ledger row updated -> observers told. Every transition
 goes through :meth:`Runner._transition`, which commits to the ledger before the job object changes
 (DESIGN.md invariant 2). Everything here runs on the runtime's loop.
+
+Never pay twice (DESIGN.md invariant 3) is decided here, not in the contract client, because only the
+runner knows every job of its runs: a create whose answer was lost is looked for in the server's list
+while no create with the same prompt is on the wire (so a sibling's answer cannot arrive with the id the
+search adopts), excluding every id already claimed at the moment it decides. Found: adopted. Proven
+absent by a search that worked: sent again. The server could not be searched: the job is ``ambiguous``,
+never re-sent, until ``run.reconcile()`` looks again.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from . import _catalog
 from ._contract import ContractClient
 from ._errors import (
+    AmbiguousCreateError,
     APIError,
     NotFoundError,
     RateLimitError,
@@ -45,6 +55,52 @@ MAX_CREATE_REFUSALS = 10
 """Rounds of 429s (each already retried by the contract client) before a create is given up."""
 DELETE_ON_CLOSE_TIMEOUT = 10.0
 """Seconds that closing a client waits for the deletes of jobs cancelled just before."""
+
+
+class _SameRequests:
+    """Creates of the same prompt may be on the wire together; a search for one whose answer was lost waits
+    until none is, and holds new ones back while it looks, so that a sibling's answer cannot arrive with the
+    id the search just adopted. Searches of one prompt take turns, so each sees the ids the last one claimed.
+
+    Counters change without awaiting (a cancelled task cannot leave one wrong); waiters wake on any change.
+    """
+
+    def __init__(self) -> None:
+        self._sending: Counter[str] = Counter()
+        self._searching: Counter[str] = Counter()
+        self._waiting: Counter[str] = Counter()  # searches waiting: new sends of their prompt wait behind them
+        self._changed = asyncio.Event()
+
+    def _bump(self, counter: Counter[str], key: str, by: int) -> None:
+        counter[key] += by
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            await self._changed.wait()
+
+    @asynccontextmanager
+    async def sending(self, key: str) -> AsyncIterator[None]:
+        await self._until(lambda: not self._searching[key] and not self._waiting[key])
+        self._bump(self._sending, key, 1)
+        try:
+            yield
+        finally:
+            self._bump(self._sending, key, -1)
+
+    @asynccontextmanager
+    async def searching(self, key: str) -> AsyncIterator[None]:
+        self._bump(self._waiting, key, 1)
+        try:
+            await self._until(lambda: not self._sending[key] and not self._searching[key])
+        finally:
+            self._bump(self._waiting, key, -1)
+        self._bump(self._searching, key, 1)
+        try:
+            yield
+        finally:
+            self._bump(self._searching, key, -1)
 
 
 async def _finish_within(tasks: set[asyncio.Task[None]], timeout: float) -> set[asyncio.Task[None]]:
@@ -89,7 +145,8 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self._slots: asyncio.Semaphore | None = None
-        self._remote_ids: set[str] = set()
+        self._remote_ids: set[str] = set()  # every id claimed by a job: a remote job belongs to one job
+        self._same = _SameRequests()
         self._tasks: set[asyncio.Task[None]] = set()
         self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
         self._answering: dict[asyncio.Task[None], Job] = {}  # cancelled with a create on the wire
@@ -101,6 +158,8 @@ class Runner:
         """The contract client, made on the loop that uses it (an httpx client belongs to one loop)."""
         if self._api is None:
             self._api = self._api_factory()
+            # A lost answer is resolved here, knowing every job of the run (see the module's docstring).
+            self._api.ambiguous_creates = "raise"
         return self._api
 
     @property
@@ -231,6 +290,8 @@ class Runner:
                 await self._download(job)
         except asyncio.CancelledError:
             raise
+        except AmbiguousCreateError as exc:
+            self._ambiguous(job, exc)
         except APIError as exc:
             self._transition(
                 job,
@@ -259,33 +320,49 @@ class Runner:
         record, spec = job.record, job.record.spec
         prompt = apply_style(spec.prompt, spec.style)
         if record.create_state == "sending":
-            # A create may have left before a crash: look for it before paying again.
-            found = await self._on_the_wire(job, self._reconcile(job))
+            # A create may have left before a crash, or its answer was lost: look for it before paying again.
+            found = await self._look_for(job)
             if found is not None:
-                self._accept(job, found)
+                self._apply(job, found)
                 return
-        for refusal in range(MAX_CREATE_REFUSALS + 1):
+        refusals = resends = 0
+        while True:
             if job._cancel_requested:  # cancelled while no create of it was on the wire: none is sent
                 self._transition(job, create_state="pending", notify=False)
                 return
-            self._transition(
-                job,
-                create_state="sending",
-                submitted_at=self.clock(),
-                attempts=record.attempts + 1,
-                status="pending_submit",
-            )
             try:
-                video = await self._on_the_wire(job, self._send_create(spec, prompt, frozenset(self._remote_ids)))
-                break
+                async with self._same.sending(prompt):
+                    self._transition(
+                        job,
+                        create_state="sending",
+                        submitted_at=self.clock(),
+                        attempts=record.attempts + 1,
+                        status="pending_submit",
+                    )
+                    video = await self._on_the_wire(job, self._send_create(spec, prompt))
+                    self._accept(job, video)  # claimed before a search of this prompt may run
+                return
             except RateLimitError:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
                 # rather than fail a job that was never sent.
                 self._transition(job, create_state="pending", notify=False)
-                if refusal == MAX_CREATE_REFUSALS:
+                if refusals == MAX_CREATE_REFUSALS:
                     raise
+                refusals += 1
                 await self.api.gate.wait()
-        self._accept(job, video)
+            except AmbiguousCreateError as lost:
+                # Its answer was lost: found, it is adopted; the server unsearchable, it is ambiguous (raised).
+                found = await self._look_for(job, lost)
+                if found is not None:
+                    self._apply(job, found)
+                    return
+                # A search that worked proved it absent: the server never made it, so it is sent again.
+                if resends == self.api.retry.max_retries:
+                    raise
+                logger.warning("%s: %s; the server's list proves it was not made: sending it again", job.id,
+                               lost.reason)
+                await self.sleep(self.api.retry.delay(resends))
+                resends += 1
 
     async def _on_the_wire(self, job: Job, request: Awaitable[T]) -> T:
         """Await a request that may make the job on the server; a cancel meanwhile waits for its answer."""
@@ -295,33 +372,73 @@ class Runner:
         finally:
             job._create_on_wire = False
 
-    async def _reconcile(self, job: Job) -> Video | None:
-        """The server's job made by this job's create, if one left before a crash and reached it."""
-        spec = job.record.spec
-        return await self.api.reconcile(
-            {"prompt": apply_style(spec.prompt, spec.style), "model": spec.model, "size": spec.size,
-             "seconds": spec.seconds},
-            since=job.record.submitted_at or 0.0,
-            known_ids=frozenset(self._remote_ids),
-        )
+    async def _look_for(self, job: Job, lost: AmbiguousCreateError | None = None) -> Video | None:
+        """Look for the job a create of ``job`` may have made, and claim it if found; None: proven absent.
 
-    async def _send_create(self, spec: JobSpec, prompt: str, known: frozenset[str]) -> Video:
+        Raises :class:`AmbiguousCreateError` when the server could not be searched.
+        """
+        spec = job.record.spec
+        prompt = apply_style(spec.prompt, spec.style)
+        match: dict[str, Any] = {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds}
         if spec.kind == "remix":
-            return await self.api.remix(_parent(spec), prompt, known_ids=known)
+            match = {"prompt": prompt, "remixed_from_video_id": spec.parent_id}
+        elif spec.kind != "create":
+            match = {"prompt": prompt}
+        async with self._same.searching(prompt):
+            found = await self._on_the_wire(
+                job,
+                self.api.reconcile(
+                    match, since=job.record.submitted_at or 0.0, known_ids=lambda: self._remote_ids, lost=lost
+                ),
+            )
+            if found is not None:
+                self.api.reconciled_creates += 1
+                self._claim(job, found)  # before the next search of this prompt
+            return found
+
+    def _ambiguous(self, job: Job, exc: AmbiguousCreateError) -> None:
+        """The job's create may have made a job the server cannot be searched for: visible, never re-sent."""
+        self._transition(job, status="ambiguous", error_code="ambiguous_create", error_message=str(exc))
+
+    async def reconcile(self, jobs: list[Job]) -> None:
+        """Look again for the ``ambiguous`` jobs of ``jobs``: one found is adopted and carried on, one that a
+        working search proves absent is sent again, the others stay ambiguous with the new reason."""
+        for job in jobs:
+            if job.record.status != "ambiguous" or not job.done:
+                continue
+            try:
+                found = await self._look_for(job)
+            except AmbiguousCreateError as exc:
+                self._ambiguous(job, exc)
+                continue
+            if found is None:
+                self._transition(
+                    job, create_state="pending", status="pending_submit", error_code=None, error_message=None
+                )
+            job._restart()
+            self.start_job(job)
+
+    async def _send_create(self, spec: JobSpec, prompt: str) -> Video:
+        if spec.kind == "remix":
+            return await self.api.remix(_parent(spec), prompt)
         if spec.kind == "extend":
-            return await self.api.extend(_parent(spec), prompt, seconds=spec.seconds, known_ids=known)
+            return await self.api.extend(_parent(spec), prompt, seconds=spec.seconds)
         if spec.kind == "edit":
-            return await self.api.edit(_parent(spec), prompt, known_ids=known)
+            return await self.api.edit(_parent(spec), prompt)
         return await self.api.create(
             prompt=prompt,
             model=spec.model,
             size=spec.size,
             seconds=spec.seconds,
             input_reference=spec.input_reference,
-            known_ids=known,
         )
 
     def _accept(self, job: Job, video: Video) -> None:
+        self._claim(job, video)
+        self._apply(job, video)
+
+    def _claim(self, job: Job, video: Video) -> None:
+        """Make ``video`` this job's, in memory at once and in the ledger (which refuses an id claimed twice)."""
         self._remote_ids.add(video.id)
         self._transition(
             job,
@@ -329,7 +446,6 @@ class Runner:
             remote_id=video.id,
             remote_created_at=float(video.created_at) if video.created_at else None,
         )
-        self._apply(job, video)
 
     async def _poll(self, job: Job) -> None:
         record = job.record
@@ -481,13 +597,11 @@ class Runner:
 
     async def _find_and_delete(self, job: Job) -> None:
         try:
-            found = await self._reconcile(job)
+            found = await self._look_for(job)
         except SoraError as exc:
             logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
             return
         if found is not None:
-            self._remote_ids.add(found.id)
-            self._transition(job, notify=False, create_state="acked", remote_id=found.id)
             await self._delete_quietly(found.id)
 
     # ------------------------------------------------------------------ the one way state changes

@@ -8,7 +8,7 @@ import sys
 import sora_nb
 
 EXPECTED_ALL = [
-    "connect", "Client", "Job", "Sweep", "Estimate", "Run", "resume", "load_run", "COLUMNS", "STYLES",
+    "connect", "Client", "Job", "Sweep", "Estimate", "Run", "resume", "load_run", "AuditReport", "COLUMNS", "STYLES",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "JobFailedError", "JobTimeoutError",
@@ -28,9 +28,10 @@ def test_api_md_names_exist() -> None:
     client_methods = ["generate", "sweep", "close", "api"]
     assert all(hasattr(sora_nb.Client, m) for m in client_methods)
     assert all(hasattr(sora_nb.Job, m) for m in ["wait", "__await__", "remix", "extend", "cancel", "retry",
-                                                 "status", "progress", "video_path", "thumbnail_path", "error"])
+                                                 "status", "progress", "video_path", "thumbnail_path", "error",
+                                                 "reconcile"])
     assert all(hasattr(sora_nb.Run, m) for m in ["wait", "__await__", "cancel", "retry_failed", "to_dataframe",
-                                                 "gallery", "compare", "table"])
+                                                 "gallery", "compare", "table", "audit", "reconcile"])
     assert all(hasattr(sora_nb.Sweep, m) for m in ["estimate", "start"])
 
 

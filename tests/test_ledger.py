@@ -300,6 +300,50 @@ def test_the_schema_has_a_column_per_field_and_the_remote_id_index(ledger: Ledge
     assert ledger._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_a_remote_id_belongs_to_one_job(ledger: Ledger) -> None:
+    ledger.add_jobs([record(1), record(2)])
+    ledger.update_job("j0001-abcd", remote_id="video_1", create_state="acked")
+    with pytest.raises(ValueError, match="already belongs to another job"):
+        ledger.update_job("j0002-abcd", remote_id="video_1", create_state="acked")
+    assert ledger.get_job("j0002-abcd").remote_id is None  # refused whole
+    with pytest.raises(ValueError, match="remote_id"):
+        ledger.add_job(record(3, remote_id="video_1"))
+
+
+def _version_1(run_dir: Path, remote_ids: list[str | None]) -> None:
+    """A ledger as sora_nb wrote it before remote ids were unique (a plain index, user_version 1)."""
+    with Ledger.create(run_dir, meta={}) as old:
+        old.add_jobs([record(seq) for seq in range(1, len(remote_ids) + 1)])
+    conn = sqlite3.connect(run_dir / LEDGER_FILE)
+    with conn:
+        conn.execute("DROP INDEX jobs_remote_id")
+        conn.execute("CREATE INDEX jobs_remote_id ON jobs (remote_id)")
+        for seq, remote_id in enumerate(remote_ids, 1):
+            conn.execute("UPDATE jobs SET remote_id = ? WHERE seq = ?", (remote_id, seq))
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_to_unique_remote_ids(tmp_path: Path) -> None:
+    _version_1(tmp_path, ["video_1", None, None])
+    with Ledger.open(tmp_path, readonly=True) as reader:  # readers never change the file
+        assert reader._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    with Ledger.open(tmp_path) as upgraded:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        with pytest.raises(ValueError, match="already belongs"):
+            upgraded.update_job("j0002-abcd", remote_id="video_1")
+
+
+def test_a_version_1_ledger_that_already_shares_a_remote_id_opens_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _version_1(tmp_path, ["video_1", "video_1", None])
+    with Ledger.open(tmp_path) as kept:
+        assert [r.remote_id for r in kept.jobs()] == ["video_1", "video_1", None]
+        assert kept._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "several rows" in caplog.text and "sora-nb audit" in caplog.text
+
+
 # ---------------------------------------------------------------------- no keys in the ledger
 
 KEY = "sk-proj-abcdefghijklmnop1234"

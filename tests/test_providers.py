@@ -362,7 +362,7 @@ def test_an_ambiguous_create_is_not_sent_again_without_a_list(profile: str, conn
     job = client.generate("a storm over the sea")
     with pytest.raises(sora_nb.JobFailedError) as info:
         job.wait(timeout=30)
-    assert job.error is not None and job.error.code == "AmbiguousCreateError"
+    assert job.status == "ambiguous" and job.error is not None and job.error.code == "ambiguous_create"
     assert "did not send it again" in job.error.message and "dashboard" in job.error.message
     assert PROFILES[profile].dashboard_url in job.error.message
     assert len(transport.audit()) == 1, "created once, never re-sent"

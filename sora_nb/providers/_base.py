@@ -18,7 +18,7 @@ overrides only :meth:`ProviderClient.build_create`, :meth:`ProviderClient.parse_
 :meth:`ProviderClient.poll_path` (and the auth header); the plumbing is the contract client's.
 
 Where a service has no list endpoint, a create whose answer was lost cannot be looked for: it is never sent
-again blindly, the job fails with :class:`~sora_nb.AmbiguousCreateError` naming the dashboard to check.
+again blindly; the job is ``ambiguous`` (:class:`~sora_nb.AmbiguousCreateError` names the dashboard to check).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .. import _catalog
-from .._contract import _VIDEO_TYPES, ContractClient, ProgressCallback, _Sent
+from .._contract import _VIDEO_TYPES, Claimed, ContractClient, ProgressCallback, _Sent
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
 from .._profiles import Profile
 from .._retry import poll_after_seconds
@@ -71,7 +71,8 @@ class ProfileClient(ContractClient):
         )
 
     async def reconcile(
-        self, match: dict[str, Any], *, since: float, known_ids: frozenset[str] = frozenset()
+        self, match: dict[str, Any], *, since: float, known_ids: Claimed = frozenset(),
+        lost: AmbiguousCreateError | None = None,
     ) -> Video | None:
         """Look for a job whose create answer was lost; where the server cannot list jobs, refuse to guess."""
         if not self.profile.supports_list:
@@ -81,9 +82,11 @@ class ProfileClient(ContractClient):
                 f"the request to start this job may have reached {self.service} but its answer never arrived, "
                 f"and {self.service} has no way to list jobs, so sora_nb did not send it again (that could pay "
                 f"twice). Fix: check your {self.service} dashboard{where} for a job with the prompt {prompt!r}; "
-                "if there is none, job.retry() sends a new request."
+                "if there is none, send it again by hand (client.generate or run.submit).",
+                sent_at=lost.sent_at if lost else since, reason=lost.reason if lost else None,
+                problem=f"{self.service} has no way to list jobs",
             )
-        return await super().reconcile(match, since=since, known_ids=known_ids)
+        return await super().reconcile(match, since=since, known_ids=known_ids, lost=lost)
 
     async def list(
         self, *, limit: int = 20, order: Literal["asc", "desc"] = "desc", after: str | None = None
@@ -97,14 +100,14 @@ class ProfileClient(ContractClient):
             raise self._unsupported("delete", "Cancelling a job only stops polling it; the service finishes it.")
         return await super().delete(video_id)
 
-    async def remix(self, video_id: str, prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+    async def remix(self, video_id: str, prompt: str, *, known_ids: Claimed = frozenset()) -> Video:
         if not self.profile.supports_remix:
             raise self._unsupported("remix")
         return await super().remix(video_id, prompt, known_ids=known_ids)
 
     async def extend(
         self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4",
-        known_ids: frozenset[str] = frozenset(),
+        known_ids: Claimed = frozenset(),
     ) -> Video:
         if not self.profile.supports_extend:
             raise self._unsupported("extension of videos")
@@ -165,7 +168,7 @@ class ProviderClient(ProfileClient):
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: ReferenceInput | None = None,
         extra: dict[str, Any] | None = None,
-        known_ids: frozenset[str] = frozenset(),
+        known_ids: Claimed = frozenset(),
         seed: int | None = None,
     ) -> Video:
         """Start a job: checked against the profile first, then translated into the service's request."""
@@ -211,7 +214,7 @@ class ProviderClient(ProfileClient):
         )
 
     async def edit(
-        self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()
+        self, video: str | os.PathLike[str], prompt: str, *, known_ids: Claimed = frozenset()
     ) -> Video:
         raise self._unsupported("edit endpoint")
 

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from .._contract import Claimed
 from .._errors import ValidationError
 from .._types import Status, Video, VideoError, normalize_status
 from .._validation import ImageReference, check_prompt, check_seconds
@@ -147,14 +148,14 @@ class XAIClient(ProviderClient):
     def poll_path(self, handle: str) -> str:
         return f"videos/{quote(handle, safe='')}"
 
-    async def remix(self, video_id: str, prompt: str, *, known_ids: frozenset[str] = frozenset()) -> Video:
+    async def remix(self, video_id: str, prompt: str, *, known_ids: Claimed = frozenset()) -> Video:
         """A new job from a finished one with a new prompt: xAI's ``POST /videos/edits``."""
         body = {"prompt": check_prompt(prompt), "video": {"url": await self._source_url(video_id)}}
         match = {"prompt": body["prompt"]}
         return await self._send_create("videos/edits", {"json": body}, match, known_ids, operation="edit video")
 
     async def edit(
-        self, video: str | os.PathLike[str], prompt: str, *, known_ids: frozenset[str] = frozenset()
+        self, video: str | os.PathLike[str], prompt: str, *, known_ids: Claimed = frozenset()
     ) -> Video:
         if not isinstance(video, str) or os.path.exists(video):
             raise self._unsupported("upload of local videos", "Fix: pass the id of a completed xAI job.")
@@ -162,7 +163,7 @@ class XAIClient(ProviderClient):
 
     async def extend(
         self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4",
-        known_ids: frozenset[str] = frozenset(),
+        known_ids: Claimed = frozenset(),
     ) -> Video:
         """Continue a finished job from its last frame: xAI's ``POST /videos/extensions``."""
         if not isinstance(video, str) or os.path.exists(video):

@@ -1,0 +1,386 @@
+"""The fault suite: each of the promises "never pays twice" and "never adopts the wrong video" attacked on
+loopback servers the test starts itself, with the figures counted at the server (its audit of accepted
+creates) and in the run's ledger.
+
+Ambiguity (a, b): a create whose answer is lost is re-sent only when a search that worked proved it absent;
+otherwise the job is ``ambiguous``, never re-sent. Claims (c): a remote id belongs to one job, repeats never
+share a video, and ``run.audit()`` reports every accepted create no row claims. The storm (d) puts it all
+together across a SIGKILL and ``sora_nb.resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import sora_nb
+from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
+from sora_nb._media import sha256_file
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+from sora_nb.simulator._transport import _state, create_app
+
+FAST = 0.004
+QUICK = sora_nb.RetryPolicy(base=0.02, cap=0.2)
+"""Backoff for servers that fail a third of all requests: the same number of retries, shorter waits."""
+ASGI = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+# ---------------------------------------------------------------------- a hostile gateway, served for real
+class HostileGateway:
+    """A gateway in front of the simulator that makes the job upstream but answers badly.
+
+    ``create_delay``: the create's answer is held this long (the job already exists upstream).
+    ``create_status``: the job is made upstream, then this status is answered instead (a 502 from a proxy).
+    ``list_route``: when False, ``GET /v1/videos`` is a 404, as on gateways that only forward creates.
+    """
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.inner: ASGI = create_app(config)
+        self.create_delay = 0.0
+        self.create_status: int | None = None
+        self.list_route = True
+
+    def audit(self) -> list[dict[str, Any]]:
+        return _state(self.inner).audit()  # type: ignore[arg-type]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.inner(scope, receive, send)
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path == "/v1/videos" and not self.list_route:
+            return await _answer(send, 404, {"error": {"message": "Not Found", "type": "invalid_request_error"}})
+        if method == "POST" and path == "/v1/videos" and (self.create_status or self.create_delay):
+            held: list[Any] = []
+
+            async def hold(message: Any) -> None:
+                held.append(message)
+
+            await self.inner(scope, receive, hold)  # the job is made upstream
+            if self.create_status:
+                return await _answer(send, self.create_status, {"error": {"message": "Bad Gateway"}})
+            await asyncio.sleep(self.create_delay)
+            for message in held:
+                await send(message)
+            return None
+        return await self.inner(scope, receive, send)
+
+
+async def _answer(send: Any, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[HostileGateway, str]]:
+    """A :class:`HostileGateway` served by uvicorn on a free loopback port; its base URL."""
+    uvicorn = pytest.importorskip("uvicorn")
+    app = HostileGateway(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", ws="none", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.01)
+    try:
+        yield app, f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _fast_polls() -> Any:
+    from sora_nb._polling import PollPolicy
+
+    return PollPolicy(floor=0.02, ceiling=0.5, first=0.05)
+
+
+# ---------------------------------------------------------------------- (a) a slow create
+@pytest.mark.slow
+def test_ambiguity_a_create_answered_after_6s_is_not_cut_at_5s_and_never_sent_twice(
+    gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a 6 s create with timeout=5 on a gateway with no list route was cut, "not found" in a list
+    that failed, and sent again: 6 creates for 1 job, failed after 40 s with attempts=1. Now the create's read
+    timeout suits slow gateways: 1 create, the job completes, attempts=1."""
+    _no_env(monkeypatch)
+    app, base_url = gateway
+    app.create_delay, app.list_route = 6.0, False
+    with sora_nb.connect("openai-compatible", base_url=base_url, timeout=5, run_root=tmp_path,
+                         poll_policy=_fast_polls()) as client:
+        job = client.generate("a slow gateway", seconds="4")
+        job.wait(timeout=60)
+        assert job.status == "completed" and job.record.attempts == 1
+    assert len(app.audit()) == 1
+    assert [row.remote_id for row in _rows(job.run.run_dir)] == [app.audit()[0]["id"]]
+
+
+@pytest.mark.slow
+def test_ambiguity_a_create_cut_by_its_own_timeout_is_adopted_not_resent(
+    gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create timeout the user chose shorter than the gateway: the answer is lost. With no list route the
+    job is ``ambiguous`` after 1 create (before: 6); with a list that works, it is found and adopted."""
+    _no_env(monkeypatch)
+    app, base_url = gateway
+    app.create_delay, app.list_route = 1.5, False
+    with sora_nb.connect("openai-compatible", base_url=base_url, timeout=1, create_timeout=1, run_root=tmp_path,
+                         poll_policy=_fast_polls()) as client:
+        job = client.generate("a slow gateway", seconds="4")
+        with pytest.raises(sora_nb.JobFailedError, match=r"ambiguous: its create, sent at .* UTC"):
+            job.wait(timeout=60)
+        assert job.status == "ambiguous" and job.record.attempts == 1 and len(app.audit()) == 1
+        assert "ReadTimeout" in job.error.message and "could not be searched" in job.error.message
+
+        app.list_route = True
+        second = client.generate("another slow one", seconds="4")
+        second.wait(timeout=60)
+        assert second.status == "completed" and second.record.attempts == 1
+    assert [entry["id"] for entry in app.audit()][1:] == [second.remote_id]
+
+
+# ---------------------------------------------------------------------- (b) a gateway that cannot be searched
+@pytest.mark.slow
+def test_ambiguity_b_502_without_a_list_route_is_ambiguous_then_reconcile_adopts(
+    gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the gateway made the job, answered 502, and the 404 of its list was taken for "absent": 6
+    creates for 1 job. Now: 1 create, the job ``ambiguous`` with the time it was sent and the fix; once the list
+    route is back, ``run.reconcile()`` adopts the job, which then completes."""
+    _no_env(monkeypatch)
+    app, base_url = gateway
+    app.create_status, app.list_route = 502, False
+    with sora_nb.connect("openai-compatible", base_url=base_url, run_root=tmp_path,
+                         poll_policy=_fast_polls()) as client:
+        run = client.sweep(prompt=["a gateway that lies"]).start(run_dir=tmp_path / "run")
+        run.wait(timeout=60)
+        (job,) = run.jobs
+        assert job.status == "ambiguous" and job.remote_id is None
+        assert job.record.attempts == 1 and job.record.submitted_at is not None
+        assert job.error is not None and "reconcile" in job.error.message
+        assert len(app.audit()) == 1
+        with pytest.raises(sora_nb.JobFailedError, match=r"ambiguous.*reconcile"):
+            job.wait(timeout=1)
+        row = run.to_dataframe().iloc[0]
+        assert row["status"] == "ambiguous"
+
+        run.reconcile()  # the list still fails: still ambiguous, still not re-sent
+        assert job.status == "ambiguous" and len(app.audit()) == 1
+
+        app.create_status, app.list_route = None, True
+        run.reconcile()
+        run.wait(timeout=60)
+        assert job.status == "completed" and job.remote_id == app.audit()[0]["id"]
+    assert len(app.audit()) == 1
+
+
+# ---------------------------------------------------------------------- (c) repeats under 5xx and lost answers
+@pytest.mark.slow
+def test_claims_c_repeats_under_faults_never_share_a_video(tmp_path: Path) -> None:
+    """Before: error rate 0.3 with lost create answers, 3 prompts x 10 repeats at concurrency 10: 30 rows
+    ``completed`` holding only 22-24 distinct videos (siblings adopted each other's). Now each row has its own
+    video, and every create the server accepted is in exactly one row or reported by ``run.audit()``."""
+    flaky = SimulatorTransport(SimulatorConfig(seed=21, time_scale=FAST, max_side=32, fps=4, error_rate=0.3,
+                                               drop_after_create_rate=0.2))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=flaky, retry=QUICK) as client:
+        client.api.list_settle = 0.05  # the simulator lists a job the moment it is made
+        run = client.sweep(prompt=["a red fox", "a blue whale", "a green frog"], repeats=10).start(max_concurrency=10)
+        run.wait(timeout=120)
+        # A list that failed six times running leaves its job ambiguous (never re-sent): looking again adopts it.
+        for _ in range(5):
+            if run.counts().get("ambiguous"):
+                run.reconcile().wait(timeout=120)
+        report = run.audit()
+    rows = _rows(run.run_dir)
+    completed = [row for row in rows if row.status == "completed"]
+    ids = [row.remote_id for row in completed]
+    assert len(rows) == 30 and len(completed) == 30, run.counts()
+    assert len(set(ids)) == 30
+    assert len({row.checksum for row in completed}) == 30
+    accepted = {entry["id"] for entry in flaky.audit()}
+    unclaimed = accepted - set(ids)
+    assert {orphan.id for orphan in report.orphans} == unclaimed
+    assert report.duplicates == [] and report.missing == []
+    assert sum(row.attempts for row in rows) >= len(accepted)  # every create that left is counted
+
+
+def test_audit_reports_orphans_and_deletes_them_when_asked(tmp_path: Path) -> None:
+    """An accepted create that no row claims (a second process paid for it) is an orphan; deleting it on
+    the server leaves a clean audit."""
+    transport = SimulatorTransport(SimulatorConfig(seed=4, time_scale=FAST, max_side=32, fps=4))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=transport) as client:
+        run = client.sweep(prompt=["a lighthouse"], repeats=2).start(run_dir=tmp_path / "run")
+        run.wait(timeout=60)
+        stray = client.call(lambda api: api.create(prompt="a lighthouse", seconds="4"))
+        client.call(lambda api: api.create(prompt="not in this run", seconds="4"))
+        report = run.audit()
+        assert [orphan.id for orphan in report.orphans] == [stray.id]
+        assert not report.ok and "1 orphan" in str(report) and stray.id in report._repr_html_()
+        assert report.delete_orphans() == [stray.id]
+        assert run.audit().ok
+
+
+# ---------------------------------------------------------------------- helpers
+def _rows(run_dir: Path) -> list[JobRecord]:
+    with Ledger.open(run_dir, readonly=True) as ledger:
+        return ledger.jobs()
+
+
+# ---------------------------------------------------------------------- (d) the storm
+STORM_SIMULATOR = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from sora_nb.simulator import SimulatorConfig, start_server
+
+    port_file, cache_dir = sys.argv[1], sys.argv[2]
+    config = SimulatorConfig(seed=29, time_scale=0.01, max_side=32, fps=4, cache_dir=cache_dir, latency=0.01,
+                             error_rate=0.15, drop_rate=0.05, drop_after_create_rate=0.2)
+    with start_server(config, port=0) as server:
+        Path(port_file + ".tmp").write_text(str(server.port))
+        Path(port_file + ".tmp").rename(port_file)
+        sys.stdin.read()  # serve until the test closes our stdin
+""")
+
+STORM_USER = textwrap.dedent("""
+    import sys
+    import sora_nb
+    from sora_nb._polling import PollPolicy
+
+    port, run_dir = sys.argv[1], sys.argv[2]
+    client = sora_nb.connect("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1", run_root=run_dir + "-unused",
+                             poll_policy=PollPolicy(floor=0.05, ceiling=0.5, first=0.1),
+                             retry=sora_nb.RetryPolicy(base=0.02, cap=0.2))
+    client.api.list_settle = 0.1
+    run = client.sweep(prompt=["storm fox", "storm whale", "storm frog"], repeats=10).start(
+        max_concurrency=10, run_dir=run_dir)
+    print(run.run_dir, flush=True)
+    run.wait(timeout=120)
+    print("finished", flush=True)  # never reached: the test kills us first
+""")
+
+
+@pytest.mark.slow
+def test_storm_5xx_drops_lost_answers_and_sigkill_then_resume_pays_once_per_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30 jobs (3 prompts x 10 repeats) under 5xx, dropped connections and lost create answers, the driving
+    process SIGKILLed mid-run with creates on the wire, then ``sora_nb.resume``: creates == jobs, 30 distinct
+    videos, and each file's checksum matches the server's own file for that job."""
+    _no_env(monkeypatch)
+    port_file = tmp_path / "port"
+    sim = subprocess.Popen([sys.executable, "-c", STORM_SIMULATOR, str(port_file), str(tmp_path / "cache")],
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists():
+            assert sim.poll() is None and time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.02)
+        port = int(port_file.read_text())
+        origin = f"http://127.0.0.1:{port}"
+        run_dir = tmp_path / "run"
+        _drive_until_killed(port, run_dir, tmp_path)
+        time.sleep(0.3)  # let the server finish with the dead process's connections before it is asked
+
+        client = sora_nb.connect("openai-compatible", base_url=f"{origin}/v1", run_root=tmp_path, retry=QUICK,
+                                 poll_policy=_fast_polls())
+        try:
+            client.api.list_settle = 0.1
+            run = sora_nb.resume(run_dir, client=client)
+            run.wait(timeout=90)
+            for _ in range(5):
+                if run.counts().get("ambiguous"):
+                    run.reconcile().wait(timeout=60)
+            assert run.counts() == {"completed": 30}
+            report = run.audit()
+            assert report.ok, str(report)
+        finally:
+            client.close()
+
+        accepted = httpx.get(f"{origin}/_simulator/audit", timeout=10).json()
+        rows = _rows(run_dir)
+        assert len(accepted) == len(rows) == 30  # creates == jobs
+        assert sorted(row.remote_id for row in rows) == sorted(entry["id"] for entry in accepted)
+        assert len({row.checksum for row in rows}) == 30
+        for row in rows:
+            assert sha256_file(run_dir / str(row.video_path)) == row.checksum
+            served = _get_with_retries(f"{origin}/v1/videos/{row.remote_id}/content")
+            assert f"sha256:{hashlib.sha256(served).hexdigest()}" == row.checksum, row.job_id
+    finally:
+        if sim.stdin:
+            sim.stdin.close()
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait(timeout=10)
+        if sim.stderr:
+            sim.stderr.close()
+
+
+def _drive_until_killed(port: int, run_dir: Path, tmp_path: Path) -> None:
+    """Run the user's sweep in a child process; SIGKILL it once 10 jobs are created and others are on the wire."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL")}
+    child = subprocess.Popen([sys.executable, "-c", STORM_USER, str(port), str(run_dir)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                rows = _rows(run_dir) if (run_dir / LEDGER_FILE).exists() else []
+            except Exception:  # the child may be creating it right now
+                rows = []
+            acked = sum(row.create_state == "acked" for row in rows)
+            if acked >= 10 and any(row.create_state == "sending" for row in rows):
+                break
+            if child.poll() is not None or time.monotonic() > deadline:
+                out, err = child.communicate(timeout=10)
+                pytest.fail(f"the moment to kill never came (exit {child.returncode}): {out!r} {err[-2000:]!r}")
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert sum(row.status == "completed" for row in _rows(run_dir)) < 30
+
+
+def _get_with_retries(url: str) -> bytes:
+    """The server's own file (its fault options apply to this request too)."""
+    for _ in range(20):
+        try:
+            response = httpx.get(url, timeout=10)
+        except httpx.TransportError:
+            continue
+        if response.status_code == 200:
+            return response.content
+    raise AssertionError(f"could not download {url}")
