@@ -21,6 +21,7 @@ examples:
   sora-nb generate "a cat skiing" --profile xai --simulator   # xAI's API, answered by the simulator
   sora-nb sweep grid.yaml --max-concurrency 4 --budget-usd 20
   sora-nb resume sora_runs/20261121-101500-ab12
+  sora-nb audit sora_runs/20261121-101500-ab12    # did I pay twice? the run vs the server's own list
   sora-nb ls
   sora-nb simulator --port 8000 --time-scale 0.05
 """
@@ -107,6 +108,11 @@ def _finish(run: Run, args: argparse.Namespace) -> int:
     print_table(run)
     print(f"\nrun directory: {run.run_dir}  (sora-nb resume {run.run_dir} carries on after a crash)")
     failed = run.failed
+    ambiguous = sum(job.status == "ambiguous" for job in failed)
+    if ambiguous:
+        print(f"{ambiguous} job(s) are ambiguous: their create may have made a video the server could not be "
+              f"searched for, so they were not sent again. Fix: sora-nb resume {run.run_dir} looks again once "
+              f"the server can list jobs; sora-nb audit {run.run_dir} shows what it holds.", file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(run)} jobs did not complete.", file=sys.stderr)
         return 1
@@ -188,6 +194,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
         run.close()
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ._client import read_run
+
+    client, run = read_run(args.run_dir)
+    try:
+        report = run.audit(timeout=args.timeout)
+        print(report)
+        if args.delete_orphans and report.orphans:
+            deleted = report.delete_orphans(timeout=args.timeout)
+            print(f"deleted {len(deleted)} orphan(s) on the server: {', '.join(deleted)}")
+        return 0 if report.ok else 1
+    finally:
+        client.close()
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from ._ledger import list_runs
 
@@ -258,6 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     common(p, server=False)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "audit",
+        help="the run's ledger against the server's own list: orphans (paid, not recorded), missing, duplicates",
+        description="Exit status: 0 all clear, 1 something to look at (or not everything could be checked).",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--delete-orphans", action="store_true",
+                   help="delete, on the server, the jobs that match the run's requests but that no job claims")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("ls", help="list runs and their status")
     p.add_argument("run_dir", nargs="?", default=None)

@@ -555,31 +555,49 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     directory = Path(run_dir)
     with Ledger.open(directory, readonly=True) as ledger:
         meta = ledger.meta()
-    if client is None:
-        sim = meta.get("simulator") or {}
-        if meta.get("profile") == "simulator" or sim:
-            # A run made on the in-process simulator (or on a service's dialect of it) resumes there,
-            # with the jobs it kept on disk: those still running go on, none is created twice.
-            client = connect(
-                meta.get("profile"),
-                simulator=True,
-                seed=sim.get("seed"),
-                time_scale=sim.get("time_scale"),
-                run_root=directory.parent,
-                simulator_state=_resume_state_dir(sim.get("state_dir"), directory, sim.get("dialect") or "openai"),
-            )
-        else:
-            base_url = meta.get("base_url")
-            if base_url and f":{REDACTED}@" in base_url:
-                raise ConfigurationError(
-                    f"run {directory} was made on a base URL with a password ({base_url}), "
-                    "and passwords are not stored in runs. Fix: sora_nb.resume(run_dir, "
-                    "client=sora_nb.connect(profile, base_url='https://user:password@host/v1'))."
-                )
-            client = connect(meta.get("profile"), base_url=base_url, api_key=api_key, run_root=directory.parent)
+    client = client or _client_for_run(directory, meta, api_key)
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     client.runtime.call_and_wait(client.runner.attach, run)
     return run
+
+
+def _client_for_run(directory: Path, meta: dict[str, Any], api_key: str | None) -> Client:
+    """A client for the server a run was made on, from its ledger's meta (keys come from the environment)."""
+    sim = meta.get("simulator") or {}
+    if meta.get("profile") == "simulator" or sim:
+        # A run made on the in-process simulator (or on a service's dialect of it) resumes there,
+        # with the jobs it kept on disk: those still running go on, none is created twice.
+        return connect(
+            meta.get("profile"),
+            simulator=True,
+            seed=sim.get("seed"),
+            time_scale=sim.get("time_scale"),
+            run_root=directory.parent,
+            simulator_state=_resume_state_dir(sim.get("state_dir"), directory, sim.get("dialect") or "openai"),
+        )
+    base_url = meta.get("base_url")
+    if base_url and f":{REDACTED}@" in base_url:
+        raise ConfigurationError(
+            f"run {directory} was made on a base URL with a password ({base_url}), "
+            "and passwords are not stored in runs. Fix: sora_nb.resume(run_dir, "
+            "client=sora_nb.connect(profile, base_url='https://user:password@host/v1'))."
+        )
+    return connect(meta.get("profile"), base_url=base_url, api_key=api_key, run_root=directory.parent)
+
+
+def read_run(run_dir: str | os.PathLike[str], *, api_key: str | None = None) -> tuple[Client, Run]:
+    """A run as its ledger holds it, with a client for its server, *not* driven: for ``sora-nb audit``, which
+    must not start work (or compete with a process that drives the run). Close the client when done."""
+    from ._jobs import Job
+    from ._ledger import Ledger
+
+    directory = Path(run_dir)
+    with Ledger.open(directory, readonly=True) as ledger:
+        meta, records = ledger.meta(), ledger.jobs()
+    client = _client_for_run(directory, meta, api_key)
+    run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
+    run.jobs.extend(Job(client.runner, run, record) for record in records)
+    return client, run
 
 
 def _resume_state_dir(recorded: str | None, run_dir: Path, dialect: str) -> str | None:

@@ -568,7 +568,7 @@ class ContractClient:
                     return CreateSearch(tuple(found), covered=True)
                 if not page.last_id or page.last_id == after:
                     return CreateSearch(tuple(found), covered=False, problem="the list says it has more, but "
-                                        "gives no cursor to the next page")
+                                        "its cursor does not move on")
                 after = page.last_id
         except (APIError, TransportError, UnsupportedOperationError) as exc:
             return CreateSearch(tuple(found), covered=False, problem=f"listing jobs failed: {exc}")

@@ -63,7 +63,8 @@ INLINE_IMAGE_MAX_BYTES = 256 * 1024
 _IMAGE_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                 ".gif": "image/gif"}
 
-_BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41"}
+_BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41",
+          "ambiguous": "#ef6c00"}
 _FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
 
 # Inline handlers, not <script>: they survive innerHTML in every front end that renders trusted HTML.
@@ -179,7 +180,8 @@ def bar_state(status: str, progress: int | None, *, done: bool, previous: str = 
 
     ``info`` while progress is unknown (not yet reported, or a server that never reports it, or the
     download after completion), ``""`` while it is known, ``success`` once the video is on disk,
-    ``danger`` on failure and ``warning`` when cancelled. Success never overwrites danger.
+    ``danger`` on failure and ``warning`` when cancelled or ambiguous (created or not: ``run.reconcile()``
+    looks again). Success never overwrites danger.
 
     >>> bar_state("in_progress", 40, done=False)
     (40.0, '')
@@ -191,7 +193,7 @@ def bar_state(status: str, progress: int | None, *, done: bool, previous: str = 
         return value, "danger"
     if previous == "danger":
         return (100.0 if status == "completed" else value), "danger"
-    if status == "cancelled":
+    if status in ("cancelled", "ambiguous"):
         return value, "warning"
     if status == "completed":
         return 100.0, "success" if done else "info"

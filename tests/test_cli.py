@@ -133,6 +133,24 @@ def test_ls_lists_runs_and_their_status(tmp_path: Path, capsys: pytest.CaptureFi
     assert line.startswith(run_dir.name) and "1 jobs (1 completed)" in line
 
 
+def test_audit_finds_an_orphan_deletes_it_when_asked_then_is_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "a paper boat", "--run-root", "runs", *FAST, "--quiet"]) == 0
+    (run_dir,) = _runs(tmp_path / "runs")
+    assert main(["audit", str(run_dir)]) == 0
+    assert "all clear" in capsys.readouterr().out
+    # Someone else on the account (or a create whose answer was lost) made the same request: paid, unrecorded.
+    with sora_nb.connect("simulator", run_root="runs", time_scale=0.002) as other:
+        stray = other.call(lambda api: api.create(prompt="a paper boat", size="720x1280", seconds="4"))
+    assert main(["audit", str(run_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "1 orphan" in out and stray.id in out and "--delete-orphans" in out
+    assert main(["audit", str(run_dir), "--delete-orphans"]) == 0  # nothing left to look at
+    assert f"deleted 1 orphan(s) on the server: {stray.id}" in capsys.readouterr().out
+    assert main(["audit", str(run_dir)]) == 0
+
+
 def test_resume_of_a_finished_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "a hot air balloon", "--run-root", "runs", *FAST, "--quiet"]) == 0
     (run_dir,) = _runs(tmp_path / "runs")

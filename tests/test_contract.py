@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from sora_nb import (
+    AmbiguousCreateError,
     AuthenticationError,
     ContractClient,
     DownloadError,
@@ -21,7 +22,7 @@ from sora_nb import (
     ServerError,
     TransportError,
 )
-from sora_nb._contract import build_create_request
+from sora_nb._contract import DEFAULT_CREATE_TIMEOUT, build_create_request
 from sora_nb._validation import ImageReference
 
 pytestmark = pytest.mark.anyio
@@ -193,6 +194,64 @@ async def test_5xx_on_create_is_ambiguous_and_reconciled() -> None:
         video = await api.create(prompt="a cat")
     assert video.id == "video_7"
     assert [r.method for r in script.requests] == ["POST", "GET"]
+
+
+def page(*videos: dict[str, Any], has_more: bool = False, last_id: str | None = None) -> dict[str, Any]:
+    ids = [v["id"] for v in videos]
+    return {"object": "list", "data": list(videos), "first_id": ids[0] if ids else None,
+            "last_id": last_id if last_id is not None else (ids[-1] if ids else None), "has_more": has_more}
+
+
+@pytest.mark.parametrize("list_failure", [err(404, "Not Found"), httpx.ReadTimeout("list timed out")])
+async def test_a_lost_create_is_not_resent_when_the_list_cannot_be_read(list_failure: Any) -> None:
+    """Before: a list that failed was taken for "not there" and the create sent again (6 creates for 1 job).
+    Now the search proves nothing, and the create is ambiguous: raised, with when it left and the fix."""
+    steps = [err(502, "upstream"), *([list_failure] * 4)]
+    script = Script(*steps)
+    async with script.client() as api:
+        with pytest.raises(AmbiguousCreateError, match=r"sent at .* UTC.*could not be searched.*reconcile") as info:
+            await api.create(prompt="a cat")
+    assert [r.method for r in script.requests].count("POST") == 1
+    assert info.value.sent_at is not None and info.value.reason == "HTTP 502" and info.value.problem
+
+
+async def test_a_list_that_stops_before_the_window_proves_nothing() -> None:
+    """A list that says "more" but whose cursor does not move on did not cover the window: no proof of absence."""
+    stuck = ok(page(video_json("video_9", prompt="a dog"), has_more=True))
+    script = Script(httpx.ReadError("reset"), stuck, stuck)
+    async with script.client() as api:
+        with pytest.raises(AmbiguousCreateError, match="cursor does not move on"):
+            await api.create(prompt="a cat")
+    assert [r.method for r in script.requests] == ["POST", "GET", "GET"]
+
+
+async def test_ambiguous_creates_raise_leaves_the_decision_to_the_caller() -> None:
+    script = Script(httpx.ReadError("reset"))
+    async with script.client(ambiguous_creates="raise") as api:
+        with pytest.raises(AmbiguousCreateError, match="answer was lost") as info:
+            await api.create(prompt="a cat")
+    assert [r.method for r in script.requests] == ["POST"] and info.value.problem is None
+
+
+async def test_claimed_ids_are_read_when_the_search_decides() -> None:
+    """``known_ids`` as a function: ids claimed while the search was under way are not adopted."""
+    claimed: set[str] = set()
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        claimed.add("video_1")  # a sibling claims it while the list is on its way
+        return ok(page(video_json("video_1"), video_json("video_2")))
+
+    script = Script(httpx.ReadError("reset"), listing)
+    async with script.client() as api:
+        video = await api.create(prompt="a cat", known_ids=lambda: claimed)
+    assert video.id == "video_2"
+
+
+def test_a_create_waits_longer_than_other_requests_by_default() -> None:
+    """A create answered after 6 s must not be cut at 5 s: creates get their own, long read timeout."""
+    api = ContractClient(base_url=BASE, timeout=5)
+    assert api._create_timeout.read == DEFAULT_CREATE_TIMEOUT and api._http.timeout.read == 5
+    assert ContractClient(base_url=BASE, timeout=5, create_timeout=2)._create_timeout.read == 2
 
 
 async def test_connect_error_on_create_is_resent_since_nothing_left() -> None:

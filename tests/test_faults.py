@@ -232,6 +232,48 @@ def test_claims_c_repeats_under_faults_never_share_a_video(tmp_path: Path) -> No
     assert sum(row.attempts for row in rows) >= len(accepted)  # every create that left is counted
 
 
+class _SiblingOnTheWire(httpx.AsyncBaseTransport):
+    """The simulator, where two creates of the same request are both made; the first one's answer is then
+    lost, and the second one's comes only 0.3 s later (so the first one's search runs while it is unanswered)."""
+
+    def __init__(self) -> None:
+        self.inner = SimulatorTransport(SimulatorConfig(seed=8, time_scale=FAST, max_side=32, fps=4))
+        self.creates = 0
+        self.second_made: asyncio.Event | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        is_create = request.method == "POST" and request.url.path == "/v1/videos"
+        self.second_made = self.second_made or asyncio.Event()
+        response = await self.inner.handle_async_request(request)
+        if is_create:
+            self.creates += 1
+            if self.creates == 1:
+                await asyncio.wait_for(self.second_made.wait(), 5)
+                raise httpx.ReadError("connection reset after the job was made", request=request)
+            if self.creates == 2:
+                self.second_made.set()
+                await asyncio.sleep(0.3)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_claims_a_search_waits_for_a_sibling_create_on_the_wire(tmp_path: Path) -> None:
+    """Before: the first repeat, its answer lost, searched at once, found its sibling's newer job (still
+    unanswered) and adopted it; the sibling then got the same id: 2 rows, 1 video, 1 orphan. Now the search
+    waits until no create of that prompt is on the wire, and each repeat has its own job."""
+    transport = _SiblingOnTheWire()
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=transport) as client:
+        client.api.list_settle = 0.05
+        run = client.sweep(prompt=["twins"], repeats=2).start(max_concurrency=2)
+        run.wait(timeout=60)
+        assert run.counts() == {"completed": 2}
+        assert run.audit().ok
+    accepted = sorted(entry["id"] for entry in transport.inner.audit())
+    assert len(accepted) == 2 and sorted(str(job.remote_id) for job in run) == accepted
+
+
 def test_audit_reports_orphans_and_deletes_them_when_asked(tmp_path: Path) -> None:
     """An accepted create that no row claims (a second process paid for it) is an orphan; deleting it on
     the server leaves a clean audit."""

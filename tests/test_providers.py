@@ -367,6 +367,9 @@ def test_an_ambiguous_create_is_not_sent_again_without_a_list(profile: str, conn
     assert PROFILES[profile].dashboard_url in job.error.message
     assert len(transport.audit()) == 1, "created once, never re-sent"
     assert info.value.job is job
+    report = job.run.audit()  # what it cannot check, it says, rather than "all clear"
+    assert not report.ok and not report.listed and report.ambiguous == [job.id]
+    assert report.cannot_check is not None and "no way to list jobs" in report.cannot_check
 
 
 def test_reconcile_refuses_to_guess_where_jobs_cannot_be_listed(connect: Any) -> None:

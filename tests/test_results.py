@@ -118,6 +118,7 @@ def test_axes_and_status_are_categoricals_in_sweep_order(df: pd.DataFrame) -> No
     assert df["style"].isna().all()
     assert list(df["status"].cat.categories) == [
         "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown",
+        "ambiguous",
     ]  # fmt: skip
     assert df["status"].tolist() == ["completed", "failed", "in_progress", "pending_submit"]
     assert df["kind"].tolist() == ["create"] * 4
