@@ -45,7 +45,8 @@ class HostileGateway:
     """A gateway in front of the simulator that makes the job upstream but answers badly.
 
     ``create_delay``: the create's answer is held this long (the job already exists upstream).
-    ``create_status``: the job is made upstream, then this status is answered instead (a 502 from a proxy).
+    ``create_status``: this status is answered instead of the create's; the job is made upstream first unless
+    ``create_upstream`` is False (the proxy failed before forwarding).
     ``list_route``: when False, ``GET /v1/videos`` is a 404, as on gateways that only forward creates.
     """
 
@@ -53,6 +54,7 @@ class HostileGateway:
         self.inner: ASGI = create_app(config)
         self.create_delay = 0.0
         self.create_status: int | None = None
+        self.create_upstream = True
         self.list_route = True
 
     def audit(self) -> list[dict[str, Any]]:
@@ -70,7 +72,8 @@ class HostileGateway:
             async def hold(message: Any) -> None:
                 held.append(message)
 
-            await self.inner(scope, receive, hold)  # the job is made upstream
+            if self.create_upstream or not self.create_status:
+                await self.inner(scope, receive, hold)  # the job is made upstream
             if self.create_status:
                 return await _answer(send, self.create_status, {"error": {"message": "Bad Gateway"}})
             await asyncio.sleep(self.create_delay)
@@ -194,12 +197,36 @@ def test_ambiguity_b_502_without_a_list_route_is_ambiguous_then_reconcile_adopts
 
         run.reconcile()  # the list still fails: still ambiguous, still not re-sent
         assert job.status == "ambiguous" and len(app.audit()) == 1
+        with pytest.raises(ValueError, match=r"could pay twice.*reconcile"):
+            job.retry()
+        assert run.retry_failed() == []
 
         app.create_status, app.list_route = None, True
         run.reconcile()
         run.wait(timeout=60)
         assert job.status == "completed" and job.remote_id == app.audit()[0]["id"]
     assert len(app.audit()) == 1
+
+
+@pytest.mark.slow
+def test_ambiguity_b_a_search_that_proves_absence_lets_reconcile_send_it_again(
+    gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy failed before forwarding (502, nothing made) and its list is down: ambiguous, not re-sent.
+    Once the list works, ``job.reconcile()`` sees the job is not there and sends it: 1 create in all."""
+    _no_env(monkeypatch)
+    app, base_url = gateway
+    app.create_status, app.create_upstream, app.list_route = 502, False, False
+    with sora_nb.connect("openai-compatible", base_url=base_url, run_root=tmp_path,
+                         poll_policy=_fast_polls()) as client:
+        job = client.generate("a proxy that fell over", seconds="4")
+        with pytest.raises(sora_nb.JobFailedError):
+            job.wait(timeout=60)
+        assert job.status == "ambiguous" and app.audit() == []
+        app.create_status, app.list_route = None, True
+        job.reconcile().wait(timeout=60)
+        assert job.status == "completed" and job.record.attempts == 2
+    assert [entry["id"] for entry in app.audit()] == [job.remote_id]
 
 
 # ---------------------------------------------------------------------- (c) repeats under 5xx and lost answers
