@@ -128,6 +128,10 @@ class AuditReport:
 
         Raises:
             UnsupportedOperationError: the service cannot delete jobs (delete them in its dashboard).
+
+        >>> report = run.audit()  # doctest: +SKIP
+        >>> report.delete_orphans()  # doctest: +SKIP
+        ['video_68d2...']
         """
         runner = self._runner
         if runner is None or not runner.profile.supports_delete:

@@ -284,6 +284,13 @@ class Job:
 
         Found: adopted, and the job carries on (wait for it as before). Proven absent by a search of the
         server's list that worked: sent again. The server still cannot be searched: still ``ambiguous``.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> job = client.generate("a corgi surfing").wait(timeout=60)
+        >>> job.reconcile().status  # a job that is not ambiguous is left as it is
+        'completed'
+        >>> client.close()
         """
         self._runner.runtime.run(self._runner.reconcile([self]), timeout=timeout)
         return self
@@ -530,6 +537,13 @@ class Run:
 
         Blocking (up to ``timeout`` seconds) until each was decided: found jobs carry on (``run.wait()``),
         jobs a working search of the server proves absent are sent again, the rest stay ``ambiguous``.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt=["a corgi surfing"]).start()
+        >>> run.wait(timeout=60).reconcile().wait(timeout=60).counts()
+        {'completed': 1}
+        >>> client.close()
         """
         self._runner.runtime.run(self._runner.reconcile(list(self.jobs)), timeout=timeout)
         return self
@@ -540,6 +554,14 @@ class Run:
         Returns an :class:`~sora_nb.AuditReport`: orphans (jobs on the server matching this run's requests,
         made in its time window, that no job claims), jobs whose remote job is gone, remote ids held by two
         jobs, and ambiguous jobs; where the service cannot list jobs, what it could not check.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt=["a corgi surfing"], repeats=2).start()
+        >>> report = run.wait(timeout=60).audit()
+        >>> report.ok, report.claimed, report.orphans
+        (True, 2, [])
+        >>> client.close()
         """
         from ._audit import audit_run
 
