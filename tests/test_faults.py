@@ -229,6 +229,28 @@ def test_ambiguity_b_a_search_that_proves_absence_lets_reconcile_send_it_again(
     assert [entry["id"] for entry in app.audit()] == [job.remote_id]
 
 
+@pytest.mark.slow
+def test_ambiguity_b_resume_looks_again_for_an_ambiguous_job(
+    gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ambiguous job left in a run (the process ended) is looked for again by ``sora_nb.resume``."""
+    _no_env(monkeypatch)
+    app, base_url = gateway
+    app.create_status, app.list_route = 502, False
+    with sora_nb.connect("openai-compatible", base_url=base_url, run_root=tmp_path) as client:
+        run = client.sweep(prompt=["left for later"]).start(run_dir=tmp_path / "run")
+        run.wait(timeout=60)
+        assert run.counts() == {"ambiguous": 1}
+    app.create_status, app.list_route = None, True
+    resumed = sora_nb.resume(tmp_path / "run")
+    try:
+        resumed.wait(timeout=60)
+        assert resumed.counts() == {"completed": 1}
+    finally:
+        resumed.close()
+    assert [entry["id"] for entry in app.audit()] == [resumed.jobs[0].remote_id]
+
+
 # ---------------------------------------------------------------------- (c) repeats under 5xx and lost answers
 @pytest.mark.slow
 def test_claims_c_repeats_under_faults_never_share_a_video(tmp_path: Path) -> None:
