@@ -147,7 +147,7 @@ def test_ambiguity_a_create_answered_after_6s_is_not_cut_at_5s_and_never_sent_tw
 
 
 @pytest.mark.slow
-def test_ambiguity_a_create_cut_by_its_own_timeout_is_adopted_not_resent(
+def test_ambiguity_a_create_cut_by_its_own_timeout_is_ambiguous_or_adopted_never_resent(
     gateway: tuple[HostileGateway, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A create timeout the user chose shorter than the gateway: the answer is lost. With no list route the
@@ -308,6 +308,7 @@ class _SiblingOnTheWire(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+@pytest.mark.slow
 def test_claims_a_search_waits_for_a_sibling_create_on_the_wire(tmp_path: Path) -> None:
     """Before: the first repeat, its answer lost, searched at once, found its sibling's newer job (still
     unanswered) and adopted it; the sibling then got the same id: 2 rows, 1 video, 1 orphan. Now the search
@@ -323,6 +324,7 @@ def test_claims_a_search_waits_for_a_sibling_create_on_the_wire(tmp_path: Path) 
     assert len(accepted) == 2 and sorted(str(job.remote_id) for job in run) == accepted
 
 
+@pytest.mark.slow
 def test_audit_reports_orphans_and_deletes_them_when_asked(tmp_path: Path) -> None:
     """An accepted create that no row claims (a second process paid for it) is an orphan; deleting it on
     the server leaves a clean audit."""
