@@ -213,8 +213,11 @@ class Client:
         poll_policy: PollPolicy,
         retry: RetryPolicy | None,
     ) -> None:
-        self.profile = profile
-        self.base_url = profile.base_url or ""
+        # A password in the base URL goes to the contract client only (which makes it an auth header):
+        # the profile, repr and runs see the URL with the password redacted.
+        full_url = profile.base_url or ""
+        self.base_url = redact_url(full_url)
+        self.profile = dataclasses.replace(profile, base_url=self.base_url) if self.base_url != full_url else profile
         self.run_root = Path(run_root) if run_root is not None else DEFAULT_RUN_ROOT
         self.simulator = simulator
         self.simulator_state_dir = _served_state_dir(simulator, transport)
@@ -231,8 +234,8 @@ class Client:
             from .providers import make_client  # the profile names its adapter
 
             return make_client(
-                profile,
-                base_url=self.base_url,
+                self.profile,
+                base_url=full_url,
                 api_key=api_key,
                 headers={**profile.extra_headers, **(headers or {})},
                 timeout=timeout,

@@ -19,7 +19,9 @@ the server cannot be searched, :class:`~sora_nb.AmbiguousCreateError` says so an
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import json as _json
 import os
 import random
@@ -29,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -45,10 +47,20 @@ from ._errors import (
     api_error_from_response,
 )
 from ._ratelimit import RateGate
-from ._redact import logger, redact, redact_url
+from ._redact import logger, redact, redact_url, remember_secrets
 from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_after_seconds
-from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoList
-from ._validation import ImageReference, ReferenceInput, check_create, check_prompt, check_seconds, load_reference
+from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoError, VideoList
+from ._validation import (
+    MAX_VIDEO_UPLOAD_BYTES,
+    ImageReference,
+    ReferenceInput,
+    check_create,
+    check_id,
+    check_prompt,
+    check_seconds,
+    load_reference,
+    read_user_file,
+)
 
 __all__ = [
     "DEFAULT_CREATE_TIMEOUT",
@@ -194,11 +206,18 @@ class ContractClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
-                f"base_url {base_url!r} is not an http(s) URL. Fix: pass e.g. base_url='http://localhost:4000/v1'."
+                f"base_url {redact_url(base_url)!r} is not an http(s) URL. "
+                "Fix: pass e.g. base_url='http://localhost:4000/v1'."
             )
-        self.base_url = base_url.rstrip("/") + "/"
-        self._origin = (parts.scheme, parts.netloc)
+        # A user and password in the URL (https://user:pw@host/v1) become HTTP basic auth, as httpx would
+        # make them, but the URL that httpx (and its INFO log, and every message) sees carries none.
+        user_info = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or "")) if (
+            parts.username or parts.password) else None
+        host = parts.netloc.rpartition("@")[2]
+        self.base_url = urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/"
+        self._origin = (parts.scheme, host)
         self._api_key = api_key
+        remember_secrets(api_key, unquote(parts.password or "") or None)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if isinstance(timeout, (int, float)):
             timeout = httpx.Timeout(timeout, connect=min(10.0, float(timeout)))
@@ -212,10 +231,16 @@ class ContractClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={**(headers or {}), **auth, "User-Agent": "sora-nb/0.1"},
+            auth=user_info,
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
         )
+        if user_info is not None:
+            # The header it makes (base64 of "user:pw") is the password too, in another form.
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            remember_secrets(base64.b64encode(pair.encode()).decode())
+        self._shown_url = redact_url(base_url.rstrip("/") + "/")
         # Links to other origins (CDNs) go through a client that has no credentials at all, made on
         # first use: most servers never hand one out.
         self._anon_client: httpx.AsyncClient | None = None
@@ -241,7 +266,8 @@ class ContractClient:
     @property
     def _anon(self) -> httpx.AsyncClient:
         if self._anon_client is None:
-            self._anon_client = httpx.AsyncClient(follow_redirects=True, **self._anon_options)
+            # Redirects are followed by hand (``_open_stream``), where each hop's scheme and origin are checked.
+            self._anon_client = httpx.AsyncClient(follow_redirects=False, **self._anon_options)
         return self._anon_client
 
     async def __aenter__(self) -> ContractClient:
@@ -251,7 +277,7 @@ class ContractClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"ContractClient(base_url={redact_url(self.base_url)!r}, key={'set' if self._api_key else 'none'})"
+        return f"ContractClient(base_url={self._shown_url!r}, key={'set' if self._api_key else 'none'})"
 
     # ------------------------------------------------------------------ operations
     async def create(
@@ -279,7 +305,7 @@ class ContractClient:
 
     async def poll(self, video_id: str) -> tuple[Video, float | None]:
         """Retrieve a job, with the server's advice for the next poll (``openai-poll-after-ms``) in seconds."""
-        sent = await self._send("GET", f"videos/{_id(video_id)}", operation="retrieve video")
+        sent = await self._send("GET", f"videos/{check_id(video_id)}", operation="retrieve video")
         return self._video(sent, "retrieve video"), poll_after_seconds(sent.response.headers)
 
     async def retrieve(self, video_id: str) -> Video:
@@ -318,13 +344,13 @@ class ContractClient:
 
     async def delete(self, video_id: str) -> DeletedVideo:
         """``DELETE /videos/{id}``: removes the job and its assets (there is no cancel endpoint)."""
-        sent = await self._send("DELETE", f"videos/{_id(video_id)}", operation="delete video")
+        sent = await self._send("DELETE", f"videos/{check_id(video_id)}", operation="delete video")
         return DeletedVideo.parse(self._object(sent, "delete video"))
 
     async def remix(self, video_id: str, prompt: str, *, known_ids: Claimed = frozenset()) -> Video:
         """A new job from a completed one with a new prompt (``POST /videos/{id}/remix``)."""
         body = {"prompt": check_prompt(prompt)}
-        path = f"videos/{_id(video_id)}/remix"
+        path = f"videos/{check_id(video_id)}/remix"
         match = {**body, "remixed_from_video_id": video_id}
         return await self._send_create(path, {"json": body}, match, known_ids, operation="remix video")
 
@@ -367,7 +393,8 @@ class ContractClient:
                 f"name has {len(name)} characters. Allowed: 1..80. Fix: shorten or fill the name.", field="name"
             )
         path = Path(video)
-        files = {"video": (path.name, path.read_bytes(), "video/mp4")}
+        data = read_user_file(path, field="video", limit=MAX_VIDEO_UPLOAD_BYTES, what="video file")
+        files = {"video": (path.name, data, "video/mp4")}
         sent = await self._send(
             "POST",
             "videos/characters",
@@ -380,7 +407,7 @@ class ContractClient:
 
     async def get_character(self, character_id: str) -> Character:
         """``GET /videos/characters/{id}``."""
-        sent = await self._send("GET", f"videos/characters/{_id(character_id)}", operation="get character")
+        sent = await self._send("GET", f"videos/characters/{check_id(character_id)}", operation="get character")
         return Character.parse(self._object(sent, "get character"))
 
     async def download(
@@ -401,7 +428,7 @@ class ContractClient:
                 f"variant={variant!r} is unknown. Allowed: 'video', 'thumbnail', 'spritesheet'.", field="variant"
             )
         accept = _VIDEO_TYPES if variant == "video" else _IMAGE_TYPES
-        url = self._http.base_url.join(f"videos/{_id(video_id)}/content")
+        url = self._http.base_url.join(f"videos/{check_id(video_id)}/content")
         return await self._stream_to_file(
             self._http,
             url,
@@ -450,7 +477,15 @@ class ContractClient:
         """``GET url`` as a stream, following redirects by hand so that each hop gets credentials only
         when it is on the base URL's origin (httpx drops ``Authorization`` on a cross-origin redirect,
         but would forward other auth headers such as Gemini's ``x-goog-api-key``)."""
-        for _ in range(_MAX_REDIRECTS + 1):
+        for hop in range(_MAX_REDIRECTS + 1):
+            if url.scheme not in ("http", "https"):
+                # httpx would say "unsupported protocol", reported as a broken connection and retried.
+                came = "redirected the download to" if hop else "gave as the download link"
+                raise DownloadError(
+                    f"download: the server {came} a {url.scheme or 'schemeless'}: URL ({redact_url(str(url))[:120]}), "
+                    "not http(s); sora_nb fetches media only over http(s) and never reads local files for a "
+                    "server. Nothing was written. Fix: check that base_url points at a trusted Videos API."
+                )
             # Media does not compress: ask for it as is, so Content-Length is the length of the file.
             request = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
             response = await client.send(request, stream=True)
@@ -469,10 +504,18 @@ class ContractClient:
             await response.aclose()
 
     def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(video, str) and not os.path.exists(video):
-            return {"json": {"video": {"id": video}, **body}}
-        path = Path(video)
-        return {"data": body, "files": {"video": (path.name, path.read_bytes(), "video/mp4")}}
+        """A source video for an extension or an edit: a ``str`` is always an id (ids come from servers,
+        and a server's id must never name a local file to upload); only a ``Path`` uploads a file."""
+        if isinstance(video, str):
+            return {"json": {"video": {"id": check_id(video)}, **body}}
+        if isinstance(video, os.PathLike):
+            path = Path(video)
+            data = read_user_file(path, field="video", limit=MAX_VIDEO_UPLOAD_BYTES, what="video file")
+            return {"data": body, "files": {"video": (path.name, data, "video/mp4")}}
+        raise TypeError(
+            f"video must be an id (str) or a local file (pathlib.Path), got {type(video).__name__}. "
+            "Fix: pass the id the server returned, or pathlib.Path('clip.mp4') to upload a file."
+        )
 
     def _video(self, sent: _Sent, operation: str) -> Video:
         data = self._object(sent, operation)
@@ -482,7 +525,30 @@ class ContractClient:
                 status_code=sent.response.status_code,
                 body=data,
             )
-        return Video.parse(data)
+        return self._checked(Video.parse(data), sent, operation)
+
+    def _checked(self, video: Video, sent: _Sent, operation: str, *, segments: bool = False) -> Video:
+        """``video`` when its id is safe to use in a URL or a file name; else the server is not trusted.
+
+        Its error (code and message, bound for the ledger, DataFrames and cards) is redacted here, at the
+        edge: a server may echo the key back in them.
+        """
+        if video.error is not None:
+            code = None if video.error.code is None else redact(video.error.code, self._api_key)
+            video = dataclasses.replace(
+                video, error=VideoError(code=code, message=redact(video.error.message, self._api_key))
+            )
+        try:
+            check_id(video.id, segments=segments)
+        except ValidationError as exc:
+            raise UnexpectedResponseError(
+                f"{operation}: the server answered with an id that is not safe to use ({exc}). It was not used "
+                "in any URL or file name. Fix: check that base_url points at the Videos API you meant to use.",
+                status_code=sent.response.status_code,
+                code="unsafe_id",
+                body=None,
+            ) from None
+        return video
 
     @staticmethod
     def _object(sent: _Sent, operation: str) -> dict[str, Any]:
@@ -844,14 +910,6 @@ def _unsearchable(lost: AmbiguousCreateError | None, problem: str, since: float)
         reason=lost.reason if lost else None,
         problem=problem,
     )
-
-
-def _id(value: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value or "?" in value:
-        raise ValidationError(
-            f"id {value!r} is not a valid id. Fix: pass the id the server returned (e.g. 'video_...').", field="id"
-        )
-    return value
 
 
 def _as_int(value: str | None) -> int | None:

@@ -245,21 +245,27 @@ def api_error_from_response(
             if "html" in ctype
             else "no error message in the response"
         )
+    # Every string the server sent is untrusted text bound for the ledger, DataFrames, cards and logs:
+    # a server may echo the key (or anything) in any of them, so each is redacted, not only the message.
+    def scrub(value: Any) -> str | None:
+        return None if value is None else redact(str(value), secret)
+
+    code, type_, param = scrub(code), scrub(type_), scrub(param)
     where = f" (param: {param})" if param else ""
     hint = _NEXT_STEP.get(cls, "Fix: check the server's documentation for this status.")
     message = redact(f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}", secret)
     if isinstance(body, str):
         body = redact(body, secret)
-    elif isinstance(body, dict) and secret:
+    elif body is not None:
         import json
 
         body = json.loads(redact(json.dumps(body), secret))
     kwargs: dict[str, Any] = dict(
         status_code=status,
-        code=str(code) if code is not None else None,
+        code=code,
         type=type_,
         param=param,
-        request_id=response.headers.get("x-request-id"),
+        request_id=scrub(response.headers.get("x-request-id")),
         body=body,
     )
     if cls is RateLimitError:

@@ -1,7 +1,10 @@
 """Keeping secrets out of logs, messages and recordings.
 
 One function, :func:`redact`, scrubs API keys, bearer tokens and the signature parts of signed URLs
-from any text; :class:`RedactingFilter` applies it to every record of the ``sora_nb`` logger.
+from any text, and every credential a live client was given (:func:`remember_secrets`: a key of any
+shape, a base URL's password), which no pattern could recognise; :class:`RedactingFilter` applies it to
+every record of the ``sora_nb`` logger and of httpx's and httpcore's loggers (httpx logs each request's
+URL at INFO, httpcore each response's headers at DEBUG: both may carry what a server echoes).
 """
 
 from __future__ import annotations
@@ -10,7 +13,15 @@ import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["SIGNED_URL_PARAMS", "RedactingFilter", "logger", "looks_like_secret", "redact", "redact_url"]
+__all__ = [
+    "SIGNED_URL_PARAMS",
+    "RedactingFilter",
+    "logger",
+    "looks_like_secret",
+    "redact",
+    "redact_url",
+    "remember_secrets",
+]
 
 logger = logging.getLogger("sora_nb")
 
@@ -30,6 +41,7 @@ SIGNED_URL_PARAMS = frozenset(
 _PATTERNS = [
     # Authorization headers and bearer tokens.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1" + REDACTED),
+    (re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}"), r"\1" + REDACTED),
     # OpenAI-style and other prefixed keys (sk-..., sk-proj-..., sk-or-..., AIza...); xAI keys are
     # ``xai-`` and some 80 letters and digits (a shorter ``xai-video-<uuid>`` is a CDN path, not a key).
     (re.compile(r"\b(sk|rk)-[A-Za-z0-9_-]{8,}"), REDACTED),
@@ -98,32 +110,58 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe=REDACTED)))
 
 
+# Credentials of the clients made in this process, whatever their shape, so that text a server echoes
+# back (a 401 message, an error code, a response header in httpcore's log) is scrubbed of them too.
+_REMEMBERED: set[str] = set()
+
+
+def remember_secrets(*secrets: str | None) -> None:
+    """Make :func:`redact` scrub these exact strings from now on (a client's key, a base URL's password).
+
+    >>> remember_secrets("hunter2-pass"); redact("echo: hunter2-pass")
+    'echo: REDACTED'
+    """
+    _REMEMBERED.update(s for s in secrets if s and len(s) >= 4)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Scrub keys, bearer tokens and URL signatures from ``text``; also any exact ``secrets`` given.
+    """Scrub keys, bearer tokens and URL signatures from ``text``; also any exact ``secrets`` given, and
+    those remembered with :func:`remember_secrets`.
 
     >>> redact("Authorization: Bearer sk-abcdefghijkl123")
     'Authorization: REDACTED REDACTED'
     >>> redact("calling with my-own-key", "my-own-key")
     'calling with REDACTED'
     """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+    # Longest first: a key that contains another remembered secret is scrubbed whole.
+    for secret in sorted({*(s for s in secrets if s and len(s) >= 4), *_REMEMBERED}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts every record of the ``sora_nb`` logger before it is emitted."""
+    """A logging filter that redacts a record (its message and its traceback) before it is emitted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # Formatters print exc_text when it is set: the traceback's exception messages, scrubbed.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 
-logger.addFilter(RedactingFilter())
+# A logger's filters do not apply to its children's records, so each logger that httpx and httpcore
+# write to gets one (httpcore names one per module).
+_LIBRARY_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+                    "httpcore.proxy", "httpcore.socks")
+_FILTER = RedactingFilter()
+for _name in ("sora_nb", *_LIBRARY_LOGGERS):
+    logging.getLogger(_name).addFilter(_FILTER)
 logger.addHandler(logging.NullHandler())

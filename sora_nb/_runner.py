@@ -40,7 +40,7 @@ from ._ledger import JobRecord, Ledger
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
-from ._redact import logger
+from ._redact import logger, redact
 from ._runtime import Runtime
 from ._styles import apply_style
 from ._types import TERMINAL_STATUSES, JobSpec, Video
@@ -290,19 +290,24 @@ class Runner:
                 await self._download(job)
         except asyncio.CancelledError:
             raise
+        # Messages may quote what a server sent: redacted once more before the ledger keeps them.
         except AmbiguousCreateError as exc:
             self._ambiguous(job, exc)
         except APIError as exc:
             self._transition(
                 job,
                 status="failed",
-                error_code=exc.code or f"http_{exc.status_code}",
-                error_message=str(exc),
+                error_code=redact(exc.code or f"http_{exc.status_code}"),
+                error_message=redact(str(exc)),
                 completed_at=self.clock(),
             )
         except SoraError as exc:
             self._transition(
-                job, status="failed", error_code=type(exc).__name__, error_message=str(exc), completed_at=self.clock()
+                job,
+                status="failed",
+                error_code=type(exc).__name__,
+                error_message=redact(str(exc)),
+                completed_at=self.clock(),
             )
         except Exception as exc:  # a bug must end the job visibly, not hang it
             logger.exception("job %s crashed", job.id)
@@ -310,7 +315,7 @@ class Runner:
                 job,
                 status="failed",
                 error_code="internal_error",
-                error_message=f"{type(exc).__name__}: {exc}",
+                error_message=redact(f"{type(exc).__name__}: {exc}"),
                 completed_at=self.clock(),
             )
         finally:
@@ -398,7 +403,7 @@ class Runner:
 
     def _ambiguous(self, job: Job, exc: AmbiguousCreateError) -> None:
         """The job's create may have made a job the server cannot be searched for: visible, never re-sent."""
-        self._transition(job, status="ambiguous", error_code="ambiguous_create", error_message=str(exc))
+        self._transition(job, status="ambiguous", error_code="ambiguous_create", error_message=redact(str(exc)))
 
     async def reconcile(self, jobs: list[Job]) -> None:
         """Look again for the ``ambiguous`` jobs of ``jobs``: one found is adopted and carried on, one that a

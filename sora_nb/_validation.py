@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -15,12 +17,35 @@ from typing import Any, BinaryIO, Union
 from . import _catalog
 from ._errors import ValidationError
 
-__all__ = ["ImageReference", "ReferenceInput", "check_prompt", "check_seconds", "check_size", "load_reference"]
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_REFERENCE_BYTES",
+    "ImageReference",
+    "ReferenceInput",
+    "check_id",
+    "check_prompt",
+    "check_seconds",
+    "check_size",
+    "load_reference",
+    "read_user_file",
+]
 
 ReferenceInput = Union[str, "os.PathLike[str]", bytes, BinaryIO, dict[str, str]]
 """A reference image: a path, raw bytes, an open binary file, or ``{"image_url": ...}`` / ``{"file_id": ...}``."""
 
 _IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+MAX_ID_CHARS = 256
+"""Longest id taken from a server or a user (OpenAI's are ~40 characters; Gemini's operation names ~90)."""
+MAX_REFERENCE_BYTES = 50 * 1024 * 1024
+"""Largest reference image read from disk (the services take a few MB; a bigger file is a mistake)."""
+MAX_VIDEO_UPLOAD_BYTES = 512 * 1024 * 1024
+"""Largest local video read for an extension, an edit or a character."""
+
+# An id is one URL path segment and a safe file name: letters, digits and a few punctuation marks, starting
+# with a letter or digit (so never ``.``, ``..`` or ``.env``); no ``/``, ``%``, ``?``, spaces or control
+# characters. ``segments=True`` (Gemini's ``models/.../operations/...``) allows ``/`` between such segments.
+_ID_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+~@-]*")
 
 
 def _choices(values: tuple[str, ...]) -> str:
@@ -49,6 +74,79 @@ def check_prompt(prompt: object, *, field: str = "prompt") -> str:
             field=field,
         )
     return prompt
+
+
+def check_id(value: object, *, field: str = "id", segments: bool = False) -> str:
+    """Return ``value`` when it is safe to put in a URL path or a file name, else raise :class:`ValidationError`.
+
+    Ids come from servers, which are untrusted: ``.env``, ``../x``, ``a\r\nb`` or 10 kB of text never
+    become part of a URL or a path.
+
+    >>> check_id("video_68d1")
+    'video_68d1'
+    >>> check_id("../etc/passwd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb._errors.ValidationError: id '../etc/passwd' is not a valid id. Allowed: 1 to 256 letters, ...
+    """
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
+        parts = value.split("/") if segments else [value]
+        if all(_ID_SEGMENT.fullmatch(part) for part in parts):
+            return value
+    shown = repr(value[:60]) + f"... ({len(value)} characters)" if isinstance(value, str) and len(value) > 60 else (
+        repr(value))
+    raise ValidationError(
+        f"{field} {shown} is not a valid id. Allowed: 1 to {MAX_ID_CHARS} letters, digits and . _ : = + ~ @ -, "
+        f"starting with a letter or digit{' (/ between parts)' if segments else ''}. "
+        "Fix: pass the id the server returned (e.g. 'video_...').",
+        field=field,
+    )
+
+
+def read_user_file(path: str | os.PathLike[str], *, field: str, limit: int, what: str) -> bytes:
+    """Read a file the user named: a regular file only, at most ``limit`` bytes, read with that limit.
+
+    A device (``/dev/zero`` reads forever), a FIFO (blocks until a writer comes) or a directory is refused
+    before it is opened for reading; a file that grows past ``limit`` while read is refused too.
+
+    >>> read_user_file("/dev/zero", field="input_reference", limit=10, what="image file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb._errors.ValidationError: input_reference '/dev/zero' is not a regular file (a character device). ...
+    """
+    name = os.fspath(path)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise block here, before fstat can refuse it.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ValidationError(
+            f"{field} {name!r} cannot be read ({exc.strerror}). Fix: pass an existing {what}.",
+            field=field,
+        ) from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValidationError(
+                f"{field} {name!r} is not a regular file ({_file_kind(info.st_mode)}). "
+                f"Fix: pass the path of a regular {what}.",
+                field=field,
+            )
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ValidationError(
+            f"{field} {name!r} is larger than {limit // (1024 * 1024)} MB. Fix: pass a smaller file "
+            "(compress or resize it).",
+            field=field,
+        )
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def check_seconds(seconds: object, model: str, *, field: str = "seconds") -> str:
@@ -145,23 +243,23 @@ def load_reference(
     filename = "reference"
     if isinstance(reference, (str, os.PathLike)):
         path = Path(reference)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ValidationError(
-                f"input_reference {str(path)!r} cannot be read ({exc.strerror}). Fix: pass an existing image file.",
-                field="input_reference",
-            ) from None
+        data = read_user_file(path, field="input_reference", limit=MAX_REFERENCE_BYTES, what="image file")
         filename = path.name
     elif isinstance(reference, (bytes, bytearray)):
         data = bytes(reference)
     elif hasattr(reference, "read"):
-        data = reference.read()
+        data = reference.read(MAX_REFERENCE_BYTES + 1)
         filename = Path(getattr(reference, "name", filename)).name
     else:
         raise ValidationError(
             f"input_reference must be a path, bytes, a binary file or a dict, got {type(reference).__name__}. "
             "Fix: pass the path of a JPEG, PNG or WebP image.",
+            field="input_reference",
+        )
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise ValidationError(
+            f"input_reference has more than {MAX_REFERENCE_BYTES // (1024 * 1024)} MB. "
+            "Fix: pass a smaller image (compress or resize it).",
             field="input_reference",
         )
     from PIL import Image, UnidentifiedImageError

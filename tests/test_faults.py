@@ -6,6 +6,11 @@ Ambiguity (a, b): a create whose answer is lost is re-sent only when a search th
 otherwise the job is ``ambiguous``, never re-sent. Claims (c): a remote id belongs to one job, repeats never
 share a video, and ``run.audit()`` reports every accepted create no row claims. The storm (d) puts it all
 together across a SIGKILL and ``sora_nb.resume``.
+
+Server data is data (e): a server's ids never name a local file, and a hostile id ends the job with a
+reason instead of reaching a URL or a path. Secrets stay out (f): a server that echoes the key and a base
+URL's password into every field it can finds them in 0 places: run dir, exports, logs at DEBUG (httpx's
+and httpcore's too), an executed notebook, reprs and exception text.
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
+from base64 import b64decode
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +100,10 @@ async def _answer(send: Any, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-@pytest.fixture
-def gateway() -> Iterator[tuple[HostileGateway, str]]:
-    """A :class:`HostileGateway` served by uvicorn on a free loopback port; its base URL."""
+@contextmanager
+def _served(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port, for real sockets; yields ``http://127.0.0.1:PORT``."""
     uvicorn = pytest.importorskip("uvicorn")
-    app = HostileGateway(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -105,14 +114,22 @@ def gateway() -> Iterator[tuple[HostileGateway, str]]:
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.01)
     try:
-        yield app, f"http://127.0.0.1:{port}/v1"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[HostileGateway, str]]:
+    """A :class:`HostileGateway` served by uvicorn on a free loopback port; its base URL."""
+    app = HostileGateway(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
+    with _served(app) as origin:
+        yield app, f"{origin}/v1"
 
 
 def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -477,3 +494,377 @@ def _get_with_retries(url: str) -> bytes:
         if response.status_code == 200:
             return response.content
     raise AssertionError(f"could not download {url}")
+
+
+# ---------------------------------------------------------------------- (e, f) server data, secrets: helpers
+def _tiny_mp4() -> bytes:
+    from sora_nb.simulator._render import RenderSpec, ensure_rendered
+
+    with tempfile.TemporaryDirectory() as cache:
+        return ensure_rendered(RenderSpec(segments=(("a fox", 1),), size="720x1280", max_side=32, fps=2),
+                               cache).video.read_bytes()
+
+
+class _Scripted:
+    """A Videos API whose every answer the test plants: ``answer(method, path, headers, body)`` returns
+    ``(status, headers, body bytes)``. Every request is kept (method, path, headers, body)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.requests: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
+                   "headers": headers, "body": body}
+        self.requests.append(request)
+        status, out_headers, data = self.answer(request)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers.items()]
+        raw.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
+
+
+def _job(video_id: str, status: str = "completed", **extra: Any) -> dict[str, Any]:
+    return {"id": video_id, "object": "video", "status": status, "model": "sora-2", "size": "720x1280",
+            "seconds": "4", "progress": 100 if status == "completed" else 0, "created_at": int(time.time()),
+            **extra}
+
+
+def _json(status: int, body: Any, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/json", **headers}, json.dumps(body).encode()
+
+
+# ---------------------------------------------------------------------- server data is data (point 4)
+HOSTILE_IDS = {
+    "dotfile": ".env",
+    "parent": "../x",
+    "crlf": "a\r\nb",
+    "10kB": "v" * 10_000,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hostile", list(HOSTILE_IDS.values()), ids=list(HOSTILE_IDS))
+def test_a_hostile_id_from_the_server_fails_the_job_and_reads_no_local_file(
+        hostile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the id ``.env`` completed and Extend uploaded ``./.env`` to the server; ``a\\r\\nb`` ended in
+    an untyped ``httpx.InvalidURL``. After: each ends the job failed (``unsafe_id``), naming the cause, and
+    the server receives no byte of any local file."""
+    secret = "SECRET-" + secrets.token_hex(8)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in (".env", "x"):  # ./.env and, for "../x", tmp_path/x
+        (work / name).write_text(secret)
+        (tmp_path / name).write_text(secret)
+    monkeypatch.chdir(work)
+    mp4 = _tiny_mp4()
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        method, path = request["method"], request["path"]
+        if method == "POST" and path == "/v1/videos":
+            return _json(200, _job(hostile))
+        if method == "POST" and path.startswith("/v1/videos/"):  # an extension or an edit
+            return _json(200, _job("video_extension"))
+        if path.endswith("/content"):
+            if "thumbnail" in request["query"]:
+                return _json(404, {"error": {"message": "no thumbnail"}})
+            return 200, {"content-type": "video/mp4"}, mp4
+        if method == "GET" and path == "/v1/videos":
+            return _json(200, {"object": "list", "data": [], "has_more": False})
+        return _json(200, _job(hostile))
+
+    server = _Scripted(answer)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with _served(server) as origin, sora_nb.connect(
+            "openai-compatible", base_url=f"{origin}/v1", api_key="sk-hostile-id-test-0000", run_root=work / "runs",
+            poll_policy=_fast_polls()) as client:
+        job = client.generate("a fox in the snow", model="sora-2", size="720x1280", seconds="4")
+        try:
+            job.wait(timeout=30)
+            job.extend("it keeps running", seconds="4").wait(timeout=30)  # what pressing Extend does
+        except sora_nb.JobFailedError:
+            pass
+    sent = b"".join(r["body"] for r in server.requests) + "".join(r["path"] for r in server.requests).encode()
+    assert secret.encode() not in sent, "a local file reached the server"
+    assert job.status == "failed" and job.record.error_code == "unsafe_id", (job.status, job.record.error_code)
+    assert "not safe to use" in (job.record.error_message or "") and "Fix:" in (job.record.error_message or "")
+    creates = [r for r in server.requests if r["method"] == "POST"]
+    assert len(creates) == 1, [r["path"] for r in creates]  # nothing after the refusal
+    assert len(server.requests) == 1, [r["path"][:40] for r in server.requests]  # no URL was made of the id
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "runs" not in p.parts)
+    assert after == [p for p in before if "runs" not in p.parts], "a file outside the run was written"
+
+
+def test_a_str_is_always_an_id_and_only_a_path_uploads_a_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: ``api.extend("video_abc")`` uploaded ``./video_abc`` when such a file existed. After: a ``str``
+    is sent as ``{"video": {"id": ...}}``; a ``pathlib.Path`` uploads; a device or FIFO is refused."""
+    import asyncio
+
+    import httpx
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "video_abc").write_bytes(b"LOCAL-BYTES")
+    (tmp_path / "clip.mp4").write_bytes(b"MY-CLIP")
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.read())
+        return httpx.Response(200, json=_job("video_new", status="queued"))
+
+    async def main() -> None:
+        async with sora_nb.ContractClient(base_url="http://api.test/v1", api_key="sk-test-0000000000",
+                                          transport=httpx.MockTransport(handler)) as api:
+            await api.extend("video_abc", "more", seconds="4")
+            await api.edit(Path("clip.mp4"), "add rain")
+            with pytest.raises(sora_nb.ValidationError, match=r"not a regular file.*character device.*Fix:"):
+                await api.extend(Path("/dev/zero"), "more", seconds="4")
+            with pytest.raises(sora_nb.ValidationError, match=r"not a valid id.*Fix:"):
+                await api.edit(".env", "more")
+
+    asyncio.run(main())
+    assert json.loads(seen[0])["video"] == {"id": "video_abc"} and b"LOCAL-BYTES" not in seen[0]
+    assert b"MY-CLIP" in seen[1]
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("via_cdn", [False, True], ids=["from_the_api", "from_a_cdn"])
+def test_a_file_redirect_on_download_is_reported_as_such(via_cdn: bool, tmp_path: Path) -> None:
+    """Before: a ``file://`` redirect raised an untyped ``ValueError: unknown url type`` from the API's origin,
+    and from a CDN (whose client followed redirects itself) "the connection broke. Fix: try again", retried.
+    After: a :class:`DownloadError` saying the server sent a file: URL, nothing written, nothing retried."""
+    import asyncio
+
+    import httpx
+
+    hits: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits.append(str(request.url))
+        if via_cdn and request.url.host == "api.test":
+            return httpx.Response(302, headers={"location": "http://cdn.test/v.mp4?sig=abc"})
+        return httpx.Response(302, headers={"location": "file:///etc/passwd"})
+
+    async def main() -> None:
+        async with sora_nb.ContractClient(base_url="http://api.test/v1", api_key="sk-test-0000000000",
+                                          transport=httpx.MockTransport(handler)) as api:
+            with pytest.raises(sora_nb.DownloadError, match=r"redirected the download to a file: URL.*Fix:"):
+                await api.download("video_1", tmp_path / "v.mp4")
+
+    asyncio.run(main())
+    assert len(hits) == (2 if via_cdn else 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- secrets stay out (point 5)
+PASSWORD = "pw-" + secrets.token_hex(10)
+KEY = "key-" + secrets.token_hex(16)  # no "sk-" prefix: no pattern knows it, only the client does
+PROMPTS = ("refused at create", "fails while running", "signed download")
+
+
+class _Echoing:
+    """A hostile Videos API that echoes the credentials it is sent (the Authorization header, the key, the
+    decoded basic-auth password) into every field a client might keep: ``error.code``, ``param``, ``type`` and
+    ``message`` of a 400, a failed job's ``error``, response headers (``x-echo``, ``x-request-id``) and the
+    query of the signed CDN link that its video redirects to."""
+
+    def __init__(self, mp4: bytes) -> None:
+        self.mp4 = mp4
+        self.cdn = ""  # another origin (localhost vs 127.0.0.1): the credential-less client fetches it
+        self.app = _Scripted(self.answer)
+
+    @staticmethod
+    def echo(headers: dict[str, str]) -> tuple[str, str]:
+        auth = headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        secret = b64decode(token).decode().partition(":")[2] if scheme.lower() == "basic" else token
+        return f"{auth} {secret}".strip() or "none", secret
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        method, path = request["method"], request["path"]
+        echo, secret = self.echo(request["headers"])
+        loud = {"x-echo": echo, "x-request-id": echo}
+        if path.startswith("/cdn/"):
+            return 200, {"content-type": "video/mp4", **loud}, self.mp4
+        if method == "POST" and path == "/v1/videos":
+            prompt = json.loads(request["body"])["prompt"]
+            if prompt == PROMPTS[0]:
+                return _json(400, {"error": {"code": echo, "param": echo, "type": echo, "message": f"bad {echo}"}},
+                             **loud)
+            return _json(200, _job("video_fail" if prompt == PROMPTS[1] else "video_sig", status="queued"), **loud)
+        if path == "/v1/videos/video_fail":
+            return _json(200, _job("video_fail", status="failed", error={"code": echo, "message": echo}), **loud)
+        if path == "/v1/videos/video_sig":
+            return _json(200, _job("video_sig"), **loud)
+        if path == "/v1/videos/video_sig/content" and "thumbnail" not in request["query"]:
+            signed = f"{self.cdn}/cdn/v.mp4?se=2030&sig={secret}&X-Amz-Signature={secret}&token={secret}"
+            return 302, {"location": signed, **loud}, b""
+        return _json(404, {"error": {"code": echo, "message": f"no {echo}", "type": echo, "param": echo}}, **loud)
+
+
+@pytest.fixture
+def echoing() -> Iterator[tuple[_Echoing, str, str]]:
+    """The echoing server; its base URL with a password in it, and without one."""
+    server = _Echoing(_tiny_mp4())
+    with _served(server.app) as origin:
+        server.cdn = origin.replace("127.0.0.1", "localhost")
+        host = origin.removeprefix("http://")
+        yield server, f"http://alice:{PASSWORD}@{host}/v1", f"{origin}/v1"
+
+
+def _credentials() -> tuple[bytes, ...]:
+    from base64 import b64encode
+
+    return KEY.encode(), PASSWORD.encode(), b64encode(f"alice:{PASSWORD}".encode())
+
+
+def _leaks(texts: dict[str, str | bytes]) -> dict[str, list[str]]:
+    """Where each credential was found (an empty dict: nowhere)."""
+    found: dict[str, list[str]] = {}
+    for where, text in texts.items():
+        data = text.encode("utf-8", "replace") if isinstance(text, str) else text
+        hits = [c.decode() for c in _credentials() if c in data]
+        if hits:
+            found[where] = hits
+    return found
+
+
+def _files(root: Path) -> dict[str, str | bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _client_side(record: logging.LogRecord) -> bool:
+    """Records of the client's process, not of the test's own server (uvicorn logs what it was sent)."""
+    return not record.name.startswith("uvicorn")
+
+
+@contextmanager
+def _logging_at_debug(path: Path) -> Iterator[None]:
+    """Root, httpx and httpcore at DEBUG into a real file handler, as a user debugging would set them."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    handler.addFilter(_client_side)
+    names = ("", "httpx", "httpcore", "sora_nb")
+    levels = {name: logging.getLogger(name).level for name in names}
+    logging.getLogger().addHandler(handler)
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _drive(client: sora_nb.Client, out: Path, name: str, shown: dict[str, str | bytes]) -> None:
+    """A user's session: a sweep over the three prompts, its DataFrame exported, every repr and error read."""
+    run = client.sweep(prompt=list(PROMPTS), model=["sora-2"], size=["720x1280"], seconds=["4"]).start()
+    run.wait(timeout=60)
+    df = run.to_dataframe()
+    df.to_csv(out / f"{name}.csv")
+    df.to_parquet(out / f"{name}.parquet")
+    shown[f"{name} df"] = df.to_string() + df.to_html()
+    shown[f"{name} reprs"] = " ".join([repr(client), repr(client.profile), repr(client.api), repr(run),
+                                       run._repr_html_(), *(repr(job) for job in run.jobs)])
+    errors = []
+    for job in run.jobs:
+        try:
+            job.wait(timeout=10)
+        except sora_nb.JobFailedError as exc:
+            errors += [str(exc), repr(exc), str(exc.job.record)]
+    shown[f"{name} errors"] = " ".join(errors)
+    assert sorted(job.status for job in run.jobs) == ["completed", "failed", "failed"], df
+
+
+@pytest.mark.slow
+def test_an_echoing_server_finds_the_key_and_password_in_no_file_log_repr_or_error(
+        echoing: tuple[_Echoing, str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before: the key echoed in ``error.code`` reached the ledger, DataFrame, CSV/Parquet and
+    ``JobFailedError``; the base URL's password reached httpx's INFO log and ``repr(client.profile)``; the
+    signed CDN link reached httpx's log. After: found in 0 places."""
+    server, with_password, plain = echoing
+    out = tmp_path / "out"
+    out.mkdir()
+    log = tmp_path / "debug.log"
+    shown: dict[str, str | bytes] = {}
+    caplog.set_level(logging.DEBUG)
+    with _logging_at_debug(log):
+        with sora_nb.connect("openai-compatible", base_url=with_password, run_root=out / "runs",
+                             poll_policy=_fast_polls()) as client:
+            _drive(client, out, "password", shown)
+        with sora_nb.connect("openai-compatible", base_url=plain, api_key=KEY, run_root=out / "runs",
+                             poll_policy=_fast_polls()) as client:
+            _drive(client, out, "key", shown)
+    # The server did get the credentials (and so could echo them), in the header meant for it.
+    sent = {r["headers"].get("authorization", "").split(" ")[0] for r in server.app.requests
+            if not r["path"].startswith("/cdn/")}
+    assert sent == {"Basic", "Bearer"}, sent
+    assert not [r for r in server.app.requests if r["path"].startswith("/cdn/") and "authorization" in r["headers"]]
+    logged = log.read_text(encoding="utf-8")
+    assert "httpx" in logged and "httpcore" in logged and "sig=REDACTED" in logged  # the loggers did write
+    records = "\n".join(caplog.handler.format(r) for r in caplog.records if _client_side(r))
+    shown |= {"debug.log": logged, "caplog": records, **_files(out)}
+    assert _leaks(shown) == {}
+
+
+_NOTEBOOK_CELLS = (
+    "import logging, os, sys\n"
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)\n"
+    "import sora_nb\n"
+    "polls = sora_nb.PollPolicy(floor=0.01, ceiling=0.2, first=0.01)\n"
+    "prompts = " + repr(list(PROMPTS)),
+    "with_password = sora_nb.connect('openai-compatible', base_url=os.environ['ECHO_PASSWORD_URL'],\n"
+    "                                 run_root='runs', poll_policy=polls)\n"
+    "with_key = sora_nb.connect('openai-compatible', base_url=os.environ['ECHO_URL'],\n"
+    "                           api_key=os.environ['ECHO_KEY'], run_root='runs', poll_policy=polls)\n"
+    "with_password, with_password.profile, with_key, with_key.profile",
+    "runs = [c.sweep(prompt=prompts, model=['sora-2'], size=['720x1280'], seconds=['4']).start().wait(timeout=60)\n"
+    "        for c in (with_password, with_key)]\n"
+    "runs",
+    "for i, run in enumerate(runs):\n"
+    "    df = run.to_dataframe()\n"
+    "    df.to_csv(f'run{i}.csv'); df.to_parquet(f'run{i}.parquet')\n"
+    "    display(df)\n"
+    "    for job in run.jobs:\n"
+    "        try:\n"
+    "            job.wait(timeout=10)\n"
+    "        except sora_nb.JobFailedError as exc:\n"
+    "            print(repr(exc), exc, job.record)",
+    "sora_nb.ui.card(runs[0].jobs[0])",
+    "sora_nb.ui.card(runs[1].jobs[1])",
+    "with_password.close(); with_key.close()",
+)
+
+
+@pytest.mark.slow
+def test_an_echoing_server_leaves_no_credential_in_an_executed_notebook(
+        echoing: tuple[_Echoing, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same session in a notebook (logging at DEBUG to the cells' output, DataFrames and job cards
+    displayed, widget state saved): the saved notebook, its runs and its exports hold no credential."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    _server, with_password, plain = echoing
+    monkeypatch.setenv("ECHO_PASSWORD_URL", with_password)
+    monkeypatch.setenv("ECHO_URL", plain)
+    monkeypatch.setenv("ECHO_KEY", KEY)
+    work = tmp_path / "notebook"
+    work.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in _NOTEBOOK_CELLS])
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(work)}}).execute()
+    nbformat.write(notebook, work / "executed.ipynb")
+    saved = (work / "executed.ipynb").read_text(encoding="utf-8")
+    assert "httpcore" in saved and "sig=REDACTED" in saved and "widgets" in notebook.metadata  # it did all that
+    assert sum(1 for p in work.rglob("*.mp4")) == 2
+    assert _leaks(_files(work)) == {}

@@ -34,6 +34,7 @@ from .. import _catalog
 from .._contract import _VIDEO_TYPES, Claimed, ContractClient, ProgressCallback, _Sent
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
 from .._profiles import Profile
+from .._redact import remember_secrets
 from .._retry import poll_after_seconds
 from .._types import DeletedVideo, Variant, Video, VideoList
 from .._validation import ImageReference, ReferenceInput, check_create, load_reference
@@ -125,6 +126,8 @@ class ProviderClient(ProfileClient):
 
     name: ClassVar[str] = "service"
     """The service's name in messages (``"OpenRouter"``)."""
+    id_segments: ClassVar[bool] = False
+    """Whether the service's job ids are paths of several segments (Gemini's ``models/.../operations/...``)."""
 
     def __init__(self, *, profile: Profile, api_key: str | None = None, headers: dict[str, str] | None = None,
                  **kwargs: Any) -> None:
@@ -132,6 +135,7 @@ class ProviderClient(ProfileClient):
         super().__init__(profile=profile, api_key=None, headers={**(headers or {}), **auth}, **kwargs)
         # Kept for redaction of error messages and for repr's "key=set"; the headers above are its only use.
         self._api_key = api_key
+        remember_secrets(api_key)
         self._assets: dict[str, str] = {}
 
     @property
@@ -235,6 +239,7 @@ class ProviderClient(ProfileClient):
                 f"{operation}: the answer has no job id. Fix: check that base_url points at {self.service}'s API.",
                 status_code=sent.response.status_code, body=sent.data,
             )
+        self._checked(video, sent, operation, segments=self.id_segments)
         asset = video.extra.get("asset_url")
         if isinstance(asset, str) and asset:
             self._assets[handle or video.id] = asset

@@ -100,6 +100,8 @@ class GeminiClient(ProviderClient):
 
     name: ClassVar[str] = "Gemini"
 
+    id_segments: ClassVar[bool] = True
+
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}
 

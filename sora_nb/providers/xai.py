@@ -157,7 +157,7 @@ class XAIClient(ProviderClient):
     async def edit(
         self, video: str | os.PathLike[str], prompt: str, *, known_ids: Claimed = frozenset()
     ) -> Video:
-        if not isinstance(video, str) or os.path.exists(video):
+        if not isinstance(video, str):
             raise self._unsupported("upload of local videos", "Fix: pass the id of a completed xAI job.")
         return await self.remix(video, prompt, known_ids=known_ids)
 
@@ -166,7 +166,7 @@ class XAIClient(ProviderClient):
         known_ids: Claimed = frozenset(),
     ) -> Video:
         """Continue a finished job from its last frame: xAI's ``POST /videos/extensions``."""
-        if not isinstance(video, str) or os.path.exists(video):
+        if not isinstance(video, str):
             raise self._unsupported("upload of local videos", "Fix: pass the id of a completed xAI job.")
         duration = int(check_seconds(seconds, "\0any"))
         if not 1 <= duration <= 15:
