@@ -32,7 +32,7 @@ from ._retry import RetryPolicy
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
 from ._types import JobSpec
-from ._validation import check_create
+from ._validation import check_create, check_max_concurrency
 
 if TYPE_CHECKING:
     from ._sweeps import Estimate, SweepPlan
@@ -105,6 +105,7 @@ def connect(
     ...     client.generate("a corgi surfing").wait(timeout=60).status
     'completed'
     """
+    check_max_concurrency(max_concurrency)
     in_process = simulator is not None and simulator is not False
     if in_process and profile is None:
         profile = os.environ.get("SORA_NB_PROFILE") or "simulator"
@@ -354,6 +355,11 @@ class Client:
 
         run_id = new_run_id()
         directory = Path(run_dir) if run_dir is not None else self.run_root / run_id
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(
+                f"run_dir {str(directory)!r} is a file, not a directory. Allowed: a directory, new or empty "
+                "(it is made if missing). Fix: choose another run_dir."
+            )
         if (directory / LEDGER_FILE).exists():
             # Checked here, where the caller hears it: the ledger itself is written later, on the loop.
             raise FileExistsError(
@@ -429,8 +435,9 @@ class Sweep:
     """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
 
     def __init__(self, client: Client, **axes: Any) -> None:
-        from ._sweeps import expand
+        from ._sweeps import check_axis_names, expand
 
+        check_axis_names(axes)
         self.client = client
         self.options = axes
         # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
@@ -492,6 +499,7 @@ class Sweep:
         """
         from ._sweeps import check_budget
 
+        check_max_concurrency(max_concurrency)
         if not self.plan.jobs:
             raise ValueError(
                 "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."

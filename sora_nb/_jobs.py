@@ -21,6 +21,7 @@ from . import _catalog
 from ._errors import JobFailedError, JobTimeoutError, ValidationError
 from ._redact import logger
 from ._types import TERMINAL_STATUSES, JobSpec, VideoError
+from ._validation import check_timeout
 
 if TYPE_CHECKING:
     import pandas
@@ -170,6 +171,7 @@ class Job:
         failed moderation_blocked
         >>> client.close()
         """
+        check_timeout(timeout)
         runtime = self._runner.runtime
         try:
             if runtime.in_loop_thread():
@@ -189,6 +191,7 @@ class Job:
 
     async def wait_async(self, timeout: float | None = DEFAULT_JOB_TIMEOUT) -> Job:
         """The awaitable twin of :meth:`wait` (``await job`` uses the default deadline)."""
+        check_timeout(timeout)
         try:
             await asyncio.wait_for(asyncio.wrap_future(self._future), timeout)
         except (TimeoutError, asyncio.TimeoutError):
@@ -470,6 +473,7 @@ class Run:
         ['a cat skiing [fail]']
         >>> client.close()
         """
+        check_timeout(timeout)
         runtime = self._runner.runtime
         futures = [job._future for job in self.jobs]
         try:
@@ -499,6 +503,7 @@ class Run:
 
     async def wait_async(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
         """The awaitable twin of :meth:`wait` (``await run`` uses the default deadline)."""
+        check_timeout(timeout)
         try:
             await asyncio.wait_for(self._gather(), timeout)
         except (TimeoutError, asyncio.TimeoutError):

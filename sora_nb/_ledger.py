@@ -249,6 +249,9 @@ class Ledger:
             if not readonly and version < SCHEMA_VERSION:
                 ledger._upgrade()
             return ledger
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise _damaged(path, exc) from None
         except BaseException:
             conn.close()
             raise
@@ -289,9 +292,12 @@ class Ledger:
     # ------------------------------------------------------------------ run metadata
     def meta(self) -> dict[str, Any]:
         """The run's metadata (run_id, created_at, profile, base_url, axes, ...) as JSON values."""
-        with self._lock:
-            rows = self._conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        try:
+            with self._lock:
+                rows = self._conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+            return {key: json.loads(value) for key, value in rows}
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            raise _damaged(self.run_dir / LEDGER_FILE, exc) from None
 
     def set_meta(self, **values: Any) -> None:
         """Add or replace metadata entries (JSON values). Refuses values that look like API keys.
@@ -373,9 +379,12 @@ class Ledger:
 
     def jobs(self) -> list[JobRecord]:
         """Every job of the run, in submission order (``seq``)."""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs ORDER BY seq").fetchall()
-        return [_row_record(row) for row in rows]
+        try:
+            with self._lock:
+                rows = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs ORDER BY seq").fetchall()
+            return [_row_record(row) for row in rows]
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
+            raise _damaged(self.run_dir / LEDGER_FILE, exc) from None
 
     def next_seq(self) -> int:
         """The ``seq`` for the next job: 1 in an empty run, else one more than the largest."""
@@ -423,6 +432,15 @@ def _writer(conn: sqlite3.Connection) -> sqlite3.Connection:
     # FULL syncs the WAL at each commit; commits come at the pace of HTTP requests, so the cost is small.
     conn.execute("PRAGMA synchronous = FULL")
     return conn
+
+
+def _damaged(path: Path, exc: Exception) -> SoraError:
+    """The error for a ledger that cannot be read (overwritten, truncated, edited by hand)."""
+    return SoraError(
+        f"the run ledger {str(path)!r} is damaged and cannot be read ({type(exc).__name__}: {exc}). "
+        f"Fix: restore it from a backup, or start a new run; the videos already downloaded stay in "
+        f"{str(path.parent / 'videos')!r}."
+    )
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> int:

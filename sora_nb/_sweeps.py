@@ -26,6 +26,7 @@ import difflib
 import html
 import itertools
 import json
+import math
 import os
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,6 +47,8 @@ __all__ = [
     "Estimate",
     "InvalidCombo",
     "SweepPlan",
+    "MAX_SWEEP_JOBS",
+    "check_axis_names",
     "check_budget",
     "estimate",
     "expand",
@@ -60,8 +63,10 @@ _RESERVED_PLACEHOLDERS = ("prompt", "repeat", "input_reference")
 
 _EXPAND_KEYS = (
     "prompt", "model", "size", "seconds", "style", "repeats", "input_reference",
-    "template", "variables", "rows", "strict",
+    "template", "variables", "rows", "strict", "max_jobs",
 )  # fmt: skip
+MAX_SWEEP_JOBS = 10_000
+"""The default cap on a sweep's combinations (``max_jobs=``), checked before any job is made."""
 _RUN_KEYS = ("max_concurrency", "budget_usd", "run_dir", "profile", "base_url")
 
 
@@ -206,6 +211,7 @@ def expand(
     rows: Sequence[Mapping[str, Any]] | None = None,
     strict: bool = True,
     capabilities: Capabilities | None = None,
+    max_jobs: int = MAX_SWEEP_JOBS,
 ) -> SweepPlan:
     """Expand a sweep description into jobs, setting aside the combinations a server would reject.
 
@@ -223,6 +229,8 @@ def expand(
         rows: Exact combinations instead of a grid; the axis arguments are then single defaults.
         strict: ``False`` skips the model tables (a gateway's own models), keeping the shape checks.
         capabilities: What the server accepts, when it differs from the catalog (see :class:`Capabilities`).
+        max_jobs: The most combinations a sweep may have, counted before any is made (a typo such as
+            ``repeats=100000`` must not fill the memory); raise it for a sweep that big on purpose.
 
     Raises:
         ValueError: An empty axis, ``repeats < 1``, a template placeholder without values, a variable
@@ -263,7 +271,12 @@ def expand(
         capabilities=capabilities.models if capabilities is not None else None,
         repeats=repeats,
     )
+    if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+        raise ValueError(f"max_jobs={max_jobs!r} must be a whole number of 1 or more. Fix: e.g. max_jobs=50_000.")
     if rows is not None:
+        if not isinstance(rows, Sequence) or isinstance(rows, (str, bytes, Mapping)):
+            raise TypeError(f"rows must be a list of dicts, got {type(rows).__name__}. Fix: rows=[{{'prompt': ...}}].")
+        _check_size(len(rows) * repeats, max_jobs)
         context.expand_rows(
             rows,
             var_values,
@@ -280,12 +293,40 @@ def expand(
         grid = [
             _axis_values(name, value) for name, value in zip(_GRID_AXES, (model, size, seconds, style), strict=True)
         ]
+        _check_size(math.prod(len(v) for v in (prompts, *(var_values[n] for n in var_names), *grid)) * repeats,
+                    max_jobs)
         for text in prompts:
             for variable_combo in _combinations(var_names, var_values):
                 for values in itertools.product(*grid):
                     context.add(text, variable_combo, *values, reference=reference)
     axes = ("prompt", *var_names, *_GRID_AXES, "repeat")
     return SweepPlan(jobs=tuple(context.jobs), invalid=tuple(context.invalid), axes=axes)
+
+
+def _check_size(jobs: int, max_jobs: int) -> None:
+    """Refuse a sweep bigger than ``max_jobs`` before a single job of it is made."""
+    if jobs > max_jobs:
+        raise ValueError(
+            f"this sweep has {jobs:,} combinations, over the cap of max_jobs={max_jobs:,}. Fix: narrow the axes "
+            f"(or repeats=), or pass max_jobs={jobs} to sweep(...) if you mean to run that many."
+        )
+
+
+def check_axis_names(axes: Mapping[str, Any]) -> None:
+    """Refuse a sweep argument that is not an axis or an option of :func:`expand` (``modle=`` for ``model=``).
+
+    >>> check_axis_names({"prompt": "a cat", "modle": "sora-2"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: sweep() has no argument 'modle' (did you mean 'model'?). Allowed: prompt, model, ...
+    """
+    allowed = list(_EXPAND_KEYS)
+    for name in axes:
+        if name not in allowed:
+            raise TypeError(
+                f"sweep() has no argument {name!r}{_did_you_mean(name, allowed)}. Allowed: {', '.join(allowed)}. "
+                "Fix: use one of them (a template's own placeholders go in variables={...})."
+            )
 
 
 def estimate(plan: SweepPlan, *, price: Callable[[str, str], float | None] = price_per_second) -> Estimate:
@@ -350,8 +391,12 @@ def check_budget(estimate: Estimate, budget_usd: float | None) -> None:
         return
     if isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float)):
         raise TypeError(f"budget_usd must be a number of US dollars, got {budget_usd!r}. Fix: e.g. budget_usd=20.0.")
-    if budget_usd < 0:
-        raise ValueError(f"budget_usd={budget_usd} is negative. Fix: pass a budget of 0 or more, or None.")
+    if math.isnan(budget_usd) or budget_usd < 0:
+        raise ValueError(
+            f"budget_usd={budget_usd} is {'not a number' if math.isnan(budget_usd) else 'negative'}. "
+            "Allowed: 0 or more US dollars, or None for no budget. "
+            "Fix: e.g. budget_usd=20.0."
+        )
     spend = estimate.cost_usd if estimate.cost_usd is not None else estimate.known_cost_usd
     # A cent's float noise must not refuse a sweep that costs exactly the budget.
     if spend <= budget_usd + 1e-9:
@@ -826,7 +871,7 @@ def _check_run_option(key: str, value: Any, file: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{where}: max_concurrency must be a whole number of at least 1, got {value!r}.")
     elif key == "budget_usd":
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
             raise ValueError(f"{where}: budget_usd must be a number of US dollars (0 or more), got {value!r}.")
     elif value is not None and not isinstance(value, str):
         raise ValueError(f"{where}: {key} must be a string, got {value!r}.")

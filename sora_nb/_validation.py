@@ -7,6 +7,7 @@ models (served by gateways) pass through, since only their server knows what the
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import stat
@@ -23,9 +24,11 @@ __all__ = [
     "ImageReference",
     "ReferenceInput",
     "check_id",
+    "check_max_concurrency",
     "check_prompt",
     "check_seconds",
     "check_size",
+    "check_timeout",
     "load_reference",
     "read_user_file",
 ]
@@ -68,6 +71,17 @@ def check_prompt(prompt: object, *, field: str = "prompt") -> str:
             f"{field} is empty. Fix: describe the video in 1 to {_catalog.MAX_PROMPT_CHARS} characters.",
             field=field,
         )
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (half of an emoji, from a bad decode or a cut string) is not text: no server,
+        # and no ledger, can store it.
+        raise ValidationError(
+            f"{field} has a character that is not valid text at position {exc.start} "
+            f"({prompt[exc.start]!r}, half of a surrogate pair, e.g. from a string cut inside an emoji). "
+            f"Fix: remove it, e.g. {field}.encode('utf-8', 'replace').decode('utf-8').",
+            field=field,
+        ) from None
     if len(prompt) > _catalog.MAX_PROMPT_CHARS:
         raise ValidationError(
             f"{field} has {len(prompt)} characters; the limit is {_catalog.MAX_PROMPT_CHARS}. Fix: shorten the prompt.",
@@ -147,6 +161,42 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return kind
     return "not a regular file"
+
+
+def check_timeout(timeout: object, *, field: str = "timeout") -> float | None:
+    """Return a wait's ``timeout`` (seconds, or ``None`` for no bound) when it is one.
+
+    >>> check_timeout(600), check_timeout(None)
+    (600, None)
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{field} must be a number of seconds or None, got {timeout!r}. Fix: e.g. {field}=600.")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(
+            f"{field}={timeout!r} is not a duration. Allowed: 0 or more seconds, or None to wait without a bound. "
+            f"Fix: e.g. {field}=600."
+        )
+    return timeout
+
+
+def check_max_concurrency(value: object, *, field: str = "max_concurrency") -> int | None:
+    """Return ``value`` when it is a number of jobs in flight (1 or more), or ``None`` for the default.
+
+    >>> check_max_concurrency(4), check_max_concurrency(None)
+    (4, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} must be a whole number of jobs, got {value!r}. Fix: e.g. {field}=4.")
+    if value < 1:
+        raise ValueError(
+            f"{field}={value} would run no job at all. Allowed: 1 or more (None: the profile's default). "
+            f"Fix: e.g. {field}=4."
+        )
+    return value
 
 
 def check_seconds(seconds: object, model: str, *, field: str = "seconds") -> str:

@@ -64,6 +64,48 @@ def generate(tmp: Path, *args: Any, **kwargs: Any) -> Any:
         return client.generate(*args, **kwargs)
 
 
+def with_client(tmp: Path, use: Callable[[sora_nb.Client], Any]) -> Any:
+    with sora_nb.connect("simulator", time_scale=0.001, run_root=tmp) as client:
+        return use(client)
+
+
+def fifo(tmp: Path) -> Path:
+    path = tmp / "reference.png"
+    os.mkfifo(path)
+    return path
+
+
+def waited_with(tmp: Path, timeout: float) -> Any:
+    def use(client: sora_nb.Client) -> Any:
+        job = client.generate("a cat")
+        try:
+            return job.wait(timeout=timeout)
+        finally:
+            job.wait(timeout=30)
+
+    return with_client(tmp, use)
+
+
+def damaged_ledger(tmp: Path, how: str) -> Path:
+    """A run whose ledger is garbage (``bytes``) or holds broken JSON (``json``)."""
+    import sqlite3
+
+    from sora_nb._ledger import LEDGER_FILE, Ledger
+
+    run_dir = tmp / "run"
+    if how == "bytes":
+        run_dir.mkdir()
+        (run_dir / LEDGER_FILE).write_bytes(b"this is not a database" * 100)
+        return run_dir
+    Ledger.create(run_dir, meta={"profile": "simulator", "axes": ["prompt"]}).close()
+    with sqlite3.connect(run_dir / LEDGER_FILE) as conn:
+        conn.execute("UPDATE meta SET value = '{\"broken' WHERE key = 'axes'")
+    conn.close()
+    return run_dir
+
+
+MANY_PROMPTS = [f"prompt {i}" for i in range(1000)]
+
 CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tuple[str, ...]]] = [
     ("empty prompt", lambda t: lambda: generate(t, "   "),
      sora_nb.ValidationError, ("prompt is empty", "Fix:")),
@@ -141,7 +183,48 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
      sora_nb.ValidationError, ("limit=500", "0..100", "Fix:")),
     ("id with a slash", lambda t: run(lambda c: c.retrieve("../etc/passwd"), simulated()),
      sora_nb.ValidationError, ("not a valid id", "Fix:")),
+    # Bounds and types (issue 9, point 7): each refused up front, typed, naming the field and the fix.
+    ("id with CR/LF", lambda t: run(lambda c: c.retrieve("video_1\r\nX-Injected: 1"), simulated()),
+     sora_nb.ValidationError, ("not a valid id", "Allowed: 1 to 256", "Fix:")),
+    ("sweep of 10 million jobs", lambda t: lambda: with_client(
+        t, lambda c: c.sweep(prompt=MANY_PROMPTS, repeats=10_000)),
+     ValueError, ("10,000,000 combinations", "max_jobs=10,000", "Fix:", "max_jobs=10000000")),
+    ("reference image is /dev/zero", lambda t: lambda: generate(t, "a cat", input_reference="/dev/zero"),
+     sora_nb.ValidationError, ("input_reference '/dev/zero' is not a regular file", "character device", "Fix:")),
+    ("reference image is a FIFO", lambda t: lambda: generate(t, "a cat", input_reference=fifo(t)),
+     sora_nb.ValidationError, ("is not a regular file (a FIFO)", "Fix:")),
+    ("max_concurrency=-1", lambda t: lambda: sora_nb.connect("simulator", max_concurrency=-1),
+     ValueError, ("max_concurrency=-1", "Allowed: 1 or more", "Fix:")),
+    ("max_concurrency=0 on a sweep", lambda t: lambda: with_client(
+        t, lambda c: c.sweep(prompt="a cat").start(max_concurrency=0)),
+     ValueError, ("max_concurrency=0", "Allowed: 1 or more", "Fix:")),
+    ("unknown sweep axis", lambda t: lambda: with_client(t, lambda c: c.sweep(prompt="a cat", modle="sora-2")),
+     TypeError, ("no argument 'modle'", "did you mean 'model'", "Allowed: prompt, model", "Fix:")),
+    ("lone surrogate in a prompt", lambda t: lambda: generate(t, "a cat \ud83d on a wave"),
+     sora_nb.ValidationError, ("prompt has a character that is not valid text at position 6", "Fix:")),
+    ("run_dir is a file", lambda t: lambda: with_client(
+        t, lambda c: c.sweep(prompt="a cat").start(run_dir=_a_file(t))),
+     ValueError, ("is a file, not a directory", "Fix: choose another run_dir")),
+    ("wait(timeout=-1)", lambda t: lambda: waited_with(t, -1),
+     ValueError, ("timeout=-1", "Allowed: 0 or more seconds", "Fix:")),
+    ("budget_usd=nan", lambda t: lambda: with_client(
+        t, lambda c: c.sweep(prompt="a cat").start(budget_usd=float("nan"))),
+     ValueError, ("budget_usd=nan", "Allowed: 0 or more US dollars", "Fix:")),
+    ("load_run of a garbage ledger", lambda t: lambda: sora_nb.load_run(damaged_ledger(t, "bytes")),
+     sora_nb.SoraError, ("is damaged and cannot be read", "DatabaseError", "Fix:")),
+    ("load_run of a ledger with broken JSON", lambda t: lambda: sora_nb.load_run(damaged_ledger(t, "json")),
+     sora_nb.SoraError, ("is damaged and cannot be read", "JSONDecodeError", "Fix:")),
+    ("resume of a garbage ledger", lambda t: lambda: sora_nb.resume(damaged_ledger(t, "bytes")),
+     sora_nb.SoraError, ("is damaged and cannot be read", "Fix:")),
+    ("resume of a ledger with broken JSON", lambda t: lambda: sora_nb.resume(damaged_ledger(t, "json")),
+     sora_nb.SoraError, ("is damaged and cannot be read", "Fix:")),
 ]
+
+
+def _a_file(tmp: Path) -> Path:
+    path = tmp / "results.txt"
+    path.write_text("not a run")
+    return path
 
 
 def _locked(tmp: Path) -> Path:
@@ -149,6 +232,17 @@ def _locked(tmp: Path) -> Path:
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     return locked
+
+
+@pytest.mark.parametrize("how", ["bytes", "json"])
+def test_sora_nb_ls_lists_a_damaged_ledger_as_unreadable(how: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sora_nb._cli import main
+
+    run_dir = damaged_ledger(tmp_path, how)
+    assert main(["ls", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable: the run ledger" in out and "is damaged" in out and "Fix:" in out, out
 
 
 def test_the_table_is_big_enough() -> None:
