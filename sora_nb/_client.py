@@ -118,8 +118,8 @@ def connect(
     if chosen.name == "simulator" or in_process:
         state_dir = _simulator_state_dir(simulator, simulator_state, run_root)
         sim_config = _simulator_config(chosen, simulator, seed=seed, time_scale=time_scale, state_dir=state_dir)
-        # Dialects, like the services, want a key: a placeholder, never a real key from the environment.
-        key = api_key or (None if chosen.dialect == "openai" else SIMULATOR_API_KEY)
+        # The simulator, like the services, wants a key: a placeholder, never a real key from the environment.
+        key: str | None = api_key or SIMULATOR_API_KEY
         if poll_policy is None:
             policy = policy.scaled(min(1.0, sim_config.time_scale))
     elif seed is not None or time_scale is not None or simulator_state is not None:

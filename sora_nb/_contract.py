@@ -8,7 +8,7 @@ the server cannot be searched, :class:`~sora_nb.AmbiguousCreateError` says so an
 
 >>> import asyncio, sora_nb.simulator as sim
 >>> async def main():
-...     async with ContractClient(base_url="http://simulator.local/v1",
+...     async with ContractClient(base_url="http://simulator.local/v1", api_key="any-key",
 ...                               transport=sim.SimulatorTransport()) as api:
 ...         video = await api.create(prompt="a corgi surfing", model="sora-2", seconds="4")
 ...         return video.status

@@ -34,7 +34,7 @@ __all__ = [
 
 SIMULATOR_BASE_URL = "http://simulator.local/v1"
 SIMULATOR_API_KEY = "sk-sora-nb-simulator"
-"""The placeholder key sent to an in-process dialect (the services' dialects, like the services, want one)."""
+"""The placeholder key sent to the in-process simulator (which, like the services it imitates, wants one)."""
 
 
 @dataclass(frozen=True)

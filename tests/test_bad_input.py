@@ -128,7 +128,7 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
     ("int seconds on a strict server", lambda t: run(
         lambda c: c.create(prompt="a cat", seconds="4"),
         ContractClient(base_url="http://simulator.local/v1", transport=SimulatorTransport(SimulatorConfig(seed=1)),
-                       seconds_as_int=True, sleep=no_sleep)),
+                       api_key=KEY, seconds_as_int=True, sleep=no_sleep)),
      sora_nb.BadRequestError, ("HTTP 400", "(param: seconds)", "Fix:")),
     ("reference image of the wrong size", lambda t: run(create(size="720x1280",
                                                                input_reference=image_bytes((640, 480), "PNG")),

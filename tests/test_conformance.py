@@ -30,6 +30,8 @@ from sora_nb.simulator import SimulatorConfig, SimulatorTransport, start_server
 SPEC_PATH = Path(__file__).parent / "fixtures" / "openai-videos.openapi.yaml"
 SPEC_URI = "urn:openai-videos-openapi"
 BASE = "http://simulator.local/v1"
+AUTH = {"authorization": "Bearer sk-test"}
+"""The simulator, like the service, answers 401 to a request without a key; any key will do."""
 
 ERROR_ENVELOPE = {
     "type": "object",
@@ -86,7 +88,7 @@ class Conformance:
 
     def call(self, method: str, url: str, spec_path: str | None, **kwargs: Any) -> dict[str, Any]:
         async def go() -> httpx.Response:
-            async with httpx.AsyncClient(transport=self.transport, base_url=BASE) as client:
+            async with httpx.AsyncClient(transport=self.transport, base_url=BASE, headers=AUTH) as client:
                 return await client.request(method, url, **kwargs)
 
         response = asyncio.run(go())
@@ -172,7 +174,7 @@ def test_every_2xx_json_answer_matches_the_spec(conf: Conformance, spec: dict[st
 
 
 async def _content(transport: SimulatorTransport, video_id: str) -> bytes:
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=AUTH) as client:
         response = await client.get(f"/videos/{video_id}/content")
         assert response.status_code == 200
         return response.content
@@ -259,7 +261,7 @@ def test_dropped_connections_are_real_on_a_socket(tmp_path: Path) -> None:
         httpx.post(server.base_url + "/videos", json={"prompt": "x"})
     with start_server(SimulatorConfig(seed=1, drop_after_create_rate=1.0, cache_dir=str(tmp_path))) as server:
         with pytest.raises(httpx.ReadError):
-            httpx.post(server.base_url + "/videos", json={"prompt": "x"})
+            httpx.post(server.base_url + "/videos", json={"prompt": "x"}, headers=AUTH)
         audit = httpx.get(server.base_url.removesuffix("/v1") + "/_simulator/audit").json()
         assert [entry["prompt"] for entry in audit] == ["x"]
 
@@ -275,7 +277,8 @@ def test_python_dash_m_serves_the_simulator(tmp_path: Path) -> None:
         deadline = time.monotonic() + 15
         while True:
             try:
-                response = httpx.post(f"http://127.0.0.1:{port}/v1/videos", json={"prompt": "from a subprocess"})
+                response = httpx.post(f"http://127.0.0.1:{port}/v1/videos", json={"prompt": "from a subprocess"},
+                                      headers=AUTH)
                 break
             except httpx.ConnectError:
                 if time.monotonic() > deadline or process.poll() is not None:

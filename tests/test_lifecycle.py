@@ -67,7 +67,8 @@ def test_jobs_whose_ledger_cannot_be_written_fail_with_the_reason(client: sora_n
     waiting forever for a start that never comes."""
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("not a run directory")
-    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start(run_dir=not_a_dir)
+    # Under a file: a file as run_dir itself is refused up front (tests/test_bad_input.py).
+    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start(run_dir=not_a_dir / "run")
     assert run.wait(timeout=30).counts() == {"failed": 2}
     for job in run:
         assert job.error is not None and job.error.code == "ledger_error"

@@ -151,6 +151,7 @@ def test_quickstart_uses_the_server_in_the_environment(tmp_path: Path, monkeypat
     monkeypatch.delenv("SORA_NB_PROFILE", raising=False)
     with start_server(SimulatorConfig(seed=5, time_scale=0.02)) as server:
         monkeypatch.setenv("SORA_NB_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-any-key")  # like the service, the simulator wants a key
         notebook, elapsed = _execute(workdir / "quickstart.ipynb", workdir)
         audit = httpx.get(f"{server.base_url.removesuffix('/v1')}/_simulator/audit").json()
 

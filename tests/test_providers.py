@@ -249,6 +249,31 @@ def test_credentials_go_only_to_the_services_origin(profile: str, connect: Any) 
         assert fetched, transport.requests
 
 
+@pytest.mark.parametrize("profile", ["simulator", "openrouter", "xai", "gemini", "together"])
+def test_every_simulated_service_401s_a_request_without_its_key(profile: str) -> None:
+    """Each imitation answers as its service: no key (in that service's own header, Gemini's
+    ``x-goog-api-key``, Bearer elsewhere) is a 401; any key in the right header is accepted."""
+    chosen = PROFILES[profile]
+    dialect = chosen.dialect
+
+    async def main() -> None:
+        transport = SimulatorTransport(sim(dialect))
+        base = simulator_base_url(chosen) if profile != "simulator" else "http://simulator.local/v1"
+        keyed = make_client(chosen, base_url=base, api_key="any-key-at-all", transport=transport)
+        anonymous = make_client(chosen, base_url=base, transport=transport,
+                                retry=RetryPolicy(max_retries=0, jitter=0.0))
+        seconds = {"xai": "1", "together": "1"}.get(profile, "4")
+        size = "848x480" if profile == "xai" else "1280x720"
+        async with keyed, anonymous:
+            with pytest.raises(sora_nb.AuthenticationError, match="401"):
+                await anonymous.create(prompt="a fox", seconds=seconds, size=size)
+            video = await keyed.create(prompt="a fox", seconds=seconds, size=size)
+            assert video.id
+        assert len(transport.audit()) == 1  # only the keyed create was accepted
+
+    asyncio.run(main())
+
+
 def test_openrouter_content_needs_the_key(tmp_path: Path) -> None:
     async def main() -> None:
         transport = SimulatorTransport(sim("openrouter"))

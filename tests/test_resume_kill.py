@@ -115,10 +115,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
+ANY_KEY = "sk-resume-kill-test"
+"""The simulator, like the service, wants a key (any key): never the user's real one."""
+
+
 def _env() -> dict[str, str]:
-    # The simulator wants no key; the user's environment must not steer the child elsewhere either.
-    return {k: v for k, v in os.environ.items()
-            if k not in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL")}
+    # The user's environment must not steer the child elsewhere, nor lend it a real key.
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL")}
+    return {**env, "OPENAI_API_KEY": ANY_KEY}
 
 
 def _ledger_rows(run_dir: Path) -> list[JobRecord]:
@@ -200,8 +204,9 @@ def test_sigkill_during_a_create_then_resume_completes_every_job_once(
 ) -> None:
     """Killed while a create is on the wire (the server holds every request 0.15 s): the ledger says
     ``sending`` for a job the server has not made. Resume looks for it, finds nothing, creates it once."""
-    for name in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
+    for name in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
     sim = serve(latency=0.15)
     run_dir = tmp_path / "run"
 
@@ -223,8 +228,9 @@ def test_sigkill_after_the_server_accepted_an_unanswered_create_then_resume_adop
     """Every create's answer is lost (``drop_after_create``), so the client has to look for its jobs in
     the server's list. Killed in that window, the server has a job the ledger does not know yet: resume
     must find and adopt it instead of paying again."""
-    for name in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
+    for name in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
     sim = serve(latency=0.15, drop_after_create=1.0)
     run_dir = tmp_path / "run"
 

@@ -225,7 +225,8 @@ def virtual_client(loop: VirtualTimeLoop, server: Server, tmp_path: Path, *, max
     base_url = profile.base_url
 
     def make_api() -> ContractClient:
-        return ContractClient(base_url=base_url, transport=server, clock=loop.time, sleep=asyncio.sleep)
+        return ContractClient(base_url=base_url, api_key="sk-test", transport=server, clock=loop.time,
+                              sleep=asyncio.sleep)
 
     client.runner = Runner(runtime=client.runtime, profile=profile, api_factory=make_api,
                            max_concurrency=max_concurrency, poll_policy=policy or PollPolicy(), clock=loop.time)

@@ -27,6 +27,8 @@ from sora_nb.simulator._serve import config_from_args, run
 from sora_nb.simulator._validate import nest_form_items
 
 BASE = "http://simulator.local/v1"
+AUTH = {"authorization": "Bearer sk-test"}
+"""The simulator, like the service, answers 401 to a request without a key; any key will do."""
 
 
 class Sim:
@@ -38,7 +40,7 @@ class Sim:
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         async def go() -> httpx.Response:
-            async with httpx.AsyncClient(transport=self.transport, base_url=BASE) as client:
+            async with httpx.AsyncClient(transport=self.transport, base_url=BASE, headers=AUTH) as client:
                 return await client.request(method, url, **kwargs)
 
         return asyncio.run(go())
@@ -563,7 +565,7 @@ def test_latency_and_poll_after(cache_dir: str, monkeypatch: pytest.MonkeyPatch)
 
 def test_api_keys(cache_dir: str) -> None:
     sim = make_sim(cache_dir, api_keys=frozenset({"sk-good-key"}))
-    missing = sim.get("/videos")
+    missing = sim.get("/videos", headers={"authorization": ""})  # no key at all
     assert_error(missing, 401, "missing_api_key", None)
     wrong = sim.get("/videos", headers={"authorization": "Bearer sk-wrong-secret"})
     assert "sk-wrong-secret" not in assert_error(wrong, 401, "invalid_api_key", None)
@@ -571,6 +573,46 @@ def test_api_keys(cache_dir: str) -> None:
     assert good.status_code == 200
     audit = sim.get("http://simulator.local/_simulator/audit").json()
     assert audit[0]["api_key_hash"] and "sk-good-key" not in str(audit)
+
+
+def test_a_request_without_a_key_is_a_401_and_any_key_is_accepted(cache_dir: str) -> None:
+    """As the service: no ``Authorization`` header is a 401 in OpenAI's envelope, even with ``api_keys=None``
+    (before: accepted); with ``api_keys=None`` any key will do."""
+    sim = make_sim(cache_dir)
+    for no_key in ({"authorization": ""}, {"authorization": "Bearer "}, {"authorization": "Basic abc"}):
+        message = assert_error(sim.get("/videos", headers=no_key), 401, "missing_api_key", None)
+        assert "Authorization: Bearer" in message
+        assert sim.post("/videos", json={"prompt": "x"}, headers=no_key).status_code == 401
+    assert sim.get("/videos", headers={"authorization": "Bearer whatever-key"}).status_code == 200
+    assert sim.get("http://simulator.local/_simulator/audit", headers={"authorization": ""}).json() == []
+
+
+@pytest.mark.slow
+def test_the_served_simulator_401s_a_missing_key_unless_keys_are_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sora-nb simulator``: no header is a 401; any key passes unless ``--api-keys-env`` names the keys."""
+    import argparse
+
+    from sora_nb.simulator import start_server
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("SIM_KEYS", "sk-only")
+    for argv, anyone in (([], 200), (["--api-keys-env=SIM_KEYS"], 401)):
+        with start_server(config_from_args(parser.parse_args(["--time-scale=0.01", *argv]))) as server:
+            bare = httpx.get(f"{server.base_url}/videos", timeout=10)
+            assert bare.status_code == 401 and bare.json()["error"]["type"] == "invalid_request_error"
+            assert httpx.get(f"{server.base_url}/videos", headers={"authorization": "Bearer sk-any"},
+                             timeout=10).status_code == anyone
+            assert httpx.get(f"{server.base_url}/videos", headers={"authorization": "Bearer sk-only"},
+                             timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("field", ["model", "size", "seconds"])
+def test_a_null_create_field_is_a_400_as_in_the_spec(sim: Sim, field: str) -> None:
+    """The spec's create fields are not nullable (before: ``"model": null`` made a sora-2 job)."""
+    response = sim.post("/videos", json={"prompt": "a fox", field: None})
+    assert "null" in assert_error(response, 400, "invalid_type", field)
+    assert sim.get("http://simulator.local/_simulator/audit").json() == []
 
 
 def test_every_response_has_request_id_and_rate_headers(sim: Sim) -> None:
@@ -615,7 +657,7 @@ def test_audit_records_every_accepted_create_with_its_plan(sim: Sim) -> None:
         assert entry["started_at_s"] == pytest.approx(entry["created_at_s"] + entry["queued_s"])
         assert entry["completed_at_s"] == pytest.approx(entry["started_at_s"] + entry["run_s"])
         assert 0 < entry["run_s"] < 10  # time_scale 0.01 of a minute or so
-        assert entry["api_key_hash"] is None
+        assert entry["api_key_hash"] and "sk-test" not in str(entry)  # a hash of the key, never the key
     assert audit[3]["seconds"] == "8" and audit[3]["source_video_id"] == source["id"]
 
 
@@ -703,7 +745,7 @@ def test_concurrent_content_requests_render_once(tmp_path: Path) -> None:
     transport = SimulatorTransport(SimulatorConfig(seed=3, time_scale=0.01, cache_dir=str(tmp_path)), clock=clock)
 
     async def scenario() -> list[bytes]:
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=AUTH) as client:
             video = (await client.post("/videos", json={"prompt": "many readers"})).json()
             clock.advance(3600)
             responses = await asyncio.gather(*(client.get(f"/videos/{video['id']}/content") for _ in range(4)))

@@ -34,6 +34,8 @@ from sora_nb.simulator._serve import config_from_args
 from sora_nb.simulator._store import SimulatorState
 
 BASE = "http://simulator.local/v1"
+AUTH = {"authorization": "Bearer sk-test"}
+"""The simulator, like the service, answers 401 to a request without a key; any key will do."""
 
 
 def _state(state_dir: Path, clock: FakeClock, *, seed: int | None = 5) -> SimulatorState:
@@ -182,7 +184,7 @@ def test_a_state_file_from_before_characters_is_upgraded_in_place(tmp_path: Path
 
 def _call(transport: SimulatorTransport, method: str, url: str, **kwargs: Any) -> httpx.Response:
     async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=AUTH) as client:
             return await client.request(method, url, **kwargs)
 
     return asyncio.run(go())
@@ -229,7 +231,8 @@ CHILD = textwrap.dedent("""
 
     async def main():
         transport = SimulatorTransport(SimulatorConfig(seed=5, time_scale=0.01, state_dir=state_dir))
-        async with httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1",
+                                     headers={"authorization": "Bearer sk-test"}) as client:
             seen = (await client.get(f"/videos/{known_id}")).json()
             made = (await client.post("/videos", json={"prompt": "from the second process"})).json()
         print(json.dumps({"seen": seen, "made": made}))

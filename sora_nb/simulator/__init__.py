@@ -7,7 +7,8 @@ computed from the clock) and renders real H.264 MP4s derived from the prompt. Fa
 
 >>> import httpx
 >>> transport = SimulatorTransport(SimulatorConfig(seed=7, time_scale=0.01))
->>> client = httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1")
+>>> client = httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1",
+...                            headers={"Authorization": "Bearer any-key"})  # no key: 401, as on the service
 
 On a port, for any OpenAI-compatible client (``sora-nb simulator`` or ``python -m sora_nb.simulator``):
 

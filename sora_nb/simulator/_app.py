@@ -194,13 +194,15 @@ class SimulatorApp(Starlette):
             now = state.clock()
             if is_api and roll(state.fault_rng, config.drop_rate):
                 raise DropConnection("close")
-            if is_api and config.api_keys is not None and key not in config.api_keys:
+            # As the real service: no key is a 401; api_keys=None accepts any key, a set only its keys.
+            if is_api and (key is None or (config.api_keys is not None and key not in config.api_keys)):
                 decision = state.rate_limiter.peek(limiter_key, now)
                 rejection = RequestError(
                     401,
                     "Incorrect API key provided. Check the key, or create a new one."
                     if key
-                    else "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+                    else "You didn't provide an API key. You need to provide your API key in an Authorization "
+                    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                     code="invalid_api_key" if key else "missing_api_key",
                 )
             elif is_api:

@@ -35,7 +35,8 @@ class SimulatorConfig:
         fps: Frames per second of the rendered MP4.
         strict_models: ``True`` behaves like OpenAI: unknown models and unknown body parameters are a
             400. ``False`` behaves like a gateway: any model name, extra parameters ignored.
-        api_keys: ``None`` accepts any bearer key (or none). A set: only those keys, else 401.
+        api_keys: ``None`` accepts any key; a request without one is a 401, as on the real service. A set:
+            only those keys, else 401.
         cache_dir: Where rendered assets are cached. ``None``: one temporary directory per process,
             removed at exit (renders take well under a second, so a cache that outlives the process
             is not worth leaving files in the user's home; pass a path to keep them).

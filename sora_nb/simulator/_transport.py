@@ -3,7 +3,8 @@
 >>> import asyncio, httpx
 >>> async def demo():
 ...     transport = SimulatorTransport(SimulatorConfig(seed=1))
-...     async with httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1") as client:
+...     async with httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1",
+...                                  headers={"Authorization": "Bearer any-key"}) as client:
 ...         response = await client.post("/videos", json={"prompt": "a fox"})
 ...     return response.json()["status"], len(transport.audit())
 >>> asyncio.run(demo())

@@ -260,9 +260,10 @@ def require_prompt(body: dict[str, Any], param: str = "prompt") -> str:
 
 
 def _optional_string(body: dict[str, Any], param: str, default: str, expected: str) -> str:
-    value = body.get(param)
-    if value is None:
+    # Absent means the default; an explicit null is a type error (the spec's schemas are not nullable).
+    if param not in body:
         return default
+    value = body[param]
     if not isinstance(value, str):
         raise _invalid_type(param, expected, value)
     return value
@@ -270,7 +271,7 @@ def _optional_string(body: dict[str, Any], param: str, default: str, expected: s
 
 def _seconds(body: dict[str, Any], allowed: tuple[str, ...], *, required: bool = False) -> int:
     value = body.get("seconds")
-    if value is None:
+    if "seconds" not in body:
         if required:
             raise _missing("seconds")
         value = DEFAULT_SECONDS
