@@ -209,10 +209,14 @@ class ContractClient:
                 f"base_url {redact_url(base_url)!r} is not an http(s) URL. "
                 "Fix: pass e.g. base_url='http://localhost:4000/v1'."
             )
-        # A user and password in the URL (https://user:pw@host/v1) become HTTP basic auth, as httpx would
-        # make them, but the URL that httpx (and its INFO log, and every message) sees carries none.
+        # A user and password in the URL (https://user:pw@host/v1) become HTTP basic auth, but the URL that
+        # httpx (and its INFO log, and every message) sees carries none. Both take the Authorization header:
+        # an api_key given as well wins it (a Bearer key is what a Videos API checks).
         user_info = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or "")) if (
-            parts.username or parts.password) else None
+            (parts.username or parts.password) and not api_key) else None
+        if api_key and parts.password:
+            logger.warning("base_url has a password and api_key is given: the key is sent (Authorization: "
+                           "Bearer), the password is not")
         host = parts.netloc.rpartition("@")[2]
         self.base_url = urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/"
         self._origin = (parts.scheme, host)
@@ -236,7 +240,7 @@ class ContractClient:
             transport=transport,
             follow_redirects=False,
         )
-        if user_info is not None:
+        if parts.username or parts.password:
             # The header it makes (base64 of "user:pw") is the password too, in another form.
             pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
             remember_secrets(base64.b64encode(pair.encode()).decode())

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from . import _catalog
 from ._errors import ConfigurationError, ValidationError
+from ._redact import redact_url
 
 __all__ = [
     "PROFILES",
@@ -304,7 +305,7 @@ def resolve_profile(name: str | None, *, base_url: str | None = None) -> Profile
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
-            f"base_url {url!r} is not an http(s) URL. Allowed: http://HOST[:PORT]/v1 or https://... "
+            f"base_url {redact_url(url)!r} is not an http(s) URL. Allowed: http://HOST[:PORT]/v1 or https://... "
             "Fix: e.g. base_url='http://localhost:4000/v1'."
         )
     return replace(profile, base_url=url)

@@ -64,6 +64,9 @@ _PATTERNS = [
     ),
 ]
 
+# A password in a URL's user info, with or without a scheme (``alice:pw@host/v1`` is a typo, not an email).
+_USER_INFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/:@\s]*:)[^/@\s]+@")
+
 _SECRET = re.compile(
     r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{16,}"
     r"|\b(?:sk|rk)-[A-Za-z0-9_-]{16,}|\bxai-[A-Za-z0-9]{32,}"
@@ -92,7 +95,10 @@ def redact_url(url: str) -> str:
     'https://cdn.example/v.mp4?se=REDACTED&sig=REDACTED&x=1'
     >>> redact_url("https://alice:pa55word@relay.example/v1")
     'https://alice:REDACTED@relay.example/v1'
+    >>> redact_url("alice:pa55word@relay.example/v1")  # no scheme (a typo): still a password
+    'alice:REDACTED@relay.example/v1'
     """
+    url = _USER_INFO.sub(r"\1" + REDACTED + "@", url)
     try:
         parts = urlsplit(url)
     except ValueError:

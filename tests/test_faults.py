@@ -637,6 +637,32 @@ def test_a_str_is_always_an_id_and_only_a_path_uploads_a_file(tmp_path: Path,
     assert len(seen) == 2
 
 
+@pytest.mark.parametrize(("profile", "hostile"), [("xai", ".."), ("together", "a\r\nb"), ("openrouter", "x" * 300),
+                                                  ("gemini", "models/../operations/x")])
+def test_a_service_adapter_checks_an_id_before_it_polls(profile: str, hostile: str) -> None:
+    """Before: ``..`` became ``GET videos/..`` (the API root); after: a typed refusal, nothing sent."""
+    import asyncio
+
+    import httpx
+
+    from sora_nb.providers import make_client
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    async def main() -> None:
+        async with make_client(sora_nb.PROFILES[profile], base_url="http://api.test/v1", api_key="k-000000",
+                               transport=httpx.MockTransport(handler)) as api:
+            with pytest.raises(sora_nb.ValidationError, match=r"not a valid id.*Fix:"):
+                await api.poll(hostile)
+
+    asyncio.run(main())
+    assert sent == []
+
+
 @pytest.mark.parametrize("via_cdn", [False, True], ids=["from_the_api", "from_a_cdn"])
 def test_a_file_redirect_on_download_is_reported_as_such(via_cdn: bool, tmp_path: Path) -> None:
     """Before: a ``file://`` redirect raised an untyped ``ValueError: unknown url type`` from the API's origin,
@@ -868,3 +894,14 @@ def test_an_echoing_server_leaves_no_credential_in_an_executed_notebook(
     assert "httpcore" in saved and "sig=REDACTED" in saved and "widgets" in notebook.metadata  # it did all that
     assert sum(1 for p in work.rglob("*.mp4")) == 2
     assert _leaks(_files(work)) == {}
+
+
+def test_a_refused_base_url_does_not_repeat_its_password() -> None:
+    """Before: ``base_url 'ftp://alice:<password>@...' is not an http(s) URL``; after: the password redacted."""
+    for url in (f"ftp://alice:{PASSWORD}@relay.test/v1", f"alice:{PASSWORD}@relay.test/v1"):
+        with pytest.raises(sora_nb.ConfigurationError, match="not an http") as info:
+            sora_nb.connect("openai-compatible", base_url=url)
+        assert _leaks({"message": str(info.value)}) == {}, str(info.value)
+    with pytest.raises(ValueError, match="not an http") as raw:
+        sora_nb.ContractClient(base_url=f"ftp://alice:{PASSWORD}@relay.test/v1")
+    assert _leaks({"message": str(raw.value)}) == {}

@@ -37,7 +37,7 @@ from .._profiles import Profile
 from .._redact import remember_secrets
 from .._retry import poll_after_seconds
 from .._types import DeletedVideo, Variant, Video, VideoList
-from .._validation import ImageReference, ReferenceInput, check_create, load_reference
+from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference
 
 __all__ = ["ProfileClient", "ProviderClient"]
 
@@ -187,7 +187,9 @@ class ProviderClient(ProfileClient):
         return await self._send_create(path, request, params, known_ids, operation="create video")
 
     async def poll(self, video_id: str) -> tuple[Video, float | None]:
-        sent = await self._send("GET", self.poll_path(video_id), operation="retrieve video")
+        # The id goes into a URL: checked first, whichever way the service builds its path.
+        sent = await self._send("GET", self.poll_path(check_id(video_id, segments=self.id_segments)),
+                                operation="retrieve video")
         return self._parse(sent, "retrieve video", handle=video_id), poll_after_seconds(sent.response.headers)
 
     async def download(
