@@ -328,7 +328,9 @@ class ContractClient:
         if after:
             params["after"] = after
         sent = await self._send("GET", "videos", params=params, operation="list videos")
-        return VideoList.parse(self._object(sent, "list videos"))
+        page = VideoList.parse(self._object(sent, "list videos"))
+        # A gallery shows these: their errors are scrubbed like a retrieved job's (ids are checked at use).
+        return dataclasses.replace(page, data=[self._scrubbed(video) for video in page.data])
 
     async def iter_videos(
         self, *, order: Literal["asc", "desc"] = "desc", page_size: int = 100
@@ -531,17 +533,21 @@ class ContractClient:
             )
         return self._checked(Video.parse(data), sent, operation)
 
+    def _scrubbed(self, video: Video) -> Video:
+        """``video`` with its error's code and message redacted (a server may echo the key in them)."""
+        if video.error is None:
+            return video
+        code = None if video.error.code is None else redact(video.error.code, self._api_key)
+        return dataclasses.replace(video, error=VideoError(code=code, message=redact(video.error.message,
+                                                                                     self._api_key)))
+
     def _checked(self, video: Video, sent: _Sent, operation: str, *, segments: bool = False) -> Video:
         """``video`` when its id is safe to use in a URL or a file name; else the server is not trusted.
 
         Its error (code and message, bound for the ledger, DataFrames and cards) is redacted here, at the
         edge: a server may echo the key back in them.
         """
-        if video.error is not None:
-            code = None if video.error.code is None else redact(video.error.code, self._api_key)
-            video = dataclasses.replace(
-                video, error=VideoError(code=code, message=redact(video.error.message, self._api_key))
-            )
+        video = self._scrubbed(video)
         try:
             check_id(video.id, segments=segments)
         except ValidationError as exc:

@@ -127,7 +127,8 @@ def remember_secrets(*secrets: str | None) -> None:
     >>> remember_secrets("hunter2-pass"); redact("echo: hunter2-pass")
     'echo: REDACTED'
     """
-    _REMEMBERED.update(s for s in secrets if s and len(s) >= 4)
+    # Six characters or more: scrubbing a short "key" (a test's "test") everywhere would mangle paths and words.
+    _REMEMBERED.update(s for s in secrets if s and len(s) >= 6)
 
 
 def redact(text: str, *secrets: str | None) -> str:

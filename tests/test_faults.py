@@ -905,3 +905,24 @@ def test_a_refused_base_url_does_not_repeat_its_password() -> None:
     with pytest.raises(ValueError, match="not an http") as raw:
         sora_nb.ContractClient(base_url=f"ftp://alice:{PASSWORD}@relay.test/v1")
     assert _leaks({"message": str(raw.value)}) == {}
+
+
+def test_the_server_list_that_a_gallery_shows_is_scrubbed_of_the_key() -> None:
+    """Before: a failed job's ``error.code``/``message`` in ``GET /videos`` reached the gallery as sent."""
+    import asyncio
+
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        echo = request.headers["authorization"]
+        return httpx.Response(200, json={"object": "list", "has_more": False, "data": [
+            _job("video_1", status="failed", error={"code": echo, "message": f"refused {echo}"})]})
+
+    async def main() -> Any:
+        async with sora_nb.ContractClient(base_url="http://api.test/v1", api_key=KEY,
+                                          transport=httpx.MockTransport(handler)) as api:
+            return await api.list()
+
+    page = asyncio.run(main())
+    assert page.data[0].error is not None and "REDACTED" in page.data[0].error.message
+    assert _leaks({"list": repr(page)}) == {}
