@@ -94,7 +94,7 @@ def connect(
     >>> runs = getfixture("tmp_path")
     >>> with sora_nb.connect("simulator", seed=7, time_scale=0.01, run_root=runs) as client:
     ...     client
-    <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=none>
+    <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=placeholder>
 
     Connecting sends nothing: the first job does.
 
@@ -224,7 +224,8 @@ class Client:
         self.simulator_state_dir = _served_state_dir(simulator, transport)
         """Where the in-process simulator this client talks to keeps its jobs (``None``: in memory)."""
         self.runtime: Runtime = get_runtime()
-        has_key = bool(api_key)
+        # The simulator's placeholder is a key on the wire, but not one the user has to look after.
+        self._key_shown = "placeholder" if api_key == SIMULATOR_API_KEY else ("set" if api_key else "none")
 
         def make_api() -> ContractClient:
             nonlocal transport
@@ -245,7 +246,6 @@ class Client:
                 retry=retry,
             )
 
-        self._has_key = has_key
         self.runner = Runner(
             runtime=self.runtime,
             profile=profile,
@@ -427,7 +427,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        key = "set" if self._has_key else "none"
+        key = self._key_shown
         return f"<sora_nb.Client profile={self.profile.name!r} base_url={redact_url(self.base_url)!r} key={key}>"
 
 

@@ -92,7 +92,7 @@ class Gallery(LiveBox):
     >>> run.gallery(status="completed")  # doctest: +ELLIPSIS
     <Gallery run ... page=1>
     >>> sora_nb.ui.gallery(client)  # the server's own list of videos
-    <Gallery server <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=none> page=1>
+    <Gallery server <sora_nb.Client profile='simulator' base_url='http://simulator.local/v1' key=placeholder> page=1>
     >>> client.close()
     """
 
