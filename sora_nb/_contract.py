@@ -47,7 +47,7 @@ from ._errors import (
     api_error_from_response,
 )
 from ._ratelimit import RateGate
-from ._redact import logger, redact, redact_url, remember_secrets
+from ._redact import logger, redact, redact_url, watch_secrets
 from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_after_seconds
 from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoError, VideoList
 from ._validation import (
@@ -221,7 +221,6 @@ class ContractClient:
         self.base_url = urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/"
         self._origin = (parts.scheme, host)
         self._api_key = api_key
-        remember_secrets(api_key, unquote(parts.password or "") or None)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if isinstance(timeout, (int, float)):
             timeout = httpx.Timeout(timeout, connect=min(10.0, float(timeout)))
@@ -240,10 +239,13 @@ class ContractClient:
             transport=transport,
             follow_redirects=False,
         )
-        if parts.username or parts.password:
-            # The header it makes (base64 of "user:pw") is the password too, in another form.
-            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-            remember_secrets(base64.b64encode(pair.encode()).decode())
+        # What redaction scrubs wherever it appears (a server may echo any of them): the key, the password
+        # and the basic-auth header made of it (base64 of "user:pw", the password in another form).
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        self._secrets: tuple[str, ...] = tuple(s for s in (
+            api_key, unquote(parts.password or ""), base64.b64encode(pair.encode()).decode() if parts.password else ""
+        ) if s)
+        watch_secrets(self)
         self._shown_url = redact_url(base_url.rstrip("/") + "/")
         # Links to other origins (CDNs) go through a client that has no credentials at all, made on
         # first use: most servers never hand one out.

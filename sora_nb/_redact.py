@@ -1,8 +1,8 @@
 """Keeping secrets out of logs, messages and recordings.
 
 One function, :func:`redact`, scrubs API keys, bearer tokens and the signature parts of signed URLs
-from any text, and every credential a live client was given (:func:`remember_secrets`: a key of any
-shape, a base URL's password), which no pattern could recognise; :class:`RedactingFilter` applies it to
+from any text, and every credential a live client holds (:func:`watch_secrets`: a key of any shape, a
+base URL's password), which no pattern could recognise; :class:`RedactingFilter` applies it to
 every record of the ``sora_nb`` logger and of httpx's and httpcore's loggers (httpx logs each request's
 URL at INFO, httpcore each response's headers at DEBUG: both may carry what a server echoes).
 """
@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import weakref
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -20,7 +23,7 @@ __all__ = [
     "looks_like_secret",
     "redact",
     "redact_url",
-    "remember_secrets",
+    "watch_secrets",
 ]
 
 logger = logging.getLogger("sora_nb")
@@ -116,24 +119,35 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe=REDACTED)))
 
 
-# Credentials of the clients made in this process, whatever their shape, so that text a server echoes
-# back (a 401 message, an error code, a response header in httpcore's log) is scrubbed of them too.
-_REMEMBERED: set[str] = set()
+# The clients alive in this process, whose credentials (whatever their shape) are scrubbed from any text,
+# so that what a server echoes back (a 401 message, an error code, a response header in httpcore's log)
+# loses them too. Weak: the keys stay in the clients (DESIGN.md invariant 7), and go with them.
+_HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_HOLDERS_LOCK = threading.Lock()  # log records come from any thread while clients are made
 
 
-def remember_secrets(*secrets: str | None) -> None:
-    """Make :func:`redact` scrub these exact strings from now on (a client's key, a base URL's password).
+def watch_secrets(holder: Any) -> None:
+    """Make :func:`redact` scrub ``holder._secrets`` (a tuple of strings) for as long as ``holder`` lives.
 
-    >>> remember_secrets("hunter2-pass"); redact("echo: hunter2-pass")
+    >>> class Client:
+    ...     _secrets = ("hunter2-pass",)
+    >>> client = Client(); watch_secrets(client); redact("echo: hunter2-pass")
     'echo: REDACTED'
     """
+    with _HOLDERS_LOCK:
+        _HOLDERS.add(holder)
+
+
+def _watched() -> set[str]:
     # Six characters or more: scrubbing a short "key" (a test's "test") everywhere would mangle paths and words.
-    _REMEMBERED.update(s for s in secrets if s and len(s) >= 6)
+    with _HOLDERS_LOCK:
+        holders = list(_HOLDERS)
+    return {s for holder in holders for s in getattr(holder, "_secrets", ()) if s and len(s) >= 6}
 
 
 def redact(text: str, *secrets: str | None) -> str:
     """Scrub keys, bearer tokens and URL signatures from ``text``; also any exact ``secrets`` given, and
-    those remembered with :func:`remember_secrets`.
+    those of the clients watched with :func:`watch_secrets`.
 
     >>> redact("Authorization: Bearer sk-abcdefghijkl123")
     'Authorization: REDACTED REDACTED'
@@ -141,7 +155,7 @@ def redact(text: str, *secrets: str | None) -> str:
     'calling with REDACTED'
     """
     # Longest first: a key that contains another remembered secret is scrubbed whole.
-    for secret in sorted({*(s for s in secrets if s and len(s) >= 4), *_REMEMBERED}, key=len, reverse=True):
+    for secret in sorted({*(s for s in secrets if s and len(s) >= 4), *_watched()}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)

@@ -552,7 +552,6 @@ HOSTILE_IDS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("hostile", list(HOSTILE_IDS.values()), ids=list(HOSTILE_IDS))
 def test_a_hostile_id_from_the_server_fails_the_job_and_reads_no_local_file(
         hostile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -813,7 +812,6 @@ def _drive(client: sora_nb.Client, out: Path, name: str, shown: dict[str, str | 
     assert sorted(job.status for job in run.jobs) == ["completed", "failed", "failed"], df
 
 
-@pytest.mark.slow
 def test_an_echoing_server_finds_the_key_and_password_in_no_file_log_repr_or_error(
         echoing: tuple[_Echoing, str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Before: the key echoed in ``error.code`` reached the ledger, DataFrame, CSV/Parquet and

@@ -34,7 +34,6 @@ from .. import _catalog
 from .._contract import _VIDEO_TYPES, Claimed, ContractClient, ProgressCallback, _Sent
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
 from .._profiles import Profile
-from .._redact import remember_secrets
 from .._retry import poll_after_seconds
 from .._types import DeletedVideo, Variant, Video, VideoList
 from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference
@@ -135,7 +134,7 @@ class ProviderClient(ProfileClient):
         super().__init__(profile=profile, api_key=None, headers={**(headers or {}), **auth}, **kwargs)
         # Kept for redaction of error messages and for repr's "key=set"; the headers above are its only use.
         self._api_key = api_key
-        remember_secrets(api_key)
+        self._secrets = (*self._secrets, *((api_key,) if api_key else ()))
         self._assets: dict[str, str] = {}
 
     @property
