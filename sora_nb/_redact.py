@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import weakref
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -122,8 +121,9 @@ def redact_url(url: str) -> str:
 # The clients alive in this process, whose credentials (whatever their shape) are scrubbed from any text,
 # so that what a server echoes back (a 401 message, an error code, a response header in httpcore's log)
 # loses them too. Weak: the keys stay in the clients (DESIGN.md invariant 7), and go with them.
-_HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()
-_HOLDERS_LOCK = threading.Lock()  # log records come from any thread while clients are made
+# By id, each a weak reference that removes itself: ``list(dict.values())`` copies in one step, safe while
+# another thread makes a client (no lock: this module is pure core, see the layers in pyproject.toml).
+_HOLDERS: dict[int, weakref.ref[Any]] = {}
 
 
 def watch_secrets(holder: Any) -> None:
@@ -134,15 +134,14 @@ def watch_secrets(holder: Any) -> None:
     >>> client = Client(); watch_secrets(client); redact("echo: hunter2-pass")
     'echo: REDACTED'
     """
-    with _HOLDERS_LOCK:
-        _HOLDERS.add(holder)
+    key = id(holder)
+    _HOLDERS[key] = weakref.ref(holder, lambda _ref: _HOLDERS.pop(key, None))
 
 
 def _watched() -> set[str]:
+    holders = [ref() for ref in list(_HOLDERS.values())]
     # Six characters or more: scrubbing a short "key" (a test's "test") everywhere would mangle paths and words.
-    with _HOLDERS_LOCK:
-        holders = list(_HOLDERS)
-    return {s for holder in holders for s in getattr(holder, "_secrets", ()) if s and len(s) >= 6}
+    return {s for holder in holders if holder is not None for s in getattr(holder, "_secrets", ()) if s and len(s) >= 6}
 
 
 def redact(text: str, *secrets: str | None) -> str:
