@@ -132,9 +132,14 @@ def gateway() -> Iterator[tuple[HostileGateway, str]]:
         yield app, f"{origin}/v1"
 
 
+ANY_KEY = "sk-faults-any-key"
+"""The simulator, like the service, wants a key (any key): never the user's real one."""
+
+
 def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
+    for name in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
 
 
 def _fast_polls() -> Any:
@@ -457,7 +462,8 @@ def test_storm_5xx_drops_lost_answers_and_sigkill_then_resume_pays_once_per_job(
 
 def _drive_until_killed(port: int, run_dir: Path, tmp_path: Path) -> None:
     """Run the user's sweep in a child process; SIGKILL it once 10 jobs are created and others are on the wire."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SORA_NB_PROFILE", "SORA_NB_BASE_URL")}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL")},
+           "OPENAI_API_KEY": ANY_KEY}
     child = subprocess.Popen([sys.executable, "-c", STORM_USER, str(port), str(run_dir)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     try:
@@ -488,7 +494,7 @@ def _get_with_retries(url: str) -> bytes:
     """The server's own file (its fault options apply to this request too)."""
     for _ in range(20):
         try:
-            response = httpx.get(url, timeout=10)
+            response = httpx.get(url, headers={"authorization": f"Bearer {ANY_KEY}"}, timeout=10)
         except httpx.TransportError:
             continue
         if response.status_code == 200:
