@@ -115,6 +115,10 @@ def _finish(run: Run, args: argparse.Namespace) -> int:
               f"the server can list jobs; sora-nb audit {run.run_dir} shows what it holds.", file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(run)} jobs did not complete.", file=sys.stderr)
+        lost = [job for job in failed if job.error and job.error.code == "storage_error"]
+        if lost:  # the disk's fault, not the jobs': say how to carry on
+            print(f"{len(lost)} of them because the disk refused their files: {lost[0].record.error_message}",
+                  file=sys.stderr)
         return 1
     return 0
 

@@ -18,6 +18,7 @@ from . import _catalog
 from ._contract import ContractClient
 from ._errors import ConfigurationError
 from ._jobs import Job, Run
+from ._ledger import LEDGER_FILE
 from ._polling import PollPolicy
 from ._profiles import (
     PROFILES,
@@ -347,11 +348,14 @@ class Client:
         run_dir: str | os.PathLike[str] | None = None,
         extra_meta: dict[str, Any] | None = None,
     ) -> Run:
-        """An empty run with its own directory (the ledger is written when the first job is).
+        """An empty run with its own directory and ledger, driven by this client.
 
-        Raises ``FileExistsError`` when ``run_dir`` already holds a run: its jobs go on with ``resume``.
+        Raises:
+            RunLockedError: another client drives a run in ``run_dir``.
+            FileExistsError: ``run_dir`` already holds a run: its jobs go on with ``resume``.
+            StorageError: ``run_dir`` cannot be made or written.
         """
-        from ._ledger import LEDGER_FILE, new_run_id
+        from ._ledger import new_run_id
 
         run_id = new_run_id()
         directory = Path(run_dir) if run_dir is not None else self.run_root / run_id
@@ -359,12 +363,6 @@ class Client:
             raise ValueError(
                 f"run_dir {str(directory)!r} is a file, not a directory. Allowed: a directory, new or empty "
                 "(it is made if missing). Fix: choose another run_dir."
-            )
-        if (directory / LEDGER_FILE).exists():
-            # Checked here, where the caller hears it: the ledger itself is written later, on the loop.
-            raise FileExistsError(
-                f"a run ledger already exists at {str(directory / LEDGER_FILE)!r}. Fix: resume it with "
-                f"sora_nb.resume({str(directory)!r}), or choose another run_dir."
             )
         meta = {
             "run_id": run_id,
@@ -382,7 +380,21 @@ class Client:
                 "dialect": self.simulator.dialect,
                 "state_dir": self.simulator_state_dir,
             }
-        return Run(self.runner, directory, axes=axes, meta=meta)
+        run = Run(self.runner, directory, axes=axes, meta=meta)
+        # Here, where the caller hears it, before anything is sent: a run another client drives, a run
+        # already there, a disk that refuses the ledger.
+        self.runner.claim(run)
+        try:
+            if (directory / LEDGER_FILE).exists():
+                raise FileExistsError(
+                    f"a run ledger already exists at {str(directory / LEDGER_FILE)!r}. Fix: resume it with "
+                    f"sora_nb.resume({str(directory)!r}), or choose another run_dir."
+                )
+            self.runner.open_ledger(run)
+        except BaseException:
+            self.runner.release(run)
+            raise
+        return run
 
     def sweep(self, **axes: Any) -> Sweep:
         """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt
@@ -552,6 +564,11 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     for twice. Without ``client``, one is made from the run's profile and base URL (the key from the
     environment or ``api_key``; keys are never stored in the run).
 
+    The client drives the run until it closes (``run.close()``), and no other may meanwhile: a run
+    driven by another live process raises :class:`sora_nb.RunLockedError` naming it (``load_run`` reads
+    a run without driving it). Jobs ended by a full or read-only disk start again; a disk that still
+    refuses raises :class:`sora_nb.StorageError`.
+
     >>> import sora_nb
     >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
     >>> run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().run_dir
@@ -566,9 +583,17 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
     directory = Path(run_dir)
     with Ledger.open(directory, readonly=True) as ledger:
         meta = ledger.meta()
+    made = client is None
     client = client or _client_for_run(directory, meta, api_key)
     run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
-    client.runtime.call_and_wait(client.runner.attach, run)
+    try:
+        client.runner.claim(run)
+        client.runtime.call_and_wait(client.runner.attach, run)
+    except BaseException:
+        client.runner.release(run)
+        if made:
+            client.close()
+        raise
     return run
 
 

@@ -40,6 +40,7 @@ from ._errors import (
     AmbiguousCreateError,
     APIError,
     DownloadError,
+    StorageError,
     TransportError,
     UnexpectedResponseError,
     UnsupportedOperationError,
@@ -790,17 +791,12 @@ class ContractClient:
         on_progress: ProgressCallback | None,
         operation: str,
     ) -> Path:
+        tmp: Path | None = None
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
             os.close(fd)
-        except OSError as exc:
-            raise DownloadError(
-                f"{operation}: cannot write to {str(dest.parent)!r} ({exc.strerror}). "
-                "Fix: choose a writable directory (run_dir=... or out_dir=...)."
-            ) from None
-        tmp = Path(tmp_name)
-        try:
+            tmp = Path(tmp_name)
             for attempt in range(self.retry.max_retries + 1):
                 try:
                     await self._stream_once(
@@ -814,8 +810,15 @@ class ContractClient:
                     await self._sleep(self.retry.delay(attempt, rng=self._rng))
             os.replace(tmp, dest)
             return dest
+        except OSError as exc:  # the local disk refused (full, read-only, over quota); httpx's errors are not OSErrors
+            raise StorageError(
+                f"{operation}: cannot write to {str(dest.parent)!r} ({exc.strerror or exc}). "
+                "Fix: free space there, or choose a writable directory (run_dir=... or out_dir=...)."
+            ) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                with contextlib.suppress(OSError):  # a read-only disk refuses this too; the error above says why
+                    tmp.unlink(missing_ok=True)
 
     async def _stream_once(
         self,

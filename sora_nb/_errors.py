@@ -16,7 +16,9 @@
     │   └── UnexpectedResponseError  a 2xx that is not what the contract says (HTML page, bad JSON)
     ├── TransportError             the request did not get an answer (connect, read, timeout)
     │   └── AmbiguousCreateError   a create may have started a job, and the server cannot be searched for it
-    ├── DownloadError              bytes could not be fetched or written as asked
+    ├── DownloadError              bytes could not be fetched as asked (wrong content type, truncated)
+    ├── StorageError               the run's files cannot be written: disk full, read-only (also an OSError)
+    ├── RunLockedError             another live driver holds the run (``pid``, ``host``, ``since``)
     ├── UnsupportedOperationError  the service has no such operation (delete, list, remix, thumbnails, ...)
     ├── JobFailedError             a job reached ``failed``/``cancelled``/``expired`` (``.job``)
     └── JobTimeoutError            a wait ran past its deadline (``.job``); the job goes on
@@ -27,6 +29,7 @@ server's error body and the request's method and redacted path only.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,8 +48,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RunLockedError",
     "ServerError",
     "SoraError",
+    "StorageError",
     "TransportError",
     "UnexpectedResponseError",
     "UnsupportedOperationError",
@@ -160,7 +165,40 @@ class AmbiguousCreateError(TransportError):
 
 
 class DownloadError(SoraError):
-    """Bytes could not be fetched or written as asked (wrong content type, truncated, unwritable)."""
+    """Bytes could not be fetched as asked (wrong content type, truncated, too many redirects).
+
+    A file that cannot be written where asked is a :class:`StorageError`."""
+
+
+class StorageError(SoraError, OSError):
+    """The run's files could not be written: the disk is full, read-only, or over a quota.
+
+    Jobs it ended are ``failed`` with ``error_code == "storage_error"`` and stay resumable: after freeing
+    space, ``sora_nb.resume(run_dir)`` downloads the ones the server made and creates the ones never sent,
+    paying for none twice. ``run.wait()`` raises it with ``jobs`` (those jobs) and ``run_dir`` set.
+    """
+
+    def __init__(self, message: str, *, run_dir: Any = None, jobs: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.jobs = jobs
+
+
+class RunLockedError(SoraError):
+    """Another driver holds the run: a second one would send its unsent jobs again, and pay twice.
+
+    ``pid``, ``host`` and ``since`` (unix time) name the holder when it wrote them. The lock is the
+    operating system's: it dies with its process, so it is never left behind by a crash.
+    """
+
+    def __init__(
+        self, message: str, *, run_dir: Any, pid: int | None, host: str | None, since: float | None
+    ) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.pid = pid
+        self.host = host
+        self.since = since
 
 
 class UnsupportedOperationError(SoraError, NotImplementedError):
@@ -271,3 +309,18 @@ def api_error_from_response(
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=retry_after, **kwargs)
     return cls(message, **kwargs)
+
+
+def storage_error(exc: BaseException, *, doing: str, run_dir: Path, jobs: tuple[Any, ...] = ()) -> StorageError:
+    """A :class:`StorageError` for a failed write to a run directory, saying why and what to do."""
+    if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError):
+        exc = exc.__cause__  # the disk's own words, not the lower layer's advice
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    return StorageError(
+        f"could not {doing} in {run_dir}: {cause}{where}. Fix: free space on that disk (or make the directory "
+        f"writable), then sora_nb.resume({str(run_dir)!r}): videos already saved are kept, jobs the server "
+        "made are downloaded, unsent ones are created, none is paid twice.",
+        run_dir=run_dir,
+        jobs=jobs,
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _catalog
-from ._errors import JobFailedError, JobTimeoutError, ValidationError
+from ._errors import JobFailedError, JobTimeoutError, StorageError, ValidationError
 from ._redact import logger
 from ._types import TERMINAL_STATUSES, JobSpec, VideoError
 from ._validation import check_timeout
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._audit import AuditReport
     from ._ledger import JobRecord
     from ._profiles import Profile
+    from ._runlock import RunLock
     from ._runner import Runner
     from ._runtime import Runtime
 
@@ -227,11 +228,11 @@ class Job:
         if self.status != "completed":
             error = self.error
             reason = f"{error.code}: {error.message}" if error else self.status
-            raise JobFailedError(
-                f"job {self.id} ({self.prompt[:40]!r}) ended {self.status}: {reason}. "
-                "Fix: change the prompt or parameters and job.retry().",
-                job=self,
-            )
+            # A disk that refused the job's files says its own fix (free space, resume); others are the request's.
+            fix = " Fix: change the prompt or parameters and job.retry()."
+            if error and error.code == "storage_error":
+                fix = ""
+            raise JobFailedError(f"job {self.id} ({self.prompt[:40]!r}) ended {self.status}: {reason}.{fix}", job=self)
         return self
 
     # ------------------------------------------------------------------ acting
@@ -401,6 +402,7 @@ class Run:
         self._seq = 0
         self._seq_lock = threading.Lock()
         self.ledger: Any = None  # opened on the loop thread by the runner
+        self.lock: RunLock | None = None  # held while a client drives the run (one driver per run)
 
     @property
     def id(self) -> str:
@@ -460,7 +462,9 @@ class Run:
 
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
-        """Block until every job finishes (failures do not raise: see ``run.failed``).
+        """Block until every job finishes. Failures do not raise (see ``run.failed``), except that of the
+        run's own disk: :class:`StorageError` when some jobs ended because their files could not be
+        written (free space, then ``sora_nb.resume(run_dir)``).
 
         Raises :class:`JobTimeoutError` after ``timeout`` seconds (the jobs go on; wait again or cancel).
 
@@ -489,7 +493,7 @@ class Run:
                 f"{timeout} s. They go on: wait again, `await run`, or run.cancel().",
                 job=None,
             ) from None
-        return self
+        return self._outcome()
 
     async def _gather(self) -> None:
         while True:
@@ -512,6 +516,17 @@ class Run:
                 f"{timeout} s. They go on: await the run again, or run.cancel().",
                 job=None,
             ) from None
+        return self._outcome()
+
+    def _outcome(self) -> Run:
+        lost = tuple(job for job in self.jobs if job.status == "failed" and job.record.error_code == "storage_error")
+        if lost:
+            raise StorageError(
+                f"run {self.id}: {len(lost)} of {len(self.jobs)} jobs ended because their files could not be written. "
+                f"{lost[0].id}: {lost[0].record.error_message}",
+                run_dir=self.run_dir,
+                jobs=lost,
+            )
         return self
 
     # ------------------------------------------------------------------ acting

@@ -32,8 +32,10 @@ are refused with ``ValueError`` (free-text error fields from the server are scru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -206,8 +208,9 @@ class Ledger:
         rows = [(key, _json_for_ledger(key, value, what="meta")) for key, value in meta.items()]
         (run_dir / "videos").mkdir(parents=True, exist_ok=True)
         (run_dir / "thumbnails").mkdir(exist_ok=True)
-        ledger = cls(_writer(_connect(path, readonly=False)), run_dir, readonly=False)
+        conn = _connect(path, readonly=False)
         try:
+            ledger = cls(_writer(conn), run_dir, readonly=False)
             # Schema, version and meta in one transaction: a crash leaves all of it, or a ledger without
             # a schema version that open() refuses by name (never a half-made one that looks whole).
             with ledger._write() as conn:
@@ -216,7 +219,12 @@ class Ledger:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
         except BaseException:
-            ledger.close()
+            conn.close()
+            # Refused (a full disk...): the files it began are removed, so that the run can be made
+            # again once there is room, rather than found half-made.
+            for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm"):
+                with contextlib.suppress(OSError):
+                    (run_dir / name).unlink(missing_ok=True)
             raise
         return ledger
 
@@ -244,7 +252,16 @@ class Ledger:
             )
         conn = _connect(path, readonly=readonly)
         try:
-            version = _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
+            try:
+                version = _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
+            except sqlite3.OperationalError:
+                if not (readonly and _on_read_only_disk(run_dir)):
+                    raise
+                # SQLite cannot make the shared-memory file that WAL readers need beside a ledger on a
+                # read-only disk; with no WAL left over, the file alone holds every commit, unchanging.
+                conn.close()
+                conn = _connect(path, readonly=True, immutable=True)
+                version = _check_version(conn, path)
             ledger = cls(conn if readonly else _writer(conn), run_dir, readonly=readonly)
             if not readonly and version < SCHEMA_VERSION:
                 ledger._upgrade()
@@ -415,11 +432,11 @@ class Ledger:
                     self._conn.execute("PRAGMA synchronous = FULL")
 
 
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     # isolation_level=None: the sqlite3 module opens no hidden transactions; _write() says where they are.
     # check_same_thread=False: the Ledger's own lock serialises use instead (see Ledger.__init__).
     if readonly:
-        uri = f"{path.absolute().as_uri()}?mode=ro"
+        uri = f"{path.absolute().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
         return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
     return sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
 
@@ -441,6 +458,12 @@ def _damaged(path: Path, exc: Exception) -> SoraError:
         f"Fix: restore it from a backup, or start a new run; the videos already downloaded stay in "
         f"{str(path.parent / 'videos')!r}."
     )
+
+
+def _on_read_only_disk(run_dir: Path) -> bool:
+    """True when ``run_dir`` cannot be written and no WAL of a writer is left beside its ledger."""
+    wal = run_dir / f"{LEDGER_FILE}-wal"
+    return not os.access(run_dir, os.W_OK) and not (wal.exists() and wal.stat().st_size > 0)
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> int:

@@ -16,7 +16,9 @@ never re-sent, until ``run.reconcile()`` looks again.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,10 +32,13 @@ from ._errors import (
     APIError,
     NotFoundError,
     RateLimitError,
+    RunLockedError,
     ServerError,
     SoraError,
+    StorageError,
     TransportError,
     UnexpectedResponseError,
+    storage_error,
 )
 from ._jobs import Job, Run
 from ._ledger import JobRecord, Ledger
@@ -41,6 +46,7 @@ from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
 from ._redact import logger, redact
+from ._runlock import RunLock
 from ._runtime import Runtime
 from ._styles import apply_style
 from ._types import TERMINAL_STATUSES, JobSpec, Video
@@ -48,6 +54,9 @@ from ._types import TERMINAL_STATUSES, JobSpec, Video
 __all__ = ["Runner"]
 
 T = TypeVar("T")
+
+_DISK_FAULTS = (OSError, sqlite3.OperationalError)
+"""What a write to the run directory raises when the disk refuses it (full, read-only, over quota)."""
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseError)
 MAX_POLL_FAILURES = 30
@@ -150,7 +159,8 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
         self._answering: dict[asyncio.Task[None], Job] = {}  # cancelled with a create on the wire
-        self._runs: list[Run] = []
+        self._runs: list[Run] = []  # whose ledgers this runner opened
+        self._locks: list[RunLock] = []  # of the runs it drives
         self._closed = False
 
     @property
@@ -173,22 +183,54 @@ class Runner:
         """Make the jobs now (so the caller holds them at once); write and start them on the loop."""
         if self._closed:
             raise RuntimeError("this client is closed. Fix: sora_nb.connect() again, or sora_nb.resume(run_dir).")
-        jobs = []
-        for spec in specs:
-            seq = run.next_seq()
-            record = JobRecord(
-                job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
-                seq=seq,
-                spec=spec,
-                estimated_cost_usd=estimated_cost(spec, self.profile.capabilities.price_per_second),
-            )
-            job = Job(self, run, record)
-            jobs.append(job)
-        # Listed at once so that the caller's view (run.done, len(run)) includes them; their ledger
-        # rows are written on the loop, before anything is sent.
-        run.jobs.extend(jobs)
+        with RunLock.guard():  # the run is not idle from here on: no other client may take it over meanwhile
+            self.claim(run)
+            jobs = []
+            for spec in specs:
+                seq = run.next_seq()
+                record = JobRecord(
+                    job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
+                    seq=seq,
+                    spec=spec,
+                    estimated_cost_usd=estimated_cost(spec, self.profile.capabilities.price_per_second),
+                )
+                job = Job(self, run, record)
+                jobs.append(job)
+            # Listed at once so that the caller's view (run.done, len(run)) includes them; their ledger
+            # rows are written on the loop, before anything is sent.
+            run.jobs.extend(jobs)
         self.runtime.call(self._start, run, jobs)
         return jobs
+
+    # ------------------------------------------------------------------ one driver per run (any thread)
+    def claim(self, run: Run) -> None:
+        """Make this runner the run's one driver, until it closes (see ``_runlock``).
+
+        Raises:
+            RunLockedError: another process drives the run, another client of this process still does,
+                or one took this run over.
+            StorageError: the run directory cannot be made or written.
+        """
+        with RunLock.guard():
+            if run.lock is None:
+                run.lock = RunLock.acquire(run.run_dir, idle=lambda: run.done)
+                self._locks.append(run.lock)
+            elif run.lock.taken_over:
+                raise RunLockedError(
+                    f"run {run.run_dir} was taken over by another client of this process (sora_nb.resume): "
+                    "this run object no longer drives it. Fix: use the run that sora_nb.resume returned.",
+                    run_dir=run.run_dir, pid=os.getpid(), host=None, since=None,
+                )
+
+    def release(self, run: Run) -> None:
+        """Stop driving ``run``: close its ledger and let another driver take it."""
+        if run.ledger is not None:
+            run.ledger.close()
+            run.ledger = None
+        if run in self._runs:
+            self._runs.remove(run)
+        if run.lock is not None:
+            run.lock.release()
 
     def _start(self, run: Run, jobs: list[Job]) -> None:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
@@ -211,22 +253,33 @@ class Runner:
         waiters learn why instead of waiting for a start that never comes."""
         logger.error("could not write the ledger of run %s: %s", run.run_dir, exc)
         now = self.clock()
+        disk = isinstance(exc, _DISK_FAULTS)
         for job in jobs:
             # No row to commit to first: the record in memory is all there is of these jobs.
             job.record.status, job.record.completed_at = "failed", now
-            job.record.error_code = "ledger_error"
+            job.record.error_code = "storage_error" if disk else "ledger_error"
             job.record.error_message = (
                 f"its ledger row could not be written in {run.run_dir} ({type(exc).__name__}: {exc}); nothing was "
-                "sent. Fix: choose a writable run_dir with free space, then submit again"
+                "sent. Fix: free space on that disk (or choose a writable run_dir), then submit it again "
+                "(run.retry_failed())"
             )
             job._finish()
 
     def open_ledger(self, run: Run) -> Ledger:
+        """The run's ledger, opened (or made) for writing by its one driver, this runner.
+
+        Raises:
+            StorageError: the disk refuses it (full, read-only).
+        """
+        self.claim(run)  # held already (new_run, resume): only a driver writes a ledger
         if run.ledger is None:
-            if (run.run_dir / "ledger.sqlite").exists():
-                run.ledger = Ledger.open(run.run_dir)
-            else:
-                run.ledger = Ledger.create(run.run_dir, meta=run.meta)
+            try:
+                if (run.run_dir / "ledger.sqlite").exists():
+                    run.ledger = Ledger.open(run.run_dir)
+                else:
+                    run.ledger = Ledger.create(run.run_dir, meta=run.meta)
+            except _DISK_FAULTS as exc:
+                raise storage_error(exc, doing="write the ledger", run_dir=run.run_dir) from exc
             self._runs.append(run)
         ledger: Ledger = run.ledger
         return ledger
@@ -236,36 +289,53 @@ class Runner:
 
         Jobs still running remotely are polled, finished ones downloaded, never-sent ones created, and
         ones whose create may have left are first looked for on the server. Cancelled jobs start again
-        (resuming a cancelled run is how it is restarted); failed and expired ones stay as they are.
+        (resuming a cancelled run is how it is restarted), and so do jobs ended by a full or read-only
+        disk; failed and expired ones stay as they are. Every ledger write comes before any job starts,
+        so a disk that refuses them (StorageError) leaves nothing running.
         """
         ledger = self.open_ledger(run)
-        for partial in (*run.run_dir.glob("videos/.*.part"), *run.run_dir.glob("thumbnails/.*.part")):
-            partial.unlink(missing_ok=True)  # a download cut short by the crash; it is fetched again
+        try:
+            for partial in (*run.run_dir.glob("videos/.*.part"), *run.run_dir.glob("thumbnails/.*.part")):
+                partial.unlink(missing_ok=True)  # a download cut short by the crash; it is fetched again
+        except OSError as exc:
+            raise storage_error(exc, doing="tidy the downloads cut short", run_dir=run.run_dir) from exc
+        jobs = []
         for record in ledger.jobs():
             run.next_seq(after=record.seq)
             job = Job(self, run, record)
-            run.jobs.append(job)
+            jobs.append(job)
             if record.remote_id:
                 self._remote_ids.add(record.remote_id)
-            if record.status == "cancelled":
-                if record.remote_id and not self.profile.supports_delete:
-                    # The server kept it running: pick it up again.
-                    restart: dict[str, Any] = {"status": "queued"}
-                else:
-                    # It was deleted on the server (or never sent): start it afresh.
-                    restart = {
-                        "status": "pending_submit",
-                        "remote_id": None,
-                        "create_state": "pending",
-                        "progress": None,
-                        "submitted_at": None,
-                        "started_at": None,
-                    }
+            restart = self._restart(record)
+            if restart is not None:
                 self._transition(job, notify=False, error_code=None, error_message=None, completed_at=None, **restart)
+        run.jobs.extend(jobs)
+        for job in jobs:
+            record = job.record
             if record.status in TERMINAL_STATUSES and (record.status != "completed" or record.downloaded_at):
                 job._finish()
             else:
                 self.start_job(job)
+
+    def _restart(self, record: JobRecord) -> dict[str, Any] | None:
+        """How resume starts an ended job again (``None``: it stays as it ended)."""
+        if record.status == "failed" and record.error_code == "storage_error":
+            # The disk refused, not the server: carry on as after a crash. One the server made is polled
+            # (and downloaded); one whose create may have left is looked for first; one never sent is sent.
+            return {"status": "queued" if record.remote_id else "pending_submit"}
+        if record.status != "cancelled":
+            return None
+        if record.remote_id and not self.profile.supports_delete:
+            return {"status": "queued"}  # the server kept it running: pick it up again
+        # It was deleted on the server (or never sent): start it afresh.
+        return {
+            "status": "pending_submit",
+            "remote_id": None,
+            "create_state": "pending",
+            "progress": None,
+            "submitted_at": None,
+            "started_at": None,
+        }
 
     def start_job(self, job: Job) -> None:
         """Start driving a job whose ledger row exists (new, or re-attached by resume)."""
@@ -293,33 +363,26 @@ class Runner:
         # Messages may quote what a server sent: redacted once more before the ledger keeps them.
         except AmbiguousCreateError as exc:
             self._ambiguous(job, exc)
+        except StorageError as exc:
+            self._fail(job, "storage_error", str(exc))
         except APIError as exc:
-            self._transition(
-                job,
-                status="failed",
-                error_code=redact(exc.code or f"http_{exc.status_code}"),
-                error_message=redact(str(exc)),
-                completed_at=self.clock(),
-            )
+            self._fail(job, redact(exc.code or f"http_{exc.status_code}"), redact(str(exc)))
         except SoraError as exc:
-            self._transition(
-                job,
-                status="failed",
-                error_code=type(exc).__name__,
-                error_message=redact(str(exc)),
-                completed_at=self.clock(),
-            )
+            self._fail(job, type(exc).__name__, redact(str(exc)))
         except Exception as exc:  # a bug must end the job visibly, not hang it
             logger.exception("job %s crashed", job.id)
-            self._transition(
-                job,
-                status="failed",
-                error_code="internal_error",
-                error_message=redact(f"{type(exc).__name__}: {exc}"),
-                completed_at=self.clock(),
-            )
+            self._fail(job, "internal_error", redact(f"{type(exc).__name__}: {exc}"))
         finally:
             job._finish()
+
+    def _fail(self, job: Job, code: str, message: str) -> None:
+        fields: dict[str, Any] = {
+            "status": "failed", "error_code": code, "error_message": message, "completed_at": self.clock(),
+        }
+        if job.record.remote_id and job.record.create_state != "acked":
+            # Made on the server, but the ledger could not take its id then: it may now.
+            fields |= {"remote_id": job.record.remote_id, "create_state": "acked"}
+        self._end(job, **fields)
 
     async def _create(self, job: Job) -> None:
         record, spec = job.record, job.record.spec
@@ -403,7 +466,7 @@ class Runner:
 
     def _ambiguous(self, job: Job, exc: AmbiguousCreateError) -> None:
         """The job's create may have made a job the server cannot be searched for: visible, never re-sent."""
-        self._transition(job, status="ambiguous", error_code="ambiguous_create", error_message=redact(str(exc)))
+        self._end(job, status="ambiguous", error_code="ambiguous_create", error_message=redact(str(exc)))
 
     async def reconcile(self, jobs: list[Job]) -> None:
         """Look again for the ``ambiguous`` jobs of ``jobs``: one found is adopted and carried on, one that a
@@ -445,12 +508,18 @@ class Runner:
     def _claim(self, job: Job, video: Video) -> None:
         """Make ``video`` this job's, in memory at once and in the ledger (which refuses an id claimed twice)."""
         self._remote_ids.add(video.id)
-        self._transition(
-            job,
-            create_state="acked",
-            remote_id=video.id,
-            remote_created_at=float(video.created_at) if video.created_at else None,
-        )
+        try:
+            self._transition(
+                job,
+                create_state="acked",
+                remote_id=video.id,
+                remote_created_at=float(video.created_at) if video.created_at else None,
+            )
+        except StorageError:
+            # The server made it: its id is kept in memory (shown, and written when the job ends if the
+            # disk allows). The ledger still says "sending", so resume looks for it before creating.
+            job.record.remote_id = video.id
+            raise
 
     async def _poll(self, job: Job) -> None:
         record = job.record
@@ -530,6 +599,8 @@ class Runner:
                 return False
             try:
                 await self.api.download(remote_id, thumb_path, variant="thumbnail")
+            except StorageError:
+                raise
             except SoraError as exc:
                 logger.info("no thumbnail variant for %s (%s); making one locally", remote_id, exc)
                 return False
@@ -542,12 +613,15 @@ class Runner:
             server_thumbnail(),
             return_exceptions=True,
         )
-        if isinstance(video_result, BaseException):
-            raise video_result
-        if isinstance(got_thumbnail, BaseException):
-            raise got_thumbnail
-        if not got_thumbnail:
-            await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
+        try:
+            if isinstance(video_result, BaseException):
+                raise video_result
+            if isinstance(got_thumbnail, BaseException):
+                raise got_thumbnail
+            if not got_thumbnail:
+                await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
+        except OSError as exc:  # the disk refused the video or its poster (a StorageError is one too)
+            raise storage_error(exc, doing=f"save the video of {remote_id}", run_dir=run.run_dir) from exc
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
         self._transition(
             job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum, downloaded_at=self.clock()
@@ -574,7 +648,7 @@ class Runner:
 
     def _cancelled(self, job: Job) -> None:
         remote_id = job.record.remote_id
-        self._transition(
+        self._end(
             job,
             status="cancelled",
             completed_at=self.clock(),
@@ -602,22 +676,44 @@ class Runner:
 
     async def _find_and_delete(self, job: Job) -> None:
         try:
-            found = await self._look_for(job)
+            await self._look_for(job)  # one found is claimed: its id is the job's, in memory at least
+        except StorageError as exc:  # found, but the full ledger could not record it: deleted all the same
+            logger.error("job %s: %s", job.id, exc)
         except SoraError as exc:
             logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
             return
-        if found is not None:
-            await self._delete_quietly(found.id)
+        if job.record.remote_id is not None:
+            await self._delete_quietly(job.record.remote_id)
 
     # ------------------------------------------------------------------ the one way state changes
     def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:
-        """Commit ``fields`` to the ledger, then to the job, then tell observers."""
+        """Commit ``fields`` to the ledger, then to the job, then tell observers.
+
+        Raises:
+            StorageError: the ledger could not be written (disk full, read-only); the job is unchanged.
+        """
         ledger = job.run.ledger
         if ledger is not None:
-            ledger.update_job(job.record.job_id, durable=durable, **fields)
+            try:
+                ledger.update_job(job.record.job_id, durable=durable, **fields)
+            except _DISK_FAULTS as exc:
+                raise storage_error(exc, doing="write the ledger", run_dir=job.run.run_dir) from exc
         for name, value in fields.items():
             setattr(job.record, name, value)
         if notify:
+            job._changed()
+
+    def _end(self, job: Job, **fields: Any) -> None:
+        """Commit a job's end; when the ledger cannot take it, the job still ends, in memory, saying so
+        (DESIGN.md invariant 9): its ledger row is as the last write left it, which resume carries on."""
+        try:
+            self._transition(job, **fields)
+        except StorageError as exc:
+            logger.error("job %s: %s", job.id, exc)
+            if fields.get("status") == "failed" and fields.get("error_code") != "storage_error":
+                fields |= {"error_code": "storage_error", "error_message": f"{fields['error_message']}; and {exc}"}
+            for name, value in fields.items():
+                setattr(job.record, name, value)
             job._changed()
 
     async def aclose(self) -> None:
@@ -646,9 +742,11 @@ class Runner:
         if self._api is not None:
             await self._api.aclose()
             self._api = None
-        for run in self._runs:
-            run.ledger.close()
-        self._runs.clear()
+        for run in list(self._runs):
+            self.release(run)
+        for lock in self._locks:  # last: once released, another driver may start at once
+            lock.release()
+        self._locks.clear()
 
 
 def _parent(spec: JobSpec) -> str:

@@ -11,8 +11,8 @@ EXPECTED_ALL = [
     "connect", "Client", "Job", "Sweep", "Estimate", "Run", "resume", "load_run", "AuditReport", "COLUMNS", "STYLES",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
-    "UnexpectedResponseError", "TransportError", "DownloadError", "JobFailedError", "JobTimeoutError",
-    "BudgetExceededError", "AmbiguousCreateError", "UnsupportedOperationError",
+    "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",
+    "JobTimeoutError", "BudgetExceededError", "AmbiguousCreateError", "RunLockedError", "UnsupportedOperationError",
     "ContractClient", "Video", "VideoError", "VideoList", "DeletedVideo", "Character",
     "RateLimitInfo", "JobSpec", "Profile", "PROFILES", "PollPolicy", "RetryPolicy", "__version__",
 ]  # fmt: skip
@@ -37,12 +37,13 @@ def test_api_md_names_exist() -> None:
 
 def test_error_tree() -> None:
     for name in ["ConfigurationError", "ValidationError", "APIError", "TransportError", "DownloadError",
-                 "JobFailedError", "JobTimeoutError", "BudgetExceededError"]:
+                 "StorageError", "RunLockedError", "JobFailedError", "JobTimeoutError", "BudgetExceededError"]:
         assert issubclass(getattr(sora_nb, name), sora_nb.SoraError)
     for name in ["BadRequestError", "AuthenticationError", "PermissionDeniedError", "NotFoundError",
                  "ConflictError", "RateLimitError", "ServerError", "UnexpectedResponseError"]:
         assert issubclass(getattr(sora_nb, name), sora_nb.APIError)
     assert issubclass(sora_nb.ValidationError, ValueError)
+    assert issubclass(sora_nb.StorageError, OSError)  # a disk's refusal, caught by `except OSError` too
 
 
 def test_import_is_light() -> None:

@@ -178,7 +178,7 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
      sora_nb.DownloadError, ("truncated: got 10 of 99 bytes", "Fix:")),
     ("unwritable output directory", lambda t: run(lambda c: c.download("video_1", _locked(t) / "v.mp4"), scripted(
         httpx.Response(200, content=b"x" * 10, headers={"content-type": "video/mp4"}))),
-     sora_nb.DownloadError, ("cannot write to", "Fix: choose a writable directory")),
+     sora_nb.StorageError, ("cannot write to", "Fix: free space there, or choose a writable directory")),
     ("list limit out of range", lambda t: run(lambda c: c.list(limit=500), simulated()),
      sora_nb.ValidationError, ("limit=500", "0..100", "Fix:")),
     ("id with a slash", lambda t: run(lambda c: c.retrieve("../etc/passwd"), simulated()),

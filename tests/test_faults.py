@@ -10,16 +10,20 @@ together across a SIGKILL and ``sora_nb.resume``.
 Server data is data (e): a server's ids never name a local file, and a hostile id ends the job with a
 reason instead of reaching a URL or a path. Secrets stay out (f): a server that echoes the key and a base
 URL's password into every field it can finds them in 0 places: run dir, exports, logs at DEBUG (httpx's
-and httpcore's too), an executed notebook, reprs and exception text.
+and httpcore's too), an executed notebook, reprs and exception text. One driver (g): two processes never
+drive one run (an OS lock). Storage (h): a full or read-only disk ends every job with its reason, and resume
+finishes them. Helpers shared with other fault tests live in ``fault_support.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -32,11 +36,13 @@ import time
 from base64 import b64decode
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fault_support import FAST_POLLS, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop, wait_for
 
 import sora_nb
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
@@ -930,3 +936,415 @@ def test_the_server_list_that_a_gallery_shows_is_scrubbed_of_the_key() -> None:
     page = asyncio.run(main())
     assert page.data[0].error is not None and "REDACTED" in page.data[0].error.message
     assert _leaks({"list": repr(page)}) == {}
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[Callable[..., LoopbackSimulator]]:
+    """``loopback("--error-rate", "0.3", ...)`` starts a ``sora-nb simulator`` with those options."""
+    with loopback_simulators(tmp_path) as start:
+        yield start
+
+# ---------------------------------------------------------------------- (g) one driver per run
+LOCK_JOBS = 10
+
+DRIVER = textwrap.dedent("""
+    import sys
+    import sora_nb
+    from sora_nb._polling import PollPolicy
+
+    base_url, run_dir, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    client = sora_nb.connect("openai-compatible", base_url=base_url, run_root=run_dir + "-unused",
+                             poll_policy=PollPolicy(floor=0.05, ceiling=0.5, first=0.1))
+    run = client.sweep(prompt=[f"lock test scene {i}" for i in range(jobs)]).start(max_concurrency=2, run_dir=run_dir)
+    print("started", flush=True)
+    run.wait(timeout=120)
+    print("finished", flush=True)
+    client.close()
+""")
+
+RESUMER = textwrap.dedent("""
+    import json, sys
+    import sora_nb
+
+    run_dir = sys.argv[1]
+    print("ready", flush=True)
+    sys.stdin.readline()  # every resumer is told to go at the same moment
+    try:
+        run = sora_nb.resume(run_dir)
+    except Exception as exc:
+        print(json.dumps({"refused": type(exc).__name__, "message": str(exc)}), flush=True)
+        raise SystemExit(0)
+    try:
+        run.wait(timeout=120)
+        print(json.dumps({"drove": run.counts()}), flush=True)
+    finally:
+        run.close()
+""")
+
+
+def start_driver(sim: LoopbackSimulator, run_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, sim.base_url, str(run_dir), str(LOCK_JOBS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                            cwd=run_dir.parent)
+
+
+def start_resumers(run_dir: Path, count: int) -> list[subprocess.Popen[str]]:
+    """``count`` processes that each call ``sora_nb.resume(run_dir)`` at the same moment."""
+    resumers = [subprocess.Popen([sys.executable, "-c", RESUMER, str(run_dir)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                                 cwd=run_dir.parent) for _ in range(count)]
+    for resumer in resumers:
+        assert resumer.stdout is not None and resumer.stdout.readline().strip() == "ready"
+    for resumer in resumers:
+        assert resumer.stdin is not None
+        resumer.stdin.write("go\n")
+        resumer.stdin.flush()
+    return resumers
+
+
+def outcomes(resumers: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    results = []
+    for resumer in resumers:
+        out, err = stop(resumer, timeout=60)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        assert lines, f"a resumer printed no outcome (exit {resumer.returncode}): {out} {err}"
+        results.append(json.loads(lines[-1]))
+    return results
+
+
+def mid_run(rows: list[JobRecord]) -> bool:
+    """Some jobs made on the server, some not sent yet: the moment two drivers would both send those."""
+    acked = sum(row.create_state == "acked" for row in rows)
+    pending = sum(row.create_state == "pending" for row in rows)
+    return len(rows) == LOCK_JOBS and acked >= 2 and pending >= 4
+
+
+def check_every_job_made_once(sim: LoopbackSimulator, run_dir: Path) -> None:
+    audit = sim.audit()
+    rows = ledger_rows(run_dir)
+    assert [row.status for row in rows] == ["completed"] * LOCK_JOBS
+    assert sorted(row.remote_id or "" for row in rows) == sorted(entry["id"] for entry in audit)
+    for row in rows:
+        assert row.video_path and sha256_file(run_dir / row.video_path) == row.checksum
+
+
+@pytest.mark.slow
+def test_two_resumes_after_a_sigkill_leave_exactly_one_driver(
+    loopback: Callable[..., LoopbackSimulator], tmp_path: Path
+) -> None:
+    """The driver is SIGKILLed mid-sweep; two processes then resume the run at once. Before: 15 creates
+    for 10 jobs (both sent the unsent ones). After: the dead driver's lock died with it, one resumer
+    takes it and drives, the other is refused naming the holder, and the server made 10 jobs."""
+    sim = loopback("--time-scale", "0.02", "--latency", "0.05")
+    run_dir = tmp_path / "run"
+    driver = start_driver(sim, run_dir)
+    try:
+        wait_for(lambda: mid_run(ledger_rows(run_dir)), "the sweep to be mid-run")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+    finally:
+        out, _err = stop(driver)
+    assert driver.returncode == -signal.SIGKILL and "finished" not in out
+
+    results = outcomes(start_resumers(run_dir, 2))
+
+    assert len(sim.audit()) == LOCK_JOBS, results  # no job paid twice
+    drove = [r for r in results if "drove" in r]
+    refused = [r for r in results if "refused" in r]
+    assert drove == [{"drove": {"completed": LOCK_JOBS}}] and len(refused) == 1, results
+    assert refused[0]["refused"] == "RunLockedError"
+    message = refused[0]["message"]
+    assert socket.gethostname() in message and "since" in message
+    assert "sora_nb.load_run(" in message and "Fix:" in message
+    check_every_job_made_once(sim, run_dir)
+
+
+@pytest.mark.slow
+def test_resume_while_the_first_process_still_drives_is_refused(
+    loopback: Callable[..., LoopbackSimulator], tmp_path: Path
+) -> None:
+    """``sora_nb.resume`` from a second process while the first still drives the run. Before: 17 creates
+    for 10 jobs. After: refused with RunLockedError naming the driver's pid and host; 10 creates."""
+    sim = loopback("--time-scale", "0.02", "--latency", "0.05")
+    run_dir = tmp_path / "run"
+    driver = start_driver(sim, run_dir)
+    try:
+        wait_for(lambda: mid_run(ledger_rows(run_dir)), "the sweep to be mid-run")
+        (result,) = outcomes(start_resumers(run_dir, 1))
+    finally:
+        out, err = stop(driver, timeout=60)
+    assert "finished" in out, err
+
+    assert len(sim.audit()) == LOCK_JOBS, result  # no job paid twice
+    assert result["refused"] == "RunLockedError", result
+    assert f"pid {driver.pid}" in result["message"] and socket.gethostname() in result["message"]
+    check_every_job_made_once(sim, run_dir)
+
+
+@pytest.fixture
+def slow_sim() -> SimulatorTransport:
+    """An in-process simulator whose jobs take about a second: a run is still driven while a test acts."""
+    return SimulatorTransport(SimulatorConfig(seed=5, time_scale=0.02, max_side=32, fps=4))
+
+
+def test_a_second_client_in_this_process_cannot_drive_a_running_run(
+    tmp_path: Path, slow_sim: SimulatorTransport
+) -> None:
+    """Two clients in one process are two drivers too; readers never need the lock; once the run is idle
+    another client may take it over, and closing releases it."""
+    from sora_nb._ledger import list_runs
+
+    run_dir = tmp_path / "run"
+    prompts = ["a lighthouse at dawn", "a fox in snow", "a tram at night"]
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as first, \
+            sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as second:
+        run = first.sweep(prompt=prompts).start(run_dir=run_dir)
+        wait_for(lambda: ledger_rows(run_dir), "the ledger")
+        with pytest.raises(sora_nb.RunLockedError, match=rf"pid {os.getpid()}\b.*this process") as info:
+            sora_nb.resume(run_dir, client=second)
+        assert info.value.pid == os.getpid() and info.value.host == socket.gethostname()
+        assert info.value.since is not None and info.value.since <= time.time()
+        assert "Fix:" in str(info.value) and "sora_nb.load_run(" in str(info.value)
+        with pytest.raises(sora_nb.RunLockedError):
+            second.sweep(prompt=prompts).start(run_dir=run_dir)
+        # Readers while it is driven: the DataFrame, `sora-nb ls`, a read-only ledger.
+        assert len(sora_nb.load_run(run_dir)) == 3
+        assert [summary.total for summary in list_runs(run_dir)] == [3]
+        with Ledger.open(run_dir, readonly=True) as ledger:
+            assert len(ledger.jobs()) == 3
+        assert not run.done
+
+        run.wait(timeout=60)
+        # Idle now: another client of this process takes it over; the first may no longer add to it.
+        again = sora_nb.resume(run_dir, client=second)
+        assert again.wait(timeout=30).counts() == {"completed": 3}
+        with pytest.raises(sora_nb.RunLockedError, match="taken over"):
+            run.submit([run.jobs[0].spec])
+    assert len(slow_sim.audit()) == 3
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim) as third:
+        assert sora_nb.resume(run_dir, client=third).wait(timeout=30).counts() == {"completed": 3}
+    assert len(slow_sim.audit()) == 3
+
+
+# ---------------------------------------------------------------------- (h) storage faults end cleanly
+@dataclass
+class SmallDisk:
+    """A real small filesystem for run directories: a tmpfs when this process may mount one (as root
+    in CI), else the same faults made without privileges (a file size limit, a read-only directory)."""
+
+    path: Path
+    mounted: bool
+    _ballast: Path | None = None
+    _limit: tuple[int, int] | None = field(default=None, repr=False)
+    _binds: list[Path] = field(default_factory=list)
+
+    def fill(self, leave: int) -> None:
+        """Leave about ``leave`` bytes writable."""
+        if self.mounted:
+            stats = os.statvfs(self.path)
+            self._ballast = self.path / "ballast"
+            remaining = stats.f_bavail * stats.f_frsize - leave
+            with open(self._ballast, "wb", buffering=0) as ballast, contextlib.suppress(OSError):
+                while remaining > 0:  # the run writes meanwhile, and may take the last bytes first (ENOSPC)
+                    remaining -= ballast.write(b"\0" * min(remaining, 1 << 16))
+        else:  # no file of this process may grow past `leave` bytes: writes fail with EFBIG
+            self._limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (leave, self._limit[1]))
+
+    def free(self) -> None:
+        """What the user does after a full disk: make room."""
+        if self._ballast is not None:
+            self._ballast.unlink()
+            self._ballast = None
+        if self._limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, self._limit)
+            self._limit = None
+
+    def read_only(self, read_only: bool, directory: Path | None = None) -> None:
+        """Make the disk, or one directory on it, read-only (or writable again). A mounted disk with
+        files open for writing cannot be remounted read-only: a directory then gets a read-only bind
+        mount of itself, as a read-only volume mounted into a container would be."""
+        target = directory or self.path
+        if not self.mounted:  # not for root, whom permissions do not stop
+            for path in [target, *(p for p in target.rglob("*") if p.is_dir())]:
+                path.chmod(0o555 if read_only else 0o755)
+        elif target == self.path:
+            subprocess.run(["mount", "-o", f"remount,{'ro' if read_only else 'rw'}", str(target)], check=True)
+        elif read_only:
+            subprocess.run(["mount", "--bind", str(target), str(target)], check=True)
+            self._binds.append(target)
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], check=True)
+        else:
+            subprocess.run(["umount", str(target)], check=True)
+            self._binds.remove(target)
+
+    def restore(self) -> None:
+        """Writable, with room, unmounted: the end of every test."""
+        self.free()
+        for bind in reversed(self._binds):
+            subprocess.run(["umount", str(bind)], check=True)
+        self._binds.clear()
+        if self.mounted:
+            subprocess.run(["umount", str(self.path)], check=True)
+        else:
+            self.read_only(False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 2 MB filesystem at ``tmp_path/disk``, unmounted at the end."""
+    path = tmp_path / "disk"
+    path.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], capture_output=True)
+    disk = SmallDisk(path, mounted=mount.returncode == 0)
+    try:
+        yield disk
+    finally:
+        disk.restore()
+
+
+def start_sweep(client: sora_nb.Client, run_dir: Path, prompts: list[str]) -> sora_nb.Run:
+    """A sweep started in ``run_dir``, returned once its rows are in the ledger (the disk then fails)."""
+    run = client.sweep(prompt=prompts).start(run_dir=run_dir)
+    wait_for(lambda: len(ledger_rows(run_dir)) == len(prompts), "the ledger rows")
+    return run
+
+
+def wait_error(run: sora_nb.Run, timeout: float = 60) -> BaseException | None:
+    """What ``run.wait()`` raised, or None."""
+    try:
+        run.wait(timeout=timeout)
+    except sora_nb.SoraError as exc:
+        return exc
+    return None
+
+
+def check_ended_with_reasons(run: sora_nb.Run) -> list[sora_nb.Job]:
+    """Every job ended (completed with its file, or failed saying why); returns those ended by storage."""
+    statuses = {job.id: job.status for job in run}
+    assert all(job.done for job in run) and set(statuses.values()) <= {"completed", "failed"}, run.counts()
+    for job in run:
+        if job.status == "completed":
+            assert job.video_path is not None and job.video_path.is_file(), f"{job.id} completed without its file"
+            assert sha256_file(job.video_path) == job.record.checksum
+        else:
+            assert job.error is not None and job.error.code == "storage_error", (job.id, job.error)
+    return [job for job in run if job.status == "failed"]
+
+
+def resume_and_finish(run_dir: Path, transport: SimulatorTransport, jobs: int) -> None:
+    """After the fix: resume completes every job, each made once on the server."""
+    resumed = sora_nb.resume(run_dir, client=sora_nb.connect("simulator", run_root=run_dir.parent,
+                                                             transport=transport, poll_policy=FAST_POLLS))
+    try:
+        assert resumed.wait(timeout=60).counts() == {"completed": jobs}
+    finally:
+        resumed.close()
+    audit = transport.audit()
+    assert len(audit) == jobs  # no duplicate create
+    rows = ledger_rows(run_dir)
+    assert sorted(row.remote_id or "" for row in rows) == sorted(entry["id"] for entry in audit)
+    for row in rows:
+        assert row.status == "completed" and row.video_path and row.thumbnail_path
+        assert sha256_file(run_dir / row.video_path) == row.checksum
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_every_job_with_its_reason_and_resume_completes_them(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """Before: run.wait() returned with jobs left pending_submit/queued and 'completed' without a file,
+    no error on any row. After: every job completed with its file or failed with storage_error, wait()
+    raises StorageError with the fix, and after freeing space resume makes each job exactly once."""
+    jobs = 20
+    server = SimulatorTransport(SimulatorConfig(seed=8, time_scale=0.004))
+    run_dir = small_disk.path / "run"
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        run = start_sweep(client, run_dir, [f"a full disk scene {i}" for i in range(jobs)])
+        small_disk.fill(leave=400_000)
+        error = wait_error(run)
+        failed = check_ended_with_reasons(run)
+        assert failed, run.counts()
+        assert isinstance(error, sora_nb.StorageError), error
+        assert str(run_dir) in str(error) and f"sora_nb.resume({str(run_dir)!r})" in str(error)
+        assert "Fix: free space" in str(error) and len(error.jobs) == len(failed)
+        assert len(server.audit()) <= jobs
+        small_disk.free()
+    resume_and_finish(run_dir, server, jobs)
+
+
+def test_after_a_full_disk_resume_in_the_same_process_takes_the_run_over(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """The notebook case: wait() says to free space and resume; doing just that, in the same kernel,
+    works without closing anything first."""
+    server = SimulatorTransport(SimulatorConfig(seed=9, time_scale=0.004))
+    run_dir = small_disk.path / "run"
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        run = start_sweep(client, run_dir, ["one", "two", "three", "four"])
+        small_disk.fill(leave=0)
+        assert isinstance(wait_error(run), sora_nb.StorageError)
+        check_ended_with_reasons(run)
+        small_disk.free()
+        resumed = sora_nb.resume(run_dir, client=client)
+        assert resumed.wait(timeout=60).counts() == {"completed": 4}
+    assert len(server.audit()) == 4
+
+
+def test_a_videos_directory_that_turns_read_only_fails_downloads_with_the_reason_and_resumes(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """Downloads refused by a read-only directory (the ledger still writable): each job ends failed with
+    storage_error, none completed without its file; a run on a read-only disk cannot be resumed (refused
+    up front, saying why); made writable again, resume downloads the videos the server made, creating none."""
+    jobs = 6
+    server = SimulatorTransport(SimulatorConfig(seed=10, time_scale=0.01))
+    run_dir = small_disk.path / "run"
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        run = start_sweep(client, run_dir, [f"a read-only scene {i}" for i in range(jobs)])
+        small_disk.read_only(True, run_dir / "videos")
+        error = wait_error(run)
+        assert len(check_ended_with_reasons(run)) == jobs
+        assert isinstance(error, sora_nb.StorageError) and "Read-only file system" in str(error)
+        assert all(job.remote_id for job in run)  # made on the server, so resume will download them
+    assert len(server.audit()) == jobs
+    small_disk.read_only(False, run_dir / "videos")
+
+    small_disk.read_only(True)
+    assert set(sora_nb.load_run(run_dir)["error_code"]) == {"storage_error"}  # readers need no write
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as other, \
+            pytest.raises(sora_nb.StorageError, match=r"Read-only file system.*Fix:"):
+        sora_nb.resume(run_dir, client=other)
+    small_disk.read_only(False)
+    resume_and_finish(run_dir, server, jobs)
+
+
+def test_a_sweep_into_a_read_only_directory_is_refused_before_anything_is_sent(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    server = SimulatorTransport(SimulatorConfig(seed=12, time_scale=0.004))
+    small_disk.read_only(True)
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as client:
+        sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
+        with pytest.raises(sora_nb.StorageError, match=r"could not write.*Read-only file system.*Fix:"):
+            sweep.start(run_dir=small_disk.path / "run")
+    assert server.audit() == []
+
+
+def test_a_sweep_started_on_a_full_disk_is_refused_before_anything_is_sent(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """No room for the ledger: no row, so nothing may be sent (ledger first): start() says why at once.
+    Once there is room, the same run directory starts cleanly."""
+    server = SimulatorTransport(SimulatorConfig(seed=13, time_scale=0.004))
+    small_disk.fill(leave=0)
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
+        with pytest.raises(sora_nb.StorageError, match=r"could not write the ledger in .*: database or disk is full"
+                                                       r"\. Fix: free space"):
+            sweep.start(run_dir=small_disk.path / "run")
+        assert server.audit() == []
+        small_disk.free()
+        assert sweep.start(run_dir=small_disk.path / "run").wait(timeout=30).counts() == {"completed": 2}
+    assert len(server.audit()) == 2

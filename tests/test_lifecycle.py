@@ -61,18 +61,15 @@ def test_a_sweep_started_in_a_run_dir_that_holds_a_run_is_refused(client: sora_n
     assert len(sim_transport.audit()) == 2
 
 
-def test_jobs_whose_ledger_cannot_be_written_fail_with_the_reason(client: sora_nb.Client, tmp_path: Path,
-                                                                  sim_transport: SimulatorTransport) -> None:
-    """Ledger first: nothing is sent without a row, and the jobs end (failed, saying why) rather than
-    waiting forever for a start that never comes."""
+def test_a_run_dir_that_is_a_file_is_refused_before_anything_is_sent(client: sora_nb.Client, tmp_path: Path,
+                                                                      sim_transport: SimulatorTransport) -> None:
+    """Ledger first: nothing is sent without a row; a run directory that cannot be one is refused up front.
+    (A disk that refuses the ledger itself is attacked in test_faults.py.)"""
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("not a run directory")
     # Under a file: a file as run_dir itself is refused up front (tests/test_bad_input.py).
-    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start(run_dir=not_a_dir / "run")
-    assert run.wait(timeout=30).counts() == {"failed": 2}
-    for job in run:
-        assert job.error is not None and job.error.code == "ledger_error"
-        assert str(not_a_dir) in job.error.message and "nothing was sent" in job.error.message
+    with pytest.raises(sora_nb.StorageError, match=r"a-file is a file, not a directory\. Fix: choose another run_dir"):
+        client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start(run_dir=not_a_dir / "run")
     assert sim_transport.audit() == []
 
 

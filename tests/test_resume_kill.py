@@ -15,15 +15,15 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from fault_support import LoopbackSimulator as Simulator
+from fault_support import ledger_rows
 
 import sora_nb
-from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
+from sora_nb._ledger import JobRecord
 from sora_nb._media import sha256_file
 
 pytestmark = pytest.mark.slow
@@ -58,22 +58,6 @@ USER_SCRIPT = textwrap.dedent("""
     run.wait(timeout=120)
     print("finished", flush=True)  # never reached: the test kills us first
 """)
-
-
-@dataclass
-class Simulator:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def audit(self) -> list[dict[str, Any]]:
-        response = httpx.get(f"http://127.0.0.1:{self.port}/_simulator/audit", timeout=10)
-        response.raise_for_status()
-        entries: list[dict[str, Any]] = response.json()
-        return entries
 
 
 @pytest.fixture
@@ -125,16 +109,6 @@ def _env() -> dict[str, str]:
     return {**env, "OPENAI_API_KEY": ANY_KEY}
 
 
-def _ledger_rows(run_dir: Path) -> list[JobRecord]:
-    if not (run_dir / LEDGER_FILE).exists():
-        return []
-    try:
-        with Ledger.open(run_dir, readonly=True) as ledger:
-            return ledger.jobs()
-    except Exception:  # the child may be creating it right now
-        return []
-
-
 Moment = Callable[[list[JobRecord], list[dict[str, Any]]], bool]
 
 
@@ -152,10 +126,10 @@ def _run_until_killed(sim: Simulator, run_dir: Path, tmp_path: Path,
     try:
         deadline = time.monotonic() + 30
         while True:
-            rows, audit = _ledger_rows(run_dir), sim.audit()
+            rows, audit = ledger_rows(run_dir), sim.audit()
             if rows and ready(rows, audit):
                 child.send_signal(signal.SIGSTOP)
-                rows, audit = _ledger_rows(run_dir), sim.audit()
+                rows, audit = ledger_rows(run_dir), sim.audit()
                 if ready(rows, audit):
                     break
                 child.send_signal(signal.SIGCONT)
@@ -171,7 +145,7 @@ def _run_until_killed(sim: Simulator, run_dir: Path, tmp_path: Path,
             child.communicate(timeout=10)
     assert child.returncode == -signal.SIGKILL
     assert out.decode().splitlines() == [str(run_dir)]  # it printed its run dir and never finished
-    return _ledger_rows(run_dir), sim.audit()
+    return ledger_rows(run_dir), sim.audit()
 
 
 def _resume_and_check(sim: Simulator, run_dir: Path) -> None:
@@ -185,7 +159,7 @@ def _resume_and_check(sim: Simulator, run_dir: Path) -> None:
     audit = sim.audit()
     assert len(audit) == JOBS  # no duplicate create
     assert sorted(entry["prompt"] for entry in audit) == sorted(PROMPTS)
-    rows = _ledger_rows(run_dir)
+    rows = ledger_rows(run_dir)
     assert len(rows) == JOBS
     assert sorted(row.remote_id for row in rows) == sorted(entry["id"] for entry in audit)
     for row in rows:
@@ -246,5 +220,5 @@ def test_sigkill_after_the_server_accepted_an_unanswered_create_then_resume_adop
     orphan_rows = [row for row in rows if row.spec.prompt in {entry["prompt"] for entry in orphans}]
     assert orphan_rows and all(row.create_state == "sending" for row in orphan_rows)
     _resume_and_check(sim, run_dir)
-    adopted = {row.spec.prompt: row.remote_id for row in _ledger_rows(run_dir)}
+    adopted = {row.spec.prompt: row.remote_id for row in ledger_rows(run_dir)}
     assert all(adopted[entry["prompt"]] == entry["id"] for entry in orphans)
