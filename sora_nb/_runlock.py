@@ -83,10 +83,17 @@ class RunLock:
             fd = _open(run_dir)
             try:
                 _lock(fd)
-            except OSError:
+            except _HELD as exc:
                 holder = _read_holder(fd)
                 os.close(fd)
-                raise _locked_error(run_dir, holder, same_process=holder.get("pid") == os.getpid()) from None
+                raise _locked_error(run_dir, holder, same_process=holder.get("pid") == os.getpid()) from exc
+            except OSError as exc:  # a file system without locks (some network or FUSE mounts)
+                os.close(fd)
+                raise StorageError(
+                    f"cannot lock the run directory {run_dir} ({exc.strerror or exc}), so two drivers could not be "
+                    "kept apart. Fix: put run directories on a local disk (run_dir=... or run_root=...).",
+                    run_dir=run_dir,
+                ) from exc
             try:
                 # Who holds it, for the next driver's message; not needed for the lock itself.
                 holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
@@ -141,16 +148,20 @@ if sys.platform == "win32":  # pragma: no cover - not run in CI (Linux)
     # A byte far past the holder's text: a locked region cannot be read by others on Windows.
     _LOCK_OFFSET = 1 << 20
 
+    _HELD: tuple[type[OSError], ...] = (OSError,)  # what locking raises when another handle holds it
+
     def _lock(fd: int) -> None:
         os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # raises OSError when another handle holds it
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
 else:
     import fcntl
 
+    _HELD = (BlockingIOError,)  # what flock raises when another open file holds the lock
+
     def _lock(fd: int) -> None:
         # flock, not lockf: its locks belong to the open file, so two clients of one process conflict too.
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError when held
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ never re-sent, until ``run.reconcile()`` looks again.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 import sqlite3
@@ -56,7 +57,9 @@ __all__ = ["Runner"]
 T = TypeVar("T")
 
 _DISK_FAULTS = (OSError, sqlite3.OperationalError)
-"""What a write to the run directory raises when the disk refuses it (full, read-only, over quota)."""
+"""What a write to the ledger raises when the disk refuses it (full, read-only, over quota)."""
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
+"""The errors of a disk that refuses to write a file (as opposed to a file that is not what it should be)."""
 
 _TRANSIENT = (TransportError, ServerError, RateLimitError, UnexpectedResponseError)
 MAX_POLL_FAILURES = 30
@@ -212,6 +215,8 @@ class Runner:
             StorageError: the run directory cannot be made or written.
         """
         with RunLock.guard():
+            if self._closed:  # a closed runner would hold the lock and drive nothing
+                raise RuntimeError("this client is closed. Fix: sora_nb.connect() again, or sora_nb.resume(run_dir).")
             if run.lock is None:
                 run.lock = RunLock.acquire(run.run_dir, idle=lambda: run.done)
                 self._locks.append(run.lock)
@@ -620,7 +625,9 @@ class Runner:
                 raise got_thumbnail
             if not got_thumbnail:
                 await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
-        except OSError as exc:  # the disk refused the video or its poster (a StorageError is one too)
+        except OSError as exc:
+            if not isinstance(exc, StorageError) and exc.errno not in _DISK_ERRNOS:
+                raise  # e.g. a video the poster could not be read from: not the disk's fault
             raise storage_error(exc, doing=f"save the video of {remote_id}", run_dir=run.run_dir) from exc
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
         self._transition(

@@ -1126,6 +1126,16 @@ def test_a_second_client_in_this_process_cannot_drive_a_running_run(
     assert len(slow_sim.audit()) == 3
 
 
+def test_a_closed_client_takes_no_lock(tmp_path: Path, slow_sim: SimulatorTransport) -> None:
+    client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.sweep(prompt=["a heron"]).start(run_dir=tmp_path / "run")
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as other:
+        assert other.sweep(prompt=["a heron"]).start(run_dir=tmp_path / "run").wait(timeout=30).counts() == {
+            "completed": 1}
+
+
 # ---------------------------------------------------------------------- (h) storage faults end cleanly
 @dataclass
 class SmallDisk:
