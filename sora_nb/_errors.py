@@ -312,15 +312,24 @@ def api_error_from_response(
 
 
 def storage_error(exc: BaseException, *, doing: str, run_dir: Path, jobs: tuple[Any, ...] = ()) -> StorageError:
-    """A :class:`StorageError` for a failed write to a run directory, saying why and what to do."""
+    """A :class:`StorageError` for a failed write to a run directory, saying why and what to do: resume
+    the run, or, when it has no ledger yet (nothing was sent), start it again."""
+    from ._ledger import LEDGER_FILE  # here: the ledger module needs this one
+
     if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError):
         exc = exc.__cause__  # the disk's own words, not the lower layer's advice
     cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    if (run_dir / LEDGER_FILE).exists():
+        then = (
+            f"sora_nb.resume({str(run_dir)!r}): videos already saved are kept, jobs the server made are "
+            "downloaded, unsent ones are created, none is paid twice."
+        )
+    else:
+        then = "start it again: nothing was sent."
     return StorageError(
         f"could not {doing} in {run_dir}: {cause}{where}. Fix: free space on that disk (or make the directory "
-        f"writable), then sora_nb.resume({str(run_dir)!r}): videos already saved are kept, jobs the server "
-        "made are downloaded, unsent ones are created, none is paid twice.",
+        f"writable), then {then}",
         run_dir=run_dir,
         jobs=jobs,
     )

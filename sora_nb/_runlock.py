@@ -41,6 +41,8 @@ from ._errors import RunLockedError, StorageError, storage_error
 __all__ = ["LOCK_FILE", "RunLock"]
 
 LOCK_FILE = "driver.lock"
+HOLDER_WAIT = 0.5
+"""Seconds a refused driver waits for the holder's record (written just after the lock is taken)."""
 
 _guard = threading.RLock()
 _held: dict[str, RunLock] = {}  # this process's locks, by the run directory's real path
@@ -84,7 +86,7 @@ class RunLock:
             try:
                 _lock(fd)
             except _HELD as exc:
-                holder = _read_holder(fd)
+                holder = _read_holder(fd, wait=HOLDER_WAIT)
                 os.close(fd)
                 raise _locked_error(run_dir, holder, same_process=holder.get("pid") == os.getpid()) from exc
             except OSError as exc:  # a file system without locks (some network or FUSE mounts)
@@ -164,13 +166,18 @@ else:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = json.loads(os.read(fd, 4096) or b"{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def _read_holder(fd: int, *, wait: float = 0.0) -> dict[str, Any]:
+    """The holder's record; ``wait`` gives a holder that has just taken the lock time to write it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = json.loads(os.read(fd, 4096))
+        except (OSError, ValueError):  # not written yet, or half written
+            data = None
+        if isinstance(data, dict) or time.monotonic() >= deadline:
+            return data if isinstance(data, dict) else {}
+        time.sleep(0.005)
 
 
 def _locked_error(run_dir: Path, holder: dict[str, Any], *, same_process: bool) -> RunLockedError:

@@ -384,9 +384,13 @@ class Runner:
         fields: dict[str, Any] = {
             "status": "failed", "error_code": code, "error_message": message, "completed_at": self.clock(),
         }
-        if job.record.remote_id and job.record.create_state != "acked":
+        remote_id = job.record.remote_id
+        if remote_id and job.record.create_state != "acked":
             # Made on the server, but the ledger could not take its id then: it may now.
-            fields |= {"remote_id": job.record.remote_id, "create_state": "acked"}
+            fields |= {"remote_id": remote_id, "create_state": "acked"}
+            if self._end(job, **fields):
+                self._remote_ids.add(remote_id)  # claimed by this job's row after all
+            return
         self._end(job, **fields)
 
     async def _create(self, job: Job) -> None:
@@ -522,8 +526,10 @@ class Runner:
             )
         except StorageError:
             # The server made it: its id is kept in memory (shown, and written when the job ends if the
-            # disk allows). The ledger still says "sending", so resume looks for it before creating.
+            # disk allows). The ledger still says "sending", so resume looks for it before creating, and
+            # must be free to adopt it: until it is written, no job of this runner claims it.
             job.record.remote_id = video.id
+            self._remote_ids.discard(video.id)
             raise
 
     async def _poll(self, job: Job) -> None:
@@ -710,11 +716,13 @@ class Runner:
         if notify:
             job._changed()
 
-    def _end(self, job: Job, **fields: Any) -> None:
+    def _end(self, job: Job, **fields: Any) -> bool:
         """Commit a job's end; when the ledger cannot take it, the job still ends, in memory, saying so
-        (DESIGN.md invariant 9): its ledger row is as the last write left it, which resume carries on."""
+        (DESIGN.md invariant 9): its ledger row is as the last write left it, which resume carries on.
+        Returns whether the ledger took it."""
         try:
             self._transition(job, **fields)
+            return True
         except StorageError as exc:
             logger.error("job %s: %s", job.id, exc)
             if fields.get("status") == "failed" and fields.get("error_code") != "storage_error":
@@ -722,6 +730,7 @@ class Runner:
             for name, value in fields.items():
                 setattr(job.record, name, value)
             job._changed()
+            return False
 
     async def aclose(self) -> None:
         """Stop every job's task (they stay resumable from the ledger) and close the HTTP clients."""

@@ -1337,7 +1337,7 @@ def test_a_sweep_into_a_read_only_directory_is_refused_before_anything_is_sent(
     small_disk.read_only(True)
     with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as client:
         sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
-        with pytest.raises(sora_nb.StorageError, match=r"could not write.*Read-only file system.*Fix:"):
+        with pytest.raises(sora_nb.StorageError, match=r"could not write.*Read-only file system.*Fix:.*start it again"):
             sweep.start(run_dir=small_disk.path / "run")
     assert server.audit() == []
 
@@ -1352,7 +1352,7 @@ def test_a_sweep_started_on_a_full_disk_is_refused_before_anything_is_sent(
     with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
         sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
         with pytest.raises(sora_nb.StorageError, match=r"could not write the ledger in .*: database or disk is full"
-                                                       r"\. Fix: free space"):
+                                                       r"\. Fix: free space .* start it again: nothing was sent"):
             sweep.start(run_dir=small_disk.path / "run")
         assert server.audit() == []
         small_disk.free()
