@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import secrets
 import signal
@@ -1032,8 +1033,8 @@ def check_every_job_made_once(sim: LoopbackSimulator, run_dir: Path) -> None:
 def test_two_resumes_after_a_sigkill_leave_exactly_one_driver(
     loopback: Callable[..., LoopbackSimulator], tmp_path: Path
 ) -> None:
-    """The driver is SIGKILLed mid-sweep; two processes then resume the run at once. Before: 15 creates
-    for 10 jobs (both sent the unsent ones). After: the dead driver's lock died with it, one resumer
+    """The driver is SIGKILLed mid-sweep; two processes then resume the run at once. Before: 18 creates
+    for 10 jobs (both drove, both sent the unsent ones). After: the dead driver's lock died with it, one resumer
     takes it and drives, the other is refused naming the holder, and the server made 10 jobs."""
     sim = loopback("--time-scale", "0.02", "--latency", "0.05")
     run_dir = tmp_path / "run"
@@ -1063,7 +1064,7 @@ def test_two_resumes_after_a_sigkill_leave_exactly_one_driver(
 def test_resume_while_the_first_process_still_drives_is_refused(
     loopback: Callable[..., LoopbackSimulator], tmp_path: Path
 ) -> None:
-    """``sora_nb.resume`` from a second process while the first still drives the run. Before: 17 creates
+    """``sora_nb.resume`` from a second process while the first still drives the run. Before: 18 creates
     for 10 jobs. After: refused with RunLockedError naming the driver's pid and host; 10 creates."""
     sim = loopback("--time-scale", "0.02", "--latency", "0.05")
     run_dir = tmp_path / "run"
@@ -1146,7 +1147,17 @@ class SmallDisk:
     mounted: bool
     _ballast: Path | None = None
     _limit: tuple[int, int] | None = field(default=None, repr=False)
+    _sigxfsz: Any = field(default=None, repr=False)
     _binds: list[Path] = field(default_factory=list)
+
+    @property
+    def full_words(self) -> str:
+        """How the refusals of a full disk are worded (a regex)."""
+        return "database or disk is full|No space left" if self.mounted else "disk I/O error|File too large"
+
+    @property
+    def read_only_words(self) -> str:
+        return "Read-only file system" if self.mounted else "Permission denied|readonly database"
 
     def fill(self, leave: int) -> None:
         """Leave about ``leave`` bytes writable."""
@@ -1159,7 +1170,7 @@ class SmallDisk:
                     remaining -= ballast.write(b"\0" * min(remaining, 1 << 16))
         else:  # no file of this process may grow past `leave` bytes: writes fail with EFBIG
             self._limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            self._sigxfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
             resource.setrlimit(resource.RLIMIT_FSIZE, (leave, self._limit[1]))
 
     def free(self) -> None:
@@ -1169,6 +1180,7 @@ class SmallDisk:
             self._ballast = None
         if self._limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, self._limit)
+            signal.signal(signal.SIGXFSZ, self._sigxfsz)
             self._limit = None
 
     def read_only(self, read_only: bool, directory: Path | None = None) -> None:
@@ -1264,9 +1276,10 @@ def resume_and_finish(run_dir: Path, transport: SimulatorTransport, jobs: int) -
 def test_a_full_disk_ends_every_job_with_its_reason_and_resume_completes_them(
     tmp_path: Path, small_disk: SmallDisk
 ) -> None:
-    """Before: run.wait() returned with jobs left pending_submit/queued and 'completed' without a file,
-    no error on any row. After: every job completed with its file or failed with storage_error, wait()
-    raises StorageError with the fix, and after freeing space resume makes each job exactly once."""
+    """Before: run.wait() returned with no error, 9-16 of 20 jobs 'completed' without a file and the rest
+    left in_progress/queued/pending_submit, no error on any row. After: every job completed with its file
+    or failed with storage_error, wait() raises StorageError with the fix, and after freeing space resume
+    makes each job exactly once."""
     jobs = 20
     server = SimulatorTransport(SimulatorConfig(seed=8, time_scale=0.004))
     run_dir = small_disk.path / "run"
@@ -1279,6 +1292,9 @@ def test_a_full_disk_ends_every_job_with_its_reason_and_resume_completes_them(
         assert isinstance(error, sora_nb.StorageError), error
         assert str(run_dir) in str(error) and f"sora_nb.resume({str(run_dir)!r})" in str(error)
         assert "Fix: free space" in str(error) and len(error.jobs) == len(failed)
+        with pytest.raises(sora_nb.JobFailedError, match=r"storage_error: .*Fix: free space") as info:
+            failed[0].wait(timeout=1)
+        assert "job.retry()" not in str(info.value)  # the request was fine: retrying it would pay again
         assert len(server.audit()) <= jobs
         small_disk.free()
     resume_and_finish(run_dir, server, jobs)
@@ -1316,7 +1332,7 @@ def test_a_videos_directory_that_turns_read_only_fails_downloads_with_the_reason
         small_disk.read_only(True, run_dir / "videos")
         error = wait_error(run)
         assert len(check_ended_with_reasons(run)) == jobs
-        assert isinstance(error, sora_nb.StorageError) and "Read-only file system" in str(error)
+        assert isinstance(error, sora_nb.StorageError) and re.search(small_disk.read_only_words, str(error))
         assert all(job.remote_id for job in run)  # made on the server, so resume will download them
     assert len(server.audit()) == jobs
     small_disk.read_only(False, run_dir / "videos")
@@ -1324,7 +1340,7 @@ def test_a_videos_directory_that_turns_read_only_fails_downloads_with_the_reason
     small_disk.read_only(True)
     assert set(sora_nb.load_run(run_dir)["error_code"]) == {"storage_error"}  # readers need no write
     with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as other, \
-            pytest.raises(sora_nb.StorageError, match=r"Read-only file system.*Fix:"):
+            pytest.raises(sora_nb.StorageError, match=rf"({small_disk.read_only_words}).*Fix:"):
         sora_nb.resume(run_dir, client=other)
     small_disk.read_only(False)
     resume_and_finish(run_dir, server, jobs)
@@ -1337,7 +1353,8 @@ def test_a_sweep_into_a_read_only_directory_is_refused_before_anything_is_sent(
     small_disk.read_only(True)
     with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as client:
         sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
-        with pytest.raises(sora_nb.StorageError, match=r"could not write.*Read-only file system.*Fix:.*start it again"):
+        refused = rf"could not write.*({small_disk.read_only_words}).*Fix:.*start it again"
+        with pytest.raises(sora_nb.StorageError, match=refused):
             sweep.start(run_dir=small_disk.path / "run")
     assert server.audit() == []
 
@@ -1351,7 +1368,7 @@ def test_a_sweep_started_on_a_full_disk_is_refused_before_anything_is_sent(
     small_disk.fill(leave=0)
     with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
         sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
-        with pytest.raises(sora_nb.StorageError, match=r"could not write the ledger in .*: database or disk is full"
+        with pytest.raises(sora_nb.StorageError, match=rf"could not write the ledger in .*: ({small_disk.full_words})"
                                                        r"\. Fix: free space .* start it again: nothing was sent"):
             sweep.start(run_dir=small_disk.path / "run")
         assert server.audit() == []
