@@ -1127,6 +1127,21 @@ def test_a_second_client_in_this_process_cannot_drive_a_running_run(
     assert len(slow_sim.audit()) == 3
 
 
+def test_the_cli_refuses_to_resume_a_driven_run_and_lists_it(
+    tmp_path: Path, slow_sim: SimulatorTransport, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sora_nb._cli import main
+
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as client:
+        run = client.sweep(prompt=["a heron", "a crane"]).start(run_dir=tmp_path / "run")
+        assert main(["resume", str(run.run_dir), "--quiet"]) == 2
+        assert f"is driven by pid {os.getpid()}" in capsys.readouterr().err
+        assert main(["ls", str(run.run_dir)]) == 0
+        assert "2 jobs" in capsys.readouterr().out
+        run.wait(timeout=30)
+    assert len(slow_sim.audit()) == 2
+
+
 def test_a_closed_client_takes_no_lock(tmp_path: Path, slow_sim: SimulatorTransport) -> None:
     client = sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim)
     client.close()
