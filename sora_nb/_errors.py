@@ -311,16 +311,16 @@ def api_error_from_response(
     return cls(message, **kwargs)
 
 
-def storage_error(exc: BaseException, *, doing: str, run_dir: Path, jobs: tuple[Any, ...] = ()) -> StorageError:
+def storage_error(
+    exc: BaseException, *, doing: str, run_dir: Path, resumable: bool = True, jobs: tuple[Any, ...] = ()
+) -> StorageError:
     """A :class:`StorageError` for a failed write to a run directory, saying why and what to do: resume
-    the run, or, when it has no ledger yet (nothing was sent), start it again."""
-    from ._ledger import LEDGER_FILE  # here: the ledger module needs this one
-
+    the run, or, when it is not ``resumable`` (no ledger yet: nothing was sent), start it again."""
     if isinstance(exc, StorageError) and isinstance(exc.__cause__, OSError):
         exc = exc.__cause__  # the disk's own words, not the lower layer's advice
     cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-    if (run_dir / LEDGER_FILE).exists():
+    if resumable:
         then = (
             f"sora_nb.resume({str(run_dir)!r}): videos already saved are kept, jobs the server made are "
             "downloaded, unsent ones are created, none is paid twice."

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import RunLockedError, StorageError, storage_error
+from ._ledger import LEDGER_FILE
 
 __all__ = ["LOCK_FILE", "RunLock"]
 
@@ -141,7 +142,8 @@ def _open(run_dir: Path) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         return os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise storage_error(exc, doing="write the run's lock file", run_dir=run_dir) from exc
+        resumable = (run_dir / LEDGER_FILE).exists()
+        raise storage_error(exc, doing="write the run's lock file", run_dir=run_dir, resumable=resumable) from exc
 
 
 if sys.platform == "win32":  # pragma: no cover - not run in CI (Linux)

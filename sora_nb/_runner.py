@@ -42,7 +42,7 @@ from ._errors import (
     storage_error,
 )
 from ._jobs import Job, Run
-from ._ledger import JobRecord, Ledger
+from ._ledger import LEDGER_FILE, JobRecord, Ledger
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
@@ -278,13 +278,11 @@ class Runner:
         """
         self.claim(run)  # held already (new_run, resume): only a driver writes a ledger
         if run.ledger is None:
+            exists = (run.run_dir / LEDGER_FILE).exists()
             try:
-                if (run.run_dir / "ledger.sqlite").exists():
-                    run.ledger = Ledger.open(run.run_dir)
-                else:
-                    run.ledger = Ledger.create(run.run_dir, meta=run.meta)
+                run.ledger = Ledger.open(run.run_dir) if exists else Ledger.create(run.run_dir, meta=run.meta)
             except _DISK_FAULTS as exc:
-                raise storage_error(exc, doing="write the ledger", run_dir=run.run_dir) from exc
+                raise storage_error(exc, doing="write the ledger", run_dir=run.run_dir, resumable=exists) from exc
             self._runs.append(run)
         ledger: Ledger = run.ledger
         return ledger
