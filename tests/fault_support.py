@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from support import free_port
 
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
 from sora_nb._polling import PollPolicy
@@ -46,13 +45,6 @@ class LoopbackSimulator:
         return entries
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def loopback_simulators(work_dir: Path) -> Iterator[Callable[..., LoopbackSimulator]]:
     """Start ``sora-nb simulator OPTIONS...`` (fault options as on its command line) on free ports;
@@ -60,7 +52,7 @@ def loopback_simulators(work_dir: Path) -> Iterator[Callable[..., LoopbackSimula
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(*options: str) -> LoopbackSimulator:
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-m", "sora_nb._cli", "simulator", "--port", str(port), "--seed", "17",
                    "--max-side", "32", "--fps", "4", "--cache-dir", str(work_dir / "sim-cache"),
                    "--log-level", "warning", *options]
@@ -101,15 +93,6 @@ def ledger_rows(run_dir: Path) -> list[JobRecord]:
             return ledger.jobs()
     except Exception:  # its writer may be creating it right now
         return []
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> tuple[Any, Any]:

@@ -43,7 +43,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fault_support import FAST_POLLS, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop, wait_for
+from fault_support import FAST_POLLS, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop
+from support import wait_for
 
 import sora_nb
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
@@ -1040,7 +1041,7 @@ def test_two_resumes_after_a_sigkill_leave_exactly_one_driver(
     run_dir = tmp_path / "run"
     driver = start_driver(sim, run_dir)
     try:
-        wait_for(lambda: mid_run(ledger_rows(run_dir)), "the sweep to be mid-run")
+        wait_for(lambda: mid_run(ledger_rows(run_dir)), what="the sweep to be mid-run")
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
     finally:
@@ -1070,7 +1071,7 @@ def test_resume_while_the_first_process_still_drives_is_refused(
     run_dir = tmp_path / "run"
     driver = start_driver(sim, run_dir)
     try:
-        wait_for(lambda: mid_run(ledger_rows(run_dir)), "the sweep to be mid-run")
+        wait_for(lambda: mid_run(ledger_rows(run_dir)), what="the sweep to be mid-run")
         (result,) = outcomes(start_resumers(run_dir, 1))
     finally:
         out, err = stop(driver, timeout=60)
@@ -1100,7 +1101,7 @@ def test_a_second_client_in_this_process_cannot_drive_a_running_run(
     with sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as first, \
             sora_nb.connect("simulator", run_root=tmp_path, transport=slow_sim, poll_policy=FAST_POLLS) as second:
         run = first.sweep(prompt=prompts).start(run_dir=run_dir)
-        wait_for(lambda: ledger_rows(run_dir), "the ledger")
+        wait_for(lambda: ledger_rows(run_dir), what="the ledger")
         with pytest.raises(sora_nb.RunLockedError, match=rf"pid {os.getpid()}\b.*this process") as info:
             sora_nb.resume(run_dir, client=second)
         assert info.value.pid == os.getpid() and info.value.host == socket.gethostname()
@@ -1244,7 +1245,7 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 def start_sweep(client: sora_nb.Client, run_dir: Path, prompts: list[str]) -> sora_nb.Run:
     """A sweep started in ``run_dir``, returned once its rows are in the ledger (the disk then fails)."""
     run = client.sweep(prompt=prompts).start(run_dir=run_dir)
-    wait_for(lambda: len(ledger_rows(run_dir)) == len(prompts), "the ledger rows")
+    wait_for(lambda: len(ledger_rows(run_dir)) == len(prompts), what="the ledger rows")
     return run
 
 
