@@ -1128,7 +1128,7 @@ def test_a_second_client_in_this_process_cannot_drive_a_running_run(
     assert len(slow_sim.audit()) == 3
 
 
-def test_the_cli_refuses_to_resume_a_driven_run_and_lists_it(
+def test_the_cli_refuses_to_resume_or_clean_a_driven_run_and_lists_it(
     tmp_path: Path, slow_sim: SimulatorTransport, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from sora_nb._cli import main
@@ -1139,6 +1139,9 @@ def test_the_cli_refuses_to_resume_a_driven_run_and_lists_it(
         assert f"is driven by pid {os.getpid()}" in capsys.readouterr().err
         assert main(["ls", str(run.run_dir)]) == 0
         assert "2 jobs" in capsys.readouterr().out
+        # Deleting orphans is driving too: a create on the wire would look like one.
+        assert main(["audit", str(run.run_dir), "--delete-orphans"]) == 2
+        assert f"is driven by pid {os.getpid()}" in capsys.readouterr().err
         run.wait(timeout=30)
     assert len(slow_sim.audit()) == 2
 
