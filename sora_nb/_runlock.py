@@ -52,8 +52,9 @@ _held: dict[str, RunLock] = {}  # this process's locks, by the run directory's r
 class RunLock:
     """The lock of one run directory, held by this process until :meth:`release` (or its end)."""
 
-    def __init__(self, run_dir: Path, fd: int, idle: Callable[[], bool]) -> None:
+    def __init__(self, run_dir: Path, fd: int, idle: Callable[[], bool], key: str) -> None:
         self.run_dir = run_dir
+        self._key = key  # the real path when taken (a relative run_dir may mean another one later)
         self._fd: int | None = fd
         self._idle = idle
         self.taken_over = False
@@ -78,12 +79,12 @@ class RunLock:
         key = os.path.realpath(run_dir)
         with _guard:
             mine = _held.get(key)
-            if mine is not None:
-                if not mine._idle():
-                    raise _locked_error(run_dir, mine.holder(), same_process=True)
+            if mine is not None and not mine._idle():
+                raise _locked_error(run_dir, mine.holder(), same_process=True)
+            fd = _open(run_dir)
+            if mine is not None:  # idle: taken over (only now that the directory is known to be writable)
                 mine.release()
                 mine.taken_over = True
-            fd = _open(run_dir)
             try:
                 _lock(fd)
             except _HELD as exc:
@@ -105,7 +106,7 @@ class RunLock:
                 os.write(fd, json.dumps(holder).encode())
             except OSError:
                 pass  # a full disk: the lock holds all the same, its message names no holder
-            lock = _held[key] = cls(run_dir, fd, idle)
+            lock = _held[key] = cls(run_dir, fd, idle, key)
             return lock
 
     def holder(self) -> dict[str, Any]:
@@ -121,9 +122,8 @@ class RunLock:
                 os.ftruncate(self._fd, 0)  # no holder named while free
             os.close(self._fd)  # closing the file is what releases the OS lock
             self._fd = None
-            key = os.path.realpath(self.run_dir)
-            if _held.get(key) is self:
-                del _held[key]
+            if _held.get(self._key) is self:
+                del _held[self._key]
 
     def __repr__(self) -> str:
         state = "taken over" if self.taken_over else "released" if self._fd is None else "held"
