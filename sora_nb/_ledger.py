@@ -266,6 +266,9 @@ class Ledger:
             if not readonly and version < SCHEMA_VERSION:
                 ledger._upgrade()
             return ledger
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # the disk refused (full, read-only, I/O): the file may be whole, and the caller says so
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise _damaged(path, exc) from None
