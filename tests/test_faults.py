@@ -1331,6 +1331,10 @@ def test_after_a_full_disk_resume_in_the_same_process_takes_the_run_over(
         small_disk.fill(leave=0)
         assert isinstance(wait_error(run), sora_nb.StorageError)
         check_ended_with_reasons(run)
+        too_soon = sora_nb.resume(run_dir, client=client)  # the disk still refuses, and says so again
+        with pytest.raises(sora_nb.StorageError, match=rf"({small_disk.full_words}).*Fix: free space"):
+            too_soon.wait(timeout=60)
+        check_ended_with_reasons(too_soon)
         small_disk.free()
         resumed = sora_nb.resume(run_dir, client=client)
         assert resumed.wait(timeout=60).counts() == {"completed": 4}
