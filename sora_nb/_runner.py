@@ -360,7 +360,7 @@ class Runner:
                             return
                     await self._poll(job)
             if job.record.status == "completed" and job.record.downloaded_at is None:
-                await self._download(job)
+                await self._fetch(job)
         except asyncio.CancelledError:
             raise
         # Messages may quote what a server sent: redacted once more before the ledger keeps them.
@@ -590,6 +590,21 @@ class Runner:
         if changes:
             durable = not set(changes) <= {"progress", "polls"}
             self._transition(job, durable=durable, notify=set(changes) != {"polls"}, **changes)
+
+    async def _fetch(self, job: Job) -> None:
+        """Download a finished video through a bad spell of the server's, as patiently as it was polled:
+        the video is paid for, and giving up would leave only a retry that pays again."""
+        failures = 0
+        while True:
+            try:
+                await self._download(job)
+                return
+            except _TRANSIENT as exc:
+                failures += 1
+                if failures >= MAX_POLL_FAILURES:
+                    raise
+                logger.warning("downloading %s failed (%s); will try again", job.record.remote_id, type(exc).__name__)
+                await self.sleep(self.poll_policy.ceiling)
 
     async def _download(self, job: Job) -> None:
         record, run = job.record, job.run

@@ -1398,3 +1398,35 @@ def test_a_sweep_started_on_a_full_disk_is_refused_before_anything_is_sent(
         small_disk.free()
         assert sweep.start(run_dir=small_disk.path / "run").wait(timeout=30).counts() == {"completed": 2}
     assert len(server.audit()) == 2
+
+
+# ---------------------------------------------------------------------- a paid video's download outlasts a bad spell
+class _ContentFailsFor(httpx.AsyncBaseTransport):
+    """The simulator, whose ``/content`` route answers 500 ``failures`` times running (then as usual)."""
+
+    def __init__(self, failures: int) -> None:
+        self.inner = SimulatorTransport(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
+        self.left = failures
+        self.content_requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/content"):
+            self.content_requests += 1
+            if self.left > 0:
+                self.left -= 1
+                return httpx.Response(500, json={"error": {"message": "busy", "type": "server_error", "code": None,
+                                                           "param": None}})
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_paid_videos_download_keeps_trying_through_a_bad_spell_like_a_poll(tmp_path: Path) -> None:
+    """Before: a completed (paid) video whose download met 6 server errors in a row (one retry round) ended the
+    job ``failed``, and the advised ``retry()`` paid again; under the simulator's error rate 0.3, 1 of 30 jobs in
+    about one sweep in four. Now the download is tried again as polls are, and the job completes, created once."""
+    flaky = _ContentFailsFor(failures=14)
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=flaky, retry=QUICK, time_scale=FAST) as client:
+        job = client.generate("a slow download")
+        job.wait(timeout=60)
+        assert job.status == "completed" and job.video_path is not None and job.video_path.stat().st_size > 0
+    assert len(flaky.inner.audit()) == 1
+    assert flaky.content_requests > 14
