@@ -23,8 +23,14 @@ examples:
   sora-nb resume sora_runs/20261121-101500-ab12
   sora-nb audit sora_runs/20261121-101500-ab12    # did I pay twice? the run vs the server's own list
   sora-nb ls
+  sora-nb app                                    # the no-code app (Voila) in your browser
   sora-nb simulator --port 8000 --time-scale 0.05
 """
+
+VOILA_FILE_ALLOWLIST = r".*\.(png|jpe?g|gif|svg|mp4|webp)"
+"""The files Voila may serve: its default (png, jpg, gif, svg) plus the videos and their WebP posters. The
+same pattern is in ``voila.json`` (read by a plain ``voila`` started from the repository's root) and in
+``binder/postBuild``."""
 
 DEMO_PROMPTS = (
     "a corgi surfing a wave at sunset",
@@ -229,6 +235,44 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app_notebook(given: str | None) -> Path:
+    """The app notebook: the one given, else ``notebooks/app.ipynb`` here, else the checkout's."""
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            raise ValueError(f"{given}: no such notebook. Fix: give the path of app.ipynb (notebooks/app.ipynb in "
+                             "a clone of sora_nb), or leave it out.")
+        return path
+    for path in (Path("notebooks") / "app.ipynb", Path(__file__).resolve().parents[1] / "notebooks" / "app.ipynb"):
+        if path.is_file():
+            return path
+    raise ValueError("no notebooks/app.ipynb here or in sora_nb's checkout. Fix: run sora-nb app from a clone of "
+                     "sora_nb, or give the notebook's path: sora-nb app path/to/app.ipynb.")
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    notebook = _app_notebook(args.notebook)
+    if importlib.util.find_spec("voila") is None:
+        raise ImportError('sora-nb app needs Voila (the lab extra). Fix: pip install -e ".[lab]" in the clone, or '
+                          'pip install "sora-nb[lab]".')
+    command = [
+        sys.executable, "-m", "voila", str(notebook), f"--port={args.port}", f"--Voila.ip={args.host}",
+        # Voila serves only png/jpg/gif/svg by default: without mp4 and webp, players are black.
+        f"--VoilaConfiguration.file_allowlist=['{VOILA_FILE_ALLOWLIST}']",
+    ]
+    if args.no_browser:
+        command.append("--no-browser")
+    print(f"The sora_nb app ({notebook}) on the built-in simulator unless SORA_NB_BASE_URL is set:\n"
+          f"  http://{args.host}:{args.port}/\nCtrl+C stops it.", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from . import simulator
 
@@ -302,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", nargs="?", default=None)
     p.add_argument("--run-root", default=None)
     p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser(
+        "app", help="serve the no-code app (prompt box, sweep builder, gallery) with Voila and print its URL",
+        description="Serve notebooks/app.ipynb with Voila, allowed to serve the videos (mp4) and posters (webp), "
+                    "and print the URL to open. Needs the lab extra: pip install -e \".[lab]\".",
+    )
+    p.add_argument("notebook", nargs="?", default=None, help="default: notebooks/app.ipynb")
+    p.add_argument("--port", type=int, default=8866, help="default: 8866 (Voila's)")
+    p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("simulator", help="serve the simulator on a loopback port (OpenAI Videos API)")
     from . import simulator

@@ -254,3 +254,169 @@ def test_binder_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert Path(package).is_relative_to(ROOT), f"sora_nb came from {package}, not the editable checkout"
     assert any((workdir / "sora_runs").rglob("*.mp4"))
     print(f"Binder venv: pip install {install_s:.0f} s, {size_mb:.0f} MB; quickstart ran in {result['seconds']:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------- the README's way in
+
+README = ROOT / "README.md"
+# Copied from the README, verbatim: the tests below check that it still says exactly this, then run it.
+README_OPEN_NOTEBOOKS = 'python3 -m venv .venv && .venv/bin/pip install -e ".[lab]" && .venv/bin/jupyter lab notebooks/'
+README_APP = ".venv/bin/voila notebooks/app.ipynb"
+
+
+def _readme_commands() -> list[str]:
+    """Every line of the README's ```bash blocks."""
+    text = README.read_text()
+    blocks = text.split("```bash\n")[1:]
+    return [line for block in blocks for line in block.split("```")[0].splitlines() if line.strip()]
+
+
+def _extra_closure(extra: str) -> set[str]:
+    """The distributions an extra of sora-nb installs (its own extras followed), names normalised."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names: set[str] = set()
+    todo = [extra]
+    while todo:
+        for requirement in extras[todo.pop()]:
+            name, _, rest = re.match(r"([A-Za-z0-9_.-]+)(\[([^\]]*)\])?", requirement).groups()  # type: ignore[union-attr]
+            if name == "sora-nb":
+                todo.extend(e.strip() for e in rest.split(","))
+            else:
+                names.add(re.sub(r"[-_.]+", "-", name).lower())
+    return names
+
+
+def test_the_readme_says_how_to_open_the_notebooks() -> None:
+    commands = _readme_commands()
+    assert README_OPEN_NOTEBOOKS in commands and README_APP in commands, commands
+    # The first two lines stay what they are: set up and run the demo; set up and run the tests.
+    assert commands[0].endswith(".venv/bin/sora-nb demo") and commands[1].endswith(".venv/bin/python -m pytest")
+
+
+def test_the_lab_extra_brings_what_every_notebook_imports() -> None:
+    """`pip install -e ".[lab]"` is enough to Run All every notebook (the sweep's plot needs matplotlib)."""
+    import ast
+    import importlib.metadata
+
+    distributions = importlib.metadata.packages_distributions()
+    lab = _extra_closure("lab")
+    assert {"jupyterlab", "ipykernel", "voila"} <= lab, lab
+    missing = {}
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(_committed(name), as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(source)):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in sys.stdlib_module_names or top == "sora_nb":
+                        continue
+                    dists = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                    if not dists & lab:
+                        missing[f"{name}: import {module}"] = sorted(dists)
+    assert not missing, f"not installed by the lab extra: {missing}"
+
+
+def _serve_and_fetch(command: list[str], cwd: Path, port: int, paths: list[str], env: dict[str, str]) -> list[int]:
+    """Start a Voila command, fetch each path once it answers, stop it; the HTTP status of each."""
+    import urllib.error
+    import urllib.request
+
+    log = cwd / "voila.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, f"{command[:3]} exited:\n{log.read_text(errors='replace')[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/", timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.3)
+        codes = []
+        for path in paths:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/files/{path}", timeout=10) as response:
+                    codes.append(response.status)
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+        return codes
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """What the app needs of a fresh clone (its notebook and voila.json), with a run's video and poster."""
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(_committed("app"), tmp_path / "notebooks" / "app.ipynb")
+    shutil.copy(ROOT / "voila.json", tmp_path / "voila.json")
+    media = tmp_path / "notebooks" / "sora_runs" / "20261201-run" / "videos"
+    media.mkdir(parents=True)
+    (media / "job_1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    (media / "job_1.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBP")
+    return tmp_path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _voila_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", *SERVER_ENV))}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), PYTHONPATH=str(ROOT))
+    return env
+
+
+MEDIA = ["sora_runs/20261201-run/videos/job_1.mp4", "sora_runs/20261201-run/videos/job_1.webp"]
+
+
+@pytest.mark.slow
+def test_voila_as_the_readme_says_serves_videos_and_posters(clone: Path) -> None:
+    """`voila notebooks/app.ipynb` from the clone's root: Voila answered 403 for every MP4 and WebP."""
+    port = _free_port()
+    venv_bin = Path(sys.executable).parent
+    command = [str(venv_bin / Path(arg).name) if arg == ".venv/bin/voila" else arg for arg in README_APP.split()]
+    codes = _serve_and_fetch([*command, "--no-browser", f"--port={port}"], clone, port, MEDIA,
+                             _voila_env(clone / "home"))
+    assert codes == [200, 200], codes
+
+
+@pytest.mark.slow
+def test_sora_nb_app_serves_videos_and_posters(clone: Path) -> None:
+    """`sora-nb app` needs no voila.json (it passes Voila the allowlist itself) and prints the URL."""
+    (clone / "voila.json").unlink()
+    port = _free_port()
+    command = [sys.executable, "-m", "sora_nb._cli", "app", "--no-browser", f"--port={port}"]
+    assert _serve_and_fetch(command, clone, port, MEDIA, _voila_env(clone / "home")) == [200, 200]
+    assert f"http://127.0.0.1:{port}/" in (clone / "voila.log").read_text()
+
+
+def test_the_voila_allowlists_agree() -> None:
+    """The CLI, voila.json and Binder's postBuild let Voila serve the same files."""
+    from sora_nb._cli import VOILA_FILE_ALLOWLIST
+
+    assert json.loads((ROOT / "voila.json").read_text())["VoilaConfiguration"]["file_allowlist"] == [
+        VOILA_FILE_ALLOWLIST]
+    assert f'r"{VOILA_FILE_ALLOWLIST}"' in (ROOT / "binder" / "postBuild").read_text()
