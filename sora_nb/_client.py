@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RUN_ROOT", "SIMULATOR_STATE_DIR", "Client", "Sweep", "connect", "resume"]
 
 DEFAULT_RUN_ROOT = Path("sora_runs")
+DEFAULT_SIMULATOR_TIME_SCALE = 0.02
+"""The in-process simulator's speed unless ``time_scale`` is given: 50 times real-world timing, so a demo or a
+script's 4 s clip (about a minute on a real service) takes a second or two. ``time_scale=1`` is realistic."""
 SIMULATOR_STATE_DIR = ".simulator"
 """Where, under ``run_root``, the in-process simulator keeps its jobs (``SimulatorConfig.state_dir``)."""
 
@@ -79,7 +82,9 @@ def connect(
             or left ``ambiguous`` where the server cannot be searched).
         max_concurrency: jobs in flight at once (default: the profile's).
         run_root: where run directories go (default ``./sora_runs``).
-        seed, time_scale: the simulator's seed and speed (``time_scale=0.01``: a 60 s job takes 0.6 s).
+        seed, time_scale: the simulator's seed and speed. Default ``0.02``, 50 times faster than a real
+            service (a 4 s clip takes a second or two instead of about a minute); ``time_scale=1`` for
+            realistic timing (e.g. to try timeouts and budgets as they will be).
         simulator: ``True`` runs the profile in process against the built-in simulator: the simulator's
             dialect of that service (``connect("openrouter", simulator=True)``: its paths, fields and status
             words, no key, no network) or, for OpenAI-shaped profiles, the OpenAI simulator. A full
@@ -186,7 +191,7 @@ def _simulator_config(
         raise TypeError(f"simulator must be True or a SimulatorConfig, got {type(simulator).__name__}.")
     return SimulatorConfig(
         seed=seed,
-        time_scale=1.0 if time_scale is None else time_scale,
+        time_scale=DEFAULT_SIMULATOR_TIME_SCALE if time_scale is None else time_scale,
         dialect=profile.dialect,
         strict_models=profile.validate_models,
         state_dir=state_dir,

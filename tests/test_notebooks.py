@@ -420,3 +420,22 @@ def test_the_voila_allowlists_agree() -> None:
     assert json.loads((ROOT / "voila.json").read_text())["VoilaConfiguration"]["file_allowlist"] == [
         VOILA_FILE_ALLOWLIST]
     assert f'r"{VOILA_FILE_ALLOWLIST}"' in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_the_ten_lines_as_a_script_take_seconds_not_minutes(tmp_path: Path) -> None:
+    """The README's plain ``connect()`` was the simulator at real-world speed: 55 s for one 4 s clip in a
+    script, the 16-job sweep over 10 minutes. Each job of that sweep is now planned to take seconds."""
+    import random
+
+    import sora_nb
+    from sora_nb.simulator._lifecycle import plan_job
+
+    with sora_nb.connect(run_root=tmp_path) as client:
+        sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
+                             seconds=["4", "8"], size=["1280x720"], repeats=2)
+        specs = list(sweep.jobs)
+        assert len(specs) == 16
+        rng = random.Random(7)
+        plans = [plan_job(rng, s.model, s.size, int(s.seconds), client.simulator) for s in specs]
+    longest = max(plan.queued_s + plan.run_s for plan in plans)
+    assert longest < 10, f"a job of the README's sweep is planned to take {longest:.0f} s"
