@@ -32,6 +32,22 @@ VOILA_FILE_ALLOWLIST = r".*\.(png|jpe?g|gif|svg|mp4|webp)"
 same pattern is in ``voila.json`` (read by a plain ``voila`` started from the repository's root) and in
 ``binder/postBuild``."""
 
+DEMO_RUN_ROOT = "sora_demo"
+
+SWEEP_FILE_EXAMPLE = """\
+a sweep file (YAML or JSON): each axis is a value or a list; every combination is one job
+  # grid.yaml: 2 prompts x 2 models x 1 size x 2 durations x 2 repeats = 16 jobs
+  prompt: [a corgi surfing, a cat skiing]
+  model: [sora-2, sora-2-pro]
+  size: 1280x720
+  seconds: [4, 8]
+  repeats: 2
+  max_concurrency: 4        # optional, as the flags below
+  budget_usd: 25
+  run_dir: sora_runs/corgi-grid
+or explicit jobs: {"rows": [{"prompt": "a corgi surfing", "model": "sora-2-pro"}, ...]}
+"""
+
 DEMO_PROMPTS = (
     "a corgi surfing a wave at sunset",
     "a paper boat drifting down a rainy street",
@@ -120,13 +136,59 @@ def _finish(run: Run, args: argparse.Namespace) -> int:
               f"searched for, so they were not sent again. Fix: sora-nb resume {run.run_dir} looks again once "
               f"the server can list jobs; sora-nb audit {run.run_dir} shows what it holds.", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(run)} jobs did not complete.", file=sys.stderr)
+        print(f"{len(failed)} of {len(run)} jobs did not complete:", file=sys.stderr)
+        for job in failed:
+            print(f"  {job.id} {job.status}: {failure_reason(job)}", file=sys.stderr)
         lost = [job for job in failed if job.error and job.error.code == "storage_error"]
         if lost:  # the disk's fault, not the jobs': say how to carry on
             print(f"{len(lost)} of them because the disk refused their files: {lost[0].record.error_message}",
                   file=sys.stderr)
         return 1
     return 0
+
+
+def failure_reason(job: Any) -> str:
+    """Why a job did not complete, in the server's words, with the CLI's fix where there is one."""
+    error = job.error
+    if error is None:
+        return f"{job.status} (no reason recorded)"
+    reason = f"{error.code}: {error.message}" if error.code and error.message else error.code or error.message
+    return as_flags(reason)
+
+
+_FLAG_FIELDS = ("model", "size", "seconds", "style", "input_reference", "max_concurrency", "budget_usd", "run_dir")
+
+
+def as_flags(message: str) -> str:
+    """A message's Python-style hints (``seconds='4'``) in the command line's syntax (``--seconds 4``).
+
+    >>> as_flags("seconds='5' is not allowed. Fix: pass one of them, e.g. seconds='4'.")
+    '--seconds 5 is not allowed. Fix: pass one of them, e.g. --seconds 4.'
+    """
+    import re
+
+    pattern = r"\b(" + "|".join(_FLAG_FIELDS) + r")=(?:'([^']*)'|\"([^\"]*)\"|([\w.]+))"
+
+    def flag(match: re.Match[str]) -> str:
+        value = next(v for v in match.groups()[1:] if v is not None)
+        return f"--{match.group(1).replace('_', '-')} {value}"
+
+    return re.sub(pattern, flag, message)
+
+
+def _check_model(client: Any, model: str | None, flag: str = "--model") -> None:
+    """Refuse a model the profile does not offer before anything is sent (where the profile knows its models:
+    the simulator and the hosted services; a gateway may route any name)."""
+    import difflib
+
+    known = client.profile.models
+    if model is None or not known or model in known:
+        return
+    if client.simulator is None and client.profile.served is None:
+        return
+    close = difflib.get_close_matches(model, known, n=1, cutoff=0.5)
+    raise ValueError(f"{flag} {model} is not a model of {client.profile.name}. Allowed: {', '.join(known)}. "
+                     f"Fix: {flag} {close[0] if close else known[0]}.")
 
 
 def _connect(args: argparse.Namespace, **extra: Any) -> Any:
@@ -162,14 +224,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        client.generate(
-            args.prompt,
-            model=args.model,
-            size=args.size,
-            seconds=args.seconds,
-            input_reference=args.input_reference,
-            style=args.style,
-        )
+        _check_model(client, args.model)
+        try:
+            client.generate(
+                args.prompt,
+                model=args.model,
+                size=args.size,
+                seconds=args.seconds,
+                input_reference=args.input_reference,
+                style=args.style,
+            )
+        except ValueError as exc:  # the engine's hint names Python arguments; here they are flags
+            raise ValueError(as_flags(str(exc))) from exc
         return _finish(client.session, args)
 
 
@@ -185,6 +251,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.base_url = options.get("base_url")
     with _connect(args) as client:
         sweep = client.sweep(**axes)
+        for model in dict.fromkeys(job.model for job in sweep.jobs):
+            _check_model(client, model, flag=f"{args.file}: model:")
         print(sweep.estimate())
         run = sweep.start(
             max_concurrency=args.max_concurrency or options.get("max_concurrency"),
@@ -225,10 +293,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from ._ledger import list_runs
 
-    root = Path(args.run_dir) if args.run_dir else Path(args.run_root or "sora_runs")
-    runs = list_runs(root)
+    if args.run_dir or args.run_root:
+        roots = [Path(args.run_dir or args.run_root)]
+    else:  # where generate and sweep write by default, and where the demo writes
+        roots = [Path("sora_runs"), Path(DEMO_RUN_ROOT)]
+    runs = [summary for root in roots for summary in list_runs(root)]
     if not runs:
-        print(f"no runs under {root}/")
+        print(f"no runs under {' or '.join(f'{root}/' for root in roots)}")
         return 0
     for summary in runs:
         print(summary)
@@ -302,11 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=None, help="simulator seed")
             p.add_argument("--time-scale", type=float, default=0.02, help="simulator speed (0.02: 50x faster)")
 
-    p = sub.add_parser("demo", help="generate a few videos on the simulator and print the results table")
+    p = sub.add_parser(
+        "demo", help="generate a few videos on the simulator and print the results table",
+        description=f"Generate {len(DEMO_PROMPTS) * 2} videos on the built-in simulator (no key, no network) and "
+                    "print the results table. Writes ./sora_demo/<run-id>/: videos/ (MP4), thumbnails/ (WebP "
+                    "posters) and ledger.sqlite (the run; sora-nb ls lists it).",
+    )
     common(p, server=False)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--time-scale", type=float, default=0.02)
-    p.set_defaults(func=cmd_demo, run_root="sora_demo")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed (default: 7)")
+    p.add_argument("--time-scale", type=float, default=0.02, help="simulator speed (0.02: 50x faster)")
+    p.set_defaults(func=cmd_demo, run_root=DEMO_RUN_ROOT)
 
     p = sub.add_parser("generate", help="generate one video")
     p.add_argument("prompt")
@@ -318,11 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("sweep", help="run a parameter sweep from a YAML or JSON file")
-    p.add_argument("file")
-    p.add_argument("--max-concurrency", type=int, default=None)
-    p.add_argument("--budget-usd", type=float, default=None)
-    p.add_argument("--run-dir", default=None)
+    p = sub.add_parser("sweep", help="run a parameter sweep from a YAML or JSON file",
+                       epilog=SWEEP_FILE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="a .yaml, .yml or .json sweep file (see below)")
+    p.add_argument("--max-concurrency", type=int, default=None, help="jobs in flight at once")
+    p.add_argument("--budget-usd", type=float, default=None, help="refuse to start a sweep estimated above this")
+    p.add_argument("--run-dir", default=None, help="the run's directory (default: a new one under --run-root)")
     common(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -342,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     p.set_defaults(func=cmd_audit)
 
-    p = sub.add_parser("ls", help="list runs and their status")
+    p = sub.add_parser("ls", help="list runs and their status (under sora_runs/ and the demo's sora_demo/)")
     p.add_argument("run_dir", nargs="?", default=None)
     p.add_argument("--run-root", default=None)
     p.set_defaults(func=cmd_ls)

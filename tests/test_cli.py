@@ -214,3 +214,57 @@ def test_generate_on_a_hosted_profiles_simulator(tmp_path: Path, capsys: pytest.
     assert code == 0, out
     assert "completed" in out and "grok-imagine-video" in out
     assert len(list(tmp_path.glob("*/videos/*.mp4"))) == 1
+
+
+# ---------------------------------------------------------------------------------------- a newcomer's mistakes
+
+
+def test_a_failed_job_prints_the_servers_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    """The reason was in the ledger only: the terminal showed 'moderation_blocked' and nothing more."""
+    assert main(["generate", "a storm over the sea [fail]", "--run-root", "runs", *FAST, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    (run_dir,) = _runs(Path("runs"))
+    (message,) = sora_nb.load_run(run_dir)["error_message"]
+    assert message and f"failed: moderation_blocked: {message}" in err
+
+
+def test_an_unknown_model_is_refused_before_anything_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--model sora2` was sent, failed at the server, and showed only 'invalid_value'."""
+    assert main(["generate", "a cat", "--model", "sora2", "--run-root", "runs", *FAST, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--model sora2 is not a model of simulator. Allowed: sora-2, sora-2-pro. Fix: --model sora-2." in err
+    assert not list(Path("runs").glob("*/ledger.sqlite"))
+
+
+def test_an_unknown_model_in_a_sweep_file_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("grid.yaml").write_text("prompt: [a corgi]\nmodel: [sora-2, sora-2-pr]\n")
+    assert main(["sweep", "grid.yaml", "--run-root", "runs", *FAST, "--quiet"]) == 2
+    assert "grid.yaml: model: sora-2-pr is not a model of simulator" in capsys.readouterr().err
+    assert not list(Path("runs").glob("*/ledger.sqlite"))
+
+
+def test_hints_use_flags_not_python(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "a cat", "--seconds", "5", "--run-root", "runs", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--seconds 5 is not allowed" in err and "e.g. --seconds 4" in err
+    assert "seconds=" not in err
+
+
+def test_sweep_help_shows_a_sweep_file(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _help(["sweep", "--help"], capsys)
+    assert "prompt: [a corgi surfing, a cat skiing]" in out and "repeats: 2" in out and '"rows"' in out
+
+
+def test_demo_help_says_where_it_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    out = " ".join(_help(["demo", "--help"], capsys).split())
+    assert "Writes ./sora_demo/<run-id>/: videos/ (MP4), thumbnails/ (WebP posters)" in out
+
+
+def test_ls_finds_the_demos_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sora-nb demo` then `sora-nb ls`, as a newcomer types them: ls looked in sora_runs/ only."""
+    assert main(["demo", *FAST, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["ls"]) == 0
+    (run_dir,) = _runs(Path("sora_demo"))
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(run_dir.name) and "6 jobs (6 completed)" in line
