@@ -32,12 +32,16 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILED_STATUSES",
     "bar_state",
+    "cell_label",
+    "compare_buttons_html",
     "compare_html",
+    "compare_video_html",
     "display_job",
     "display_run",
     "download_link_html",
     "format_duration",
     "gallery_html",
+    "gallery_tile_html",
     "inline_image_src",
     "job_html",
     "job_list_html",
@@ -48,9 +52,12 @@ __all__ = [
     "run_html",
     "size_label",
     "small_image",
+    "status_badge_html",
+    "status_words",
     "table_html",
     "tile_caption_html",
     "tile_placeholder_html",
+    "varying_axes",
     "video_html",
 ]
 
@@ -70,8 +77,20 @@ _FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
 # Inline handlers, not <script>: they survive innerHTML in every front end that renders trusted HTML.
 # ``this.src`` is the URL after the front end resolved it, so the poster follows the same route.
 _POSTER_ONLOAD = "var v=this.nextElementSibling;if(v&&v.tagName==='VIDEO')v.poster=this.src"
-_PLAY_TILE = ("var v=this.nextElementSibling;this.hidden=true;v.hidden=false;"
+# A gallery tile's poster, clicked: every other tile of the gallery back to its poster (paused), then this
+# one's video in place of its poster. By inline style, not the ``hidden`` attribute: a front end's
+# stylesheet (or an inline ``display``) wins over ``hidden`` and showed the poster and the player stacked.
+_PLAY_TILE = ("var t=this.closest('.sora-nb-tile'),g=t.closest('.sora-nb-gallery')||document;"
+              "g.querySelectorAll('.sora-nb-tile').forEach(function(o){if(o===t)return;"
+              "var v=o.querySelector('.sora-nb-tile-video'),i=o.querySelector('.sora-nb-tile-poster');"
+              "if(v&&i&&v.style.display!=='none'){v.pause();v.style.display='none';i.style.display='block'}});"
+              "var v=t.querySelector('.sora-nb-tile-video');this.style.display='none';v.style.display='block';"
               "v.play().catch(function(){})")
+# A gallery video starting pauses the gallery's others: one plays at a time.
+_ONE_AT_A_TIME = ("var s=this;(s.closest('.sora-nb-gallery')||document).querySelectorAll('video')"
+                  ".forEach(function(v){if(v!==s&&!v.paused)v.pause()})")
+_TILE_BOX = "position:relative;aspect-ratio:16/9;background:#1b1b1b;overflow:hidden;border-radius:3px"
+_TILE_FIT = "position:absolute;top:0;left:0;width:100%;height:100%;object-fit:contain;margin:0"
 _SYNC = {
     # One video played, paused or sought: do the same to the others of its grid. Each handler only acts
     # on videos that differ, so the events it causes on them die out after one round.
@@ -173,6 +192,25 @@ def size_label(size: str) -> str:
     w, h = int(width), int(height)
     orientation = "Landscape" if w > h else "Portrait" if h > w else "Square"
     return f"{orientation} {w}×{h}"
+
+
+_STATUS_WORDS = {"pending_submit": "waiting to send", "in_progress": "generating", "unknown": "status unknown"}
+
+
+def status_words(status: str, progress: int | None = None, *, done: bool = True) -> str:
+    """A job's state in plain words, with its progress while it generates.
+
+    >>> status_words("pending_submit"), status_words("in_progress", 40, done=False)
+    ('waiting to send', 'generating 40 %')
+    >>> status_words("completed", done=False)
+    'downloading'
+    """
+    if status == "completed" and not done:
+        return "downloading"
+    words = _STATUS_WORDS.get(status, status.replace("_", " "))
+    if status == "in_progress" and progress is not None and not done:
+        words += f" {progress} %"
+    return words
 
 
 def bar_state(status: str, progress: int | None, *, done: bool, previous: str = "") -> tuple[float, str]:
@@ -356,46 +394,101 @@ def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int =
             f'<table style="border-collapse:collapse;width:100%"><tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def status_badge_html(status: str) -> str:
+    """A job's status as a small coloured badge, in plain words.
+
+    >>> status_badge_html("failed")  # doctest: +ELLIPSIS
+    '<span class="sora-nb-badge" style="background:#c62828;...">failed</span>'
+    """
+    colour = _BADGE.get(status, "#1565c0")
+    return (f'<span class="sora-nb-badge" style="background:{colour};color:#fff;border-radius:3px;padding:0 4px;'
+            f'font-size:11px;font-weight:600">{_e(status_words(status))}</span>')
+
+
 def tile_caption_html(job: Job, axes: Sequence[str], *, tag: str = "div") -> str:
-    """A gallery tile's one-line caption: the status in its colour, then the job's axes."""
-    colour = _BADGE.get(job.status, "#1565c0")
-    caption = f'<b style="color:{colour}">{_e(job.status)}</b> {_e(_axes_text(job, axes))}'
-    return (f'<{tag} style="{_FONT};font-size:12px;overflow:hidden;text-overflow:ellipsis;'
-            f'white-space:nowrap" title="{_e(job.prompt)}">{caption}</{tag}>')
+    """A gallery tile's caption, two lines of fixed height: the status badge and the prompt, then the
+    job's other axes (the whole prompt in the tooltip)."""
+    line = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;line-height:18px;height:18px"
+    others = _axes_text(job, axes, skip=("prompt",)) or f"{job.model} · {job.seconds} s"
+    return (f'<{tag} style="{_FONT};font-size:12px" title="{_e(job.prompt)}">'
+            f'<div style="{line}">{status_badge_html(job.status)} {_e(job.prompt)}</div>'
+            f'<div style="{line};opacity:.75">{_e(others)}</div></{tag}>')
 
 
 def tile_placeholder_html(status: str) -> str:
     """A gallery tile without a poster: its status on a grey 16:9 box.
 
     >>> tile_placeholder_html("in_progress")  # doctest: +ELLIPSIS
-    '<div style="aspect-ratio:16/9;...">in progress</div>'
+    '<div style="aspect-ratio:16/9;...">generating</div>'
     """
     return (f'<div style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;'
-            f'background:#eee;color:#555">{_e(status.replace("_", " "))}</div>')
+            f'background:#eee;color:#555">{_e(status_words(status))}</div>')
+
+
+def gallery_tile_html(job: Job, axes: Sequence[str]) -> str:
+    """One gallery tile: a 16:9 box with the poster (or the status) fitted in it, whatever the video's
+    orientation, and the caption below; clicking the poster plays the video in its place.
+
+    No progress figure: a tile is redrawn when what it shows changes, which would restart its video.
+    """
+    video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
+    if video and poster:
+        body = (f'<img class="sora-nb-tile-poster" src="{_e(poster)}" alt="{_e(job.prompt[:80])}" '
+                f'title="click to play" onclick="{_e(_PLAY_TILE)}" style="{_TILE_FIT};cursor:pointer;display:block">'
+                f'<video class="sora-nb-tile-video" src="{_e(video)}" controls muted loop playsinline preload="none" '
+                f'onplay="{_e(_ONE_AT_A_TIME)}" style="{_TILE_FIT};display:none"></video>')
+    elif video:
+        body = (f'<video class="sora-nb-tile-video" src="{_e(video)}" controls muted loop playsinline '
+                f'preload="metadata" onplay="{_e(_ONE_AT_A_TIME)}" style="{_TILE_FIT};display:block"></video>')
+    else:
+        body = (f'<div style="{_TILE_FIT};display:flex;align-items:center;justify-content:center;background:#eee;'
+                f'color:#555;{_FONT}">{_e(status_words(job.status))}</div>')
+    return (f'<figure class="sora-nb-tile" data-job="{_e(job.id)}" style="margin:0">'
+            f'<div class="sora-nb-tile-media" style="{_TILE_BOX}">{body}</div>'
+            f'{tile_caption_html(job, axes, tag="figcaption")}</figure>')
 
 
 def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, width: int = 200) -> str:
-    """Thumbnails in a grid; clicking one swaps in its video and plays it (nothing loads before)."""
-    tiles = []
-    for job in jobs:
-        video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
-        if video and poster:
-            body = (f'<img src="{_e(poster)}" alt="{_e(job.prompt[:80])}" title="click to play" '
-                    f'onclick="{_e(_PLAY_TILE)}" style="width:100%;cursor:pointer;display:block">'
-                    # no display in its style: that would override `hidden` and show an empty player
-                    f'<video src="{_e(video)}" hidden controls muted loop playsinline preload="none" '
-                    'style="width:100%"></video>')
-        elif video:
-            body = (f'<video src="{_e(video)}" controls muted loop playsinline preload="metadata" '
-                    'style="width:100%;display:block"></video>')
-        else:  # no progress figure: it would redraw the grid, restarting a video being watched
-            body = tile_placeholder_html(job.status)
-        tiles.append(f'<figure class="sora-nb-tile" data-job="{_e(job.id)}" style="margin:0">{body}'
-                     f'{tile_caption_html(job, axes, tag="figcaption")}</figure>')
+    """Thumbnails in a grid (:func:`gallery_tile_html`); clicking one plays it (nothing loads before)."""
+    tiles = [gallery_tile_html(job, axes) for job in jobs]
     if not tiles:
         return f'<div class="sora-nb-gallery" style="{_FONT};opacity:.7">No videos match.</div>'
     return (f'<div class="sora-nb-gallery" style="display:grid;grid-template-columns:repeat({columns},'
             f'minmax(0,{width}px));gap:8px">{"".join(tiles)}</div>')
+
+
+def compare_buttons_html() -> str:
+    """Play all, Pause all and Restart: they act on every video under the nearest ``.sora-nb-compare``."""
+    return "".join(
+        f'<button class="{cls}" onclick="{_e(js)}" style="margin-right:6px">{label}</button>'
+        for label, cls, js in _GRID_BUTTONS
+    )
+
+
+def cell_label(job: Job, axes: Sequence[str]) -> str:
+    """What tells a job apart from the others of its comparison cell: its values on ``axes`` (those that
+    vary and are not the grid's rows or columns; the repeat as ``#2``), then its duration.
+
+    >>> from types import SimpleNamespace as NS
+    >>> job = NS(seconds="8", spec=NS(axes={"prompt": "a fox", "model": "sora-2", "repeat": 2}))
+    >>> cell_label(job, ["repeat"])
+    '#2 · 8 s'
+    """
+    return " · ".join(part for part in (_axes_text(job, axes, skip=("seconds",)), f"{job.seconds} s") if part)
+
+
+def varying_axes(jobs: Sequence[Job], *, skip: Iterable[str] = ()) -> list[str]:
+    """The axes on which ``jobs`` take more than one value, in the run's order, but for ``skip``."""
+    skipped = set(skip)
+    names = dict.fromkeys(name for job in jobs for name in job.spec.axes if name not in skipped)
+    return [name for name in names if len({repr(job.spec.axes.get(name)) for job in jobs}) > 1]
+
+
+def compare_video_html(job: Job, *, width: int = 240, label: str = "") -> str:
+    """One video of a comparison grid, its play, pause and seek shared with the others of the grid."""
+    caption = f'<div style="{_FONT};font-size:12px;opacity:.75">{_e(label)}</div>' if label else ""
+    return caption + video_html(job.video_path, job.thumbnail_path, width=width, preload="auto",
+                                attrs={**_SYNC, "data-job": job.id})
 
 
 def compare_html(
@@ -412,27 +505,24 @@ def compare_html(
     Playing, pausing or seeking one video does the same to every other video of the grid; the
     buttons above act on all of them at once.
     """
-    buttons = "".join(
-        f'<button class="{cls}" onclick="{_e(js)}" style="margin-right:6px">{label}</button>'
-        for label, cls, js in _GRID_BUTTONS
-    )
     head = "".join(f'<th style="padding:4px">{_e(_short(c))}</th>' for c in col_values)
+    apart = varying_axes([job for jobs in cells.values() for job in jobs], skip=(rows, cols))
     body = []
     for r in row_values:
         tds = []
         for c in col_values:
             parts = []
             for job in cells.get((r, c), ()):
+                label = cell_label(job, apart)
                 if job.video_path is not None and job.done:
-                    parts.append(video_html(job.video_path, job.thumbnail_path, width=width, preload="auto",
-                                            attrs={**_SYNC, "data-job": job.id}))
+                    parts.append(compare_video_html(job, width=width, label=label))
                 else:  # the status only: a progress figure would redraw (and restart) the grid's videos
                     parts.append(f'<div class="sora-nb-pending" style="width:{width}px;{_FONT};opacity:.7">'
-                                 f"{_e(job.status.replace('_', ' '))}</div>")
+                                 f"{_e(label)}<br>{_e(status_words(job.status))}</div>")
             tds.append(f'<td style="padding:4px;vertical-align:top">{"".join(parts) or "–"}</td>')
         body.append(f'<tr><th style="padding:4px;text-align:left;max-width:180px;font-weight:600" '
                     f'title="{_e(r)}">{_e(_short(r))}</th>{"".join(tds)}</tr>')
-    return (f'<div class="sora-nb-compare" style="{_FONT}"><div style="margin-bottom:6px">{buttons}'
+    return (f'<div class="sora-nb-compare" style="{_FONT}"><div style="margin-bottom:6px">{compare_buttons_html()}'
             f'<span style="opacity:.7">rows: {_e(rows)} · columns: {_e(cols)}</span></div>'
             f'<table style="border-collapse:collapse"><thead><tr><th></th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')

@@ -9,6 +9,7 @@ the API key are measured.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -549,20 +550,38 @@ def test_gallery_of_a_run_filters_and_pages(small_run: sora_nb.Run, closing: lis
     gallery = small_run.gallery(page_size=3, columns=3)
     closing.append(gallery)
     gallery.refresh()
-    text = html_of(gallery.grid)
+    text = tree_html(gallery.tiles)
     assert text.count("<figure") == 3 and "page 1 of 2" in gallery.page_label.value
     assert 'onclick="' in text and 'preload="none"' in text  # click to play; nothing loads before
     gallery.next_button.click()
     gallery.refresh()
-    assert html_of(gallery.grid).count("<figure") == 1 and gallery.next_button.disabled
+    assert tree_html(gallery.tiles).count("<figure") == 1 and gallery.next_button.disabled
     gallery.filters["model"].value = "sora-2-pro"
     gallery.refresh()
-    text = html_of(gallery.grid)
+    text = tree_html(gallery.tiles)
     assert text.count("<figure") == 2 and "sora-2-pro" in text and "page 1 of 1" in gallery.page_label.value
     gallery.status_filter.value = "completed"
     gallery.filters["prompt"].value = "a red fox"
     gallery.refresh()
-    assert html_of(gallery.grid).count("<figure") == 1
+    assert tree_html(gallery.tiles).count("<figure") == 1
+
+
+def test_gallery_tiles_have_one_shape_the_prompt_and_one_visible_medium(client: sora_nb.Client, here: Path,
+                                                                         closing: list[Any]) -> None:
+    """Portrait and landscape tiles had ragged heights, captions without the prompt, and a poster whose
+    inline display:block beat the video's ``hidden``: both showed, stacked, once clicked."""
+    run = client.sweep(prompt=["a red fox"], size=["1280x720", "720x1280"]).start().wait(timeout=60)
+    gallery = run.gallery()
+    closing.append(gallery)
+    gallery.refresh()
+    tiles = [html_of(tile) for tile in gallery.tiles.children]
+    assert len(tiles) == 2
+    for text in tiles:
+        assert "aspect-ratio:16/9" in text and "object-fit:contain" in text  # one box, the media fitted in it
+        assert "a red fox" in text.split("<figcaption", 1)[1] and 'class="sora-nb-badge"' in text
+        poster, video = re.search(r"<img[^>]*>", text).group(0), re.search(r"<video[^>]*>", text).group(0)
+        assert "display:block" in poster and "display:none" in video and " hidden" not in video
+        assert "style.display='none'" in html.unescape(poster) and ".pause()" in poster  # swaps, stops the others
 
 
 def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(slow_client: sora_nb.Client,
@@ -571,7 +590,7 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(sl
     gallery = run.gallery(status="cancelled", model="sora-2-pro")  # no job is either, yet
     closing.append(gallery)
     gallery.refresh()
-    assert gallery.visible_jobs() == [] and "No videos match." in html_of(gallery.grid)
+    assert gallery.visible_jobs() == [] and "No videos match." in tree_html(gallery.tiles)
     assert gallery.status_filter.value == "cancelled" and gallery.filters["model"].value == "sora-2-pro"
     gallery.filters["model"].value = "(all)"
     run.jobs[0].cancel()  # a job arrives in the status asked for
@@ -583,7 +602,7 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(sl
     wait_for(lambda: run.done, what="the cancellations")
     gallery.refresh()
     assert gallery.status_filter.value == "queued" and gallery.visible_jobs() == []
-    assert "No videos match." in html_of(gallery.grid)
+    assert "No videos match." in tree_html(gallery.tiles)
 
 
 def test_a_new_status_keeps_the_gallery_on_its_page(slow_client: sora_nb.Client, closing: list[Any]) -> None:
@@ -678,12 +697,35 @@ def test_compare_grid_pivots_and_synchronises(small_run: sora_nb.Run, closing: l
     grid = small_run.compare(rows="prompt", cols="model")
     closing.append(grid)
     grid.refresh()
-    text = html_of(grid.grid)
+    text = tree_html(grid)
     assert text.count("<video") == 4 and text.count("onplay=") == 4 and text.count("onpause=") == 4
     assert "sora-nb-play-all" in text and "sora-nb-pause-all" in text
-    assert text.index("a red fox") < text.index("a lighthouse") and text.index(">sora-2<") < text.index(">sora-2-pro<")
+    headers = "".join(w.value for w in grid.grid.children if isinstance(w, widgets.HTML))
+    assert headers.index(">sora-2<") < headers.index(">sora-2-pro<") < headers.index("a red fox") < headers.index(
+        "a lighthouse")
     with pytest.raises(ValueError, match="Allowed: prompt, model"):
         small_run.compare(rows="colour", cols="model")
+
+
+@pytest.mark.parametrize("kind", ["compare", "gallery"])
+def test_a_job_that_changes_redraws_its_own_cell_only(kind: str, client: sora_nb.Client, here: Path, sent: Sent,
+                                                      closing: list[Any]) -> None:
+    """Each status change re-sent the whole grid (one Output), so a video being watched went back to 0."""
+    run = client.sweep(prompt=["a red fox", "a storm [fail]"], size="1280x720").start()
+    widget = run.compare(rows="prompt", cols="model") if kind == "compare" else run.gallery()
+    closing.append(widget)
+    run.wait(timeout=60)
+    widget.refresh()
+    (fox,) = [job for job in run.jobs if job.prompt == "a red fox"]
+    watched = [w for w in walk(widget) if isinstance(w, widgets.Output) and fox.video_path.name in html_of(w)]
+    assert len(watched) == 1 and "a storm" not in html_of(watched[0])  # the fox's video, alone in its widget
+    since = time.monotonic()
+    (retried,) = run.retry_failed()  # another job appears and goes through its states
+    run.wait(timeout=60)
+    wait_for(lambda: retried.id in tree_html(widget) or retried.status in tree_html(widget), what="the retry")
+    widget.refresh()
+    assert sent.updates({watched[0].comm.comm_id}, since=since) == []
+    assert watched[0] in walk(widget)
 
 
 def test_results_table_shows_posters_and_sorts(small_run: sora_nb.Run, closing: list[Any]) -> None:
@@ -914,8 +956,10 @@ def test_compare_grid_bytes_mode_fills_cells_live_and_sends_each_video_once(
     videos = {}
     for cell, (prompt, model) in zip([children[4], children[5]], [("a red fox", "sora-2"), ("a red fox", "sora-2-pro")],
                                      strict=True):
-        (player,) = cell.children
+        (box,) = cell.children
+        label, player = box.children  # each video under what tells it apart from the cell's others
         (job,) = [j for j in by_job.values() if (j.prompt, j.model) == (prompt, model)]
+        assert label.value.endswith(">4 s</div>")
         assert isinstance(player, widgets.Video) and player.value == job.video_path.read_bytes()
         assert player.autoplay and player.loop
         videos[job.id] = player
@@ -927,7 +971,7 @@ def test_compare_grid_bytes_mode_fills_cells_live_and_sends_each_video_once(
     wait_for(lambda: all(len(c.children) == 2 for c in grid.grid.children[7:9]), what="the retried jobs")
     grid.refresh()
     assert len(retried) == 2
-    assert [c.children[0] for c in grid.grid.children[4:6]] == list(videos.values())  # the same widgets
+    assert [c.children[0].children[1] for c in grid.grid.children[4:6]] == list(videos.values())  # the same
     assert sent.updates({v.comm.comm_id for v in videos.values()}, since=since) == []
     assert_no_file_urls(grid)
 

@@ -9,7 +9,7 @@ import ipywidgets as widgets
 
 from .. import _display
 from ._job import MediaMode, resolve_media, video_widget
-from ._sync import ErrorLine, LiveBox
+from ._sync import ErrorLine, LiveBox, show_html
 
 if TYPE_CHECKING:
     from .._jobs import Job, Run
@@ -43,7 +43,9 @@ class CompareGrid(LiveBox):
     """A run's videos in a grid, rows × columns by two axes (``prompt`` × ``model`` by default), with
     synchronised play, pause and seek, and buttons acting on all of them; cells fill in live.
 
-    Several jobs in one cell (repeats, or an axis left out) are shown side by side.
+    Several jobs in one cell (repeats, or an axis left out) are shown side by side, each labelled with
+    what tells them apart (its repeat, duration and the other axes). Each job is its own widget, redrawn
+    only when that job changes, so a video being watched keeps playing while the others fill in.
 
     Args:
         run: the run to show.
@@ -53,7 +55,7 @@ class CompareGrid(LiveBox):
             sends each as an ``ipywidgets.Video`` (not saved in the notebook unless widget state is),
             ``"auto"`` picks bytes in VS Code. With bytes the videos start together (autoplay, loop)
             but play, pause and seek are not synchronised: that needs the page's JavaScript.
-        refresh_interval: seconds between redraws.
+        refresh_interval: seconds between redraws (of the cells that changed).
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -76,32 +78,35 @@ class CompareGrid(LiveBox):
         self.run, self.rows, self.cols, self.width = run, rows, cols, width
         self.media_mode: MediaMode = resolve_media(media)
         self.error = ErrorLine()
+        # One widget per header and per job, each redrawn only when what it shows changes: a job that
+        # changes redraws its own cell and nothing else, so a video being watched keeps playing.
+        self.grid = widgets.GridBox([], layout=widgets.Layout(grid_gap="4px 8px", align_items="flex-start"))
+        self._headers: dict[tuple[str, Any], Any] = {}
+        self._cells: dict[tuple[Any, Any], Any] = {}
+        self._players: dict[str, tuple[Any, Any]] = {}  # job id -> (what it shows, its widget)
+        axes_note = f"rows: {html.escape(rows)} · columns: {html.escape(cols)}"
         if self.media_mode == "url":
-            self.grid: Any = widgets.Output()
-            super().__init__([self.grid, self.error])
+            # The buttons and the videos' handlers act on every video under .sora-nb-compare (this widget).
+            note = widgets.HTML(f'{_display.compare_buttons_html()}<span style="opacity:.7">{axes_note}</span>')
         else:
-            self.grid = widgets.GridBox([], layout=widgets.Layout(grid_gap="4px 8px", align_items="flex-start"))
-            note = widgets.HTML(f'<span style="opacity:.7">rows: {html.escape(rows)} · columns: '
-                                f"{html.escape(cols)} · play/pause sync needs JupyterLab, Notebook 7 or Voila</span>")
-            note.add_class("sora-nb-compare-note")
-            super().__init__([note, self.grid, self.error])
-            self._headers: dict[tuple[str, Any], Any] = {}
-            self._cells: dict[tuple[Any, Any], Any] = {}
-            self._players: dict[str, tuple[Any, Any]] = {}  # job id -> (what it shows, its widget)
+            note = widgets.HTML(f'<span style="opacity:.7">{axes_note} · play/pause sync needs JupyterLab, '
+                                "Notebook 7 or Voila</span>")
+        note.add_class("sora-nb-compare-note")
+        super().__init__([note, self.grid, self.error])
         self.grid.add_class("sora-nb-compare-grid")
         self.add_class("sora-nb-compare-widget")
+        self.add_class("sora-nb-compare")
         self._follow(run.runtime, run, self._render, interval=refresh_interval)
 
     def html(self) -> str:
-        """The grid as HTML (what the widget shows with ``media="url"``)."""
+        """The grid as one piece of HTML (the static picture of what the widget shows with ``media="url"``)."""
         row_values, col_values, cells = pivot(list(self.run.jobs), self.rows, self.cols)
         return _display.compare_html(cells, row_values, col_values, rows=self.rows, cols=self.cols, width=self.width)
 
     def _render(self) -> None:
-        if self.media_mode == "url":
-            self._show_changed(self.grid, self.html())
-            return
-        row_values, col_values, cells = pivot(list(self.run.jobs), self.rows, self.cols)
+        jobs = list(self.run.jobs)
+        row_values, col_values, cells = pivot(jobs, self.rows, self.cols)
+        apart = _display.varying_axes(jobs, skip=(self.rows, self.cols))
         children = [self._header("corner", ""), *(self._header("col", c) for c in col_values)]
         for r in row_values:
             children.append(self._header("row", r))
@@ -109,11 +114,13 @@ class CompareGrid(LiveBox):
                 cell = self._cells.get((r, c))
                 if cell is None:
                     cell = self._cells[(r, c)] = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"))
-                players = tuple(self._player(job) for job in cells.get((r, c), ()))
+                players = tuple(self._player(job, apart) for job in cells.get((r, c), ()))
                 if cell.children != players:
                     cell.children = players
                 children.append(cell)
-        self.grid.layout.grid_template_columns = f"auto repeat({len(col_values)}, max-content)"
+        columns = f"auto repeat({len(col_values)}, max-content)"
+        if self.grid.layout.grid_template_columns != columns:
+            self.grid.layout.grid_template_columns = columns
         if tuple(children) != self.grid.children:
             self.grid.children = tuple(children)
 
@@ -127,27 +134,37 @@ class CompareGrid(LiveBox):
                 f'text-overflow:ellipsis;white-space:nowrap">{html.escape(text)}</div>')
         return label
 
-    def _player(self, job: Job) -> Any:
+    def _player(self, job: Job, apart: list[str]) -> Any:
         """A job's cell content, made again only when what it shows changes (a video is sent once)."""
         video = job.video_path if job.done else None
-        shows = video if video is not None else job.status
+        shows = (video if video is not None else job.status, _display.cell_label(job, apart))
         known = self._players.get(job.id)
         if known is not None and known[0] == shows:
             return known[1]
         if known is not None:
-            known[1].close()
-        if video is not None:
-            player = video_widget(video, controls=True, layout=widgets.Layout(width=f"{self.width}px"))
-        else:  # the status only: a progress figure would redraw the cell for nothing
-            player = widgets.HTML(f'<div style="width:{self.width}px;opacity:.7">'
-                                  f"{html.escape(job.status.replace('_', ' '))}</div>")
+            for item in (*getattr(known[1], "children", ()), known[1]):
+                item.close()
+        label = _display.cell_label(job, apart)
+        if video is None:  # the status only: a progress figure would redraw the cell for nothing
+            player = widgets.HTML(f'<div style="width:{self.width}px;opacity:.7">{html.escape(label)}<br>'
+                                  f"{html.escape(_display.status_words(job.status))}</div>")
             player.add_class("sora-nb-pending")
+        elif self.media_mode == "url":
+            player = widgets.Output()
+            show_html(player, _display.compare_video_html(job, width=self.width, label=label))
+        else:
+            player = widgets.VBox([
+                widgets.HTML(f'<div style="font-size:12px;opacity:.75">{html.escape(label)}</div>'),
+                video_widget(video, controls=True, layout=widgets.Layout(width=f"{self.width}px")),
+            ])
+        player.add_class("sora-nb-compare-cell")
         self._players[job.id] = (shows, player)
         return player
 
     def close(self) -> None:
         super().close()  # first: no redraw makes new players after this
-        players = [player for _shows, player in getattr(self, "_players", {}).values()]
+        players = [item for _shows, player in getattr(self, "_players", {}).values()
+                   for item in (*getattr(player, "children", ()), player)]
         for item in (*players, *getattr(self, "_cells", {}).values(), *getattr(self, "_headers", {}).values()):
             item.close()
 

@@ -131,10 +131,11 @@ class Gallery(LiveBox):
                                              layout=widgets.Layout(width="auto", display="none"))
         self.refresh_button.add_class("sora-nb-gallery-refresh")
         self.page_label = widgets.HTML("")
-        self.grid = widgets.Output()
-        self.grid.add_class("sora-nb-gallery-grid")
         self.tiles = widgets.GridBox([], layout=widgets.Layout(
             grid_template_columns=f"repeat({columns}, minmax(0, {width}px))", grid_gap="8px"))
+        self.tiles.add_class("sora-nb-gallery")  # the scope of a tile's click: one video plays at a time
+        # media="url", a run's jobs: one Output per job, redrawn only when that job's tile changes.
+        self._url_tiles: dict[str, tuple[str, Any]] = {}
         pager = widgets.HBox([self.prev_button, self.page_label, self.next_button, self.refresh_button],
                              layout=widgets.Layout(align_items="center"))
         # media="bytes": the tiles are widgets, kept by job (or video) id, and one player shows a video.
@@ -153,7 +154,7 @@ class Gallery(LiveBox):
         if isinstance(source, Run):
             self.run: Run | None = source
             self.client: Client | None = None
-            self.children = ((self.filter_box, pager, self.grid, self.error) if self.media_mode == "url" else
+            self.children = ((self.filter_box, pager, self.tiles, self.error) if self.media_mode == "url" else
                              (self.filter_box, pager, self.player, self.tiles, self.error))
             self._follow(source.runtime, source, self._render_run, interval=refresh_interval)
         else:
@@ -251,7 +252,7 @@ class Gallery(LiveBox):
         self._set_pager(pages, len(visible))
         axes = [a for a in run.axes if a != "prompt"]
         if self.media_mode == "url":
-            self._show_changed(self.grid, _display.gallery_html(shown, axes, columns=self.columns, width=self.width))
+            self._show_tiles([self._url_tile(job, axes) for job in shown])
             return
         tiles = []
         for job in shown:
@@ -266,6 +267,17 @@ class Gallery(LiveBox):
             self.prev_button.disabled = self.page == 0
             self.next_button.disabled = self.page >= pages - 1
         self.page_label.value = f"page {self.page + 1} of {pages} · {count} videos"
+
+    def _url_tile(self, job: Job, axes: list[str]) -> Any:
+        """A job's tile, its HTML sent again only when it changed (a redraw would stop its video)."""
+        text = _display.gallery_tile_html(job, axes)
+        known = self._url_tiles.get(job.id)
+        if known is not None and known[0] == text:
+            return known[1]
+        tile = known[1] if known is not None else widgets.Output()
+        show_html(tile, text)
+        self._url_tiles[job.id] = (text, tile)
+        return tile
 
     # ------------------------------------------------------------------ the server's list
     def reload(self) -> concurrent.futures.Future[None]:
@@ -401,7 +413,7 @@ class Gallery(LiveBox):
             tile = self._bytes_tiles[key] = _Tile(title, guarded(self.error, on_play))
         return tile
 
-    def _show_tiles(self, tiles: list[_Tile]) -> None:
+    def _show_tiles(self, tiles: list[Any]) -> None:
         # The same widgets in the same order send nothing; tiles of other pages stay (their posters are sent).
         children = tuple(tiles) or (self._no_match,)
         if children != self.tiles.children:
@@ -430,7 +442,8 @@ class Gallery(LiveBox):
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         super().close()  # first: no redraw makes new tiles after this
-        for item in (*self._bytes_tiles.values(), *self.player.children, self._no_match):
+        url_tiles = [tile for _text, tile in self._url_tiles.values()]
+        for item in (*self._bytes_tiles.values(), *url_tiles, *self.player.children, self._no_match):
             item.close()
 
     def __repr__(self) -> str:
