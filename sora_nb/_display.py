@@ -38,6 +38,7 @@ __all__ = [
     "compare_video_html",
     "display_job",
     "display_run",
+    "display_widget",
     "download_link_html",
     "format_duration",
     "gallery_html",
@@ -52,6 +53,7 @@ __all__ = [
     "run_html",
     "size_label",
     "small_image",
+    "static_html",
     "status_badge_html",
     "status_words",
     "table_html",
@@ -606,13 +608,63 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _display_widget(widget: Any, fallback_html: str) -> None:
-    from IPython.display import display
+STATIC_MAX_TILES = 12
+"""A static fallback shows this many jobs at most (a 10,000-job run's would be megabytes)."""
 
-    bundle = dict(widget._repr_mimebundle_() or {})
-    # Front ends without the widget model (nbconvert, GitHub, a reopened notebook) show the HTML.
-    bundle["text/html"] = fallback_html
-    display(bundle, raw=True)
+# The static fallback is an output of its own, before the widget's. While the live widget is there
+# (it carries ``sora-nb-live``) the fallback hides; when the widget's model is gone (a saved notebook
+# reopened, nbviewer) the fallback shows, and the widget output's bare text ("Error displaying widget:
+# model not found", which has no child elements, unlike a live widget) hides. JupyterLab, Notebook 7 and
+# Voila all lay outputs out as ``.jp-OutputArea-child`` with the output's ``data-mime-type``.
+_STATIC_STYLE = (
+    "<style>"
+    ".jp-OutputArea-child:has(.sora-nb-static):has(+ .jp-OutputArea-child .sora-nb-live){display:none}"
+    ".jp-OutputArea-child:has(.sora-nb-static) + .jp-OutputArea-child "
+    '[data-mime-type="application/vnd.jupyter.widget-view+json"]:not(:has(*)){display:none}'
+    "</style>"
+)
+
+
+def static_html(title: str, jobs: Sequence[Job], *, axes: Sequence[str] = ()) -> str:
+    """What a widget leaves in the saved notebook: a title, then each job's poster, status and prompt
+    (:func:`gallery_tile_html`, the first :data:`STATIC_MAX_TILES`). Files by relative URL, nothing
+    embedded, no widget state, no key.
+
+    >>> print(static_html("prompt box", []))  # doctest: +ELLIPSIS
+    <div class="sora-nb-static" ...><b>prompt box</b> <span ...>· live while its kernel runs</span></div></div>...
+    """
+    shown = list(jobs[:STATIC_MAX_TILES])
+    tiles = "".join(gallery_tile_html(job, axes) for job in shown)
+    more = len(jobs) - len(shown)
+    grid = (f'<div style="display:grid;grid-template-columns:repeat(auto-fill,minmax(0,200px));gap:8px">{tiles}</div>'
+            if tiles else "")
+    rest = f'<div style="opacity:.7">and {more} more</div>' if more > 0 else ""
+    return (f'<div class="sora-nb-static" style="{_FONT}"><div style="margin-bottom:4px"><b>{_e(title)}</b> '
+            f'<span style="opacity:.7">· live while its kernel runs</span></div>{grid}{rest}</div>{_STATIC_STYLE}')
+
+
+def display_widget(widget: Any) -> Any:
+    """Show a sora_nb widget in a notebook: its static fallback (``widget.static_html()``) as an output of
+    its own, then the live widget. Returns the fallback's display handle (``None`` in VS Code, which
+    shows both and keeps no widget state anyway), for :func:`update_static`.
+
+    The single place that calls IPython's display for widgets.
+    """
+    from IPython.display import HTML, display
+
+    widget.add_class("sora-nb-live")
+    handle = None
+    if not any(name.startswith("VSCODE_") for name in os.environ):
+        handle = display(HTML(widget.static_html()), display_id=True)
+    display(widget._repr_mimebundle_(), raw=True)  # not display(widget): that would come back here
+    return handle
+
+
+def update_static(handle: Any, text: str) -> None:
+    """Replace a widget's static fallback (from the engine's loop: a display update, routed by its id)."""
+    from IPython.display import HTML
+
+    handle.update(HTML(text))
 
 
 def display_job(job: Job) -> None:
@@ -628,7 +680,7 @@ def display_job(job: Job) -> None:
         except ImportError:
             pass
         else:
-            _display_widget(JobCard(job), job_html(job))
+            JobCard(job)._ipython_display_()
             return
     display(HTML(job_html(job)))
 
@@ -643,6 +695,6 @@ def display_run(run: Run) -> None:
         except ImportError:
             pass
         else:
-            _display_widget(RunProgress(run), run_html(run))
+            RunProgress(run)._ipython_display_()
             return
     display(HTML(run_html(run)))

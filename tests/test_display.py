@@ -4,14 +4,15 @@ inline posters with a size cap, and the one place that calls IPython's display (
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_image
+from support import wait_for, write_image
 
 import sora_nb
-from sora_nb import _display
+from sora_nb import _display, ui
 
 
 def test_bar_state_rules() -> None:
@@ -52,24 +53,71 @@ def test_inline_posters_are_data_uris_under_a_size_cap(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- display hooks
 
 
+class _Shown:
+    """What ``IPython.display.display`` was given, and the updates of the handles it returned."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, Any]]] = []
+        self.updates: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, obj: Any, **kw: Any) -> Any:
+        self.calls.append((obj, kw))
+        shown = self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                with shown.lock:
+                    shown.updates.append(new.data)
+
+        return Handle() if kw.get("display_id") else None
+
+
 def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Client,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import IPython.display
 
-    shown: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    shown = _Shown()
+    monkeypatch.setattr(IPython.display, "display", shown)
     job = client.generate("a windmill").wait(timeout=30)
 
     monkeypatch.setattr(_display, "_in_kernel", lambda: False)
     job._ipython_display_()
-    obj, _ = shown.pop()
+    obj, _ = shown.calls.pop()
     assert isinstance(obj, IPython.display.HTML) and "<video" in obj.data
 
     monkeypatch.setattr(_display, "_in_kernel", lambda: True)
     job._ipython_display_()
-    bundle, kw = shown.pop()
-    assert kw == {"raw": True}
-    assert "application/vnd.jupyter.widget-view+json" in bundle and "<video" in bundle["text/html"]
+    (static, static_kw), (bundle, kw) = shown.calls[-2:]
+    assert kw == {"raw": True} and "application/vnd.jupyter.widget-view+json" in bundle
+    assert static_kw == {"display_id": True} and "a windmill" in static.data and "<video" in static.data
     job.run._ipython_display_()
-    bundle, _ = shown.pop()
-    assert "application/vnd.jupyter.widget-view+json" in bundle and "run " in bundle["text/html"]
+    (static, _), (bundle, _) = shown.calls[-2:]
+    assert "application/vnd.jupyter.widget-view+json" in bundle and f"run {job.run.id}" in static.data
+
+
+def test_a_displayed_widget_leaves_a_static_fallback_that_follows_its_job(
+    client: sora_nb.Client, here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved notebook reopened showed "Error displaying widget: model not found" for every card: the
+    HTML beside the widget's view in one bundle is never shown while a widget renderer exists. The
+    fallback is now an output of its own, kept up to date, with no widget state and no key in it."""
+    import IPython.display
+
+    shown = _Shown()
+    monkeypatch.setattr(IPython.display, "display", shown)
+    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
+    job = client.generate("a windmill at dusk")
+    card = ui.card(job)
+    card._ipython_display_()  # what `card` (or `job`) as the last line of a cell does
+    (static, static_kw), (bundle, _) = shown.calls
+    assert static_kw == {"display_id": True} and 'class="sora-nb-static"' in static.data
+    assert "a windmill at dusk" in static.data and "text/html" not in bundle
+    assert ".sora-nb-live" in static.data  # the rule that hides it while the live widget is there
+    assert "sora-nb-live" in card._dom_classes
+    job.wait(timeout=30)
+    poster = _display.media_src(job.thumbnail_path)
+    wait_for(lambda: any(poster in text and ">completed<" in text for text in shown.updates), what="the update")
+    assert not any("api_key" in text or "Bearer" in text for text in [static.data, *shown.updates])
+    card.close()
+

@@ -168,5 +168,11 @@ class CompareGrid(LiveBox):
         for item in (*players, *getattr(self, "_cells", {}).values(), *getattr(self, "_headers", {}).values()):
             item.close()
 
+    def _static_title(self) -> str:
+        return f"run {self.run.id}: {self.rows} × {self.cols}"
+
+    def _static_jobs(self) -> list[Job]:
+        return list(self.run.jobs)
+
     def __repr__(self) -> str:
         return f"<CompareGrid run={self.run.id} rows={self.rows!r} cols={self.cols!r}>"

@@ -446,6 +446,14 @@ class Gallery(LiveBox):
         for item in (*self._bytes_tiles.values(), *url_tiles, *self.player.children, self._no_match):
             item.close()
 
+    def _static_title(self) -> str:
+        return f"gallery of run {self.run.id}" if self.run is not None else "gallery of the server's videos"
+
+    def _static_jobs(self) -> list[Job]:
+        if self.run is None:
+            return []
+        return self.visible_jobs()[self.page * self.page_size:(self.page + 1) * self.page_size]
+
     def __repr__(self) -> str:
         what = f"run {self.run.id}" if self.run is not None else f"server {self.source!r}"
         return f"<Gallery {what} page={self.page + 1}>"

@@ -242,5 +242,11 @@ class JobCard(LiveBox):
             card.close()
         super().close()
 
+    def _static_title(self) -> str:
+        return f"job {self.job.id}"
+
+    def _static_jobs(self) -> list[Job]:
+        return [self.job]
+
     def __repr__(self) -> str:
         return f"<JobCard {self.job!r}>"

@@ -296,5 +296,11 @@ class PromptBox(Panel):
             card.close()
         super().close()
 
+    def _static_title(self) -> str:
+        return "sora_nb prompt box"
+
+    def _static_jobs(self) -> list[Job]:
+        return list(reversed(self.jobs))  # newest first, as the cards
+
     def __repr__(self) -> str:
         return f"<PromptBox profile={self.client.profile.name!r} model={self.model.value!r} jobs={len(self.jobs)}>"

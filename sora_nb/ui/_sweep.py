@@ -16,7 +16,7 @@ from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, Panel, guarded, held
 
 if TYPE_CHECKING:
     from .._client import Client, Sweep
-    from .._jobs import Run
+    from .._jobs import Job, Run
     from .._sweeps import Estimate
 
 __all__ = ["RunProgress", "SweepBuilder", "parse_lines", "parse_variables"]
@@ -115,6 +115,13 @@ class RunProgress(LiveBox):
         self._was_done = self.run.done
         if ended and self._on_done is not None:
             self._on_done()
+
+    def _static_title(self) -> str:
+        counts = ", ".join(f"{n} {_display.status_words(s)}" for s, n in sorted(self.run.counts().items()))
+        return f"run {self.run.id}: {counts or 'no jobs'}"
+
+    def _static_jobs(self) -> list[Job]:
+        return list(self.run.jobs)
 
     def __repr__(self) -> str:
         return f"<RunProgress {self.run!r}>"
@@ -318,6 +325,12 @@ class SweepBuilder(Panel):
         if progress is not None:
             progress.close()
         super().close()
+
+    def _static_title(self) -> str:
+        return "sora_nb sweep builder" + (f" · run {self.run.id}" if self.run is not None else "")
+
+    def _static_jobs(self) -> list[Job]:
+        return list(self.run.jobs) if self.run is not None else []
 
     def __repr__(self) -> str:
         return f"<SweepBuilder profile={self.client.profile.name!r} run={self.run.id if self.run else None!r}>"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from .. import _display
 from .._redact import logger
 from .._runtime import Runtime
 
@@ -234,7 +235,37 @@ def show_html(output: Any, text: str) -> None:
 
 
 class Panel(widgets.VBox):  # type: ignore[misc]
-    """The base of sora_nb's widgets: ``close()`` stops their work; being collected does not."""
+    """The base of sora_nb's widgets: ``close()`` stops their work; being collected does not.
+
+    Displayed, a panel leaves a static fallback in the notebook (:meth:`static_html`: posters, statuses,
+    prompts), shown where the live widget is gone, as in a saved notebook reopened.
+    """
+
+    _static_handle: Any = None
+    _static_text = ""
+
+    def static_html(self) -> str:
+        """What a saved notebook shows in place of this widget once its kernel is gone."""
+        return _display.static_html(self._static_title(), self._static_jobs())
+
+    def _static_title(self) -> str:
+        return f"sora_nb {type(self).__name__}"
+
+    def _static_jobs(self) -> list[Job]:
+        return []
+
+    def _ipython_display_(self) -> None:
+        self._static_text = self.static_html()
+        self._static_handle = _display.display_widget(self)
+
+    def _refresh_static(self) -> None:
+        """Bring the static fallback up to date (after a redraw, on the loop) when it changed."""
+        if self._static_handle is None:
+            return
+        text = self.static_html()
+        if text != self._static_text:
+            self._static_text = text
+            _display.update_static(self._static_handle, text)
 
     def __del__(self) -> None:
         # ipywidgets' __del__ calls close(), which for these widgets stops redraws and subscriptions on
@@ -258,7 +289,12 @@ class LiveBox(Panel):
         soon, then after each change of ``source`` (if any) and each :meth:`Coalescer.mark`."""
         self._runtime = runtime
         self._rendered = ""
-        self._coalescer = Coalescer(runtime, render, interval=interval, on_error=self.error.show, tick=tick)
+        def _render_and_static() -> None:
+            render()
+            self._refresh_static()
+
+        self._coalescer = Coalescer(runtime, _render_and_static, interval=interval, on_error=self.error.show,
+                                    tick=tick)
         self._following = Following(source, self._coalescer) if source is not None else None
 
     def _show_changed(self, output: Any, text: str) -> None:

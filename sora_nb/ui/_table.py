@@ -15,7 +15,7 @@ from ._sync import ErrorLine, LiveBox, guarded
 if TYPE_CHECKING:
     import pandas
 
-    from .._jobs import Run
+    from .._jobs import Job, Run
 
 __all__ = ["DEFAULT_COLUMNS", "ResultsTable"]
 
@@ -107,6 +107,12 @@ class ResultsTable(LiveBox):
         more = f" (first {self.max_rows} shown)" if len(df) > self.max_rows else ""
         self.summary.value = f"{len(df)} jobs{more}"
         self._show_changed(self.output, text)
+
+    def _static_title(self) -> str:
+        return f"results of run {self.run.id}"
+
+    def _static_jobs(self) -> list[Job]:
+        return list(self.run.jobs)
 
     def __repr__(self) -> str:
         return f"<ResultsTable run={self.run.id} rows={len(self.run.jobs)}>"
