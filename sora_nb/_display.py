@@ -615,12 +615,12 @@ STATIC_MAX_TILES = 12
 # (it carries ``sora-nb-live``) the fallback hides; when the widget's model is gone (a saved notebook
 # reopened, nbviewer) the fallback shows, and the widget output's bare text ("Error displaying widget:
 # model not found", which has no child elements, unlike a live widget) hides. JupyterLab, Notebook 7 and
-# Voila all lay outputs out as ``.jp-OutputArea-child`` with the output's ``data-mime-type``.
+# Voila all lay outputs out as ``.jp-OutputArea-child`` > ``.jp-OutputArea-output``.
 _STATIC_STYLE = (
     "<style>"
     ".jp-OutputArea-child:has(.sora-nb-static):has(+ .jp-OutputArea-child .sora-nb-live){display:none}"
-    ".jp-OutputArea-child:has(.sora-nb-static) + .jp-OutputArea-child "
-    '[data-mime-type="application/vnd.jupyter.widget-view+json"]:not(:has(*)){display:none}'
+    ".jp-OutputArea-child:has(.sora-nb-static) + .jp-OutputArea-child > .jp-OutputArea-output:not(:has(*))"
+    "{display:none}"
     "</style>"
 )
 

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = Path(__file__).with_name("notebooks")
 APP = ROOT / "notebooks" / "app.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
+README_APP = ".venv/bin/voila notebooks/app.ipynb"  # verbatim from the README (test_notebooks checks it is there)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
 
@@ -135,14 +136,15 @@ def lab(workdir: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def voila(workdir: Path) -> Iterator[Server]:
+    """Voila started as the README says, ``voila notebooks/app.ipynb`` from the clone's root, where it
+    reads the repository's ``voila.json`` (which lets it serve the MP4s and WebP posters): no flag of
+    our own but the port and --no-browser."""
     port = free_port()
     env = _isolated_env(workdir / "voila-home")
-    args = [
-        sys.executable, "-m", "voila", APP.name, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
-        # Voila serves only png/jpg/gif/svg by default: the videos and their WebP posters must be allowed.
-        r"--VoilaConfiguration.file_allowlist=['.*\.(png|jpg|gif|svg|mp4|webp)']",
-    ]
-    server = Server(args, workdir / "notebooks", env, f"http://127.0.0.1:{port}", workdir / "voila.log")
+    shutil.copy(ROOT / "voila.json", workdir / "voila.json")
+    (command, notebook) = README_APP.split()
+    args = [str(Path(sys.executable).with_name(Path(command).name)), notebook, "--no-browser", f"--port={port}"]
+    server = Server(args, workdir, env, f"http://127.0.0.1:{port}", workdir / "voila.log")
     try:
         _wait_http(f"{server.url}/voila/static/", server.process, server.log)
         yield server
@@ -305,6 +307,8 @@ def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: A
     row = f".sora-nb-table tr:has-text('{prompt}')"
     page.wait_for_selector(row, timeout=30_000)
     page.wait_for_selector(f"{row}:has-text('completed')", timeout=30_000)
+    # The server's "completed" can show a redraw before the download that brings the poster.
+    page.wait_for_selector(f"{row} img", timeout=10_000)
     assert page.locator(f"{row} img").count() == 1, "the row has no poster"
     poster = page.locator(f"{row} img").element_handle()
     page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=poster, timeout=10_000)
@@ -394,8 +398,9 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
         "a tile shows its player before it is clicked"
     _shoot(page, gallery, "gallery.png")
     page.locator(f"{tile} img").first.click()  # a click swaps the poster for the playing video
-    _wait_video_loaded(page, f"{tile} video:not([hidden])")
-    assert not page.eval_on_selector(f"{tile} video:not([hidden])", "v => v.paused")
+    playing = page.locator(tile).first.locator("video").element_handle()
+    page.wait_for_function("v => v.readyState >= 2 && !v.paused", arg=playing, timeout=60_000)
+    assert page.locator(tile).first.evaluate(_VISIBLE_MEDIA) == 1
 
     # run.table(): four completed rows, each with its poster.
     table = ".sora-nb-results"
@@ -485,3 +490,120 @@ def test_voila_app_renders_without_code_and_generates(voila: Server, page: Any) 
     # aborted here like any other. Nothing else may try to leave the machine.
     unexpected = [u for u in page.blocked if "/@fortawesome/fontawesome-free@" not in u]  # type: ignore[attr-defined]
     assert not unexpected, unexpected
+
+
+# ---------------------------------------------------------------------------------------- what a person sees
+
+_VISIBLE_MEDIA = """t => [...t.querySelectorAll('img, video')].filter(e => {
+    const s = getComputedStyle(e); const r = e.getBoundingClientRect();
+    return s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0 && r.height > 0; }).length"""
+
+
+def _playing_since(page: Any, handle: Any, since: float) -> bool:
+    return bool(page.evaluate("([v, t]) => v.isConnected && !v.paused && v.currentTime > t", [handle, since]))
+
+
+def _open_and_run(page: Any, lab: Server, name: str) -> None:
+    token = lab.token  # type: ignore[attr-defined]
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+    _wait_kernel_idle(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def _shut_down_kernels(url: str, token: str) -> None:
+    import urllib.request
+
+    headers = {"Authorization": f"token {token}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions", headers=headers), timeout=10) as r:
+        sessions = json.load(r)
+    for session in sessions:
+        request = urllib.request.Request(f"{url}/api/sessions/{session['id']}", headers=headers, method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+def _done_count(page: Any) -> int:
+    return int(page.evaluate("() => document.querySelectorAll('.sora-nb-compare video').length"))
+
+
+def test_a_playing_video_keeps_playing_while_other_jobs_update(lab: Server, page: Any) -> None:
+    """Every status change rebuilt the whole comparison grid and gallery: a video being watched went back
+    to 0 (its element replaced). Six jobs run one at a time; the first ones are watched while the
+    others go through their states."""
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    _open_and_run(page, lab, "ui_playing.ipynb")
+    grid, tile = ".sora-nb-compare", ".sora-nb-gallery-widget figure.sora-nb-tile"
+    page.wait_for_function("() => document.querySelectorAll('.sora-nb-compare video').length >= 1", timeout=90_000)
+    _wait_video_loaded(page, f"{grid} video")
+    assert _done_count(page) < 6, "the run ended before anything could be watched: slow the simulator down"
+    watched = page.locator(f"{grid} video").first.element_handle()
+    page.evaluate("v => { v.muted = true; return v.play(); }", watched)
+    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=watched, timeout=20_000)
+    t_grid = page.evaluate("v => v.currentTime", watched)
+    # Another job finishes meanwhile (it went queued, generating, downloading, completed).
+    before = _done_count(page)
+    page.wait_for_function(f"() => document.querySelectorAll('{grid} video').length > {before}", timeout=90_000)
+    assert _playing_since(page, watched, t_grid), "the grid's video stopped or restarted while other jobs updated"
+
+    # The gallery: the first tile clicked, its video plays in place of its poster.
+    page.wait_for_selector(f"{tile} img.sora-nb-tile-poster", timeout=30_000)
+    first = page.locator(tile).first
+    first.locator("img.sora-nb-tile-poster").click()
+    clicked = first.locator("video").element_handle()
+    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=clicked, timeout=20_000)
+    assert first.evaluate(_VISIBLE_MEDIA) == 1, "the clicked tile shows its poster and its player together"
+    t_grid = page.evaluate("v => v.currentTime", watched)
+    t_tile = page.evaluate("v => v.currentTime", clicked)
+    before = _done_count(page)
+    assert before < 6, "the run ended before the gallery could be watched: slow the simulator down"
+    page.wait_for_function(f"() => document.querySelectorAll('{grid} video').length > {before}", timeout=90_000)
+    assert _playing_since(page, watched, t_grid), "the grid's video stopped or restarted while other jobs updated"
+    assert _playing_since(page, clicked, t_tile), "the gallery's video stopped or restarted while other jobs updated"
+    assert first.evaluate(_VISIBLE_MEDIA) == 1
+
+    # A second tile clicked: the first stops and shows its poster again; each tile shows one thing.
+    second = page.locator(tile).nth(1)
+    second.locator("img.sora-nb-tile-poster").click()
+    page.wait_for_function("v => !v.paused", arg=second.locator("video").element_handle(), timeout=20_000)
+    assert page.evaluate("v => v.paused", clicked), "clicking a second tile did not stop the first"
+    assert first.locator("img.sora-nb-tile-poster").is_visible() and not first.locator("video").is_visible()
+
+    # Once all are done: each tile shows one thing, and tiles have one size, portrait and landscape alike.
+    page.wait_for_function(f"() => document.querySelectorAll('{grid} video').length === 6", timeout=90_000)
+    _wait_images_loaded(page, f"{tile} img.sora-nb-tile-poster", 6)
+    assert [t.evaluate(_VISIBLE_MEDIA) for t in page.locator(tile).all()] == [1] * 6
+    sizes = page.eval_on_selector_all(tile, "ts => ts.map(t => { const r = t.getBoundingClientRect(); "
+                                            "return [r.width, r.height]; })")
+    assert len(sizes) == 6, sizes
+    # One size (within a pixel of rounding), though three videos are portrait and three landscape.
+    assert max(w for w, _ in sizes) - min(w for w, _ in sizes) < 1, sizes
+    assert max(h for _, h in sizes) - min(h for _, h in sizes) < 1, sizes
+    # While the widgets are live, their static fallbacks are hidden.
+    assert page.eval_on_selector_all(".sora-nb-static", "es => es.every(e => e.offsetHeight === 0)")
+    page.locator(".sora-nb-gallery-widget").first.screenshot(path=str(ARTIFACTS / "gallery-playing.png"))
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
+def test_a_saved_notebook_reopened_shows_posters_not_errors(lab: Server, page: Any, workdir: Path) -> None:
+    """Reopened without its kernel, every card showed "Error displaying widget: model not found"."""
+    shutil.copy(NOTEBOOKS / "ui_playing.ipynb", workdir / "notebooks" / "reopened.ipynb")
+    _open_and_run(page, lab, "reopened.ipynb")
+    page.wait_for_function("() => document.querySelectorAll('.sora-nb-compare video').length === 6", timeout=120_000)
+    page.wait_for_timeout(1500)  # the fallbacks follow the last redraw
+    page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+    token = lab.token  # type: ignore[attr-defined]
+    _shut_down_kernels(lab.url, token)
+    page.goto(f"{lab.url}/lab/tree/reopened.ipynb?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel .sora-nb-static", timeout=120_000)
+    page.wait_for_timeout(3000)  # the widget manager gives up on the models it cannot find
+    statics = page.locator(".sora-nb-static")
+    assert statics.count() == 2 and all(s.is_visible() for s in statics.all())
+    _wait_images_loaded(page, ".sora-nb-static img.sora-nb-tile-poster", 12)
+    text = page.inner_text(".jp-NotebookPanel")
+    assert "a red fox in the snow" in text and "completed" in text
+    visible_errors = page.locator("text=Error displaying widget").filter(has_text="model not found")
+    assert all(not e.is_visible() for e in visible_errors.all()), "the widget error shows beside the fallback"
+    page.locator(".sora-nb-static").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "reopened.png"))

@@ -950,7 +950,8 @@ def test_compare_grid_bytes_mode_fills_cells_live_and_sends_each_video_once(
     grid.refresh()
     assert "play/pause sync needs JupyterLab, Notebook 7 or Voila" in tree_html(grid)
     children = grid.grid.children
-    assert len(children) == 3 + 2 * 3 and grid.grid.layout.grid_template_columns == "auto repeat(2, max-content)"
+    assert len(children) == 3 + 2 * 3
+    assert grid.grid.layout.grid_template_columns == "fit-content(240px) repeat(2, max-content)"
     assert ">sora-2<" in children[1].value and ">sora-2-pro<" in children[2].value and "a red fox" in children[3].value
     by_job = {job.id: job for job in run.jobs}
     videos = {}

@@ -118,7 +118,7 @@ class CompareGrid(LiveBox):
                 if cell.children != players:
                     cell.children = players
                 children.append(cell)
-        columns = f"auto repeat({len(col_values)}, max-content)"
+        columns = f"fit-content(240px) repeat({len(col_values)}, max-content)"  # headers no wider than they need
         if self.grid.layout.grid_template_columns != columns:
             self.grid.layout.grid_template_columns = columns
         if tuple(children) != self.grid.children:
