@@ -49,7 +49,9 @@ __all__ = [
     "job_status_text",
     "job_title_html",
     "media_src",
+    "latest_jobs",
     "run_bar_state",
+    "run_counts_text",
     "run_html",
     "size_label",
     "small_image",
@@ -242,42 +244,79 @@ def bar_state(status: str, progress: int | None, *, done: bool, previous: str = 
     return value, ""
 
 
-def run_bar_state(jobs: Sequence[Job], *, previous: str = "") -> tuple[float, str]:
-    """The overall bar of a run: ``(percent, bar_style)``; finished jobs count whole.
+def latest_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Each request's latest job: a job retried (``run.retry_failed()``) counts by its retry.
 
-    ``danger`` as soon as one job failed (and it stays), ``success`` once every job finished well.
+    >>> from types import SimpleNamespace as NS
+    >>> a, b = NS(spec="a", status="failed"), NS(spec="a", status="completed")
+    >>> [job.status for job in latest_jobs([a, b])]
+    ['completed']
     """
+    latest: dict[Any, Job] = {}
+    for job in jobs:
+        latest.pop(job.spec, None)  # keep run order of the latest attempts
+        latest[job.spec] = job
+    return list(latest.values())
+
+
+def run_bar_state(jobs: Sequence[Job], *, previous: str = "") -> tuple[float, str]:
+    """The overall bar of a run: ``(percent, bar_style)``, over each request's latest job (a failure
+    retried counts by its retry); finished jobs count whole.
+
+    ``warning`` while the run goes with failures among its jobs, ``danger`` once it ended with some,
+    ``success`` once every request completed (after a successful retry too). ``previous`` is not sticky:
+    the bar says the run's state now.
+    """
+    del previous  # the bar follows the run as it is now, a retry included
+    jobs = latest_jobs(jobs)
     if not jobs:
         return 0.0, "info"
     total = 0.0
     unknown = 0
-    failed = previous == "danger"
+    failed = False
     for job in jobs:
         if job.done:
             total += 1.0
-            failed = failed or job.status in FAILED_STATUSES
+            failed = failed or job.status != "completed"
         elif job.progress is None:
             unknown += 1
         else:
             total += min(job.progress, 100) / 100.0
     value = 100.0 * total / len(jobs)
-    if failed:
-        return value, "danger"
     if all(job.done for job in jobs):
-        return 100.0, "success" if all(job.status == "completed" for job in jobs) else "warning"
+        return 100.0, "danger" if any(j.status in FAILED_STATUSES for j in jobs) else "warning" if failed else "success"
+    if failed:
+        return value, "warning"
     return value, "info" if unknown == sum(not job.done for job in jobs) and value == 0 else ""
+
+
+def run_counts_text(jobs: Sequence[Job]) -> str:
+    """The counts beside a run's bar, in plain words, over each request's latest job.
+
+    For example ``5/8 done · 4 completed · 1 failed · 2 generating · 1 waiting to send · 1 retried``.
+    """
+    latest = latest_jobs(jobs)
+    done = sum(job.done for job in latest)
+    counts: dict[str, int] = {}
+    for job in latest:
+        words = status_words(job.status, done=job.done)
+        counts[words] = counts.get(words, 0) + 1
+    order = ["completed", "failed", "cancelled", "expired"]
+    parts = [f"{done}/{len(latest)} done"]
+    parts += [f"{counts[w]} {w}" for w in order if counts.get(w)]
+    parts += [f"{n} {w}" for w, n in counts.items() if w not in order]
+    retried = len(jobs) - len(latest)
+    if retried:
+        parts.append(f"{retried} retried")
+    return " · ".join(parts)
 
 
 def job_status_text(job: Job) -> str:
     """One line: status, progress, time elapsed and an estimate of the time left.
 
-    For example ``in_progress 42% · 0:12 elapsed · ~0:17 left``.
+    For example ``generating 42 % · 0:12 elapsed · ~0:17 left``.
     """
-    parts = [job.status.replace("_", " ")]
-    if job.status == "completed" and not job.done:
-        parts[0] = "downloading"
-    elif job.progress is not None and not job.done:
-        parts[0] += f" {job.progress}%"
+    parts = [status_words(job.status, job.progress, done=job.done)]
     elapsed = job.elapsed
     if elapsed is not None:
         parts.append(f"{format_duration(elapsed)} elapsed" if not job.done else f"took {format_duration(elapsed)}")
@@ -384,12 +423,13 @@ def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int =
     rows = []
     for job in jobs:
         colour = _BADGE.get(job.status, "#1565c0")
-        progress = "" if job.progress is None or job.done else f"{job.progress}%"
+        progress = "" if job.progress is None or job.done else f"{job.progress} %"
         error = job.error
         failed = error is not None and job.status != "completed"
         note = f'<span style="color:#c62828">{_e(error.code or "")}</span>' if error and failed else ""
+        words = status_words(job.status, done=job.done)
         rows.append(
-            f'<tr><td><code>{_e(job.id)}</code></td><td style="color:{colour}">{_e(job.status)}</td>'
+            f'<tr><td><code>{_e(job.id)}</code></td><td style="color:{colour}">{_e(words)}</td>'
             f'<td style="text-align:right">{progress}</td><td>{_e(_axes_text(job, axes))}</td><td>{note}</td></tr>'
         )
     return (f'<div class="sora-nb-joblist" style="max-height:{max_height}px;overflow-y:auto;{_FONT}">'

@@ -384,7 +384,7 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     assert _bar_percent(page, f"{builder} .sora-nb-run") == 100
     page.wait_for_function(  # the per-job list redraws once a second: wait for its final state
         """s => { const l = document.querySelector(s);
-                  return !!l && !/queued|in.progress|pending/.test(l.textContent); }""",
+                  return !!l && !/queued|generating|waiting to send|downloading/.test(l.textContent); }""",
         arg=f"{builder} .sora-nb-joblist-widget", timeout=10_000,
     )
     _shoot(page, builder, "sweep-builder.png")

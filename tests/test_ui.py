@@ -461,6 +461,34 @@ def test_sweep_progress_sends_few_messages_for_many_jobs(client: sora_nb.Client,
 # ---------------------------------------------------------------------------------------- SweepBuilder
 
 
+def test_a_runs_bar_and_counts_say_its_state_now_in_plain_words() -> None:
+    """The bar turned solid red at the first failure and stayed red after a successful retry, and the
+    counts said ``pending_submit``."""
+    from types import SimpleNamespace as NS
+
+    def job(spec: str, status: str, progress: int | None = None) -> Any:
+        return NS(spec=spec, status=status, progress=progress, done=status in ("completed", "failed", "cancelled"))
+
+    going = [job("a", "failed"), job("b", "in_progress", 40), job("c", "pending_submit"), job("d", "queued")]
+    assert _display.run_bar_state(going)[1] == "warning"  # not red while it goes on
+    assert _display.run_counts_text(going) == "1/4 done · 1 failed · 1 generating · 1 waiting to send · 1 queued"
+    retried = [job("a", "failed"), job("b", "completed"), job("a", "completed")]
+    assert _display.run_bar_state(retried, previous="danger") == (100.0, "success")
+    assert _display.run_counts_text(retried) == "2/2 done · 2 completed · 1 retried"
+    assert _display.run_bar_state([job("a", "failed"), job("b", "completed")]) == (100.0, "danger")
+
+
+def test_cancel_is_enabled_only_while_the_run_goes(client: sora_nb.Client, closing: list[Any]) -> None:
+    builder = ui.sweep(client, prompts=["a calm lake"])
+    closing.append(builder)
+    assert builder.cancel_button.disabled and builder.retry_button.disabled
+    run = builder.launch()
+    assert not builder.cancel_button.disabled
+    run.wait(timeout=60)
+    wait_for(lambda: builder.cancel_button.disabled, what="Cancel disabled once the run ended")
+    assert builder.retry_button.disabled  # nothing failed
+
+
 def test_sweep_builder_counts_invalid_combos_and_checks_the_budget(client: sora_nb.Client,
                                                                    closing: list[Any]) -> None:
     builder = ui.sweep(client, budget_usd=1.0)
@@ -501,11 +529,13 @@ def test_sweep_builder_launches_cancels_and_retries(client: sora_nb.Client, clos
     wait_for(lambda: "4/4 done" in progress.counts.value, what="the counts")
     assert progress.bar.bar_style == "danger" and "2 failed" in progress.counts.value
     assert "moderation_blocked" in progress.job_list.value
+    assert builder.cancel_button.disabled and not builder.retry_button.disabled  # the run ended, with failures
     builder.retry_button.click()
     assert builder.error.value == "" and len(run) == 6
     run.wait(timeout=60)
     progress.refresh()
-    assert progress.bar.bar_style == "danger"  # still red: the retries failed too, and success never overwrites it
+    assert progress.bar.bar_style == "danger"  # still red: the retries failed too
+    assert "2 failed" in progress.counts.value and "2 retried" in progress.counts.value
     builder.cancel_button.click()  # nothing left running: a no-op, not an error
     assert builder.error.value == ""
 

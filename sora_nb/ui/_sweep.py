@@ -96,15 +96,10 @@ class RunProgress(LiveBox):
         value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style)
         if not self._reports_progress and style == "" and not self.run.done:
             style = "info"
-        counts = self.run.counts()
-        done = sum(job.done for job in jobs)
-        parts = [f"{done}/{len(jobs)} done"] + [
-            f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()) if status != "completed"
-        ]
         with held(self.bar):
             self.bar.value = value
             self.bar.bar_style = style
-        self.counts.value = html.escape(" · ".join(parts))
+        self.counts.value = html.escape(_display.run_counts_text(jobs))
         # The per-job list is the one big message (about 200 bytes a job): once a second is plenty;
         # the once-a-second tick, or the run's end, brings the last changes.
         now = time.monotonic()
@@ -255,6 +250,7 @@ class SweepBuilder(Panel):
         return value if value > 0 else None
 
     def _update_summary(self) -> None:
+        self._update_run_buttons()
         try:
             estimate: Estimate | None = self.plan().estimate()
             problem = None
@@ -281,6 +277,19 @@ class SweepBuilder(Panel):
                                           f"run {running.id} is still going: wait for it, or Cancel it"
                                           if running is not None else f"start {estimate.jobs} jobs")
 
+    def _update_run_buttons(self) -> None:
+        """Cancel while the run goes; Retry failed once it ended with requests that did not complete."""
+        running = self._running()
+        unfinished = (self.run is not None and running is None
+                      and any(job.status != "completed" for job in _display.latest_jobs(self.run.jobs)))
+        with held(self.cancel_button, self.retry_button):
+            self.cancel_button.disabled = running is None
+            self.cancel_button.tooltip = "cancel the jobs still going" if running else "no run is going"
+            self.retry_button.disabled = not unfinished
+            self.retry_button.tooltip = ("submit the failed, cancelled and expired jobs again" if unfinished else
+                                         "nothing failed" if self.run is not None and running is None else
+                                         "once the run has ended")
+
     def _running(self) -> Run | None:
         return self.run if self.run is not None and not self.run.done else None
 
@@ -299,9 +308,6 @@ class SweepBuilder(Panel):
             self.progress.close()
         self.progress = RunProgress(run, refresh_interval=self._interval, on_done=self._update_summary)
         self.output.children = (self.progress,)
-        with held(self.cancel_button, self.retry_button):
-            self.cancel_button.disabled = False
-            self.retry_button.disabled = False
         self._update_summary()
         return run
 
