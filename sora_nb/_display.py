@@ -412,6 +412,8 @@ def _axes_text(job: Job, axes: Sequence[str], *, skip: Iterable[str] = ()) -> st
             continue
         if name == "repeat":
             values.append(f"#{value}")
+        elif name == "seconds":
+            values.append(f"{value} s")
         else:
             text = str(value)
             values.append(text if len(text) <= 48 else text[:45] + "…")

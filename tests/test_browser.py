@@ -476,7 +476,13 @@ def test_voila_app_renders_without_code_and_generates(voila: Server, page: Any) 
     src = page.eval_on_selector(f"{card} video", "v => v.currentSrc")
     assert src.endswith(".mp4"), src
     # The gallery below follows the session: the new video's poster appears in it.
-    _wait_images_loaded(page, ".sora-nb-gallery-widget figure.sora-nb-tile img", 1)
+    session_gallery = ".sora-nb-gallery-widget:not(.sora-nb-sweep .sora-nb-gallery-widget)"
+    _wait_images_loaded(page, f"{session_gallery} figure.sora-nb-tile img", 1)
+    # A sweep launched from the app shows its videos too (its progress, then its gallery).
+    page.click(".sora-nb-sweep .sora-nb-launch")
+    _wait_images_loaded(page, ".sora-nb-sweep .sora-nb-gallery-widget figure.sora-nb-tile img", 2, timeout=90_000)
+    assert "bar-success" in page.get_attribute(".sora-nb-sweep .sora-nb-run .sora-nb-bar .progress-bar", "class")
+    assert page.is_disabled(".sora-nb-sweep .sora-nb-cancel"), "Cancel stays enabled after the run ended"
     page.mouse.move(0, 0)
     # Voila's page scrolls inside its own container, not the document: make the window as tall as
     # the content to capture the whole dashboard.

@@ -489,6 +489,17 @@ def test_cancel_is_enabled_only_while_the_run_goes(client: sora_nb.Client, closi
     assert builder.retry_button.disabled  # nothing failed
 
 
+def test_a_sweep_builder_can_show_its_runs_videos(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
+    """The Voila app showed a sweep's progress but its videos nowhere."""
+    builder = ui.sweep(client, prompts=["a calm lake", "a windy hill"], gallery=True)
+    closing.append(builder)
+    run = builder.launch()
+    assert builder.gallery is not None and builder.gallery.run is run
+    assert builder.output.children == (builder.progress, builder.gallery)
+    run.wait(timeout=60)
+    wait_for(lambda: tree_html(builder.gallery).count("sora-nb-tile-poster") == 2, what="the sweep's posters")
+
+
 def test_sweep_builder_counts_invalid_combos_and_checks_the_budget(client: sora_nb.Client,
                                                                    closing: list[Any]) -> None:
     builder = ui.sweep(client, budget_usd=1.0)

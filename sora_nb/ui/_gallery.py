@@ -250,7 +250,7 @@ class Gallery(LiveBox):
         self.page = min(self.page, pages - 1)
         shown = visible[self.page * self.page_size:(self.page + 1) * self.page_size]
         self._set_pager(pages, len(visible))
-        axes = [a for a in run.axes if a != "prompt"]
+        axes = _display.varying_axes(jobs, skip=("prompt",))  # what tells the tiles apart
         if self.media_mode == "url":
             self._show_tiles([self._url_tile(job, axes) for job in shown])
             return

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 
 from .. import _catalog, _display
 from .._styles import STYLES
+from ._gallery import Gallery
 from ._prompt import model_options, size_options
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, Panel, guarded, held
 
@@ -124,7 +125,8 @@ class RunProgress(LiveBox):
 
 class SweepBuilder(Panel):
     """Axes editors, the resulting job count, invalid combinations and estimated cost against a
-    budget; Launch / Cancel / Retry failed; then the run's live progress.
+    budget; Launch / Cancel / Retry failed; then the run's live progress (and, with ``gallery=True``, its
+    gallery: where an app with no code shows the sweep's videos).
 
     Prompts are one per line, or a template such as ``a {animal} at {time}`` with variables
     ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects
@@ -144,11 +146,14 @@ class SweepBuilder(Panel):
         *,
         prompts: list[str] | None = None,
         budget_usd: float = 10.0,
+        gallery: bool = False,
         refresh_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.client = client
         self.run: Run | None = None
         self.progress: RunProgress | None = None
+        self.gallery: Gallery | None = None
+        self._with_gallery = gallery
         self._interval = refresh_interval
         profile = client.profile
         models = model_options(profile.models)
@@ -304,10 +309,12 @@ class SweepBuilder(Panel):
             raise ValueError(f"run {running.id} is still going. Fix: wait for it to end, or Cancel it, then Launch.")
         run = self.plan().start(max_concurrency=int(self.concurrency.value), budget_usd=self.budget_usd)
         self.run = run
-        if self.progress is not None:
-            self.progress.close()
+        for previous in (self.progress, self.gallery):
+            if previous is not None:
+                previous.close()
         self.progress = RunProgress(run, refresh_interval=self._interval, on_done=self._update_summary)
-        self.output.children = (self.progress,)
+        self.gallery = Gallery(run) if self._with_gallery else None
+        self.output.children = (self.progress,) if self.gallery is None else (self.progress, self.gallery)
         self._update_summary()
         return run
 
@@ -327,9 +334,9 @@ class SweepBuilder(Panel):
             self.progress._coalescer.mark()
 
     def close(self) -> None:
-        progress = getattr(self, "progress", None)
-        if progress is not None:
-            progress.close()
+        for item in (getattr(self, "progress", None), getattr(self, "gallery", None)):
+            if item is not None:
+                item.close()
         super().close()
 
     def _static_title(self) -> str:
