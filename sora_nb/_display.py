@@ -420,8 +420,22 @@ def _axes_text(job: Job, axes: Sequence[str], *, skip: Iterable[str] = ()) -> st
     return " · ".join(values)
 
 
-def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int = 220) -> str:
-    """A compact, scrollable list of a run's jobs: one line each with status, progress and axes."""
+JOB_LIST_MAX = 100
+"""A run's job list shows this many lines at most: its message stays small however large the run."""
+
+
+def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int = 220,
+                  max_jobs: int = JOB_LIST_MAX) -> str:
+    """A compact, scrollable list of a run's jobs: one line each with status, progress and axes.
+
+    At most ``max_jobs`` lines: the jobs still going and those that did not complete first (in run
+    order), then completed ones, and a last line counting the rest.
+    """
+    first = [job for job in jobs if not (job.done and job.status == "completed")][:max_jobs]
+    if len(first) < max_jobs:
+        first += [job for job in jobs if job.done and job.status == "completed"][:max_jobs - len(first)]
+    rest = len(jobs) - len(first)
+    jobs = first
     rows = []
     for job in jobs:
         colour = _BADGE.get(job.status, "#1565c0")
@@ -434,6 +448,8 @@ def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int =
             f'<tr><td><code>{_e(job.id)}</code></td><td style="color:{colour}">{_e(words)}</td>'
             f'<td style="text-align:right">{progress}</td><td>{_e(_axes_text(job, axes))}</td><td>{note}</td></tr>'
         )
+    if rest > 0:
+        rows.append(f'<tr><td colspan="5" style="opacity:.7">… and {rest} more (run.table() lists them all)</td></tr>')
     return (f'<div class="sora-nb-joblist" style="max-height:{max_height}px;overflow-y:auto;{_FONT}">'
             f'<table style="border-collapse:collapse;width:100%"><tbody>{"".join(rows)}</tbody></table></div>')
 

@@ -497,7 +497,8 @@ def test_a_sweep_builder_can_show_its_runs_videos(client: sora_nb.Client, here: 
     assert builder.gallery is not None and builder.gallery.run is run
     assert builder.output.children == (builder.progress, builder.gallery)
     run.wait(timeout=60)
-    wait_for(lambda: tree_html(builder.gallery).count("sora-nb-tile-poster") == 2, what="the sweep's posters")
+    wait_for(lambda: tree_html(builder.gallery).count('<img class="sora-nb-tile-poster"') == 2,
+             what="the sweep's posters")
 
 
 def test_sweep_builder_counts_invalid_combos_and_checks_the_budget(client: sora_nb.Client,
@@ -781,6 +782,55 @@ def test_results_table_shows_posters_and_sorts(small_run: sora_nb.Run, closing: 
     rows = html_of(table.output).split("<tr data-job=")[1:]
     assert ["sora-2-pro" in row for row in rows] == [True, True, False, False]
     assert table.ascending.description == "descending"
+
+
+def test_results_table_pages_so_a_redraw_sends_one_page(small_run: sora_nb.Run, closing: list[Any]) -> None:
+    """A 10,000-job run re-sent 500 rows (about 200 kB) at each redraw; now one page."""
+    table = small_run.table(page_size=3)
+    closing.append(table)
+    table.refresh()
+    assert html_of(table.output).count("<tr data-job=") == 3 and table.prev_button.disabled
+    assert "rows 1-3 of 4 jobs · page 1 of 2" in table.summary.value
+    table.next_button.click()
+    table.refresh()
+    assert html_of(table.output).count("<tr data-job=") == 1 and table.next_button.disabled
+    table.sort_by.value = "model"  # a new order starts again at its first page
+    table.refresh()
+    assert table.page == 0 and html_of(table.output).count("<tr data-job=") == 3
+    with pytest.raises(ValueError, match="page_size=0 must be at least 1"):
+        small_run.table(page_size=0)
+
+
+def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
+                                                   closing: list[Any]) -> None:
+    """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""
+    from sora_nb.ui import _sync
+
+    table = small_run.table()
+    closing.append(table)
+    table.refresh()
+    clock = iter(float(n) * 0.05 for n in range(1000))  # each reading 50 ms later: every redraw "takes" 50 ms
+    with monkeypatch.context() as patch:
+        patch.setattr(_sync.time, "perf_counter", lambda: next(clock))
+        table.refresh()
+        table.refresh()
+    assert table._coalescer.interval == pytest.approx(_sync.LOAD_FACTOR * 0.05)
+    table.refresh()  # quick redraws: back to the interval asked for
+    table.refresh()
+    assert table._coalescer.interval == 1.0
+
+
+def test_a_runs_job_list_stays_small_however_large_the_run() -> None:
+    from types import SimpleNamespace as NS
+
+    def job(n: int, status: str) -> Any:
+        return NS(id=f"j{n:05d}", status=status, progress=None, done=status != "in_progress", error=None,
+                  spec=NS(axes={"prompt": f"p{n}"}))
+
+    jobs = [job(n, "completed") for n in range(9_000)] + [job(n, "in_progress") for n in range(9_000, 9_010)]
+    text = _display.job_list_html(jobs, ["prompt"])
+    assert text.count("<tr>") == _display.JOB_LIST_MAX + 1 and "… and 8910 more" in text
+    assert text.index("j09000") < text.index("j00000")  # the jobs still going come first
 
 
 def test_a_table_sorted_by_a_column_it_does_not_show_is_refused_naming_them(small_run: sora_nb.Run) -> None:

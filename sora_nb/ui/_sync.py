@@ -31,11 +31,17 @@ if TYPE_CHECKING:
 
     from .._jobs import Job, Run
 
-__all__ = ["DEFAULT_INTERVAL", "Coalescer", "Following", "LiveBox", "Panel", "ErrorLine", "guarded", "held",
-           "on_failure", "show_html", "walk"]
+__all__ = ["DEFAULT_INTERVAL", "LOAD_FACTOR", "MAX_INTERVAL", "Coalescer", "Following", "LiveBox", "Panel", "ErrorLine",
+           "guarded", "held", "on_failure", "show_html", "walk"]
 
 DEFAULT_INTERVAL = 0.25
 """Seconds between two redraws of one widget: about four a second at most."""
+
+LOAD_FACTOR = 20.0
+"""A widget waits at least this many times its redraw's duration before the next one."""
+
+MAX_INTERVAL = 10.0
+"""However slow its redraws, a widget redraws at least this often (seconds) while things change."""
 
 
 class Coalescer:
@@ -289,9 +295,19 @@ class LiveBox(Panel):
         soon, then after each change of ``source`` (if any) and each :meth:`Coalescer.mark`."""
         self._runtime = runtime
         self._rendered = ""
+        costs: list[float] = []
+
         def _render_and_static() -> None:
+            started = time.perf_counter()
             render()
             self._refresh_static()
+            costs.append(time.perf_counter() - started)
+            if interval > 0 and len(costs) > 1:  # (0: the benchmarks' naive baseline, left as it is)
+                # A redraw of a large run (a 10,000-job table: about half a second) waits LOAD_FACTOR times
+                # its duration before the next, so that redraws take at most ~5 % of the loop. The first
+                # (imports, caches) does not count; the cheaper of the last two does, at most MAX_INTERVAL.
+                del costs[:-2]
+                self._coalescer.interval = min(MAX_INTERVAL, max(interval, LOAD_FACTOR * min(costs)))
 
         self._coalescer = Coalescer(runtime, _render_and_static, interval=interval, on_error=self.error.show,
                                     tick=tick)

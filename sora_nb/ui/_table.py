@@ -27,7 +27,7 @@ _RUN_ORDER = "(run order)"
 
 class ResultsTable(LiveBox):
     """The run's DataFrame (``run.to_dataframe()``) as a table with a poster per row, sortable by any
-    column (ascending or descending), refreshed as jobs change.
+    column (ascending or descending), ``page_size`` rows a page (Prev / Next), refreshed as jobs change.
 
     Sorting happens in the kernel, so it survives the live refresh and works in every front end.
 
@@ -51,13 +51,16 @@ class ResultsTable(LiveBox):
         sort_by: str | None = None,
         ascending: bool = True,
         thumbnails: bool = True,
-        max_rows: int = 500,
+        page_size: int = 50,
         media: MediaMode = "auto",
         refresh_interval: float = 1.0,
     ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size={page_size!r} must be at least 1. Fix: e.g. page_size=50.")
         self.run = run
         self.media_mode: MediaMode = resolve_media(media)
-        self.thumbnails, self.max_rows = thumbnails, max_rows
+        self.thumbnails, self.page_size = thumbnails, page_size
+        self.page = 0
         leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
         self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
         if sort_by is not None and sort_by not in self.columns:
@@ -70,15 +73,20 @@ class ResultsTable(LiveBox):
                                               icon="sort-amount-asc" if ascending else "sort-amount-desc",
                                               layout=widgets.Layout(width="auto"))
         self.summary = widgets.HTML("")
+        # Pages, like the gallery: a redraw sends one page of rows, however large the run.
+        self.prev_button = widgets.Button(description="◀ Prev", layout=widgets.Layout(width="auto"), disabled=True)
+        self.next_button = widgets.Button(description="Next ▶", layout=widgets.Layout(width="auto"), disabled=True)
         self.output = widgets.Output()
         self.output.add_class("sora-nb-table-output")
         self.error = ErrorLine()
-        super().__init__([widgets.HBox([self.sort_by, self.ascending, self.summary],
-                                       layout=widgets.Layout(align_items="center")),
+        super().__init__([widgets.HBox([self.sort_by, self.ascending, self.prev_button, self.summary,
+                                        self.next_button], layout=widgets.Layout(align_items="center")),
                           self.output, self.error])
         self.add_class("sora-nb-results")
         self._follow(run.runtime, run, self._render, interval=refresh_interval)
-        self.sort_by.observe(guarded(self.error, lambda _c: self._coalescer.mark()), "value")
+        self.sort_by.observe(guarded(self.error, lambda _c: self._turn(None)), "value")
+        self.prev_button.on_click(guarded(self.error, lambda _b: self._turn(-1)))
+        self.next_button.on_click(guarded(self.error, lambda _b: self._turn(+1)))
         self.ascending.observe(guarded(self.error, self._toggled), "value")
 
     def _toggled(self, change: dict[str, Any]) -> None:
@@ -86,10 +94,15 @@ class ResultsTable(LiveBox):
         with self.ascending.hold_sync():
             self.ascending.description = "ascending" if up else "descending"
             self.ascending.icon = "sort-amount-asc" if up else "sort-amount-desc"
+        self._turn(None)
+
+    def _turn(self, step: int | None) -> None:
+        """Next or previous page; ``None``: back to the first (a new sort order)."""
+        self.page = 0 if step is None else max(0, self.page + step)
         self._coalescer.mark()
 
     def dataframe(self) -> pandas.DataFrame:
-        """The rows shown, sorted as chosen (all columns of ``run.to_dataframe()``)."""
+        """Every row in the chosen order, all pages (all columns of ``run.to_dataframe()``)."""
         df = self.run.to_dataframe()
         key = self.sort_by.value
         if key != _RUN_ORDER and key in df.columns:
@@ -100,12 +113,20 @@ class ResultsTable(LiveBox):
 
     def _render(self) -> None:
         df = self.dataframe()
-        shown = df.head(self.max_rows)
+        pages = max(1, -(-len(df) // self.page_size))
+        self.page = min(self.page, pages - 1)
+        first = self.page * self.page_size
+        shown = df.iloc[first:first + self.page_size]
         columns = [c for c in self.columns if c in df.columns]
         records = shown.to_dict("records")
         text = _display.table_html(records, columns, thumbnails=self.thumbnails, inline=self.media_mode == "bytes")
-        more = f" (first {self.max_rows} shown)" if len(df) > self.max_rows else ""
-        self.summary.value = f"{len(df)} jobs{more}"
+        summary = (f"{len(df)} jobs" if pages == 1 else
+                   f"rows {first + 1}-{first + len(shown)} of {len(df)} jobs · page {self.page + 1} of {pages}")
+        with self.prev_button.hold_sync(), self.next_button.hold_sync():
+            self.prev_button.disabled = self.page == 0
+            self.next_button.disabled = self.page >= pages - 1
+        if self.summary.value != summary:
+            self.summary.value = summary
         self._show_changed(self.output, text)
 
     def _static_title(self) -> str:

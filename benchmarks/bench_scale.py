@@ -1,0 +1,216 @@
+"""A 10,000-job sweep displayed in a kernel: responsiveness, front-end messages, memory, paging.
+
+A real ipykernel (see ``bench_kernel.py``) runs a sweep of 10,000 jobs on the in-process simulator
+(``time_scale`` 0.002, concurrency 200) twice, in the same kernel:
+
+* the **baseline**: the sweep alone, nothing displayed;
+* **displayed**: the same sweep (a fresh run root, the same seed) with its progress (``run`` as the
+  last line of a cell), its gallery (``run.gallery()``) and its results table (``run.table()``) shown.
+
+During each, trivial ``1+1`` cells are timed ``execute_request`` -> ``execute_reply`` (as in
+``bench_kernel.py``), and every IOPub message the kernel sends is counted by type and size (the comm
+messages are the widgets' traffic to the browser; Jupyter Server drops output above 1000 messages/s
+over 3 s). The kernel's peak RSS (``VmHWM``, reset before each sweep through ``/proc/<pid>/clear_refs``)
+is read after each. Then, on the finished 10,000-job run, the gallery's Next and the table's sort are
+timed in the kernel (redraw included) with the bytes they send.
+
+Targets: p95 round trip < 50 ms while the displayed sweep runs; front-end messages bounded (at most a
+few per second per widget, none above 1000/s); kernel peak RSS < 300 MB; a page turn < 100 ms.
+
+    .venv/bin/python benchmarks/bench_scale.py [--quick] [--check] [--jobs 10000] [--concurrency 200]
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PROMPTS, base_parser, finish, fmt_s, machine_note, percentile, print_table, temp_dir
+from bench_kernel import Kernel
+
+
+class Traffic:
+    """IOPub messages from the kernel, by type: count, JSON bytes, and comm messages per second."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+        self.nbytes: Counter[str] = Counter()
+        self.per_second: Counter[int] = Counter()
+        self.start = time.monotonic()
+
+    def drain(self, kernel: Kernel) -> None:
+        while True:
+            try:
+                msg = kernel.kc.get_iopub_msg(timeout=0)
+            except queue.Empty:
+                return
+            kind = msg["msg_type"]
+            if kind in ("status", "execute_input", "execute_result", "stream"):
+                continue  # the timed cells' own messages
+            self.count[kind] += 1
+            self.nbytes[kind] += len(json.dumps(msg["content"], default=str)) + sum(
+                len(b) for b in msg.get("buffers") or ())
+            if kind == "comm_msg":
+                self.per_second[int(time.monotonic() - self.start)] += 1
+
+
+def round_trip(kernel: Kernel, traffic: Traffic, code: str = "1+1") -> float:
+    t0 = time.perf_counter()
+    msg_id = kernel.kc.execute(code)
+    while True:
+        reply = kernel.kc.get_shell_msg(timeout=60)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    elapsed = time.perf_counter() - t0
+    traffic.drain(kernel)
+    return elapsed
+
+
+def sample_until_done(kernel: Kernel, traffic: Traffic, timeout: float) -> tuple[list[float], float]:
+    """Time ``1+1`` cells ~20 ms apart until ``run.done``; the round trips and the sweep's wall time."""
+    rng = random.Random(1)
+    times: list[float] = []
+    t0 = time.monotonic()
+    last_check = t0
+    while True:
+        times.append(round_trip(kernel, traffic))
+        time.sleep(0.02 * rng.uniform(0.5, 1.5))
+        if time.monotonic() - last_check > 1.0:
+            last_check = time.monotonic()
+            if kernel.run("print(run.done)").strip() == "True":
+                return times, time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"the sweep did not finish in {timeout:.0f} s")
+
+
+MEMORY = """
+import gc, os
+gc.collect()
+def _status(key):
+    for line in open(f"/proc/{os.getpid()}/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+"""
+
+
+def start_cell(tmp: Path, name: str, *, jobs: int, concurrency: int, time_scale: float, display: bool) -> str:
+    repeats = max(1, jobs // (len(PROMPTS) * 2))
+    shown = ("from IPython.display import display\n"
+             "display(run)\ngallery = run.gallery()\ndisplay(gallery)\ntable = run.table()\ndisplay(table)\n"
+             if display else "")
+    return (f"client = sora_nb.connect('simulator', seed=7, time_scale={time_scale}, "
+            f"run_root={str(tmp / name)!r}, max_concurrency={concurrency})\n"
+            f"run = client.sweep(prompt={PROMPTS!r}, seconds=['4', '8'], repeats={repeats})"
+            f".start(max_concurrency={concurrency})\n{shown}")
+
+
+def measure(kernel: Kernel, tmp: Path, name: str, args: Any, *, display: bool) -> dict[str, Any]:
+    kernel.run(MEMORY + "open(f'/proc/{os.getpid()}/clear_refs', 'w').write('5')\n"
+               "_rss0 = _status('VmRSS')")
+    traffic = Traffic()
+    t0 = time.perf_counter()
+    kernel.run(start_cell(tmp, name, jobs=args.jobs, concurrency=args.concurrency, time_scale=args.time_scale,
+                          display=display))
+    start_s = time.perf_counter() - t0
+    busy, wall = sample_until_done(kernel, traffic, timeout=1800)
+    time.sleep(1.5)  # the widgets' last redraws
+    traffic.drain(kernel)
+    memory = json.loads(kernel.run("import json; print(json.dumps([_rss0, _status('VmHWM'), _status('VmRSS')]))"))
+    counts = kernel.run("print(dict(run.counts()))").strip()
+    return {"busy": busy, "wall": wall, "start": start_s, "traffic": traffic, "memory": memory, "counts": counts}
+
+
+PAGING = """
+import json as _json, time as _time
+def _timed(action):
+    t0 = _time.perf_counter(); action(); return _time.perf_counter() - t0
+_sizes = []
+def _sent(widget):
+    return len(_json.dumps(widget.get_state(), default=str))
+_turns = [_timed(lambda: (gallery.next_button.click(), gallery.refresh())) for _ in range(5)]
+_sorts = [_timed(lambda: (setattr(table.sort_by, "value", key), table.refresh()))
+          for key in ("total_s", "model", "prompt", "(run order)")]
+print(_json.dumps({"turns": _turns, "sorts": _sorts, "page": gallery.page_label.value,
+                   "table_bytes": _sent(table.output), "table_summary": table.summary.value}))
+"""
+
+
+def main() -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=None, help="jobs (default 10,000; 1,000 with --quick)")
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--time-scale", type=float, default=0.002)
+    args = parser.parse_args()
+    args.jobs = args.jobs or (1000 if args.quick else 10_000)
+    print(f"bench_scale: {args.jobs} jobs on the in-process simulator (time_scale {args.time_scale}, concurrency "
+          f"{args.concurrency}) in an ipykernel, without and with its progress, gallery and table displayed")
+    print("  " + machine_note())
+
+    with temp_dir() as tmp:
+        kernel = Kernel(tmp)
+        try:
+            kernel.run("import sora_nb, sora_nb.ui")
+            idle_traffic = Traffic()
+            for _ in range(10):
+                round_trip(kernel, idle_traffic)
+            idle = [round_trip(kernel, idle_traffic) for _ in range(100)]
+            # Every prompt and duration rendered once (the simulator caches its renders), so that neither
+            # measured sweep pays for them.
+            kernel.run(f"with sora_nb.connect('simulator', seed=7, time_scale={args.time_scale}, "
+                       f"run_root={str(tmp / 'warm')!r}) as _c:\n"
+                       f"    _c.sweep(prompt={PROMPTS!r}, seconds=['4', '8']).start(max_concurrency=50).wait(600)",
+                       timeout=900)
+            plain = measure(kernel, tmp, "plain", args, display=False)
+            kernel.run("client.close()")
+            shown = measure(kernel, tmp, "shown", args, display=True)
+            paging = json.loads(kernel.run(PAGING).strip().splitlines()[-1])
+            kernel.run("gallery.close(); table.close(); client.close()")
+        finally:
+            kernel.close()
+
+    rows = []
+    for label, p in (("p50", 50), ("p95", 95), ("p99", 99)):
+        rows.append((f"round trip {label}", fmt_s(percentile(shown["busy"], p)), fmt_s(percentile(plain["busy"], p)),
+                     fmt_s(percentile(idle, p))))
+    rows.append(("round trip max", fmt_s(max(shown["busy"])), fmt_s(max(plain["busy"])), fmt_s(max(idle))))
+    rows.append(("cells timed", len(shown["busy"]), len(plain["busy"]), len(idle)))
+    rows.append(("sweep wall time", f"{shown['wall']:.1f} s", f"{plain['wall']:.1f} s", ""))
+    rows.append(("cell that started it", fmt_s(shown["start"]), fmt_s(plain["start"]), ""))
+    for run in (shown, plain):
+        rss0, hwm, _rss = run["memory"]
+        run["growth"] = hwm
+        run["mem"] = f"{rss0:.0f} -> peak {hwm:.0f} MB"
+    rows.append(("kernel RSS before -> peak", shown["mem"], plain["mem"], ""))
+    traffic: Traffic = shown["traffic"]
+    comm_per_s = max(traffic.per_second.values(), default=0)
+    rows.append(("comm messages (to the widgets)", traffic.count["comm_msg"], plain["traffic"].count["comm_msg"], ""))
+    rows.append(("comm bytes", f"{traffic.nbytes['comm_msg'] / 1e6:.2f} MB",
+                 f"{plain['traffic'].nbytes['comm_msg'] / 1e6:.2f} MB", ""))
+    rows.append(("comm messages, busiest second", comm_per_s, "", ""))
+    rows.append(("display updates (static fallbacks)", traffic.count["update_display_data"], "", ""))
+    print_table("results", rows, ("", "displayed", "baseline: not displayed", "idle kernel"))
+    print(f"  final counts: {shown['counts']}")
+    print(f"  gallery Next (redraw included): median {fmt_s(percentile(paging['turns'], 50))}, "
+          f"max {fmt_s(max(paging['turns']))} ({paging['page']})")
+    print(f"  table sort (redraw included): median {fmt_s(percentile(paging['sorts'], 50))}, "
+          f"max {fmt_s(max(paging['sorts']))}; its HTML {paging['table_bytes'] / 1e3:.0f} kB "
+          f"({paging['table_summary']})")
+    p95 = percentile(shown["busy"], 95)
+    return finish({
+        f"p95 round trip while displayed {fmt_s(p95)} < 50 ms": p95 < 0.05,
+        f"busiest second {comm_per_s} comm messages < 1000": comm_per_s < 1000,
+        f"kernel peak RSS {shown['growth']:.0f} MB < 300 MB": shown["growth"] < 300,
+        f"gallery page turn {fmt_s(max(paging['turns']))} < 100 ms": max(paging["turns"]) < 0.1,
+    }, check=args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
