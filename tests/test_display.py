@@ -121,3 +121,32 @@ def test_a_displayed_widget_leaves_a_static_fallback_that_follows_its_job(
     assert not any("api_key" in text or "Bearer" in text for text in [static.data, *shown.updates])
     card.close()
 
+
+def test_a_runs_bar_and_counts_say_its_state_now_in_plain_words() -> None:
+    """The bar turned solid red at the first failure and stayed red after a successful retry, and the
+    counts said ``pending_submit``."""
+    from types import SimpleNamespace as NS
+
+    def job(spec: str, status: str, progress: int | None = None) -> Any:
+        return NS(spec=spec, status=status, progress=progress, done=status in ("completed", "failed", "cancelled"))
+
+    going = [job("a", "failed"), job("b", "in_progress", 40), job("c", "pending_submit"), job("d", "queued")]
+    assert _display.run_bar_state(going)[1] == "warning"  # not red while it goes on
+    assert _display.run_counts_text(going) == "1/4 done · 1 failed · 1 generating · 1 waiting to send · 1 queued"
+    retried = [job("a", "failed"), job("b", "completed"), job("a", "completed")]
+    assert _display.run_bar_state(retried, previous="danger") == (100.0, "success")
+    assert _display.run_counts_text(retried) == "2/2 done · 2 completed · 1 retried"
+    assert _display.run_bar_state([job("a", "failed"), job("b", "completed")]) == (100.0, "danger")
+
+
+def test_a_runs_job_list_stays_small_however_large_the_run() -> None:
+    from types import SimpleNamespace as NS
+
+    def job(n: int, status: str) -> Any:
+        return NS(id=f"j{n:05d}", status=status, progress=None, done=status != "in_progress", error=None,
+                  spec=NS(axes={"prompt": f"p{n}"}))
+
+    jobs = [job(n, "completed") for n in range(9_000)] + [job(n, "in_progress") for n in range(9_000, 9_010)]
+    text = _display.job_list_html(jobs, ["prompt"])
+    assert text.count("<tr>") == _display.JOB_LIST_MAX + 1 and "… and 8910 more" in text
+    assert text.index("j09000") < text.index("j00000")  # the jobs still going come first

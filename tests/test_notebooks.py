@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import free_port
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -374,14 +375,6 @@ def clone(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _voila_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", *SERVER_ENV))}
     env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
@@ -395,7 +388,7 @@ MEDIA = ["sora_runs/20261201-run/videos/job_1.mp4", "sora_runs/20261201-run/vide
 @pytest.mark.slow
 def test_voila_as_the_readme_says_serves_videos_and_posters(clone: Path) -> None:
     """`voila notebooks/app.ipynb` from the clone's root: Voila answered 403 for every MP4 and WebP."""
-    port = _free_port()
+    port = free_port()
     venv_bin = Path(sys.executable).parent
     command = [str(venv_bin / Path(arg).name) if arg == ".venv/bin/voila" else arg for arg in README_APP.split()]
     codes = _serve_and_fetch([*command, "--no-browser", f"--port={port}"], clone, port, MEDIA,
@@ -407,7 +400,7 @@ def test_voila_as_the_readme_says_serves_videos_and_posters(clone: Path) -> None
 def test_sora_nb_app_serves_videos_and_posters(clone: Path) -> None:
     """`sora-nb app` needs no voila.json (it passes Voila the allowlist itself) and prints the URL."""
     (clone / "voila.json").unlink()
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "sora_nb._cli", "app", "--no-browser", f"--port={port}"]
     assert _serve_and_fetch(command, clone, port, MEDIA, _voila_env(clone / "home")) == [200, 200]
     assert f"http://127.0.0.1:{port}/" in (clone / "voila.log").read_text()
