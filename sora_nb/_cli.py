@@ -323,7 +323,6 @@ def _app_notebook(given: str | None) -> Path:
 
 def cmd_app(args: argparse.Namespace) -> int:
     import importlib.util
-    import subprocess
 
     notebook = _app_notebook(args.notebook)
     if importlib.util.find_spec("voila") is None:
@@ -338,10 +337,10 @@ def cmd_app(args: argparse.Namespace) -> int:
         command.append("--no-browser")
     print(f"The sora_nb app ({notebook}) on the built-in simulator unless SORA_NB_BASE_URL is set:\n"
           f"  http://{args.host}:{args.port}/\nCtrl+C stops it.", flush=True)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    # Voila takes this process's place, so that stopping `sora-nb app` (Ctrl+C, a kill) stops Voila itself
+    # rather than leaving it serving, orphaned.
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:

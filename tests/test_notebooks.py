@@ -360,6 +360,19 @@ def _serve_and_fetch(command: list[str], cwd: Path, port: int, paths: list[str],
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        # Stopped means stopped: nothing left serving on the port (no Voila orphaned by a wrapper).
+        deadline = time.monotonic() + 10
+        while _answers(port):
+            assert time.monotonic() < deadline, f"something still serves port {port} after {command[:4]} stopped"
+            time.sleep(0.2)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
