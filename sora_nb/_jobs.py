@@ -281,7 +281,13 @@ class Job:
                 "twice. Fix: job.reconcile() to look for it again; if you know the server never made it, "
                 "job.run.submit([job.spec])."
             )
-        return self.run.submit([self.spec])[0]
+        retried = self.run._retries().get(self.id)
+        if retried is not None:
+            raise ValueError(
+                f"job {self.id} was already retried as {retried.id} ({retried.status}); a second retry would pay "
+                f"again. Fix: retry that job if it failed, or job.run.submit([job.spec]) for another video on purpose."
+            )
+        return self.run.submit([dataclasses.replace(self.spec, retry_of=self.id)])[0]
 
     def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Job:
         """Look again for the job an ``ambiguous`` job's create may have made (blocking; other jobs: no-op).
@@ -548,9 +554,21 @@ class Run:
     def retry_failed(self) -> list[Job]:
         """Submit again every job that failed, was cancelled or expired; returns the new jobs.
 
-        ``ambiguous`` jobs are not among them (their video may exist): ``run.reconcile()`` looks for them.
+        ``ambiguous`` jobs are not among them (their video may exist): ``run.reconcile()`` looks for them; nor
+        are jobs already retried (their retry is, if it failed in its turn), so pressing Retry twice pays once.
         """
-        return self.submit([job.spec for job in self.failed if job.status != "ambiguous"])
+        retried = self._retries()
+        return self.submit(
+            [
+                dataclasses.replace(job.spec, retry_of=job.id)
+                for job in self.failed
+                if job.status != "ambiguous" and job.id not in retried
+            ]
+        )
+
+    def _retries(self) -> dict[str, Job]:
+        """The jobs of this run that retry another, by the id of the job they retry."""
+        return {job.spec.retry_of: job for job in list(self.jobs) if job.spec.retry_of is not None}
 
     def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Run:
         """Look again for the jobs whose create's fate is unknown (``ambiguous``), and adopt what is found.

@@ -245,3 +245,5 @@ class JobSpec:
     parent_id: str | None = None
     repeat: int = 0
     axes: dict[str, Any] = field(default_factory=dict, compare=False)
+    retry_of: str | None = field(default=None, compare=False)
+    """The local id of the failed job this one retries (the same request: not part of equality)."""

@@ -90,3 +90,33 @@ def test_a_seventh_extension_is_refused_before_it_is_sent(client: sora_nb.Client
         job.extend("once more")
     assert info.value.field == "video" and len(sim_transport.audit()) == sent and len(job.run) == 7
     assert job.remix("a corgi surfing at night").wait(timeout=30).status == "completed"  # a remix starts afresh
+
+
+# ---------------------------------------------------------------------------------------------- retrying
+
+
+def test_retrying_twice_never_pays_twice_for_one_failure(
+    client: sora_nb.Client, sim_transport: SimulatorTransport
+) -> None:
+    """Before: ``run.retry_failed()`` sent every failed job again each time, including those already retried
+    (2 failures, Retry pressed twice: 8 creates, not 6), and ``job.retry()`` pressed twice paid twice."""
+    run = client.sweep(prompt=["a storm [fail]", "a flood [fail]"]).start()
+    run.wait(timeout=60)
+    assert len(sim_transport.audit()) == 2
+    first = run.retry_failed()
+    assert len(first) == 2
+    run.wait(timeout=60)
+    assert len(sim_transport.audit()) == 4
+    second = run.retry_failed()  # only the retries, which failed in their turn
+    assert sorted(job.spec.retry_of for job in second) == sorted(job.id for job in first)
+    run.wait(timeout=60)
+    assert len(sim_transport.audit()) == 6
+    assert run.retry_failed() != [] and run.wait(timeout=60) is run
+
+    job = client.generate("a fire [fail]")
+    with pytest.raises(sora_nb.JobFailedError):
+        job.wait(timeout=30)
+    again = job.retry()
+    with pytest.raises(ValueError, match=f"already retried as {again.id}"):
+        job.retry()
+    assert again.spec.retry_of == job.id
