@@ -3,8 +3,10 @@
 Two drivers of one run would both send its unsent jobs, and pay for them twice. So the client that
 drives a run (``sweep.start``, ``generate``'s session, ``sora_nb.resume``) holds an exclusive lock on
 ``run_dir/driver.lock`` until it closes. It is the OS's lock (``flock``; ``msvcrt.locking`` on Windows),
-so it dies with its process: a crash or a SIGKILL never leaves a stale lock behind. The file says who
-holds it (pid, host, since), for the message a second driver gets. Readers (``load_run``, ``sora-nb ls``,
+so it dies with its process: a crash or a SIGKILL never leaves a stale lock behind. On POSIX the lock is
+taken on the run directory itself, which a user cannot delete or replace under a live run the way one
+removes a "stale" lock file; the file only says who holds it (pid, host, since), for the message a second
+driver gets. Readers (``load_run``, ``sora-nb ls``,
 widgets, ``Ledger.open(readonly=True)``) never take it.
 
 Within one process, two clients are two drivers as well (each file opened has its own lock). A run
@@ -52,10 +54,11 @@ _held: dict[str, RunLock] = {}  # this process's locks, by the run directory's r
 class RunLock:
     """The lock of one run directory, held by this process until :meth:`release` (or its end)."""
 
-    def __init__(self, run_dir: Path, fd: int, idle: Callable[[], bool], key: str) -> None:
+    def __init__(self, run_dir: Path, fd: int, locked: int, idle: Callable[[], bool], key: str) -> None:
         self.run_dir = run_dir
         self._key = key  # the real path when taken (a relative run_dir may mean another one later)
         self._fd: int | None = fd
+        self._locked = locked  # what holds the OS lock: the directory (POSIX) or the file itself
         self._idle = idle
         self.taken_over = False
         """True once another client of this process took the run over (see the module docstring)."""
@@ -85,14 +88,15 @@ class RunLock:
             if mine is not None:  # idle: taken over (only now that the directory is known to be writable)
                 mine.release()
                 mine.taken_over = True
+            locked = _lockable(run_dir, fd)
             try:
-                _lock(fd)
+                _lock(locked)
             except _HELD as exc:
                 holder = _read_holder(fd, wait=HOLDER_WAIT)
-                os.close(fd)
+                _close(fd, locked)
                 raise _locked_error(run_dir, holder, same_process=holder.get("pid") == os.getpid()) from exc
             except OSError as exc:  # a file system without locks (some network or FUSE mounts)
-                os.close(fd)
+                _close(fd, locked)
                 raise StorageError(
                     f"cannot lock the run directory {run_dir} ({exc.strerror or exc}), so two drivers could not be "
                     "kept apart. Fix: put run directories on a local disk (run_dir=... or run_root=...).",
@@ -106,7 +110,7 @@ class RunLock:
                 os.write(fd, json.dumps(holder).encode())
             except OSError:
                 pass  # a full disk: the lock holds all the same, its message names no holder
-            lock = _held[key] = cls(run_dir, fd, idle, key)
+            lock = _held[key] = cls(run_dir, fd, locked, idle, key)
             return lock
 
     def holder(self) -> dict[str, Any]:
@@ -120,7 +124,7 @@ class RunLock:
                 return
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)  # no holder named while free
-            os.close(self._fd)  # closing the file is what releases the OS lock
+            _close(self._fd, self._locked)  # closing what holds the OS lock is what releases it
             self._fd = None
             if _held.get(self._key) is self:
                 del _held[self._key]
@@ -146,8 +150,17 @@ def _open(run_dir: Path) -> int:
         raise storage_error(exc, doing="write the run's lock file", run_dir=run_dir, resumable=resumable) from exc
 
 
+def _close(fd: int, locked: int) -> None:
+    os.close(fd)
+    if locked != fd:
+        os.close(locked)
+
+
 if sys.platform == "win32":  # pragma: no cover - not run in CI (Linux)
     import msvcrt
+
+    def _lockable(run_dir: Path, fd: int) -> int:
+        return fd  # a directory cannot be opened to lock it: the file is the lock
 
     # A byte far past the holder's text: a locked region cannot be read by others on Windows.
     _LOCK_OFFSET = 1 << 20
@@ -162,6 +175,16 @@ else:
     import fcntl
 
     _HELD = (BlockingIOError,)  # what flock raises when another open file holds the lock
+
+    def _lockable(run_dir: Path, fd: int) -> int:
+        # The directory, not the file: a lock file deleted or replaced while held (taken for a stale one)
+        # would let the next driver lock a new file and drive the run as well.
+        try:
+            return os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            os.close(fd)
+            raise storage_error(exc, doing="open the run directory to lock it", run_dir=run_dir,
+                                resumable=(run_dir / LEDGER_FILE).exists()) from exc
 
     def _lock(fd: int) -> None:
         # flock, not lockf: its locks belong to the open file, so two clients of one process conflict too.
