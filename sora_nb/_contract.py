@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import email.utils
 import json as _json
 import os
 import random
@@ -263,6 +264,9 @@ class ContractClient:
         self.reconciled_creates = 0
         self.list_settle = LIST_SETTLE
         """Seconds between the two looks that prove a create absent (a fresh job may take a moment to be listed)."""
+        self.server_clock_behind = 0.0
+        """Seconds the server's clock is behind ours, from its last ``Date`` header (0 when ahead or unknown):
+        a search for a lost create reads its window in the server's clock."""
 
     # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
@@ -343,12 +347,15 @@ class ContractClient:
         >>> # async for video in api.iter_videos(): ...
         """
         after: str | None = None
+        cursors: set[str] = set()
         while True:
             page = await self.list(limit=page_size, order=order, after=after)
             for video in page.data:
                 yield video
-            if not page.has_more or not page.last_id or page.last_id == after:
+            # A cursor seen before (A, B, A, ...) or an empty page that has "more" would page forever.
+            if not page.has_more or not page.last_id or page.last_id in cursors or not page.data:
                 return
+            cursors.add(page.last_id)
             after = page.last_id
 
     async def delete(self, video_id: str) -> DeletedVideo:
@@ -630,24 +637,29 @@ class ContractClient:
         """
         found: list[Video] = []
         after: str | None = None
+        cursors: set[str] = set()
         newest_first = True
         previous: int | None = None
         try:
             while True:
                 page = await self.list(limit=100, order="desc", after=after)
+                # The window in the server's clock: a job it made a moment ago may be stamped minutes "ago".
+                start = since - self.server_clock_behind - CLOCK_SKEW
                 for video in page.data:
                     if video.created_at is not None and previous is not None and video.created_at > previous:
                         newest_first = False  # a server that ignores order=desc: read it all
                     previous = video.created_at if video.created_at is not None else previous
-                    if newest_first and video.created_at is not None and video.created_at < since - CLOCK_SKEW:
+                    if newest_first and video.created_at is not None and video.created_at < start:
                         return CreateSearch(tuple(found), covered=True)
                     if matches(video, match):
                         found.append(video)
                 if not page.has_more:
                     return CreateSearch(tuple(found), covered=True)
-                if not page.last_id or page.last_id == after:
+                # A cursor seen before (A, B, A, ...) or an empty page that has "more" would page forever.
+                if not page.last_id or page.last_id in cursors or not page.data:
                     return CreateSearch(tuple(found), covered=False, problem="the list says it has more, but "
                                         "its cursor does not move on")
+                cursors.add(page.last_id)
                 after = page.last_id
         except (APIError, TransportError, UnsupportedOperationError) as exc:
             return CreateSearch(tuple(found), covered=False, problem=f"listing jobs failed: {exc}")
@@ -745,6 +757,7 @@ class ContractClient:
             attempt += 1
 
     def _observe(self, response: httpx.Response) -> None:
+        self.server_clock_behind = _clock_behind(response.headers.get("date"), time.time())
         info = RateLimitInfo.from_headers(response.headers)
         if info.remaining_requests is not None or info.limit_requests is not None:
             self.rate_limits = info
@@ -925,6 +938,19 @@ def _unsearchable(lost: AmbiguousCreateError | None, problem: str, since: float)
         reason=lost.reason if lost else None,
         problem=problem,
     )
+
+
+def _clock_behind(date: str | None, now: float) -> float:
+    """Seconds a server's clock (its ``Date`` header) is behind ``now``; 0 when ahead or unreadable.
+
+    >>> _clock_behind("Tue, 01 Dec 2026 14:50:00 GMT", 1796137200.0), _clock_behind(None, 0.0)
+    (600.0, 0.0)
+    """
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp() if date else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        server = None
+    return max(0.0, now - server) if server is not None else 0.0
 
 
 def _as_int(value: str | None) -> int | None:

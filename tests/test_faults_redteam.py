@@ -6,8 +6,8 @@ videos, ... Each counts at the server (its audit of accepted creates, or the req
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fault_support import FAST_POLLS, TEST_KEY, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop
-from support import wait_for
+from support import no_sleep, wait_for
 
 import sora_nb
 from sora_nb._runlock import LOCK_FILE
@@ -91,3 +91,77 @@ def test_a_lock_file_deleted_or_replaced_while_held_still_keeps_a_second_driver_
     assert run.counts() == {"completed": jobs}
     assert deleted == replaced == {"refused": "RunLockedError"}
     assert sorted(row.remote_id or "" for row in ledger_rows(run_dir)) == sorted(e["id"] for e in sim.audit())
+
+
+# ---------------------------------------------------------------------- a list that lies
+class LyingList:
+    """A Videos API whose creates make the job and answer 502; its list is hostile in the way ``lie`` says.
+
+    ``cycle``: pages of strangers' jobs (made just now) whose cursors go round in a circle A -> B -> A.
+    ``empty``: ``has_more`` forever with no data, each page with a new cursor.
+    ``slow_clock``: an honest list, but the server's clock is ``behind`` seconds behind (its ``Date`` header
+    and every ``created_at`` say so).
+    """
+
+    def __init__(self, lie: str, behind: float = 0.0) -> None:
+        self.lie, self.behind = lie, behind
+        self.created: list[dict[str, Any]] = []
+        self.list_calls = 0
+
+    def now(self) -> float:
+        return time.time() - self.behind
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        date = {"date": email.utils.formatdate(self.now(), usegmt=True)}
+        if request.method == "POST":
+            body = json.loads(request.content)
+            self.created.append(_video(f"video_made{len(self.created)}", int(self.now()), body["prompt"]))
+            return httpx.Response(502, json={"error": {"message": "Bad Gateway"}}, headers=date)
+        self.list_calls += 1
+        if self.list_calls > 1000:  # 100,000 strangers read: it would go on forever (and never yields)
+            raise AssertionError("the client walked the list forever")
+        after = request.url.params.get("after")
+        if self.lie == "cycle":
+            strangers = [_video(f"video_{after or 'A'}{i}", int(self.now()), "not yours") for i in range(100)]
+            return httpx.Response(200, headers=date, json={
+                "object": "list", "data": strangers, "has_more": True, "last_id": "B" if after == "A" else "A"})
+        if self.lie == "empty":
+            return httpx.Response(200, headers=date, json={
+                "object": "list", "data": [], "has_more": True, "last_id": f"cursor{self.list_calls}"})
+        return httpx.Response(200, headers=date, json={
+            "object": "list", "data": list(reversed(self.created)), "has_more": False})
+
+
+def _video(video_id: str, created_at: int, prompt: str) -> dict[str, Any]:
+    return {"id": video_id, "object": "video", "status": "queued", "model": "sora-2", "prompt": prompt,
+            "seconds": "4", "size": "720x1280", "progress": 0, "created_at": created_at}
+
+
+async def _create_against(server: LyingList) -> Any:
+    async with sora_nb.ContractClient(base_url="http://lying.test/v1", api_key=TEST_KEY, sleep=no_sleep,
+                                      transport=httpx.MockTransport(server)) as api:
+        return await asyncio.wait_for(api.create(prompt="a fox", seconds="4"), timeout=10)
+
+
+@pytest.mark.parametrize("lie", ["cycle", "empty"])
+def test_a_list_that_pages_forever_leaves_the_create_ambiguous_not_hung(lie: str) -> None:
+    """Before: a list whose cursors go round in a circle (A, B, A, ...), or that says ``has_more`` with empty
+    pages and a new cursor each time, was walked forever: the create never ended (the server stops it at
+    1,000 pages). Now the walk stops at the first cursor it has seen before (or an
+    empty page that says it has more) and the create is ambiguous, sent once."""
+    server = LyingList(lie)
+    with pytest.raises(sora_nb.AmbiguousCreateError, match=r"could not be searched.*cursor") as info:
+        asyncio.run(_create_against(server))
+    assert len(server.created) == 1 and server.list_calls <= 4
+    assert "Fix:" in str(info.value)
+
+
+def test_a_server_whose_clock_is_behind_gets_its_lost_create_adopted_not_sent_again() -> None:
+    """The server's clock is 10 minutes behind ours (its ``Date`` and ``created_at`` say so). Before: the job
+    its 502 hid was listed with a ``created_at`` older than the window, so the walk stopped before it, "proved"
+    it absent and sent the create again: 6 creates, each hidden the same way. Now the window is read in the
+    server's clock (from its ``Date``): the job is adopted, 1 create."""
+    server = LyingList("honest", behind=600)
+    video = asyncio.run(_create_against(server))
+    assert [job["id"] for job in server.created] == [video.id]
+
