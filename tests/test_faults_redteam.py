@@ -165,3 +165,24 @@ def test_a_server_whose_clock_is_behind_gets_its_lost_create_adopted_not_sent_ag
     video = asyncio.run(_create_against(server))
     assert [job["id"] for job in server.created] == [video.id]
 
+
+# ---------------------------------------------------------------------- an audit that deletes what it should not
+def test_audit_never_offers_to_delete_a_video_that_another_run_claims(tmp_path: Path) -> None:
+    """The user runs the same cell twice: two runs with the same prompt, a minute apart. Before: the first
+    run's audit listed the second run's video as an orphan of its own ("paid but not recorded") and
+    ``delete_orphans()`` deleted it on the server, under a completed row of the other run. Now a video that a
+    run under the same root claims is no orphan; a true orphan still is."""
+    transport = SimulatorTransport(SimulatorConfig(seed=4, time_scale=FAST, max_side=32, fps=4))
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=transport) as client:
+        first = client.sweep(prompt=["the same cell"]).start(run_dir=tmp_path / "first")
+        first.wait(timeout=60)
+        second = client.sweep(prompt=["the same cell"]).start(run_dir=tmp_path / "second")
+        second.wait(timeout=60)
+        stray = client.call(lambda api: api.create(prompt="the same cell", seconds="4"))
+        report = first.audit()
+        assert [orphan.id for orphan in report.orphans] == [stray.id]
+        assert report.delete_orphans() == [stray.id]
+        (theirs,) = second.jobs
+        assert client.call(lambda api: api.retrieve(theirs.remote_id or "")).status == "completed"
+        assert first.audit().ok and second.audit().ok
+    assert len(transport.audit()) == 3
