@@ -273,13 +273,20 @@ class Job:
     def retry(self) -> Job:
         """A new job with the same request (the failed one stays in the run's history).
 
-        Refused for an ``ambiguous`` job, whose create may already have made (and billed) the video.
+        Refused for an ``ambiguous`` job, whose create may already have made (and billed) the video, and for
+        one the disk ended (``storage_error``): its request was fine, and ``sora_nb.resume`` finishes it.
         """
         if self.status == "ambiguous":
             raise ValueError(
                 f"job {self.id} is ambiguous: its create may already have made the video, so a retry could pay "
                 "twice. Fix: job.reconcile() to look for it again; if you know the server never made it, "
                 "job.run.submit([job.spec])."
+            )
+        if self.record.error_code == "storage_error":
+            raise ValueError(
+                f"job {self.id} was ended by the disk, not by the server: its video may already be made (and paid "
+                f"for), so a retry could pay twice. Fix: free space, then sora_nb.resume({str(self.run.run_dir)!r}) "
+                "finishes it; to pay for a new one anyway, job.run.submit([job.spec])."
             )
         retried = self.run._retries().get(self.id)
         if retried is not None:
@@ -555,14 +562,15 @@ class Run:
         """Submit again every job that failed, was cancelled or expired; returns the new jobs.
 
         ``ambiguous`` jobs are not among them (their video may exist): ``run.reconcile()`` looks for them; nor
-        are jobs already retried (their retry is, if it failed in its turn), so pressing Retry twice pays once.
+        are jobs already retried (their retry is, if it failed in its turn), so pressing Retry twice pays once;
+        nor jobs the disk ended (``storage_error``: their video may exist too): ``sora_nb.resume`` finishes them.
         """
         retried = self._retries()
         return self.submit(
             [
                 dataclasses.replace(job.spec, retry_of=job.id)
                 for job in self.failed
-                if job.status != "ambiguous" and job.id not in retried
+                if job.status != "ambiguous" and job.id not in retried and job.record.error_code != "storage_error"
             ]
         )
 

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from fault_support import FAST_POLLS, TEST_KEY, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop
 from support import no_sleep, wait_for
+from test_faults import SmallDisk, start_sweep, wait_error
+from test_faults import small_disk as small_disk  # a fixture, used by name
 
 import sora_nb
 from sora_nb._runlock import LOCK_FILE
@@ -186,3 +188,30 @@ def test_audit_never_offers_to_delete_a_video_that_another_run_claims(tmp_path: 
         assert client.call(lambda api: api.retrieve(theirs.remote_id or "")).status == "completed"
         assert first.audit().ok and second.audit().ok
     assert len(transport.audit()) == 3
+
+
+# ---------------------------------------------------------------------- "Retry failed" after a refused download
+def test_retry_failed_after_a_refused_download_does_not_pay_again_for_videos_the_server_made(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """The videos directory turns read-only: 3 jobs made (and billed) on the server end failed with
+    ``storage_error``; the user makes it writable and presses the sweep's "Retry failed"
+    (``run.retry_failed()``). Before: 3 new creates, 6 paid for 3 videos. Now those jobs are not retried
+    (the refusal says resume downloads them) and resume finishes them with no create."""
+    jobs = 3
+    server = SimulatorTransport(SimulatorConfig(seed=10, time_scale=0.01))
+    run_dir = small_disk.path / "run"
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        run = start_sweep(client, run_dir, [f"a refused download {i}" for i in range(jobs)])
+        small_disk.read_only(True, run_dir / "videos")
+        assert isinstance(wait_error(run), sora_nb.StorageError)
+        assert all(job.remote_id for job in run) and run.counts() == {"failed": jobs}
+        small_disk.read_only(False, run_dir / "videos")
+        assert run.retry_failed() == []
+        with pytest.raises(ValueError, match=r"may already be made.*sora_nb\.resume\("):
+            run.jobs[0].retry()
+        assert len(server.audit()) == jobs
+        resumed = sora_nb.resume(run_dir, client=client)
+        assert resumed.wait(timeout=60).counts() == {"completed": jobs}
+    assert len(server.audit()) == jobs
+
