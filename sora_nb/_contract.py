@@ -49,7 +49,7 @@ from ._errors import (
     api_error_from_response,
 )
 from ._ratelimit import RateGate
-from ._redact import logger, redact, redact_url, watch_secrets
+from ._redact import logger, redact, redact_server_text, redact_url, watch_secrets
 from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_after_seconds
 from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoError, VideoList
 from ._validation import (
@@ -544,12 +544,12 @@ class ContractClient:
         return self._checked(Video.parse(data), sent, operation)
 
     def _scrubbed(self, video: Video) -> Video:
-        """``video`` with its error's code and message redacted (a server may echo the key in them)."""
+        """``video`` with its error's code and message redacted (a server may echo the key in them) and clipped."""
         if video.error is None:
             return video
-        code = None if video.error.code is None else redact(video.error.code, self._api_key)
-        return dataclasses.replace(video, error=VideoError(code=code, message=redact(video.error.message,
-                                                                                     self._api_key)))
+        code = None if video.error.code is None else redact_server_text(video.error.code, self._api_key)
+        message = redact_server_text(video.error.message, self._api_key)
+        return dataclasses.replace(video, error=VideoError(code=code, message=message))
 
     def _checked(self, video: Video, sent: _Sent, operation: str, *, segments: bool = False) -> Video:
         """``video`` when its id is safe to use in a URL or a file name; else the server is not trusted.

@@ -258,7 +258,7 @@ def api_error_from_response(
     Servers echo parts of keys in 401 messages, so the message and body are redacted (``secret``
     is the client's own key, scrubbed wherever it appears).
     """
-    from ._redact import redact
+    from ._redact import redact, redact_server_text
 
     status = response.status_code
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIError)
@@ -286,11 +286,12 @@ def api_error_from_response(
     # Every string the server sent is untrusted text bound for the ledger, DataFrames, cards and logs:
     # a server may echo the key (or anything) in any of them, so each is redacted, not only the message.
     def scrub(value: Any) -> str | None:
-        return None if value is None else redact(str(value), secret)
+        return None if value is None else redact_server_text(str(value), secret)
 
     code, type_, param = scrub(code), scrub(type_), scrub(param)
     where = f" (param: {param})" if param else ""
     hint = _NEXT_STEP.get(cls, "Fix: check the server's documentation for this status.")
+    server_message = redact_server_text(str(server_message), secret)
     message = redact(f"{operation} failed with HTTP {status}: {server_message}{where}. {hint}", secret)
     if isinstance(body, str):
         body = redact(body, secret)

@@ -16,11 +16,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
+    "MAX_SERVER_TEXT",
     "SIGNED_URL_PARAMS",
     "RedactingFilter",
     "logger",
     "looks_like_secret",
     "redact",
+    "redact_server_text",
     "redact_url",
     "watch_secrets",
 ]
@@ -160,6 +162,25 @@ def redact(text: str, *secrets: str | None) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+MAX_SERVER_TEXT = 2000
+"""Characters kept of one string a server sends (an error's message, code, param): a proxy may paste a whole
+page there, and each lands in the ledger, DataFrames, cards saved in notebooks and exception text."""
+
+
+def redact_server_text(text: str, *secrets: str | None) -> str:
+    """:func:`redact`, then clip to :data:`MAX_SERVER_TEXT` characters, saying how many were left out.
+
+    Redacted before clipping: a key cut in two would be recognised by neither half.
+
+    >>> redact_server_text("x" * 2005)[-30:]
+    'xxxxxx... (5 more characters)'
+    """
+    text = redact(text, *secrets)
+    if len(text) <= MAX_SERVER_TEXT:
+        return text
+    return f"{text[:MAX_SERVER_TEXT]}... ({len(text) - MAX_SERVER_TEXT} more characters)"
 
 
 class RedactingFilter(logging.Filter):

@@ -215,3 +215,47 @@ def test_retry_failed_after_a_refused_download_does_not_pay_again_for_videos_the
         assert resumed.wait(timeout=60).counts() == {"completed": jobs}
     assert len(server.audit()) == jobs
 
+
+# ---------------------------------------------------------------------- a server that writes a novel
+HUGE = 1_000_000
+
+
+def _novelist(request: httpx.Request) -> httpx.Response:
+    """Fails every job with a 1 MB ``error.message`` (the key at its end), and a create of "refused" with a
+    1 MB 400 message: a proxy that pastes a whole page into the error, or a hostile one."""
+    novel = "m" * HUGE + " " + request.headers["authorization"]
+    if request.method == "POST":
+        if b"refused" in request.content:
+            return httpx.Response(400, json={"error": {"message": novel, "code": novel, "param": novel}})
+        return httpx.Response(200, json=_video("video_novel", int(time.time()), "a novel"))
+    return httpx.Response(200, json={**_video("video_novel", int(time.time()), "a novel"), "status": "failed",
+                                     "error": {"code": "moderation_blocked", "message": novel}})
+
+
+def test_a_megabyte_error_message_from_the_server_is_clipped_before_the_ledger_card_and_exception(
+    tmp_path: Path,
+) -> None:
+    """Before: a server's 1 MB ``error.message`` went whole into the ledger (1.07 MB of WAL), the DataFrame
+    (2 MB as text), the job card's HTML (1 MB, saved in the notebook) and ``JobFailedError``; a 400's 1 MB
+    message into the exception, three times over (message, code, param). Now each is clipped to a few KB,
+    the key is gone from all of them, and the clip says how much was left out."""
+    with sora_nb.connect("openai-compatible", base_url="http://novelist.test/v1", run_root=tmp_path,
+                         transport=httpx.MockTransport(_novelist), poll_policy=FAST_POLLS) as client:
+        run = client.sweep(prompt=["a novel", "refused"]).start(run_dir=tmp_path / "run")
+        run.wait(timeout=30)
+        failed, refused = run.jobs
+        shown = {
+            "failed": failed.error.message if failed.error else "",
+            "refused": " ".join(str(v) for v in vars(refused.error).values()) if refused.error else "",
+            "card": failed._repr_html_() + refused._repr_html_(),
+            "df": run.to_dataframe().to_csv(),
+        }
+        for job in run.jobs:
+            with pytest.raises(sora_nb.JobFailedError) as info:
+                job.wait(timeout=1)
+            shown[f"{job.prompt} exception"] = str(info.value)
+    assert {name: len(text) for name, text in shown.items() if len(text) > 40_000} == {}
+    shown["ledger"] = "".join(p.read_bytes().decode("latin-1") for p in (tmp_path / "run").glob("ledger*"))
+    assert len(shown["ledger"]) < 200_000  # the WAL and its pages, not a megabyte of the server's text
+    assert [name for name, text in shown.items() if TEST_KEY in text] == []
+    assert "more characters" in shown["failed"]
