@@ -15,7 +15,6 @@ request made in the same window by someone else on the same account is reported:
 from __future__ import annotations
 
 import html
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._contract import CLOCK_SKEW, matches
 from ._errors import NotFoundError, SoraError, UnsupportedOperationError
-from ._ledger import LEDGER_FILE, Ledger
+from ._ledger import claimed_by_other_runs
 from ._styles import apply_style
 from ._types import Video
 
@@ -175,21 +174,6 @@ def _window_start(run: Run, records: Iterable[JobRecord]) -> float:
     return min(times, default=time.time())
 
 
-def _claimed_by_other_runs(run_dir: Path) -> set[str]:
-    """The remote ids that the other runs under ``run_dir``'s root hold (read-only; unreadable ones skipped)."""
-    claimed: set[str] = set()
-    here = run_dir.resolve()
-    for other in run_dir.parent.iterdir():
-        if other.resolve() == here or not (other / LEDGER_FILE).is_file():
-            continue
-        try:
-            with Ledger.open(other, readonly=True) as ledger:
-                claimed.update(record.remote_id for record in ledger.jobs() if record.remote_id)
-        except (SoraError, sqlite3.Error, OSError):
-            continue  # a damaged ledger claims nothing; its jobs are then reported (and checked) as orphans
-    return claimed
-
-
 async def audit_run(runner: Runner, run: Run) -> AuditReport:
     """Build the :class:`AuditReport` of ``run`` (on the runner's loop)."""
     records = [job.record for job in run.jobs]
@@ -213,7 +197,7 @@ async def audit_run(runner: Runner, run: Run) -> AuditReport:
         search = await runner.api.search_created({}, since=report.since + CLOCK_SKEW)
         seen = {video.id for video in search.found}
         requests = [_request(record) for record in records]
-        theirs = _claimed_by_other_runs(run.run_dir)
+        theirs = claimed_by_other_runs(run.run_dir)
         report.orphans = [
             video for video in search.found
             if video.id not in claims and video.id not in theirs and any(matches(video, r) for r in requests)

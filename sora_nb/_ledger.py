@@ -59,6 +59,7 @@ __all__ = [
     "JobRecord",
     "Ledger",
     "RunSummary",
+    "claimed_by_other_runs",
     "list_runs",
     "new_run_id",
 ]
@@ -567,6 +568,31 @@ class RunSummary:
         order = {status: i for i, status in enumerate(JOB_STATUSES)}
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: order.get(kv[0], 99)))
         return f"{self.run_id}  {when}  {self.profile or '?'}  {self.total} jobs ({counts or 'none'})  {self.run_dir}"
+
+
+def claimed_by_other_runs(run_dir: Path) -> set[str]:
+    """The remote ids that the other runs under ``run_dir``'s root hold (read-only; unreadable ones skipped).
+
+    Jobs two runs made with the same request (the same cell run twice, two notebooks) look alike on the
+    server: a run's search for a lost create, and its audit, must not take the other's for its own.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> Ledger.create(root / "a", meta={}).close()
+    >>> claimed_by_other_runs(root / "b")
+    set()
+    """
+    claimed: set[str] = set()
+    here = run_dir.resolve()
+    for other in run_dir.parent.iterdir():
+        if other.resolve() == here or not (other / LEDGER_FILE).is_file():
+            continue
+        try:
+            with Ledger.open(other, readonly=True) as ledger:
+                claimed.update(record.remote_id for record in ledger.jobs() if record.remote_id)
+        except (SoraError, sqlite3.Error, OSError):
+            continue  # a damaged ledger claims nothing; its jobs are then reported (and checked) as orphans
+    return claimed
 
 
 def list_runs(root: str | Path = "sora_runs") -> list[RunSummary]:

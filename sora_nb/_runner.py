@@ -42,7 +42,7 @@ from ._errors import (
     storage_error,
 )
 from ._jobs import Job, Run
-from ._ledger import LEDGER_FILE, JobRecord, Ledger
+from ._ledger import LEDGER_FILE, JobRecord, Ledger, claimed_by_other_runs
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
@@ -463,7 +463,9 @@ class Runner:
             found = await self._on_the_wire(
                 job,
                 self.api.reconcile(
-                    match, since=job.record.submitted_at or 0.0, known_ids=lambda: self._remote_ids, lost=lost
+                    match, since=job.record.submitted_at or 0.0, lost=lost,
+                    # Another run's video (the same cell run twice, two notebooks) looks just like this one's.
+                    known_ids=lambda: self._remote_ids | claimed_by_other_runs(job.run.run_dir),
                 ),
             )
             if found is not None:

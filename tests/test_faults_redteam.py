@@ -20,7 +20,7 @@ import httpx
 import pytest
 from fault_support import FAST_POLLS, TEST_KEY, LoopbackSimulator, child_env, ledger_rows, loopback_simulators, stop
 from support import no_sleep, wait_for
-from test_faults import SmallDisk, start_sweep, wait_error
+from test_faults import DRIVER, HostileGateway, SmallDisk, _answer, _served, start_sweep, wait_error
 from test_faults import small_disk as small_disk  # a fixture, used by name
 
 import sora_nb
@@ -259,3 +259,91 @@ def test_a_megabyte_error_message_from_the_server_is_clipped_before_the_ledger_c
     assert len(shown["ledger"]) < 200_000  # the WAL and its pages, not a megabyte of the server's text
     assert [name for name, text in shown.items() if TEST_KEY in text] == []
     assert "more characters" in shown["failed"]
+
+
+# ---------------------------------------------------------------------- a disk that refuses only the posters
+def test_a_disk_that_refuses_only_the_posters_completes_no_job_without_one_and_resume_finishes(
+    tmp_path: Path, small_disk: SmallDisk
+) -> None:
+    """Only ``thumbnails/`` is read-only (the videos save fine): no job is ``completed`` without its poster,
+    each ends ``storage_error``; made writable, resume finishes them with no create (held: 3 creates for 3)."""
+    jobs = 3
+    server = SimulatorTransport(SimulatorConfig(seed=12, time_scale=0.01))
+    run_dir = small_disk.path / "run"
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, poll_policy=FAST_POLLS) as client:
+        run = start_sweep(client, run_dir, [f"a poster refused {i}" for i in range(jobs)])
+        (run_dir / "thumbnails").mkdir(exist_ok=True)
+        small_disk.read_only(True, run_dir / "thumbnails")
+        assert isinstance(wait_error(run), sora_nb.StorageError)
+        assert {(job.status, job.error.code if job.error else None) for job in run} == {("failed", "storage_error")}
+        small_disk.read_only(False, run_dir / "thumbnails")
+        resumed = sora_nb.resume(run_dir, client=client)
+        assert resumed.wait(timeout=60).counts() == {"completed": jobs}
+        assert all(job.record.thumbnail_path and (run_dir / job.record.thumbnail_path).is_file() for job in resumed)
+    assert len(server.audit()) == jobs
+
+
+# ---------------------------------------------------------------------- SIGKILL while creates are on the wire
+@pytest.mark.slow
+def test_sigkill_while_creates_are_on_the_wire_then_two_resumes_in_a_row_pay_once_per_job(tmp_path: Path) -> None:
+    """The gateway makes each job upstream and holds its answer 3 s; the driver is SIGKILLed while two
+    creates are on the wire (made, not recorded). Two resumes in a row, each closed before the next: the first
+    finds both on the server and adopts them, the second sends nothing (held: 4 creates for 4 jobs)."""
+    app = HostileGateway(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
+    app.create_delay = 3.0
+    jobs = 4
+    run_dir = tmp_path / "run"
+    with _served(app) as origin:
+        driver = subprocess.Popen([sys.executable, "-c", DRIVER, f"{origin}/v1", str(run_dir), str(jobs)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                                  cwd=tmp_path)
+        try:
+            wait_for(lambda: len(app.audit()) == 2, what="two creates on the wire")
+            driver.kill()
+            driver.wait(timeout=10)
+        finally:
+            stop(driver)
+        assert [row.remote_id for row in ledger_rows(run_dir)] == [None] * jobs  # made, never recorded
+        app.create_delay = 0.0
+        for _ in range(2):
+            resumed = sora_nb.resume(run_dir)
+            try:
+                assert resumed.wait(timeout=60).counts() == {"completed": jobs}
+            finally:
+                resumed.close()
+        assert len(app.audit()) == jobs
+        assert sorted(row.remote_id or "" for row in ledger_rows(run_dir)) == sorted(e["id"] for e in app.audit())
+
+
+# ---------------------------------------------------------------------- a lost create and another run's video
+class FailsOnce(HostileGateway):
+    """The next create fails before it is forwarded (502, nothing made upstream); later ones go through."""
+
+    fail_next = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.fail_next and scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/videos":
+            self.fail_next = False
+            return await _answer(send, 502, {"error": {"message": "Bad Gateway"}})
+        return await super().__call__(scope, receive, send)
+
+
+@pytest.mark.slow
+def test_a_lost_create_never_adopts_the_video_of_another_run_under_the_same_root(tmp_path: Path) -> None:
+    """Two notebooks, the same prompt: the second one's create fails at the gateway before it is forwarded
+    (nothing made), and its search finds the first notebook's video (same prompt, in the window, unclaimed
+    by the second run). Before: adopted; two runs held one video, 1 create for 2 jobs. Now a video another
+    run under the root claims is not a candidate: proven absent, the create is sent again, 2 videos."""
+    app = FailsOnce(SimulatorConfig(seed=3, time_scale=FAST, max_side=32, fps=4))
+    with _served(app) as origin:
+        with sora_nb.connect("openai-compatible", base_url=f"{origin}/v1", run_root=tmp_path,
+                             poll_policy=FAST_POLLS) as first:
+            mine = first.sweep(prompt=["the same prompt"]).start(run_dir=tmp_path / "first").wait(timeout=60)
+        app.fail_next = True
+        with sora_nb.connect("openai-compatible", base_url=f"{origin}/v1", run_root=tmp_path,
+                             poll_policy=FAST_POLLS) as second:
+            second.api.list_settle = 0.05
+            theirs = second.sweep(prompt=["the same prompt"]).start(run_dir=tmp_path / "second").wait(timeout=60)
+            assert theirs.counts() == {"completed": 1}
+    assert len(app.audit()) == 2
+    assert mine.jobs[0].remote_id != theirs.jobs[0].remote_id
