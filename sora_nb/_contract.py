@@ -594,10 +594,18 @@ class ContractClient:
         while True:
             sent_at = time.time()
             try:
-                sent = await self._send(
-                    "POST", path, operation=operation, idempotent=False, timeout=self._create_timeout, **request
-                )
-                return self._video(sent, operation)
+                try:
+                    sent = await self._send(
+                        "POST", path, operation=operation, idempotent=False, timeout=self._create_timeout, **request
+                    )
+                    return self._video(sent, operation)
+                except UnexpectedResponseError as exc:
+                    # A 2xx whose body cannot be read (cut short, no id): the server took the create, and may
+                    # have billed it; its answer is as lost as a dropped one. Not so an unsafe id (it is known),
+                    # nor an HTML page (a login page or the wrong base URL, which made nothing).
+                    if exc.code in ("unsafe_id", "html_page") or not 200 <= (exc.status_code or 0) < 300:
+                        raise
+                    raise _AmbiguousCreate(f"HTTP {exc.status_code} with an answer that cannot be read", exc) from exc
             except _AmbiguousCreate as ambiguous:
                 lost = AmbiguousCreateError(
                     f"{operation}: the request may have reached the server (sent at {_clock(sent_at)}) but its "
@@ -770,6 +778,7 @@ class ContractClient:
                 f"{operation}: the server answered HTTP {response.status_code} with an HTML page, not JSON "
                 "(a login page, a proxy, or the wrong base URL). Fix: check base_url; it should end in /v1.",
                 status_code=response.status_code,
+                code="html_page",
                 body=redact(response.text[:300], self._api_key),
             )
         try:

@@ -101,6 +101,8 @@ class LyingList:
 
     ``cycle``: pages of strangers' jobs (made just now) whose cursors go round in a circle A -> B -> A.
     ``empty``: ``has_more`` forever with no data, each page with a new cursor.
+    ``truncated``, ``no id``: an honest list, but each create answers 200 with a body cut short (or without
+    the job's id), as a proxy that drops the connection mid-answer or rewrites it would.
     ``slow_clock``: an honest list, but the server's clock is ``behind`` seconds behind (its ``Date`` header
     and every ``created_at`` say so).
     """
@@ -118,6 +120,9 @@ class LyingList:
         if request.method == "POST":
             body = json.loads(request.content)
             self.created.append(_video(f"video_made{len(self.created)}", int(self.now()), body["prompt"]))
+            if self.lie in ("truncated", "no id"):  # made, and answered 200 with what cannot be read
+                answer = b'{"id": "video_ma' if self.lie == "truncated" else b'{"object": "video"}'
+                return httpx.Response(200, content=answer, headers={**date, "content-type": "application/json"})
             return httpx.Response(502, json={"error": {"message": "Bad Gateway"}}, headers=date)
         self.list_calls += 1
         if self.list_calls > 1000:  # 100,000 strangers read: it would go on forever (and never yields)
@@ -156,6 +161,16 @@ def test_a_list_that_pages_forever_leaves_the_create_ambiguous_not_hung(lie: str
         asyncio.run(_create_against(server))
     assert len(server.created) == 1 and server.list_calls <= 4
     assert "Fix:" in str(info.value)
+
+
+@pytest.mark.parametrize("lie", ["truncated", "no id"])
+def test_a_create_answered_200_with_an_unreadable_body_is_looked_for_not_failed(lie: str) -> None:
+    """HTTP 200 says the server took the create (and billed it), but its body cannot be read. Before: the job
+    ended ``failed`` ("not valid JSON"), the advice and the sweep's Retry failed sending it again: 2 creates for
+    1 job. Now it is a lost answer like any other: looked for, found and adopted, 1 create."""
+    server = LyingList(lie)
+    video = asyncio.run(_create_against(server))
+    assert [job["id"] for job in server.created] == [video.id]
 
 
 def test_a_server_whose_clock_is_behind_gets_its_lost_create_adopted_not_sent_again() -> None:
