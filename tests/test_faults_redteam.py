@@ -184,7 +184,6 @@ def test_a_server_whose_clock_is_behind_gets_its_lost_create_adopted_not_sent_ag
 
 
 # ---------------------------------------------------------------------- an audit that deletes what it should not
-@pytest.mark.slow
 def test_audit_never_offers_to_delete_a_video_that_another_run_claims(tmp_path: Path) -> None:
     """The user runs the same cell twice: two runs with the same prompt, a minute apart. Before: the first
     run's audit listed the second run's video as an orphan of its own ("paid but not recorded") and
