@@ -69,6 +69,7 @@ class AuditReport:
     ambiguous: list[str] = field(default_factory=list)
     claimed: int = 0
     _runner: Runner | None = field(default=None, repr=False, compare=False)
+    _list_untrusted: bool = field(default=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +141,11 @@ class AuditReport:
             raise UnsupportedOperationError(
                 f"{self.service} cannot delete jobs through its API; nothing was deleted. "
                 "Fix: delete the orphans listed in the report in the service's dashboard."
+            )
+        if self._list_untrusted:
+            raise SoraError(
+                f"{self.cannot_check}; nothing was deleted, since the run's own videos could be among them. "
+                "Fix: delete orphans in the service's dashboard, or connect to the service itself, not the gateway."
             )
         ids = [video.id for video in self.orphans]
 
@@ -225,4 +231,13 @@ async def audit_run(runner: Runner, run: Run) -> AuditReport:
         gone = f"could not ask the server about {len(unknown)} remote job(s): {', '.join(unknown[:5])}"
         report.cannot_check = f"{report.cannot_check}; {gone}" if report.cannot_check else gone
         report.listed = False
+    unlisted = [rid for rid in claims if rid not in seen and rid not in {r for _, r in report.missing}]
+    if report.listed and unlisted:
+        # The server knows these jobs but its list shows them under other ids (a gateway that rewrites them)
+        # or not at all: its "orphans" may be the run's own videos, which deleting them would destroy.
+        report.listed, report._list_untrusted = False, True
+        report.cannot_check = (
+            f"the server's list does not show {len(unlisted)} of the run's own {len(claims)} job(s) by their ids "
+            f"(e.g. {unlisted[0]}): a gateway that rewrites ids? Its orphans cannot be told from the run's own jobs"
+        )
     return report

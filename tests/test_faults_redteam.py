@@ -205,6 +205,47 @@ def test_audit_never_offers_to_delete_a_video_that_another_run_claims(tmp_path: 
     assert len(transport.audit()) == 3
 
 
+class _AliasingGateway(httpx.AsyncBaseTransport):
+    """A gateway whose list shows its jobs under other ids than its creates returned (``alias_<id>``), and
+    that takes either id on every other route, as gateways that rewrite ids do."""
+
+    def __init__(self) -> None:
+        self.inner = SimulatorTransport(SimulatorConfig(seed=6, time_scale=FAST, max_side=32, fps=4))
+        self.deleted: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.replace("/alias_", "/")
+        if request.method == "DELETE":
+            self.deleted.append(path.rsplit("/", 1)[-1])
+        inner = httpx.Request(request.method, request.url.copy_with(path=path), headers=request.headers,
+                              content=await request.aread())
+        response = await self.inner.handle_async_request(inner)
+        if request.method == "GET" and path == "/v1/videos" and response.status_code == 200:
+            body = json.loads(await response.aread())
+            for video in body["data"]:
+                video["id"] = "alias_" + video["id"]
+            return httpx.Response(200, json=body, headers={"date": response.headers.get("date", "")})
+        return response
+
+
+def test_audit_refuses_to_delete_orphans_when_the_list_hides_the_runs_own_ids(tmp_path: Path) -> None:
+    """Under ``openai-compatible``, a gateway whose list rewrites ids: before, every video of the run was an
+    "orphan" (paid, never recorded) and ``delete_orphans()`` deleted the run's own 2 completed videos. Now the
+    audit says it cannot tell orphans from the run's own jobs, and deleting is refused: 0 deleted."""
+    gateway = _AliasingGateway()
+    with sora_nb.connect("openai-compatible", base_url="http://gateway.test/v1", api_key=TEST_KEY,
+                         run_root=tmp_path, transport=gateway, poll_policy=FAST_POLLS) as client:
+        run = client.sweep(prompt=["a fox", "an owl"]).start()
+        assert run.wait(timeout=60).counts() == {"completed": 2}
+        report = run.audit()
+        assert not report.ok and not report.listed
+        assert "does not show 2 of the run's own 2 job(s)" in (report.cannot_check or "")
+        with pytest.raises(sora_nb.SoraError, match="cannot be told from the run's own"):
+            report.delete_orphans()
+    assert gateway.deleted == []
+    assert len(gateway.inner.audit()) == 2
+
+
 # ---------------------------------------------------------------------- "Retry failed" after a refused download
 def test_retry_failed_after_a_refused_download_does_not_pay_again_for_videos_the_server_made(
     tmp_path: Path, small_disk: SmallDisk
