@@ -16,13 +16,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._audit import AuditReport
-from ._client import Client, Sweep, connect, resume
+from ._client import Client, connect, resume
 from ._contract import ContractClient
+from ._cost import Estimate
 from ._errors import (
     AmbiguousCreateError,
     APIError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ConfigurationError,
     ConflictError,
     DownloadError,
@@ -46,7 +48,8 @@ from ._profiles import PROFILES, Profile
 from ._results import COLUMNS
 from ._retry import RetryPolicy
 from ._styles import STYLES
-from ._sweeps import BudgetExceededError, Estimate
+from ._sweep import Sweep
+from ._sweepfile import load_sweep_file
 from ._types import Character, DeletedVideo, JobSpec, RateLimitInfo, Video, VideoError, VideoList
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ __all__ = [
     "Job",
     "Sweep",
     "Estimate",
+    "load_sweep_file",
     "Run",
     "resume",
     "load_run",

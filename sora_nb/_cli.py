@@ -240,7 +240,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ._sweeps import load_sweep_file
+    from ._sweepfile import load_sweep_file
 
     spec = load_sweep_file(args.file)
     options = dict(spec.get("run") or {})

@@ -36,9 +36,9 @@ from ._types import JobSpec
 from ._validation import check_create, check_max_concurrency
 
 if TYPE_CHECKING:
-    from ._sweeps import Estimate, SweepPlan
+    from ._sweep import Sweep
 
-__all__ = ["DEFAULT_RUN_ROOT", "SIMULATOR_STATE_DIR", "Client", "Sweep", "connect", "resume"]
+__all__ = ["DEFAULT_RUN_ROOT", "SIMULATOR_STATE_DIR", "Client", "connect", "resume"]
 
 DEFAULT_RUN_ROOT = Path("sora_runs")
 DEFAULT_SIMULATOR_TIME_SCALE = 0.02
@@ -413,6 +413,8 @@ class Client:
         16 jobs, 96 s of video, est. $19.20
         >>> client.close()
         """
+        from ._sweep import Sweep
+
         return Sweep(self, **axes)
 
     # ------------------------------------------------------------------ the contract, directly
@@ -448,96 +450,6 @@ class Client:
         return f"<sora_nb.Client profile={self.profile.name!r} base_url={redact_url(self.base_url)!r} key={key}>"
 
 
-class Sweep:
-    """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
-
-    def __init__(self, client: Client, **axes: Any) -> None:
-        from ._sweeps import check_axis_names, expand
-
-        check_axis_names(axes)
-        self.client = client
-        self.options = axes
-        # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
-        # and combinations are checked against what the profile says its server accepts (a `strict` or
-        # `model` given in the axes, e.g. from a sweep file, wins over the profile's).
-        self.plan: SweepPlan = expand(
-            capabilities=client.profile.capabilities,
-            **{"strict": client.profile.validate_models, "model": client.profile.default_model, **axes},
-        )
-
-    @property
-    def jobs(self) -> tuple[JobSpec, ...]:
-        return self.plan.jobs
-
-    def __len__(self) -> int:
-        return len(self.plan.jobs)
-
-    def estimate(self) -> Estimate:
-        """Job count, generated seconds, cost (``None`` where a price is unknown) and invalid combinations.
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> sweep = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"], seconds=["4", "8"])
-        >>> estimate = sweep.estimate()
-        >>> print(estimate)
-        4 jobs, 24 s of video, est. $4.80
-        >>> estimate.by_model["sora-2-pro"]
-        {'jobs': 2, 'seconds': 12.0, 'cost_usd': 3.6}
-        >>> client.close()
-        """
-        from ._sweeps import estimate
-
-        return estimate(self.plan, price=self.client.profile.capabilities.price_per_second)
-
-    def start(
-        self,
-        *,
-        max_concurrency: int | None = None,
-        budget_usd: float | None = None,
-        run_dir: str | os.PathLike[str] | None = None,
-    ) -> Run:
-        """Launch every valid job in a new run and return it at once.
-
-        Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``, and
-        (``FileExistsError``) a ``run_dir`` that already holds a run.
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"])
-        >>> run = sweep.start(max_concurrency=2, budget_usd=5.00)
-        >>> run.wait(timeout=60).counts()
-        {'completed': 2}
-        >>> try:
-        ...     sweep.start(budget_usd=0.50)  # refused: nothing is sent
-        ... except sora_nb.BudgetExceededError as exc:
-        ...     print(str(exc).split(". ")[0])
-        Estimated cost $0.80 is over the budget of $0.50 (2 jobs, 8 s of video)
-        >>> client.close()
-        """
-        from ._sweeps import check_budget
-
-        check_max_concurrency(max_concurrency)
-        if not self.plan.jobs:
-            raise ValueError(
-                "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."
-            )
-        check_budget(self.estimate(), budget_usd)
-        run = self.client.new_run(
-            axes=self.plan.axes,
-            run_dir=run_dir,
-            extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd},
-        )
-        run.max_concurrency = max_concurrency
-        run.submit(list(self.plan.jobs))
-        return run
-
-    def __repr__(self) -> str:
-        return f"<Sweep {self.estimate()}>"
-
-    def _repr_html_(self) -> str:
-        return self.estimate()._repr_html_()
-
-
 def _served_state_dir(simulator: Any, transport: httpx.AsyncBaseTransport | None) -> str | None:
     if simulator is None:
         return None
@@ -549,16 +461,6 @@ def _served_state_dir(simulator: Any, transport: httpx.AsyncBaseTransport | None
     if isinstance(transport, SimulatorTransport):
         return transport.config.state_dir
     return None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, range)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api_key: str | None = None) -> Run:

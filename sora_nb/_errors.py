@@ -5,6 +5,7 @@
     SoraError                      everything sora_nb raises on purpose
     ├── ConfigurationError         no key, unknown profile, bad base URL (also a ValueError)
     ├── ValidationError            a request the server would reject (also a ValueError)
+    ├── BudgetExceededError        a sweep's estimated cost is over its budget; nothing sent (also a ValueError)
     ├── APIError                   the server answered with an HTTP error
     │   ├── BadRequestError        400, 422
     │   ├── AuthenticationError    401
@@ -35,11 +36,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+    from ._cost import Estimate
+
 __all__ = [
     "APIError",
     "AmbiguousCreateError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ConflictError",
     "DownloadError",
@@ -77,6 +81,18 @@ class ValidationError(SoraError, ValueError):
         super().__init__(message)
         self.field = field
         self.allowed = allowed
+
+
+class BudgetExceededError(SoraError, ValueError):
+    """A sweep's estimated cost is over ``budget_usd``; nothing was sent.
+
+    ``estimate`` is the :class:`sora_nb.Estimate` and ``budget_usd`` the budget it was checked against.
+    """
+
+    def __init__(self, message: str, *, estimate: Estimate, budget_usd: float) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+        self.budget_usd = budget_usd
 
 
 class APIError(SoraError):

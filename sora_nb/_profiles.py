@@ -65,7 +65,7 @@ class ServedModel:
 class Capabilities:
     """What a server can do, as its profile declares it: what sweeps validate against and widgets offer.
 
-    Satisfies :class:`sora_nb._sweeps.Capabilities` (``models`` maps a model to its accepted
+    Satisfies :class:`sora_nb._grid.Capabilities` (``models`` maps a model to its accepted
     ``(sizes, seconds)``). Models not listed follow the built-in catalog (OpenAI's models) or, when unknown
     there too, pass unchecked. ``reports_cost``: the job reports what it cost (read into the DataFrame's
     ``reported_cost_usd``).

@@ -8,7 +8,8 @@ import sys
 import sora_nb
 
 EXPECTED_ALL = [
-    "connect", "Client", "Job", "Sweep", "Estimate", "Run", "resume", "load_run", "AuditReport", "COLUMNS", "STYLES",
+    "connect", "Client", "Job", "Sweep", "Estimate", "load_sweep_file", "Run", "resume", "load_run", "AuditReport",
+    "COLUMNS", "STYLES",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",

@@ -10,17 +10,11 @@ from typing import Any
 
 import pytest
 
-from sora_nb._errors import SoraError, ValidationError
+from sora_nb._cost import Estimate, check_budget, estimate
+from sora_nb._errors import BudgetExceededError, SoraError, ValidationError
+from sora_nb._grid import SweepPlan, expand
 from sora_nb._styles import STYLES
-from sora_nb._sweeps import (
-    BudgetExceededError,
-    Estimate,
-    SweepPlan,
-    check_budget,
-    estimate,
-    expand,
-    load_sweep_file,
-)
+from sora_nb._sweepfile import load_sweep_file
 from sora_nb._types import JobSpec
 
 PROMPTS = ["a corgi surfing", "a cat skiing", "a fox reading"]

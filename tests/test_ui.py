@@ -31,8 +31,8 @@ from support import image_bytes, wait_for
 
 import sora_nb
 from sora_nb import ui
-from sora_nb._client import Sweep
 from sora_nb._jobs import Job
+from sora_nb._sweep import Sweep
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 from sora_nb.ui._sync import Coalescer, walk
 

@@ -16,9 +16,10 @@ from ._prompt import model_options, size_options
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, Panel, guarded, held
 
 if TYPE_CHECKING:
-    from .._client import Client, Sweep
+    from .._client import Client
+    from .._cost import Estimate
     from .._jobs import Job, Run
-    from .._sweeps import Estimate
+    from .._sweep import Sweep
 
 __all__ = ["RunProgress", "SweepBuilder", "parse_lines", "parse_variables"]
 

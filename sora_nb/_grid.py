@@ -1,8 +1,10 @@
-"""Parameter sweeps, the pure part: grid expansion, cost estimates, budgets and sweep files.
+"""Sweep expansion, the pure part: a sweep's description expanded into jobs and refused combinations.
 
 Nothing here sends a request, sleeps or writes a file; the runner turns a :class:`SweepPlan` into
 jobs. A sweep is described once and expanded into :class:`~sora_nb._types.JobSpec` objects, each with
-its coordinates in ``axes`` (the DataFrame columns of the results).
+its coordinates in ``axes`` (the DataFrame columns of the results). What a plan costs is
+:mod:`sora_nb._cost`; a sweep written in a file is read by :mod:`sora_nb._sweepfile`; the object users
+hold is :class:`sora_nb.Sweep` (:mod:`sora_nb._sweep`).
 
 Three ways to describe a sweep, which combine:
 
@@ -18,41 +20,37 @@ Combinations the server would reject (``sora-2`` at ``1792x1024``, an unknown st
 are not errors: they are listed in :attr:`SweepPlan.invalid` with the reason, so that one typo does
 not hide the rest of the grid. Mistakes in the description itself (an empty axis, a template
 placeholder without values, an unknown row key) raise ``ValueError``/``TypeError`` at once.
+
+The module is over 500 lines on purpose: the three ways share one expansion (:class:`_Context`) and
+one set of checks, which read best in one place.
 """
 
 from __future__ import annotations
 
 import difflib
-import html
 import itertools
-import json
 import math
 import os
 import string
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from . import _catalog
-from ._catalog import price_per_second
-from ._errors import SoraError, ValidationError
+from ._errors import ValidationError
 from ._styles import apply_style
 from ._types import JobSpec
 from ._validation import check_create, check_prompt
 
 __all__ = [
-    "BudgetExceededError",
     "Capabilities",
-    "Estimate",
     "InvalidCombo",
     "SweepPlan",
+    "EXPAND_KEYS",
     "MAX_SWEEP_JOBS",
     "check_axis_names",
-    "check_budget",
-    "estimate",
+    "did_you_mean",
     "expand",
-    "load_sweep_file",
 ]
 
 _GRID_AXES = ("model", "size", "seconds", "style")
@@ -61,25 +59,12 @@ _GRID_AXES = ("model", "size", "seconds", "style")
 _ROW_KEYS = ("prompt", "model", "size", "seconds", "style", "input_reference")
 _RESERVED_PLACEHOLDERS = ("prompt", "repeat", "input_reference")
 
-_EXPAND_KEYS = (
+EXPAND_KEYS = (
     "prompt", "model", "size", "seconds", "style", "repeats", "input_reference",
     "template", "variables", "rows", "strict", "max_jobs",
 )  # fmt: skip
 MAX_SWEEP_JOBS = 10_000
 """The default cap on a sweep's combinations (``max_jobs=``), checked before any job is made."""
-_RUN_KEYS = ("max_concurrency", "budget_usd", "run_dir", "profile", "base_url")
-
-
-class BudgetExceededError(SoraError, ValueError):
-    """A sweep's estimated cost is over ``budget_usd``; nothing was sent.
-
-    ``estimate`` is the :class:`Estimate` and ``budget_usd`` the budget it was checked against.
-    """
-
-    def __init__(self, message: str, *, estimate: Estimate, budget_usd: float) -> None:
-        super().__init__(message)
-        self.estimate = estimate
-        self.budget_usd = budget_usd
 
 
 class Capabilities(Protocol):
@@ -122,79 +107,6 @@ class SweepPlan:
     jobs: tuple[JobSpec, ...]
     invalid: tuple[InvalidCombo, ...]
     axes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What a sweep will generate and cost, before anything is sent.
-
-    ``cost_usd`` is ``None`` as soon as one job's price is unknown (a gateway's own model): an
-    unknown price is never counted as zero. ``known_cost_usd`` is then the cost of the jobs whose
-    price is known, and ``unknown_cost_jobs`` how many are left out of it. ``by_model`` gives
-    ``{"jobs", "seconds", "cost_usd"}`` per model (``cost_usd`` ``None`` where unknown).
-    ``seconds_generated`` counts only durations that are numbers (a gateway may take others).
-
-    >>> est = estimate(expand(prompt="a corgi surfing", seconds=[4, 8]))
-    >>> print(est)
-    2 jobs, 12 s of video, est. $1.20
-    """
-
-    jobs: int
-    invalid: int
-    seconds_generated: float
-    cost_usd: float | None
-    known_cost_usd: float
-    unknown_cost_jobs: int
-    by_model: dict[str, dict[str, float | int | None]]
-    invalid_combos: tuple[InvalidCombo, ...] = ()
-
-    def __str__(self) -> str:
-        parts = [_plural(self.jobs, "job")]
-        if self.invalid:
-            parts[0] += f" ({self.invalid} invalid)"
-        parts.append(f"{_format_seconds(self.seconds_generated)} of video")
-        if self.cost_usd is not None:
-            parts.append(f"est. ${self.cost_usd:,.2f}")
-        elif self.unknown_cost_jobs == self.jobs:
-            parts.append("est. cost unknown")
-        else:
-            known = self.jobs - self.unknown_cost_jobs
-            parts.append(
-                f"est. ${self.known_cost_usd:,.2f} for {_plural(known, 'job')} + unknown for {self.unknown_cost_jobs}"
-            )
-        return ", ".join(parts)
-
-    def _repr_html_(self) -> str:
-        return f"<div class='sora-nb-estimate'><p>{html.escape(str(self))}</p>{self.details_html()}</div>"
-
-    def details_html(self) -> str:
-        """The per-model table and the invalid combinations, without the summary line."""
-        rows = []
-        for model, figures in self.by_model.items():
-            cost = figures["cost_usd"]
-            rows.append(
-                "<tr>"
-                f"<td>{html.escape(model)}</td>"
-                f"<td style='text-align:right'>{figures['jobs']}</td>"
-                f"<td style='text-align:right'>{_format_seconds(float(figures['seconds'] or 0))}</td>"
-                f"<td style='text-align:right'>{'unknown' if cost is None else f'${cost:,.2f}'}</td>"
-                "</tr>"
-            )
-        table = (
-            "<table><thead><tr><th>model</th><th>jobs</th><th>video</th><th>est. cost</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>"
-        )
-        invalid = ""
-        if self.invalid_combos:
-            shown = self.invalid_combos[:10]
-            items = "".join(
-                f"<li>{html.escape(_describe_axes(combo.axes))}: {html.escape(combo.message)}</li>" for combo in shown
-            )
-            more = len(self.invalid_combos) - len(shown)
-            if more:
-                items += f"<li>… and {more} more</li>"
-            invalid = f"<details><summary>{self.invalid} invalid (not sent)</summary><ul>{items}</ul></details>"
-        return table + invalid
 
 
 def expand(
@@ -320,185 +232,13 @@ def check_axis_names(axes: Mapping[str, Any]) -> None:
     ...
     TypeError: sweep() has no argument 'modle' (did you mean 'model'?). Allowed: prompt, model, ...
     """
-    allowed = list(_EXPAND_KEYS)
+    allowed = list(EXPAND_KEYS)
     for name in axes:
         if name not in allowed:
             raise TypeError(
-                f"sweep() has no argument {name!r}{_did_you_mean(name, allowed)}. Allowed: {', '.join(allowed)}. "
+                f"sweep() has no argument {name!r}{did_you_mean(name, allowed)}. Allowed: {', '.join(allowed)}. "
                 "Fix: use one of them (a template's own placeholders go in variables={...})."
             )
-
-
-def estimate(plan: SweepPlan, *, price: Callable[[str, str], float | None] = price_per_second) -> Estimate:
-    """Count the jobs, generated seconds and cost of a plan (``price`` is USD per second by model, size).
-
-    >>> est = estimate(expand(prompt="a corgi", model=["sora-2", "my-model"], strict=False))
-    >>> est.cost_usd is None, est.known_cost_usd, est.unknown_cost_jobs
-    (True, 0.4, 1)
-    """
-    prices: dict[tuple[str, str], float | None] = {}
-    by_model: dict[str, dict[str, float | int | None]] = {}
-    total_seconds = 0.0
-    known_cost = 0.0
-    unknown = 0
-    for job in plan.jobs:
-        key = (job.model, job.size)
-        if key not in prices:
-            prices[key] = price(job.model, job.size)
-        duration = _duration(job.seconds)
-        rate = prices[key]
-        cost = None if rate is None or duration is None else rate * duration
-        figures = by_model.setdefault(job.model, {"jobs": 0, "seconds": 0.0, "cost_usd": 0.0})
-        figures["jobs"] = int(figures["jobs"] or 0) + 1
-        if duration is not None:
-            total_seconds += duration
-            figures["seconds"] = float(figures["seconds"] or 0.0) + duration
-        if cost is None:
-            unknown += 1
-            figures["cost_usd"] = None
-        else:
-            known_cost += cost
-            if figures["cost_usd"] is not None:
-                figures["cost_usd"] = float(figures["cost_usd"]) + cost
-    for figures in by_model.values():
-        if figures["cost_usd"] is not None:
-            figures["cost_usd"] = _money(float(figures["cost_usd"]))
-    return Estimate(
-        jobs=len(plan.jobs),
-        invalid=len(plan.invalid),
-        seconds_generated=total_seconds,
-        cost_usd=None if unknown else _money(known_cost),
-        known_cost_usd=_money(known_cost),
-        unknown_cost_jobs=unknown,
-        by_model=by_model,
-        invalid_combos=plan.invalid,
-    )
-
-
-def check_budget(estimate: Estimate, budget_usd: float | None) -> None:
-    """Refuse a sweep whose estimated cost is over ``budget_usd`` (``None``: no budget, no check).
-
-    When some prices are unknown, only the known part can be checked: the sweep is refused when that
-    part alone is over the budget, and the message says the real cost may be higher.
-
-    >>> try:
-    ...     check_budget(estimate(expand(prompt="a corgi", seconds=8)), budget_usd=0.5)
-    ... except BudgetExceededError as exc:
-    ...     print(str(exc).split(". ")[0])
-    Estimated cost $0.80 is over the budget of $0.50 (1 job, 8 s of video)
-    """
-    if budget_usd is None:
-        return
-    if isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float)):
-        raise TypeError(f"budget_usd must be a number of US dollars, got {budget_usd!r}. Fix: e.g. budget_usd=20.0.")
-    if math.isnan(budget_usd) or budget_usd < 0:
-        raise ValueError(
-            f"budget_usd={budget_usd} is {'not a number' if math.isnan(budget_usd) else 'negative'}. "
-            "Allowed: 0 or more US dollars, or None for no budget. "
-            "Fix: e.g. budget_usd=20.0."
-        )
-    spend = estimate.cost_usd if estimate.cost_usd is not None else estimate.known_cost_usd
-    # A cent's float noise must not refuse a sweep that costs exactly the budget.
-    if spend <= budget_usd + 1e-9:
-        return
-    size = f"{_plural(estimate.jobs, 'job')}, {_format_seconds(estimate.seconds_generated)} of video"
-    if estimate.cost_usd is not None:
-        message = f"Estimated cost ${spend:,.2f} is over the budget of ${budget_usd:,.2f} ({size}). "
-    else:
-        message = (
-            f"The known part of the estimated cost, ${spend:,.2f}, is already over the budget of "
-            f"${budget_usd:,.2f} ({size}); the price of {_plural(estimate.unknown_cost_jobs, 'job')} is "
-            "unknown, so the real cost is higher. "
-        )
-    message += f"Fix: raise budget_usd={_ceil_cents(spend)} or more, or remove jobs from the sweep."
-    raise BudgetExceededError(message, estimate=estimate, budget_usd=float(budget_usd))
-
-
-def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a sweep file (``.yaml``, ``.yml`` or ``.json``) into ``expand()`` arguments plus run options.
-
-    The file is one mapping. Its keys are the arguments of :func:`expand` (``prompt``, ``model``,
-    ``size``, ``seconds``, ``style``, ``repeats``, ``input_reference``, ``template``, ``variables``,
-    ``rows``, ``strict``) and, optionally, how to run it: ``max_concurrency``, ``budget_usd``,
-    ``run_dir``, ``profile``, ``base_url``. Relative paths are kept as written (relative to the
-    current directory, like command-line options). An example::
-
-        # grid.yaml: 2 animals x 2 times x 2 models x 2 durations = 16 jobs
-        template: "a {animal} surfing at {time}, in {style} style"
-        variables:
-          animal: [corgi, cat]
-          time: [dawn, dusk]
-        model: [sora-2, sora-2-pro]
-        seconds: [4, 8]
-        size: 1280x720
-        style: cinematic
-        budget_usd: 20
-        max_concurrency: 4
-
-    Rows instead of a grid::
-
-        rows:
-          - {prompt: "a corgi surfing", model: sora-2-pro, size: 1792x1024}
-          - {prompt: "a cat skiing", seconds: 8}
-
-    Returns:
-        The ``expand()`` keyword arguments, plus the key ``"run"``: a dict of the run options given
-        (possibly empty). Use it as ``spec = load_sweep_file(p); run = spec.pop("run"); expand(**spec)``.
-
-    Raises:
-        ValueError: An unknown suffix or key, a file that is not one mapping, or a run option of the
-            wrong type.
-        ImportError: A YAML file without PyYAML installed (``pip install "sora-nb[yaml]"``).
-        OSError: The file cannot be read.
-    """
-    file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".json"):
-        raise ValueError(
-            f"sweep file {str(file)!r} has suffix {file.suffix or '(none)'!r}. Fix: use a .yaml, .yml or .json file."
-        )
-    text = file.read_text(encoding="utf-8")
-    data: Any
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"sweep file {str(file)!r} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                f"column {exc.colno}. Fix: correct the file (or write it as YAML)."
-            ) from None
-    else:
-        try:
-            import yaml
-        except ImportError:
-            raise ImportError(
-                f'Reading the YAML sweep file {str(file)!r} needs PyYAML. Fix: pip install "sora-nb[yaml]" '
-                "(or write the sweep as .json)."
-            ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"sweep file {str(file)!r} is not valid YAML: {exc}. Fix: correct the file.") from None
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"sweep file {str(file)!r} must hold one mapping of settings (e.g. 'prompt: ...'), "
-            f"got {type(data).__name__}. Fix: see the example in sora_nb.load_sweep_file's documentation."
-        )
-    allowed = (*_EXPAND_KEYS, *_RUN_KEYS)
-    spec: dict[str, Any] = {}
-    run: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in _RUN_KEYS:
-            run[key] = _check_run_option(key, value, file)
-        elif key in _EXPAND_KEYS:
-            spec[key] = value
-        else:
-            raise ValueError(
-                f"sweep file {str(file)!r} has unknown key {key!r}{_did_you_mean(key, allowed)}. "
-                f"Allowed keys: {', '.join(allowed)}."
-            )
-    spec["run"] = run
-    return spec
 
 
 # --- expansion -------------------------------------------------------------------------------
@@ -618,7 +358,7 @@ class _Context:
                     elif key in var_values:
                         extra = f" ({key!r} already takes its values from variables=)"
                     raise ValueError(
-                        f"rows[{index}] has unknown key {key!r}{extra}{_did_you_mean(key, allowed)}. "
+                        f"rows[{index}] has unknown key {key!r}{extra}{did_you_mean(key, allowed)}. "
                         f"Allowed keys: {', '.join(allowed)}."
                     )
             for name in row_vars:
@@ -827,52 +567,7 @@ def _seconds_text(seconds: Any) -> str:
     return str(seconds)
 
 
-# --- figures and messages ----------------------------------------------------------------------
-
-
-def _duration(seconds: str) -> float | None:
-    try:
-        value = float(seconds)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _money(value: float) -> float:
-    """Round away float noise (0.1 * 8 = 0.8000000000000002) without losing a real fraction of a cent."""
-    return round(value, 6)
-
-
-def _ceil_cents(value: float) -> str:
-    cents = -(-round(value * 1e6) // 10_000)
-    return f"{cents / 100:.2f}"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _format_seconds(seconds: float) -> str:
-    return f"{seconds:,.0f} s" if float(seconds).is_integer() else f"{seconds:,.1f} s"
-
-
-def _describe_axes(axes: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in axes.items())
-
-
-def _did_you_mean(key: object, allowed: Sequence[str]) -> str:
+def did_you_mean(key: object, allowed: Sequence[str]) -> str:
+    """`` (did you mean 'model'?)`` for a close match of ``key`` among ``allowed``, else ``""``."""
     matches = difflib.get_close_matches(str(key), allowed, n=1)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
-
-
-def _check_run_option(key: str, value: Any, file: Path) -> Any:
-    where = f"sweep file {str(file)!r}"
-    if key == "max_concurrency":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{where}: max_concurrency must be a whole number of at least 1, got {value!r}.")
-    elif key == "budget_usd":
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
-            raise ValueError(f"{where}: budget_usd must be a number of US dollars (0 or more), got {value!r}.")
-    elif value is not None and not isinstance(value, str):
-        raise ValueError(f"{where}: {key} must be a string, got {value!r}.")
-    return value
