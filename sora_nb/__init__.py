@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._audit import AuditReport
-from ._client import Client, connect, resume
+from ._client import Client
+from ._connect import connect, resume
 from ._contract import ContractClient
 from ._cost import Estimate
 from ._errors import (

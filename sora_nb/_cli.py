@@ -273,7 +273,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from ._client import read_run
+    from ._connect import read_run
 
     client, run = read_run(args.run_dir)
     try:

@@ -22,18 +22,23 @@ every create it accepted.
 from __future__ import annotations
 
 from ._config import SimulatorConfig
+from ._inprocess import STATE_DIR_NAME, in_process_config, run_state_dir, served_state_dir
 from ._persist import read_audit
 from ._serve import ServerHandle, add_arguments, run, serve, start_server
 from ._transport import SimulatorTransport, create_app
 
 __all__ = [
+    "STATE_DIR_NAME",
     "ServerHandle",
     "SimulatorConfig",
     "SimulatorTransport",
     "add_arguments",
     "create_app",
+    "in_process_config",
     "read_audit",
     "run",
+    "run_state_dir",
     "serve",
+    "served_state_dir",
     "start_server",
 ]
