@@ -334,7 +334,7 @@ def run_sora_nb(server: LoopbackServer, axes: dict[str, Any], *, concurrency: in
         run = sweep.start(max_concurrency=concurrency)
         run.wait(timeout=600)
         wall = time.time() - t0
-        jobs = sorted(run.jobs, key=lambda job: job.record.seq)
+        jobs = sorted(run.jobs, key=lambda job: job._record.seq)
         failed = [job for job in jobs if job.status != "completed" or job.video_path is None]
         if failed:
             raise RuntimeError(f"sora_nb: {len(failed)} jobs did not complete: {failed[:3]}")
@@ -344,9 +344,9 @@ def run_sora_nb(server: LoopbackServer, axes: dict[str, Any], *, concurrency: in
             "wall": wall, "t0": t0,
             "order": [job.remote_id for job in jobs],
             # When the client noticed completion (the ledger's completed_at) and when the slot freed.
-            "detected": {job.remote_id: job.record.completed_at for job in jobs},
-            "downloaded": {job.remote_id: job.record.downloaded_at for job in jobs},
-            "client_polls": sum(job.record.polls for job in jobs),
+            "detected": {job.remote_id: job._record.completed_at for job in jobs},
+            "downloaded": {job.remote_id: job._record.downloaded_at for job in jobs},
+            "client_polls": sum(job._record.polls for job in jobs),
             "specs": [{"prompt": j.prompt, "model": j.model, "size": j.size, "seconds": j.seconds} for j in jobs],
         }
     finally:

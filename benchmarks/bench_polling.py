@@ -9,7 +9,7 @@ loopback simulator, each time a fresh server with the same seed:
   ``create_and_poll(poll_interval_ms=1000 * time_scale)``.
 
 Status requests (``GET /v1/videos/{id}``) are counted **at the simulator** (a counting ASGI middleware
-in front of it, see ``_common.py``); sora_nb's own count (``job.record.polls``) is shown as a cross-check.
+in front of it, see ``_common.py``); sora_nb's own count (``job._record.polls``) is shown as a cross-check.
 Detection delay = when the client noticed (sora_nb: the ledger's ``completed_at``; baseline: when
 ``create_and_poll`` returned) minus the simulator's planned ``completed_at_s`` from its audit; it is
 also given as a share of the job's time in the service (queue + generation). Both scale with
@@ -105,7 +105,7 @@ def main() -> int:
         ("status requests per job (at the simulator)", f"{ours['status_per_job']:.2f}", f"{base['status_per_job']:.2f}",
          f"{ours['status_per_job'] / base['status_per_job']:.3f} ({fewer:.1f}x fewer)"),
         ("status requests, most for one job", ours["status_max"], base["status_max"], ""),
-        ("sora_nb's own count (job.record.polls) per job", f"{ours['client_polls'] / ours['n']:.2f}", "", ""),
+        ("sora_nb's own count (job._record.polls) per job", f"{ours['client_polls'] / ours['n']:.2f}", "", ""),
         ("job duration in the service, median", fmt_s(ours["duration_median"]), fmt_s(base["duration_median"]), ""),
         ("detection delay, median", fmt_s(ours["delay_median"]), fmt_s(base["delay_median"]),
          f"{ours['delay_median'] / base['delay_median']:.2f}"),

@@ -182,7 +182,7 @@ def _window_start(run: Run, records: Iterable[JobRecord]) -> float:
 
 async def audit_run(runner: Runner, run: Run) -> AuditReport:
     """Build the :class:`AuditReport` of ``run`` (on the runner's loop)."""
-    records = [job.record for job in run.jobs]
+    records = [job._record for job in run.jobs]
     claims: dict[str, list[str]] = {}
     for record in records:
         if record.remote_id:

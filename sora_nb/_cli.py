@@ -109,7 +109,7 @@ def print_table(run: Run, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     rows = [("job", "status", "model", "size", "sec", "gen s", "cost $", "video")]
     for job in run:
-        record = job.record
+        record = job._record
         gen = f"{record.completed_at - record.submitted_at:.1f}" if record.completed_at and record.submitted_at else ""
         cost = "" if record.estimated_cost_usd is None else f"{record.estimated_cost_usd:.2f}"
         video = os.path.relpath(job.video_path) if job.video_path else (job.error.code or "") if job.error else ""
@@ -141,7 +141,7 @@ def _finish(run: Run, args: argparse.Namespace) -> int:
             print(f"  {job.id} {job.status}: {failure_reason(job)}", file=sys.stderr)
         lost = [job for job in failed if job.error and job.error.code == "storage_error"]
         if lost:  # the disk's fault, not the jobs': say how to carry on
-            print(f"{len(lost)} of them because the disk refused their files: {lost[0].record.error_message}",
+            print(f"{len(lost)} of them because the disk refused their files: {lost[0]._record.error_message}",
                   file=sys.stderr)
         return 1
     return 0
@@ -275,11 +275,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from ._connect import read_run
 
-    client, run = read_run(args.run_dir)
+    # Deleting drives the run: a live driver's create on the wire would look like an orphan.
+    client, run = read_run(args.run_dir, claim=args.delete_orphans)
     try:
-        if args.delete_orphans:
-            # Deleting drives the run: a live driver's create on the wire would look like an orphan.
-            client.runner.claim(run)
         report = run.audit(timeout=args.timeout)
         print(report)
         if args.delete_orphans and report.orphans:

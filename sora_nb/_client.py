@@ -71,7 +71,7 @@ class Client:
             from .simulator import served_state_dir
 
             self.simulator_state_dir = served_state_dir(simulator, transport)
-        self.runtime: Runtime = get_runtime()
+        self._runtime: Runtime = get_runtime()
         # The simulator's placeholder is a key on the wire, but not one the user has to look after.
         self._key_shown = "placeholder" if api_key == SIMULATOR_API_KEY else ("set" if api_key else "none")
 
@@ -94,8 +94,8 @@ class Client:
                 retry=retry,
             )
 
-        self.runner = Runner(
-            runtime=self.runtime,
+        self._runner = Runner(
+            runtime=self._runtime,
             profile=profile,
             api_factory=make_api,
             max_concurrency=max_concurrency or profile.max_concurrency,
@@ -131,12 +131,12 @@ class Client:
         size='1000x1000' is not allowed for sora-2. Allowed: '720x1280', '1280x720'.
         >>> client.close()
         """
-        spec = self.job_spec(
+        spec = self._job_spec(
             prompt, model=model, size=size, seconds=seconds, input_reference=input_reference, style=style
         )
         return self.session.submit([spec])[0]
 
-    def job_spec(
+    def _job_spec(
         self,
         prompt: str,
         *,
@@ -184,16 +184,18 @@ class Client:
     def session(self) -> Run:
         """The run that ``generate`` adds to (created on first use under ``run_root``)."""
         if self._session is None:
-            self._session = self.new_run(axes=("prompt", "model", "size", "seconds", "style", "repeat"), kind="session")
+            axes = ("prompt", "model", "size", "seconds", "style", "repeat")
+            self._session = self._new_run(axes=axes, kind="session")
         return self._session
 
-    def new_run(
+    def _new_run(
         self,
         *,
         axes: tuple[str, ...],
         kind: str = "sweep",
         run_dir: str | os.PathLike[str] | None = None,
         extra_meta: dict[str, Any] | None = None,
+        max_concurrency: int | None = None,
     ) -> Run:
         """An empty run with its own directory and ledger, driven by this client.
 
@@ -227,19 +229,19 @@ class Client:
                 "dialect": self.simulator.dialect,
                 "state_dir": self.simulator_state_dir,
             }
-        run = Run(self.runner, directory, axes=axes, meta=meta)
+        run = Run(self._runner, directory, axes=axes, meta=meta, max_concurrency=max_concurrency)
         # Here, where the caller hears it, before anything is sent: a run another client drives, a run
         # already there, a disk that refuses the ledger.
-        self.runner.claim(run)
+        self._runner.claim(run)
         try:
             if (directory / LEDGER_FILE).exists():
                 raise FileExistsError(
                     f"a run ledger already exists at {str(directory / LEDGER_FILE)!r}. Fix: resume it with "
                     f"sora_nb.resume({str(directory)!r}), or choose another run_dir."
                 )
-            self.runner.open_ledger(run)
+            self._runner.open_ledger(run)
         except BaseException:
-            self.runner.release(run)
+            self._runner.release(run)
             raise
         return run
 
@@ -263,7 +265,7 @@ class Client:
     @property
     def api(self) -> ContractClient:
         """The async contract client, for direct calls on this client's loop (``await client.api.list()``)."""
-        return self.runner.api
+        return self._runner.api
 
     def call(self, coro_fn: Any, *args: Any, timeout: float | None = 120.0, **kwargs: Any) -> Any:
         """Run ``coro_fn(client.api, ...)`` on the client's loop and block for the result (scripts)."""
@@ -271,15 +273,15 @@ class Client:
         async def _run() -> Any:
             return await coro_fn(self.api, *args, **kwargs)
 
-        return self.runtime.run(_run(), timeout=timeout)
+        return self._runtime.run(_run(), timeout=timeout)
 
     # ------------------------------------------------------------------ closing
     def close(self, timeout: float = 30.0) -> None:
         """Stop background tasks (jobs stay resumable from their run's ledger) and close connections."""
-        self.runtime.run(self.aclose(), timeout=timeout)
+        self._runtime.run(self.aclose(), timeout=timeout)
 
     async def aclose(self) -> None:
-        await self.runner.aclose()
+        await self._runner.aclose()
 
     def __enter__(self) -> Client:
         return self

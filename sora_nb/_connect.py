@@ -169,12 +169,12 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
         meta = ledger.meta()
     made = client is None
     client = client or _client_for_run(directory, meta, api_key)
-    run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
+    run = Run(client._runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     try:
-        client.runner.claim(run)
-        client.runtime.call_and_wait(client.runner.attach, run)
+        client._runner.claim(run)
+        client._runtime.call_and_wait(client._runner.attach, run)
     except BaseException:
-        client.runner.release(run)
+        client._runner.release(run)
         if made:
             client.close()
         raise
@@ -207,13 +207,28 @@ def _client_for_run(directory: Path, meta: dict[str, Any], api_key: str | None) 
     return connect(meta.get("profile"), base_url=base_url, api_key=api_key, run_root=directory.parent)
 
 
-def read_run(run_dir: str | os.PathLike[str], *, api_key: str | None = None) -> tuple[Client, Run]:
+def read_run(
+    run_dir: str | os.PathLike[str], *, api_key: str | None = None, claim: bool = False
+) -> tuple[Client, Run]:
     """A run as its ledger holds it, with a client for its server, *not* driven: for ``sora-nb audit``, which
-    must not start work (or compete with a process that drives the run). Close the client when done."""
+    must not start work (or compete with a process that drives the run). Close the client when done.
+
+    ``claim=True`` makes the client the run's one driver all the same (nothing is started): for deleting
+    orphans, which a live driver's create on the wire would look like.
+
+    Raises:
+        RunLockedError: with ``claim=True``, another client drives the run (the client made is closed).
+    """
     directory = Path(run_dir)
     with Ledger.open(directory, readonly=True) as ledger:
         meta, records = ledger.meta(), ledger.jobs()
     client = _client_for_run(directory, meta, api_key)
-    run = Run(client.runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
-    run.jobs.extend(Job(client.runner, run, record) for record in records)
+    run = Run(client._runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
+    run.jobs.extend(Job(client._runner, run, record) for record in records)
+    if claim:
+        try:
+            client._runner.claim(run)
+        except BaseException:
+            client.close()
+            raise
     return client, run

@@ -4,6 +4,11 @@ A :class:`Job` is one video request; a :class:`Run` is a group of jobs sharing a
 ledger. Both return at once and finish in the background; both can be awaited in a notebook
 (``await job``) or waited on with a deadline in scripts (``job.wait(timeout=600)``). State changes
 happen only on the runtime's loop; observers (widgets) are called there after each change.
+
+They hold no drive state: the runner keeps each job's task and each run's ledger, lock and cap, and
+changes a job through the few ``_``-named entry points in the "runner side" sections (``_record``, the
+job's ledger row, which the CLI and audit read too; ``_finish``, ``_changed``, ``_restart``,
+``Run._next_seq``). The widgets follow a job or run on ``_runtime``, the loop that owns its state.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ if TYPE_CHECKING:
     from ._audit import AuditReport
     from ._ledger import JobRecord
     from ._profiles import Profile
-    from ._runlock import RunLock
     from ._runner import Runner
     from ._runtime import Runtime
 
@@ -58,35 +62,32 @@ class Job:
     def __init__(self, runner: Runner, run: Run, record: JobRecord) -> None:
         self._runner = runner
         self.run = run
-        self.record = record
+        self._record = record
         self._future: concurrent.futures.Future[Job] = concurrent.futures.Future()
         # Only the job's end may finish it: a waiter that gives up (a deadline, an interrupted cell)
         # cancels its asyncio.wrap_future(), which would cancel a pending future too, not a running one.
         self._future.set_running_or_notify_cancel()
         self._observers: list[Observer] = []
-        self._task: asyncio.Task[None] | None = None
-        self._create_on_wire = False  # a request that may make the job on the server is unanswered
-        self._cancel_requested = False  # set while a create is on the wire; acted on when it answers
         self.bytes_downloaded = 0
 
     # ------------------------------------------------------------------ what the user reads
     @property
     def id(self) -> str:
         """The local job id (unique in its run)."""
-        return self.record.job_id
+        return self._record.job_id
 
     @property
     def remote_id(self) -> str | None:
         """The server's id for the job (``video_...``), once the create was answered."""
-        return self.record.remote_id
+        return self._record.remote_id
 
     @property
     def spec(self) -> JobSpec:
-        return self.record.spec
+        return self._record.spec
 
     @property
-    def runtime(self) -> Runtime:
-        """The event loop that owns this job's state (observers are called there)."""
+    def _runtime(self) -> Runtime:
+        """The event loop that owns this job's state (observers are called there): for the widgets."""
         return self._runner.runtime
 
     @property
@@ -94,11 +95,11 @@ class Job:
         """What the job's server can do (progress, remix, extend, delete, posters...)."""
         return self._runner.profile
 
-    prompt = property(lambda self: self.record.spec.prompt, doc="The prompt as written (style applied at send).")
-    model = property(lambda self: self.record.spec.model, doc="The model.")
-    size = property(lambda self: self.record.spec.size, doc="``WIDTHxHEIGHT``.")
-    seconds = property(lambda self: self.record.spec.seconds, doc="Duration, a string as in the contract.")
-    style = property(lambda self: self.record.spec.style, doc="The style preset, or None.")
+    prompt = property(lambda self: self._record.spec.prompt, doc="The prompt as written (style applied at send).")
+    model = property(lambda self: self._record.spec.model, doc="The model.")
+    size = property(lambda self: self._record.spec.size, doc="``WIDTHxHEIGHT``.")
+    seconds = property(lambda self: self._record.spec.seconds, doc="Duration, a string as in the contract.")
+    style = property(lambda self: self._record.spec.style, doc="The style preset, or None.")
 
     @property
     def status(self) -> str:
@@ -107,29 +108,29 @@ class Job:
         ``ambiguous``: the create may have made a job, but its answer was lost and the server could not be
         searched for it; it is not sent again (that could pay twice). ``job.reconcile()`` looks again.
         """
-        return self.record.status
+        return self._record.status
 
     @property
     def progress(self) -> int | None:
         """0-100 as reported by the server; ``None`` when the server does not report progress."""
-        return self.record.progress
+        return self._record.progress
 
     @property
     def error(self) -> VideoError | None:
         """Why the job failed (code and message), or ``None``."""
-        if self.record.error_message is None and self.record.error_code is None:
+        if self._record.error_message is None and self._record.error_code is None:
             return None
-        return VideoError(code=self.record.error_code, message=self.record.error_message or "")
+        return VideoError(code=self._record.error_code, message=self._record.error_message or "")
 
     @property
     def video_path(self) -> Path | None:
         """The MP4 on disk, once downloaded."""
-        return self.run.resolve(self.record.video_path)
+        return self.run._resolve(self._record.video_path)
 
     @property
     def thumbnail_path(self) -> Path | None:
         """The WebP poster on disk, once downloaded (made locally when the server has none)."""
-        return self.run.resolve(self.record.thumbnail_path)
+        return self.run._resolve(self._record.thumbnail_path)
 
     @property
     def done(self) -> bool:
@@ -139,16 +140,16 @@ class Job:
     @property
     def elapsed(self) -> float | None:
         """Seconds since the create was sent (until completion when finished)."""
-        start = self.record.submitted_at
+        start = self._record.submitted_at
         if start is None:
             return None
-        end = self.record.completed_at if self.record.status in TERMINAL_STATUSES else None
+        end = self._record.completed_at if self._record.status in TERMINAL_STATUSES else None
         return max(0.0, (end or time.time()) - start)
 
     @property
     def eta(self) -> float | None:
         """Estimated seconds until completion from the progress rate, or ``None`` when unknown."""
-        started, progress = self.record.started_at, self.record.progress
+        started, progress = self._record.started_at, self._record.progress
         if self.done or started is None or not progress or progress >= 100:
             return None
         spent = time.time() - started
@@ -209,7 +210,7 @@ class Job:
 
     def _outcome(self) -> Job:
         if self.status == "ambiguous":
-            sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.record.submitted_at or 0))
+            sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._record.submitted_at or 0))
             raise JobFailedError(
                 f"job {self.id} ({self.prompt[:40]!r}) is ambiguous: its create, sent at {sent}, may have made a job "
                 "on the server, which could not be searched for it, so it was not sent again (that could pay "
@@ -217,7 +218,7 @@ class Job:
                 f"{self.run.run_dir}` shows what the server holds.",
                 job=self,
             )
-        if self.status not in TERMINAL_STATUSES or (self.status == "completed" and self.record.downloaded_at is None):
+        if self.status not in TERMINAL_STATUSES or (self.status == "completed" and self._record.downloaded_at is None):
             # Ended without an end of its own: its client was closed (a crash would not have told us).
             stage = "downloading" if self.status == "completed" else self.status
             raise JobFailedError(
@@ -282,7 +283,7 @@ class Job:
                 "twice. Fix: job.reconcile() to look for it again; if you know the server never made it, "
                 "job.run.submit([job.spec])."
             )
-        if self.record.error_code == "storage_error":
+        if self._record.error_code == "storage_error":
             raise ValueError(
                 f"job {self.id} was ended by the disk, not by the server: its video may already be made (and paid "
                 f"for), so a retry could pay twice. Fix: free space, then sora_nb.resume({str(self.run.run_dir)!r}) "
@@ -406,7 +407,7 @@ class Run:
     ) -> None:
         self._runner = runner
         self.max_concurrency = max_concurrency
-        self._slots: asyncio.Semaphore | None = None
+        """This run's own cap on jobs in flight (``None``: the client's cap only)."""
         self.run_dir = Path(run_dir)
         self.axes = axes
         self.meta = meta
@@ -414,38 +415,20 @@ class Run:
         self._observers: list[Observer] = []
         self._seq = 0
         self._seq_lock = threading.Lock()
-        self.ledger: Any = None  # opened on the loop thread by the runner
-        self.lock: RunLock | None = None  # held while a client drives the run (one driver per run)
 
     @property
     def id(self) -> str:
         return str(self.meta.get("run_id", self.run_dir.name))
 
     @property
-    def runtime(self) -> Runtime:
-        """The event loop that owns this run's state (observers are called there)."""
+    def _runtime(self) -> Runtime:
+        """The event loop that owns this run's state (observers are called there): for the widgets."""
         return self._runner.runtime
 
     @property
     def profile(self) -> Profile:
         """What the run's server can do (progress, remix, extend, delete, posters...)."""
         return self._runner.profile
-
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        """This run's own cap on jobs in flight (the client's cap applies too); loop thread only."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_concurrency or 1_000_000)
-        return self._slots
-
-    def next_seq(self, *, after: int | None = None) -> int:
-        """The next job's sequence number (thread-safe; ``after`` moves past an existing one)."""
-        with self._seq_lock:
-            self._seq = max(self._seq, after) if after is not None else self._seq + 1
-            return self._seq
-
-    def resolve(self, relative: str | None) -> Path | None:
-        return None if relative is None else (self.run_dir / relative).resolve()
 
     def submit(self, specs: list[JobSpec]) -> list[Job]:
         """Add jobs to this run and start them. Safe from any thread; returns at once."""
@@ -532,11 +515,11 @@ class Run:
         return self._outcome()
 
     def _outcome(self) -> Run:
-        lost = tuple(job for job in self.jobs if job.status == "failed" and job.record.error_code == "storage_error")
+        lost = tuple(job for job in self.jobs if job.status == "failed" and job._record.error_code == "storage_error")
         if lost:
             raise StorageError(
                 f"run {self.id}: {len(lost)} of {len(self.jobs)} jobs ended because their files could not be written. "
-                f"{lost[0].id}: {lost[0].record.error_message}",
+                f"{lost[0].id}: {lost[0]._record.error_message}",
                 run_dir=self.run_dir,
                 jobs=lost,
             )
@@ -570,7 +553,7 @@ class Run:
             [
                 dataclasses.replace(job.spec, retry_of=job.id)
                 for job in self.failed
-                if job.status != "ambiguous" and job.id not in retried and job.record.error_code != "storage_error"
+                if job.status != "ambiguous" and job.id not in retried and job._record.error_code != "storage_error"
             ]
         )
 
@@ -618,6 +601,17 @@ class Run:
         self._observers.append(callback)
         return lambda: self._observers.remove(callback) if callback in self._observers else None
 
+    # ------------------------------------------------------------------ runner side
+    def _next_seq(self, *, after: int | None = None) -> int:
+        """The next job's sequence number (thread-safe; ``after`` moves past an existing one)."""
+        with self._seq_lock:
+            self._seq = max(self._seq, after) if after is not None else self._seq + 1
+            return self._seq
+
+    def _resolve(self, relative: str | None) -> Path | None:
+        """A path the ledger keeps relative to the run directory, made absolute."""
+        return None if relative is None else (self.run_dir / relative).resolve()
+
     def _job_changed(self, job: Job) -> None:
         for callback in list(self._observers):
             try:
@@ -643,7 +637,7 @@ class Run:
         """
         from ._results import records_to_dataframe
 
-        records = [dataclasses.replace(job.record) for job in self.jobs]
+        records = [dataclasses.replace(job._record) for job in self.jobs]
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
 
     # ------------------------------------------------------------------ display (needs the notebook extra)

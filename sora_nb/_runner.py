@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import _catalog
@@ -115,6 +116,27 @@ class _SameRequests:
             self._bump(self._searching, key, -1)
 
 
+@dataclass(eq=False)
+class _JobDrive:
+    """A job's drive state, the runner's own: its task, and what a cancel must know about its create."""
+
+    task: asyncio.Task[None] | None = None
+    create_on_wire: bool = False
+    """A request that may make the job on the server is unanswered."""
+    cancel_requested: bool = False
+    """Set while a create is on the wire; acted on when it answers."""
+
+
+@dataclass(eq=False)
+class _RunDrive:
+    """What the runner holds for a run it drives: its lock (one driver per run), its ledger (opened on the
+    loop thread), and the run's own cap on jobs in flight."""
+
+    lock: RunLock | None = None
+    ledger: Ledger | None = None
+    slots: asyncio.Semaphore | None = None
+
+
 async def _finish_within(tasks: set[asyncio.Task[None]], timeout: float) -> set[asyncio.Task[None]]:
     """Let ``tasks`` finish within ``timeout`` seconds; the late ones are cancelled, awaited and returned."""
     if not tasks:
@@ -162,6 +184,8 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
         self._answering: dict[asyncio.Task[None], Job] = {}  # cancelled with a create on the wire
+        self._jobs: dict[Job, _JobDrive] = {}  # of the jobs being driven
+        self._held: dict[Run, _RunDrive] = {}  # of the runs this runner drives or has driven
         self._runs: list[Run] = []  # whose ledgers this runner opened
         self._locks: list[RunLock] = []  # of the runs it drives
         self._closed = False
@@ -181,6 +205,19 @@ class Runner:
             self._slots = asyncio.Semaphore(self.max_concurrency)
         return self._slots
 
+    def _of(self, run: Run) -> _RunDrive:
+        held = self._held.get(run)
+        if held is None:
+            held = self._held[run] = _RunDrive()
+        return held
+
+    def _run_slots(self, run: Run) -> asyncio.Semaphore:
+        """The run's own cap on jobs in flight (the client's cap applies too); loop thread only."""
+        held = self._of(run)
+        if held.slots is None:
+            held.slots = asyncio.Semaphore(run.max_concurrency or 1_000_000)
+        return held.slots
+
     # ------------------------------------------------------------------ submitting (any thread)
     def submit(self, run: Run, specs: list[JobSpec]) -> list[Job]:
         """Make the jobs now (so the caller holds them at once); write and start them on the loop."""
@@ -190,7 +227,7 @@ class Runner:
             self.claim(run)
             jobs = []
             for spec in specs:
-                seq = run.next_seq()
+                seq = run._next_seq()
                 record = JobRecord(
                     job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
                     seq=seq,
@@ -217,10 +254,11 @@ class Runner:
         with RunLock.guard():
             if self._closed:  # a closed runner would hold the lock and drive nothing
                 raise RuntimeError("this client is closed. Fix: sora_nb.connect() again, or sora_nb.resume(run_dir).")
-            if run.lock is None:
-                run.lock = RunLock.acquire(run.run_dir, idle=lambda: run.done)
-                self._locks.append(run.lock)
-            elif run.lock.taken_over:
+            held = self._of(run)
+            if held.lock is None:
+                held.lock = RunLock.acquire(run.run_dir, idle=lambda: run.done)
+                self._locks.append(held.lock)
+            elif held.lock.taken_over:
                 raise RunLockedError(
                     f"run {run.run_dir} was taken over by another client of this process (sora_nb.resume): "
                     "this run object no longer drives it. Fix: use the run that sora_nb.resume returned.",
@@ -229,13 +267,14 @@ class Runner:
 
     def release(self, run: Run) -> None:
         """Stop driving ``run``: close its ledger and let another driver take it."""
-        if run.ledger is not None:
-            run.ledger.close()
-            run.ledger = None
+        held = self._of(run)
+        if held.ledger is not None:
+            held.ledger.close()
+            held.ledger = None
         if run in self._runs:
             self._runs.remove(run)
-        if run.lock is not None:
-            run.lock.release()
+        if held.lock is not None:
+            held.lock.release()
 
     def _start(self, run: Run, jobs: list[Job]) -> None:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
@@ -246,7 +285,7 @@ class Runner:
             self.max_concurrency = run.max_concurrency
         try:
             ledger = self.open_ledger(run)
-            ledger.add_jobs([job.record for job in jobs])
+            ledger.add_jobs([job._record for job in jobs])
         except Exception as exc:  # this runs as a loop callback: raised, it would reach no one
             self._unwritten(run, jobs, exc)
             return
@@ -261,9 +300,9 @@ class Runner:
         disk = isinstance(exc, _DISK_FAULTS)
         for job in jobs:
             # No row to commit to first: the record in memory is all there is of these jobs.
-            job.record.status, job.record.completed_at = "failed", now
-            job.record.error_code = "storage_error" if disk else "ledger_error"
-            job.record.error_message = (
+            job._record.status, job._record.completed_at = "failed", now
+            job._record.error_code = "storage_error" if disk else "ledger_error"
+            job._record.error_message = (
                 f"its ledger row could not be written in {run.run_dir} ({type(exc).__name__}: {exc}); nothing was "
                 "sent. Fix: free space on that disk (or choose a writable run_dir), then submit it again "
                 "(run.retry_failed())"
@@ -277,15 +316,15 @@ class Runner:
             StorageError: the disk refuses it (full, read-only).
         """
         self.claim(run)  # held already (new_run, resume): only a driver writes a ledger
-        if run.ledger is None:
+        held = self._of(run)
+        if held.ledger is None:
             exists = (run.run_dir / LEDGER_FILE).exists()
             try:
-                run.ledger = Ledger.open(run.run_dir) if exists else Ledger.create(run.run_dir, meta=run.meta)
+                held.ledger = Ledger.open(run.run_dir) if exists else Ledger.create(run.run_dir, meta=run.meta)
             except _DISK_FAULTS as exc:
                 raise storage_error(exc, doing="write the ledger", run_dir=run.run_dir, resumable=exists) from exc
             self._runs.append(run)
-        ledger: Ledger = run.ledger
-        return ledger
+        return held.ledger
 
     def attach(self, run: Run) -> None:
         """Re-attach a run from its ledger (after a restart or a crash) and carry on where it stopped.
@@ -304,7 +343,7 @@ class Runner:
             raise storage_error(exc, doing="tidy the downloads cut short", run_dir=run.run_dir) from exc
         jobs = []
         for record in ledger.jobs():
-            run.next_seq(after=record.seq)
+            run._next_seq(after=record.seq)
             job = Job(self, run, record)
             jobs.append(job)
             if record.remote_id:
@@ -314,7 +353,7 @@ class Runner:
                 self._transition(job, notify=False, error_code=None, error_message=None, completed_at=None, **restart)
         run.jobs.extend(jobs)
         for job in jobs:
-            record = job.record
+            record = job._record
             if record.status in TERMINAL_STATUSES and (record.status != "completed" or record.downloaded_at):
                 job._finish()
             else:
@@ -342,24 +381,27 @@ class Runner:
 
     def start_job(self, job: Job) -> None:
         """Start driving a job whose ledger row exists (new, or re-attached by resume)."""
-        if job.record.remote_id:
-            self._remote_ids.add(job.record.remote_id)
-        job._task = task = self.runtime.spawn(self._drive(job))
+        if job._record.remote_id:
+            self._remote_ids.add(job._record.remote_id)
+        drive = self._jobs[job] = _JobDrive()
+        drive.task = task = self.runtime.spawn(self._drive(job, drive))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # Forgotten once ended (a reconciled job is driven again by a drive of its own).
+        task.add_done_callback(lambda _: self._jobs.pop(job) if self._jobs.get(job) is drive else None)
 
     # ------------------------------------------------------------------ one job, start to end
-    async def _drive(self, job: Job) -> None:
+    async def _drive(self, job: Job, drive: _JobDrive) -> None:
         try:
-            if job.record.status not in TERMINAL_STATUSES:
-                async with job.run.slots, self.slots:
-                    if job.record.remote_id is None:
-                        await self._create(job)
-                        if job._cancel_requested:
+            if job._record.status not in TERMINAL_STATUSES:
+                async with self._run_slots(job.run), self.slots:
+                    if job._record.remote_id is None:
+                        await self._create(job, drive)
+                        if drive.cancel_requested:
                             self._cancelled(job)  # cancelled while its create was on the wire
                             return
                     await self._poll(job)
-            if job.record.status == "completed" and job.record.downloaded_at is None:
+            if job._record.status == "completed" and job._record.downloaded_at is None:
                 await self._fetch(job)
         except asyncio.CancelledError:
             raise
@@ -382,8 +424,8 @@ class Runner:
         fields: dict[str, Any] = {
             "status": "failed", "error_code": code, "error_message": message, "completed_at": self.clock(),
         }
-        remote_id = job.record.remote_id
-        if remote_id and job.record.create_state != "acked":
+        remote_id = job._record.remote_id
+        if remote_id and job._record.create_state != "acked":
             # Made on the server, but the ledger could not take its id then: it may now.
             fields |= {"remote_id": remote_id, "create_state": "acked"}
             if self._end(job, **fields):
@@ -391,8 +433,8 @@ class Runner:
             return
         self._end(job, **fields)
 
-    async def _create(self, job: Job) -> None:
-        record, spec = job.record, job.record.spec
+    async def _create(self, job: Job, drive: _JobDrive) -> None:
+        record, spec = job._record, job._record.spec
         prompt = apply_style(spec.prompt, spec.style)
         if record.create_state == "sending":
             # A create may have left before a crash, or its answer was lost: look for it before paying again.
@@ -402,7 +444,7 @@ class Runner:
                 return
         refusals = resends = 0
         while True:
-            if job._cancel_requested:  # cancelled while no create of it was on the wire: none is sent
+            if drive.cancel_requested:  # cancelled while no create of it was on the wire: none is sent
                 self._transition(job, create_state="pending", notify=False)
                 return
             try:
@@ -441,18 +483,21 @@ class Runner:
 
     async def _on_the_wire(self, job: Job, request: Awaitable[T]) -> T:
         """Await a request that may make the job on the server; a cancel meanwhile waits for its answer."""
-        job._create_on_wire = True
+        drive = self._jobs.get(job)
+        if drive is None:  # not driven (a reconcile or a delete of an ended job): no cancel waits for it
+            return await request
+        drive.create_on_wire = True
         try:
             return await request
         finally:
-            job._create_on_wire = False
+            drive.create_on_wire = False
 
     async def _look_for(self, job: Job, lost: AmbiguousCreateError | None = None) -> Video | None:
         """Look for the job a create of ``job`` may have made, and claim it if found; None: proven absent.
 
         Raises :class:`AmbiguousCreateError` when the server could not be searched.
         """
-        spec = job.record.spec
+        spec = job._record.spec
         prompt = apply_style(spec.prompt, spec.style)
         match: dict[str, Any] = {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds}
         if spec.kind == "remix":
@@ -463,7 +508,7 @@ class Runner:
             found = await self._on_the_wire(
                 job,
                 self.api.reconcile(
-                    match, since=job.record.submitted_at or 0.0, lost=lost,
+                    match, since=job._record.submitted_at or 0.0, lost=lost,
                     # Another run's video (the same cell run twice, two notebooks) looks just like this one's.
                     known_ids=lambda: self._remote_ids | claimed_by_other_runs(job.run.run_dir),
                 ),
@@ -481,7 +526,7 @@ class Runner:
         """Look again for the ``ambiguous`` jobs of ``jobs``: one found is adopted and carried on, one that a
         working search proves absent is sent again, the others stay ambiguous with the new reason."""
         for job in jobs:
-            if job.record.status != "ambiguous" or not job.done:
+            if job._record.status != "ambiguous" or not job.done:
                 continue
             try:
                 found = await self._look_for(job)
@@ -528,12 +573,12 @@ class Runner:
             # The server made it: its id is kept in memory (shown, and written when the job ends if the
             # disk allows). The ledger still says "sending", so resume looks for it before creating, and
             # must be free to adopt it: until it is written, no job of this runner claims it.
-            job.record.remote_id = video.id
+            job._record.remote_id = video.id
             self._remote_ids.discard(video.id)
             raise
 
     async def _poll(self, job: Job) -> None:
-        record = job.record
+        record = job._record
         state = PollState(submitted_at=record.submitted_at or self.clock())
         hint: float | None = None
         failures = 0
@@ -571,7 +616,7 @@ class Runner:
         A change of status is synced to disk; progress and poll counts alone are not (they are
         observations, and re-observed after a crash), which keeps disk syncs off the polling path.
         """
-        record, now = job.record, self.clock()
+        record, now = job._record, self.clock()
         changes: dict[str, Any] = dict(extra)
         if video.status != record.status:
             changes["status"] = video.status
@@ -605,11 +650,11 @@ class Runner:
                 failures += 1
                 if failures >= MAX_POLL_FAILURES:
                     raise
-                logger.warning("downloading %s failed (%s); will try again", job.record.remote_id, type(exc).__name__)
+                logger.warning("downloading %s failed (%s); will try again", job._record.remote_id, type(exc).__name__)
                 await self.sleep(self.poll_policy.ceiling)
 
     async def _download(self, job: Job) -> None:
-        record, run = job.record, job.run
+        record, run = job._record, job.run
         remote_id = record.remote_id
         assert remote_id is not None
         video_rel = f"videos/{record.job_id}.mp4"
@@ -664,18 +709,19 @@ class Runner:
         """
         if job.done:
             return
-        if job._create_on_wire and job._task is not None:
-            job._cancel_requested = True
-            task = job._task
+        drive = self._jobs.get(job)
+        task = drive.task if drive is not None else None
+        if drive is not None and drive.create_on_wire and task is not None:
+            drive.cancel_requested = True
             self._answering[task] = job
             task.add_done_callback(lambda _: self._answering.pop(task, None))
             return
-        if job._task is not None:
-            job._task.cancel()
+        if task is not None:
+            task.cancel()
         self._cancelled(job)
 
     def _cancelled(self, job: Job) -> None:
-        remote_id = job.record.remote_id
+        remote_id = job._record.remote_id
         self._end(
             job,
             status="cancelled",
@@ -688,7 +734,7 @@ class Runner:
             return
         if remote_id:
             deleting = self._delete_quietly(remote_id)
-        elif job.record.create_state == "sending":
+        elif job._record.create_state == "sending":
             deleting = self._find_and_delete(job)  # its create may have left before a crash
         else:
             return
@@ -710,8 +756,8 @@ class Runner:
         except SoraError as exc:
             logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
             return
-        if job.record.remote_id is not None:
-            await self._delete_quietly(job.record.remote_id)
+        if job._record.remote_id is not None:
+            await self._delete_quietly(job._record.remote_id)
 
     # ------------------------------------------------------------------ the one way state changes
     def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:
@@ -720,14 +766,15 @@ class Runner:
         Raises:
             StorageError: the ledger could not be written (disk full, read-only); the job is unchanged.
         """
-        ledger = job.run.ledger
+        held = self._held.get(job.run)
+        ledger = held.ledger if held is not None else None
         if ledger is not None:
             try:
-                ledger.update_job(job.record.job_id, durable=durable, **fields)
+                ledger.update_job(job._record.job_id, durable=durable, **fields)
             except _DISK_FAULTS as exc:
                 raise storage_error(exc, doing="write the ledger", run_dir=job.run.run_dir) from exc
         for name, value in fields.items():
-            setattr(job.record, name, value)
+            setattr(job._record, name, value)
         if notify:
             job._changed()
 
@@ -743,7 +790,7 @@ class Runner:
             if fields.get("status") == "failed" and fields.get("error_code") != "storage_error":
                 fields |= {"error_code": "storage_error", "error_message": f"{fields['error_message']}; and {exc}"}
             for name, value in fields.items():
-                setattr(job.record, name, value)
+                setattr(job._record, name, value)
             job._changed()
             return False
 

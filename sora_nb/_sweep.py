@@ -90,12 +90,12 @@ class Sweep:
                 "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."
             )
         check_budget(self.estimate(), budget_usd)
-        run = self.client.new_run(
+        run = self.client._new_run(
             axes=self.plan.axes,
             run_dir=run_dir,
             extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd},
+            max_concurrency=max_concurrency,
         )
-        run.max_concurrency = max_concurrency
         run.submit(list(self.plan.jobs))
         return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import sora_nb
 
@@ -34,6 +35,41 @@ def test_api_md_names_exist() -> None:
     assert all(hasattr(sora_nb.Run, m) for m in ["wait", "__await__", "cancel", "retry_failed", "to_dataframe",
                                                  "gallery", "compare", "table", "audit", "reconcile"])
     assert all(hasattr(sora_nb.Sweep, m) for m in ["estimate", "start"])
+
+
+PUBLIC_ATTRIBUTES = {
+    "Job": [
+        "bytes_downloaded", "cancel", "delete", "done", "elapsed", "error", "eta", "extend", "id", "model", "observe",
+        "profile", "progress", "prompt", "reconcile", "remix", "remote_id", "retry", "run", "seconds", "size", "spec",
+        "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
+    ],
+    "Run": [
+        "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",
+        "max_concurrency", "meta", "observe", "profile", "reconcile", "retry_failed", "run_dir", "submit", "table",
+        "to_dataframe", "wait", "wait_async",
+    ],
+    "Client": [
+        "aclose", "api", "base_url", "call", "close", "generate", "profile", "run_root", "session", "simulator",
+        "simulator_state_dir", "sweep",
+    ],
+    "Sweep": ["client", "estimate", "jobs", "options", "plan", "start"],
+    "AuditReport": [
+        "ambiguous", "cannot_check", "claimed", "delete_orphans", "duplicates", "lines", "listed", "missing", "ok",
+        "orphans", "problems", "run_dir", "run_id", "service", "since",
+    ],
+}  # fmt: skip
+"""What a user sees on the live objects: the engine's plumbing (the runner, the ledger, the loop, drive state)
+stays behind ``_`` names, so that a new public name is a decision made here."""
+
+
+def test_the_live_objects_show_only_their_public_attributes(tmp_path: Path) -> None:
+    with sora_nb.connect(time_scale=0.002, run_root=tmp_path) as client:
+        job = client.generate("a corgi surfing").wait(timeout=60)
+        sweep = client.sweep(prompt="a cat skiing")
+        live = {"Job": job, "Run": job.run, "Client": client, "Sweep": sweep, "AuditReport": job.run.audit()}
+        for name, obj in live.items():
+            assert type(obj) is getattr(sora_nb, name)
+            assert sorted(n for n in dir(obj) if not n.startswith("_")) == PUBLIC_ATTRIBUTES[name], name
 
 
 def test_error_tree() -> None:

@@ -171,7 +171,7 @@ def test_ambiguity_a_create_answered_after_6s_is_not_cut_at_5s_and_never_sent_tw
                          poll_policy=_fast_polls()) as client:
         job = client.generate("a slow gateway", seconds="4")
         job.wait(timeout=60)
-        assert job.status == "completed" and job.record.attempts == 1
+        assert job.status == "completed" and job._record.attempts == 1
     assert len(app.audit()) == 1
     assert [row.remote_id for row in _rows(job.run.run_dir)] == [app.audit()[0]["id"]]
 
@@ -190,13 +190,13 @@ def test_ambiguity_a_create_cut_by_its_own_timeout_is_ambiguous_or_adopted_never
         job = client.generate("a slow gateway", seconds="4")
         with pytest.raises(sora_nb.JobFailedError, match=r"ambiguous: its create, sent at .* UTC"):
             job.wait(timeout=60)
-        assert job.status == "ambiguous" and job.record.attempts == 1 and len(app.audit()) == 1
+        assert job.status == "ambiguous" and job._record.attempts == 1 and len(app.audit()) == 1
         assert "ReadTimeout" in job.error.message and "could not be searched" in job.error.message
 
         app.list_route = True
         second = client.generate("another slow one", seconds="4")
         second.wait(timeout=60)
-        assert second.status == "completed" and second.record.attempts == 1
+        assert second.status == "completed" and second._record.attempts == 1
     assert [entry["id"] for entry in app.audit()][1:] == [second.remote_id]
 
 
@@ -217,7 +217,7 @@ def test_ambiguity_b_502_without_a_list_route_is_ambiguous_then_reconcile_adopts
         run.wait(timeout=60)
         (job,) = run.jobs
         assert job.status == "ambiguous" and job.remote_id is None
-        assert job.record.attempts == 1 and job.record.submitted_at is not None
+        assert job._record.attempts == 1 and job._record.submitted_at is not None
         assert job.error is not None and "reconcile" in job.error.message
         assert len(app.audit()) == 1
         with pytest.raises(sora_nb.JobFailedError, match=r"ambiguous.*reconcile"):
@@ -255,7 +255,7 @@ def test_ambiguity_b_a_search_that_proves_absence_lets_reconcile_send_it_again(
         assert job.status == "ambiguous" and app.audit() == []
         app.create_status, app.list_route = None, True
         job.reconcile().wait(timeout=60)
-        assert job.status == "completed" and job.record.attempts == 2
+        assert job.status == "completed" and job._record.attempts == 2
     assert [entry["id"] for entry in app.audit()] == [job.remote_id]
 
 
@@ -608,8 +608,8 @@ def test_a_hostile_id_from_the_server_fails_the_job_and_reads_no_local_file(
             pass
     sent = b"".join(r["body"] for r in server.requests) + "".join(r["path"] for r in server.requests).encode()
     assert secret.encode() not in sent, "a local file reached the server"
-    assert job.status == "failed" and job.record.error_code == "unsafe_id", (job.status, job.record.error_code)
-    assert "not safe to use" in (job.record.error_message or "") and "Fix:" in (job.record.error_message or "")
+    assert job.status == "failed" and job._record.error_code == "unsafe_id", (job.status, job._record.error_code)
+    assert "not safe to use" in (job._record.error_message or "") and "Fix:" in (job._record.error_message or "")
     creates = [r for r in server.requests if r["method"] == "POST"]
     assert len(creates) == 1, [r["path"] for r in creates]  # nothing after the refusal
     assert len(server.requests) == 1, [r["path"][:40] for r in server.requests]  # no URL was made of the id
@@ -821,7 +821,7 @@ def _drive(client: sora_nb.Client, out: Path, name: str, shown: dict[str, str | 
         try:
             job.wait(timeout=10)
         except sora_nb.JobFailedError as exc:
-            errors += [str(exc), repr(exc), str(exc.job.record)]
+            errors += [str(exc), repr(exc), str(exc.job._record)]
     shown[f"{name} errors"] = " ".join(errors)
     assert sorted(job.status for job in run.jobs) == ["completed", "failed", "failed"], df
 
@@ -878,7 +878,7 @@ _NOTEBOOK_CELLS = (
     "        try:\n"
     "            job.wait(timeout=10)\n"
     "        except sora_nb.JobFailedError as exc:\n"
-    "            print(repr(exc), exc, job.record)",
+    "            print(repr(exc), exc, job._record)",
     "sora_nb.ui.card(runs[0].jobs[0])",
     "sora_nb.ui.card(runs[1].jobs[1])",
     "with_password.close(); with_key.close()",
@@ -1268,7 +1268,7 @@ def check_ended_with_reasons(run: sora_nb.Run) -> list[sora_nb.Job]:
     for job in run:
         if job.status == "completed":
             assert job.video_path is not None and job.video_path.is_file(), f"{job.id} completed without its file"
-            assert sha256_file(job.video_path) == job.record.checksum
+            assert sha256_file(job.video_path) == job._record.checksum
         else:
             assert job.error is not None and job.error.code == "storage_error", (job.id, job.error)
     return [job for job in run if job.status == "failed"]

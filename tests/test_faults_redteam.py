@@ -335,7 +335,7 @@ def test_a_disk_that_refuses_only_the_posters_completes_no_job_without_one_and_r
         small_disk.read_only(False, run_dir / "thumbnails")
         resumed = sora_nb.resume(run_dir, client=client)
         assert resumed.wait(timeout=60).counts() == {"completed": jobs}
-        assert all(job.record.thumbnail_path and (run_dir / job.record.thumbnail_path).is_file() for job in resumed)
+        assert all(job._record.thumbnail_path and (run_dir / job._record.thumbnail_path).is_file() for job in resumed)
     assert len(server.audit()) == jobs
 
 

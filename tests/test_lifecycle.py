@@ -42,7 +42,7 @@ def test_closing_while_a_cancelled_create_is_on_the_wire_deletes_what_it_made(tm
     with sora_nb.connect("simulator", run_root=tmp_path, transport=SlowAnswers(sim, 0.3)) as client:
         job = client.generate("a create that takes a while")
         wait_for(sim.audit, timeout=10)
-        assert job.remote_id is None and job.record.create_state == "sending"
+        assert job.remote_id is None and job._record.create_state == "sending"
         job.cancel()
     (created,) = sim.audit()
     assert sim.state.get(created["id"]) is None, "the job made by the cancelled create is still on the server"
@@ -124,7 +124,7 @@ def test_a_job_cancelled_while_its_create_is_refused_is_not_sent_again(tmp_path:
     with sora_nb.connect("simulator", run_root=tmp_path, transport=refusing,
                          retry=sora_nb.RetryPolicy(max_retries=0)) as client:
         job = client.generate("a create that is refused")
-        wait_for(lambda: job.record.create_state == "sending", timeout=10)
+        wait_for(lambda: job._record.create_state == "sending", timeout=10)
         cancel_and_wait(job)
     assert refusing.refused == 1 and sim.audit() == []
     assert job.status == "cancelled" and job.remote_id is None

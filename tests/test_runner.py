@@ -28,8 +28,8 @@ def test_generate_returns_at_once_and_produces_files(client: sora_nb.Client) -> 
         assert stream.width > stream.height  # 1280x720 is landscape
     with Image.open(job.thumbnail_path) as poster:
         assert poster.format == "WEBP"
-    assert job.record.checksum == sha256_file(job.video_path)
-    assert job.record.attempts == 1 and job.record.polls >= 1
+    assert job._record.checksum == sha256_file(job.video_path)
+    assert job._record.attempts == 1 and job._record.polls >= 1
 
 
 def test_ledger_row_matches_the_job(client: sora_nb.Client) -> None:
@@ -73,7 +73,7 @@ def test_cancel_stops_polling_and_deletes_the_remote_job(tmp_path: Path) -> None
             return False
 
         for _ in range(100):
-            if client.runtime.run(gone(), timeout=5):
+            if client._runtime.run(gone(), timeout=5):
                 break
         else:
             pytest.fail("the cancelled job was not deleted on the server")
@@ -191,7 +191,7 @@ def test_cancel_while_the_create_is_on_the_wire_deletes_what_it_made(tmp_path: P
     with sora_nb.connect("simulator", run_root=tmp_path, transport=slow) as client:
         job = client.generate("a create that takes a while")
         deadline = time.monotonic() + 10
-        while job.record.create_state != "sending" and time.monotonic() < deadline:
+        while job._record.create_state != "sending" and time.monotonic() < deadline:
             time.sleep(0.005)
         assert job.remote_id is None
         job.cancel()
@@ -210,7 +210,7 @@ def test_cancel_while_the_create_is_on_the_wire_deletes_what_it_made(tmp_path: P
             return False
 
         for _ in range(50):  # ...and deleted on the server, not left running and billed
-            if client.runtime.run(gone(), timeout=5):
+            if client._runtime.run(gone(), timeout=5):
                 break
         else:
             pytest.fail("the job made by the cancelled create is still on the server")

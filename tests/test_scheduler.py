@@ -228,7 +228,7 @@ def virtual_client(loop: VirtualTimeLoop, server: Server, tmp_path: Path, *, max
         return ContractClient(base_url=base_url, api_key="sk-test", transport=server, clock=loop.time,
                               sleep=asyncio.sleep)
 
-    client.runner = Runner(runtime=client.runtime, profile=profile, api_factory=make_api,
+    client._runner = Runner(runtime=client._runtime, profile=profile, api_factory=make_api,
                            max_concurrency=max_concurrency, poll_policy=policy or PollPolicy(), clock=loop.time)
     return client
 
@@ -247,7 +247,7 @@ class InFlight:
 
     def _changed(self, job: Job) -> None:
         key, mine = f"{job.run.id}/{job.id}", self.per_run.setdefault(job.run.id, set())
-        if job.record.create_state != "pending" and job.record.status not in TERMINAL_STATUSES:
+        if job._record.create_state != "pending" and job._record.status not in TERMINAL_STATUSES:
             self.active.add(key)
             mine.add(key)
         else:
@@ -271,8 +271,8 @@ def overlap_peak(intervals: list[tuple[float, float]]) -> int:
 def server_side_intervals(server: Server, runs: list[Run]) -> list[tuple[float, float]]:
     """Per job: from the server accepting its create to the client noticing its end (audit + ledger)."""
     audit = server.audit()
-    return [(audit[job.remote_id]["created_at_s"], job.record.completed_at) for run in runs for job in run
-            if job.remote_id is not None and job.record.completed_at is not None]
+    return [(audit[job.remote_id]["created_at_s"], job._record.completed_at) for run in runs for job in run
+            if job.remote_id is not None and job._record.completed_at is not None]
 
 
 # ---------------------------------------------------------------------------------------------- (a) concurrency
@@ -354,7 +354,7 @@ def _figures(server: Server, run: Run) -> tuple[list[int], list[int], list[float
         duration = entry["completed_at_s"] - entry["created_at_s"]
         ours.append(len(server.polls(job.remote_id)))
         baseline.append(math.ceil(duration))  # polls at +1 s, +2 s, ... until one sees the end
-        delay_share.append((job.record.completed_at - entry["completed_at_s"]) / duration)
+        delay_share.append((job._record.completed_at - entry["completed_at_s"]) / duration)
     return ours, baseline, delay_share
 
 
@@ -367,7 +367,7 @@ def test_polling_with_progress_is_economical_and_prompt(vloop: VirtualTimeLoop, 
     assert max(ours) <= 12
     assert all(0 <= share <= 0.10 for share in delay_share), delay_share
     assert statistics.median(delay_share) <= 0.03
-    assert [job.record.polls for job in run] == ours  # the ledger counts what the server saw
+    assert [job._record.polls for job in run] == ours  # the ledger counts what the server saw
 
 
 def test_polling_without_progress_backs_off_but_still_notices(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
@@ -396,7 +396,7 @@ def test_openai_poll_after_ms_sets_the_interval(vloop: VirtualTimeLoop, tmp_path
     for job in run:
         polls = server.polls(job.remote_id)
         assert len(polls) >= 4
-        submitted = job.record.submitted_at
+        submitted = job._record.submitted_at
         assert polls[0] - submitted == pytest.approx(policy.first)  # before any answer, no hint yet
         gaps = [b - a for a, b in itertools.pairwise(polls)]
         assert gaps == pytest.approx([7.0] * len(gaps))  # then exactly the server's advice, not a prediction

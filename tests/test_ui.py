@@ -107,7 +107,7 @@ def closing() -> Iterator[list[Any]]:
 
 
 def loop_thread_name(client: sora_nb.Client) -> str:
-    return str(client.runtime.call_and_wait(lambda: threading.current_thread().name))
+    return str(client._runtime.call_and_wait(lambda: threading.current_thread().name))
 
 
 # ---------------------------------------------------------------------------------------- import and pure parts
@@ -131,8 +131,8 @@ def test_entry_points_are_public() -> None:
 
 def test_widgets_reach_the_engine_through_public_accessors(client: sora_nb.Client) -> None:
     job = client.generate("a kite")
-    assert job.runtime is client.runtime and job.profile is client.profile
-    assert job.run.runtime is client.runtime and job.run.profile is client.profile
+    assert job._runtime is client._runtime and job.profile is client.profile
+    assert job.run._runtime is client._runtime and job.run.profile is client.profile
     sources = "".join(path.read_text() for path in Path(ui.__file__).parent.glob("*.py"))
     assert "_runner" not in sources
 
@@ -212,7 +212,7 @@ def test_a_failed_job_shows_danger_and_success_never_overwrites_it(client: sora_
     assert card.remix_button.disabled and "done" in card.remix_button.tooltip
     assert not card.retry_button.disabled
     # Whatever happens to the record afterwards, the bar stays red.
-    job.record.status, job.record.progress = "completed", 100
+    job._record.status, job._record.progress = "completed", 100
     card.refresh()
     assert card.bar.bar_style == "danger"
 
@@ -305,7 +305,7 @@ def test_deleting_a_cancelled_job_already_gone_from_the_server_is_no_error(slow_
 
 def test_buttons_the_server_cannot_do_are_disabled_with_a_reason(client: sora_nb.Client,
                                                                  closing: list[Any]) -> None:
-    client.runner.profile = replace(client.profile, name="no-frills", supports_remix=False, supports_extend=False,
+    client._runner.profile = replace(client.profile, name="no-frills", supports_remix=False, supports_extend=False,
                                     supports_delete=False)
     job = client.generate("a lighthouse")
     card = ui.JobCard(job)
@@ -357,7 +357,7 @@ def test_callbacks_from_another_thread_hand_over_to_the_loop(
     observed_on: list[str] = []
     scheduled_on: list[str] = []
     handed: list[str] = []
-    real_observe, real_schedule, real_call = Job.observe, Coalescer._schedule, client.runtime.call
+    real_observe, real_schedule, real_call = Job.observe, Coalescer._schedule, client._runtime.call
 
     def observe(self: Job, callback: Any) -> Any:
         observed_on.append(threading.current_thread().name)
@@ -373,7 +373,7 @@ def test_callbacks_from_another_thread_hand_over_to_the_loop(
 
     monkeypatch.setattr(Job, "observe", observe)
     monkeypatch.setattr(Coalescer, "_schedule", schedule)
-    monkeypatch.setattr(client.runtime, "call", call)
+    monkeypatch.setattr(client._runtime, "call", call)
     box = ui.prompt(client, prompt="a fox")
     closing.append(box)
 
@@ -391,7 +391,7 @@ def test_callbacks_from_another_thread_hand_over_to_the_loop(
     assert scheduled_on and set(scheduled_on) == {loop_name}  # ... and so did every timer
 
     # A click on the loop's own thread (ipykernel 7.4 runs clicks there) works the same way.
-    client.runtime.call_and_wait(box.generate_button.click)
+    client._runtime.call_and_wait(box.generate_button.click)
     wait_for(lambda: len(box.jobs) == 2 and box.jobs[1].done, what="the second job")
 
 
@@ -416,11 +416,11 @@ def test_a_burst_of_changes_is_coalesced(slow_client: sora_nb.Client, sent: Sent
 
     def burst() -> None:
         for i in range(400):
-            job.record.progress = i % 100
+            job._record.progress = i % 100
             job._changed()
 
     started = time.monotonic()
-    client.runtime.call_and_wait(burst)
+    client._runtime.call_and_wait(burst)
     burst_time = time.monotonic() - started
     time.sleep(0.6)
     card_updates = sent.updates(comm_ids, since=started)
@@ -841,7 +841,7 @@ def test_a_collected_widget_hands_nothing_to_the_loop(slow_client: sora_nb.Clien
     wait_for(lambda: job._observers, what="the card's subscription")
     handed: list[Any] = []
     with monkeypatch.context() as patch:
-        patch.setattr(client.runtime, "call", lambda fn, *args: handed.append(fn))
+        patch.setattr(client._runtime, "call", lambda fn, *args: handed.append(fn))
         card.__del__()  # what the garbage collector does (ipywidgets' own __del__ would call close())
     assert handed == [] and card._coalescer.closed and card.comm is None
     job.cancel()

@@ -96,7 +96,7 @@ class CompareGrid(LiveBox):
         self.grid.add_class("sora-nb-compare-grid")
         self.add_class("sora-nb-compare-widget")
         self.add_class("sora-nb-compare")
-        self._follow(run.runtime, run, self._render, interval=refresh_interval)
+        self._follow(run._runtime, run, self._render, interval=refresh_interval)
 
     def html(self) -> str:
         """The grid as one piece of HTML (the static picture of what the widget shows with ``media="url"``)."""

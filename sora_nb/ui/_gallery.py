@@ -156,7 +156,7 @@ class Gallery(LiveBox):
             self.client: Client | None = None
             self.children = ((self.filter_box, pager, self.tiles, self.error) if self.media_mode == "url" else
                              (self.filter_box, pager, self.player, self.tiles, self.error))
-            self._follow(source.runtime, source, self._render_run, interval=refresh_interval)
+            self._follow(source._runtime, source, self._render_run, interval=refresh_interval)
         else:
             self.run, self.client = None, source
             self._cursors: list[str | None] = [None]
@@ -167,7 +167,7 @@ class Gallery(LiveBox):
             self.refresh_button.layout.display = None
             self.children = ((self.filter_box, pager, self.tiles, self.error) if self.media_mode == "url" else
                              (self.filter_box, pager, self.player, self.tiles, self.error))
-            self._follow(source.runtime, None, self._render_server, interval=refresh_interval)
+            self._follow(source._runtime, None, self._render_server, interval=refresh_interval)
             self.reload()
 
     # ------------------------------------------------------------------ filters and pages

@@ -124,7 +124,7 @@ class JobCard(LiveBox):
                                   margin="4px 0"),
         )
         self.add_class("sora-nb-jobcard")
-        self._follow(job.runtime, job, self._render, interval=refresh_interval, tick=self._tick)
+        self._follow(job._runtime, job, self._render, interval=refresh_interval, tick=self._tick)
 
     # ------------------------------------------------------------------ following the job (on the loop)
     def _tick(self) -> float | None:

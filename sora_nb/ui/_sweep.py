@@ -88,7 +88,7 @@ class RunProgress(LiveBox):
         self.add_class("sora-nb-run")
         self._list_at = float("-inf")
         self._list_interval = LIST_INTERVAL if refresh_interval > 0 else 0.0  # 0: the naive baseline
-        self._follow(run.runtime, run, self._render, interval=refresh_interval, tick=self._tick)
+        self._follow(run._runtime, run, self._render, interval=refresh_interval, tick=self._tick)
 
     def _tick(self) -> float | None:
         return None if self.run.done else 1.0

@@ -83,7 +83,7 @@ class ResultsTable(LiveBox):
                                         self.next_button], layout=widgets.Layout(align_items="center")),
                           self.output, self.error])
         self.add_class("sora-nb-results")
-        self._follow(run.runtime, run, self._render, interval=refresh_interval)
+        self._follow(run._runtime, run, self._render, interval=refresh_interval)
         self.sort_by.observe(guarded(self.error, lambda _c: self._turn(None)), "value")
         self.prev_button.on_click(guarded(self.error, lambda _b: self._turn(-1)))
         self.next_button.on_click(guarded(self.error, lambda _b: self._turn(+1)))
