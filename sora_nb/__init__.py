@@ -13,6 +13,9 @@ are imported on first use, so ``import sora_nb`` stays light.
 
 from __future__ import annotations
 
+import inspect
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._audit import AuditReport
@@ -51,9 +54,11 @@ from ._retry import RetryPolicy
 from ._styles import STYLES
 from ._sweep import Sweep
 from ._sweepfile import load_sweep_file
-from ._types import Character, DeletedVideo, JobSpec, RateLimitInfo, Video, VideoError, VideoList
+from ._types import Character, DeletedVideo, JobSpec, JobStatus, RateLimitInfo, Video, VideoError, VideoList
 
 if TYPE_CHECKING:
+    import pandas
+
     from . import simulator as simulator
     from . import ui as ui
 
@@ -104,6 +109,7 @@ __all__ = [
     "Character",
     "RateLimitInfo",
     "JobSpec",
+    "JobStatus",
     "Profile",
     "PROFILES",
     "PollPolicy",
@@ -112,7 +118,7 @@ __all__ = [
 ]
 
 
-def load_run(run_dir: Any) -> Any:
+def load_run(run_dir: str | os.PathLike[str]) -> pandas.DataFrame:
     """A run's jobs as a pandas DataFrame, read from its ledger: offline, no network, no client.
 
     >>> import sora_nb
@@ -127,6 +133,26 @@ def load_run(run_dir: Any) -> Any:
     from ._results import load_run as _load_run
 
     return _load_run(run_dir)
+
+
+def _show_as_public(cls: type) -> None:
+    """Show ``cls`` where users find it: ``sora_nb.Job`` in reprs and tracebacks, not ``sora_nb._jobs.Job``
+    (as httpx does). Doctest then finds the class's own examples here, and no longer finds its methods' in
+    the module that defines them (they are not "from" either module): they are listed in that module's
+    ``__test__``, so that every example still runs, once, with its module's names."""
+    home = sys.modules[cls.__module__]
+    tests = home.__dict__.setdefault("__test__", {})
+    for attr, member in vars(cls).items():
+        function = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+        if inspect.isroutine(function) and ">>>" in (function.__doc__ or ""):
+            tests[f"{cls.__name__}.{attr}"] = function
+    cls.__module__ = __name__
+
+
+for _name in __all__:
+    if isinstance(globals()[_name], type):
+        _show_as_public(globals()[_name])
+del _name
 
 
 def __getattr__(name: str) -> Any:

@@ -53,6 +53,7 @@ class AuditReport:
         ambiguous: ids of jobs whose create's fate is unknown (``run.reconcile()`` looks again).
         claimed: how many remote ids the run's jobs hold.
 
+    >>> from pathlib import Path
     >>> AuditReport("r1", Path("runs/r1"), "simulator", 0.0, listed=True, claimed=3).ok
     True
     """

@@ -32,6 +32,7 @@ class Estimate:
     ``{"jobs", "seconds", "cost_usd"}`` per model (``cost_usd`` ``None`` where unknown).
     ``seconds_generated`` counts only durations that are numbers (a gateway may take others).
 
+    >>> from sora_nb._cost import estimate
     >>> from sora_nb._grid import expand
     >>> est = estimate(expand(prompt="a corgi surfing", seconds=[4, 8]))
     >>> print(est)

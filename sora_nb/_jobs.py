@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 from . import _catalog
 from ._errors import JobFailedError, JobTimeoutError, StorageError, ValidationError
 from ._redact import logger
-from ._types import TERMINAL_STATUSES, JobSpec, VideoError
+from ._types import TERMINAL_STATUSES, JobSpec, JobStatus, VideoError
 from ._validation import check_timeout
 
 if TYPE_CHECKING:
+    import ipywidgets
     import pandas
 
     from ._audit import AuditReport
@@ -102,7 +103,7 @@ class Job:
     style = property(lambda self: self._record.spec.style, doc="The style preset, or None.")
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         """``pending_submit`` before the create is answered, then the server's (normalised) status.
 
         ``ambiguous``: the create may have made a job, but its answer was lost and the server could not be
@@ -228,7 +229,8 @@ class Job:
             )
         if self.status != "completed":
             error = self.error
-            reason = f"{error.code}: {error.message}" if error else self.status
+            # The server's message may end its own sentence: one period, not two, before the fix.
+            reason = f"{error.code}: {error.message}".rstrip().rstrip(".") if error else self.status
             # A disk that refused the job's files says its own fix (free space, resume); others are the request's.
             fix = " Fix: change the prompt or parameters and job.retry()."
             if error and error.code == "storage_error":
@@ -641,20 +643,29 @@ class Run:
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
 
     # ------------------------------------------------------------------ display (needs the notebook extra)
-    def gallery(self, **options: Any) -> Any:
-        """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis."""
+    def gallery(self, **options: Any) -> ipywidgets.VBox:
+        """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis.
+
+        ``options`` are those of :func:`sora_nb.ui.gallery`; the widget is a ``sora_nb.ui.Gallery``.
+        """
         from .ui import gallery  # type: ignore[import-not-found, unused-ignore]
 
         return gallery(self, **options)
 
-    def compare(self, rows: str = "prompt", cols: str = "model", **options: Any) -> Any:
-        """The run's videos pivoted by two axes, with synchronised play/pause."""
+    def compare(self, rows: str = "prompt", cols: str = "model", **options: Any) -> ipywidgets.VBox:
+        """The run's videos pivoted by two axes, with synchronised play/pause.
+
+        ``options`` are those of :func:`sora_nb.ui.compare`; the widget is a ``sora_nb.ui.CompareGrid``.
+        """
         from .ui import compare
 
         return compare(self, rows=rows, cols=cols, **options)
 
-    def table(self, **options: Any) -> Any:
-        """The run's DataFrame with thumbnails, sortable."""
+    def table(self, **options: Any) -> ipywidgets.VBox:
+        """The run's DataFrame with thumbnails, sortable.
+
+        ``options`` are those of :func:`sora_nb.ui.table`; the widget is a ``sora_nb.ui.ResultsTable``.
+        """
         from .ui import table
 
         return table(self, **options)

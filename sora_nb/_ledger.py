@@ -45,11 +45,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ._errors import SoraError
 from ._redact import logger, looks_like_secret, redact
-from ._types import JobSpec
+from ._types import JobSpec, JobStatus
 
 __all__ = [
     "CREATE_STATES",
@@ -74,11 +74,8 @@ LEDGER_FILE = "ledger.sqlite"
 CreateState = Literal["pending", "sending", "acked"]
 CREATE_STATES: tuple[str, ...] = ("pending", "sending", "acked")
 
-JOB_STATUSES: tuple[str, ...] = (
-    "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown", "ambiguous",
-)  # fmt: skip
-"""``pending_submit`` (local: not created yet), then the toolkit's ``Status`` words, and ``ambiguous`` (local: a
-create may have made the job, but its answer was lost and the server could not be searched for it)."""
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+"""Every :data:`~sora_nb.JobStatus`, in the order a job meets them."""
 
 
 @dataclass
@@ -96,7 +93,7 @@ class JobRecord:
     spec: JobSpec
     create_state: CreateState = "pending"
     remote_id: str | None = None
-    status: str = "pending_submit"
+    status: JobStatus = "pending_submit"
     progress: int | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -565,7 +562,7 @@ class RunSummary:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.created_at)) if self.created_at else "?"
         if self.error:
             return f"{self.run_id}  {when}  unreadable: {self.error}"
-        order = {status: i for i, status in enumerate(JOB_STATUSES)}
+        order: dict[str, int] = {status: i for i, status in enumerate(JOB_STATUSES)}
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: order.get(kv[0], 99)))
         return f"{self.run_id}  {when}  {self.profile or '?'}  {self.total} jobs ({counts or 'none'})  {self.run_dir}"
 

@@ -42,6 +42,7 @@ class PollPolicy:
         lead: aim this fraction of the predicted remaining time, so a slightly early prediction
             still catches the finish soon.
 
+    >>> from sora_nb._polling import PollState
     >>> policy = PollPolicy(floor=1, ceiling=30, first=2)
     >>> state = PollState(submitted_at=0.0)
     >>> policy.next_delay(state, now=0.0)

@@ -185,7 +185,7 @@ def records_to_dataframe(
     return df
 
 
-def load_run(run_dir: str | Path) -> pandas.DataFrame:
+def load_run(run_dir: str | os.PathLike[str]) -> pandas.DataFrame:
     """Read a run's DataFrame from its ledger: offline, read-only, fine while another process writes.
 
     Raises:
@@ -199,7 +199,7 @@ def load_run(run_dir: str | Path) -> pandas.DataFrame:
                     prompt          error_code
     1  a cat skiing [fail]  moderation_blocked
     """
-    with Ledger.open(run_dir, readonly=True) as ledger:
+    with Ledger.open(Path(run_dir), readonly=True) as ledger:
         meta = ledger.meta()
         records = ledger.jobs()
     return records_to_dataframe(records, run_dir=Path(run_dir), axes=meta.get("axes") or (), run_id=meta.get("run_id"))

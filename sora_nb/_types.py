@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "JobStatus",
     "Character",
     "DeletedVideo",
     "JobKind",
@@ -28,6 +29,13 @@ __all__ = [
 
 Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown"]
 """The toolkit's one status vocabulary. ``unknown`` is a word no server table knows: not terminal."""
+
+JobStatus = Literal[
+    "pending_submit", "queued", "in_progress", "completed", "failed", "cancelled", "expired", "unknown", "ambiguous",
+]  # fmt: skip
+"""A job's status (``job.status``, the ledger's ``status``): ``pending_submit`` (local: not created yet), then the
+server's :data:`Status` words, and ``ambiguous`` (local: a create may have made the job, but its answer was lost
+and the server could not be searched for it)."""
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import sora_nb
@@ -16,7 +17,7 @@ EXPECTED_ALL = [
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",
     "JobTimeoutError", "BudgetExceededError", "AmbiguousCreateError", "RunLockedError", "UnsupportedOperationError",
     "ContractClient", "Video", "VideoError", "VideoList", "DeletedVideo", "Character",
-    "RateLimitInfo", "JobSpec", "Profile", "PROFILES", "PollPolicy", "RetryPolicy", "__version__",
+    "RateLimitInfo", "JobSpec", "JobStatus", "Profile", "PROFILES", "PollPolicy", "RetryPolicy", "__version__",
 ]  # fmt: skip
 
 
@@ -70,6 +71,16 @@ def test_the_live_objects_show_only_their_public_attributes(tmp_path: Path) -> N
         for name, obj in live.items():
             assert type(obj) is getattr(sora_nb, name)
             assert sorted(n for n in dir(obj) if not n.startswith("_")) == PUBLIC_ATTRIBUTES[name], name
+
+
+def test_public_classes_show_as_sora_nb_names() -> None:
+    """``<class 'sora_nb.Job'>`` and ``sora_nb.JobFailedError: ...`` in a traceback, where users find them."""
+    classes = [getattr(sora_nb, name) for name in sora_nb.__all__ if isinstance(getattr(sora_nb, name), type)]
+    assert len(classes) > 30
+    for cls in classes:
+        assert cls.__module__ == "sora_nb", cls
+        assert repr(cls) == f"<class 'sora_nb.{cls.__name__}'>"
+    assert set(typing.get_args(sora_nb.JobStatus)) >= {"pending_submit", "completed", "failed", "ambiguous"}
 
 
 def test_error_tree() -> None:

@@ -21,6 +21,9 @@ def test_failed_job_raises_with_the_servers_error(client: sora_nb.Client) -> Non
     assert info.value.job is job
     assert job.status == "failed" and job.error is not None and job.error.code == "moderation_blocked"
     assert job.video_path is None
+    # The server's message ends its own sentence: the fix follows it without a doubled period.
+    message = str(info.value)
+    assert "create a new video. Fix: change the prompt" in message and ".." not in message
 
 
 @pytest.mark.anyio
