@@ -46,11 +46,12 @@ from ._errors import (
     UnsupportedOperationError,
     ValidationError,
 )
-from ._jobs import Job, Run
+from ._jobs import Job
 from ._polling import PollPolicy
 from ._profiles import PROFILES, Profile
 from ._results import COLUMNS
 from ._retry import RetryPolicy
+from ._run import Run
 from ._styles import STYLES
 from ._sweep import Sweep
 from ._sweepfile import load_sweep_file

@@ -28,8 +28,8 @@ from ._styles import apply_style
 from ._types import Video
 
 if TYPE_CHECKING:
-    from ._jobs import Run
     from ._ledger import JobRecord
+    from ._run import Run
     from ._runner import Runner
 
 __all__ = ["AuditReport", "audit_run"]

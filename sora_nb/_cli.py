@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from ._jobs import Run
+    from ._run import Run
 
 EXAMPLES = """\
 examples:

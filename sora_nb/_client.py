@@ -16,12 +16,13 @@ import httpx
 
 from . import _catalog
 from ._contract import ContractClient
-from ._jobs import Job, Run
+from ._jobs import Job
 from ._ledger import LEDGER_FILE
 from ._polling import PollPolicy
 from ._profiles import SIMULATOR_API_KEY, Profile
 from ._redact import redact_url
 from ._retry import RetryPolicy
+from ._run import Run
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
 from ._types import JobSpec

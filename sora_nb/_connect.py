@@ -15,12 +15,13 @@ import httpx
 
 from ._client import DEFAULT_RUN_ROOT, Client
 from ._errors import ConfigurationError
-from ._jobs import Job, Run
+from ._jobs import Job
 from ._ledger import Ledger
 from ._polling import PollPolicy
 from ._profiles import PROFILES, SIMULATOR_API_KEY, resolve_api_key, resolve_profile, simulator_base_url
 from ._redact import REDACTED
 from ._retry import RetryPolicy
+from ._run import Run
 from ._validation import check_max_concurrency
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._jobs import Job, Run
+    from ._jobs import Job
+    from ._run import Run
 
 __all__ = [
     "FAILED_STATUSES",

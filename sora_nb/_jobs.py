@@ -1,7 +1,7 @@
-"""Jobs and runs: the live objects a user holds. They show state; the runner changes it.
+"""Jobs, the live objects a user holds for each video. They show state; the runner changes it.
 
-A :class:`Job` is one video request; a :class:`Run` is a group of jobs sharing a run directory and its
-ledger. Both return at once and finish in the background; both can be awaited in a notebook
+A :class:`Job` is one video request; a :class:`~sora_nb.Run` (:mod:`sora_nb._run`) is a group of jobs sharing
+a run directory and its ledger. Both return at once and finish in the background; both can be awaited in a notebook
 (``await job``) or waited on with a deadline in scripts (``job.wait(timeout=600)``). State changes
 happen only on the runtime's loop; observers (widgets) are called there after each change.
 
@@ -16,38 +16,50 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _catalog
-from ._errors import JobFailedError, JobTimeoutError, StorageError, ValidationError
+from ._errors import JobFailedError, JobTimeoutError, ValidationError
 from ._redact import logger
 from ._types import TERMINAL_STATUSES, JobSpec, JobStatus, VideoError
 from ._validation import check_timeout
 
 if TYPE_CHECKING:
-    import ipywidgets
-    import pandas
 
-    from ._audit import AuditReport
     from ._ledger import JobRecord
     from ._profiles import Profile
+    from ._run import Run
     from ._runner import Runner
     from ._runtime import Runtime
 
-__all__ = ["Job", "Run"]
+__all__ = ["DEFAULT_RECONCILE_TIMEOUT", "Driven", "Job", "Observer"]
 
 Observer = Callable[[Any], None]
 
 DEFAULT_JOB_TIMEOUT = 3600.0
-DEFAULT_RUN_TIMEOUT = 6 * 3600.0
 DEFAULT_RECONCILE_TIMEOUT = 300.0
 
 
-class Job:
+class Driven:
+    """What a job and a run both read from the runner that drives them."""
+
+    _runner: Runner
+
+    @property
+    def _runtime(self) -> Runtime:
+        """The event loop that owns this object's state (observers are called there): for the widgets."""
+        return self._runner.runtime
+
+    @property
+    def profile(self) -> Profile:
+        """What the server can do (progress, remix, extend, delete, posters...)."""
+        return self._runner.profile
+
+
+class Job(Driven):
     """One video job: live, observable and awaitable.
 
     >>> import sora_nb
@@ -85,16 +97,6 @@ class Job:
     @property
     def spec(self) -> JobSpec:
         return self._record.spec
-
-    @property
-    def _runtime(self) -> Runtime:
-        """The event loop that owns this job's state (observers are called there): for the widgets."""
-        return self._runner.runtime
-
-    @property
-    def profile(self) -> Profile:
-        """What the job's server can do (progress, remix, extend, delete, posters...)."""
-        return self._runner.profile
 
     prompt = property(lambda self: self._record.spec.prompt, doc="The prompt as written (style applied at send).")
     model = property(lambda self: self._record.spec.model, doc="The model.")
@@ -394,292 +396,3 @@ class Job:
         from ._display import display_job
 
         display_job(self)
-
-
-class Run:
-    """A group of jobs with one run directory: ``ledger.sqlite``, ``videos/``, ``thumbnails/``.
-
-    Returned by ``sweep.start()`` and ``sora_nb.resume(...)``; ``client.generate`` jobs go into the
-    client's session run.
-    """
-
-    def __init__(
-        self, runner: Runner, run_dir: Path, *, axes: tuple[str, ...], meta: dict[str, Any],
-        max_concurrency: int | None = None,
-    ) -> None:
-        self._runner = runner
-        self.max_concurrency = max_concurrency
-        """This run's own cap on jobs in flight (``None``: the client's cap only)."""
-        self.run_dir = Path(run_dir)
-        self.axes = axes
-        self.meta = meta
-        self.jobs: list[Job] = []
-        self._observers: list[Observer] = []
-        self._seq = 0
-        self._seq_lock = threading.Lock()
-
-    @property
-    def id(self) -> str:
-        return str(self.meta.get("run_id", self.run_dir.name))
-
-    @property
-    def _runtime(self) -> Runtime:
-        """The event loop that owns this run's state (observers are called there): for the widgets."""
-        return self._runner.runtime
-
-    @property
-    def profile(self) -> Profile:
-        """What the run's server can do (progress, remix, extend, delete, posters...)."""
-        return self._runner.profile
-
-    def submit(self, specs: list[JobSpec]) -> list[Job]:
-        """Add jobs to this run and start them. Safe from any thread; returns at once."""
-        return self._runner.submit(self, specs)
-
-    # ------------------------------------------------------------------ state
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status."""
-        counts: dict[str, int] = {}
-        for job in self.jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        return counts
-
-    @property
-    def done(self) -> bool:
-        return all(job.done for job in self.jobs)
-
-    @property
-    def failed(self) -> list[Job]:
-        return [job for job in self.jobs if job.done and job.status != "completed"]
-
-    def __iter__(self) -> Iterator[Job]:
-        return iter(list(self.jobs))
-
-    def __len__(self) -> int:
-        return len(self.jobs)
-
-    # ------------------------------------------------------------------ waiting
-    def wait(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
-        """Block until every job finishes. Failures do not raise (see ``run.failed``), except that of the
-        run's own disk: :class:`StorageError` when some jobs ended because their files could not be
-        written (free space, then ``sora_nb.resume(run_dir)``).
-
-        Raises :class:`JobTimeoutError` after ``timeout`` seconds (the jobs go on; wait again or cancel).
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing [fail]"]).start()
-        >>> run.wait(timeout=60).counts()
-        {'completed': 1, 'failed': 1}
-        >>> [job.prompt for job in run.failed]
-        ['a cat skiing [fail]']
-        >>> client.close()
-        """
-        check_timeout(timeout)
-        runtime = self._runner.runtime
-        futures = [job._future for job in self.jobs]
-        try:
-            if runtime.in_loop_thread():
-                runtime.run(self._gather(), timeout=timeout)
-            else:
-                _done, pending = concurrent.futures.wait(futures, timeout)
-                if pending:
-                    raise TimeoutError
-        except (TimeoutError, concurrent.futures.TimeoutError):
-            raise JobTimeoutError(
-                f"run {self.id}: {sum(not j.done for j in self.jobs)} of {len(self.jobs)} jobs still running after "
-                f"{timeout} s. They go on: wait again, `await run`, or run.cancel().",
-                job=None,
-            ) from None
-        return self._outcome()
-
-    async def _gather(self) -> None:
-        while True:
-            pending = [asyncio.wrap_future(job._future) for job in self.jobs if not job.done]
-            if not pending:
-                return
-            await asyncio.gather(*pending)
-
-    def __await__(self) -> Generator[Any, None, Run]:
-        return self.wait_async().__await__()
-
-    async def wait_async(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> Run:
-        """The awaitable twin of :meth:`wait` (``await run`` uses the default deadline)."""
-        check_timeout(timeout)
-        try:
-            await asyncio.wait_for(self._gather(), timeout)
-        except (TimeoutError, asyncio.TimeoutError):
-            raise JobTimeoutError(
-                f"run {self.id}: {sum(not j.done for j in self.jobs)} of {len(self.jobs)} jobs still running after "
-                f"{timeout} s. They go on: await the run again, or run.cancel().",
-                job=None,
-            ) from None
-        return self._outcome()
-
-    def _outcome(self) -> Run:
-        lost = tuple(job for job in self.jobs if job.status == "failed" and job._record.error_code == "storage_error")
-        if lost:
-            raise StorageError(
-                f"run {self.id}: {len(lost)} of {len(self.jobs)} jobs ended because their files could not be written. "
-                f"{lost[0].id}: {lost[0]._record.error_message}",
-                run_dir=self.run_dir,
-                jobs=lost,
-            )
-        return self
-
-    # ------------------------------------------------------------------ acting
-    def cancel(self) -> None:
-        """Cancel every unfinished job (remote jobs deleted where the server allows). Resumable."""
-        for job in self.jobs:
-            if not job.done:
-                job.cancel()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the background work of the client that drives this run and close its connections.
-
-        For a run from ``sora_nb.resume(run_dir)`` (which made its own client). Unfinished jobs stay
-        resumable from the ledger.
-        """
-        runtime = self._runner.runtime
-        runtime.run(self._runner.aclose(), timeout=timeout)
-
-    def retry_failed(self) -> list[Job]:
-        """Submit again every job that failed, was cancelled or expired; returns the new jobs.
-
-        ``ambiguous`` jobs are not among them (their video may exist): ``run.reconcile()`` looks for them; nor
-        are jobs already retried (their retry is, if it failed in its turn), so pressing Retry twice pays once;
-        nor jobs the disk ended (``storage_error``: their video may exist too): ``sora_nb.resume`` finishes them.
-        """
-        retried = self._retries()
-        return self.submit(
-            [
-                dataclasses.replace(job.spec, retry_of=job.id)
-                for job in self.failed
-                if job.status != "ambiguous" and job.id not in retried and job._record.error_code != "storage_error"
-            ]
-        )
-
-    def _retries(self) -> dict[str, Job]:
-        """The jobs of this run that retry another, by the id of the job they retry."""
-        return {job.spec.retry_of: job for job in list(self.jobs) if job.spec.retry_of is not None}
-
-    def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Run:
-        """Look again for the jobs whose create's fate is unknown (``ambiguous``), and adopt what is found.
-
-        Blocking (up to ``timeout`` seconds) until each was decided: found jobs carry on (``run.wait()``),
-        jobs a working search of the server proves absent are sent again, the rest stay ``ambiguous``.
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> run = client.sweep(prompt=["a corgi surfing"]).start()
-        >>> run.wait(timeout=60).reconcile().wait(timeout=60).counts()
-        {'completed': 1}
-        >>> client.close()
-        """
-        self._runner.runtime.run(self._runner.reconcile(list(self.jobs)), timeout=timeout)
-        return self
-
-    def audit(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> AuditReport:
-        """Hold this run's ledger against the server's own list: did anything get paid twice, or lost?
-
-        Returns an :class:`~sora_nb.AuditReport`: orphans (jobs on the server matching this run's requests,
-        made in its time window, that no job claims), jobs whose remote job is gone, remote ids held by two
-        jobs, and ambiguous jobs; where the service cannot list jobs, what it could not check.
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> run = client.sweep(prompt=["a corgi surfing"], repeats=2).start()
-        >>> report = run.wait(timeout=60).audit()
-        >>> report.ok, report.claimed, report.orphans
-        (True, 2, [])
-        >>> client.close()
-        """
-        from ._audit import audit_run
-
-        return self._runner.runtime.run(audit_run(self._runner, self), timeout=timeout)
-
-    def observe(self, callback: Observer) -> Callable[[], None]:
-        """Call ``callback(job)`` on the loop after any job of the run changes."""
-        self._observers.append(callback)
-        return lambda: self._observers.remove(callback) if callback in self._observers else None
-
-    # ------------------------------------------------------------------ runner side
-    def _next_seq(self, *, after: int | None = None) -> int:
-        """The next job's sequence number (thread-safe; ``after`` moves past an existing one)."""
-        with self._seq_lock:
-            self._seq = max(self._seq, after) if after is not None else self._seq + 1
-            return self._seq
-
-    def _resolve(self, relative: str | None) -> Path | None:
-        """A path the ledger keeps relative to the run directory, made absolute."""
-        return None if relative is None else (self.run_dir / relative).resolve()
-
-    def _job_changed(self, job: Job) -> None:
-        for callback in list(self._observers):
-            try:
-                callback(job)
-            except Exception:
-                logger.exception("run observer %r failed", callback)
-
-    # ------------------------------------------------------------------ results
-    def to_dataframe(self) -> pandas.DataFrame:
-        """One row per job: the sweep axes, status, timings, costs and file paths (see ``sora_nb.COLUMNS``).
-
-        >>> import sora_nb
-        >>> client = sora_nb.connect("simulator", seed=1, time_scale=0.002, run_root=getfixture("tmp_path"))
-        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start()
-        >>> df = run.wait(timeout=60).to_dataframe()
-        >>> df[["model", "status", "seconds_generated"]]
-                model     status  seconds_generated
-        0      sora-2  completed                4.0
-        1  sora-2-pro  completed                4.0
-        >>> all(df["video_path"].str.endswith(".mp4"))  # paths to the files on disk
-        True
-        >>> client.close()
-        """
-        from ._results import records_to_dataframe
-
-        records = [dataclasses.replace(job._record) for job in self.jobs]
-        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
-
-    # ------------------------------------------------------------------ display (needs the notebook extra)
-    def gallery(self, **options: Any) -> ipywidgets.VBox:
-        """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis.
-
-        ``options`` are those of :func:`sora_nb.ui.gallery`; the widget is a ``sora_nb.ui.Gallery``.
-        """
-        from .ui import gallery  # type: ignore[import-not-found, unused-ignore]
-
-        return gallery(self, **options)
-
-    def compare(self, rows: str = "prompt", cols: str = "model", **options: Any) -> ipywidgets.VBox:
-        """The run's videos pivoted by two axes, with synchronised play/pause.
-
-        ``options`` are those of :func:`sora_nb.ui.compare`; the widget is a ``sora_nb.ui.CompareGrid``.
-        """
-        from .ui import compare
-
-        return compare(self, rows=rows, cols=cols, **options)
-
-    def table(self, **options: Any) -> ipywidgets.VBox:
-        """The run's DataFrame with thumbnails, sortable.
-
-        ``options`` are those of :func:`sora_nb.ui.table`; the widget is a ``sora_nb.ui.ResultsTable``.
-        """
-        from .ui import table
-
-        return table(self, **options)
-
-    def _repr_html_(self) -> str:
-        from ._display import run_html
-
-        return run_html(self)
-
-    def _ipython_display_(self) -> None:
-        from ._display import display_run
-
-        display_run(self)
-
-    def __repr__(self) -> str:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
-        return f"<Run {self.id} {len(self.jobs)} jobs: {counts or 'none'} at {str(self.run_dir)!r}>"

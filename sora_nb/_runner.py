@@ -42,12 +42,13 @@ from ._errors import (
     UnexpectedResponseError,
     storage_error,
 )
-from ._jobs import Job, Run
+from ._jobs import Job
 from ._ledger import LEDGER_FILE, JobRecord, Ledger, claimed_by_other_runs
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
 from ._redact import logger, redact
+from ._run import Run
 from ._runlock import RunLock
 from ._runtime import Runtime
 from ._styles import apply_style

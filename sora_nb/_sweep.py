@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._cost import Estimate, check_budget
 from ._cost import estimate as estimate_plan
 from ._grid import SweepPlan, check_axis_names, expand
-from ._jobs import Run
+from ._run import Run
 from ._types import JobSpec
 from ._validation import check_max_concurrency
 

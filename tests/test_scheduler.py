@@ -29,8 +29,9 @@ import pytest
 import sora_nb
 from sora_nb import _runtime
 from sora_nb._contract import ContractClient
-from sora_nb._jobs import Job, Run
+from sora_nb._jobs import Job
 from sora_nb._polling import PollPolicy
+from sora_nb._run import Run
 from sora_nb._runner import Runner
 from sora_nb._types import TERMINAL_STATUSES
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport

@@ -45,7 +45,8 @@ from ._table import ResultsTable
 
 if TYPE_CHECKING:
     from .._client import Client
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = [  # in the order a user meets them
     "prompt",

@@ -12,7 +12,8 @@ from ._job import MediaMode, resolve_media, video_widget
 from ._sync import ErrorLine, LiveBox, show_html
 
 if TYPE_CHECKING:
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = ["CompareGrid", "pivot"]
 

@@ -18,7 +18,8 @@ from ._sync import ErrorLine, LiveBox, guarded, on_failure, show_html
 
 if TYPE_CHECKING:
     from .._client import Client
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
     from .._types import Video
 
 __all__ = ["Gallery"]
@@ -108,7 +109,7 @@ class Gallery(LiveBox):
         refresh_interval: float = 0.5,
         **axis_filters: Any,
     ) -> None:
-        from .._jobs import Run
+        from .._run import Run
 
         allowed = ["status", *(source.axes if isinstance(source, Run) else _SERVER_AXES)]
         for name in axis_filters:

@@ -18,7 +18,8 @@ from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, Panel, guarded, held
 if TYPE_CHECKING:
     from .._client import Client
     from .._cost import Estimate
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
     from .._sweep import Sweep
 
 __all__ = ["RunProgress", "SweepBuilder", "parse_lines", "parse_variables"]

@@ -29,7 +29,8 @@ from .._runtime import Runtime
 if TYPE_CHECKING:
     import concurrent.futures
 
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = ["DEFAULT_INTERVAL", "LOAD_FACTOR", "MAX_INTERVAL", "Coalescer", "Following", "LiveBox", "Panel", "ErrorLine",
            "guarded", "held", "on_failure", "show_html", "walk"]

@@ -15,7 +15,8 @@ from ._sync import ErrorLine, LiveBox, guarded
 if TYPE_CHECKING:
     import pandas
 
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = ["DEFAULT_COLUMNS", "ResultsTable"]
 
