@@ -11,6 +11,11 @@ while no create with the same prompt is on the wire (so a sibling's answer canno
 search adopts), excluding every id already claimed at the moment it decides. Found: adopted. Proven
 absent by a search that worked: sent again. The server could not be searched: the job is ``ambiguous``,
 never re-sent, until ``run.reconcile()`` looks again.
+
+The runner keeps the drive state (each job's task and create-on-the-wire flags, each run's lock, ledger
+and cap), so that jobs and runs only show state. The module is over 500 lines on purpose: it is one
+state machine, and the two rules above (ledger first, never pay twice) hold only if every transition,
+create, search, cancel and close of it can be read in one place.
 """
 
 from __future__ import annotations
