@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from .simulator import SimulatorConfig
 
 __all__ = ["DEFAULT_RUN_ROOT", "Client"]
+
+T = TypeVar("T")
 
 DEFAULT_RUN_ROOT = Path("sora_runs")
 
@@ -268,10 +271,12 @@ class Client:
         """The async contract client, for direct calls on this client's loop (``await client.api.list()``)."""
         return self._runner.api
 
-    def call(self, coro_fn: Any, *args: Any, timeout: float | None = 120.0, **kwargs: Any) -> Any:
+    def call(
+        self, coro_fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = 120.0, **kwargs: Any
+    ) -> T:
         """Run ``coro_fn(client.api, ...)`` on the client's loop and block for the result (scripts)."""
 
-        async def _run() -> Any:
+        async def _run() -> T:
             return await coro_fn(self.api, *args, **kwargs)
 
         return self._runtime.run(_run(), timeout=timeout)
