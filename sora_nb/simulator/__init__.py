@@ -17,6 +17,10 @@ On a port, for any OpenAI-compatible client (``sora-nb simulator`` or ``python -
 With ``SimulatorConfig(state_dir=...)`` (``sora-nb simulator --state-dir DIR``; ``sora_nb.connect()``
 uses ``<run_root>/.simulator``) its jobs survive the process, and ``read_audit(state_dir)`` reads back
 every create it accepted.
+
+In a client's process, ``sora_nb.connect()`` asks the simulator how to run (``in_process_config``: the
+profile's dialect, where its jobs live) and ``sora_nb.resume()`` where a run's jobs were kept
+(``run_state_dir``): that policy is the simulator's own.
 """
 
 from __future__ import annotations
