@@ -1,4 +1,5 @@
-"""Notebook display as pure functions that return HTML strings (one place calls IPython's display).
+"""Notebook display of one job or run as pure functions that return HTML strings (and the one place that
+calls IPython's display).
 
 Videos are referenced by path, relative to the kernel's working directory (the notebook's folder),
 so JupyterLab serves them through ``/files/`` and nothing is base64-embedded in the saved notebook.
@@ -9,7 +10,10 @@ URLs once its ``file_allowlist`` admits ``mp4`` and ``webp``. Where no file serv
 notebook (VS Code), posters go inline instead (:func:`inline_image_src`, a few KB each) and videos
 travel as widgets (``media="bytes"`` in :mod:`sora_nb.ui`); a video is never inlined in HTML.
 
-The widgets of :mod:`sora_nb.ui` show these strings; tests read them without a front end.
+The widgets of :mod:`sora_nb.ui` show these strings; tests read them without a front end. Many jobs
+laid out (gallery tiles, the comparison grid, the results table, the static fallback) are in
+:mod:`sora_nb._display_grid`. Which widget a job or a run shows as is chosen in :mod:`sora_nb.ui`:
+this module imports no widget.
 
 >>> from sora_nb._display import format_duration, size_label
 >>> format_duration(75), size_label("1280x720")
@@ -32,36 +36,30 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILED_STATUSES",
+    "FONT",
+    "axes_text",
     "bar_state",
-    "cell_label",
-    "compare_buttons_html",
-    "compare_html",
-    "compare_video_html",
-    "display_job",
-    "display_run",
+    "display_html",
     "display_widget",
     "download_link_html",
+    "escape",
     "format_duration",
-    "gallery_html",
-    "gallery_tile_html",
+    "in_kernel",
     "inline_image_src",
     "job_html",
     "job_list_html",
     "job_status_text",
     "job_title_html",
-    "media_src",
     "latest_jobs",
+    "media_src",
     "run_bar_state",
     "run_counts_text",
     "run_html",
     "size_label",
     "small_image",
-    "static_html",
     "status_badge_html",
     "status_words",
-    "table_html",
-    "tile_caption_html",
-    "tile_placeholder_html",
+    "update_static",
     "varying_axes",
     "video_html",
 ]
@@ -77,47 +75,25 @@ _IMAGE_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"
 
 _BADGE = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#6d4c41", "expired": "#6d4c41",
           "ambiguous": "#ef6c00"}
-_FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
+FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px"
+"""The notebook's own UI font, for every block of sora_nb HTML."""
 
 # Inline handlers, not <script>: they survive innerHTML in every front end that renders trusted HTML.
 # ``this.src`` is the URL after the front end resolved it, so the poster follows the same route.
 _POSTER_ONLOAD = "var v=this.nextElementSibling;if(v&&v.tagName==='VIDEO')v.poster=this.src"
-# A gallery tile's poster, clicked: every other tile of the gallery back to its poster (paused), then this
-# one's video in place of its poster. By inline style, not the ``hidden`` attribute: a front end's
-# stylesheet (or an inline ``display``) wins over ``hidden`` and showed the poster and the player stacked.
-_PLAY_TILE = ("var t=this.closest('.sora-nb-tile'),g=t.closest('.sora-nb-gallery')||document;"
-              "g.querySelectorAll('.sora-nb-tile').forEach(function(o){if(o===t)return;"
-              "var v=o.querySelector('.sora-nb-tile-video'),i=o.querySelector('.sora-nb-tile-poster');"
-              "if(v&&i&&v.style.display!=='none'){v.pause();v.style.display='none';i.style.display='block'}});"
-              "var v=t.querySelector('.sora-nb-tile-video');this.style.display='none';v.style.display='block';"
-              "v.play().catch(function(){})")
-# A gallery video starting pauses the gallery's others: one plays at a time.
-_ONE_AT_A_TIME = ("var s=this;(s.closest('.sora-nb-gallery')||document).querySelectorAll('video')"
-                  ".forEach(function(v){if(v!==s&&!v.paused)v.pause()})")
-_TILE_BOX = "position:relative;aspect-ratio:16/9;background:#1b1b1b;overflow:hidden;border-radius:3px"
-_TILE_FIT = "position:absolute;top:0;left:0;width:100%;height:100%;object-fit:contain;margin:0"
-_SYNC = {
-    # One video played, paused or sought: do the same to the others of its grid. Each handler only acts
-    # on videos that differ, so the events it causes on them die out after one round.
-    "onplay": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-               "if(v!==s&&v.paused){v.currentTime=s.currentTime;v.play().catch(function(){})}})"),
-    "onpause": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-                "if(v!==s&&!v.paused)v.pause()})"),
-    "onseeked": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-                 "if(v!==s&&Math.abs(v.currentTime-s.currentTime)>0.3)v.currentTime=s.currentTime})"),
-}
-_GRID_BUTTONS = (
-    ("▶ Play all", "sora-nb-play-all",
-     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.play().catch(function(){})})"),
-    ("Pause all", "sora-nb-pause-all",
-     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.pause()})"),
-    ("Restart", "sora-nb-restart-all",
-     "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.currentTime=0})"),
-)
 
 
-def _e(value: object) -> str:
+
+def escape(value: object) -> str:
+    """``value`` as text safe in HTML, quotes included (for attributes).
+
+    >>> escape('<b title="x">')
+    '&lt;b title=&quot;x&quot;&gt;'
+    """
     return html.escape(str(value), quote=True)
+
+
+_e = escape  # short: the f-strings below use it on every value
 
 
 # ---------------------------------------------------------------------------------------- small pieces
@@ -336,7 +312,7 @@ def job_title_html(job: Job) -> str:
     if kind != "create":
         meta.append(kind)
     prompt = job.prompt if len(job.prompt) <= 160 else job.prompt[:157] + "…"
-    return (f'<div style="{_FONT};line-height:1.35"><b>{_e(prompt)}</b><br>'
+    return (f'<div style="{FONT};line-height:1.35"><b>{_e(prompt)}</b><br>'
             f'<span style="opacity:.75">{_e(" · ".join(meta))} · <code>{_e(job.id)}</code></span></div>')
 
 
@@ -371,7 +347,7 @@ def download_link_html(path: Path | None) -> str:
     if src is None or path is None:
         return ""
     return (f'<a class="sora-nb-download" href="{_e(src)}" download="{_e(path.name)}" target="_blank" '
-            f'style="{_FONT}">⬇ {_e(path.name)}</a>')
+            f'style="{FONT}">⬇ {_e(path.name)}</a>')
 
 
 # ---------------------------------------------------------------------------------------- jobs and runs
@@ -382,7 +358,7 @@ def job_html(job: Job) -> str:
     colour = _BADGE.get(job.status, "#1565c0")
     progress = "" if job.progress is None or job.done else f" {job.progress}%"
     head = (
-        f'<div style="{_FONT}">'
+        f'<div style="{FONT}">'
         f'<b style="color:{colour}">{_e(job.status)}{progress}</b> '
         f"<code>{_e(job.id)}</code> · {_e(job.model)} · {_e(job.size)} · "
         f"{_e(job.seconds)} s<br><i>{_e(job.prompt[:200])}</i>"
@@ -398,11 +374,12 @@ def job_html(job: Job) -> str:
 def run_html(run: Run) -> str:
     """A one-line summary of a run with its counts by status."""
     counts = ", ".join(f"{n} {_e(s)}" for s, n in sorted(run.counts().items()))
-    return (f'<div style="{_FONT}"><b>run {_e(run.id)}</b>: '
+    return (f'<div style="{FONT}"><b>run {_e(run.id)}</b>: '
             f"{len(run)} jobs ({counts or 'none'}) in <code>{_e(run.run_dir)}</code></div>")
 
 
-def _axes_text(job: Job, axes: Sequence[str], *, skip: Iterable[str] = ()) -> str:
+def axes_text(job: Job, axes: Sequence[str], *, skip: Iterable[str] = ()) -> str:
+    """A job's values on ``axes`` (but ``skip``), in a few words: the repeat as ``#2``, seconds as ``8 s``."""
     skipped = set(skip)
     values = []
     for name in axes:
@@ -447,11 +424,11 @@ def job_list_html(jobs: Sequence[Job], axes: Sequence[str], *, max_height: int =
         words = status_words(job.status, done=job.done)
         rows.append(
             f'<tr><td><code>{_e(job.id)}</code></td><td style="color:{colour}">{_e(words)}</td>'
-            f'<td style="text-align:right">{progress}</td><td>{_e(_axes_text(job, axes))}</td><td>{note}</td></tr>'
+            f'<td style="text-align:right">{progress}</td><td>{_e(axes_text(job, axes))}</td><td>{note}</td></tr>'
         )
     if rest > 0:
         rows.append(f'<tr><td colspan="5" style="opacity:.7">… and {rest} more (run.table() lists them all)</td></tr>')
-    return (f'<div class="sora-nb-joblist" style="max-height:{max_height}px;overflow-y:auto;{_FONT}">'
+    return (f'<div class="sora-nb-joblist" style="max-height:{max_height}px;overflow-y:auto;{FONT}">'
             f'<table style="border-collapse:collapse;width:100%"><tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -466,78 +443,6 @@ def status_badge_html(status: str) -> str:
             f'font-size:11px;font-weight:600">{_e(status_words(status))}</span>')
 
 
-def tile_caption_html(job: Job, axes: Sequence[str], *, tag: str = "div") -> str:
-    """A gallery tile's caption, two lines of fixed height: the status badge and the prompt, then the
-    job's other axes (the whole prompt in the tooltip)."""
-    line = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;line-height:18px;height:18px"
-    others = _axes_text(job, axes, skip=("prompt",)) or f"{job.model} · {job.seconds} s"
-    return (f'<{tag} style="{_FONT};font-size:12px" title="{_e(job.prompt)}">'
-            f'<div style="{line}">{status_badge_html(job.status)} {_e(job.prompt)}</div>'
-            f'<div style="{line};opacity:.75">{_e(others)}</div></{tag}>')
-
-
-def tile_placeholder_html(status: str) -> str:
-    """A gallery tile without a poster: its status on a grey 16:9 box.
-
-    >>> tile_placeholder_html("in_progress")  # doctest: +ELLIPSIS
-    '<div style="aspect-ratio:16/9;...">generating</div>'
-    """
-    return (f'<div style="aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;'
-            f'background:#eee;color:#555">{_e(status_words(status))}</div>')
-
-
-def gallery_tile_html(job: Job, axes: Sequence[str]) -> str:
-    """One gallery tile: a 16:9 box with the poster (or the status) fitted in it, whatever the video's
-    orientation, and the caption below; clicking the poster plays the video in its place.
-
-    No progress figure: a tile is redrawn when what it shows changes, which would restart its video.
-    """
-    video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
-    if video and poster:
-        body = (f'<img class="sora-nb-tile-poster" src="{_e(poster)}" alt="{_e(job.prompt[:80])}" '
-                f'title="click to play" onclick="{_e(_PLAY_TILE)}" style="{_TILE_FIT};cursor:pointer;display:block">'
-                f'<video class="sora-nb-tile-video" src="{_e(video)}" controls muted loop playsinline preload="none" '
-                f'onplay="{_e(_ONE_AT_A_TIME)}" style="{_TILE_FIT};display:none"></video>')
-    elif video:
-        body = (f'<video class="sora-nb-tile-video" src="{_e(video)}" controls muted loop playsinline '
-                f'preload="metadata" onplay="{_e(_ONE_AT_A_TIME)}" style="{_TILE_FIT};display:block"></video>')
-    else:
-        body = (f'<div style="{_TILE_FIT};display:flex;align-items:center;justify-content:center;background:#eee;'
-                f'color:#555;{_FONT}">{_e(status_words(job.status))}</div>')
-    return (f'<figure class="sora-nb-tile" data-job="{_e(job.id)}" style="margin:0">'
-            f'<div class="sora-nb-tile-media" style="{_TILE_BOX}">{body}</div>'
-            f'{tile_caption_html(job, axes, tag="figcaption")}</figure>')
-
-
-def gallery_html(jobs: Sequence[Job], axes: Sequence[str], *, columns: int = 4, width: int = 200) -> str:
-    """Thumbnails in a grid (:func:`gallery_tile_html`); clicking one plays it (nothing loads before)."""
-    tiles = [gallery_tile_html(job, axes) for job in jobs]
-    if not tiles:
-        return f'<div class="sora-nb-gallery" style="{_FONT};opacity:.7">No videos match.</div>'
-    return (f'<div class="sora-nb-gallery" style="display:grid;grid-template-columns:repeat({columns},'
-            f'minmax(0,{width}px));gap:8px">{"".join(tiles)}</div>')
-
-
-def compare_buttons_html() -> str:
-    """Play all, Pause all and Restart: they act on every video under the nearest ``.sora-nb-compare``."""
-    return "".join(
-        f'<button class="{cls}" onclick="{_e(js)}" style="margin-right:6px">{label}</button>'
-        for label, cls, js in _GRID_BUTTONS
-    )
-
-
-def cell_label(job: Job, axes: Sequence[str]) -> str:
-    """What tells a job apart from the others of its comparison cell: its values on ``axes`` (those that
-    vary and are not the grid's rows or columns; the repeat as ``#2``), then its duration.
-
-    >>> from types import SimpleNamespace as NS
-    >>> job = NS(seconds="8", spec=NS(axes={"prompt": "a fox", "model": "sora-2", "repeat": 2}))
-    >>> cell_label(job, ["repeat"])
-    '#2 · 8 s'
-    """
-    return " · ".join(part for part in (_axes_text(job, axes, skip=("seconds",)), f"{job.seconds} s") if part)
-
-
 def varying_axes(jobs: Sequence[Job], *, skip: Iterable[str] = ()) -> list[str]:
     """The axes on which ``jobs`` take more than one value, in the run's order, but for ``skip``."""
     skipped = set(skip)
@@ -545,161 +450,17 @@ def varying_axes(jobs: Sequence[Job], *, skip: Iterable[str] = ()) -> list[str]:
     return [name for name in names if len({repr(job.spec.axes.get(name)) for job in jobs}) > 1]
 
 
-def compare_video_html(job: Job, *, width: int = 240, label: str = "") -> str:
-    """One video of a comparison grid, its play, pause and seek shared with the others of the grid."""
-    caption = f'<div style="{_FONT};font-size:12px;opacity:.75">{_e(label)}</div>' if label else ""
-    return caption + video_html(job.video_path, job.thumbnail_path, width=width, preload="auto",
-                                attrs={**_SYNC, "data-job": job.id})
-
-
-def compare_html(
-    cells: Mapping[tuple[Any, Any], Sequence[Job]],
-    row_values: Sequence[Any],
-    col_values: Sequence[Any],
-    *,
-    rows: str,
-    cols: str,
-    width: int = 240,
-) -> str:
-    """A grid of videos, ``rows`` × ``cols``, whose play, pause and seek are synchronised.
-
-    Playing, pausing or seeking one video does the same to every other video of the grid; the
-    buttons above act on all of them at once.
-    """
-    head = "".join(f'<th style="padding:4px">{_e(_short(c))}</th>' for c in col_values)
-    apart = varying_axes([job for jobs in cells.values() for job in jobs], skip=(rows, cols))
-    body = []
-    for r in row_values:
-        tds = []
-        for c in col_values:
-            parts = []
-            for job in cells.get((r, c), ()):
-                label = cell_label(job, apart)
-                if job.video_path is not None and job.done:
-                    parts.append(compare_video_html(job, width=width, label=label))
-                else:  # the status only: a progress figure would redraw (and restart) the grid's videos
-                    parts.append(f'<div class="sora-nb-pending" style="width:{width}px;{_FONT};opacity:.7">'
-                                 f"{_e(label)}<br>{_e(status_words(job.status))}</div>")
-            tds.append(f'<td style="padding:4px;vertical-align:top">{"".join(parts) or "–"}</td>')
-        body.append(f'<tr><th style="padding:4px;text-align:left;max-width:180px;font-weight:600" '
-                    f'title="{_e(r)}">{_e(_short(r))}</th>{"".join(tds)}</tr>')
-    return (f'<div class="sora-nb-compare" style="{_FONT}"><div style="margin-bottom:6px">{compare_buttons_html()}'
-            f'<span style="opacity:.7">rows: {_e(rows)} · columns: {_e(cols)}</span></div>'
-            f'<table style="border-collapse:collapse"><thead><tr><th></th>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = "–" if value is None or value == "" else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return f"{value:,.2f}"
-    if hasattr(value, "isoformat"):
-        try:
-            return str(value.isoformat(timespec="seconds"))
-        except (TypeError, ValueError):
-            return ""
-    text = str(value)
-    return "" if text in ("NaT", "<NA>", "nan") else text
-
-
-def table_html(
-    records: Sequence[Mapping[str, Any]],
-    columns: Sequence[str],
-    *,
-    thumbnails: bool = True,
-    thumb_width: int = 96,
-    inline: bool = False,
-) -> str:
-    """A results table: one row per record, a poster first when ``thumbnails``, then ``columns``.
-
-    Records are plain mappings (e.g. ``df.to_dict("records")``), so this needs no pandas. A poster
-    links to its video, unless ``inline``: then posters are ``data:`` URIs (:func:`inline_image_src`)
-    and there is no link, for front ends without a file server (where it would not load).
-
-    >>> print(table_html([{"prompt": "a corgi", "status": "completed"}], ["prompt", "status"], thumbnails=False))
-    ... # doctest: +ELLIPSIS
-    <div class="sora-nb-table"...<td>a corgi</td><td>completed</td>...
-    """
-    head = ("<th></th>" if thumbnails else "") + "".join(
-        f'<th style="padding:3px 6px;text-align:left">{_e(c)}</th>' for c in columns
-    )
-    rows = []
-    for record in records:
-        cells = []
-        if thumbnails:
-            thumb = record.get("thumbnail_path")
-            video = record.get("video_path")
-            src = (inline_image_src if inline else media_src)(Path(thumb)) if thumb else None
-            img = (f'<img src="{_e(src)}" alt="" style="width:{thumb_width}px;max-width:none;display:block">'
-                   if src else "")
-            if img and video and not inline:
-                img = f'<a href="{_e(media_src(Path(video)))}" target="_blank">{img}</a>'
-            cells.append(f"<td>{img}</td>")
-        for column in columns:
-            value = record.get(column)
-            style = ' style="color:#c62828"' if column == "status" and value in FAILED_STATUSES else ""
-            cells.append(f"<td{style}>{_e(_short(_cell(value), 120))}</td>")
-        rows.append(f'<tr data-job="{_e(record.get("job_id", ""))}">{"".join(cells)}</tr>')
-    # JupyterLab styles rendered tables with a fixed layout and images with max-width 100%, which
-    # squeezes the columns and hides the posters: the table sizes itself, and scrolls when wide.
-    return (f'<div class="sora-nb-table" style="{_FONT};overflow-x:auto">'
-            '<table style="border-collapse:collapse;table-layout:auto;margin:0">'
-            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
-
-
 # ---------------------------------------------------------------------------------------- IPython
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (where widgets can show), not a terminal IPython or a script."""
     try:
         from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-STATIC_MAX_TILES = 12
-"""A static fallback shows this many jobs at most (a 10,000-job run's would be megabytes)."""
-
-# The static fallback is an output of its own, before the widget's. While the live widget is there
-# (it carries ``sora-nb-live``) the fallback hides; when the widget's model is gone (a saved notebook
-# reopened, nbviewer) the fallback shows, and the widget output's bare text ("Error displaying widget:
-# model not found", which has no child elements, unlike a live widget) hides. JupyterLab, Notebook 7 and
-# Voila all lay outputs out as ``.jp-OutputArea-child`` > ``.jp-OutputArea-output``.
-_STATIC_STYLE = (
-    "<style>"
-    ".jp-OutputArea-child:has(.sora-nb-static):has(+ .jp-OutputArea-child .sora-nb-live){display:none}"
-    ".jp-OutputArea-child:has(.sora-nb-static) + .jp-OutputArea-child > .jp-OutputArea-output:not(:has(*))"
-    "{display:none}"
-    "</style>"
-)
-
-
-def static_html(title: str, jobs: Sequence[Job], *, axes: Sequence[str] = ()) -> str:
-    """What a widget leaves in the saved notebook: a title, then each job's poster, status and prompt
-    (:func:`gallery_tile_html`, the first :data:`STATIC_MAX_TILES`). Files by relative URL, nothing
-    embedded, no widget state, no key.
-
-    >>> print(static_html("prompt box", []))  # doctest: +ELLIPSIS
-    <div class="sora-nb-static" ...><b>prompt box</b> <span ...>· live while its kernel runs</span></div></div>...
-    """
-    shown = list(jobs[:STATIC_MAX_TILES])
-    tiles = "".join(gallery_tile_html(job, axes) for job in shown)
-    more = len(jobs) - len(shown)
-    grid = (f'<div style="display:grid;grid-template-columns:repeat(auto-fill,minmax(0,200px));gap:8px">{tiles}</div>'
-            if tiles else "")
-    rest = f'<div style="opacity:.7">and {more} more</div>' if more > 0 else ""
-    return (f'<div class="sora-nb-static" style="{_FONT}"><div style="margin-bottom:4px"><b>{_e(title)}</b> '
-            f'<span style="opacity:.7">· live while its kernel runs</span></div>{grid}{rest}</div>{_STATIC_STYLE}')
 
 
 def display_widget(widget: Any) -> Any:
@@ -726,34 +487,8 @@ def update_static(handle: Any, text: str) -> None:
     handle.update(HTML(text))
 
 
-def display_job(job: Job) -> None:
-    """Show a job in a notebook: a live :class:`sora_nb.ui.JobCard` when ipywidgets is there, else HTML.
-
-    The single place that calls IPython's display for jobs.
-    """
+def display_html(text: str) -> None:
+    """Show ``text`` as HTML output (a job or a run where no widget can show)."""
     from IPython.display import HTML, display
 
-    if _in_kernel():
-        try:
-            from .ui import JobCard
-        except ImportError:
-            pass
-        else:
-            JobCard(job)._ipython_display_()
-            return
-    display(HTML(job_html(job)))
-
-
-def display_run(run: Run) -> None:
-    """Show a run: a live progress widget when ipywidgets is there, else a one-line summary."""
-    from IPython.display import HTML, display
-
-    if _in_kernel():
-        try:
-            from .ui import RunProgress
-        except ImportError:
-            pass
-        else:
-            RunProgress(run)._ipython_display_()
-            return
-    display(HTML(run_html(run)))
+    display(HTML(text))

@@ -393,6 +393,11 @@ class Job(Driven):
         return job_html(self)
 
     def _ipython_display_(self) -> None:
-        from ._display import display_job
+        try:
+            from .ui import display_job
+        except ImportError:  # no ipywidgets (the notebook extra): the HTML card
+            from ._display import display_html
 
-        display_job(self)
+            display_html(self._repr_html_())
+        else:
+            display_job(self)

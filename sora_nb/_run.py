@@ -302,9 +302,14 @@ class Run(Driven):
         return run_html(self)
 
     def _ipython_display_(self) -> None:
-        from ._display import display_run
+        try:
+            from .ui import display_run
+        except ImportError:  # no ipywidgets (the notebook extra): the one-line summary
+            from ._display import display_html
 
-        display_run(self)
+            display_html(self._repr_html_())
+        else:
+            display_run(self)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))

@@ -1,5 +1,6 @@
 """Display as pure functions: progress-bar rules, escaped HTML that references files by relative path,
-inline posters with a size cap, and the one place that calls IPython's display (``_display``)."""
+inline posters with a size cap (``_display``, ``_display_grid``), the one place that calls IPython's display, and
+the widget a job or a run shows as (chosen in ``ui``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from support import wait_for, write_image
 
 import sora_nb
-from sora_nb import _display, ui
+from sora_nb import _display, _display_grid, ui
 
 
 def test_bar_state_rules() -> None:
@@ -33,8 +34,8 @@ def test_html_is_escaped_and_references_files(here: Path) -> None:
     text = _display.video_html(video, poster)
     assert 'src="runs/r/videos/j.mp4"' in text and 'src="runs/r/thumbnails/j.webp"' in text
     assert "base64" not in text and "data:" not in text
-    table = _display.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}], ["prompt", "status"],
-                                thumbnails=False)
+    table = _display_grid.table_html([{"prompt": "<script>alert(1)</script>", "status": "failed"}],
+                                     ["prompt", "status"], thumbnails=False)
     assert "<script>" not in table and "&lt;script&gt;" in table
 
 
@@ -81,12 +82,12 @@ def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Cli
     monkeypatch.setattr(IPython.display, "display", shown)
     job = client.generate("a windmill").wait(timeout=30)
 
-    monkeypatch.setattr(_display, "_in_kernel", lambda: False)
+    monkeypatch.setattr(_display, "in_kernel", lambda: False)
     job._ipython_display_()
     obj, _ = shown.calls.pop()
     assert isinstance(obj, IPython.display.HTML) and "<video" in obj.data
 
-    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
+    monkeypatch.setattr(_display, "in_kernel", lambda: True)
     job._ipython_display_()
     (static, static_kw), (bundle, kw) = shown.calls[-2:]
     assert kw == {"raw": True} and "application/vnd.jupyter.widget-view+json" in bundle
@@ -106,7 +107,7 @@ def test_a_displayed_widget_leaves_a_static_fallback_that_follows_its_job(
 
     shown = _Shown()
     monkeypatch.setattr(IPython.display, "display", shown)
-    monkeypatch.setattr(_display, "_in_kernel", lambda: True)
+    monkeypatch.setattr(_display, "in_kernel", lambda: True)
     job = client.generate("a windmill at dusk")
     card = ui.card(job)
     card._ipython_display_()  # what `card` (or `job`) as the last line of a cell does

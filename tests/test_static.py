@@ -44,6 +44,8 @@ def test_the_layers_hold() -> None:
     # the engine reaching up to display and to the widgets
     ("_ledger.py", "from ._display import job_html", "layers", "sora_nb._ledger -> sora_nb._display"),
     ("_runner.py", "from .ui import gallery", "layers", "sora_nb._runner -> sora_nb.ui"),
+    # display is HTML only: the widget a job shows as is chosen in ui (it was an allowed upward import)
+    ("_display.py", "from .ui import JobCard", "layers", "sora_nb._display -> sora_nb.ui"),
     ("simulator/_config.py", "from .. import _validation", "simulator-alone",
      "sora_nb.simulator._config -> sora_nb._validation"),
     ("_contract.py", "from . import simulator", "client-without-simulator", "sora_nb._contract -> sora_nb.simulator"),

@@ -39,8 +39,11 @@ except ImportError as exc:
 from ._compare import CompareGrid
 from ._gallery import Gallery
 from ._job import JobCard
+from ._progress import RunProgress
 from ._prompt import PromptBox
-from ._sweep import RunProgress, SweepBuilder
+from ._show import display_job as display_job  # for job._ipython_display_(), not in __all__
+from ._show import display_run as display_run  # for run._ipython_display_()
+from ._sweep import SweepBuilder
 from ._table import ResultsTable
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display
+from .. import _display, _display_grid
 from ._job import MediaMode, resolve_media, video_widget
 from ._sync import ErrorLine, LiveBox, show_html
 
@@ -88,7 +88,7 @@ class CompareGrid(LiveBox):
         axes_note = f"rows: {html.escape(rows)} · columns: {html.escape(cols)}"
         if self.media_mode == "url":
             # The buttons and the videos' handlers act on every video under .sora-nb-compare (this widget).
-            note = widgets.HTML(f'{_display.compare_buttons_html()}<span style="opacity:.7">{axes_note}</span>')
+            note = widgets.HTML(f'{_display_grid.compare_buttons_html()}<span style="opacity:.7">{axes_note}</span>')
         else:
             note = widgets.HTML(f'<span style="opacity:.7">{axes_note} · play/pause sync needs JupyterLab, '
                                 "Notebook 7 or Voila</span>")
@@ -102,7 +102,8 @@ class CompareGrid(LiveBox):
     def html(self) -> str:
         """The grid as one piece of HTML (the static picture of what the widget shows with ``media="url"``)."""
         row_values, col_values, cells = pivot(list(self.run.jobs), self.rows, self.cols)
-        return _display.compare_html(cells, row_values, col_values, rows=self.rows, cols=self.cols, width=self.width)
+        return _display_grid.compare_html(cells, row_values, col_values, rows=self.rows, cols=self.cols,
+                                          width=self.width)
 
     def _render(self) -> None:
         jobs = list(self.run.jobs)
@@ -138,21 +139,21 @@ class CompareGrid(LiveBox):
     def _player(self, job: Job, apart: list[str]) -> Any:
         """A job's cell content, made again only when what it shows changes (a video is sent once)."""
         video = job.video_path if job.done else None
-        shows = (video if video is not None else job.status, _display.cell_label(job, apart))
+        shows = (video if video is not None else job.status, _display_grid.cell_label(job, apart))
         known = self._players.get(job.id)
         if known is not None and known[0] == shows:
             return known[1]
         if known is not None:
             for item in (*getattr(known[1], "children", ()), known[1]):
                 item.close()
-        label = _display.cell_label(job, apart)
+        label = _display_grid.cell_label(job, apart)
         if video is None:  # the status only: a progress figure would redraw the cell for nothing
             player = widgets.HTML(f'<div style="width:{self.width}px;opacity:.7">{html.escape(label)}<br>'
                                   f"{html.escape(_display.status_words(job.status))}</div>")
             player.add_class("sora-nb-pending")
         elif self.media_mode == "url":
             player = widgets.Output()
-            show_html(player, _display.compare_video_html(job, width=self.width, label=label))
+            show_html(player, _display_grid.compare_video_html(job, width=self.width, label=label))
         else:
             player = widgets.VBox([
                 widgets.HTML(f'<div style="font-size:12px;opacity:.75">{html.escape(label)}</div>'),

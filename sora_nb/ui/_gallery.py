@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display
+from .. import _display, _display_grid
 from .._errors import SoraError
 from ._job import MediaMode, resolve_media, video_widget
 from ._sync import ErrorLine, LiveBox, guarded, on_failure, show_html
@@ -64,7 +64,7 @@ class _Tile(widgets.VBox):  # type: ignore[misc]
                 self.children = (self.picture, self.caption, self.play)
                 old.close()
         if self.poster is None:
-            self.picture.value = _display.tile_placeholder_html(status)
+            self.picture.value = _display_grid.tile_placeholder_html(status)
         self.caption.value = caption
         self.play.disabled = not playable
 
@@ -258,7 +258,7 @@ class Gallery(LiveBox):
         tiles = []
         for job in shown:
             tile = self._bytes_tile(job.id, job.prompt, functools.partial(self._play_job, job))
-            tile.show(poster=job.thumbnail_path, status=job.status, caption=_display.tile_caption_html(job, axes),
+            tile.show(poster=job.thumbnail_path, status=job.status, caption=_display_grid.tile_caption_html(job, axes),
                       playable=job.done and job.video_path is not None)
             tiles.append(tile)
         self._show_tiles(tiles)
@@ -271,7 +271,7 @@ class Gallery(LiveBox):
 
     def _url_tile(self, job: Job, axes: list[str]) -> Any:
         """A job's tile, its HTML sent again only when it changed (a redraw would stop its video)."""
-        text = _display.gallery_tile_html(job, axes)
+        text = _display_grid.gallery_tile_html(job, axes)
         known = self._url_tiles.get(job.id)
         if known is not None and known[0] == text:
             return known[1]

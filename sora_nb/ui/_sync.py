@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display
+from .. import _display, _display_grid
 from .._redact import logger
 from .._runtime import Runtime
 
@@ -253,7 +253,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]
 
     def static_html(self) -> str:
         """What a saved notebook shows in place of this widget once its kernel is gone."""
-        return _display.static_html(self._static_title(), self._static_jobs())
+        return _display_grid.static_html(self._static_title(), self._static_jobs())
 
     def _static_title(self) -> str:
         return f"sora_nb {type(self).__name__}"

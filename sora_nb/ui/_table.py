@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display
+from .. import _display_grid
 from .._results import REQUEST_COLUMNS
 from ._job import MediaMode, resolve_media
 from ._sync import ErrorLine, LiveBox, guarded
@@ -120,7 +120,7 @@ class ResultsTable(LiveBox):
         shown = df.iloc[first:first + self.page_size]
         columns = [c for c in self.columns if c in df.columns]
         records = shown.to_dict("records")
-        text = _display.table_html(records, columns, thumbnails=self.thumbnails, inline=self.media_mode == "bytes")
+        text = _display_grid.table_html(records, columns, thumbnails=self.thumbnails, inline=self.media_mode == "bytes")
         summary = (f"{len(df)} jobs" if pages == 1 else
                    f"rows {first + 1}-{first + len(shown)} of {len(df)} jobs · page {self.page + 1} of {pages}")
         with self.prev_button.hold_sync(), self.next_button.hold_sync():
