@@ -36,11 +36,13 @@ except ImportError as exc:
         'sora_nb.ui needs ipywidgets 8 (the notebook extra). Fix: pip install "sora-nb[notebook]".'
     ) from exc
 
+from .._run import Run
 from ._compare import CompareGrid
 from ._gallery import Gallery
 from ._job import JobCard
 from ._progress import RunProgress
 from ._prompt import PromptBox
+from ._server_gallery import ServerGallery
 from ._show import display_job as display_job  # for job._ipython_display_(), not in __all__
 from ._show import display_run as display_run  # for run._ipython_display_()
 from ._sweep import SweepBuilder
@@ -64,6 +66,7 @@ __all__ = [  # in the order a user meets them
     "SweepBuilder",
     "RunProgress",
     "Gallery",
+    "ServerGallery",
     "CompareGrid",
     "ResultsTable",
 ]
@@ -118,8 +121,9 @@ def progress(run: Run, **options: Any) -> RunProgress:
     return RunProgress(run, **options)
 
 
-def gallery(run_or_client: Run | Client, **options: Any) -> Gallery:
-    """Thumbnails of a run (or of the server's list of videos), click to play, filter, page through.
+def gallery(run_or_client: Run | Client, **options: Any) -> Gallery | ServerGallery:
+    """Thumbnails of a run (a :class:`Gallery`) or of the server's list of videos (a :class:`ServerGallery`),
+    click to play, filter, page through.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -128,7 +132,9 @@ def gallery(run_or_client: Run | Client, **options: Any) -> Gallery:
     <Gallery run ... page=1>
     >>> client.close()
     """
-    return Gallery(run_or_client, **options)
+    if isinstance(run_or_client, Run):
+        return Gallery(run_or_client, **options)
+    return ServerGallery(run_or_client, **options)
 
 
 def compare(run: Run, rows: str = "prompt", cols: str = "model", **options: Any) -> CompareGrid:

@@ -13,7 +13,8 @@ from .. import _display
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, held
 
 if TYPE_CHECKING:
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = ["LIST_INTERVAL", "RunProgress"]
 

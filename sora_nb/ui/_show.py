@@ -14,7 +14,8 @@ from ._job import JobCard
 from ._progress import RunProgress
 
 if TYPE_CHECKING:
-    from .._jobs import Job, Run
+    from .._jobs import Job
+    from .._run import Run
 
 __all__ = ["display_job", "display_run"]
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from .._jobs import Job
     from .._run import Run
+    from .._server_list import ServerList
 
 __all__ = ["DEFAULT_INTERVAL", "LOAD_FACTOR", "MAX_INTERVAL", "Coalescer", "Following", "LiveBox", "Panel", "ErrorLine",
            "guarded", "held", "on_failure", "show_html", "walk"]
@@ -137,14 +138,14 @@ class Coalescer:
 
 
 class Following:
-    """A widget's subscription to a job or a run: each change marks its :class:`Coalescer`.
+    """A widget's subscription to a job, a run or the server's list: each change marks its :class:`Coalescer`.
 
     Subscribing and unsubscribing happen on the loop that owns the engine's state. Once the coalescer
     is closed, the subscription also ends itself at the next change, so :meth:`stop` need not reach
     a loop that is not running.
     """
 
-    def __init__(self, source: Job | Run, coalescer: Coalescer) -> None:
+    def __init__(self, source: Job | Run | ServerList, coalescer: Coalescer) -> None:
         self.source, self.coalescer = source, coalescer
         self._unsubscribe: Callable[[], None] | None = None
         coalescer.runtime.call(self._start)
@@ -154,7 +155,7 @@ class Following:
             self._unsubscribe = self.source.observe(self._changed)
         self.coalescer.mark()
 
-    def _changed(self, _job: Job) -> None:  # on the loop
+    def _changed(self, _source: object) -> None:  # on the loop
         if self.coalescer.closed:
             self.end()
         else:
@@ -290,7 +291,7 @@ class LiveBox(Panel):
 
     error: ErrorLine
 
-    def _follow(self, runtime: Runtime, source: Job | Run | None, render: Callable[[], None], *,
+    def _follow(self, runtime: Runtime, source: Job | Run | ServerList | None, render: Callable[[], None], *,
                 interval: float, tick: Callable[[], float | None] | None = None) -> None:
         """Call ``render`` on the loop (failures shown in ``self.error``) at most once per ``interval``:
         soon, then after each change of ``source`` (if any) and each :meth:`Coalescer.mark`."""
