@@ -13,7 +13,7 @@ from sora_nb._server_list import ServerList
 
 
 def _on_loop(client: sora_nb.Client, fn: Any) -> Any:
-    return client.runtime.call_and_wait(fn)
+    return client._runtime.call_and_wait(fn)
 
 
 def test_a_page_shows_only_once_its_posters_are_downloaded(client: sora_nb.Client,
