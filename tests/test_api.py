@@ -9,6 +9,7 @@ import sora_nb
 
 EXPECTED_ALL = [
     "connect", "Client", "Job", "Sweep", "Estimate", "Run", "resume", "load_run", "AuditReport", "COLUMNS", "STYLES",
+    "measure_video", "register_metric", "unregister_metric",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",

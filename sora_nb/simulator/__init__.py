@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ._config import SimulatorConfig
 from ._persist import read_audit
+from ._render import render_video
 from ._serve import ServerHandle, add_arguments, run, serve, start_server
 from ._transport import SimulatorTransport, create_app
 
@@ -33,6 +34,7 @@ __all__ = [
     "add_arguments",
     "create_app",
     "read_audit",
+    "render_video",
     "run",
     "serve",
     "start_server",

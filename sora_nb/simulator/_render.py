@@ -41,6 +41,7 @@ __all__ = [
     "ensure_rendered",
     "output_dimensions",
     "probe_video",
+    "render_video",
     "store_reference_image",
 ]
 
@@ -172,6 +173,23 @@ def ensure_rendered(spec: RenderSpec, cache_dir: str) -> Assets:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return assets
+
+
+def render_video(
+    directory: str | os.PathLike[str], *, prompt: str, seconds: int = 4, size: str = "1280x720",
+    model: str = "sora-2", max_side: int = 320, fps: int = 12,
+) -> Path:
+    """Render one simulated video into ``directory`` (cached there) and return the MP4's path.
+
+    The same pixels the simulator would serve for such a job: for tests, demos and benchmarks that
+    need a real video file without a run.
+
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     render_video(d, prompt="a red fox", seconds=1, max_side=64).suffix
+    '.mp4'
+    """
+    spec = RenderSpec(((prompt, int(seconds)),), size, max_side, fps, label=model, variation=model)
+    return ensure_rendered(spec, os.fspath(directory)).video
 
 
 def store_reference_image(image: Image.Image, cache_dir: str) -> str:
