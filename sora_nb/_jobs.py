@@ -641,10 +641,55 @@ class Run:
         True
         >>> client.close()
         """
+        from ._judging import Scores, read_scores
         from ._results import records_to_dataframe
 
         records = [dataclasses.replace(job.record) for job in self.jobs]
-        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
+        scores = read_scores(self.ledger) if self.ledger is not None else Scores({}, ())
+        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id, scores=scores)
+
+    # ------------------------------------------------------------------ judging (sora_nb._judging)
+    def measure(
+        self, executor: concurrent.futures.Executor | None = None, *, timeout: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Measure every finished video that lacks a metric (old runs, newly registered metrics).
+
+        Runs are measured after each download anyway; this fills in the rest. The built-in metrics run
+        in ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, a dask
+        ``Client.get_executor()``...) or sora_nb's process pool; registered ones there too, or in a
+        thread of this process. ``progress(done, total)`` is called after each video. Returns how many
+        videos were measured; the values are in ``run.to_dataframe()``'s ``metric_*`` columns.
+
+        >>> import sora_nb, concurrent.futures
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing").start().wait(timeout=60)
+        >>> run.measure()  # already measured after its download
+        0
+        >>> def prompt_words(path, spec):
+        ...     return len(spec["prompt"].split())
+        >>> _ = sora_nb.register_metric("prompt_words", prompt_words)
+        >>> with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        ...     run.measure(pool)
+        1
+        >>> run.to_dataframe()["metric_prompt_words"].tolist()
+        [3]
+        >>> sora_nb.unregister_metric("prompt_words"); client.close()
+        """
+        from ._judging import measure_records
+
+        if self.ledger is None:
+            return 0
+        records = [dataclasses.replace(job.record) for job in self.jobs]
+        return measure_records(
+            self.ledger, records, executor=executor, profile=self.profile.name, progress=progress, timeout=timeout
+        )
+
+    async def measure_async(
+        self, executor: concurrent.futures.Executor | None = None, *, timeout: float | None = None
+    ) -> int:
+        """The awaitable twin of :meth:`measure`: the waiting happens in a thread, the loop stays free."""
+        return await asyncio.to_thread(self.measure, executor, timeout=timeout)
 
     # ------------------------------------------------------------------ display (needs the notebook extra)
     def gallery(self, **options: Any) -> Any:

@@ -70,6 +70,7 @@ __all__ = [
     "FLICKER_FLAG",
     "FROZEN_DIFF",
     "FROZEN_SHARE_FLAG",
+    "METRIC_COLUMNS",
     "METRIC_KEYS",
     "METRICS_VERSION",
     "CustomMetric",
@@ -105,6 +106,34 @@ METRIC_KEYS: tuple[str, ...] = (
     "scene_cuts", *(f"flag_{name}" for name in FLAGS), "defects",
 )  # fmt: skip
 """Every key :func:`measure_video` returns, in order."""
+
+_DESCRIPTIONS = {
+    "duration_s": "delivered duration in seconds", "fps": "frames per second", "frames": "frames decoded",
+    "width": "delivered width in pixels", "height": "delivered height in pixels", "codec": "the video codec (h264)",
+    "audio": "the file has an audio stream", "bitrate_bps": "bits per second of the file",
+    "file_bytes": "size of the file", "black_share": "share of black frames",
+    "frozen_share": "share of frame pairs that do not change", "motion": "mean |frame difference| / 255",
+    "temporal_flickering": "VBench's score, 1.0 = steady",
+    "flicker": "brightness jumping back and forth, luma levels", "sharpness": "variance of the Laplacian",
+    "colourfulness": "Hasler-Süsstrunk colourfulness", "scene_cuts": "cuts between consecutive frames",
+    "flag_duration": "duration off the request by more than a frame",
+    "flag_size": "resolution differs from the request", "flag_aspect": "aspect ratio off the request by > 1 %",
+    "flag_audio": "audio asked for, none delivered", "flag_black": "black frames (>= 5 % of them)",
+    "flag_frozen": "frozen frames (>= 15 % of pairs)", "flag_flicker": "flicker (>= 4 luma levels)",
+    "defects": "raised flags, comma-separated ('' for none)",
+}  # fmt: skip
+_BOOLEAN = {"audio", *(f"flag_{name}" for name in FLAGS)}
+_COUNTS = {"frames", "width", "height", "file_bytes", "scene_cuts"}
+METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (
+        f"metric_{key}",
+        "object" if key in ("codec", "defects") else "boolean" if key in _BOOLEAN else "Int64" if key in _COUNTS
+        else "float64",
+        _DESCRIPTIONS[key],
+    )
+    for key in METRIC_KEYS
+)
+"""The DataFrame columns of the built-in metrics, as ``(name, dtype, description)`` like ``sora_nb.COLUMNS``."""
 
 def measure_video(path: str | os.PathLike[str], requested: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Measure a video file: metadata, conformance to what was requested, and how its frames look.

@@ -62,4 +62,5 @@ def test_cli_subcommands() -> None:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "generate", "sweep", "resume", "audit", "ls", "app", "simulator"}
+    assert set(sub.choices) == {"demo", "generate", "sweep", "resume", "audit", "ls", "app", "measure",
+                                "simulator"}
