@@ -13,7 +13,7 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -691,6 +691,85 @@ class Run:
         """The awaitable twin of :meth:`measure`: the waiting happens in a thread, the loop stays free."""
         return await asyncio.to_thread(self.measure, executor, timeout=timeout)
 
+    def rate(
+        self, job: Job | str, *, stars: int | None = None, tags: Iterable[str] = (), note: str = "",
+        rater: str | None = None,
+    ) -> int:
+        """Record a person's rating of a video (1-5 stars, tags, a note), durably in the run's ledger.
+
+        Several raters may rate the same video; the DataFrame shows the mean (``stars_mean``), the
+        number of ratings and the tags. ``rater`` defaults to your login name. Returns the judgment's id.
+
+        Raises:
+            ValueError: the job is not a completed job of this run, or stars is not 1-5.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+        >>> a, b = run.jobs
+        >>> _ = run.rate(a, stars=4, tags=("sharp",), rater="ana"); _ = run.rate(a, stars=2, rater="bo")
+        >>> run.to_dataframe()[["model", "tags", "stars_mean", "ratings"]]
+                model   tags  stars_mean  ratings
+        0      sora-2  sharp         3.0        2
+        1  sora-2-pro                NaN        0
+        >>> client.close()
+        """
+        from ._judging import add_rating
+
+        return add_rating(self._judging_ledger(), _job_id(job), stars=stars, tags=tags, note=note,
+                          rater=rater or _login())
+
+    def vote(self, a: Job | str, b: Job | str, *, winner: str, rater: str | None = None) -> int:
+        """Record a blind pairwise vote between two videos: ``winner`` is ``"a"``, ``"b"``, ``"tie"`` or
+        ``"both_bad"``. Durable in the ledger; returns the judgment's id. ``run.leaderboard()`` ranks by them.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+        >>> a, b = run.jobs
+        >>> for _ in range(3):
+        ...     _ = run.vote(b, a, winner="a", rater="ana")
+        >>> run.leaderboard(by="model")[["model", "wins", "losses", "ties", "n"]]
+                model  wins  losses  ties  n
+        0  sora-2-pro     3       0     0  3
+        1      sora-2     0       3     0  3
+        >>> client.close()
+        """
+        from ._judging import add_vote
+
+        return add_vote(self._judging_ledger(), _job_id(a), _job_id(b), winner=winner, rater=rater or _login())
+
+    def undo_judgment(self, *, rater: str | None = None) -> dict[str, Any] | None:
+        """Withdraw the last rating or vote still in force (of ``rater``, or of anyone); returns it, or None.
+
+        The ledger keeps the row, marked withdrawn; DataFrames and leaderboards stop counting it.
+        """
+        from ._judging import undo_last
+
+        return undo_last(self._judging_ledger(), rater=rater)
+
+    def judgments(self, *, include_undone: bool = False) -> pandas.DataFrame:
+        """Every rating and vote of the run, oldest first: ``kind`` (rating or vote), ``rater``,
+        ``job_id`` (``a`` of a vote), ``other_id`` (``b``), ``winner``, ``stars``, ``tags``, ``note``,
+        ``created_at`` (and ``undone_at`` with ``include_undone=True``)."""
+        from ._judging import judgments_frame
+
+        return judgments_frame(self._judging_ledger(), include_undone=include_undone)
+
+    def leaderboard(self, by: str = "model", using: str = "votes", *, seed: int = 0) -> Any:
+        """Rank the values of an axis: ``using="votes"`` (Bradley-Terry from the pairwise votes),
+        ``"stars"`` (mean rating) or a metric (``"motion"``, ``"sharpness"``...), with a 95 % bootstrap
+        interval, wins/losses/ties, n, and the metric means. ``.plot()`` draws it. See ``run.vote``."""
+        from ._judging import read_judgments
+        from ._leaderboard import leaderboard
+
+        return leaderboard(self.to_dataframe(), read_judgments(self._judging_ledger()), by=by, using=using, seed=seed)
+
+    def _judging_ledger(self) -> Any:
+        if self.ledger is None:
+            raise ValueError(f"run {self.id} has no jobs yet: there is nothing to judge. Fix: wait for its videos.")
+        return self.ledger
+
     # ------------------------------------------------------------------ display (needs the notebook extra)
     def gallery(self, **options: Any) -> Any:
         """Thumbnails of this run in a grid; click one to play it. Filter by status and any axis."""
@@ -723,3 +802,21 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         return f"<Run {self.id} {len(self.jobs)} jobs: {counts or 'none'} at {str(self.run_dir)!r}>"
+
+
+def _job_id(job: Job | str) -> str:
+    if isinstance(job, Job):
+        return job.id
+    if isinstance(job, str):
+        return job
+    raise TypeError(f"expected a Job of this run or its id (a str), not {type(job).__name__}.")
+
+
+def _login() -> str:
+    """Who is judging, when the caller does not say: the login name (it is not a secret)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (some containers)
+        return "anonymous"

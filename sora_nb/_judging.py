@@ -39,10 +39,18 @@ from typing import Any
 
 from ._ledger import JobRecord, Ledger
 from ._metrics import METRICS_VERSION, CustomMetric, custom_metrics, measure_video
+from ._redact import looks_like_secret, redact
 from ._types import JobSpec
 
 __all__ = [
     "BUILTIN",
+    "WINNERS",
+    "add_rating",
+    "add_vote",
+    "judgments_frame",
+    "ratings_by_job",
+    "read_judgments",
+    "undo_last",
     "MeasureTask",
     "Scores",
     "measure_records",
@@ -296,10 +304,12 @@ class Scores:
     Attributes:
         metrics: checksum -> {metric key: value}, the built-in keys and the registered names.
         custom: names of the registered metrics stored in this run, in first-stored order.
+        ratings: job_id -> (mean stars, ratings, tags), from :func:`ratings_by_job`.
     """
 
     metrics: Mapping[str, Mapping[str, Any]]
     custom: tuple[str, ...]
+    ratings: Mapping[str, tuple[float | None, int, str]] = dataclasses.field(default_factory=dict)
 
 
 def read_scores(ledger: Ledger) -> Scores:
@@ -313,4 +323,130 @@ def read_scores(ledger: Ledger) -> Scores:
         else:
             metrics.setdefault(checksum, {})[name] = decoded
             custom[name] = None
-    return Scores(metrics, tuple(custom))
+    return Scores(metrics, tuple(custom), ratings_by_job(ledger))
+
+
+# ---------------------------------------------------------------------- human judgments
+WINNERS: tuple[str, ...] = ("a", "b", "tie", "both_bad")
+"""What a pairwise vote can say: ``a`` or ``b`` is better, they are as good (``tie``), or neither is."""
+
+
+def _check_rater(rater: str) -> str:
+    if not isinstance(rater, str) or not rater.strip() or len(rater) > 100:
+        raise ValueError(f"rater must be a short non-empty name like 'ana', got {rater!r}.")
+    if looks_like_secret(rater):
+        raise ValueError("rater looks like an API key; the ledger never stores keys. Fix: use a person's name.")
+    return rater.strip()
+
+
+def _check_job(ledger: Ledger, job_id: str, what: str) -> JobRecord:
+    try:
+        record = ledger.get_job(job_id)
+    except KeyError:
+        raise ValueError(f"{what} {job_id!r} is not a job of this run. Fix: pass one of its Jobs, or its id.") from None
+    if record.status != "completed":
+        raise ValueError(f"{what} {job_id!r} is {record.status}, not completed: only videos can be judged.")
+    return record
+
+
+def add_rating(
+    ledger: Ledger, job_id: str, *, stars: int | None, tags: Iterable[str], note: str, rater: str
+) -> int:
+    """Store one rating of a job's video (1-5 stars, tags, a note); returns its id."""
+    _check_job(ledger, job_id, "job")
+    if stars is not None and (isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5):
+        raise ValueError(f"stars must be a whole number from 1 to 5 (or None for tags and a note only), got {stars!r}.")
+    if isinstance(tags, str):
+        raise TypeError(f"tags must be a list or tuple of words, like ('sharp',), not the string {tags!r}.")
+    tag_list = sorted({str(t).strip() for t in tags if str(t).strip()})
+    if any("," in t for t in tag_list):
+        raise ValueError(f"a tag cannot contain ',': {tag_list!r}.")
+    if not isinstance(note, str):
+        raise TypeError(f"note must be text, not {type(note).__name__}.")
+    if stars is None and not tag_list and not note:
+        raise ValueError("a rating needs stars (1-5), tags or a note.")
+    return _add_judgment(
+        ledger, kind="rating", rater=_check_rater(rater), job_id=job_id, stars=stars,
+        tags=json.dumps(tag_list, ensure_ascii=False), note=redact(note),
+    )
+
+
+def add_vote(ledger: Ledger, a: str, b: str, *, winner: str, rater: str) -> int:
+    """Store one blind pairwise vote between two jobs' videos; returns its id."""
+    if winner not in WINNERS:
+        raise ValueError(f"winner must be one of {', '.join(repr(w) for w in WINNERS)}, got {winner!r}.")
+    if a == b:
+        raise ValueError(f"a vote compares two different videos; both are {a!r}.")
+    _check_job(ledger, a, "job a")
+    _check_job(ledger, b, "job b")
+    return _add_judgment(ledger, kind="vote", rater=_check_rater(rater), job_id=a, other_id=b, winner=winner)
+
+
+def _add_judgment(ledger: Ledger, **columns: Any) -> int:
+    columns["created_at"] = time.time()
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    with ledger.transaction() as conn:
+        cursor = conn.execute(f"INSERT INTO judgments ({names}) VALUES ({marks})", tuple(columns.values()))
+        return int(cursor.lastrowid or 0)
+
+
+def undo_last(ledger: Ledger, *, rater: str | None = None) -> dict[str, Any] | None:
+    """Withdraw the latest judgment still in force (of ``rater``, or of anyone); returns it, or None.
+
+    The row stays in the ledger, marked ``undone_at``: an undo is a judgment too.
+    """
+    where, parameters = ("AND rater = ?", (rater,)) if rater is not None else ("", ())
+    with ledger.transaction() as conn:
+        row = conn.execute(
+            f"SELECT id FROM judgments WHERE undone_at IS NULL {where} ORDER BY id DESC LIMIT 1", parameters
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE judgments SET undone_at = ? WHERE id = ?", (time.time(), row[0]))
+    return next(j for j in read_judgments(ledger, include_undone=True) if j["id"] == row[0])
+
+
+_JUDGMENT_FIELDS = ("id", "kind", "rater", "job_id", "other_id", "winner", "stars", "tags", "note", "created_at",
+                    "undone_at")  # fmt: skip
+
+
+def read_judgments(ledger: Ledger, *, include_undone: bool = False) -> list[dict[str, Any]]:
+    """Every judgment of the run, oldest first, as dicts (``tags`` a tuple)."""
+    where = "" if include_undone else "WHERE undone_at IS NULL"
+    rows = ledger.query(f"SELECT {', '.join(_JUDGMENT_FIELDS)} FROM judgments {where} ORDER BY id")
+    judgments = []
+    for row in rows:
+        item = dict(zip(_JUDGMENT_FIELDS, row, strict=True))
+        item["tags"] = tuple(json.loads(item["tags"])) if item["tags"] else ()
+        judgments.append(item)
+    return judgments
+
+
+def judgments_frame(ledger: Ledger, *, include_undone: bool = False) -> Any:
+    """:func:`read_judgments` as a pandas DataFrame (times as UTC datetimes)."""
+    import pandas as pd
+
+    df = pd.DataFrame(read_judgments(ledger, include_undone=include_undone), columns=list(_JUDGMENT_FIELDS))
+    df["stars"] = df["stars"].astype("Int64")
+    for name in ("created_at", "undone_at"):
+        df[name] = pd.to_datetime(df[name].astype("float64"), unit="s", utc=True)
+    return df
+
+
+def ratings_by_job(ledger: Ledger) -> dict[str, tuple[float | None, int, str]]:
+    """job_id -> (mean stars, number of ratings, its tags comma-joined), from the ratings in force."""
+    stars: dict[str, list[int]] = {}
+    counts: dict[str, int] = {}
+    tags: dict[str, set[str]] = {}
+    for j in read_judgments(ledger):
+        if j["kind"] != "rating":
+            continue
+        counts[j["job_id"]] = counts.get(j["job_id"], 0) + 1
+        if j["stars"] is not None:
+            stars.setdefault(j["job_id"], []).append(j["stars"])
+        tags.setdefault(j["job_id"], set()).update(j["tags"])
+    return {
+        job: (sum(stars[job]) / len(stars[job]) if stars.get(job) else None, n, ",".join(sorted(tags.get(job, ()))))
+        for job, n in counts.items()
+    }

@@ -36,6 +36,9 @@ thumbnail_path      object               absolute path of the poster, None when 
 checksum            object               ``sha256:<hex>`` of the video file
 attempts            int64                create requests sent (1 unless something went wrong)
 polls               int64                status requests made
+stars_mean          float64              mean of the stars people gave it (``run.rate``), NaN if none
+ratings             int64                how many ratings it has (withdrawn ones not counted)
+tags                object               the tags people gave it, comma-separated, ``""`` if none
 ==================  ===================  =========================================================
 
 Then what :func:`sora_nb.measure_video` measured of the video (the keys it returns, prefixed; the
@@ -133,6 +136,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("checksum", "object", "sha256:<hex> of the video file"),
     ("attempts", "int64", "create requests sent (1 unless something went wrong)"),
     ("polls", "int64", "status requests made"),
+    ("stars_mean", "float64", "mean of the stars people gave it (run.rate), NaN if none"),
+    ("ratings", "int64", "how many ratings it has (withdrawn ones not counted)"),
+    ("tags", "object", "the tags people gave it, comma-separated, '' if none"),
     *METRIC_COLUMNS,
 )  # fmt: skip
 """The fixed columns after the axes, as ``(name, dtype, description)``; see the module docstring."""
@@ -293,9 +299,14 @@ def export(df: pandas.DataFrame, path: str | Path) -> Path:
 
 
 def _score_columns(pd: Any, records: Sequence[JobRecord], scores: Scores) -> dict[str, pandas.Series]:
-    """The metric columns, joined on each job's checksum (a job without a measured video gets NA)."""
+    """The judgment columns (by job) and the metric columns (by checksum; no measured video: NA)."""
     measured = [scores.metrics.get(r.checksum or "", {}) if r.status == "completed" else {} for r in records]
-    columns: dict[str, pandas.Series] = {}
+    rated = [scores.ratings.get(r.job_id, (None, 0, "")) for r in records]
+    columns: dict[str, pandas.Series] = {
+        "stars_mean": pd.Series([stars for stars, _, _ in rated], dtype="float64"),
+        "ratings": pd.Series([n for _, n, _ in rated], dtype="int64"),
+        "tags": pd.Series([tags for _, _, tags in rated], dtype=object),
+    }
     for name, dtype, _ in METRIC_COLUMNS:
         key = name.removeprefix("metric_")
         values = [m.get(key) for m in measured]

@@ -200,3 +200,87 @@ def test_a_killed_kernel_leaves_no_measuring_process_behind(tmp_path: Path) -> N
         if child.poll() is None:
             child.kill()
             child.communicate()
+
+
+# ---------------------------------------------------------------------- human judgments
+@pytest.fixture
+def two_models(client: sora_nb.Client) -> sora_nb.Run:
+    return client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"]).start().wait(
+        timeout=60)
+
+
+def test_ratings_of_several_raters_show_in_the_dataframe(two_models: sora_nb.Run) -> None:
+    run = two_models
+    a, b, c, _ = run.jobs
+    run.rate(a, stars=5, tags=("sharp", "funny"), rater="ana")
+    run.rate(a, stars=3, tags=("sharp",), note="the wave looks odd", rater="bo")
+    run.rate(b.id, stars=1, rater="ana")  # a job id works too
+    run.rate(c, tags=("blurry",), rater="bo")  # tags alone, no stars
+    df = run.to_dataframe()
+    assert df["stars_mean"].tolist()[:2] == [4.0, 1.0] and df["stars_mean"].isna().tolist()[2:] == [True, True]
+    assert df["ratings"].tolist() == [2, 1, 1, 0]
+    assert df["tags"].tolist() == ["funny,sharp", "", "blurry", ""]
+    j = run.judgments()
+    assert j["rater"].tolist() == ["ana", "bo", "ana", "bo"] and j["kind"].unique().tolist() == ["rating"]
+    assert j["tags"].tolist()[0] == ("funny", "sharp") and j["note"].tolist()[1] == "the wave looks odd"
+
+
+def test_undo_withdraws_the_last_judgment_of_that_rater(two_models: sora_nb.Run) -> None:
+    run = two_models
+    a, b, c, d = run.jobs
+    run.vote(a, b, winner="b", rater="ana")
+    run.rate(a, stars=2, rater="bo")
+    run.vote(c, d, winner="a", rater="ana")
+    undone = run.undo_judgment(rater="ana")
+    assert undone is not None and (undone["kind"], undone["job_id"], undone["winner"]) == ("vote", c.id, "a")
+    assert run.judgments()["kind"].tolist() == ["vote", "rating"]
+    assert run.undo_judgment()["kind"] == "rating"  # anyone's last: bo's rating
+    assert run.to_dataframe()["ratings"].sum() == 0
+    assert len(run.judgments(include_undone=True)) == 3  # the ledger keeps what was withdrawn
+    run.undo_judgment()
+    assert run.undo_judgment() is None and run.judgments().empty
+
+
+def test_judgments_survive_a_restart(tmp_path: Path) -> None:
+    with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
+        run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+        a, b = run.jobs
+        run.vote(b, a, winner="a", rater="ana")
+        run.rate(b, stars=5, rater="ana")
+        run_dir = run.run_dir
+    assert sora_nb.load_run(run_dir)["stars_mean"].tolist()[1] == 5.0
+    again = sora_nb.resume(run_dir)
+    try:
+        assert again.judgments()["kind"].tolist() == ["vote", "rating"]
+        board = again.leaderboard(by="model")
+        assert board["model"].tolist() == ["sora-2-pro", "sora-2"] and board["wins"].tolist() == [1, 0]
+    finally:
+        again.close()
+
+
+def test_bad_judgments_are_refused_with_the_fix(client: sora_nb.Client) -> None:
+    run = client.sweep(prompt=["a corgi surfing", "a storm [fail]"]).start().wait(timeout=60)
+    ok, failed = run.jobs
+    with pytest.raises(ValueError, match="stars must be a whole number from 1 to 5"):
+        run.rate(ok, stars=6)
+    with pytest.raises(ValueError, match="stars must be a whole number"):
+        run.rate(ok, stars=True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tags must be a list or tuple"):
+        run.rate(ok, stars=3, tags="sharp")
+    with pytest.raises(ValueError, match="needs stars"):
+        run.rate(ok)
+    with pytest.raises(ValueError, match="is failed, not completed"):
+        run.rate(failed, stars=3)
+    with pytest.raises(ValueError, match="is not a job of this run"):
+        run.rate("j9999-0000", stars=3)
+    with pytest.raises(ValueError, match="winner must be one of 'a', 'b', 'tie', 'both_bad'"):
+        run.vote(ok, failed, winner="left")
+    with pytest.raises(ValueError, match="two different videos"):
+        run.vote(ok, ok, winner="a")
+    with pytest.raises(ValueError, match="rater looks like an API key"):
+        run.rate(ok, stars=3, rater="sk-proj-abcdefghijklmnopqrstuvwx")
+    with pytest.raises(TypeError, match="a Job of this run or its id"):
+        run.rate(3, stars=3)  # type: ignore[arg-type]
+    run.rate(ok, stars=3, note="my key is sk-proj-abcdefghijklmnopqrstuvwx", rater="ana")
+    assert "sk-proj-abcdefghijklmnop" not in run.judgments()["note"].iloc[0]  # scrubbed before it is stored
+    assert len(run.judgments()) == 1  # nothing of the refused ones was written
