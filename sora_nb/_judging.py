@@ -185,6 +185,11 @@ def _die_with_parent(pid: int) -> None:
     lives as long as its workers, so neither notices on its own.)
     """
 
+    import signal
+
+    # Ctrl-C (or a kernel interrupt) is for the kernel to handle; a worker just finishes its video.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def watch() -> None:
         while _alive(pid):
             time.sleep(0.5)
