@@ -85,7 +85,7 @@ METRICS_VERSION = "1"
 
 ANALYSIS_SIDE = 256
 """Long side, in pixels, of the frames the metrics look at (decoding downscales to it)."""
-SAMPLES_PER_SECOND = 4.0
+SAMPLES_PER_SECOND = 2.0
 """Sharpness and colourfulness look at this many frames per second (they change slowly)."""
 BLACK_LUMA = 20.0
 """A frame whose mean luma (0-255) is below this is black."""
@@ -189,10 +189,19 @@ def measure_video(path: str | os.PathLike[str], requested: Mapping[str, Any] | N
         scale = min(1.0, ANALYSIS_SIDE / max(width, height, 1))
         small = (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
         look = _Accumulator(sample_every=max(1, round(fps / SAMPLES_PER_SECOND)) if fps else 1)
+        step = max(1, max(width, height) // ANALYSIS_SIDE)
         for frame in container.decode(stream):
-            # Decoded at full size, but converted once, straight to the small size and format we need.
-            rgb = frame.reformat(width=small[0], height=small[1], format="rgb24").to_ndarray()
-            look.add(rgb)
+            # Every frame: its luma, read straight from the decoder's Y plane every `step` pixels (no
+            # colour conversion, no filtering: this is what keeps measuring close to decoding's cost).
+            # Sampled frames: properly downscaled luma and colour, for sharpness and colourfulness.
+            luma = _luma(frame, step, small)
+            sampled = None
+            if look.frames % look.sample_every == 0:
+                sampled = tuple(
+                    frame.reformat(width=small[0], height=small[1], format=fmt, interpolation="AREA").to_ndarray()
+                    for fmt in ("gray", "rgb24")
+                )
+            look.add(luma, sampled)
     frames = look.frames
     if stream_duration is not None and frames and fps:
         # The MP4 stream's duration counts the last frame's display time; the container's may not.
@@ -271,28 +280,27 @@ class _Accumulator:
         self.means: list[float] = []  # one float per frame: 8 bytes a frame is flat enough
         self.sharpness: list[float] = []
         self.colour: list[float] = []
-        self._previous: Gray | None = None
+        self._previous: NDArray[np.int16] | None = None
         self._previous_hist: NDArray[np.float64] | None = None
 
-    def add(self, rgb: NDArray[Any]) -> None:
+    def add(self, gray: NDArray[Any], sampled: tuple[NDArray[Any], ...] | None) -> None:
         import numpy as np
 
-        channels = rgb.astype(np.float32)
-        # BT.601 luma, as the encoder's Y plane would give it (full range here).
-        luma = channels[..., 0] * 0.299 + channels[..., 1] * 0.587 + channels[..., 2] * 0.114
-        mean = float(luma.mean())
+        mean = float(gray.mean())
         self.means.append(mean)
         self.black += mean < BLACK_LUMA
-        hist = np.histogram(luma, bins=32, range=(0.0, 256.0))[0] / luma.size
+        hist = np.bincount((gray >> 3).ravel(), minlength=32) / gray.size  # 32 bins of 8 levels
+        signed = gray.astype(np.int16)
         if self._previous is not None and self._previous_hist is not None:
-            diff = float(np.abs(luma - self._previous).mean())
+            diff = float(np.abs(signed - self._previous).mean())
             self.diff_sum += diff
             self.frozen += diff < FROZEN_DIFF
             self.cuts += 0.5 * float(np.abs(hist - self._previous_hist).sum()) > CUT_DISTANCE
-        if self.frames % self.sample_every == 0:
-            self.sharpness.append(_laplacian_variance(luma))
-            self.colour.append(_colourfulness(channels))
-        self._previous, self._previous_hist = luma, hist
+        if sampled is not None:
+            small_gray, small_rgb = sampled
+            self.sharpness.append(_laplacian_variance(small_gray.astype(np.float32)))
+            self.colour.append(_colourfulness(small_rgb.astype(np.float32)))
+        self._previous, self._previous_hist = signed, hist
         self.frames += 1
 
     def result(self) -> dict[str, Any]:
@@ -315,6 +323,26 @@ class _Accumulator:
             "colourfulness": round(float(np.mean(self.colour)), 4) if self.colour else 0.0,
             "scene_cuts": int(self.cuts),
         }
+
+
+# 8-bit formats whose first plane is the luma, as decoders of H.264, HEVC, VP9 and AV1 deliver it.
+_Y_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21",
+                              "gray"})  # fmt: skip
+
+
+def _luma(frame: Any, step: int, small: tuple[int, int]) -> NDArray[Any]:
+    """The frame's luma, every ``step``-th pixel; other formats go through FFmpeg's scaler."""
+    import numpy as np
+
+    if frame.format.name in _Y_PLANE_FORMATS:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        luma: NDArray[Any] = rows[: frame.height : step, : frame.width : step]
+        return luma
+    converted: NDArray[Any] = frame.reformat(
+        width=small[0], height=small[1], format="gray", interpolation="AREA"
+    ).to_ndarray()
+    return converted
 
 
 def _share(count: int, total: int) -> float:
