@@ -783,6 +783,18 @@ class Run:
 
         return compare(self, rows=rows, cols=cols, **options)
 
+    def review(self, **options: Any) -> Any:
+        """A widget to rate this run's videos one at a time (stars, tags, a note); see ``sora_nb.ui.review``."""
+        from .ui import review
+
+        return review(self, **options)
+
+    def arena(self, by: str = "model", **options: Any) -> Any:
+        """A widget for blind A/B votes across one axis; see ``sora_nb.ui.arena`` and :meth:`vote`."""
+        from .ui import arena
+
+        return arena(self, by=by, **options)
+
     def table(self, **options: Any) -> Any:
         """The run's DataFrame with thumbnails, sortable."""
         from .ui import table

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["Leaderboard", "bradley_terry", "leaderboard"]
+__all__ = ["Leaderboard", "bradley_terry", "choose_pair", "leaderboard"]
 
 PRIOR_TIES = 1.0
 """Virtual ties added between every pair of values (regularisation; see the module docstring)."""
@@ -46,6 +46,8 @@ def bradley_terry(
     [0.0, 0.0]
     """
     k = wins.shape[0]
+    if k < 2:
+        return np.zeros(k)  # one value (or none): nothing to rank it against
     w = wins + (prior / 2.0) * (1.0 - np.eye(k))
     games = w + w.T
     won = w.sum(axis=1)
@@ -246,3 +248,51 @@ def _samples(
         )
     data = df[[by, column]].dropna()
     return [data.loc[data[by] == v, column].astype("float64").to_numpy() for v in values]
+
+
+def choose_pair(
+    df: pd.DataFrame, judgments: Sequence[Mapping[str, Any]], *, by: str, rng: np.random.Generator,
+    skip: Iterable[frozenset[str]] = (),
+) -> tuple[str, str] | None:
+    """The next pair of videos to vote on: same prompt and other axes, different ``by``; None when none.
+
+    The most informative first: the pairs compared fewest times, then those whose values of ``by`` are
+    closest in strength (a vote between near-equals says the most); sides are drawn at random. ``skip``:
+    pairs (as frozensets of two job ids) not to offer now.
+
+    >>> df = pd.DataFrame({"prompt": ["p", "p", "q", "q"], "model": ["a", "b", "a", "b"],
+    ...                    "job_id": ["j1", "j2", "j3", "j4"], "status": ["completed"] * 4,
+    ...                    "video_path": ["1.mp4", "2.mp4", "3.mp4", "4.mp4"]})
+    >>> votes = [{"kind": "vote", "job_id": "j1", "other_id": "j2", "winner": "a"}]
+    >>> sorted(choose_pair(df, votes, by="model", rng=np.random.default_rng(0)))  # q's pair: never compared
+    ['j3', 'j4']
+    """
+    if by not in df.columns:
+        raise ValueError(f"by={by!r} is not a column of the run.")
+    leading = list(df.columns[: list(df.columns).index("job_id")])
+    same = [c for c in leading if c not in (by, "repeat")]
+    ready = df[(df["status"] == "completed") & df["video_path"].notna()]
+    counts: dict[frozenset[str], int] = {}
+    for j in judgments:
+        if j.get("kind") == "vote":
+            key = frozenset((j["job_id"], j["other_id"]))
+            counts[key] = counts.get(key, 0) + 1
+    values = list(dict.fromkeys(df[by].dropna().tolist()))
+    index = {v: i for i, v in enumerate(values)}
+    pairs, scores = _votes(judgments, dict(zip(df["job_id"], df[by], strict=True)), index)
+    strength = bradley_terry(_win_matrix(pairs, scores, len(values))) if values else np.zeros(0)
+    skipped = set(skip)
+    candidates: list[tuple[int, float, float, str, str]] = []
+    groups = ready.groupby(same, observed=True, dropna=False, sort=False) if same else [((), ready)]
+    for _key, group in groups:
+        rows = list(group[["job_id", by]].itertuples(index=False, name=None))
+        for (a, va), (b, vb) in ((x, y) for i, x in enumerate(rows) for y in rows[i + 1 :]):
+            pair = frozenset((a, b))
+            if va == vb or pair in skipped:
+                continue
+            closeness = abs(float(strength[index[va]] - strength[index[vb]]))
+            candidates.append((counts.get(pair, 0), closeness, float(rng.random()), a, b))
+    if not candidates:
+        return None
+    _count, _closeness, _tie, a, b = min(candidates)
+    return (a, b) if rng.random() < 0.5 else (b, a)

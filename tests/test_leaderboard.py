@@ -119,3 +119,10 @@ def test_plot_draws_intervals() -> None:
         assert "95 % interval" in ax.get_xlabel()
     finally:
         plt.close(ax.figure)
+
+
+def test_one_value_has_nothing_to_rank_against() -> None:
+    df = pd.DataFrame({"job_id": ["j1", "j2"], "model": ["a", "a"], "stars_mean": [math.nan] * 2, "ratings": [0, 0]})
+    votes = [{"kind": "vote", "job_id": "j1", "other_id": "j2", "winner": "a"}]
+    board = leaderboard(df, votes, by="model")
+    assert board["strength"].tolist() == [0.0] and board["n"].tolist() == [0]

@@ -36,10 +36,12 @@ except ImportError as exc:
         'sora_nb.ui needs ipywidgets 8 (the notebook extra). Fix: pip install "sora-nb[notebook]".'
     ) from exc
 
+from ._arena import Arena
 from ._compare import CompareGrid
 from ._gallery import Gallery
 from ._job import JobCard
 from ._prompt import PromptBox
+from ._review import Review
 from ._sweep import RunProgress, SweepBuilder
 from ._table import ResultsTable
 
@@ -62,6 +64,10 @@ __all__ = [  # in the order a user meets them
     "Gallery",
     "CompareGrid",
     "ResultsTable",
+    "review",
+    "arena",
+    "Review",
+    "Arena",
 ]
 
 
@@ -151,3 +157,29 @@ def table(run: Run, **options: Any) -> ResultsTable:
     >>> client.close()
     """
     return ResultsTable(run, **options)
+
+
+def review(run: Run, **options: Any) -> Review:
+    """Rate a run's videos one at a time: stars, tags, a note (stored with ``run.rate``).
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.review(run, rater="ana")  # doctest: +ELLIPSIS
+    <Review run=... '0 of 2 rated by ana'>
+    >>> client.close()
+    """
+    return Review(run, **options)
+
+
+def arena(run: Run, by: str = "model", **options: Any) -> Arena:
+    """Blind A/B votes between two videos of the same prompt that differ on ``by`` (``run.vote``).
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+    >>> sora_nb.ui.arena(run, by="model")  # doctest: +ELLIPSIS
+    <Arena run=... by='model' votes=0>
+    >>> client.close()
+    """
+    return Arena(run, by=by, **options)
