@@ -231,7 +231,9 @@ async def run_task_async(
     loop = asyncio.get_running_loop()
     spec = dataclasses.asdict(task.spec)
     if task.builtin:
-        values = await loop.run_in_executor(executor or process_pool(), measure_video, task.path, task.requested)
+        # Making the default pool starts processes (a second or more): never on the loop.
+        pool = executor or await asyncio.to_thread(process_pool)
+        values = await loop.run_in_executor(pool, measure_video, task.path, task.requested)
         store_metric(ledger, task.checksum, BUILTIN, METRICS_VERSION, values)
     for metric in task.custom:
         value = await loop.run_in_executor(executor, _call_custom, metric, task.path, spec)
