@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -716,8 +717,9 @@ class Run:
         """
         from ._judging import add_rating
 
-        return add_rating(self._judging_ledger(), _job_id(job), stars=stars, tags=tags, note=note,
-                          rater=rater or _login())
+        write = functools.partial(add_rating, self._judging_ledger(), _job_id(job), stars=stars, tags=tags,
+                                  note=note, rater=rater or _login())
+        return self.runtime.call_and_wait(write)  # on the loop: one writer (DESIGN.md)
 
     def vote(self, a: Job | str, b: Job | str, *, winner: str, rater: str | None = None) -> int:
         """Record a blind pairwise vote between two videos: ``winner`` is ``"a"``, ``"b"``, ``"tie"`` or
@@ -737,7 +739,9 @@ class Run:
         """
         from ._judging import add_vote
 
-        return add_vote(self._judging_ledger(), _job_id(a), _job_id(b), winner=winner, rater=rater or _login())
+        write = functools.partial(add_vote, self._judging_ledger(), _job_id(a), _job_id(b), winner=winner,
+                                  rater=rater or _login())
+        return self.runtime.call_and_wait(write)
 
     def undo_judgment(self, *, rater: str | None = None) -> dict[str, Any] | None:
         """Withdraw the last rating or vote still in force (of ``rater``, or of anyone); returns it, or None.
@@ -746,7 +750,7 @@ class Run:
         """
         from ._judging import undo_last
 
-        return undo_last(self._judging_ledger(), rater=rater)
+        return self.runtime.call_and_wait(functools.partial(undo_last, self._judging_ledger(), rater=rater))
 
     def judgments(self, *, include_undone: bool = False) -> pandas.DataFrame:
         """Every rating and vote of the run, oldest first: ``kind`` (rating or vote), ``rater``,

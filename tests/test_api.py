@@ -32,7 +32,9 @@ def test_api_md_names_exist() -> None:
                                                  "status", "progress", "video_path", "thumbnail_path", "error",
                                                  "reconcile"])
     assert all(hasattr(sora_nb.Run, m) for m in ["wait", "__await__", "cancel", "retry_failed", "to_dataframe",
-                                                 "gallery", "compare", "table", "audit", "reconcile"])
+                                                 "gallery", "compare", "table", "audit", "reconcile",
+                                                 "measure", "rate", "vote", "judgments", "leaderboard", "review",
+                                                 "arena"])
     assert all(hasattr(sora_nb.Sweep, m) for m in ["estimate", "start"])
 
 
