@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import json
 import logging
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("sora_nb")
+
+MEASURE_TIMEOUT_S = 600.0
+"""After a download, how long the job waits for its video to be measured before it finishes anyway."""
 
 BUILTIN = "video"
 """The ``metrics`` row name under which :func:`measure_video`'s whole dict is stored."""
@@ -157,6 +161,10 @@ def process_pool() -> concurrent.futures.ProcessPoolExecutor:
     """
     global _pool
     with _pool_lock:
+        if _pool is not None and getattr(_pool, "_broken", False):
+            # A worker died (killed, out of memory): that pool refuses all work for good; make another.
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
         if _pool is None:
             methods = multiprocessing.get_all_start_methods()
             # Never plain fork: the kernel has threads (sora_nb's loop), and a forked child may inherit
@@ -215,6 +223,17 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _forget(pool: concurrent.futures.Executor) -> None:
+    """A worker of the default pool died (killed, out of memory): the pool is broken for good, so the
+    next measuring makes a new one. Another executor is the caller's to mend."""
+    global _pool
+    with _pool_lock:
+        if pool is not _pool:
+            return
+        _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def shutdown_pool() -> None:
     """Stop the default pool's workers (made again on next use); for tests and ``sora-nb measure``."""
     global _pool
@@ -232,8 +251,14 @@ async def run_task_async(
     spec = dataclasses.asdict(task.spec)
     if task.builtin:
         # Making the default pool starts processes (a second or more): never on the loop.
-        pool = executor or await asyncio.to_thread(process_pool)
-        values = await loop.run_in_executor(pool, measure_video, task.path, task.requested)
+        pool: concurrent.futures.Executor = executor if executor is not None else await asyncio.to_thread(process_pool)
+        try:
+            values = await asyncio.wait_for(
+                loop.run_in_executor(pool, measure_video, task.path, task.requested), MEASURE_TIMEOUT_S
+            )
+        except concurrent.futures.process.BrokenProcessPool:
+            _forget(pool)
+            raise
         store_metric(ledger, task.checksum, BUILTIN, METRICS_VERSION, values)
     for metric in task.custom:
         value = await loop.run_in_executor(executor, _call_custom, metric, task.path, spec)
@@ -283,6 +308,10 @@ def measure_records(
                 task, name, version = futures[future]
                 try:
                     store_metric(ledger, task.checksum, name, version, future.result())
+                except concurrent.futures.process.BrokenProcessPool as exc:
+                    _forget(builtin_pool)
+                    logger.warning("could not measure job %s: %s (run.measure() again starts new workers)",
+                                   task.job_id, exc)
                 except Exception as exc:  # one bad video (or metric) must not stop the others
                     logger.warning("could not measure %s of job %s (%s): %s", name, task.job_id, task.path, exc)
                 remaining[task.job_id] -= 1

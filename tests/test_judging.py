@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import wait_for
 
 import sora_nb
 from sora_nb._cli import main
@@ -284,3 +285,28 @@ def test_bad_judgments_are_refused_with_the_fix(client: sora_nb.Client) -> None:
     run.rate(ok, stars=3, note="my key is sk-proj-abcdefghijklmnopqrstuvwx", rater="ana")
     assert "sk-proj-abcdefghijklmnop" not in run.judgments()["note"].iloc[0]  # scrubbed before it is stored
     assert len(run.judgments()) == 1  # nothing of the refused ones was written
+
+
+def test_a_killed_measuring_worker_is_replaced(client: sora_nb.Client, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGKILL the default pool's workers (an out-of-memory kill): the failure is logged, and the next
+    measuring starts new workers (before: the broken pool failed every later video for good)."""
+    import signal
+
+    from sora_nb._judging import process_pool
+
+    client.runner.measure = False
+    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    pool = process_pool()
+    workers = list(getattr(pool, "_processes", {}).values())
+    assert workers
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGKILL)
+    for worker in workers:
+        worker.join(10)
+    # The pool learns of the deaths in its own thread; work sent before that is lost in CPython's pool.
+    wait_for(lambda: getattr(pool, "_broken", False), what="the pool to notice", timeout=10)
+    with caplog.at_level(logging.WARNING, logger="sora_nb"):
+        run.measure()
+    assert process_pool() is not pool
+    assert run.measure() + int(run.to_dataframe()["metric_duration_s"].notna().sum()) >= 2
+    assert run.to_dataframe()["metric_duration_s"].notna().all()
