@@ -90,7 +90,7 @@ SAMPLES_PER_SECOND = 2.0
 BLACK_LUMA = 20.0
 """A frame whose mean luma (0-255) is below this is black."""
 FROZEN_DIFF = 0.1
-"""Consecutive frames whose mean |difference| is below this many luma levels did not change."""
+"""Consecutive frames whose mean |difference| (luma plus chroma) is below this many levels did not change."""
 CUT_DISTANCE = 0.5
 """A histogram distance (half the L1 distance of normalised 32-bin luma histograms, 0-1) above this is a cut."""
 BLACK_SHARE_FLAG = 0.05
@@ -195,13 +195,14 @@ def measure_video(path: str | os.PathLike[str], requested: Mapping[str, Any] | N
             # colour conversion, no filtering: this is what keeps measuring close to decoding's cost).
             # Sampled frames: properly downscaled luma and colour, for sharpness and colourfulness.
             luma = _luma(frame, step, small)
+            chroma = _chroma(frame, step)
             sampled = None
             if look.frames % look.sample_every == 0:
                 sampled = tuple(
                     frame.reformat(width=small[0], height=small[1], format=fmt, interpolation="AREA").to_ndarray()
                     for fmt in ("gray", "rgb24")
                 )
-            look.add(luma, sampled)
+            look.add(luma, chroma, sampled)
     frames = look.frames
     if stream_duration is not None and frames and fps:
         # The MP4 stream's duration counts the last frame's display time; the container's may not.
@@ -281,9 +282,10 @@ class _Accumulator:
         self.sharpness: list[float] = []
         self.colour: list[float] = []
         self._previous: NDArray[np.int16] | None = None
+        self._previous_chroma: NDArray[np.int16] | None = None
         self._previous_hist: NDArray[np.float64] | None = None
 
-    def add(self, gray: NDArray[Any], sampled: tuple[NDArray[Any], ...] | None) -> None:
+    def add(self, gray: NDArray[Any], chroma: NDArray[Any] | None, sampled: tuple[NDArray[Any], ...] | None) -> None:
         import numpy as np
 
         mean = float(gray.mean())
@@ -291,16 +293,21 @@ class _Accumulator:
         self.black += mean < BLACK_LUMA
         hist = np.bincount((gray >> 3).ravel(), minlength=32) / gray.size  # 32 bins of 8 levels
         signed = gray.astype(np.int16)
+        colour = chroma.astype(np.int16) if chroma is not None else None
         if self._previous is not None and self._previous_hist is not None:
             diff = float(np.abs(signed - self._previous).mean())
             self.diff_sum += diff
-            self.frozen += diff < FROZEN_DIFF
+            # Frozen means nothing changed, colour included: a slow wave of hue alone is still motion.
+            still = diff
+            if colour is not None and self._previous_chroma is not None:
+                still += float(np.abs(colour - self._previous_chroma).mean())
+            self.frozen += still < FROZEN_DIFF
             self.cuts += 0.5 * float(np.abs(hist - self._previous_hist).sum()) > CUT_DISTANCE
         if sampled is not None:
             small_gray, small_rgb = sampled
             self.sharpness.append(_laplacian_variance(small_gray.astype(np.float32)))
             self.colour.append(_colourfulness(small_rgb.astype(np.float32)))
-        self._previous, self._previous_hist = signed, hist
+        self._previous, self._previous_hist, self._previous_chroma = signed, hist, colour
         self.frames += 1
 
     def result(self) -> dict[str, Any]:
@@ -343,6 +350,18 @@ def _luma(frame: Any, step: int, small: tuple[int, int]) -> NDArray[Any]:
         width=small[0], height=small[1], format="gray", interpolation="AREA"
     ).to_ndarray()
     return converted
+
+
+def _chroma(frame: Any, step: int) -> NDArray[Any] | None:
+    """The frame's second plane (U, or interleaved UV), every ``step``-th sample; None for other formats."""
+    import numpy as np
+
+    if frame.format.name not in _Y_PLANE_FORMATS or len(frame.planes) < 2:
+        return None
+    plane = frame.planes[1]
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    chroma: NDArray[Any] = rows[::step, : plane.width : step]
+    return chroma
 
 
 def _share(count: int, total: int) -> float:

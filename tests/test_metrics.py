@@ -104,7 +104,8 @@ def test_each_defect_raises_its_flag_only(videos: dict[str, Path], defect: str) 
 
 def test_black_and_frozen_shares_measure_the_defect(videos: dict[str, Path]) -> None:
     assert measure_video(videos["black"])["black_share"] == pytest.approx(8 / 48, abs=1e-6)
-    assert measure_video(videos["frozen"])["frozen_share"] == pytest.approx(17 / 47, abs=1e-6)
+    # 17 repeated frames; the encoder may still refine the first one or two after the change.
+    assert 15 / 47 - 1e-6 <= measure_video(videos["frozen"])["frozen_share"] <= 17 / 47 + 1e-6
     # Two cuts: into the black span and out of it.
     assert measure_video(videos["black"])["scene_cuts"] == 2
 

@@ -58,7 +58,9 @@ def test_defects_reach_a_run_through_the_api(tmp_path: Path) -> None:
     with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path) as client:
         run = client.sweep(prompt=prompts).start().wait(timeout=60)
         df = run.to_dataframe()
-    assert df["metric_defects"].tolist() == ["", *DEFECTS]
+    shown = ["prompt", "metric_defects", "metric_duration_s", "metric_black_share", "metric_frozen_share",
+             "metric_flicker"]
+    assert df["metric_defects"].tolist() == ["", *DEFECTS], df[shown].to_string()
 
 
 @pytest.mark.slow
