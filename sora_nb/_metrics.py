@@ -17,8 +17,8 @@ audio                  True when the file has an audio stream
 bitrate_bps            bits per second of the whole file
 file_bytes             size of the file
 black_share            share of frames that are black (mean luma below :data:`BLACK_LUMA`)
-frozen_share           share of consecutive frame pairs that do not change (mean |diff| below
-                       :data:`FROZEN_DIFF` luma levels)
+frozen_share           share of consecutive frame pairs that do not change (mean |diff| of luma
+                       plus chroma below :data:`FROZEN_DIFF` levels)
 motion                 mean absolute difference between consecutive frames, as a share of 255
 temporal_flickering    VBench's score: (255 - mean |diff|) / 255; 1.0 is perfectly steady
 flicker                how much the brightness jumps back and forth, in luma levels: the mean over
