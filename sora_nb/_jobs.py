@@ -642,11 +642,11 @@ class Run:
         True
         >>> client.close()
         """
-        from ._judging import Scores, read_scores
+        from ._judging import scores_of
         from ._results import records_to_dataframe
 
         records = [dataclasses.replace(job.record) for job in self.jobs]
-        scores = read_scores(self.ledger) if self.ledger is not None else Scores({}, ())
+        scores = scores_of(self.ledger, self.run_dir)
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id, scores=scores)
 
     # ------------------------------------------------------------------ judging (sora_nb._judging)
@@ -771,7 +771,10 @@ class Run:
 
     def _judging_ledger(self) -> Any:
         if self.ledger is None:
-            raise ValueError(f"run {self.id} has no jobs yet: there is nothing to judge. Fix: wait for its videos.")
+            raise ValueError(
+                f"run {self.id} has no open ledger: no jobs yet, or its client is closed. Fix: wait for its "
+                f"videos, or sora_nb.resume({str(self.run_dir)!r}) to judge it again."
+            )
         return self.ledger
 
     # ------------------------------------------------------------------ display (needs the notebook extra)

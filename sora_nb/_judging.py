@@ -31,6 +31,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._ledger import JobRecord, Ledger
+from ._ledger import LEDGER_FILE, JobRecord, Ledger
 from ._metrics import METRICS_VERSION, CustomMetric, custom_metrics, measure_video
 from ._redact import looks_like_secret, redact
 from ._types import JobSpec
@@ -58,6 +59,7 @@ __all__ = [
     "measure_task",
     "process_pool",
     "read_scores",
+    "scores_of",
     "requested_for",
     "run_task_async",
     "store_metric",
@@ -346,6 +348,19 @@ class Scores:
     metrics: Mapping[str, Mapping[str, Any]]
     custom: tuple[str, ...]
     ratings: Mapping[str, tuple[float | None, int, str]] = dataclasses.field(default_factory=dict)
+
+
+def scores_of(ledger: Ledger | None, run_dir: Path) -> Scores:
+    """A run's scores from its open ledger, or from the file when its client closed the ledger already."""
+    if ledger is not None:
+        try:
+            return read_scores(ledger)
+        except sqlite3.ProgrammingError:  # closed with its client; the file is still the truth
+            pass
+    if not (run_dir / LEDGER_FILE).is_file():
+        return Scores({}, ())  # nothing written yet
+    with Ledger.open(run_dir, readonly=True) as reader:
+        return read_scores(reader)
 
 
 def read_scores(ledger: Ledger) -> Scores:

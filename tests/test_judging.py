@@ -44,6 +44,14 @@ def test_every_downloaded_video_is_measured_and_shown(client: sora_nb.Client) ->
     assert offline["metric_sharpness"].tolist() == df["metric_sharpness"].tolist()
 
 
+def test_the_dataframe_of_a_run_whose_client_closed_still_has_its_metrics(tmp_path: Path) -> None:
+    with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
+        run = client.sweep(prompt="a corgi surfing").start().wait(timeout=60)
+        run.rate(run.jobs[0], stars=4, rater="ana")
+    df = run.to_dataframe()  # the client (and the ledger it opened) is closed now
+    assert df["metric_duration_s"].tolist() == [4.0] and df["stars_mean"].tolist() == [4.0]
+
+
 def test_a_failed_job_has_no_metrics(client: sora_nb.Client) -> None:
     run = client.sweep(prompt=["a corgi surfing", "a storm [fail]"]).start().wait(timeout=60)
     df = run.to_dataframe()
