@@ -172,11 +172,13 @@ def test_cli_measure_shows_progress_and_lists_defects(
 ) -> None:
     with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
         client.runner.measure = False
-        run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60).run_dir
+        run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing [defect:frozen]"]).start().wait(
+            timeout=60).run_dir
     assert main(["measure", str(run_dir)]) == 0
     out, err = capsys.readouterr()
     assert "[########################] 2/2 videos measured" in err
     assert "2 video(s) measured; 2 of 2 jobs have metrics." in out
+    assert "defects: frozen  (a cat skiing [defect:frozen])" in out and out.count("defects:") == 1
     assert main(["measure", str(run_dir), "--quiet"]) == 0
     assert "0 video(s) measured" in capsys.readouterr().out
     assert main(["measure", str(tmp_path / "nowhere")]) == 2

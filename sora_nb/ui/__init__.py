@@ -11,6 +11,9 @@
 <Gallery run ... page=1>
 <CompareGrid run=... rows='prompt' cols='model'>
 <ResultsTable run=... rows=2>
+>>> run.review(rater="ana"); run.arena(by="model")  # judging: ratings, and blind A/B votes  # doctest: +ELLIPSIS
+<Review run=... '0 of 2 rated by ana'>
+<Arena run=... by='model' votes=0>
 >>> client.close()
 
 The widgets hold no API logic: they observe jobs and runs (``observe``) and call the engine's
