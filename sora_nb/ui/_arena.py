@@ -14,7 +14,7 @@ from ._sync import ErrorLine, Panel, guarded, show_html
 if TYPE_CHECKING:
     from .._jobs import Job, Run
 
-__all__ = ["Arena"]
+__all__ = ["Arena", "arena_html"]
 
 _CHOICES = (("A is better", "a"), ("B is better", "b"), ("Tie", "tie"), ("Both bad", "both_bad"))
 
@@ -122,9 +122,7 @@ class Arena(Panel):
         self.header.value = (f"<b>Which is better?</b> {html.escape(str(a.spec.prompt))} · {html.escape(self.by)} "
                              f"hidden until you vote · {done}")
         if self.media_mode == "url":
-            cells = {("", "A"): [a], ("", "B"): [b]}
-            show_html(self.stage, _display.compare_html(cells, [""], ["A", "B"], rows="pair", cols="side",
-                                                        width=self.width))
+            show_html(self.stage, arena_html(a, b, width=self.width))
         else:
             self._clear_stage()
             self.stage.children = tuple(
@@ -150,6 +148,18 @@ class Arena(Panel):
 
     def __repr__(self) -> str:
         return f"<Arena run={self.run.id} by={self.by!r} votes={self.votes}>"
+
+
+def arena_html(a: Job, b: Job, *, width: int = 320) -> str:
+    """The two videos side by side as A and B, played, paused and sought together, with nothing that
+    names what they differ on (no caption: the comparison grid's captions would give the answer away)."""
+    sides = "".join(
+        f'<td style="padding:4px;vertical-align:top"><div style="font-weight:600">{side}</div>'
+        f"{_display.compare_video_html(job, width=width)}</td>"
+        for side, job in (("A", a), ("B", b))
+    )
+    return (f'<div class="sora-nb-compare sora-nb-arena-pair"><div style="margin-bottom:6px">'
+            f"{_display.compare_buttons_html()}</div><table><tr>{sides}</tr></table></div>")
 
 
 def _value(job: Job, name: str) -> Any:
