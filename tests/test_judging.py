@@ -320,3 +320,18 @@ def test_a_killed_measuring_worker_is_replaced(client: sora_nb.Client, caplog: p
     assert process_pool() is not pool
     assert run.measure() + int(run.to_dataframe()["metric_duration_s"].notna().sum()) >= 2
     assert run.to_dataframe()["metric_duration_s"].notna().all()
+
+
+def test_a_schema_2_ledger_gains_the_judging_tables(tmp_path: Path) -> None:
+    """A ledger written with unique remote ids but before metrics (schema 2) is brought to schema 3."""
+    Ledger.create(tmp_path, meta={}).close()
+    with sqlite3.connect(tmp_path / LEDGER_FILE) as conn:
+        conn.execute("DROP TABLE metrics")
+        conn.execute("DROP TABLE judgments")
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    with Ledger.open(tmp_path, readonly=True) as reader:  # a reader changes nothing
+        assert reader.query("SELECT COUNT(*) FROM metrics") == [] and reader.query("PRAGMA user_version") == [(2,)]
+    with Ledger.open(tmp_path) as ledger:
+        assert ledger.query("PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+        assert ledger.query("SELECT COUNT(*) FROM judgments") == [(0,)]
