@@ -47,6 +47,7 @@ from ._errors import (
     ValidationError,
 )
 from ._jobs import Job
+from ._metrics import measure_video, register_metric, unregister_metric
 from ._polling import PollPolicy
 from ._profiles import PROFILES, Profile
 from ._results import COLUMNS
@@ -79,6 +80,10 @@ __all__ = [
     "AuditReport",
     "COLUMNS",
     "STYLES",
+    # judging a sweep
+    "measure_video",
+    "register_metric",
+    "unregister_metric",
     # errors
     "SoraError",
     "ConfigurationError",

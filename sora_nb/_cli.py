@@ -24,6 +24,7 @@ examples:
   sora-nb audit sora_runs/20261121-101500-ab12    # did I pay twice? the run vs the server's own list
   sora-nb ls
   sora-nb app                                    # the no-code app (Voila) in your browser
+  sora-nb measure sora_runs/20261121-101500-ab12   # video metrics for every finished video
   sora-nb simulator --port 8000 --time-scale 0.05
 """
 
@@ -347,6 +348,41 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return simulator.run(args)
 
 
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = int(width * done / total) if total else width
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """Fill in the video metrics of a run, offline: no server, no key."""
+    from ._judging import measure_records
+    from ._ledger import Ledger
+    from ._results import load_run
+
+    stream = sys.stderr
+    tty = stream.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if args.quiet:
+            return
+        line = f"{_bar(done, total)} videos measured"
+        if tty:
+            stream.write("\r" + line + ("\n" if done == total else ""))
+        elif done == total or done == 0:
+            stream.write(line + "\n")
+        stream.flush()
+
+    with Ledger.open(args.run_dir) as ledger:
+        profile = ledger.meta().get("profile")
+        measured = measure_records(ledger, ledger.jobs(), profile=profile, progress=progress, timeout=args.timeout)
+    df = load_run(args.run_dir)
+    flagged = df[df["metric_defects"].fillna("") != ""]
+    print(f"{measured} video(s) measured; {int(df['metric_duration_s'].notna().sum())} of {len(df)} jobs have metrics.")
+    for row in flagged.itertuples():
+        print(f"  {row.job_id}  defects: {row.metric_defects}  ({str(row.prompt)[:50]})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sora-nb",
@@ -431,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_app)
+
+    p = sub.add_parser("measure", help="measure the videos of a run (duration, defects, motion, sharpness...)")
+    p.add_argument("run_dir")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (resumable)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_measure)
 
     p = sub.add_parser("simulator", help="serve the simulator on a loopback port (OpenAI Videos API)")
     from . import simulator

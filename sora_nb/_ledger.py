@@ -64,10 +64,11 @@ __all__ = [
     "new_run_id",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones.
 
-2: ``remote_id`` is unique (ledgers of version 1 are upgraded in place when opened for writing)."""
+2: ``remote_id`` is unique. 3: the ``metrics`` and ``judgments`` tables (issue 10). Older ledgers are
+upgraded in place when opened for writing (:meth:`Ledger._upgrade`)."""
 
 LEDGER_FILE = "ledger.sqlite"
 
@@ -156,6 +157,33 @@ _SCHEMA = (
     _UNIQUE_REMOTE_ID,
 )
 
+# Version 3 (issue 10): measured metrics (by the video's checksum, so a re-download or a copy is not
+# measured twice) and human judgments (ratings and votes; an undo marks a row, never deletes it). New
+# tables only, "IF NOT EXISTS": adding them to any older ledger is safe, whatever else its upgrade does.
+_JUDGING_TABLES: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS metrics (
+        checksum TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        value TEXT NOT NULL,
+        computed_at REAL NOT NULL,
+        PRIMARY KEY (checksum, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS judgments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        rater TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        other_id TEXT,
+        winner TEXT,
+        stars INTEGER,
+        tags TEXT,
+        note TEXT,
+        created_at REAL NOT NULL,
+        undone_at REAL
+    )""",
+)
+
 
 class Ledger:
     """The SQLite ledger of one run directory. Make one with :meth:`create` or :meth:`open`.
@@ -213,6 +241,8 @@ class Ledger:
             # a schema version that open() refuses by name (never a half-made one that looks whole).
             with ledger._write() as conn:
                 for statement in _SCHEMA:
+                    conn.execute(statement)
+                for statement in _JUDGING_TABLES:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
@@ -275,11 +305,22 @@ class Ledger:
             raise
 
     def _upgrade(self) -> None:
-        """Bring a version 1 ledger to version 2 in place: ``remote_id`` becomes unique.
+        """Bring an older ledger to :data:`SCHEMA_VERSION` in place.
 
-        A ledger written before that may already hold one remote id in two rows (repeats that adopted a
-        sibling's video): it stays at version 1, with a warning, and ``run.audit()`` lists the duplicates.
+        Version 3's tables come first: they are new tables, so adding them is always safe. Version 2
+        makes ``remote_id`` unique; a ledger written before that may already hold one remote id in two
+        rows (repeats that adopted a sibling's video): it keeps its version (1), with a warning, and
+        ``run.audit()`` lists the duplicates; it is tried again at the next open.
         """
+        with self._write() as conn:
+            for statement in _JUDGING_TABLES:
+                conn.execute(statement)
+            # Read inside the write lock: two processes opening the same old ledger upgrade it once.
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version >= 2:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version >= 2:
+            return
         try:
             with self._write() as conn:
                 conn.execute("DROP INDEX IF EXISTS jobs_remote_id")
@@ -409,6 +450,22 @@ class Ledger:
         with self._lock:
             (largest,) = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
         return int(largest) + 1
+
+    # ------------------------------------------------------------------ for the modules that add tables
+    def query(self, sql: str, parameters: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query; ``[]`` when a table it reads is missing (an old ledger read
+        read-only, before any writer upgraded it)."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(parameters)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One committed write transaction (rolled back whole on error), for the judging tables."""
+        return self._write()
 
     @contextmanager
     def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:

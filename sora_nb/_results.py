@@ -36,7 +36,46 @@ thumbnail_path      object               absolute path of the poster, None when 
 checksum            object               ``sha256:<hex>`` of the video file
 attempts            int64                create requests sent (1 unless something went wrong)
 polls               int64                status requests made
+stars_mean          float64              mean of the stars people gave it (``run.rate``), NaN if none
+ratings             int64                how many ratings it has (withdrawn ones not counted)
+tags                object               the tags people gave it, comma-separated, ``""`` if none
 ==================  ===================  =========================================================
+
+Then what :func:`sora_nb.measure_video` measured of the video (the keys it returns, prefixed; the
+thresholds of the flags are in ``sora_nb._metrics``); <NA>, NaN or None until the video is measured:
+
+==========================  =======  ===============================================
+column                      dtype    meaning
+==========================  =======  ===============================================
+metric_duration_s           float64  delivered duration in seconds
+metric_fps                  float64  frames per second
+metric_frames               Int64    frames decoded
+metric_width                Int64    delivered width in pixels
+metric_height               Int64    delivered height in pixels
+metric_codec                object   the video codec (h264)
+metric_audio                boolean  the file has an audio stream
+metric_bitrate_bps          float64  bits per second of the file
+metric_file_bytes           Int64    size of the file
+metric_black_share          float64  share of black frames
+metric_frozen_share         float64  share of frame pairs that do not change
+metric_motion               float64  mean |frame difference| / 255
+metric_temporal_flickering  float64  VBench's score, 1.0 = steady
+metric_flicker              float64  brightness jumping back and forth, luma levels
+metric_sharpness            float64  variance of the Laplacian
+metric_colourfulness        float64  Hasler-Süsstrunk colourfulness
+metric_scene_cuts           Int64    cuts between consecutive frames
+metric_flag_duration        boolean  duration off the request by more than a frame
+metric_flag_size            boolean  resolution differs from the request
+metric_flag_aspect          boolean  aspect ratio off the request by > 1 %
+metric_flag_audio           boolean  audio asked for, none delivered
+metric_flag_black           boolean  black frames (>= 5 % of them)
+metric_flag_frozen          boolean  frozen frames (>= 15 % of pairs)
+metric_flag_flicker         boolean  flicker (>= 4 luma levels)
+metric_defects              object   raised flags, comma-separated ('' for none)
+==========================  =======  ===============================================
+
+A metric you registered with :func:`sora_nb.register_metric` adds a ``metric_<name>`` column at the end,
+once a value of it is stored.
 
 Text columns hold ``str`` or ``None`` (object dtype, under pandas 2 and 3 alike), so that
 ``if row.video_path:`` means "there is a file". ``df.attrs`` holds ``run_dir`` and ``run_id``.
@@ -61,7 +100,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._judging import Scores, read_scores
 from ._ledger import JOB_STATUSES, JobRecord, Ledger
+from ._metrics import METRIC_COLUMNS
 from ._types import TERMINAL_STATUSES, JobKind, JobSpec
 
 if TYPE_CHECKING:
@@ -95,6 +136,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("checksum", "object", "sha256:<hex> of the video file"),
     ("attempts", "int64", "create requests sent (1 unless something went wrong)"),
     ("polls", "int64", "status requests made"),
+    ("stars_mean", "float64", "mean of the stars people gave it (run.rate), NaN if none"),
+    ("ratings", "int64", "how many ratings it has (withdrawn ones not counted)"),
+    ("tags", "object", "the tags people gave it, comma-separated, '' if none"),
+    *METRIC_COLUMNS,
 )  # fmt: skip
 """The fixed columns after the axes, as ``(name, dtype, description)``; see the module docstring."""
 
@@ -107,7 +152,12 @@ _SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec)) - {"axes"}
 
 
 def records_to_dataframe(
-    records: Sequence[JobRecord], *, run_dir: str | Path, axes: Sequence[str], run_id: str | None = None
+    records: Sequence[JobRecord],
+    *,
+    run_dir: str | Path,
+    axes: Sequence[str],
+    run_id: str | None = None,
+    scores: Scores | None = None,
 ) -> pandas.DataFrame:
     """The jobs as a DataFrame with the schema of the module docstring (one row per job, by ``seq``).
 
@@ -116,6 +166,7 @@ def records_to_dataframe(
         run_dir: the run directory that ``video_path``/``thumbnail_path`` are relative to.
         axes: the sweep's axis names, in order: they become the leading columns.
         run_id: stored in ``df.attrs["run_id"]``.
+        scores: the run's stored metrics (``read_scores(ledger)``); without them the metric columns are empty.
 
     >>> from sora_nb._types import JobSpec
     >>> spec = JobSpec("a corgi", "sora-2", "1280x720", "4", axes={"model": "sora-2"})
@@ -178,6 +229,7 @@ def records_to_dataframe(
         "attempts": pd.Series(column("attempts"), dtype="int64"),
         "polls": pd.Series(column("polls"), dtype="int64"),
     }
+    data |= _score_columns(pd, records, scores or Scores({}, ()))
     df = pd.DataFrame(data)
     # Plain JSON values only: to_parquet stores attrs as JSON.
     df.attrs["run_dir"] = str(run_dir)
@@ -202,7 +254,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> pandas.DataFrame:
     with Ledger.open(Path(run_dir), readonly=True) as ledger:
         meta = ledger.meta()
         records = ledger.jobs()
-    return records_to_dataframe(records, run_dir=Path(run_dir), axes=meta.get("axes") or (), run_id=meta.get("run_id"))
+        scores = read_scores(ledger)
+    return records_to_dataframe(
+        records, run_dir=Path(run_dir), axes=meta.get("axes") or (), run_id=meta.get("run_id"), scores=scores
+    )
 
 
 def export(df: pandas.DataFrame, path: str | Path) -> Path:
@@ -241,6 +296,26 @@ def export(df: pandas.DataFrame, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _score_columns(pd: Any, records: Sequence[JobRecord], scores: Scores) -> dict[str, pandas.Series]:
+    """The judgment columns (by job) and the metric columns (by checksum; no measured video: NA)."""
+    measured = [scores.metrics.get(r.checksum or "", {}) if r.status == "completed" else {} for r in records]
+    rated = [scores.ratings.get(r.job_id, (None, 0, "")) for r in records]
+    columns: dict[str, pandas.Series] = {
+        "stars_mean": pd.Series([stars for stars, _, _ in rated], dtype="float64"),
+        "ratings": pd.Series([n for _, n, _ in rated], dtype="int64"),
+        "tags": pd.Series([tags for _, _, tags in rated], dtype=object),
+    }
+    for name, dtype, _ in METRIC_COLUMNS:
+        key = name.removeprefix("metric_")
+        values = [m.get(key) for m in measured]
+        columns[name] = pd.Series(values, dtype=dtype if dtype != "float64" else None).astype(dtype)
+    for key in scores.custom:
+        column = f"metric_{key}"
+        if column not in columns:
+            columns[column] = pd.Series([m.get(key) for m in measured], dtype=object).infer_objects()
+    return columns
 
 
 def _axis_value(spec: JobSpec, name: str) -> Any:

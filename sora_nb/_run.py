@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import JobTimeoutError, StorageError
-from ._jobs import DEFAULT_RECONCILE_TIMEOUT, Driven, Observer
+from ._jobs import DEFAULT_RECONCILE_TIMEOUT, Driven, Job, Observer
 from ._redact import logger
 from ._types import JobSpec
 from ._validation import check_timeout
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import pandas
 
     from ._audit import AuditReport
-    from ._jobs import Job
+    from ._ledger import Ledger
     from ._runner import Runner
 
 __all__ = ["Run"]
@@ -263,10 +264,142 @@ class Run(Driven):
         True
         >>> client.close()
         """
+        from ._judging import scores_of
         from ._results import records_to_dataframe
 
         records = [dataclasses.replace(job._record) for job in self.jobs]
-        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id)
+        scores = scores_of(self._runner.ledger_of(self), self.run_dir)
+        return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id, scores=scores)
+
+    # ------------------------------------------------------------------ judging (sora_nb._judging)
+    def measure(
+        self, executor: concurrent.futures.Executor | None = None, *, timeout: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Measure every finished video that lacks a metric (old runs, newly registered metrics).
+
+        Runs are measured after each download anyway; this fills in the rest. The built-in metrics run
+        in ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, a dask
+        ``Client.get_executor()``...) or sora_nb's process pool; registered ones there too, or in a
+        thread of this process. ``progress(done, total)`` is called after each video. Returns how many
+        videos were measured; the values are in ``run.to_dataframe()``'s ``metric_*`` columns.
+
+        >>> import sora_nb, concurrent.futures
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing").start().wait(timeout=60)
+        >>> run.measure()  # already measured after its download
+        0
+        >>> def prompt_words(path, spec):
+        ...     return len(spec["prompt"].split())
+        >>> _ = sora_nb.register_metric("prompt_words", prompt_words)
+        >>> with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        ...     run.measure(pool)
+        1
+        >>> run.to_dataframe()["metric_prompt_words"].tolist()
+        [3]
+        >>> sora_nb.unregister_metric("prompt_words"); client.close()
+        """
+        from ._judging import measure_records
+
+        ledger = self._runner.ledger_of(self)
+        if ledger is None:
+            return 0
+        records = [dataclasses.replace(job._record) for job in self.jobs]
+        return measure_records(
+            ledger, records, executor=executor, profile=self._runner.profile.name, progress=progress, timeout=timeout
+        )
+
+    async def measure_async(
+        self, executor: concurrent.futures.Executor | None = None, *, timeout: float | None = None
+    ) -> int:
+        """The awaitable twin of :meth:`measure`: the waiting happens in a thread, the loop stays free."""
+        return await asyncio.to_thread(self.measure, executor, timeout=timeout)
+
+    def rate(
+        self, job: Job | str, *, stars: int | None = None, tags: Iterable[str] = (), note: str = "",
+        rater: str | None = None,
+    ) -> int:
+        """Record a person's rating of a video (1-5 stars, tags, a note), durably in the run's ledger.
+
+        Several raters may rate the same video; the DataFrame shows the mean (``stars_mean``), the
+        number of ratings and the tags. ``rater`` defaults to your login name. Returns the judgment's id.
+
+        Raises:
+            ValueError: the job is not a completed job of this run, or stars is not 1-5.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+        >>> a, b = run.jobs
+        >>> _ = run.rate(a, stars=4, tags=("sharp",), rater="ana"); _ = run.rate(a, stars=2, rater="bo")
+        >>> run.to_dataframe()[["model", "tags", "stars_mean", "ratings"]]
+                model   tags  stars_mean  ratings
+        0      sora-2  sharp         3.0        2
+        1  sora-2-pro                NaN        0
+        >>> client.close()
+        """
+        from ._judging import add_rating
+
+        write = functools.partial(add_rating, self._judging_ledger(), _job_id(job), stars=stars, tags=tags,
+                                  note=note, rater=rater or _login())
+        return self._runner.runtime.call_and_wait(write)  # on the loop: one writer (DESIGN.md)
+
+    def vote(self, a: Job | str, b: Job | str, *, winner: str, rater: str | None = None) -> int:
+        """Record a blind pairwise vote between two videos: ``winner`` is ``"a"``, ``"b"``, ``"tie"`` or
+        ``"both_bad"``. Durable in the ledger; returns the judgment's id. ``run.leaderboard()`` ranks by them.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+        >>> a, b = run.jobs
+        >>> for _ in range(3):
+        ...     _ = run.vote(b, a, winner="a", rater="ana")
+        >>> run.leaderboard(by="model")[["model", "wins", "losses", "ties", "n"]]
+                model  wins  losses  ties  n
+        0  sora-2-pro     3       0     0  3
+        1      sora-2     0       3     0  3
+        >>> client.close()
+        """
+        from ._judging import add_vote
+
+        write = functools.partial(add_vote, self._judging_ledger(), _job_id(a), _job_id(b), winner=winner,
+                                  rater=rater or _login())
+        return self._runner.runtime.call_and_wait(write)
+
+    def undo_judgment(self, *, rater: str | None = None) -> dict[str, Any] | None:
+        """Withdraw the last rating or vote still in force (of ``rater``, or of anyone); returns it, or None.
+
+        The ledger keeps the row, marked withdrawn; DataFrames and leaderboards stop counting it.
+        """
+        from ._judging import undo_last
+
+        return self._runner.runtime.call_and_wait(functools.partial(undo_last, self._judging_ledger(), rater=rater))
+
+    def judgments(self, *, include_undone: bool = False) -> pandas.DataFrame:
+        """Every rating and vote of the run, oldest first: ``kind`` (rating or vote), ``rater``,
+        ``job_id`` (``a`` of a vote), ``other_id`` (``b``), ``winner``, ``stars``, ``tags``, ``note``,
+        ``created_at`` (and ``undone_at`` with ``include_undone=True``)."""
+        from ._judging import judgments_frame
+
+        return judgments_frame(self._judging_ledger(), include_undone=include_undone)
+
+    def leaderboard(self, by: str = "model", using: str = "votes", *, seed: int = 0) -> pandas.DataFrame:
+        """Rank the values of an axis: ``using="votes"`` (Bradley-Terry from the pairwise votes),
+        ``"stars"`` (mean rating) or a metric (``"motion"``, ``"sharpness"``...), with a 95 % bootstrap
+        interval, wins/losses/ties, n, and the metric means. ``.plot()`` draws it. See ``run.vote``."""
+        from ._judging import read_judgments
+        from ._leaderboard import leaderboard
+
+        return leaderboard(self.to_dataframe(), read_judgments(self._judging_ledger()), by=by, using=using, seed=seed)
+
+    def _judging_ledger(self) -> Ledger:
+        ledger = self._runner.ledger_of(self)
+        if ledger is None:
+            raise ValueError(
+                f"run {self.id} has no open ledger: no jobs yet, or its client is closed. Fix: wait for its "
+                f"videos, or sora_nb.resume({str(self.run_dir)!r}) to judge it again."
+            )
+        return ledger
 
     # ------------------------------------------------------------------ display (needs the notebook extra)
     def gallery(self, **options: Any) -> ipywidgets.VBox:
@@ -286,6 +419,18 @@ class Run(Driven):
         from .ui import compare
 
         return compare(self, rows=rows, cols=cols, **options)
+
+    def review(self, **options: Any) -> ipywidgets.VBox:
+        """A widget to rate this run's videos one at a time (stars, tags, a note); see ``sora_nb.ui.review``."""
+        from .ui import review
+
+        return review(self, **options)
+
+    def arena(self, by: str = "model", **options: Any) -> ipywidgets.VBox:
+        """A widget for blind A/B votes across one axis; see ``sora_nb.ui.arena`` and :meth:`vote`."""
+        from .ui import arena
+
+        return arena(self, by=by, **options)
 
     def table(self, **options: Any) -> ipywidgets.VBox:
         """The run's DataFrame with thumbnails, sortable.
@@ -314,3 +459,21 @@ class Run(Driven):
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         return f"<Run {self.id} {len(self.jobs)} jobs: {counts or 'none'} at {str(self.run_dir)!r}>"
+
+
+def _job_id(job: Job | str) -> str:
+    if isinstance(job, Job):
+        return job.id
+    if isinstance(job, str):
+        return job
+    raise TypeError(f"expected a Job of this run or its id (a str), not {type(job).__name__}.")
+
+
+def _login() -> str:
+    """Who is judging, when the caller does not say: the login name (it is not a secret)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (some containers)
+        return "anonymous"

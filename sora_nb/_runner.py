@@ -48,6 +48,7 @@ from ._errors import (
     storage_error,
 )
 from ._jobs import Job
+from ._judging import measure_task, run_task_async
 from ._ledger import LEDGER_FILE, JobRecord, Ledger, claimed_by_other_runs
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
@@ -195,6 +196,7 @@ class Runner:
         self._runs: list[Run] = []  # whose ledgers this runner opened
         self._locks: list[RunLock] = []  # of the runs it drives
         self._closed = False
+        self.measure = True  # metrics after each download (sora_nb._judging); False skips them
 
     @property
     def api(self) -> ContractClient:
@@ -216,6 +218,11 @@ class Runner:
         if held is None:
             held = self._held[run] = _RunDrive()
         return held
+
+    def ledger_of(self, run: Run) -> Ledger | None:
+        """The run's ledger while this runner holds it open (``None`` before its first job, or once closed)."""
+        held = self._held.get(run)
+        return held.ledger if held is not None else None
 
     def _run_slots(self, run: Run) -> asyncio.Semaphore:
         """The run's own cap on jobs in flight (the client's cap applies too); loop thread only."""
@@ -409,6 +416,7 @@ class Runner:
                     await self._poll(job)
             if job._record.status == "completed" and job._record.downloaded_at is None:
                 await self._fetch(job)
+                await self._measure(job)
         except asyncio.CancelledError:
             raise
         # Messages may quote what a server sent: redacted once more before the ledger keeps them.
@@ -705,6 +713,18 @@ class Runner:
         self._transition(
             job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum, downloaded_at=self.clock()
         )
+
+    async def _measure(self, job: Job) -> None:
+        """Measure the new video off the loop (a process pool); a failure is logged, never fails the job."""
+        ledger = self.ledger_of(job.run)
+        if not self.measure or ledger is None:
+            return
+        try:
+            task = measure_task(ledger, job._record, profile=self.profile.name)
+            if task is not None:
+                await run_task_async(ledger, task)
+        except Exception as exc:  # the video is on disk and paid for: a metric must not undo that
+            logger.warning("could not measure the video of job %s: %s (run.measure() tries again)", job.id, exc)
 
     # ------------------------------------------------------------------ cancelling
     def cancel(self, job: Job) -> None:

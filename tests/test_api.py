@@ -11,7 +11,7 @@ import sora_nb
 
 EXPECTED_ALL = [
     "connect", "Client", "Job", "Sweep", "Estimate", "load_sweep_file", "Run", "resume", "load_run", "AuditReport",
-    "COLUMNS", "STYLES",
+    "COLUMNS", "STYLES", "measure_video", "register_metric", "unregister_metric",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",
@@ -34,7 +34,9 @@ def test_api_md_names_exist() -> None:
                                                  "status", "progress", "video_path", "thumbnail_path", "error",
                                                  "reconcile"])
     assert all(hasattr(sora_nb.Run, m) for m in ["wait", "__await__", "cancel", "retry_failed", "to_dataframe",
-                                                 "gallery", "compare", "table", "audit", "reconcile"])
+                                                 "gallery", "compare", "table", "audit", "reconcile",
+                                                 "measure", "rate", "vote", "judgments", "leaderboard", "review",
+                                                 "arena"])
     assert all(hasattr(sora_nb.Sweep, m) for m in ["estimate", "start"])
 
 
@@ -45,9 +47,10 @@ PUBLIC_ATTRIBUTES = {
         "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
     ],
     "Run": [
-        "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",
-        "max_concurrency", "meta", "observe", "profile", "reconcile", "retry_failed", "run_dir", "submit", "table",
-        "to_dataframe", "wait", "wait_async",
+        "arena", "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",
+        "judgments", "leaderboard", "max_concurrency", "measure", "measure_async", "meta", "observe", "profile",
+        "rate", "reconcile", "retry_failed", "review", "run_dir", "submit", "table", "to_dataframe", "undo_judgment",
+        "vote", "wait", "wait_async",
     ],
     "Client": [
         "aclose", "api", "base_url", "call", "close", "generate", "profile", "run_root", "session", "simulator",
@@ -109,4 +112,5 @@ def test_cli_subcommands() -> None:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "generate", "sweep", "resume", "audit", "ls", "app", "simulator"}
+    assert set(sub.choices) == {"demo", "generate", "sweep", "resume", "audit", "ls", "app", "measure",
+                                "simulator"}

@@ -30,7 +30,7 @@ nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("quickstart", "sweep", "gallery", "providers", "app")
+NOTEBOOKS = ("quickstart", "sweep", "gallery", "providers", "app", "evaluate")
 MAX_BYTES = 300_000
 MAX_SECONDS = 60.0
 """Each notebook's budget on the simulator (the issue's "under a minute")."""

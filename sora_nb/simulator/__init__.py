@@ -28,6 +28,7 @@ from __future__ import annotations
 from ._config import SimulatorConfig
 from ._inprocess import STATE_DIR_NAME, in_process_config, run_state_dir, served_state_dir
 from ._persist import read_audit
+from ._render import render_video
 from ._serve import ServerHandle, add_arguments, run, serve, start_server
 from ._transport import SimulatorTransport, create_app
 
@@ -40,6 +41,7 @@ __all__ = [
     "create_app",
     "in_process_config",
     "read_audit",
+    "render_video",
     "run",
     "run_state_dir",
     "serve",

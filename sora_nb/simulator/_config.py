@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["DIALECTS", "SimulatorConfig"]
+__all__ = ["DEFECTS", "DIALECTS", "SimulatorConfig"]
+
+DEFECTS = ("black", "frozen", "flicker", "duration")
+"""Defective videos the simulator can deliver (``defect_rate``, or ``[defect:<kind>]`` in a prompt): a
+span of black frames, a frozen tail, brightness flicker, and a video a quarter shorter than asked."""
 
 DIALECTS = ("openai", "openrouter", "xai", "gemini", "together")
 """The APIs the simulator speaks: OpenAI's Videos API, and one dialect per hosted service (``dialects/``)."""
@@ -65,6 +69,9 @@ class SimulatorConfig:
         asset_ttl: Seconds from creation until assets expire (``expires_at``); ``None``: 24 h. Not
             scaled, so a notebook left open with a small ``time_scale`` still finds its videos.
         poll_after_ms: When set, ``GET /videos/{id}`` answers with ``openai-poll-after-ms``.
+        defect_rate: Probability that a job's video is delivered with a defect (one of ``defects``,
+            drawn from the seed). A prompt containing ``[defect:<kind>]`` always gets that defect.
+        defects: The kinds ``defect_rate`` draws from (see :data:`DEFECTS`).
         dialect: Which API to speak: ``"openai"`` (the Videos contract), or a hosted service's dialect
             (``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"``: see ``sora_nb.simulator.dialects``).
 
@@ -99,6 +106,8 @@ class SimulatorConfig:
     latency: float = 0.0
     asset_ttl: float | None = None
     poll_after_ms: int | None = None
+    defect_rate: float = 0.0
+    defects: tuple[str, ...] = DEFECTS
     dialect: str = "openai"
 
     def __post_init__(self) -> None:
@@ -110,7 +119,11 @@ class SimulatorConfig:
             raise ValueError(f"max_side must be between 16 and 1920 pixels, got {self.max_side!r}")
         if not 1 <= self.fps <= 60:
             raise ValueError(f"fps must be between 1 and 60, got {self.fps!r}")
-        for name in ("failure_rate", "error_rate", "drop_rate", "drop_after_create_rate"):
+        if not self.defects or not set(self.defects) <= set(DEFECTS):
+            raise ValueError(f"defects must be some of {', '.join(DEFECTS)}, got {self.defects!r}")
+        if not isinstance(self.defects, tuple):
+            object.__setattr__(self, "defects", tuple(self.defects))
+        for name in ("failure_rate", "error_rate", "drop_rate", "drop_after_create_rate", "defect_rate"):
             _check_rate(name, getattr(self, name))
         for name in ("base_run_s", "queue_s", "latency", "duration_sigma"):
             if getattr(self, name) < 0:

@@ -4,6 +4,14 @@ The video is visibly derived from the prompt (the wrapped prompt text over movin
 hue comes from a hash of the prompt), so a gallery of simulated results is easy to tell apart. Each
 segment of an extended video shows its own prompt.
 
+So that metrics, leaderboards and demos have something to find, the look also differs by model and
+style, in ways :func:`sora_nb.measure_video` can measure. These differences are synthetic, made up for
+the simulator, and say nothing about the real models: a ``*-pro`` model renders a fine texture
+(sharper) and faster bands (more motion); style words in the prompt (a preset's phrase such as "film
+noir" or "vivid cel shading") change saturation, contrast and warmth. A job may also be delivered with a
+defect (``SimulatorConfig.defect_rate``, or ``[defect:<kind>]`` in the prompt): a span of black frames,
+a frozen tail, brightness flicker, or a video a quarter shorter than asked.
+
 Assets are cached on disk by everything that changes the pixels (:meth:`RenderSpec.key`). All three
 files are written into a temporary directory that is renamed into place, so a reader never sees a
 half-written file and two renders of the same spec racing each other are harmless. A per-key lock
@@ -41,10 +49,11 @@ __all__ = [
     "ensure_rendered",
     "output_dimensions",
     "probe_video",
+    "render_video",
     "store_reference_image",
 ]
 
-RENDER_VERSION = 3
+RENDER_VERSION = 4
 """Bump when the pixels change, so stale cached renders are not served."""
 
 _SPRITE_COLUMNS = 4
@@ -75,6 +84,7 @@ class RenderSpec:
         label: A small caption in the top-left corner (the model), or ``""``.
         variation: Seeds this job's variation on the prompt's look (shifted hues, another wave), so that
             the same prompt on two models, or twice, gives two videos a comparison grid can tell apart.
+        defect: ``""``, or one of ``black``, ``frozen``, ``flicker``, ``duration`` (see the module docstring).
     """
 
     segments: tuple[tuple[str, int], ...]
@@ -84,12 +94,13 @@ class RenderSpec:
     reference: str | None = None
     label: str = ""
     variation: str = ""
+    defect: str = ""
 
     def key(self) -> str:
         """Hex digest naming this spec's cache directory."""
         payload = json.dumps(
             [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference, self.label,
-             self.variation],
+             self.variation, self.defect],
             ensure_ascii=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
@@ -172,6 +183,25 @@ def ensure_rendered(spec: RenderSpec, cache_dir: str) -> Assets:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return assets
+
+
+def render_video(
+    directory: str | os.PathLike[str], *, prompt: str, seconds: int = 4, size: str = "1280x720",
+    model: str = "sora-2", max_side: int = 320, fps: int = 12, defect: str = "", variation: str = "",
+) -> Path:
+    """Render one simulated video into ``directory`` (cached there) and return the MP4's path.
+
+    The kind of pixels the simulator serves for such a job (``variation`` stands for the job's id):
+    for tests, demos and benchmarks that need a real video file without a run.
+
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     render_video(d, prompt="a red fox", seconds=1, max_side=64).suffix
+    '.mp4'
+    """
+    spec = RenderSpec(
+        ((prompt, int(seconds)),), size, max_side, fps, label=model, variation=f"{model}/{variation}", defect=defect
+    )
+    return ensure_rendered(spec, os.fspath(directory)).video
 
 
 def store_reference_image(image: Image.Image, cache_dir: str) -> str:
@@ -307,6 +337,41 @@ def _palette(prompt: str, hue_shift: float = 0.0) -> tuple[NDArray[np.float32], 
     return first, second
 
 
+# Style words a prompt may carry (the style presets' phrases, or a user's own words) and what they do
+# to the palette: (saturation factor, contrast factor, warmth). Synthetic: see the module docstring.
+_STYLE_LOOKS: tuple[tuple[tuple[str, ...], tuple[float, float, float]], ...] = (
+    (("black-and-white", "noir", "monochrome"), (0.0, 1.6, 0.0)),
+    (("vivid", "anime", "cel shading", "saturated"), (1.5, 1.2, 0.0)),
+    (("faded", "vintage", "16mm"), (0.45, 0.6, 0.35)),
+    (("cinematic", "warm"), (1.0, 1.15, 0.25)),
+    (("documentary", "natural colours"), (0.8, 0.9, 0.0)),
+    (("claymation", "tactile"), (1.15, 0.85, 0.15)),
+)
+
+
+def _style_look(prompt: str) -> tuple[float, float, float]:
+    """``(saturation, contrast, warmth)`` from the first style words found in the prompt."""
+    lowered = prompt.lower()
+    for words, look in _STYLE_LOOKS:
+        if any(word in lowered for word in words):
+            return look
+    return 1.0, 1.0, 0.0
+
+
+def _styled(colour: NDArray[np.float32], look: tuple[float, float, float]) -> NDArray[np.float32]:
+    saturation, contrast, warmth = look
+    grey = float(colour @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+    out = grey + (colour - grey) * saturation
+    out = 128.0 + (out - 128.0) * contrast
+    out = out + np.array([40.0, 10.0, -40.0], dtype=np.float32) * warmth
+    styled: NDArray[np.float32] = np.clip(out, 0.0, 255.0).astype(np.float32)
+    return styled
+
+
+def _is_pro(label: str) -> bool:
+    return "pro" in label.lower()
+
+
 def _background(reference: str | None, width: int, height: int) -> NDArray[np.float32] | None:
     if reference is None:
         return None
@@ -323,23 +388,47 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     total = spec.seconds * spec.fps
     bar_y0 = height - max(2, height // 40)
     hue_shift, speed = _variation(spec.variation)
+    pro = _is_pro(spec.label)
+    if pro:
+        speed *= 2.0  # more motion
+    # A fine texture, for a sharper look (the Laplacian's variance rises); computed once per video.
+    detail = (14.0 * np.sign(np.sin(xs * 1.9) * np.sin(ys * 1.9)))[..., None] if pro else None
     label = _label_alpha(spec.label, width, height)
+    delivered = round(total * 0.75) if spec.defect == "duration" else total
+    black = range(round(total * 0.25), round(total * 0.35)) if spec.defect == "black" else range(0)
+    frozen_from = round(total * 0.6) if spec.defect == "frozen" else total
     index = 0
+    still: Frame | None = None
     for prompt, seconds in spec.segments:
-        first, second = _palette(prompt, hue_shift)
+        look = _style_look(prompt)
+        first, second = (_styled(colour, look) for colour in _palette(prompt, hue_shift))
         alpha = np.maximum(_text_alpha(prompt, width, height), label)[..., None]
         halo = np.clip(alpha * 3.0, 0.0, 1.0) * 0.55
         base = background * 0.6 if background is not None else None
         for _ in range(seconds * spec.fps):
+            if index >= delivered:
+                return
+            if still is not None:
+                index += 1
+                yield still
+                continue
             phase = index / spec.fps
             wave = (0.5 + 0.5 * np.sin(2.0 * np.pi * (diagonal * 2.0 - phase * speed)))[..., None]
             image = second + (first - second) * wave
+            if detail is not None:
+                image = image + detail
             if base is not None:
                 image = base + 0.4 * image
             image = image * (1.0 - halo) + 255.0 * alpha
+            if spec.defect == "flicker":
+                image = image + (45.0 if index % 2 else -45.0)
             frame = np.clip(image, 0.0, 255.0).astype(np.uint8)
             # A progress bar along the bottom shows time passing, even in the spritesheet's tiles.
             frame[bar_y0:, : int(width * (index + 1) / total)] = 255
+            if index in black:
+                frame[:] = 0
+            if index + 1 >= frozen_from:
+                still = frame  # every later frame repeats this one
             index += 1
             yield frame
 
@@ -361,7 +450,7 @@ def _spritesheet(picks: list[Frame], path: Path) -> None:
 
 def _render_into(spec: RenderSpec, assets: Assets) -> None:
     width, height = output_dimensions(spec.size, spec.max_side)
-    total = spec.seconds * spec.fps
+    total = round(spec.seconds * spec.fps * 0.75) if spec.defect == "duration" else spec.seconds * spec.fps
     wanted = _sprite_indices(total)
     middle = total // 2
     kept: dict[int, Frame] = {}

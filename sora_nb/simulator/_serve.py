@@ -191,6 +191,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fail-marker", default="[fail]", help="prompts containing it fail (moderation)")
     faults.add_argument("--failure-rate", type=float, default=0.0, help="probability a job fails partway")
+    faults.add_argument(
+        "--defect-rate", type=float, default=0.0,
+        help="probability a video is defective (black frames, frozen tail, flicker, short); "
+        "or put [defect:KIND] in a prompt",
+    )
     faults.add_argument("--rate-limit-rpm", type=int, default=None, help="requests per minute per key")
     faults.add_argument("--create-rate-limit-rpm", type=int, default=None, help="job creations per minute per key")
     faults.add_argument("--error-rate", type=float, default=0.0, help="probability of a 500/502/503")
@@ -231,6 +236,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         state_dir=getattr(args, "state_dir", None),
         fail_marker=args.fail_marker or None,
         failure_rate=args.failure_rate,
+        defect_rate=args.defect_rate,
         rate_limit_rpm=args.rate_limit_rpm,
         create_rate_limit_rpm=args.create_rate_limit_rpm,
         error_rate=args.error_rate,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._config import SimulatorConfig
+from ._config import DEFECTS, SimulatorConfig
 from ._faults import RateLimiter
 from ._lifecycle import Plan, Status, plan_job, state_at
 from ._persist import JobStore, StoredJob, job_from_json
@@ -87,7 +87,7 @@ class Job:
         """What to render for this job under ``config``."""
         return RenderSpec(
             self.segments, self.size, config.max_side, config.fps, self.reference,
-            label=self.model, variation=f"{self.model}/{self.id}",
+            label=self.model, variation=f"{self.model}/{self.id}", defect=str(self.extra.get("defect", "")),
         )
 
     def resource(self, now: float, ttl: float) -> dict[str, Any]:
@@ -172,6 +172,7 @@ class SimulatorState:
         self.job_rng = _rng(config.seed, "jobs")
         self.fault_rng = _rng(config.seed, "faults")
         self.request_rng = _rng(config.seed, "requests")
+        self.defect_rng = _rng(config.seed, "defects")
         window = 60.0 * config.time_scale
         self.rate_limiter = RateLimiter(config.rate_limit_rpm, window)
         self.create_rate_limiter = RateLimiter(config.create_rate_limit_rpm, window)
@@ -230,6 +231,16 @@ class SimulatorState:
             if candidate not in self._seq_of and candidate not in self._characters:
                 return candidate
 
+    def _defect(self, prompt: str) -> str:
+        """The defect this job's video gets: a ``[defect:<kind>]`` in the prompt, else a seeded draw."""
+        for kind in DEFECTS:
+            if f"[defect:{kind}]" in prompt:
+                return kind
+        # Both draws always happen, so the defects of later jobs do not depend on this one's.
+        hit = self.defect_rng.random() < self.config.defect_rate
+        kind = self.defect_rng.choice(self.config.defects)
+        return kind if hit else ""
+
     def create_job(
         self,
         kind: JobKind,
@@ -265,7 +276,12 @@ class SimulatorState:
                     created_at=now,
                 )
 
-                def build(seq: int, job_id: str = job_id, plan: Plan = plan) -> Job:
+                defect = self._defect(prompt)
+                job_extra = {**(extra or {}), **({"defect": defect} if defect else {})}
+
+                def build(
+                    seq: int, job_id: str = job_id, plan: Plan = plan, job_extra: dict[str, Any] = job_extra
+                ) -> Job:
                     return Job(
                         id=job_id,
                         seq=seq,
@@ -280,7 +296,7 @@ class SimulatorState:
                         source_video_id=source_video_id,
                         extension_count=extension_count,
                         api_key_hash=api_key_hash,
-                        extra=dict(extra or {}),
+                        extra=dict(job_extra),
                     )
 
                 if self.store is None:

@@ -11,6 +11,9 @@
 <Gallery run ... page=1>
 <CompareGrid run=... rows='prompt' cols='model'>
 <ResultsTable run=... rows=2>
+>>> run.review(rater="ana"); run.arena(by="model")  # judging: ratings, and blind A/B votes  # doctest: +ELLIPSIS
+<Review run=... '0 of 2 rated by ana'>
+<Arena run=... by='model' votes=0>
 >>> client.close()
 
 The widgets hold no API logic: they observe jobs and runs (``observe``) and call the engine's
@@ -37,11 +40,13 @@ except ImportError as exc:
     ) from exc
 
 from .._run import Run
+from ._arena import Arena
 from ._compare import CompareGrid
 from ._gallery import Gallery
 from ._job import JobCard
 from ._progress import RunProgress
 from ._prompt import PromptBox
+from ._review import Review
 from ._server_gallery import ServerGallery
 from ._show import display_job as display_job  # for job._ipython_display_(), not in __all__
 from ._show import display_run as display_run  # for run._ipython_display_()
@@ -69,6 +74,10 @@ __all__ = [  # in the order a user meets them
     "ServerGallery",
     "CompareGrid",
     "ResultsTable",
+    "review",
+    "arena",
+    "Review",
+    "Arena",
 ]
 
 
@@ -161,3 +170,29 @@ def table(run: Run, **options: Any) -> ResultsTable:
     >>> client.close()
     """
     return ResultsTable(run, **options)
+
+
+def review(run: Run, **options: Any) -> Review:
+    """Rate a run's videos one at a time: stars, tags, a note (stored with ``run.rate``).
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    >>> sora_nb.ui.review(run, rater="ana")  # doctest: +ELLIPSIS
+    <Review run=... '0 of 2 rated by ana'>
+    >>> client.close()
+    """
+    return Review(run, **options)
+
+
+def arena(run: Run, by: str = "model", **options: Any) -> Arena:
+    """Blind A/B votes between two videos of the same prompt that differ on ``by`` (``run.vote``).
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+    >>> sora_nb.ui.arena(run, by="model")  # doctest: +ELLIPSIS
+    <Arena run=... by='model' votes=0>
+    >>> client.close()
+    """
+    return Arena(run, by=by, **options)

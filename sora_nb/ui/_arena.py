@@ -1,0 +1,167 @@
+"""The arena: blind A/B votes between two videos of the same prompt that differ on one axis."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import _display_grid
+from ._job import MediaMode, resolve_media, video_widget
+from ._sync import ErrorLine, Panel, guarded, show_html
+
+if TYPE_CHECKING:
+    from .._jobs import Job
+    from .._run import Run
+
+__all__ = ["Arena", "arena_html"]
+
+_CHOICES = (("A is better", "a"), ("B is better", "b"), ("Tie", "tie"), ("Both bad", "both_bad"))
+
+
+class Arena(Panel):
+    """Two videos of the same prompt (and the same other axes) that differ on ``by``, sides drawn at
+    random, their labels hidden until the vote is cast, then revealed; buttons A / B / Tie / Both bad,
+    Skip, Undo and Next. Each vote is stored with ``run.vote`` (durable, in the ledger).
+
+    Pairs are chosen to be informative: the pairs compared fewest times first, then the closest in
+    strength (see ``sora_nb._leaderboard.choose_pair``). With ``media="url"`` both videos play, pause
+    and seek together.
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> run = client.sweep(prompt="a corgi surfing", model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+    >>> arena = run.arena(by="model", rater="ana", seed=1)
+    >>> arena.vote("a")  # what the "A is better" button does
+    >>> arena.votes, arena.revealed
+    (1, True)
+    >>> client.close()
+    """
+
+    def __init__(self, run: Run, *, by: str = "model", rater: str | None = None, width: int = 320,
+                 media: MediaMode = "auto", seed: int | None = None) -> None:
+        import numpy as np
+
+        if by not in [*run.axes, "prompt", "model", "size", "seconds", "style"]:
+            raise ValueError(f"by={by!r} is not an axis of run {run.id}. Allowed: {', '.join(run.axes) or 'model'}.")
+        self.run, self.by, self.rater, self.width = run, by, rater, width
+        self.media_mode: MediaMode = resolve_media(media)
+        self._rng = np.random.default_rng(seed)
+        self.pair: tuple[Job, Job] | None = None
+        self.revealed = False
+        self.votes = 0
+        self._skipped: set[frozenset[str]] = set()
+        self.error = ErrorLine()
+        self.header = widgets.HTML()
+        self.stage: Any = widgets.Output() if self.media_mode == "url" else widgets.HBox()
+        self.reveal = widgets.HTML()
+        self.buttons = []
+        for label, winner in _CHOICES:
+            button = widgets.Button(description=label, layout=widgets.Layout(width="110px"))
+            button.on_click(guarded(self.error, lambda _b, w=winner: self.vote(w)))
+            self.buttons.append(button)
+        self.skip_button = widgets.Button(description="Skip", layout=widgets.Layout(width="80px"))
+        self.skip_button.on_click(guarded(self.error, lambda _b: self.skip()))
+        self.undo_button = widgets.Button(description="Undo", layout=widgets.Layout(width="80px"))
+        self.undo_button.on_click(guarded(self.error, lambda _b: self.undo()))
+        self.next_button = widgets.Button(description="Next pair", button_style="primary",
+                                          layout=widgets.Layout(width="110px"))
+        self.next_button.on_click(guarded(self.error, lambda _b: self.next()))
+        controls = widgets.HBox([*self.buttons, self.skip_button, self.undo_button, self.next_button])
+        super().__init__([self.header, self.stage, controls, self.reveal, self.error])
+        self.add_class("sora-nb-arena")
+        self.next()
+
+    def next(self) -> None:
+        """Show the next pair (labels hidden)."""
+        from .._leaderboard import choose_pair
+
+        df = self.run.to_dataframe()
+        judgments = self.run.judgments().to_dict("records")
+        chosen = choose_pair(df, judgments, by=self.by, rng=self._rng, skip=self._skipped)
+        jobs = {job.id: job for job in self.run.jobs}
+        self.pair = (jobs[chosen[0]], jobs[chosen[1]]) if chosen else None
+        self.revealed = False
+        self.reveal.value = ""
+        self._show()
+
+    def vote(self, winner: str) -> None:
+        """Cast the vote for the pair shown (``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"``), then reveal."""
+        if self.pair is None or self.revealed:
+            return
+        a, b = self.pair
+        self.run.vote(a, b, winner=winner, rater=self.rater)
+        self.votes += 1
+        self.revealed = True
+        said = dict((w, label) for label, w in _CHOICES)[winner]
+        self.reveal.value = (f"<b>{html.escape(said)}</b> · A was <b>{html.escape(str(_value(a, self.by)))}</b>, "
+                             f"B was <b>{html.escape(str(_value(b, self.by)))}</b>")
+        self._enable()
+
+    def skip(self) -> None:
+        """Do not vote on this pair now; show another."""
+        if self.pair is not None:
+            self._skipped.add(frozenset(job.id for job in self.pair))
+        self.next()
+
+    def undo(self) -> None:
+        """Withdraw this rater's last vote (or anyone's, without a rater)."""
+        if self.run.undo_judgment(rater=self.rater) is not None:
+            self.votes = max(0, self.votes - 1)
+            self.reveal.value = "<i>last vote withdrawn</i>"
+
+    def _show(self) -> None:
+        done = f"{self.votes} vote{'s' if self.votes != 1 else ''} this session"
+        if self.pair is None:
+            self.header.value = (f"<b>No pair to compare on {html.escape(self.by)}</b> ({done}): the run needs two "
+                                 "finished videos of the same prompt that differ on it.")
+            self._clear_stage()
+            self._enable()
+            return
+        a, b = self.pair
+        self.header.value = (f"<b>Which is better?</b> {html.escape(str(a.spec.prompt))} · {html.escape(self.by)} "
+                             f"hidden until you vote · {done}")
+        if self.media_mode == "url":
+            show_html(self.stage, arena_html(a, b, width=self.width))
+        else:
+            self._clear_stage()
+            self.stage.children = tuple(
+                widgets.VBox([widgets.HTML(f"<b>{side}</b>"), video_widget(
+                    job.video_path, controls=True, layout=widgets.Layout(width=f"{self.width}px"))])
+                for side, job in (("A", a), ("B", b)) if job.video_path is not None
+            )
+        self._enable()
+
+    def _clear_stage(self) -> None:
+        if self.media_mode == "url":
+            show_html(self.stage, "")
+        else:
+            for child in self.stage.children:
+                child.close()
+            self.stage.children = ()
+
+    def _enable(self) -> None:
+        waiting = self.pair is not None and not self.revealed
+        for button in self.buttons:
+            button.disabled = not waiting
+        self.skip_button.disabled = self.pair is None
+
+    def __repr__(self) -> str:
+        return f"<Arena run={self.run.id} by={self.by!r} votes={self.votes}>"
+
+
+def arena_html(a: Job, b: Job, *, width: int = 320) -> str:
+    """The two videos side by side as A and B, played, paused and sought together, with nothing that
+    names what they differ on (no caption: the comparison grid's captions would give the answer away)."""
+    sides = "".join(
+        f'<td style="padding:4px;vertical-align:top"><div style="font-weight:600">{side}</div>'
+        f"{_display_grid.compare_video_html(job, width=width)}</td>"
+        for side, job in (("A", a), ("B", b))
+    )
+    return (f'<div class="sora-nb-compare sora-nb-arena-pair"><div style="margin-bottom:6px">'
+            f"{_display_grid.compare_buttons_html()}</div><table><tr>{sides}</tr></table></div>")
+
+
+def _value(job: Job, name: str) -> Any:
+    return job.spec.axes[name] if name in job.spec.axes else getattr(job.spec, name, None)

@@ -1,0 +1,87 @@
+"""The review and arena widgets, driven from Python: what they store, show and hide."""
+
+from __future__ import annotations
+
+import pytest
+
+import sora_nb
+
+pytest.importorskip("ipywidgets")
+
+
+@pytest.fixture
+def run(client: sora_nb.Client) -> sora_nb.Run:
+    return client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"]).start().wait(
+        timeout=60)
+
+
+def test_arena_hides_the_labels_until_the_vote_then_reveals_them(run: sora_nb.Run) -> None:
+    arena = run.arena(by="model", rater="ana", seed=3, media="url")
+    try:
+        assert arena.pair is not None
+        a, b = arena.pair
+        assert a.spec.prompt == b.spec.prompt and {a.spec.model, b.spec.model} == {"sora-2", "sora-2-pro"}
+        shown = arena.header.value + str(arena.stage.outputs)
+        assert "sora-2" not in shown and not arena.reveal.value  # blind
+        assert all(not button.disabled for button in arena.buttons)
+        arena.buttons[1].click()  # "B is better"
+        assert arena.revealed and all(button.disabled for button in arena.buttons)
+        assert f"A was <b>{a.spec.model}</b>" in arena.reveal.value
+        votes = run.judgments()
+        assert (votes["job_id"].tolist(), votes["other_id"].tolist(), votes["winner"].tolist()) == (
+            [a.id], [b.id], ["b"])
+        arena.buttons[0].click()  # a second click on a revealed pair casts nothing
+        assert len(run.judgments()) == 1
+        first = frozenset((a.id, b.id))
+        arena.next_button.click()
+        assert arena.pair is not None and frozenset(j.id for j in arena.pair) != first  # fewest votes first
+    finally:
+        arena.close()
+
+
+def test_arena_skip_undo_and_no_pair(run: sora_nb.Run, client: sora_nb.Client) -> None:
+    arena = run.arena(by="model", rater="bo", seed=0, media="bytes")
+    try:
+        assert len(arena.stage.children) == 2  # two players, A and B
+        shown = arena.pair
+        arena.skip_button.click()
+        assert arena.pair != shown and len(run.judgments()) == 0
+        arena.vote("tie")
+        arena.undo_button.click()
+        assert run.judgments().empty and arena.votes == 0
+    finally:
+        arena.close()
+    lonely = client.sweep(prompt="a storm at sea", model=["sora-2"]).start().wait(timeout=60)
+    empty = lonely.arena(by="model")
+    try:
+        assert empty.pair is None and "No pair to compare" in empty.header.value
+        empty.vote("a")  # nothing to vote on: nothing stored
+        assert lonely.judgments().empty
+    finally:
+        empty.close()
+    with pytest.raises(ValueError, match="not an axis"):
+        run.arena(by="colour")
+
+
+def test_review_rates_one_video_at_a_time(run: sora_nb.Run) -> None:
+    review = run.review(rater="ana", tags=("sharp", "blurry"), media="url")
+    try:
+        assert review.progress.value == "0 of 4 rated by ana"
+        first = review.job
+        review.stars.value, review.tags.value, review.note.value = 5, ["sharp"], "lovely"
+        review.save()
+        assert review.progress.value == "1 of 4 rated by ana" and review.job is not first
+        assert review.stars.value == 0 and review.tags.value == []  # fresh for the next video
+        review.skip()
+        review.previous()
+        review.previous()
+        assert review.job is first and "rated" in review.title.value
+        df = run.to_dataframe().set_index("job_id")
+        assert (df.loc[first.id, "stars_mean"], df.loc[first.id, "tags"]) == (5.0, "sharp")
+        assert run.judgments()["note"].tolist() == ["lovely"]
+        review.undo()
+        assert review.progress.value == "0 of 4 rated by ana"
+        with pytest.raises(ValueError, match="needs stars"):
+            run.rate(first, rater="ana")  # what Save with nothing chosen would store: refused, shown
+    finally:
+        review.close()
