@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._contract import CLOCK_SKEW, matches
 from ._errors import NotFoundError, SoraError, UnsupportedOperationError
 from ._ledger import claimed_by_other_runs
+from ._search import CLOCK_SKEW, matches
 from ._styles import apply_style
 from ._types import Video
 
@@ -163,7 +163,7 @@ class AuditReport:
 
 
 def _request(record: JobRecord) -> dict[str, Any]:
-    """What a job's create asked for, as the server's list shows it (see ``_contract.matches``)."""
+    """What a job's create asked for, as the server's list shows it (see ``_search.matches``)."""
     spec = record.spec
     prompt = apply_style(spec.prompt, spec.style)
     if spec.kind == "remix":

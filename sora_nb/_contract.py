@@ -1,10 +1,18 @@
 """The contract client: every operation of OpenAI's Videos API over one ``httpx.AsyncClient``.
 
-This is the only module that sends requests. It retries what is safe to retry, streams downloads to
-disk atomically, and keeps the key in the client's headers and nowhere else. A create whose fate is
-unknown (its answer was lost) is sent again only when a search of the server's list that worked and
-covered the time since it left proved it absent (there is no idempotency key in the contract); when
-the server cannot be searched, :class:`~sora_nb.AmbiguousCreateError` says so and nothing is re-sent.
+This is the only module that sends requests (with the two halves mixed into its client: ``_download``,
+which streams media to disk atomically, and ``_search``, which looks for lost creates). It builds the
+requests, retries what is safe to retry, maps failures to the error tree, and keeps the key in the
+client's headers and nowhere else. A create whose fate is unknown (its answer was lost) is sent again
+only when a search of the server's list that worked and covered the time since it left proved it absent
+(there is no idempotency key in the contract); when the server cannot be searched,
+:class:`~sora_nb.AmbiguousCreateError` says so and nothing is re-sent.
+
+Why it is still ~600 lines: what is left is one class, the operations of the contract (create, poll,
+list, delete, remix, edit, extend, characters) and the one ``_send`` they all go through, with the answer
+checks and error mapping every operation shares. Split further, a reader of an operation would chase
+its retry and ambiguity rules across modules, and "the only module that sends requests" would stop
+being true.
 
 >>> import asyncio, sora_nb.simulator as sim
 >>> async def main():
@@ -20,38 +28,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
-import email.utils
 import json as _json
 import os
 import random
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from . import _catalog
+from ._download import Downloads
 from ._errors import (
     AmbiguousCreateError,
-    APIError,
-    DownloadError,
-    StorageError,
     TransportError,
     UnexpectedResponseError,
-    UnsupportedOperationError,
     ValidationError,
     api_error_from_response,
 )
 from ._ratelimit import RateGate
 from ._redact import logger, redact, redact_server_text, redact_url, watch_secrets
 from ._retry import RETRYABLE_STATUS, RetryPolicy, poll_after_seconds, retry_after_seconds
-from ._types import Character, DeletedVideo, RateLimitInfo, Variant, Video, VideoError, VideoList
+from ._search import LIST_SETTLE, Claimed, Searching, _clock, _clock_behind
+from ._types import Character, DeletedVideo, RateLimitInfo, Video, VideoError, VideoList
 from ._validation import (
     MAX_VIDEO_UPLOAD_BYTES,
     ImageReference,
@@ -66,48 +69,16 @@ from ._validation import (
 
 __all__ = [
     "DEFAULT_CREATE_TIMEOUT",
-    "Claimed",
     "ContractClient",
-    "CreateSearch",
-    "ProgressCallback",
     "build_create_request",
-    "matches",
 ]
-
-ProgressCallback = Callable[[int, "int | None"], None]
-"""Called as ``(bytes_done, bytes_total_or_None)`` while a download streams."""
 
 # Errors after which the server certainly did not act on the request: nothing (or not all) was sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout)
-_VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
-_IMAGE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
-_MAX_REDIRECTS = 5
 DEFAULT_CREATE_TIMEOUT = 180.0
 """Seconds a create may take to answer by default, whatever ``timeout`` is: gateways in front of a video
 service often answer a create only once the job is queued upstream, and a create cut short by a timeout
 is the one request whose fate is then unknown (ambiguous), where every other request is simply retried."""
-LIST_SETTLE = 1.0
-CLOCK_SKEW = 120.0
-"""Seconds of clock difference allowed between us and the server when searching for a create."""
-
-Claimed = Collection[str] | Callable[[], Collection[str]]
-"""Remote ids already owned (or a function returning them, read when a search decides): never adopted."""
-
-
-@dataclass(frozen=True)
-class CreateSearch:
-    """One look through the server's list for jobs like a create whose answer was lost.
-
-    Attributes:
-        found: the matching jobs made since the create left, newest first.
-        covered: the list worked and reached back to before the create left (or to its end), so a
-            job that is not in ``found`` is not on the server.
-        problem: why the server could not be searched (``covered`` is then False).
-    """
-
-    found: tuple[Video, ...]
-    covered: bool
-    problem: str | None = None
 
 
 def build_create_request(
@@ -163,7 +134,7 @@ class _Sent:
     data: Any
 
 
-class ContractClient:
+class ContractClient(Downloads, Searching):
     """Async client for the Videos API contract (``POST /videos``, poll, download, ...).
 
     Args:
@@ -426,99 +397,6 @@ class ContractClient:
         sent = await self._send("GET", f"videos/characters/{check_id(character_id)}", operation="get character")
         return Character.parse(self._object(sent, "get character"))
 
-    async def download(
-        self,
-        video_id: str,
-        dest: str | os.PathLike[str],
-        *,
-        variant: Variant = "video",
-        on_progress: ProgressCallback | None = None,
-    ) -> Path:
-        """Stream ``GET /videos/{id}/content?variant=...`` to ``dest`` atomically; return the path.
-
-        The content type is checked before a byte is written (a JSON error saved as ``.mp4`` is a
-        classic failure), the length is checked after, and a partial file never appears at ``dest``.
-        """
-        if variant not in ("video", "thumbnail", "spritesheet"):
-            raise ValidationError(
-                f"variant={variant!r} is unknown. Allowed: 'video', 'thumbnail', 'spritesheet'.", field="variant"
-            )
-        accept = _VIDEO_TYPES if variant == "video" else _IMAGE_TYPES
-        url = self._http.base_url.join(f"videos/{check_id(video_id)}/content")
-        return await self._stream_to_file(
-            self._http,
-            url,
-            {"variant": variant},
-            Path(dest),
-            accept=accept,
-            on_progress=on_progress,
-            operation=f"download {variant} of {video_id}",
-        )
-
-    async def download_url(
-        self,
-        url: str,
-        dest: str | os.PathLike[str],
-        *,
-        kind: Literal["video", "image"] = "video",
-        on_progress: ProgressCallback | None = None,
-    ) -> Path:
-        """Stream any asset URL a server returned (relative URLs resolved against the base URL).
-
-        The key goes only to the server's own origin; a CDN or signed link gets no credentials.
-        """
-        absolute = urljoin(self.base_url, url)
-        client = self._client_for(absolute)
-        accept = _VIDEO_TYPES if kind == "video" else _IMAGE_TYPES
-        return await self._stream_to_file(
-            client,
-            httpx.URL(absolute),
-            None,
-            Path(dest),
-            accept=accept,
-            on_progress=on_progress,
-            operation=f"download {redact_url(absolute)}",
-        )
-
-    # ------------------------------------------------------------------ plumbing
-    def _client_for(self, url: str | httpx.URL) -> httpx.AsyncClient:
-        """The client with credentials for the base URL's origin, the one without for any other."""
-        parts = urlsplit(str(url))
-        return self._http if (parts.scheme, parts.netloc) == self._origin else self._anon
-
-    @contextlib.asynccontextmanager
-    async def _open_stream(
-        self, client: httpx.AsyncClient, url: httpx.URL, params: dict[str, Any] | None
-    ) -> AsyncIterator[httpx.Response]:
-        """``GET url`` as a stream, following redirects by hand so that each hop gets credentials only
-        when it is on the base URL's origin (httpx drops ``Authorization`` on a cross-origin redirect,
-        but would forward other auth headers such as Gemini's ``x-goog-api-key``)."""
-        for hop in range(_MAX_REDIRECTS + 1):
-            if url.scheme not in ("http", "https"):
-                # httpx would say "unsupported protocol", reported as a broken connection and retried.
-                came = "redirected the download to" if hop else "gave as the download link"
-                raise DownloadError(
-                    f"download: the server {came} a {url.scheme or 'schemeless'}: URL ({redact_url(str(url))[:120]}), "
-                    "not http(s); sora_nb fetches media only over http(s) and never reads local files for a "
-                    "server. Nothing was written. Fix: check that base_url points at a trusted Videos API."
-                )
-            # Media does not compress: ask for it as is, so Content-Length is the length of the file.
-            request = client.build_request("GET", url, params=params, headers={"Accept-Encoding": "identity"})
-            response = await client.send(request, stream=True)
-            if not (response.is_redirect and "location" in response.headers):
-                break
-            await response.aclose()
-            url, params = response.url.join(response.headers["location"]), None
-            client = self._client_for(url)
-        else:
-            raise DownloadError(
-                f"download {redact_url(str(url))}: more than {_MAX_REDIRECTS} redirects. Fix: check the asset URL."
-            )
-        try:
-            yield response
-        finally:
-            await response.aclose()
-
     def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
         """A source video for an extension or an edit: a ``str`` is always an id (ids come from servers,
         and a server's id must never name a local file to upload); only a ``Path`` uploads a file."""
@@ -636,69 +514,6 @@ class ContractClient:
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
                 attempt += 1
 
-    async def search_created(self, match: dict[str, Any], *, since: float) -> CreateSearch:
-        """One walk of the server's list, newest first, for jobs like ``match`` made since ``since`` (unix time).
-
-        ``covered`` says whether the walk can prove absence: every page was read back to before ``since``
-        (less :data:`CLOCK_SKEW`), or to the list's end. A list that fails (no list route, a timeout, a 5xx
-        after retries) proves nothing.
-        """
-        found: list[Video] = []
-        after: str | None = None
-        cursors: set[str] = set()
-        newest_first = True
-        previous: int | None = None
-        try:
-            while True:
-                page = await self.list(limit=100, order="desc", after=after)
-                # The window in the server's clock: a job it made a moment ago may be stamped minutes "ago".
-                start = since - self.server_clock_behind - CLOCK_SKEW
-                for video in page.data:
-                    if video.created_at is not None and previous is not None and video.created_at > previous:
-                        newest_first = False  # a server that ignores order=desc: read it all
-                    previous = video.created_at if video.created_at is not None else previous
-                    if newest_first and video.created_at is not None and video.created_at < start:
-                        return CreateSearch(tuple(found), covered=True)
-                    if matches(video, match):
-                        found.append(video)
-                if not page.has_more:
-                    return CreateSearch(tuple(found), covered=True)
-                # A cursor seen before (A, B, A, ...) or an empty page that has "more" would page forever.
-                if not page.last_id or page.last_id in cursors or not page.data:
-                    return CreateSearch(tuple(found), covered=False, problem="the list says it has more, but "
-                                        "its cursor does not move on")
-                cursors.add(page.last_id)
-                after = page.last_id
-        except (APIError, TransportError, UnsupportedOperationError) as exc:
-            return CreateSearch(tuple(found), covered=False, problem=f"listing jobs failed: {exc}")
-
-    async def reconcile(
-        self,
-        match: dict[str, Any],
-        *,
-        since: float,
-        known_ids: Claimed = frozenset(),
-        lost: AmbiguousCreateError | None = None,
-    ) -> Video | None:
-        """The job like ``match`` that the server made since ``since`` (unix time) and no one owns, or ``None``.
-
-        ``None`` only when a search that worked and covered the window found nothing, twice a second apart
-        (a fresh job may take a moment to be listed). When the server could not be searched, raises
-        :class:`AmbiguousCreateError` (``lost``, the create's own, with the search's problem added): the
-        caller must not send it again.
-        """
-        for look in range(2):
-            if look:
-                await self._sleep(self.list_settle)
-            search = await self.search_created(match, since=since)
-            claimed = known_ids() if callable(known_ids) else known_ids  # read now: ids claimed meanwhile count
-            for video in search.found:
-                if video.id not in claimed:
-                    return video
-            if not search.covered:
-                raise _unsearchable(lost, search.problem or "the server's list could not be read", since)
-        return None
-
     async def _send(
         self,
         method: str,
@@ -802,168 +617,7 @@ class ContractClient:
             hint = "the connection broke. Fix: try again; check proxies between you and the server."
         return TransportError(f"{operation} at {host}: {type(exc).__name__}: {hint}")
 
-    async def _stream_to_file(
-        self,
-        client: httpx.AsyncClient,
-        url: httpx.URL,
-        params: dict[str, Any] | None,
-        dest: Path,
-        *,
-        accept: tuple[str, ...],
-        on_progress: ProgressCallback | None,
-        operation: str,
-    ) -> Path:
-        tmp: Path | None = None
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            for attempt in range(self.retry.max_retries + 1):
-                try:
-                    await self._stream_once(
-                        client, url, params, tmp, accept=accept, on_progress=on_progress, operation=operation
-                    )
-                    break
-                except (httpx.TransportError, _Retry) as exc:
-                    error = exc.error if isinstance(exc, _Retry) else self._transport_error(exc, operation)
-                    if attempt >= self.retry.max_retries:
-                        raise error from None
-                    await self._sleep(self.retry.delay(attempt, rng=self._rng))
-            os.replace(tmp, dest)
-            return dest
-        except OSError as exc:  # the local disk refused (full, read-only, over quota); httpx's errors are not OSErrors
-            raise StorageError(
-                f"{operation}: cannot write to {str(dest.parent)!r} ({exc.strerror or exc}). "
-                "Fix: free space there, or choose a writable directory (run_dir=... or out_dir=...)."
-            ) from exc
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):  # a read-only disk refuses this too; the error above says why
-                    tmp.unlink(missing_ok=True)
-
-    async def _stream_once(
-        self,
-        client: httpx.AsyncClient,
-        url: httpx.URL,
-        params: dict[str, Any] | None,
-        tmp: Path,
-        *,
-        accept: tuple[str, ...],
-        on_progress: ProgressCallback | None,
-        operation: str,
-    ) -> None:
-        await self.gate.wait()
-        async with self._open_stream(client, url, params) as response:
-            self._observe(response)
-            if response.status_code >= 400:
-                await response.aread()
-                error = api_error_from_response(
-                    response,
-                    operation=operation,
-                    retry_after=retry_after_seconds(response.headers),
-                    secret=self._api_key,
-                )
-                if response.status_code in RETRYABLE_STATUS:
-                    raise _Retry(error)
-                raise error
-            ctype = response.headers.get("content-type", "").lower()
-            if not ctype.startswith(accept):
-                body = (await response.aread())[:300].decode("utf-8", "replace")
-                raise DownloadError(
-                    f"{operation}: the server sent {ctype or 'no content type'} instead of "
-                    f"{accept[0].rstrip('/')} data ({redact(body, self._api_key)!r}). Nothing was written. "
-                    "Fix: check that the job is completed and the variant exists on this server."
-                )
-            total = _as_int(response.headers.get("content-length"))
-            done = 0
-            with tmp.open("wb") as out:
-                async for chunk in response.aiter_bytes(1 << 16):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if on_progress is not None:
-                        on_progress(response.num_bytes_downloaded or done, total)
-                out.flush()
-                # The sync waits on the disk: off the event loop, which other jobs share.
-                await asyncio.to_thread(os.fsync, out.fileno())
-            # Content-Length counts the bytes on the wire, which a server may still have compressed
-            # (a body handed over already in memory has no wire count: then the two are the same).
-            received = response.num_bytes_downloaded or done
-        if total is not None and received != total:
-            raise _Retry(
-                DownloadError(
-                    f"{operation}: truncated: got {received} of {total} bytes. Nothing was kept. "
-                    "Fix: download again later."
-                )
-            )
-        if done == 0:
-            raise DownloadError(f"{operation}: the server sent an empty body. Nothing was kept.")
-
-
 class _AmbiguousCreate(Exception):
     def __init__(self, reason: str, error: Exception) -> None:
         super().__init__(reason)
         self.reason, self.error = reason, error
-
-
-class _Retry(Exception):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-_MATCHED = ("prompt", "model", "size", "seconds", "remixed_from_video_id")
-
-
-def matches(video: Video, match: dict[str, Any]) -> bool:
-    """Whether ``video`` could be the job a request like ``match`` made (fields the server leaves out match).
-
-    >>> matches(Video.parse({"id": "v", "status": "queued", "prompt": "a cat", "seconds": 4}),
-    ...         {"prompt": "a cat", "seconds": "4", "model": "sora-2"})
-    True
-    """
-    return all(
-        str(getattr(video, key)) == str(match[key])
-        for key in _MATCHED
-        if match.get(key) is not None and getattr(video, key) is not None
-    )
-
-
-def _clock(when: float) -> str:
-    """A unix time as ``2026-12-01 14:05:09 UTC``, for messages."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
-
-
-def _unsearchable(lost: AmbiguousCreateError | None, problem: str, since: float) -> AmbiguousCreateError:
-    """The error of a create whose fate stays unknown because the server could not be searched."""
-    what = str(lost).split(". It was not sent again", 1)[0] if lost else (
-        f"a create sent at {_clock(since)} may have reached the server"
-    )
-    return AmbiguousCreateError(
-        f"{what}, and the server could not be searched for it ({problem}). It was not sent again, so as not to "
-        "pay twice. Fix: reconcile() later (run.reconcile() for a run) to look again and adopt it; check the "
-        "service's dashboard or logs; send it again by hand only once you know it was not made.",
-        sent_at=lost.sent_at if lost else since,
-        reason=lost.reason if lost else None,
-        problem=problem,
-    )
-
-
-def _clock_behind(date: str | None, now: float) -> float:
-    """Seconds a server's clock (its ``Date`` header) is behind ``now``; 0 when ahead or unreadable.
-
-    >>> _clock_behind("Tue, 01 Dec 2026 14:50:00 GMT", 1796137200.0), _clock_behind(None, 0.0)
-    (600.0, 0.0)
-    """
-    try:
-        server = email.utils.parsedate_to_datetime(date).timestamp() if date else None
-    except (TypeError, ValueError, IndexError, OverflowError):
-        server = None
-    return max(0.0, now - server) if server is not None else 0.0
-
-
-def _as_int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

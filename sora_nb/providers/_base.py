@@ -31,10 +31,12 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .. import _catalog
-from .._contract import _VIDEO_TYPES, Claimed, ContractClient, ProgressCallback, _Sent
+from .._contract import ContractClient, _Sent
+from .._download import _VIDEO_TYPES, ProgressCallback
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
 from .._profiles import Profile
 from .._retry import poll_after_seconds
+from .._search import Claimed
 from .._types import DeletedVideo, Variant, Video, VideoList
 from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference
 

@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from .._contract import Claimed
 from .._errors import ValidationError
+from .._search import Claimed
 from .._types import Status, Video, VideoError, normalize_status
 from .._validation import ImageReference, check_prompt, check_seconds
 from ._base import ProviderClient, as_dict, error_from
