@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import NotFoundError, SoraError, UnsupportedOperationError
-from ._ledger import claimed_by_other_runs
+from ._runs import claimed_by_other_runs
 from ._search import CLOCK_SKEW, matches
 from ._styles import apply_style
 from ._types import Video

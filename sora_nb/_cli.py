@@ -290,7 +290,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from ._ledger import list_runs
+    from ._runs import list_runs
 
     if args.run_dir or args.run_root:
         roots = [Path(args.run_dir or args.run_root)]

@@ -208,7 +208,7 @@ class Client:
             FileExistsError: ``run_dir`` already holds a run: its jobs go on with ``resume``.
             StorageError: ``run_dir`` cannot be made or written.
         """
-        from ._ledger import new_run_id
+        from ._runs import new_run_id
 
         run_id = new_run_id()
         directory = Path(run_dir) if run_dir is not None else self.run_root / run_id

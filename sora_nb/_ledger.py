@@ -20,6 +20,9 @@ the writer and always see the last committed state.
 The ledger never holds an API key (DESIGN.md, "Keys stay in the client"): values that look like keys
 are refused with ``ValueError`` (free-text error fields from the server are scrubbed instead).
 
+The tables and their versions (and the upgrade of older ledgers) are in ``_ledger_schema``; the runs
+under a root directory (``sora-nb ls``, new run ids, the remote ids other runs own) in ``_runs``.
+
 >>> import tempfile
 >>> from sora_nb._types import JobSpec
 >>> run_dir = Path(tempfile.mkdtemp()) / "run"
@@ -36,39 +39,28 @@ import contextlib
 import dataclasses
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, get_args
 
 from ._errors import SoraError
-from ._redact import logger, looks_like_secret, redact
+from ._ledger_schema import JUDGING_TABLES, SCHEMA, SCHEMA_VERSION, check_version, upgrade
+from ._redact import looks_like_secret, redact
 from ._types import JobSpec, JobStatus
 
 __all__ = [
     "CREATE_STATES",
     "JOB_STATUSES",
     "LEDGER_FILE",
-    "SCHEMA_VERSION",
     "JobRecord",
     "Ledger",
-    "RunSummary",
-    "claimed_by_other_runs",
-    "list_runs",
-    "new_run_id",
 ]
-
-SCHEMA_VERSION = 3
-"""``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones.
-
-2: ``remote_id`` is unique. 3: the ``metrics`` and ``judgments`` tables (issue 10). Older ledgers are
-upgraded in place when opened for writing (:meth:`Ledger._upgrade`)."""
 
 LEDGER_FILE = "ledger.sqlite"
 
@@ -120,70 +112,6 @@ _COLUMNS = (*_FIELDS, *_SPEC_COLUMNS)
 # Free text that comes from the server: scrubbed rather than refused, because a server that echoes a
 # key in an error message must not stop the ledger from recording the failure.
 _FREE_TEXT = frozenset({"error_code", "error_message"})
-
-_UNIQUE_REMOTE_ID = "CREATE UNIQUE INDEX jobs_remote_id ON jobs (remote_id)"
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # value: JSON
-    """CREATE TABLE jobs (
-        job_id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL UNIQUE,
-        spec TEXT NOT NULL,
-        create_state TEXT NOT NULL,
-        remote_id TEXT,
-        status TEXT NOT NULL,
-        progress INTEGER,
-        error_code TEXT,
-        error_message TEXT,
-        submitted_at REAL,
-        remote_created_at REAL,
-        started_at REAL,
-        completed_at REAL,
-        downloaded_at REAL,
-        video_path TEXT,
-        thumbnail_path TEXT,
-        checksum TEXT,
-        estimated_cost_usd REAL,
-        reported_cost_usd REAL,
-        attempts INTEGER NOT NULL,
-        polls INTEGER NOT NULL,
-        updated_at REAL,
-        prompt TEXT NOT NULL,
-        model TEXT NOT NULL,
-        size TEXT NOT NULL,
-        seconds TEXT NOT NULL,
-        style TEXT
-    )""",
-    # A remote id belongs to one job (NULLs, jobs not created yet, do not count); resume looks jobs up by it.
-    _UNIQUE_REMOTE_ID,
-)
-
-# Version 3 (issue 10): measured metrics (by the video's checksum, so a re-download or a copy is not
-# measured twice) and human judgments (ratings and votes; an undo marks a row, never deletes it). New
-# tables only, "IF NOT EXISTS": adding them to any older ledger is safe, whatever else its upgrade does.
-_JUDGING_TABLES: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS metrics (
-        checksum TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version TEXT NOT NULL,
-        value TEXT NOT NULL,
-        computed_at REAL NOT NULL,
-        PRIMARY KEY (checksum, name)
-    )""",
-    """CREATE TABLE IF NOT EXISTS judgments (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        rater TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        other_id TEXT,
-        winner TEXT,
-        stars INTEGER,
-        tags TEXT,
-        note TEXT,
-        created_at REAL NOT NULL,
-        undone_at REAL
-    )""",
-)
-
 
 class Ledger:
     """The SQLite ledger of one run directory. Make one with :meth:`create` or :meth:`open`.
@@ -240,9 +168,9 @@ class Ledger:
             # Schema, version and meta in one transaction: a crash leaves all of it, or a ledger without
             # a schema version that open() refuses by name (never a half-made one that looks whole).
             with ledger._write() as conn:
-                for statement in _SCHEMA:
+                for statement in SCHEMA:
                     conn.execute(statement)
-                for statement in _JUDGING_TABLES:
+                for statement in JUDGING_TABLES:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
@@ -281,7 +209,7 @@ class Ledger:
         conn = _connect(path, readonly=readonly)
         try:
             try:
-                version = _check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
+                version = check_version(conn, path)  # before _writer(): never switch someone else's database to WAL
             except sqlite3.OperationalError:
                 if not (readonly and _on_read_only_disk(run_dir)):
                     raise
@@ -289,10 +217,10 @@ class Ledger:
                 # read-only disk; with no WAL left over, the file alone holds every commit, unchanging.
                 conn.close()
                 conn = _connect(path, readonly=True, immutable=True)
-                version = _check_version(conn, path)
+                version = check_version(conn, path)
             ledger = cls(conn if readonly else _writer(conn), run_dir, readonly=readonly)
             if not readonly and version < SCHEMA_VERSION:
-                ledger._upgrade()
+                upgrade(ledger.transaction, run_dir)
             return ledger
         except sqlite3.OperationalError:
             conn.close()
@@ -303,34 +231,6 @@ class Ledger:
         except BaseException:
             conn.close()
             raise
-
-    def _upgrade(self) -> None:
-        """Bring an older ledger to :data:`SCHEMA_VERSION` in place.
-
-        Version 3's tables come first: they are new tables, so adding them is always safe. Version 2
-        makes ``remote_id`` unique; a ledger written before that may already hold one remote id in two
-        rows (repeats that adopted a sibling's video): it keeps its version (1), with a warning, and
-        ``run.audit()`` lists the duplicates; it is tried again at the next open.
-        """
-        with self._write() as conn:
-            for statement in _JUDGING_TABLES:
-                conn.execute(statement)
-            # Read inside the write lock: two processes opening the same old ledger upgrade it once.
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version >= 2:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        if version >= 2:
-            return
-        try:
-            with self._write() as conn:
-                conn.execute("DROP INDEX IF EXISTS jobs_remote_id")
-                conn.execute(_UNIQUE_REMOTE_ID)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.IntegrityError:
-            logger.warning(
-                "the ledger in %s holds one remote id in several rows (written by an older sora_nb); it is "
-                "kept as it is. `sora-nb audit %s` lists them", self.run_dir, self.run_dir,
-            )
 
     def close(self) -> None:
         """Close the connection (idempotent). Everything written is already committed."""
@@ -524,18 +424,6 @@ def _on_read_only_disk(run_dir: Path) -> bool:
     return not os.access(run_dir, os.W_OK) and not (wal.exists() and wal.stat().st_size > 0)
 
 
-def _check_version(conn: sqlite3.Connection, path: Path) -> int:
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise SoraError(
-            f"{str(path)!r} was written by a newer sora_nb (ledger schema {version}; this version reads up to "
-            f"{SCHEMA_VERSION}). Fix: pip install -U sora-nb."
-        )
-    if version < 1:
-        raise SoraError(f"{str(path)!r} is not a sora_nb run ledger (no schema version). Fix: check the path.")
-    return int(version)
-
-
 def _json_for_ledger(name: str, value: Any, *, what: str = "job field") -> str:
     """``value`` as JSON, refusing anything that looks like an API key (checked with its name)."""
     try:
@@ -585,105 +473,3 @@ def _row_record(row: tuple[Any, ...]) -> JobRecord:
     known = {f.name for f in dataclasses.fields(JobSpec)}
     # Unknown spec keys are dropped rather than crashing: a newer minor version may add some.
     return JobRecord(spec=JobSpec(**{k: v for k, v in spec.items() if k in known}), **values)
-
-
-# ---------------------------------------------------------------------- runs on disk
-def new_run_id(now: float | None = None) -> str:
-    """A new run id: UTC time (so ids sort by creation everywhere) plus 4 random hex digits.
-
-    >>> new_run_id(0.0)[:16]
-    '19700101-000000-'
-    """
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
-    return f"{stamp}-{secrets.token_hex(2)}"
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One run directory as ``sora-nb ls`` shows it; ``error`` says why a ledger could not be read."""
-
-    run_dir: Path
-    run_id: str | None
-    created_at: float | None
-    profile: str | None
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def total(self) -> int:
-        """The number of jobs in the run."""
-        return sum(self.counts.values())
-
-    def __str__(self) -> str:
-        """One line for ``sora-nb ls``: id, creation time (UTC), profile, job counts, directory."""
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.created_at)) if self.created_at else "?"
-        if self.error:
-            return f"{self.run_id}  {when}  unreadable: {self.error}"
-        order: dict[str, int] = {status: i for i, status in enumerate(JOB_STATUSES)}
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items(), key=lambda kv: order.get(kv[0], 99)))
-        return f"{self.run_id}  {when}  {self.profile or '?'}  {self.total} jobs ({counts or 'none'})  {self.run_dir}"
-
-
-def claimed_by_other_runs(run_dir: Path) -> set[str]:
-    """The remote ids that the other runs under ``run_dir``'s root hold (read-only; unreadable ones skipped).
-
-    Jobs two runs made with the same request (the same cell run twice, two notebooks) look alike on the
-    server: a run's search for a lost create, and its audit, must not take the other's for its own.
-
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> Ledger.create(root / "a", meta={}).close()
-    >>> claimed_by_other_runs(root / "b")
-    set()
-    """
-    claimed: set[str] = set()
-    here = run_dir.resolve()
-    for other in run_dir.parent.iterdir():
-        if other.resolve() == here or not (other / LEDGER_FILE).is_file():
-            continue
-        try:
-            with Ledger.open(other, readonly=True) as ledger:
-                claimed.update(record.remote_id for record in ledger.jobs() if record.remote_id)
-        except (SoraError, sqlite3.Error, OSError):
-            continue  # a damaged ledger claims nothing; its jobs are then reported (and checked) as orphans
-    return claimed
-
-
-def list_runs(root: str | Path = "sora_runs") -> list[RunSummary]:
-    """Every run under ``root`` (its direct subdirectories, or ``root`` itself if it is a run), oldest first.
-
-    Read-only; runs that are being written are fine. An unreadable ledger is listed with its ``error``.
-
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> Ledger.create(root / "20261121-234501-a1b2", meta={"profile": "simulator"}).close()
-    >>> [(r.run_id, r.profile, r.total) for r in list_runs(root)]
-    [('20261121-234501-a1b2', 'simulator', 0)]
-    """
-    root = Path(root)
-    if (root / LEDGER_FILE).is_file():
-        candidates = [root]
-    elif root.is_dir():
-        candidates = sorted(p for p in root.iterdir() if (p / LEDGER_FILE).is_file())
-    else:
-        return []
-    summaries = [_summarise(run_dir) for run_dir in candidates]
-    return sorted(summaries, key=lambda s: (s.created_at or 0.0, str(s.run_dir)))
-
-
-def _summarise(run_dir: Path) -> RunSummary:
-    try:
-        with Ledger.open(run_dir, readonly=True) as ledger:
-            meta = ledger.meta()
-            with ledger._lock:
-                rows = ledger._conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-    except (SoraError, sqlite3.Error, OSError) as exc:
-        return RunSummary(run_dir, run_dir.name, None, None, error=str(exc))
-    created_at = meta.get("created_at")
-    return RunSummary(
-        run_dir=run_dir,
-        run_id=meta.get("run_id"),
-        created_at=float(created_at) if isinstance(created_at, (int, float)) else None,
-        profile=meta.get("profile"),
-        counts={status: int(n) for status, n in rows},
-    )

@@ -49,13 +49,14 @@ from ._errors import (
 )
 from ._jobs import Job
 from ._judging import measure_task, run_task_async
-from ._ledger import LEDGER_FILE, JobRecord, Ledger, claimed_by_other_runs
+from ._ledger import LEDGER_FILE, JobRecord, Ledger
 from ._media import make_thumbnail, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
 from ._redact import logger, redact
 from ._run import Run
 from ._runlock import RunLock
+from ._runs import claimed_by_other_runs
 from ._runtime import Runtime
 from ._styles import apply_style
 from ._types import TERMINAL_STATUSES, JobSpec, Video

@@ -1094,7 +1094,7 @@ def test_a_second_client_in_this_process_cannot_drive_a_running_run(
 ) -> None:
     """Two clients in one process are two drivers too; readers never need the lock; once the run is idle
     another client may take it over, and closing releases it."""
-    from sora_nb._ledger import list_runs
+    from sora_nb._runs import list_runs
 
     run_dir = tmp_path / "run"
     prompts = ["a lighthouse at dawn", "a fox in snow", "a tram at night"]

@@ -20,7 +20,8 @@ from support import wait_for
 import sora_nb
 from sora_nb._cli import main
 from sora_nb._judging import BUILTIN, read_scores
-from sora_nb._ledger import LEDGER_FILE, SCHEMA_VERSION, Ledger
+from sora_nb._ledger import LEDGER_FILE, Ledger
+from sora_nb._ledger_schema import SCHEMA_VERSION
 from sora_nb._metrics import METRICS_VERSION
 
 

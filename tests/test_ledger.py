@@ -16,15 +16,9 @@ from typing import Any
 import pytest
 
 from sora_nb._errors import SoraError
-from sora_nb._ledger import (
-    LEDGER_FILE,
-    SCHEMA_VERSION,
-    JobRecord,
-    Ledger,
-    RunSummary,
-    list_runs,
-    new_run_id,
-)
+from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
+from sora_nb._ledger_schema import SCHEMA_VERSION
+from sora_nb._runs import RunSummary, list_runs, new_run_id
 from sora_nb._types import JobSpec
 
 REPO = Path(__file__).resolve().parents[1]
