@@ -5,6 +5,11 @@ Pure functions over an already-parsed body (a dict in which multipart file parts
 ``sora_nb._catalog`` only: the client validates against the same tables, so the two cannot drift.
 Messages follow OpenAI's wording ("Missing required parameter: 'prompt'.", "Invalid value: ...
 Supported values are: ...") so that a client's error display can be checked against the simulator.
+
+Why one module of ~520 lines: it is one rule book, the service's checks for every route's body, built from
+a handful of shared helpers (the envelope, the "invalid value" wording, ``nest_form_items``). Split by
+route, each part would import the same helpers back and a reader comparing two routes' rules (create
+and extend both check seconds, sizes and references) would flip between files.
 """
 
 from __future__ import annotations

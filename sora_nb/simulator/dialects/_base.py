@@ -27,9 +27,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .._app import RequestContext, SimulatorApp, _context, _in_thread, sender
+from .._app import SimulatorApp, sender
 from .._faults import DropConnection, roll, roll_server_error
 from .._render import ensure_rendered
+from .._routes import RequestContext, in_thread, request_context
 from .._store import Job, JobKind, SimulatorState, hash_api_key
 from .._validate import RequestError
 
@@ -96,14 +97,14 @@ class Dialect:
     def new_job(self, request: Request, kind: JobKind, **fields: Any) -> Job:
         """Accept a job; ``extra=`` keeps what the service's answers need beyond the simulator's job
         (a price, a resolution) with it, on disk too when the simulator has a ``state_dir``."""
-        return self.state.create_job(kind, api_key_hash=_context(request).api_key_hash, **fields)
+        return self.state.create_job(kind, api_key_hash=request_context(request).api_key_hash, **fields)
 
     def accepted(self, request: Request, body: dict[str, Any], status_code: int = 200) -> JSONResponse:
         """Answer a job-creating request, or (fault) drop the connection after accepting it."""
         with self.state.lock:
             drop = roll(self.state.fault_rng, self.config.drop_after_create_rate)
         if drop:
-            _context(request).drop = "reset"
+            request_context(request).drop = "reset"
         return JSONResponse(body, status_code=status_code)
 
     def job(self, job_id: str) -> Job | None:
@@ -113,7 +114,7 @@ class Dialect:
         return self.state.clock() >= job.expires_at(self.state.ttl)
 
     async def video_file(self, job: Job) -> FileResponse:
-        assets = await _in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
+        assets = await in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
         return FileResponse(assets.video, media_type="video/mp4")
 
     def log_asset(self, request: Request) -> None:
