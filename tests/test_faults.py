@@ -457,15 +457,7 @@ def test_storm_5xx_drops_lost_answers_and_sigkill_then_resume_pays_once_per_job(
             served = _get_with_retries(f"{origin}/v1/videos/{row.remote_id}/content")
             assert f"sha256:{hashlib.sha256(served).hexdigest()}" == row.checksum, row.job_id
     finally:
-        if sim.stdin:
-            sim.stdin.close()
-        try:
-            sim.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(timeout=10)
-        if sim.stderr:
-            sim.stderr.close()
+        stop(sim)  # closing its stdin tells the simulator to end
 
 
 def _drive_until_killed(port: int, run_dir: Path, tmp_path: Path) -> None:
