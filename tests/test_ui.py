@@ -403,6 +403,14 @@ def slow_client(tmp_path: Path) -> Iterator[sora_nb.Client]:
         yield c
 
 
+@pytest.fixture
+def queued_client(tmp_path: Path) -> Iterator[sora_nb.Client]:
+    """Jobs that wait in the queue for an hour: a test that needs them queued is not racing the queue."""
+    transport = SimulatorTransport(SimulatorConfig(seed=2, time_scale=1.0, queue_s=3600.0))
+    with sora_nb.connect("simulator", run_root=tmp_path / "runs", transport=transport) as c:
+        yield c
+
+
 def test_a_burst_of_changes_is_coalesced(slow_client: sora_nb.Client, sent: Sent, closing: list[Any]) -> None:
     client = slow_client
     job = client.generate("a slow one")
@@ -609,9 +617,9 @@ def test_gallery_tiles_have_one_shape_the_prompt_and_one_visible_medium(client: 
         assert "style.display='none'" in html.unescape(poster) and ".pause()" in poster  # swaps, stops the others
 
 
-def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(slow_client: sora_nb.Client,
+def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(queued_client: sora_nb.Client,
                                                                                 closing: list[Any]) -> None:
-    run = slow_client.sweep(prompt=["a kite", "a tram"]).start()
+    run = queued_client.sweep(prompt=["a kite", "a tram"]).start()
     gallery = run.gallery(status="cancelled", model="sora-2-pro")  # no job is either, yet
     closing.append(gallery)
     gallery.refresh()
@@ -630,8 +638,8 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(sl
     assert "No videos match." in tree_html(gallery.tiles)
 
 
-def test_a_new_status_keeps_the_gallery_on_its_page(slow_client: sora_nb.Client, closing: list[Any]) -> None:
-    run = slow_client.sweep(prompt=["a kite", "a tram", "a boat"]).start()
+def test_a_new_status_keeps_the_gallery_on_its_page(queued_client: sora_nb.Client, closing: list[Any]) -> None:
+    run = queued_client.sweep(prompt=["a kite", "a tram", "a boat"]).start()
     gallery = run.gallery(page_size=1)
     closing.append(gallery)
     wait_for(lambda: run.counts() == {"queued": 3}, what="the queued jobs")
