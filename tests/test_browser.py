@@ -481,7 +481,9 @@ def test_voila_app_renders_without_code_and_generates(voila: Server, page: Any) 
     # A sweep launched from the app shows its videos too (its progress, then its gallery).
     page.click(".sora-nb-sweep .sora-nb-launch")
     _wait_images_loaded(page, ".sora-nb-sweep .sora-nb-gallery-widget figure.sora-nb-tile img", 2, timeout=90_000)
-    assert "bar-success" in page.get_attribute(".sora-nb-sweep .sora-nb-run .sora-nb-bar .progress-bar", "class")
+    # The posters of finished jobs show before the run ends: the bar turns green when the last job is done.
+    page.wait_for_selector(".sora-nb-sweep .sora-nb-run .sora-nb-bar .progress-bar.progress-bar-success",
+                           timeout=90_000)
     assert page.is_disabled(".sora-nb-sweep .sora-nb-cancel"), "Cancel stays enabled after the run ended"
     page.mouse.move(0, 0)
     # Voila's page scrolls inside its own container, not the document: make the window as tall as

@@ -294,7 +294,7 @@ def test_the_readme_says_how_to_open_the_notebooks() -> None:
     commands = _readme_commands()
     assert README_OPEN_NOTEBOOKS in commands and README_APP in commands, commands
     # The first two lines stay what they are: set up and run the demo; set up and run the tests.
-    assert commands[0].endswith(".venv/bin/sora-nb demo") and commands[1].endswith(".venv/bin/python -m pytest")
+    assert commands[0].endswith(".venv/bin/sora-nb demo") and commands[1].endswith(".venv/bin/python -m pytest -n auto")
 
 
 def test_the_lab_extra_brings_what_every_notebook_imports() -> None:
