@@ -281,25 +281,36 @@ class Job(Driven):
         Refused for an ``ambiguous`` job, whose create may already have made (and billed) the video, and for
         one the disk ended (``storage_error``): its request was fine, and ``sora_nb.resume`` finishes it.
         """
+        refusal = self._retry_refusal()
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self.run.submit([dataclasses.replace(self.spec, retry_of=self.id)])[0]
+
+    def _retry_refusal(self) -> str | None:
+        """Why :meth:`retry` would be refused now (the message it raises), or ``None`` when it may run.
+
+        The one rule for both ``retry()`` and the job card's Retry button, so the button is never offered
+        for a job whose retry could pay twice.
+        """
         if self.status == "ambiguous":
-            raise ValueError(
+            return (
                 f"job {self.id} is ambiguous: its create may already have made the video, so a retry could pay "
                 "twice. Fix: job.reconcile() to look for it again; if you know the server never made it, "
                 "job.run.submit([job.spec])."
             )
         if self._record.error_code == "storage_error":
-            raise ValueError(
+            return (
                 f"job {self.id} was ended by the disk, not by the server: its video may already be made (and paid "
                 f"for), so a retry could pay twice. Fix: free space, then sora_nb.resume({str(self.run.run_dir)!r}) "
                 "finishes it; to pay for a new one anyway, job.run.submit([job.spec])."
             )
         retried = self.run._retries().get(self.id)
         if retried is not None:
-            raise ValueError(
+            return (
                 f"job {self.id} was already retried as {retried.id} ({retried.status}); a second retry would pay "
                 f"again. Fix: retry that job if it failed, or job.run.submit([job.spec]) for another video on purpose."
             )
-        return self.run.submit([dataclasses.replace(self.spec, retry_of=self.id)])[0]
+        return None
 
     def reconcile(self, timeout: float | None = DEFAULT_RECONCILE_TIMEOUT) -> Job:
         """Look again for the job an ``ambiguous`` job's create may have made (blocking; other jobs: no-op).

@@ -230,6 +230,12 @@ def test_ambiguity_b_502_without_a_list_route_is_ambiguous_then_reconcile_adopts
         with pytest.raises(ValueError, match=r"could pay twice.*reconcile"):
             job.retry()
         assert run.retry_failed() == []
+        card = sora_nb.ui.JobCard(job)  # the card offers no Retry that would pay twice, and says why
+        try:
+            wait_for(lambda: card.retry_button.tooltip is not None, what="the card's first drawing")
+            assert card.retry_button.disabled and "reconcile" in card.retry_button.tooltip
+        finally:
+            card.close()
 
         app.create_status, app.list_route = None, True
         run.reconcile()

@@ -250,6 +250,7 @@ def test_card_actions_call_the_engine(client: sora_nb.Client, closing: list[Any]
     assert (extend.spec.kind, extend.prompt, extend.seconds) == ("extend", "it sails away", "4")
     assert (retry.spec.kind, retry.prompt, retry.model) == ("create", "a paper boat", job.model)
     assert [c.job for c in box.cards.children[:3]] == [retry, extend, remix]  # newest first
+    assert card.retry_button.disabled and f"already retried as {retry.id}" in card.retry_button.tooltip
 
     card.delete_button.click()
     wait_for(lambda: card.delete_button.description == "Deleted", what="the delete")

@@ -173,7 +173,9 @@ class JobCard(LiveBox):
                later)
         enable(self.extend_button, profile.supports_extend, completed,
                "extend this video by 4 s with the prompt on the left", later)
-        enable(self.retry_button, True, job.done, "run the same request again", "available once the job ends")
+        refusal = job._retry_refusal() if job.done else None
+        enable(self.retry_button, True, job.done and refusal is None, "run the same request again",
+               refusal or "available once the job ends")
         deletable = job.done and job.remote_id is not None and not self._deleted
         enable(self.delete_button, profile.supports_delete, deletable,
                "delete the server's copy (the files on disk stay)",
@@ -209,6 +211,7 @@ class JobCard(LiveBox):
 
     def _retry(self) -> None:
         self._adopt(self.job.retry())
+        self._render_buttons()  # this job is retried now: its Retry is not offered twice
 
     def _delete(self) -> None:
         future = self.job.delete()
