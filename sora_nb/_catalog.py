@@ -18,6 +18,11 @@ __all__ = [
     "DEFAULT_SIZE",
     "MAX_PROMPT_CHARS",
     "MODELS",
+    "MAX_CHARACTERS",
+    "MAX_CHARACTER_NAME",
+    "CHARACTER_SECONDS",
+    "CHARACTER_SIDES",
+    "CHARACTER_TOLERANCE_S",
     "SECONDS",
     "SIZES",
     "ModelSpec",
@@ -36,6 +41,16 @@ MAX_TOTAL_SECONDS = 120
 """...and its stitched total stays within this."""
 DEFAULT_SECONDS = "4"
 DEFAULT_SIZE = "720x1280"
+MAX_CHARACTERS = 2
+"""A create names at most this many characters (cameos), each by ``{"id": ...}``."""
+MAX_CHARACTER_NAME = 80
+"""A character's name is 1 to this many characters long."""
+CHARACTER_SECONDS: tuple[float, float] = (2.0, 4.0)
+"""A character's clip is this long (shortest, longest), in seconds..."""
+CHARACTER_SIDES: tuple[int, int] = (720, 1080)
+"""...its short side is in this range (720p to 1080p), and it is 16:9 or 9:16."""
+CHARACTER_TOLERANCE_S = 0.25
+"""Slack on a clip's length: a clip cut at 4 s ends on a frame boundary, a little after or before."""
 
 
 @dataclass(frozen=True)

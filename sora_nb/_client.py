@@ -9,14 +9,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from . import _catalog
+from ._characters import CharacterRegistry, with_poster
 from ._contract import ContractClient
+from ._errors import UnsupportedOperationError, ValidationError
 from ._jobs import Job
 from ._ledger import LEDGER_FILE
 from ._polling import PollPolicy
@@ -26,8 +28,16 @@ from ._retry import RetryPolicy
 from ._run import Run
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
-from ._types import JobSpec
-from ._validation import check_create
+from ._types import Character, JobSpec
+from ._validation import (
+    check_character_clip,
+    check_character_name,
+    check_characters,
+    check_create,
+    check_id,
+    check_user_file,
+    parse_size,
+)
 
 if TYPE_CHECKING:
     from ._sweep import Sweep
@@ -117,8 +127,12 @@ class Client:
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: str | os.PathLike[str] | None = None,
         style: str | None = None,
+        characters: Sequence[Character | str] = (),
     ) -> Job:
         """Start one video job and return it at once; it runs in the background.
+
+        ``characters``: at most two :class:`sora_nb.Character` (or their ids, from ``client.characters()``),
+        each named verbatim in the prompt; they are sent as ``characters: [{"id": ...}]``.
 
         Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent. ``model``
         defaults to the profile's (``client.profile.default_model``).
@@ -136,7 +150,8 @@ class Client:
         >>> client.close()
         """
         spec = self._job_spec(
-            prompt, model=model, size=size, seconds=seconds, input_reference=input_reference, style=style
+            prompt, model=model, size=size, seconds=seconds, input_reference=input_reference, style=style,
+            characters=characters,
         )
         return self.session.submit([spec])[0]
 
@@ -149,6 +164,7 @@ class Client:
         seconds: str | int = _catalog.DEFAULT_SECONDS,
         input_reference: str | os.PathLike[str] | None = None,
         style: str | None = None,
+        characters: Sequence[Character | str] = (),
     ) -> JobSpec:
         """Check one request against this server's rules and describe it as a :class:`JobSpec`."""
         from ._styles import apply_style
@@ -161,6 +177,7 @@ class Client:
         if self.profile.validate_models:
             self.profile.capabilities.check(model, params["size"], params["seconds"])
         apply_style(params["prompt"], style)
+        cameos = check_characters(params["prompt"], self._character_pairs(characters)) if characters else ()
         reference = None
         if input_reference is not None:
             # The contract wants the image at exactly the video's size; hosted services scale it themselves.
@@ -182,6 +199,7 @@ class Client:
             style=style,
             input_reference=reference,
             axes=axes,
+            characters=cameos,
         )
 
     @property
@@ -264,6 +282,150 @@ class Client:
         from ._sweep import Sweep
 
         return Sweep(self, **axes)
+
+    # ------------------------------------------------------------------ characters (cameos)
+    @property
+    def _registry(self) -> CharacterRegistry:
+        return CharacterRegistry(self.run_root, server=self.base_url)
+
+    def _check_characters_supported(self) -> None:
+        if not self.profile.capabilities.supports_characters:
+            raise UnsupportedOperationError(
+                f"profile {self.profile.name!r} has no characters (cameos): its server takes no "
+                "POST /videos/characters or characters=[...] (see client.profile.capabilities). Fix: connect to "
+                "a server that speaks OpenAI's Videos contract with characters (or the simulator), or leave them out."
+            )
+
+    def _character_pairs(self, characters: Sequence[Character | str]) -> list[tuple[str, str]]:
+        """``(id, name)`` of each character given (ids looked up in the registry), for a create."""
+        self._check_characters_supported()
+        if isinstance(characters, (str, Character)):
+            characters = [characters]
+        pairs = []
+        for given in characters:
+            character = self._registry.get(given) if isinstance(given, str) else given
+            if not isinstance(character, Character) or not character.id or not character.name:
+                known = ", ".join(f"{c.name} ({c.id})" for c in self.characters()) or "none yet"
+                raise ValidationError(
+                    f"characters: {given!r} is not a character of this server (known: {known}). Fix: pass a "
+                    "Character from client.create_character(...) or client.characters(), or its id.",
+                    field="characters",
+                )
+            pairs.append((character.id, character.name))
+        return pairs
+
+    def create_character(
+        self,
+        source: Job | str | os.PathLike[str],
+        name: str,
+        *,
+        start: float = 0.0,
+        trim: bool = True,
+        timeout: float | None = 300.0,
+    ) -> Character:
+        """Make a character (a cameo) from a finished job's video or a local clip, and remember it.
+
+        The clip must be 2-4 s, 16:9 or 9:16, 720p to 1080p. A longer one is cut with PyAV to 4 s from
+        ``start`` (seconds; ``trim=False`` refuses it instead), and a job's video is taken at the size the job
+        asked for (a server may deliver a smaller preview). Everything is checked before the upload; the
+        character is then kept in ``<run_root>/characters/`` with its clip and poster, so that
+        :meth:`characters` lists it in later sessions too.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> job = client.generate("a woman with a red umbrella", size="1280x720", seconds="8").wait(timeout=60)
+        >>> ada = client.create_character(job, "Ada", start=2.0)
+        >>> ada.name, [c.name for c in client.characters()]
+        ('Ada', ['Ada'])
+        >>> client.generate("Ada walks through the rain", size="1280x720", characters=[ada]).wait(timeout=60).status
+        'completed'
+        >>> client.close()
+        """
+        from ._clip import cut_clip, poster_frame, probe_clip
+
+        self._check_characters_supported()
+        check_character_name(name)
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1e6:
+            raise ValueError(f"start={start!r} must be a number of seconds, 0 or more. Fix: e.g. start=1.5.")
+        size: tuple[int, int] | None = None
+        if isinstance(source, Job):
+            if source.status != "completed" or source.video_path is None:
+                raise ValueError(
+                    f"job {source.id} is {source.status} and has no video on disk, so no character can be made "
+                    "from it. Fix: wait for it (job.wait() or `await job`) first."
+                )
+            path = Path(source.video_path)
+            size = parse_size(source.spec.size)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            check_user_file(path, field="source", what="video clip")
+        else:
+            raise TypeError(
+                f"source must be a finished Job or the path of a clip, got {type(source).__name__}. "
+                "Fix: client.create_character(job, 'Ada') or client.create_character('clip.mp4', 'Ada')."
+            )
+        width, height, duration = probe_clip(path, field="source")
+        high = _catalog.CHARACTER_SECONDS[1]
+        too_long = duration > high + _catalog.CHARACTER_TOLERANCE_S
+        resize = size is not None and size != (width, height)
+        registry = self._registry
+        registry.directory.mkdir(parents=True, exist_ok=True)
+        clip = path
+        cut = None
+        if trim and (too_long or start > 0 or resize):
+            seconds = min(high, duration - start) if duration > start else high
+            cut = cut_clip(path, registry.directory / f".cut-{os.getpid()}-{id(path)}.mp4", start=float(start),
+                           seconds=seconds, size=size)
+            clip = cut
+        try:
+            check_character_clip(*probe_clip(clip, field="source"), field="source")
+            made = self.call(ContractClient.create_character, clip, name, timeout=timeout)
+            if not made.id:
+                raise ValueError("the server made a character but answered no id; it cannot be used.")
+            kept = registry.file(made.id, ".mp4")
+            if cut is not None:
+                os.replace(cut, kept)
+            else:
+                import shutil
+
+                shutil.copyfile(clip, kept)
+            poster = poster_frame(kept, registry.file(made.id, ".png"))
+        finally:
+            if cut is not None:
+                cut.unlink(missing_ok=True)
+        return registry.add(with_poster(made, poster))
+
+    def characters(self) -> list[Character]:
+        """The characters made through this server with this ``run_root``, oldest first (across sessions).
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> client.characters()
+        []
+        >>> client.close()
+        """
+        return self._registry.all()
+
+    def get_character(self, character_id: str, *, timeout: float | None = 120.0) -> Character:
+        """The character with ``character_id``, as the server has it (``GET /videos/characters/{id}``).
+
+        One the registry did not know (made elsewhere) is recorded, so that :meth:`characters` lists it.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> try:
+        ...     client.get_character("char_unknown")
+        ... except sora_nb.NotFoundError as exc:
+        ...     print(exc.code)
+        character_not_found
+        >>> client.close()
+        """
+        self._check_characters_supported()
+        found = self.call(ContractClient.get_character, check_id(character_id, field="character_id"),
+                          timeout=timeout)
+        known = self._registry.get(character_id)
+        poster = Path(known.poster_path) if known is not None and known.poster_path else None
+        return self._registry.add(with_poster(found, poster))
 
     # ------------------------------------------------------------------ the contract, directly
     @property

@@ -42,6 +42,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from . import _catalog
+from ._clip import probe_clip
 from ._download import Downloads
 from ._errors import (
     AmbiguousCreateError,
@@ -59,6 +60,8 @@ from ._validation import (
     MAX_VIDEO_UPLOAD_BYTES,
     ImageReference,
     ReferenceInput,
+    check_character_clip,
+    check_character_name,
     check_create,
     check_id,
     check_prompt,
@@ -272,14 +275,26 @@ class ContractClient(Downloads, Searching):
         input_reference: ReferenceInput | None = None,
         extra: dict[str, Any] | None = None,
         known_ids: Claimed = frozenset(),
+        characters: tuple[str, ...] | list[str] = (),
     ) -> Video:
         """Start a video job (``POST /videos``). Validated first; never sent twice.
 
         ``known_ids`` are ids the caller already owns (or a function returning them, read when a search
-        decides), so a search after a lost answer never adopts one of them.
+        decides), so a search after a lost answer never adopts one of them. ``characters`` are the ids of
+        at most two characters, sent as ``characters: [{"id": ...}]`` (their names must be in the prompt:
+        ``client.generate`` checks that, knowing the names).
         """
         params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, strict=self.validate)
         reference = load_reference(input_reference, params["size"]) if input_reference is not None else None
+        if characters:
+            ids = [check_id(character_id, field="characters") for character_id in characters]
+            if len(ids) > _catalog.MAX_CHARACTERS:
+                raise ValidationError(
+                    f"{len(ids)} characters given. Allowed: at most {_catalog.MAX_CHARACTERS} per video. "
+                    f"Fix: keep {_catalog.MAX_CHARACTERS} of them.",
+                    field="characters",
+                )
+            extra = {**(extra or {}), "characters": [{"id": character_id} for character_id in ids]}
         request = build_create_request(
             params, reference, multipart_only=self.multipart_only, seconds_as_int=self.seconds_as_int, extra=extra
         )
@@ -374,12 +389,15 @@ class ContractClient(Downloads, Searching):
         return await self._send_create("videos/extensions", request, match, known_ids, operation="extend video")
 
     async def create_character(self, video: str | os.PathLike[str], name: str) -> Character:
-        """Make a reusable character from a 2-4 s clip on disk (``POST /videos/characters``)."""
-        if not 1 <= len(name) <= 80:
-            raise ValidationError(
-                f"name has {len(name)} characters. Allowed: 1..80. Fix: shorten or fill the name.", field="name"
-            )
+        """Make a reusable character from a 2-4 s clip on disk (``POST /videos/characters``).
+
+        The clip is checked first (2-4 s, 16:9 or 9:16, 720p to 1080p): one the server would refuse is never
+        uploaded. ``client.create_character`` cuts a longer clip (or a finished job's video) to fit.
+        """
+        check_character_name(name)
         path = Path(video)
+        width, height, duration = await asyncio.to_thread(probe_clip, path)
+        check_character_clip(width, height, duration)
         data = read_user_file(path, field="video", limit=MAX_VIDEO_UPLOAD_BYTES, what="video file")
         files = {"video": (path.name, data, "video/mp4")}
         sent = await self._send(

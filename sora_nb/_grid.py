@@ -40,7 +40,7 @@ from . import _catalog
 from ._errors import ValidationError
 from ._styles import apply_style
 from ._types import JobSpec
-from ._validation import check_create, check_prompt
+from ._validation import check_characters, check_create, check_prompt
 
 __all__ = [
     "Capabilities",
@@ -61,8 +61,15 @@ _RESERVED_PLACEHOLDERS = ("prompt", "repeat", "input_reference")
 
 EXPAND_KEYS = (
     "prompt", "model", "size", "seconds", "style", "repeats", "input_reference",
-    "template", "variables", "rows", "strict", "max_jobs",
+    "template", "variables", "rows", "strict", "max_jobs", "characters",
 )  # fmt: skip
+CHARACTER_AXIS = "character"
+"""The axis (and template placeholder) of a sweep's ``characters=``: the names a job's create sends."""
+NO_CHARACTER = "someone"
+"""What ``{character}`` in a template says for a job without a character."""
+
+Cast = tuple[tuple[str, str], ...]
+"""The characters of one job, as ``(id, name)`` pairs: empty for none."""
 MAX_SWEEP_JOBS = 10_000
 """The default cap on a sweep's combinations (``max_jobs=``), checked before any job is made."""
 
@@ -124,6 +131,7 @@ def expand(
     strict: bool = True,
     capabilities: Capabilities | None = None,
     max_jobs: int = MAX_SWEEP_JOBS,
+    characters: Sequence[Cast] | None = None,
 ) -> SweepPlan:
     """Expand a sweep description into jobs, setting aside the combinations a server would reject.
 
@@ -143,6 +151,11 @@ def expand(
         capabilities: What the server accepts, when it differs from the catalog (see :class:`Capabilities`).
         max_jobs: The most combinations a sweep may have, counted before any is made (a typo such as
             ``repeats=100000`` must not fill the memory); raise it for a sweep that big on purpose.
+        characters: An axis of casts, each the ``(id, name)`` of up to two characters (``()`` for none), e.g.
+            ``[(), (("char_1", "Ada"),)]`` for each prompt without and with Ada. A cast whose names are not
+            all in the prompt is an invalid combination. A template's ``{character}`` says the cast's names
+            (joined by " and "), or ``"someone"`` for none. The axis is named ``character`` (its value: the
+            names, comma-separated, or ``None``).
 
     Raises:
         ValueError: An empty axis, ``repeats < 1``, a template placeholder without values, a variable
@@ -173,7 +186,13 @@ def expand(
         )
     reference = _check_reference(input_reference, "input_reference")
     placeholders = _placeholders(template) if template is not None else []
-    var_names = [name for name in placeholders if name not in _GRID_AXES]
+    casts = _casts(characters)
+    if CHARACTER_AXIS in placeholders and casts is None:
+        raise ValueError(
+            f"template {template!r} uses {{{CHARACTER_AXIS}}} but no characters are given. "
+            "Fix: pass characters=[None, ada] (each prompt without and with Ada), or drop {character}."
+        )
+    var_names = [name for name in placeholders if name not in _GRID_AXES and name != CHARACTER_AXIS]
     var_values = _variable_values(template, var_names, variables, rows_mode=rows is not None)
     context = _Context(
         template=template,
@@ -182,6 +201,7 @@ def expand(
         strict=strict,
         capabilities=capabilities.models if capabilities is not None else None,
         repeats=repeats,
+        casts=casts,
     )
     if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
         raise ValueError(f"max_jobs={max_jobs!r} must be a whole number of 1 or more. Fix: e.g. max_jobs=50_000.")
@@ -205,13 +225,13 @@ def expand(
         grid = [
             _axis_values(name, value) for name, value in zip(_GRID_AXES, (model, size, seconds, style), strict=True)
         ]
-        _check_size(math.prod(len(v) for v in (prompts, *(var_values[n] for n in var_names), *grid)) * repeats,
-                    max_jobs)
+        _check_size(math.prod(len(v) for v in (prompts, *(var_values[n] for n in var_names), *grid))
+                    * repeats * len(casts or [()]), max_jobs)
         for text in prompts:
             for variable_combo in _combinations(var_names, var_values):
                 for values in itertools.product(*grid):
                     context.add(text, variable_combo, *values, reference=reference)
-    axes = ("prompt", *var_names, *_GRID_AXES, "repeat")
+    axes = ("prompt", *var_names, *_GRID_AXES, *([CHARACTER_AXIS] if casts is not None else []), "repeat")
     return SweepPlan(jobs=tuple(context.jobs), invalid=tuple(context.invalid), axes=axes)
 
 
@@ -256,7 +276,9 @@ class _Context:
         strict: bool,
         capabilities: Mapping[str, tuple[Sequence[str] | None, Sequence[str] | None]] | None,
         repeats: int,
+        casts: list[Cast] | None = None,
     ) -> None:
+        self.casts = casts
         self.template = template
         self.var_names = var_names
         self.uses_axes = uses_axes
@@ -278,15 +300,35 @@ class _Context:
         *,
         reference: str | None,
     ) -> None:
-        """Validate one combination; record it as ``repeats`` jobs, or once as invalid."""
+        """Validate one combination (with each cast of characters); record it as ``repeats`` jobs, or once as
+        invalid."""
         if style == "":
             style = None
+        for cast in self.casts if self.casts is not None else [None]:
+            self._add_cast(prompt, variables, model, size, seconds, style, cast, reference=reference)
+
+    def _add_cast(
+        self,
+        prompt: Any,
+        variables: dict[str, Any],
+        model: Any,
+        size: Any,
+        seconds: Any,
+        style: Any,
+        cast: Cast | None,
+        *,
+        reference: str | None,
+    ) -> None:
         if self.template is not None:
-            prompt = self._fill(variables, model, size, seconds, style)
+            prompt = self._fill(variables, model, size, seconds, style, cast)
+        named = {} if cast is None else {CHARACTER_AXIS: ", ".join(name for _, name in cast) or None}
         try:
             checked = self._check(prompt, model, size, seconds, style)
+            if cast:
+                check_characters(prompt, cast)
         except ValidationError as exc:
-            axes = {"prompt": prompt, **variables, "model": model, "size": size, "seconds": seconds, "style": style}
+            axes = {"prompt": prompt, **variables, "model": model, "size": size, "seconds": seconds, "style": style,
+                    **named}
             self.invalid.append(InvalidCombo(axes=axes, field=exc.field, message=str(exc), allowed=exc.allowed))
             return
         size, seconds = checked
@@ -298,6 +340,7 @@ class _Context:
                 "size": size,
                 "seconds": seconds,
                 "style": style,
+                **named,
                 "repeat": repeat,
             }
             self.jobs.append(
@@ -310,6 +353,7 @@ class _Context:
                     input_reference=reference,
                     repeat=repeat,
                     axes=axes,
+                    characters=cast or (),
                 )
             )
 
@@ -392,10 +436,13 @@ class _Context:
                     reference=row_reference,
                 )
 
-    def _fill(self, variables: dict[str, Any], model: Any, size: Any, seconds: Any, style: Any) -> str:
+    def _fill(
+        self, variables: dict[str, Any], model: Any, size: Any, seconds: Any, style: Any, cast: Cast | None = None
+    ) -> str:
         assert self.template is not None
         try:
             key = (*variables.values(), model, size, seconds, style) if self.uses_axes else tuple(variables.values())
+            key = (*key, cast)
             cached = self._filled.get(key)
         except TypeError:  # an unhashable value: fill without the cache
             key, cached = None, None
@@ -404,6 +451,8 @@ class _Context:
         values = dict(variables)
         if self.uses_axes:
             values.update(model=model, size=size, seconds=_seconds_text(seconds), style="" if style is None else style)
+        if cast is not None:
+            values[CHARACTER_AXIS] = " and ".join(name for _, name in cast) or NO_CHARACTER
         try:
             text = self.template.format_map(values)
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
@@ -559,6 +608,20 @@ def _check_reference(reference: object, name: str) -> str | None:
         f"{name} must be the path of an image (or None) in a sweep, got {type(reference).__name__}. "
         "Fix: save the image to a file and pass its path."
     )
+
+
+def _casts(characters: Sequence[Cast] | None) -> list[Cast] | None:
+    """The characters axis as a list of casts (``None``: no such axis); an empty axis is refused."""
+    if characters is None:
+        return None
+    if isinstance(characters, (str, bytes, Mapping)) or not isinstance(characters, Iterable):
+        raise TypeError(
+            f"characters must be a list of casts, got {type(characters).__name__}. Fix: characters=[None, ada]."
+        )
+    casts = [tuple((str(i), str(n)) for i, n in cast) for cast in characters]
+    if not casts:
+        raise ValueError("characters is empty, so the sweep has no jobs. Fix: e.g. characters=[None, ada].")
+    return casts
 
 
 def _seconds_text(seconds: Any) -> str:

@@ -17,7 +17,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -271,8 +271,19 @@ class Job(Driven):
         """A new job: this completed video, remixed with a new prompt."""
         return self._derive("remix", prompt, self.seconds)
 
-    def extend(self, prompt: str, *, seconds: str | int = "4") -> Job:
-        """A new job: this completed video, continued for ``seconds`` more with a new prompt."""
+    def extend(self, prompt: str, *, seconds: str | int = "4", characters: Sequence[object] = ()) -> Job:
+        """A new job: this completed video, continued for ``seconds`` more with a new prompt.
+
+        Extensions take no ``characters`` (the contract continues the video with whoever is in it): passing
+        some raises :class:`sora_nb.ValidationError` saying so, before anything is sent.
+        """
+        if characters:
+            raise ValidationError(
+                "characters cannot be used on an extension: the server continues the video as it is and takes no "
+                "new characters. Fix: drop characters= here, or client.generate(prompt, characters=[...]) for a "
+                "new video with them.",
+                field="characters",
+            )
         return self._derive("extend", prompt, str(seconds))
 
     def retry(self) -> Job:
@@ -337,7 +348,8 @@ class Job(Driven):
         if kind == "extend":
             self._check_extension()
         spec = dataclasses.replace(
-            self.spec, prompt=prompt, kind=kind, parent_id=self.remote_id, seconds=seconds,
+            # A remix or an extension sends no characters (they are in the source video already).
+            self.spec, prompt=prompt, kind=kind, parent_id=self.remote_id, seconds=seconds, characters=(),
             axes={**self.spec.axes, "prompt": prompt, "parent": self.id},
         )
         return self.run.submit([spec])[0]

@@ -82,6 +82,8 @@ class Capabilities:
     supports_delete: bool
     supports_list: bool
     supports_thumbnail: bool
+    supports_characters: bool = False
+    """The server makes characters (``POST /videos/characters``) and takes ``characters=[...]`` in a create."""
 
     @property
     def models(self) -> Mapping[str, tuple[Sequence[str] | None, Sequence[str] | None]] | None:
@@ -131,7 +133,8 @@ class Profile:
         validate_models: check known OpenAI models' sizes/durations before sending.
         max_concurrency: default number of jobs in flight at once.
         supports_delete / supports_list / supports_remix / supports_extend / supports_thumbnail /
-        reports_progress: what the server can do; the toolkit degrades visibly where it cannot.
+        reports_progress / supports_characters: what the server can do; the toolkit degrades visibly where
+        it cannot (characters: OpenAI's contract only; no gateway or hosted service here forwards them).
         models: the models offered in choosers (``None``: free text).
         adapter: the client class that speaks to the server, a key of ``sora_nb.providers.ADAPTERS``
             (``"contract"``: the OpenAI Videos contract as is).
@@ -156,6 +159,7 @@ class Profile:
     supports_extend: bool = True
     supports_thumbnail: bool = True
     reports_progress: bool = True
+    supports_characters: bool = True
     models: tuple[str, ...] | None = ("sora-2", "sora-2-pro")
     extra_headers: dict[str, str] = field(default_factory=dict)
     adapter: str = "contract"
@@ -172,7 +176,7 @@ class Profile:
             served=self.served, reports_progress=self.reports_progress, reports_cost=self.reports_cost,
             supports_remix=self.supports_remix, supports_extend=self.supports_extend,
             supports_delete=self.supports_delete, supports_list=self.supports_list,
-            supports_thumbnail=self.supports_thumbnail,
+            supports_thumbnail=self.supports_thumbnail, supports_characters=self.supports_characters,
         )
 
 
@@ -229,7 +233,7 @@ def _hosted(name: str, **fields: Any) -> Profile:
     """A hosted service: a key is required; no delete, list, remix, extend, thumbnail or progress unless stated."""
     defaults: dict[str, Any] = dict(
         requires_key=True, supports_delete=False, supports_list=False, supports_remix=False, supports_extend=False,
-        supports_thumbnail=False, reports_progress=False, adapter=name, dialect=name,
+        supports_thumbnail=False, reports_progress=False, supports_characters=False, adapter=name, dialect=name,
     )
     return Profile(name, **{**defaults, **fields})
 
@@ -244,11 +248,13 @@ PROFILES: dict[str, Profile] = {
         # extensions are created but answer ids without the deployment, so they cannot be polled back.
         Profile("litellm", base_url="http://localhost:4000/v1", key_env=("LITELLM_API_KEY", "OPENAI_API_KEY"),
                 reports_progress=False, supports_thumbnail=False, supports_delete=False, supports_list=False,
-                supports_remix=False, supports_extend=False),
+                supports_remix=False, supports_extend=False, supports_characters=False),
         Profile("vllm-omni", base_url="http://localhost:8000/v1", multipart_only=True, validate_models=False,
-                supports_remix=False, supports_extend=False, supports_thumbnail=False, models=None),
+                supports_remix=False, supports_extend=False, supports_thumbnail=False, supports_characters=False,
+                models=None),
         Profile("sglang", base_url="http://localhost:30000/v1", validate_models=False, reports_progress=False,
-                supports_remix=False, supports_extend=False, supports_thumbnail=False, models=None),
+                supports_remix=False, supports_extend=False, supports_thumbnail=False, supports_characters=False,
+                models=None),
         _hosted("openrouter", base_url="https://openrouter.ai/api/v1", key_env=("OPENROUTER_API_KEY",),
                 models=tuple(_OPENROUTER_MODELS), served=_OPENROUTER_MODELS, default_model="google/veo-3.1",
                 reports_cost=True, dashboard_url="https://openrouter.ai/activity"),

@@ -39,6 +39,8 @@ polls               int64                status requests made
 stars_mean          float64              mean of the stars people gave it (``run.rate``), NaN if none
 ratings             int64                how many ratings it has (withdrawn ones not counted)
 tags                object               the tags people gave it, comma-separated, ``""`` if none
+characters          object               names of the characters (cameos) the create sent,
+                                         comma-separated, ``""`` if none (ids: ``job.spec.characters``)
 ==================  ===================  =========================================================
 
 Then what :func:`sora_nb.measure_video` measured of the video (the keys it returns, prefixed; the
@@ -139,6 +141,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("stars_mean", "float64", "mean of the stars people gave it (run.rate), NaN if none"),
     ("ratings", "int64", "how many ratings it has (withdrawn ones not counted)"),
     ("tags", "object", "the tags people gave it, comma-separated, '' if none"),
+    ("characters", "object", "names of the characters (cameos) the create sent, comma-separated, '' if none"),
     *METRIC_COLUMNS,
 )  # fmt: skip
 """The fixed columns after the axes, as ``(name, dtype, description)``; see the module docstring."""
@@ -230,6 +233,9 @@ def records_to_dataframe(
         "polls": pd.Series(column("polls"), dtype="int64"),
     }
     data |= _score_columns(pd, records, scores or Scores({}, ()))
+    # After the judgment columns, as COLUMNS lists it (the metric columns follow).
+    data = _insert_after(data, "tags", "characters",
+                         texts([", ".join(name for _, name in r.spec.characters) for r in records]))
     df = pd.DataFrame(data)
     # Plain JSON values only: to_parquet stores attrs as JSON.
     df.attrs["run_dir"] = str(run_dir)
@@ -316,6 +322,15 @@ def _score_columns(pd: Any, records: Sequence[JobRecord], scores: Scores) -> dic
         if column not in columns:
             columns[column] = pd.Series([m.get(key) for m in measured], dtype=object).infer_objects()
     return columns
+
+
+def _insert_after(data: dict[str, Any], after: str, name: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, column in data.items():
+        out[key] = column
+        if key == after:
+            out[name] = value
+    return out
 
 
 def _axis_value(spec: JobSpec, name: str) -> Any:

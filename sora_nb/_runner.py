@@ -568,6 +568,7 @@ class Runner:
             size=spec.size,
             seconds=spec.seconds,
             input_reference=spec.input_reference,
+            characters=[character_id for character_id, _ in spec.characters],
         )
 
     def _accept(self, job: Job, video: Video) -> None:

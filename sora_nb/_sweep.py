@@ -13,7 +13,7 @@ from ._cost import Estimate, check_budget
 from ._cost import estimate as estimate_plan
 from ._grid import SweepPlan, check_axis_names, expand
 from ._run import Run
-from ._types import JobSpec
+from ._types import Character, JobSpec
 from ._validation import check_max_concurrency
 
 if TYPE_CHECKING:
@@ -32,10 +32,30 @@ class Sweep:
         # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
         # and combinations are checked against what the profile says its server accepts (a `strict` or
         # `model` given in the axes, e.g. from a sweep file, wins over the profile's).
+        if "characters" in axes:
+            axes = {**axes, "characters": self._casts(axes["characters"])}
         self.plan: SweepPlan = expand(
             capabilities=client.profile.capabilities,
             **{"strict": client.profile.validate_models, "model": client.profile.default_model, **axes},
         )
+
+    def _casts(self, characters: Any) -> list[tuple[tuple[str, str], ...]]:
+        """The ``characters`` axis as casts of ``(id, name)``: each value is ``None`` (no character), a
+        :class:`sora_nb.Character` (or its id), or a list of up to two."""
+        if isinstance(characters, (str, Character)) or characters is None:
+            characters = [characters]
+        if not isinstance(characters, (list, tuple)):
+            raise TypeError(
+                f"characters must be a list, got {type(characters).__name__}. Fix: e.g. characters=[None, ada]."
+            )
+        casts: list[tuple[tuple[str, str], ...]] = []
+        for value in characters:
+            if value is None or (isinstance(value, (list, tuple)) and not value):
+                casts.append(())
+                continue
+            chosen = value if isinstance(value, (list, tuple)) else [value]
+            casts.append(tuple(self.client._character_pairs(chosen)))
+        return casts
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:

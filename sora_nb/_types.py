@@ -192,12 +192,31 @@ class DeletedVideo:
 
 @dataclass(frozen=True)
 class Character:
-    """A reusable character made from a short clip (``POST /videos/characters``)."""
+    """A reusable character (a cameo) made from a short clip (``POST /videos/characters``).
+
+    Use it by its ``name`` in a prompt and pass it in ``characters=[...]``; ``poster_path`` is a still of the
+    clip kept on disk by ``client.create_character`` (``None`` when the character came from the server only).
+
+    >>> Character.parse({"id": "char_1", "name": "Ada", "created_at": 1700000000})
+    Character(id='char_1', name='Ada', created_at=1700000000, poster_path=None)
+    """
 
     id: str | None
     name: str | None
     created_at: int | None
+    poster_path: str | None = field(default=None, compare=False)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        name = html.escape(self.name or "")
+        poster = ""
+        if self.poster_path:
+            from pathlib import Path
+
+            poster = f'<img src="{html.escape(Path(self.poster_path).as_uri())}" style="height:72px"> '
+        return f'<div class="sora-nb-character">{poster}<b>{name}</b> <code>{html.escape(self.id or "")}</code></div>'
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Character:
@@ -255,3 +274,9 @@ class JobSpec:
     axes: dict[str, Any] = field(default_factory=dict, compare=False)
     retry_of: str | None = field(default=None, compare=False)
     """The local id of the failed job this one retries (the same request: not part of equality)."""
+    characters: tuple[tuple[str, str], ...] = ()
+    """The characters (cameos) the create names, as ``(id, name)``: the ids are sent, the names are shown."""
+
+    def __post_init__(self) -> None:
+        # Read back from the ledger's JSON, pairs are lists: kept as tuples, so equal specs stay equal.
+        object.__setattr__(self, "characters", tuple((str(i), str(n)) for i, n in self.characters))

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -23,7 +24,11 @@ __all__ = [
     "MAX_REFERENCE_BYTES",
     "ImageReference",
     "ReferenceInput",
+    "check_character_clip",
+    "check_character_name",
+    "check_characters",
     "check_id",
+    "check_user_file",
     "check_max_concurrency",
     "check_prompt",
     "check_seconds",
@@ -117,11 +122,23 @@ def check_id(value: object, *, field: str = "id", segments: bool = False) -> str
     )
 
 
-def read_user_file(path: str | os.PathLike[str], *, field: str, limit: int, what: str) -> bytes:
+def check_user_file(path: str | os.PathLike[str], *, field: str, what: str) -> None:
+    """Refuse a path the user named that is not a readable regular file, before a library opens it.
+
+    >>> check_user_file("/dev/zero", field="source", what="video clip")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.ValidationError: source '/dev/zero' is not a regular file (a character device). ...
+    """
+    read_user_file(path, field=field, limit=0, what=what, read=False)
+
+
+def read_user_file(path: str | os.PathLike[str], *, field: str, limit: int, what: str, read: bool = True) -> bytes:
     """Read a file the user named: a regular file only, at most ``limit`` bytes, read with that limit.
 
     A device (``/dev/zero`` reads forever), a FIFO (blocks until a writer comes) or a directory is refused
     before it is opened for reading; a file that grows past ``limit`` while read is refused too.
+    ``read=False`` only checks (and returns ``b""``).
 
     >>> read_user_file("/dev/zero", field="input_reference", limit=10, what="image file")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -145,6 +162,8 @@ def read_user_file(path: str | os.PathLike[str], *, field: str, limit: int, what
                 f"Fix: pass the path of a regular {what}.",
                 field=field,
             )
+        if not read:
+            return b""
         data = file.read(limit + 1)
     if len(data) > limit:
         raise ValidationError(
@@ -353,3 +372,100 @@ def check_create(*, prompt: object, model: str, size: object, seconds: object, s
         "size": check_size(size, checked_model),
         "seconds": check_seconds(seconds, checked_model),
     }
+
+
+def check_character_name(name: object, *, field: str = "name") -> str:
+    """A character's name: text of 1 to 80 characters.
+
+    >>> check_character_name("Ada")
+    'Ada'
+    >>> check_character_name("")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.ValidationError: name is empty. Allowed: 1 to 80 characters. Fix: ...
+    """
+    limit = _catalog.MAX_CHARACTER_NAME
+    if not isinstance(name, str):
+        raise TypeError(f"{field} must be a str, got {type(name).__name__}. Fix: e.g. {field}='Ada'.")
+    if not name.strip():
+        raise ValidationError(
+            f"{field} is empty. Allowed: 1 to {limit} characters. Fix: name the character, e.g. {field}='Ada' "
+            "(prompts then call it by that name).",
+            field=field,
+        )
+    if len(name) > limit:
+        raise ValidationError(
+            f"{field} has {len(name)} characters. Allowed: 1 to {limit}. Fix: shorten the name.", field=field
+        )
+    return name
+
+
+def check_character_clip(width: int, height: int, duration: float, *, field: str = "video") -> None:
+    """Refuse a clip the server would not take for a character: 2-4 s, 16:9 or 9:16, 720p to 1080p.
+
+    >>> check_character_clip(1280, 720, 4.0)
+    >>> check_character_clip(1280, 720, 10.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.ValidationError: video is 10.00 s long. Allowed: 2 to 4 s. Fix: ...
+    """
+    low, high = _catalog.CHARACTER_SECONDS
+    slack = _catalog.CHARACTER_TOLERANCE_S
+    if not low - slack <= duration <= high + slack:
+        fix = (
+            "Fix: let client.create_character trim it (the default: a 4 s cut from start=, in seconds), "
+            "or cut the clip to 2-4 s yourself."
+            if duration > high else "Fix: use a longer clip (a character needs at least 2 s of the person or thing)."
+        )
+        raise ValidationError(f"{field} is {duration:.2f} s long. Allowed: {low:g} to {high:g} s. {fix}", field=field)
+    short, long = sorted((width, height))
+    if short <= 0 or abs(long / short - 16 / 9) > 0.02:
+        raise ValidationError(
+            f"{field} is {width}x{height}. Allowed: 16:9 or 9:16 (e.g. 1280x720, 720x1280, 1920x1080). "
+            "Fix: crop the clip to 16:9 or 9:16.",
+            field=field,
+        )
+    small, big = _catalog.CHARACTER_SIDES
+    if not small <= short <= big:
+        raise ValidationError(
+            f"{field} is {width}x{height}. Allowed: 720p to 1080p (the short side {small} to {big} pixels). "
+            "Fix: scale the clip to 1280x720 or 1920x1080 (or the portrait 720x1280, 1080x1920).",
+            field=field,
+        )
+
+
+def check_characters(
+    prompt: str, characters: Sequence[tuple[str, str]], *, field: str = "characters"
+) -> tuple[tuple[str, str], ...]:
+    """Check the ``(id, name)`` of the characters a create names against its prompt; return them.
+
+    At most two, no one twice, and each name verbatim in the prompt (the server finds the cameo by name).
+
+    >>> check_characters("Ada walks in the rain", [("char_1", "Ada")])
+    (('char_1', 'Ada'),)
+    >>> check_characters("a walk in the rain", [("char_1", "Ada")])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.ValidationError: character 'Ada' is not named in the prompt ...
+    """
+    chosen = tuple(characters)
+    limit = _catalog.MAX_CHARACTERS
+    names = ", ".join(repr(name) for _, name in chosen)
+    if len(chosen) > limit:
+        raise ValidationError(
+            f"{len(chosen)} characters given ({names}). Allowed: at most {limit} per video. "
+            f"Fix: keep {limit} of them, and make another video for the others.",
+            field=field,
+        )
+    ids = [character_id for character_id, _ in chosen]
+    if len(set(ids)) != len(ids):
+        raise ValidationError(f"a character is given twice ({names}). Fix: name each once.", field=field)
+    for _, name in chosen:
+        if name not in prompt:
+            raise ValidationError(
+                f"character {name!r} is not named in the prompt {prompt[:80]!r}: the server finds a character by "
+                f"its name, written verbatim in the prompt. Fix: write {name!r} into the prompt "
+                f"(e.g. '{name} walks through the rain'), or leave the character out.",
+                field=field,
+            )
+    return chosen

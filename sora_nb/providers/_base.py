@@ -174,9 +174,12 @@ class ProviderClient(ProfileClient):
         input_reference: ReferenceInput | None = None,
         extra: dict[str, Any] | None = None,
         known_ids: Claimed = frozenset(),
+        characters: tuple[str, ...] | list[str] = (),
         seed: int | None = None,
     ) -> Video:
         """Start a job: checked against the profile first, then translated into the service's request."""
+        if characters:
+            raise self._unsupported("characters")
         params = check_create(prompt=prompt, model=model or self.profile.default_model, size=size,
                               seconds=seconds, strict=self.validate)
         self.profile.capabilities.check(params["model"], params["size"], params["seconds"])

@@ -12,6 +12,10 @@ noir" or "vivid cel shading") change saturation, contrast and warmth. A job may 
 defect (``SimulatorConfig.defect_rate``, or ``[defect:<kind>]`` in the prompt): a span of black frames,
 a frozen tail, brightness flicker, or a video a quarter shorter than asked.
 
+A video made with characters (cameos) shows each one in the bottom-right corner: a still of the clip
+the character was made from, framed, with its name above it, so that a test (or a person) can see which
+characters a video was given.
+
 Assets are cached on disk by everything that changes the pixels (:meth:`RenderSpec.key`). All three
 files are written into a temporary directory that is renamed into place, so a reader never sees a
 half-written file and two renders of the same spec racing each other are harmless. A per-key lock
@@ -48,6 +52,8 @@ __all__ = [
     "default_cache_dir",
     "ensure_rendered",
     "output_dimensions",
+    "cameo_box",
+    "poster_of_clip",
     "probe_video",
     "render_video",
     "store_reference_image",
@@ -85,6 +91,7 @@ class RenderSpec:
         variation: Seeds this job's variation on the prompt's look (shifted hues, another wave), so that
             the same prompt on two models, or twice, gives two videos a comparison grid can tell apart.
         defect: ``""``, or one of ``black``, ``frozen``, ``flicker``, ``duration`` (see the module docstring).
+        cameos: ``(name, poster path or None)`` of each character the video was made with.
     """
 
     segments: tuple[tuple[str, int], ...]
@@ -95,14 +102,15 @@ class RenderSpec:
     label: str = ""
     variation: str = ""
     defect: str = ""
+    cameos: tuple[tuple[str, str | None], ...] = ()
 
     def key(self) -> str:
         """Hex digest naming this spec's cache directory."""
-        payload = json.dumps(
-            [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference, self.label,
-             self.variation, self.defect],
-            ensure_ascii=True,
-        )
+        fields: list[object] = [RENDER_VERSION, self.segments, self.size, self.max_side, self.fps, self.reference,
+                                self.label, self.variation, self.defect]
+        if self.cameos:  # only then: the renders cached before characters existed keep their keys
+            fields.append(self.cameos)
+        payload = json.dumps(fields, ensure_ascii=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
     @property
@@ -215,6 +223,64 @@ def store_reference_image(image: Image.Image, cache_dir: str) -> str:
         rgb.save(tmp, format="PNG")
         os.replace(tmp, path)
     return str(path)
+
+
+def poster_of_clip(data: bytes, cache_dir: str) -> str | None:
+    """Save the middle frame of an uploaded clip (a character's) as a PNG, as :func:`store_reference_image`
+    does; ``None`` when no frame decodes. Blocking: run in a thread."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            frames = _middle_frame(container)
+    except (av.FFmpegError, ValueError, IndexError):
+        return None
+    if not frames:
+        return None
+    image = frames[0]
+    image.thumbnail((256, 256), Image.Resampling.LANCZOS)
+    return store_reference_image(image, cache_dir)
+
+
+def cameo_box(width: int, height: int, index: int) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the ``index``-th character's poster in a frame (bottom-right,
+    right to left), so that a test knows where to look.
+
+    >>> cameo_box(320, 180, 0)
+    (248, 94, 312, 166)
+    """
+    side = max(8, min(width, height) * 2 // 5)
+    margin = max(2, min(width, height) // 20)
+    bottom = height - margin - max(2, height // 40)  # above the progress bar
+    right = width - margin - index * (side + margin)
+    return right - side, bottom - side, right, bottom
+
+
+def _cameo_layer(
+    cameos: tuple[tuple[str, str | None], ...], width: int, height: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]] | None:
+    """The characters' posters and names as an RGB layer and its alpha (0..1), or ``None`` for none."""
+    if not cameos:
+        return None
+    layer = Image.new("RGB", (width, height), (0, 0, 0))
+    mask = Image.new("L", (width, height), 0)
+    draw, draw_mask = ImageDraw.Draw(layer), ImageDraw.Draw(mask)
+    font = _font(max(7, min(width, height) // 16))
+    for index, (name, poster) in enumerate(cameos[:2]):
+        left, top, right, bottom = cameo_box(width, height, index)
+        side = right - left
+        frame = max(1, side // 24)
+        draw.rectangle((left - frame, top - frame, right + frame - 1, bottom + frame - 1), fill=(255, 255, 255))
+        draw_mask.rectangle((left - frame, top - frame, right + frame - 1, bottom + frame - 1), fill=255)
+        if poster is not None and os.path.isfile(poster):
+            with Image.open(poster) as image:
+                layer.paste(image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR), (left, top))
+        else:  # a character without a still: its name's colour, so it still shows
+            draw.rectangle((left, top, right - 1, bottom - 1), fill=tuple(hashlib.sha256(name.encode()).digest()[:3]))
+        shown = _fit(name, font, side + 2 * frame)
+        text_top = max(0, top - frame - int(font.size if hasattr(font, "size") else 10) - 2)
+        draw.text((left - frame, text_top), shown, fill=(255, 255, 255), font=font, stroke_width=1,
+                  stroke_fill=(0, 0, 0))
+        draw_mask.text((left - frame, text_top), shown, fill=255, font=font, stroke_width=1, stroke_fill=255)
+    return np.asarray(layer, dtype=np.float32), (np.asarray(mask, dtype=np.float32) / 255.0)[..., None]
 
 
 def probe_video(data: bytes) -> tuple[int, int, float] | None:
@@ -394,6 +460,7 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     # A fine texture, for a sharper look (the Laplacian's variance rises); computed once per video.
     detail = (14.0 * np.sign(np.sin(xs * 1.9) * np.sin(ys * 1.9)))[..., None] if pro else None
     label = _label_alpha(spec.label, width, height)
+    cameo = _cameo_layer(spec.cameos, width, height)
     delivered = round(total * 0.75) if spec.defect == "duration" else total
     black = range(round(total * 0.25), round(total * 0.35)) if spec.defect == "black" else range(0)
     frozen_from = round(total * 0.6) if spec.defect == "frozen" else total
@@ -420,6 +487,8 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
             if base is not None:
                 image = base + 0.4 * image
             image = image * (1.0 - halo) + 255.0 * alpha
+            if cameo is not None:
+                image = image * (1.0 - cameo[1]) + cameo[0] * cameo[1]
             if spec.defect == "flicker":
                 image = image + (45.0 if index % 2 else -45.0)
             frame = np.clip(image, 0.0, 255.0).astype(np.uint8)
@@ -470,3 +539,14 @@ def _render_into(spec: RenderSpec, assets: Assets) -> None:
         container.mux(stream.encode(None))
     Image.fromarray(kept[middle]).save(assets.thumbnail, format="WEBP", quality=80)
     _spritesheet([kept[i] for i in wanted], assets.spritesheet)
+
+
+def _middle_frame(container: av.container.InputContainer) -> list[Image.Image]:
+    """The frame halfway through (decoding stops there: a clip's frames are never all held at once)."""
+    middle = (container.duration or 0) / 1_000_000 / 2
+    last: list[Image.Image] = []
+    for frame in container.decode(video=0):
+        last = [frame.to_image()]  # type: ignore[no-untyped-call]
+        if frame.time is not None and frame.time >= middle:
+            break
+    return last

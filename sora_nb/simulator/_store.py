@@ -88,6 +88,7 @@ class Job:
         return RenderSpec(
             self.segments, self.size, config.max_side, config.fps, self.reference,
             label=self.model, variation=f"{self.model}/{self.id}", defect=str(self.extra.get("defect", "")),
+            cameos=tuple((str(c["name"]), c.get("poster")) for c in self.extra.get("characters", ())),
         )
 
     def resource(self, now: float, ttl: float) -> dict[str, Any]:
@@ -133,6 +134,7 @@ class Job:
             "outcome": plan.outcome,
             "source_video_id": self.source_video_id,
             "api_key_hash": self.api_key_hash,
+            "characters": [c["id"] for c in self.extra.get("characters", ())],
         }
 
 
@@ -143,6 +145,8 @@ class Character:
     id: str
     name: str
     created_at: int
+    poster: str | None = None
+    """Path of a still of its clip (what renders of the videos that use it show)."""
 
     def resource(self) -> dict[str, Any]:
         """The ``VideoCharacterResource`` JSON object."""
@@ -367,11 +371,11 @@ class SimulatorState:
                 return self.store.audit()
             return [dict(entry) for entry in self._audit]
 
-    def add_character(self, name: str) -> Character:
+    def add_character(self, name: str, poster: str | None = None) -> Character:
         """Store a new character (with a store: committed before it is returned)."""
         with self.lock:
             while True:
-                character = Character(self._new_id("char"), name, int(self.clock()))
+                character = Character(self._new_id("char"), name, int(self.clock()), poster)
                 # As for jobs: on disk before it is answered, and an id another process already drew
                 # (same seed) is refused: learn the characters made since, and draw again.
                 if self.store is None or self.store.insert_character(character):

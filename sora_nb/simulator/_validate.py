@@ -25,9 +25,14 @@ from typing import Any, Literal
 from PIL import Image, UnidentifiedImageError
 
 from .._catalog import (
+    CHARACTER_SECONDS,
+    CHARACTER_SIDES,
+    CHARACTER_TOLERANCE_S,
     DEFAULT_MODEL,
     DEFAULT_SECONDS,
     DEFAULT_SIZE,
+    MAX_CHARACTER_NAME,
+    MAX_CHARACTERS,
     MAX_EXTENSION_SECONDS,
     MAX_EXTENSIONS,
     MAX_PROMPT_CHARS,
@@ -47,6 +52,7 @@ __all__ = [
     "ImageReference",
     "RequestError",
     "Upload",
+    "check_character_clip",
     "check_image",
     "check_list_query",
     "error_body",
@@ -60,7 +66,6 @@ __all__ = [
     "validate_remix",
 ]
 
-MAX_CHARACTER_NAME = 80
 
 _IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -125,6 +130,8 @@ class CreateRequest:
     size: str
     seconds: int
     reference: ImageReference | None
+    characters: tuple[str, ...] = ()
+    """The ids of the characters (cameos) named: their names are checked against the prompt later."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ def _invalid_value(param: str, value: object, allowed: tuple[str, ...] | list[st
     )
 
 
-_OBJECT_FIELDS = frozenset({"input_reference", "video"})
+_OBJECT_FIELDS = frozenset({"input_reference", "video", "characters"})
 
 
 def nest_form_items(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -213,7 +220,7 @@ def nest_form_items(items: list[tuple[str, Any]]) -> dict[str, Any]:
                 nested = {}
                 body[outer] = nested
             nested[inner] = value
-        elif key in _OBJECT_FIELDS and isinstance(value, str) and value.strip().startswith("{"):
+        elif key in _OBJECT_FIELDS and isinstance(value, str) and value.strip()[:1] in ("{", "["):
             try:
                 decoded = json.loads(value)
             except ValueError:
@@ -372,14 +379,36 @@ def validate_create(body: dict[str, Any], source: BodySource, *, strict: bool) -
     8
     """
     del source  # Same rules for JSON and multipart: form values are strings, so "8" is fine in both.
-    _check_known(body, ("prompt", "model", "seconds", "size", "input_reference"), strict)
+    _check_known(body, ("prompt", "model", "seconds", "size", "input_reference", "characters"), strict)
     prompt = require_prompt(body)
     model, sizes, seconds_allowed = _model(body, strict)
     size = _size(body, model, sizes)
     seconds = _seconds(body, seconds_allowed)
     raw_reference = body.get("input_reference")
     reference = None if raw_reference is None or raw_reference == "" else _reference(raw_reference)
-    return CreateRequest(prompt, model, size, seconds, reference)
+    return CreateRequest(prompt, model, size, seconds, reference, _characters(body.get("characters")))
+
+
+def _characters(value: object) -> tuple[str, ...]:
+    """The ids of ``characters: [{"id": ...}, ...]`` (at most two)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _invalid_type("characters", "an array of objects with 'id'", value)
+    ids = []
+    for index, item in enumerate(value):
+        character_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(character_id, str) or not character_id:
+            raise _invalid_type(f"characters[{index}].id", "a string", character_id)
+        ids.append(character_id)
+    if len(ids) > MAX_CHARACTERS:
+        raise RequestError(
+            400,
+            f"Invalid 'characters': at most {MAX_CHARACTERS} characters can be used in one video, got {len(ids)}.",
+            param="characters",
+            code="invalid_value",
+        )
+    return tuple(ids)
 
 
 def check_image(data: bytes, size: str) -> Image.Image:
@@ -450,6 +479,14 @@ def validate_edit(body: dict[str, Any], *, strict: bool) -> tuple[str | Upload, 
 def validate_extend(body: dict[str, Any], *, strict: bool) -> ExtendRequest:
     """Validate ``POST /videos/extensions`` (the per-extension and total limits are checked later,
     against the source video)."""
+    if body.get("characters") not in (None, "", []):
+        raise RequestError(
+            400,
+            "Characters are not supported for video extensions: an extension continues the source video as it "
+            "is. Create a new video with 'characters' instead.",
+            param="characters",
+            code="invalid_value",
+        )
     _check_known(body, ("video", "prompt", "seconds"), strict)
     video = _video_ref(body)
     prompt = require_prompt(body)
@@ -485,6 +522,33 @@ def validate_character(body: dict[str, Any]) -> tuple[Upload, str]:
             code="invalid_value",
         )
     return video, name
+
+
+def check_character_clip(width: int, height: int, duration: float) -> None:
+    """The clip rules of ``POST /videos/characters``: 2-4 s, 16:9 or 9:16, 720p to 1080p.
+
+    >>> check_character_clip(1280, 720, 10.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.simulator._validate.RequestError: Invalid 'video': character clips must be 2 to 4 seconds long, ...
+    """
+    low, high = CHARACTER_SECONDS
+    if not low - CHARACTER_TOLERANCE_S <= duration <= high + CHARACTER_TOLERANCE_S:
+        raise RequestError(
+            400,
+            f"Invalid 'video': character clips must be {low:g} to {high:g} seconds long, got {duration:.2f} seconds.",
+            param="video",
+            code="invalid_value",
+        )
+    short, long = sorted((width, height))
+    small, big = CHARACTER_SIDES
+    if short <= 0 or abs(long / short - 16 / 9) > 0.02 or not small <= short <= big:
+        raise RequestError(
+            400,
+            f"Invalid 'video': character clips must be 16:9 or 9:16 at 720p to 1080p, got {width}x{height}.",
+            param="video",
+            code="invalid_value",
+        )
 
 
 def check_list_query(params: dict[str, str]) -> tuple[int, Literal["asc", "desc"], str | None]:
