@@ -1,0 +1,244 @@
+"""Characters (cameos): made from a finished job or a clip, remembered, used in generates and sweeps, drawn
+by the simulator, and every mistake refused before anything is sent (requests counted at the server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from support import FAST
+
+import sora_nb
+from sora_nb import ContractClient
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport, render_video
+from sora_nb.simulator._render import cameo_box, output_dimensions
+
+KEY = "sk-characters-" + "Q" * 24
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """The simulator's transport, counting every request that reaches the server."""
+
+    def __init__(self, inner: SimulatorTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def server() -> Counting:
+    return Counting(SimulatorTransport(SimulatorConfig(seed=5, time_scale=FAST, max_side=160, fps=6)))
+
+
+@pytest.fixture
+def client(tmp_path: Path, server: Counting) -> Iterator[sora_nb.Client]:
+    with sora_nb.connect("openai-compatible", base_url="http://simulator.local/v1", api_key=KEY,
+                         transport=server, run_root=tmp_path / "runs") as client:
+        yield client
+
+
+def frame_at(path: str | Path, index: int) -> np.ndarray:
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return np.asarray(frame.to_image().convert("RGB"), dtype=np.float32)
+    raise AssertionError(f"{path} has no frame {index}")
+
+
+def made_character(client: sora_nb.Client, name: str = "Ada") -> tuple[sora_nb.Job, sora_nb.Character]:
+    job = client.generate("a woman with a red umbrella", size="1280x720", seconds="8").wait(timeout=120)
+    return job, client.create_character(job, name, start=2.0)
+
+
+@pytest.mark.slow
+def test_a_character_from_a_finished_job_in_a_with_and_without_sweep(client: sora_nb.Client, server: Counting,
+                                                                      tmp_path: Path) -> None:
+    job, ada = made_character(client)
+    assert ada.id and ada.id.startswith("char_") and ada.name == "Ada"
+    assert ada.poster_path and Path(ada.poster_path).is_file()
+    # What was uploaded: a 4 s cut from 2 s in, at the size the job asked for (the simulator's file is smaller).
+    upload = next(r for r in server.requests if r.url.path.endswith("/videos/characters"))
+    assert b'name="name"' in upload.content and b"Ada" in upload.content
+    kept = Path(ada.poster_path).with_suffix(".mp4")
+    with av.open(str(kept)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1280, 720)
+        assert abs(container.duration / 1e6 - 4.0) < 0.3
+
+    run = client.sweep(prompt=["Ada walks through the rain", "Ada dances on a rooftop"], characters=[None, ada],
+                       size="1280x720").start()
+    run.wait(timeout=180)
+    df = run.to_dataframe()
+    assert df["status"].tolist() == ["completed"] * 4
+    assert df["character"].isna().tolist() == [True, False, True, False]  # an axis: None for no character
+    assert set(df["character"].dropna()) == {"Ada"}
+    assert df["characters"].tolist() == ["", "Ada", "", "Ada"]
+    assert "characters" in [name for name, _, _ in sora_nb.COLUMNS]
+
+    # The request bodies: the ids went with the two "with" creates and with no other.
+    creates = [json.loads(r.content) for r in server.requests if r.method == "POST" and r.url.path == "/v1/videos"]
+    sent = [(body["prompt"], body.get("characters")) for body in creates if body["prompt"].startswith("Ada")]
+    assert sorted(sent, key=str) == sorted([
+        ("Ada walks through the rain", None), ("Ada walks through the rain", [{"id": ada.id}]),
+        ("Ada dances on a rooftop", None), ("Ada dances on a rooftop", [{"id": ada.id}]),
+    ], key=str)
+    audited = [e["characters"] for e in server.inner.audit() if e["prompt"].startswith("Ada")]
+    assert sorted(audited) == [[], [], [ada.id], [ada.id]]
+
+    # The videos show the character: its poster where the simulator draws cameos, only in the "with" ones.
+    width, height = output_dimensions("1280x720", 160)
+    left, top, right, bottom = cameo_box(width, height, 0)
+    with Image.open(ada.poster_path) as poster:
+        expected = np.asarray(poster.convert("RGB").resize((right - left, bottom - top)), dtype=np.float32)
+    for row in df.itertuples():
+        region = frame_at(row.video_path, 12)[top:bottom, left:right]
+        error = float(np.abs(region - expected).mean())
+        if row.characters == "Ada":
+            assert error < 20, (row.prompt, error)  # H.264 at crf 28 blurs it a little
+        else:
+            assert error > 40, (row.prompt, error)
+
+
+def test_refusals_name_the_fix_and_send_nothing(client: sora_nb.Client, server: Counting, tmp_path: Path) -> None:
+    job, ada = made_character(client)
+    bo = sora_nb.Character(id="char_bo", name="Bo", created_at=0)
+    cy = sora_nb.Character(id="char_cy", name="Cy", created_at=0)
+    ten_seconds = render_video(tmp_path, prompt="a long take", seconds=10, size="1280x720", max_side=64, fps=4)
+    sent = len(server.requests)
+
+    with pytest.raises(sora_nb.ValidationError, match=r"3 characters given .*at most 2.* Fix: keep 2") as info:
+        client.generate("Ada, Bo and Cy share a taxi", characters=[ada, bo, cy])
+    assert info.value.field == "characters"
+    with pytest.raises(sora_nb.ValidationError, match=r"character 'Ada' is not named in the prompt.*Fix: write 'Ada'"):
+        client.generate("a walk in the rain", characters=[ada])
+    with pytest.raises(sora_nb.ValidationError, match=r"extension.*Fix: drop characters="):
+        job.extend("Ada waves goodbye", characters=[ada])
+    with pytest.raises(sora_nb.ValidationError, match=r"10\.00 s long\. Allowed: 2 to 4 s\. Fix: let client"):
+        client.create_character(ten_seconds, "Ada", trim=False)
+    with pytest.raises(sora_nb.ValidationError, match=r"10\.00 s long"):  # the contract client itself, too
+        client.call(ContractClient.create_character, ten_seconds, "Ada")
+    with pytest.raises(sora_nb.ValidationError, match=r"name is empty"):
+        client.create_character(job, " ")
+    assert len(server.requests) == sent  # not one request reached the server
+
+    # The same 10 s clip, trimmed (the default), is taken: a 4 s cut from start=.
+    long_clip = render_video(tmp_path / "big", prompt="a long take", seconds=10, size="1280x720", max_side=1280,
+                             fps=4)
+    made = client.create_character(long_clip, "Dee", start=5.0)
+    assert made.name == "Dee"
+
+
+def test_characters_are_remembered_across_sessions_and_hold_no_key(tmp_path: Path) -> None:
+    config = SimulatorConfig(seed=9, time_scale=FAST, max_side=96, fps=4, state_dir=str(tmp_path / "sim"))
+    clip = render_video(tmp_path, prompt="a face", seconds=3, size="720x1280", max_side=1280, fps=4)
+    options = dict(base_url="http://simulator.local/v1", api_key=KEY, run_root=tmp_path / "runs")
+    with sora_nb.connect("openai-compatible", transport=SimulatorTransport(config), **options) as first:
+        ada = first.create_character(clip, "Ada")
+    with sora_nb.connect("openai-compatible", transport=SimulatorTransport(config), **options) as second:
+        assert [(c.id, c.name) for c in second.characters()] == [(ada.id, "Ada")]
+        assert second.characters()[0].poster_path == ada.poster_path
+        assert second.get_character(str(ada.id)).name == "Ada"
+        job = second.generate("Ada looks at the camera", characters=[str(ada.id)]).wait(timeout=120)
+        assert job.spec.characters == ((ada.id, "Ada"),)
+    registry = tmp_path / "runs" / "characters"
+    assert sorted(p.name for p in registry.iterdir() if not p.name.startswith(".")) == sorted(
+        ["characters.json", "characters.lock", f"{ada.id}.mp4", f"{ada.id}.png"])
+    for path in registry.iterdir():
+        assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_profiles_without_characters_disable_them_with_the_reason(tmp_path: Path) -> None:
+    assert sora_nb.PROFILES["simulator"].capabilities.supports_characters
+    assert sora_nb.PROFILES["openai-compatible"].capabilities.supports_characters
+    assert not sora_nb.PROFILES["xai"].capabilities.supports_characters
+    ada = sora_nb.Character(id="char_ada", name="Ada", created_at=0)
+    with sora_nb.connect("xai", simulator=True, run_root=tmp_path) as client:
+        with pytest.raises(sora_nb.UnsupportedOperationError, match="profile 'xai' has no characters.*Fix:"):
+            client.generate("Ada surfs", characters=[ada])
+        with pytest.raises(sora_nb.UnsupportedOperationError, match="has no characters"):
+            client.create_character(tmp_path / "clip.mp4", "Ada")
+        with pytest.raises(sora_nb.UnsupportedOperationError, match="has no characters"):
+            client.sweep(prompt="Ada surfs", characters=[None, ada])
+
+
+def test_sweep_templates_say_the_character_and_invalid_casts_are_listed(client: sora_nb.Client) -> None:
+    ada = sora_nb.Character(id="char_ada", name="Ada", created_at=0)
+    bo = sora_nb.Character(id="char_bo", name="Bo", created_at=0)
+    sweep = client.sweep(template="{character} rides a {animal}", variables={"animal": ["horse", "camel"]},
+                         characters=[None, ada, [ada, bo]])
+    assert [job.prompt for job in sweep.jobs] == [
+        "someone rides a horse", "Ada rides a horse", "Ada and Bo rides a horse",
+        "someone rides a camel", "Ada rides a camel", "Ada and Bo rides a camel",
+    ]
+    assert [job.characters for job in sweep.jobs[:3]] == [(), (("char_ada", "Ada"),),
+                                                          (("char_ada", "Ada"), ("char_bo", "Bo"))]
+    assert sweep.plan.axes == ("prompt", "animal", "model", "size", "seconds", "style", "character", "repeat")
+    # A prompt that does not name the character is set aside with the reason, the rest of the grid kept.
+    plain = client.sweep(prompt=["Ada surfs", "a cat surfs"], characters=[None, ada])
+    assert [(j.prompt, j.characters) for j in plain.jobs] == [
+        ("Ada surfs", ()), ("Ada surfs", (("char_ada", "Ada"),)), ("a cat surfs", ())]
+    assert [(c.field, c.axes["prompt"]) for c in plain.plan.invalid] == [("characters", "a cat surfs")]
+    with pytest.raises(ValueError, match=r"uses \{character\} but no characters"):
+        client.sweep(template="{character} surfs")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"prompt": "Ada Bo Cy", "characters": [{"id": "a"}, {"id": "b"}, {"id": "c"}]}, "characters",
+         "invalid_value"),
+        ({"prompt": "Ada surfs", "characters": [{"id": "char_missing"}]}, "characters[0].id", "character_not_found"),
+        ({"prompt": "Ada surfs", "characters": "char_1"}, "characters", "invalid_type"),
+    ],
+)
+async def test_the_simulator_refuses_bad_characters_with_the_real_envelope(body: dict[str, object], param: str,
+                                                                           code: str) -> None:
+    async with httpx.AsyncClient(transport=SimulatorTransport(SimulatorConfig(time_scale=FAST)),
+                                 base_url="http://simulator.local/v1", headers={"Authorization": f"Bearer {KEY}"}) as http:
+        answer = await http.post("/videos", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param and answer.json()["error"]["code"] == code
+    assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.anyio
+async def test_the_simulator_checks_clips_names_in_prompts_and_extensions(tmp_path: Path) -> None:
+    transport = SimulatorTransport(SimulatorConfig(time_scale=FAST, max_side=64, fps=4))
+    good = render_video(tmp_path / "good", prompt="a face", seconds=3, size="1280x720", max_side=1280, fps=4)
+    small = render_video(tmp_path / "small", prompt="a face", seconds=3, size="1280x720", max_side=640, fps=4)
+    long = render_video(tmp_path / "long", prompt="a face", seconds=10, size="1280x720", max_side=64, fps=4)
+    async with httpx.AsyncClient(transport=transport, base_url="http://simulator.local/v1",
+                                 headers={"Authorization": f"Bearer {KEY}"}) as http:
+        async def upload(path: Path) -> httpx.Response:
+            return await http.post("/videos/characters", data={"name": "Ada"},
+                                   files={"video": ("c.mp4", path.read_bytes(), "video/mp4")})
+
+        for path, words in ((long, "2 to 4 seconds"), (small, "720p to 1080p")):
+            refused = await upload(path)
+            assert refused.status_code == 400 and words in refused.json()["error"]["message"]
+        made = (await upload(good)).json()
+        unnamed = await http.post("/videos", json={"prompt": "someone surfs", "characters": [{"id": made["id"]}]})
+        assert unnamed.status_code == 400 and unnamed.json()["error"]["code"] == "character_not_in_prompt"
+        # Multipart carries the list as a JSON field, as the client sends it when a file is attached.
+        ok = await http.post("/videos", files={"prompt": (None, "Ada surfs"),
+                                               "characters": (None, json.dumps([{"id": made["id"]}]))})
+        assert ok.status_code == 200, ok.text
+        extension = await http.post("/videos/extensions", json={
+            "video": {"id": ok.json()["id"]}, "prompt": "Ada waves", "seconds": "4",
+            "characters": [{"id": made["id"]}]})
+        assert extension.status_code == 400 and extension.json()["error"]["param"] == "characters"
+    assert [e["characters"] for e in transport.audit()] == [[made["id"]]]
