@@ -54,6 +54,14 @@ def write_image(path: Path, size: tuple[int, int], color: tuple[int, int, int] =
     return path
 
 
+def character_clip(directory: Path, seconds: int = 3) -> bytes:
+    """A clip a character can be made from (16:9 at 720p, 2-4 s): the simulator's own videos are smaller."""
+    from sora_nb.simulator import render_video
+
+    return render_video(directory, prompt="a face for a cameo", seconds=seconds, size="1280x720", max_side=1280,
+                        fps=4).read_bytes()
+
+
 async def no_sleep(_seconds: float) -> None:
     """A ``sleep`` for clients under test: retries and backoffs cost no time."""
 

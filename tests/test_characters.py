@@ -66,7 +66,7 @@ def made_character(client: sora_nb.Client, name: str = "Ada") -> tuple[sora_nb.J
 @pytest.mark.slow
 def test_a_character_from_a_finished_job_in_a_with_and_without_sweep(client: sora_nb.Client, server: Counting,
                                                                       tmp_path: Path) -> None:
-    job, ada = made_character(client)
+    _, ada = made_character(client)
     assert ada.id and ada.id.startswith("char_") and ada.name == "Ada"
     assert ada.poster_path and Path(ada.poster_path).is_file()
     # What was uploaded: a 4 s cut from 2 s in, at the size the job asked for (the simulator's file is smaller).
@@ -166,7 +166,7 @@ def test_profiles_without_characters_disable_them_with_the_reason(tmp_path: Path
     assert not sora_nb.PROFILES["xai"].capabilities.supports_characters
     ada = sora_nb.Character(id="char_ada", name="Ada", created_at=0)
     with sora_nb.connect("xai", simulator=True, run_root=tmp_path) as client:
-        with pytest.raises(sora_nb.UnsupportedOperationError, match="profile 'xai' has no characters.*Fix:"):
+        with pytest.raises(sora_nb.UnsupportedOperationError, match=r"profile 'xai' has no characters.*Fix:"):
             client.generate("Ada surfs", characters=[ada])
         with pytest.raises(sora_nb.UnsupportedOperationError, match="has no characters"):
             client.create_character(tmp_path / "clip.mp4", "Ada")
@@ -208,7 +208,8 @@ def test_sweep_templates_say_the_character_and_invalid_casts_are_listed(client: 
 async def test_the_simulator_refuses_bad_characters_with_the_real_envelope(body: dict[str, object], param: str,
                                                                            code: str) -> None:
     async with httpx.AsyncClient(transport=SimulatorTransport(SimulatorConfig(time_scale=FAST)),
-                                 base_url="http://simulator.local/v1", headers={"Authorization": f"Bearer {KEY}"}) as http:
+                                 base_url="http://simulator.local/v1",
+                                 headers={"Authorization": f"Bearer {KEY}"}) as http:
         answer = await http.post("/videos", json=body)
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == param and answer.json()["error"]["code"] == code

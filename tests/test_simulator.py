@@ -19,7 +19,7 @@ from PIL import Image
 from support import T0, FakeClock, image_bytes
 
 from sora_nb._catalog import MODELS, SECONDS, SIZES
-from sora_nb.simulator import SimulatorConfig, SimulatorTransport, add_arguments, create_app
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport, add_arguments, create_app, render_video
 from sora_nb.simulator._faults import RateLimiter, format_reset
 from sora_nb.simulator._lifecycle import Plan, job_multiplier, plan_job, state_at
 from sora_nb.simulator._render import RenderSpec, ensure_rendered, output_dimensions
@@ -461,9 +461,13 @@ def test_edits_by_id_and_by_upload(sim: Sim) -> None:
     assert [entry["kind"] for entry in sim.transport.audit()].count("edit") == 3
 
 
-def test_characters(sim: Sim) -> None:
+def test_characters(sim: Sim, tmp_path: Path) -> None:
     four = sim.completed("a friendly robot", seconds="4")
-    clip = sim.get(f"/videos/{four['id']}/content").content
+    preview = sim.get(f"/videos/{four['id']}/content").content  # the simulator's own 180x320: below 720p
+    small = sim.post("/videos/characters", data={"name": "Robo"}, files={"video": ("r.mp4", preview, "video/mp4")})
+    assert "720p to 1080p" in assert_error(small, 400, "invalid_value", "video")
+    clip = render_video(tmp_path, prompt="a friendly robot", seconds=4, size="720x1280", max_side=1280,
+                        fps=4).read_bytes()
     made = sim.post("/videos/characters", data={"name": "Robo"}, files={"video": ("robo.mp4", clip, "video/mp4")})
     assert made.status_code == 200, made.text
     character = made.json()

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import T0, FakeClock, wait_for
+from support import T0, FakeClock, character_clip, wait_for
 
 import sora_nb
 from sora_nb._ledger import LEDGER_FILE, JobRecord, Ledger
@@ -198,7 +198,8 @@ def test_a_character_outlives_a_restart_and_a_second_live_instance_sees_it(tmp_p
     first, second = SimulatorTransport(config, clock=clock), SimulatorTransport(config, clock=clock)
     video = _call(first, "POST", "/videos", json={"prompt": "a friendly robot", "seconds": "4"}).json()
     clock.now += 3600
-    clip = _call(first, "GET", f"/videos/{video['id']}/content").content
+    assert _call(first, "GET", f"/videos/{video['id']}/content").status_code == 200
+    clip = character_clip(tmp_path)
     made = _call(
         first, "POST", "/videos/characters", data={"name": "Robo"}, files={"video": ("robo.mp4", clip, "video/mp4")}
     )
