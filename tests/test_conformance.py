@@ -173,13 +173,6 @@ def test_every_2xx_json_answer_matches_the_spec(conf: Conformance, spec: dict[st
     assert conf.checked == json_operations
 
 
-async def _content(transport: SimulatorTransport, video_id: str) -> bytes:
-    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=AUTH) as client:
-        response = await client.get(f"/videos/{video_id}/content")
-        assert response.status_code == 200
-        return response.content
-
-
 def test_error_answers_use_the_envelope(conf: Conformance) -> None:
     conf.call("POST", "/videos", None, json={"prompt": "x", "seconds": 4})
     conf.call("POST", "/videos", None, json={})
