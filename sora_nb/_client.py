@@ -7,7 +7,9 @@ run that ``generate`` writes into. It returns at once from every call that start
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -320,16 +322,17 @@ class Client:
         name: str,
         *,
         start: float = 0.0,
+        seconds: float | None = None,
         trim: bool = True,
         timeout: float | None = 300.0,
     ) -> Character:
         """Make a character (a cameo) from a finished job's video or a local clip, and remember it.
 
-        The clip must be 2-4 s, 16:9 or 9:16, 720p to 1080p. A longer one is cut with PyAV to 4 s from
-        ``start`` (seconds; ``trim=False`` refuses it instead), and a job's video is taken at the size the job
-        asked for (a server may deliver a smaller preview). Everything is checked before the upload; the
-        character is then kept in ``<run_root>/characters/`` with its clip and poster, so that
-        :meth:`characters` lists it in later sessions too.
+        The clip must be 2-4 s, 16:9 or 9:16, 720p to 1080p. A longer one is cut with PyAV from ``start``
+        (seconds) for ``seconds`` (default: 4, or to the end); ``trim=False`` refuses it instead. A job's video is
+        taken at the size the job asked for (a server may deliver a smaller preview). Everything is checked
+        before the upload; the character is then kept in ``<run_root>/characters/`` with its clip and poster,
+        so that :meth:`characters` lists it in later sessions too. Awaitable twin: :meth:`create_character_async`.
 
         >>> import sora_nb
         >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
@@ -341,12 +344,30 @@ class Client:
         'completed'
         >>> client.close()
         """
+        return self._runtime.run(
+            self.create_character_async(source, name, start=start, seconds=seconds, trim=trim), timeout=timeout
+        )
+
+    async def create_character_async(
+        self,
+        source: Job | str | os.PathLike[str],
+        name: str,
+        *,
+        start: float = 0.0,
+        seconds: float | None = None,
+        trim: bool = True,
+    ) -> Character:
+        """:meth:`create_character`, awaitable (the clip is cut in a worker thread)."""
+        import asyncio
+
         from ._clip import cut_clip, poster_frame, probe_clip
 
         self._check_characters_supported()
         check_character_name(name)
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1e6:
-            raise ValueError(f"start={start!r} must be a number of seconds, 0 or more. Fix: e.g. start=1.5.")
+        for label, value in (("start", start), ("seconds", seconds)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < 1e6):
+                raise ValueError(f"{label}={value!r} must be a number of seconds, 0 or more. Fix: e.g. {label}=2.")
         size: tuple[int, int] | None = None
         if isinstance(source, Job):
             if source.status != "completed" or source.video_path is None:
@@ -364,32 +385,27 @@ class Client:
                 f"source must be a finished Job or the path of a clip, got {type(source).__name__}. "
                 "Fix: client.create_character(job, 'Ada') or client.create_character('clip.mp4', 'Ada')."
             )
-        width, height, duration = probe_clip(path, field="source")
-        high = _catalog.CHARACTER_SECONDS[1]
-        too_long = duration > high + _catalog.CHARACTER_TOLERANCE_S
-        resize = size is not None and size != (width, height)
+        width, height, duration = await asyncio.to_thread(probe_clip, path, field="source")
+        longest = _catalog.CHARACTER_SECONDS[1]
+        cut_needed = (duration > longest + _catalog.CHARACTER_TOLERANCE_S or start > 0 or seconds is not None
+                      or (size is not None and size != (width, height)))
         registry = self._registry
         registry.directory.mkdir(parents=True, exist_ok=True)
-        clip = path
-        cut = None
-        if trim and (too_long or start > 0 or resize):
-            seconds = min(high, duration - start) if duration > start else high
-            cut = cut_clip(path, registry.directory / f".cut-{os.getpid()}-{id(path)}.mp4", start=float(start),
-                           seconds=seconds, size=size)
-            clip = cut
+        clip, cut = path, None
+        if trim and cut_needed:
+            length = seconds if seconds is not None else min(longest, max(0.0, duration - start))
+            cut = registry.directory / f".cut-{os.getpid()}-{id(path)}.mp4"
+            clip = await asyncio.to_thread(
+                functools.partial(cut_clip, path, cut, start=float(start), seconds=float(length), size=size)
+            )
         try:
-            check_character_clip(*probe_clip(clip, field="source"), field="source")
-            made = self.call(ContractClient.create_character, clip, name, timeout=timeout)
+            check_character_clip(*await asyncio.to_thread(probe_clip, clip, field="source"), field="source")
+            made = await self.api.create_character(clip, name)
             if not made.id:
                 raise ValueError("the server made a character but answered no id; it cannot be used.")
             kept = registry.file(made.id, ".mp4")
-            if cut is not None:
-                os.replace(cut, kept)
-            else:
-                import shutil
-
-                shutil.copyfile(clip, kept)
-            poster = poster_frame(kept, registry.file(made.id, ".png"))
+            await asyncio.to_thread(os.replace if cut is not None else shutil.copyfile, clip, kept)
+            poster = await asyncio.to_thread(poster_frame, kept, registry.file(made.id, ".png"))
         finally:
             if cut is not None:
                 cut.unlink(missing_ok=True)

@@ -53,7 +53,8 @@ PUBLIC_ATTRIBUTES = {
         "vote", "wait", "wait_async",
     ],
     "Client": [
-        "aclose", "api", "base_url", "call", "characters", "close", "create_character", "generate", "get_character",
+        "aclose", "api", "base_url", "call", "characters", "close", "create_character",
+        "create_character_async", "generate", "get_character",
         "profile", "run_root", "session", "simulator", "simulator_state_dir", "sweep",
     ],
     "Sweep": ["client", "estimate", "jobs", "options", "plan", "start"],
