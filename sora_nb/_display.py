@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._types import Character
+
 if TYPE_CHECKING:
     from ._jobs import Job
     from ._run import Run
@@ -39,6 +41,7 @@ __all__ = [
     "FONT",
     "axes_text",
     "bar_state",
+    "character_html",
     "display_html",
     "display_widget",
     "download_link_html",
@@ -303,11 +306,27 @@ def job_status_text(job: Job) -> str:
     return " · ".join(parts)
 
 
+def character_html(character: Character) -> str:
+    """A character as a chip: its poster (inline, small), its name and its id.
+
+    >>> character_html(Character(id="char_1", name="Ada", created_at=0))  # doctest: +ELLIPSIS
+    '<span class="sora-nb-character" ...><b>Ada</b> <code ...>char_1</code></span>'
+    """
+    src = inline_image_src(Path(character.poster_path)) if character.poster_path else None
+    poster = (f'<img src="{_e(src)}" alt="{_e(character.name)}" style="height:40px;border-radius:3px;'
+              'vertical-align:middle;margin-right:4px">' if src else "")
+    return (f'<span class="sora-nb-character" style="{FONT};display:inline-block;padding:2px 6px;margin:2px;'
+            f'border:1px solid var(--jp-border-color2,#ccc);border-radius:4px">{poster}<b>{_e(character.name)}</b> '
+            f'<code style="opacity:.6">{_e(character.id)}</code></span>')
+
+
 def job_title_html(job: Job) -> str:
-    """The label of a job card: prompt, then model, size, duration and style."""
+    """The label of a job card: prompt, then model, size, duration and style (and the characters)."""
     meta = [job.model, size_label(job.size), f"{job.seconds} s"]
     if job.style:
         meta.append(f"style {job.style}")
+    if job.spec.characters:
+        meta.append("with " + ", ".join(name for _, name in job.spec.characters))
     kind = job.spec.kind
     if kind != "create":
         meta.append(kind)

@@ -207,17 +207,6 @@ class Character:
     poster_path: str | None = field(default=None, compare=False)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def _repr_html_(self) -> str:
-        import html
-
-        name = html.escape(self.name or "")
-        poster = ""
-        if self.poster_path:
-            from pathlib import Path
-
-            poster = f'<img src="{html.escape(Path(self.poster_path).as_uri())}" style="height:72px"> '
-        return f'<div class="sora-nb-character">{poster}<b>{name}</b> <code>{html.escape(self.id or "")}</code></div>'
-
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Character:
         known = {"id", "name", "created_at"}

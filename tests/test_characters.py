@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from support import FAST
+from support import FAST, wait_for
 
 import sora_nb
 from sora_nb import ContractClient
@@ -243,3 +243,52 @@ async def test_the_simulator_checks_clips_names_in_prompts_and_extensions(tmp_pa
             "characters": [{"id": made["id"]}]})
         assert extension.status_code == 400 and extension.json()["error"]["param"] == "characters"
     assert [e["characters"] for e in transport.audit()] == [[made["id"]]]
+
+
+@pytest.mark.slow
+def test_the_widgets_make_pick_and_sweep_characters(client: sora_nb.Client, server: Counting) -> None:
+    box = sora_nb.ui.prompt(client)
+    assert box.character_picker.disabled and "no characters yet" in box.character_picker.tooltip
+    box.prompt.value = "a woman with a red umbrella"
+    box.size.value, box.seconds.value = "1280x720", "8"
+    box.generate_button.click()
+    card = box.cards.children[0]
+    wait_for(lambda: card.job.done and not card.character_button.disabled, what="Make character enabled")
+    card.character_button.click()  # no name yet: refused in the card, nothing sent
+    assert "Name the character" in card.error.value
+    card.character_name.value = "Ada"
+    card.character_range.value = (1.0, 4.5)
+    card.character_button.click()
+    wait_for(lambda: "char_" in card.character_status.value or card.error.value, timeout=120, what="the character")
+    assert "char_" in card.character_status.value, card.error.value
+    ada = client.characters()[0]
+    upload = next(r for r in server.requests if r.url.path.endswith("/videos/characters"))
+    assert b"Ada" in upload.content
+    assert not box.character_picker.disabled  # the card told the prompt box
+    box.prompt.value = "walks through the rain"
+    box.character_picker.value = ada.id
+    assert box.prompt.value == "walks through the rain Ada" and [c.id for c in box.cast] == [ada.id]
+    assert "Ada" in box.cast_view.value
+    box.generate_button.click()
+    assert box.jobs[-1].spec.characters == ((ada.id, "Ada"),)
+
+    builder = sora_nb.ui.sweep(client, prompts=["Ada surfs", "Ada skis"])
+    builder.characters.value = ("", ada.id)
+    assert [job.characters for job in builder.plan().jobs] == [(), ((ada.id, "Ada"),)] * 2
+    assert "4 jobs" in builder.summary.value
+    for widget in (builder, box):
+        widget.close()
+
+
+def test_the_widgets_say_why_a_server_has_no_characters(tmp_path: Path) -> None:
+    with sora_nb.connect("xai", simulator=True, run_root=tmp_path) as client:
+        box, builder = sora_nb.ui.prompt(client), sora_nb.ui.sweep(client)
+        assert box.character_picker.disabled and "'xai' server has no characters" in box.character_picker.tooltip
+        assert "has no characters" in box.cast_view.value
+        assert builder.characters.disabled and "has no characters" in builder.characters.tooltip
+        card = sora_nb.ui.JobCard(client.generate("a corgi surfing"), client=client)
+        card.job.wait(timeout=60)
+        wait_for(lambda: "cannot make" in card.character_button.tooltip, what="the reason")
+        assert card.character_button.disabled
+        for widget in (card, builder, box):
+            widget.close()

@@ -16,7 +16,9 @@ from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, guarded, held, show_htm
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .._client import Client
     from .._jobs import Job
+    from .._types import Character
 
 __all__ = ["JobCard", "MAX_WIDGET_BYTES", "MediaMode", "resolve_media", "video_widget"]
 
@@ -63,6 +65,10 @@ class JobCard(LiveBox):
             sends it as an ``ipywidgets.Video`` (not saved in the notebook unless widget state is),
             ``"auto"`` picks bytes in VS Code.
         refresh_interval: seconds between redraws (0.25: four a second at most).
+        client: the client that made the job: with it, "Make character" turns a stretch of the finished
+            video (the clip range, 2-4 s) into a character (``client.create_character``); without it, or on a
+            server without characters, the button is disabled and says why.
+        on_character: called with each character made here (the prompt box adds it to its picker).
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -79,8 +85,13 @@ class JobCard(LiveBox):
         on_job: Callable[[Job], object] | None = None,
         media: MediaMode = "auto",
         refresh_interval: float = DEFAULT_INTERVAL,
+        client: Client | None = None,
+        on_character: Callable[[Character], object] | None = None,
     ) -> None:
         self.job = job
+        self.client = client
+        self._on_character = on_character
+        self._making = False
         self._profile = job.profile
         self._on_job = on_job
         self._media_mode: MediaMode = resolve_media(media)
@@ -117,9 +128,23 @@ class JobCard(LiveBox):
         actions = widgets.HBox([self.follow_up, self.cancel_button, self.remix_button, self.extend_button,
                                 self.retry_button, self.delete_button],
                                layout=widgets.Layout(flex_flow="row wrap"))
+        length = float(job.spec.seconds) if job.spec.seconds.replace(".", "", 1).isdigit() else 4.0
+        self.character_name = widgets.Text(placeholder="character name (then use it in prompts)",
+                                           layout=widgets.Layout(width="220px"))
+        self.character_name.add_class("sora-nb-character-name")
+        self.character_range = widgets.FloatRangeSlider(
+            value=(0.0, min(4.0, length)), min=0.0, max=length, step=0.5, description="Clip (s)",
+            readout_format=".1f", style={"description_width": "55px"}, layout=widgets.Layout(width="260px"))
+        self.character_range.add_class("sora-nb-character-range")
+        self.character_button = button("Make character", "user-plus", self._make_character)
+        self.character_status = widgets.HTML("")
+        self.character_status.add_class("sora-nb-character-status")
+        character_row = widgets.HBox([self.character_name, self.character_range, self.character_button,
+                                      self.character_status],
+                                     layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__(
             [self.title, widgets.HBox([self.bar, self.status], layout=widgets.Layout()),
-             self.job_error, self.media, self.link, actions, self.error, self.derived],
+             self.job_error, self.media, self.link, actions, character_row, self.error, self.derived],
             layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px",
                                   margin="4px 0"),
         )
@@ -137,7 +162,7 @@ class JobCard(LiveBox):
         if not self._profile.reports_progress and not job.done and job.progress is None:
             value = 100.0  # a full "info" bar: working, amount unknown (as tqdm shows an unknown total)
         with held(self.bar, self.remix_button, self.extend_button, self.retry_button, self.delete_button,
-                  self.cancel_button):
+                  self.cancel_button, self.character_button):
             self.bar.value = value
             self.bar.bar_style = style
             self.status.value = f"<span>{html.escape(_display.job_status_text(job))}</span>"
@@ -180,6 +205,14 @@ class JobCard(LiveBox):
         enable(self.delete_button, profile.supports_delete, deletable,
                "delete the server's copy (the files on disk stay)",
                "deleted on the server" if self._deleted else "available once the job ends")
+        has_video = job.done and job.status == "completed" and job.video_path is not None
+        if self.client is None:
+            self.character_button.disabled = True
+            self.character_button.tooltip = "open this card from sora_nb.ui.prompt(client) to make characters"
+        else:
+            enable(self.character_button, profile.capabilities.supports_characters, has_video and not self._making,
+                   "make a character from the clip range, named as on the left",
+                   "making the character…" if self._making else "available once the video is done")
 
     def _show_media(self) -> None:
         job = self.job
@@ -231,12 +264,44 @@ class JobCard(LiveBox):
 
         future.add_done_callback(_done)
 
+    def _make_character(self) -> None:
+        """Cut the chosen range, upload it as a character (on the client's loop), show it when made."""
+        if self.client is None:
+            raise ValueError("This card has no client. Fix: open it from sora_nb.ui.prompt(client).")
+        name = str(self.character_name.value).strip()
+        if not name:
+            raise ValueError("Name the character in the box on the left (then write that name in prompts).")
+        low, high = (float(v) for v in self.character_range.value)
+        future = self.client._runtime.submit(
+            self.client.create_character_async(self.job, name, start=low, seconds=high - low))
+        self._making = True
+        self.character_button.disabled = True
+        self.character_status.value = f"<i>making {html.escape(name)} from {low:g}-{high:g} s…</i>"
+
+        def _done(f: Any) -> None:
+            self._making = False
+            exc = f.exception()
+            if exc is not None:
+                self.character_status.value = ""
+                self.error.show(exc)
+            else:
+                character = f.result()
+                self.character_status.value = _display.character_html(character)
+                self.character_name.value = ""
+                if self._on_character is not None:
+                    self._on_character(character)
+            with held(self.character_button):
+                self._render_buttons()
+
+        future.add_done_callback(guarded(self.error, _done))
+
     def _adopt(self, job: Job) -> None:
         self.follow_up.value = ""
         if self._on_job is not None:
             self._on_job(job)
         else:
-            card = JobCard(job, media=self._media_mode, refresh_interval=self._coalescer.interval)
+            card = JobCard(job, media=self._media_mode, refresh_interval=self._coalescer.interval,
+                           client=self.client, on_character=self._on_character)
             self.derived.children = (card, *self.derived.children)
 
     # ------------------------------------------------------------------ lifecycle

@@ -20,10 +20,30 @@ from ._sync import DEFAULT_INTERVAL, ErrorLine, Panel, guarded
 if TYPE_CHECKING:
     from .._client import Client
     from .._jobs import Job
+    from .._types import Character
 
 __all__ = ["PromptBox", "model_options", "seconds_options", "size_options"]
 
 _NO_STYLE = "(none)"
+_PICK = "Add a character…"
+
+
+def no_characters_reason(client: Client) -> str:
+    """Why the character controls are disabled for ``client``'s server, or ``""`` when they are not."""
+    if client.profile.capabilities.supports_characters:
+        return ""
+    return f"the {client.profile.name!r} server has no characters (cameos)"
+
+
+def insert_name(prompt: str, name: str) -> str:
+    """``prompt`` with ``name`` in it: as it is when already there, else added at the end.
+
+    >>> insert_name("", "Ada"), insert_name("walks in the rain", "Ada"), insert_name("Ada waves", "Ada")
+    ('Ada', 'walks in the rain Ada', 'Ada waves')
+    """
+    if name in prompt:
+        return prompt
+    return f"{prompt.rstrip()} {name}".strip()
 
 
 def model_options(models: tuple[str, ...] | None) -> list[str]:
@@ -91,7 +111,10 @@ class PromptBox(Panel):
 
     The choosers come from the client's profile: its models (free text when the server lists none),
     each model's sizes and durations from the catalog when known, and the style presets. Each
-    Generate adds a :class:`JobCard` at the top of the list below.
+    Generate adds a :class:`JobCard` at the top of the list below. The character picker lists the
+    server's characters (``client.characters()``): picking one writes its name into the prompt and sends it
+    with the next Generate (two at most); a card's "Make character" adds to it. On a server without
+    characters the picker is disabled and says why.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -146,6 +169,15 @@ class PromptBox(Panel):
             width="auto", display="none"))
         self.clear_reference = widgets.Button(description="Remove", icon="times", layout=widgets.Layout(
             width="auto", display="none"))
+        self.cast: list[Character] = []
+        self.character_picker = widgets.Dropdown(description="Characters", style=wide,
+                                                 layout=widgets.Layout(width="300px"))
+        self.character_picker.add_class("sora-nb-character-picker")
+        self.cast_view = widgets.HTML("")
+        self.cast_view.add_class("sora-nb-cast")
+        self.clear_cast = widgets.Button(description="No characters", icon="times",
+                                         layout=widgets.Layout(width="auto", display="none"))
+        self.refresh_characters()
         self.generate_button = widgets.Button(description="Generate", icon="play", button_style="primary")
         self.generate_button.add_class("sora-nb-generate")
         self.error = ErrorLine()
@@ -162,6 +194,8 @@ class PromptBox(Panel):
             widgets.HBox([self.model, self.size], layout=widgets.Layout(flex_flow="row wrap")),
             self.seconds,
             widgets.HBox([self.style, self.style_hint], layout=widgets.Layout()),
+            widgets.HBox([self.character_picker, self.cast_view, self.clear_cast],
+                         layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
             widgets.HBox([self.upload, self.fit_button, self.clear_reference, self.reference_status],
                          layout=widgets.Layout(align_items="center")),
             widgets.HBox([self.generate_button, self.cost], layout=widgets.Layout(align_items="center")),
@@ -179,6 +213,48 @@ class PromptBox(Panel):
         self.fit_button.on_click(guarded(self.error, lambda _b: self._fit_reference()))
         self.clear_reference.on_click(guarded(self.error, lambda _b: self._set_reference(None)))
         self.generate_button.on_click(guarded(self.error, lambda _b: self.generate()))
+        self.character_picker.observe(guarded(self.error, self._picked), "value")
+        self.clear_cast.on_click(guarded(self.error, lambda _b: self._set_cast([])))
+
+    # ------------------------------------------------------------------ characters
+    def refresh_characters(self) -> None:
+        """List the server's characters in the picker again (after one was made)."""
+        reason = no_characters_reason(self.client)
+        known = [] if reason else self.client.characters()
+        with self.character_picker.hold_sync():
+            self.character_picker.options = [(_PICK, ""), *((f"{c.name} ({c.id})", c.id or "") for c in known)]
+            self.character_picker.value = ""
+            self.character_picker.disabled = bool(reason) or not known
+            self.character_picker.tooltip = (reason or ("no characters yet: make one with a finished video's "
+                                                        "'Make character'" if not known else
+                                                        "adds the character to the prompt and the next video"))
+        if reason:
+            self.cast_view.value = f'<i style="opacity:.7">characters: {html.escape(reason)}</i>'
+
+    def _picked(self, change: dict[str, Any]) -> None:
+        character_id = change["new"]
+        if not character_id:
+            return
+        self.character_picker.value = ""
+        character = next((c for c in self.client.characters() if c.id == character_id), None)
+        if character is None or character.name is None:
+            raise ValueError(f"character {character_id} is no longer listed. Fix: make it again.")
+        if any(c.id == character.id for c in self.cast):
+            return
+        if len(self.cast) >= _catalog.MAX_CHARACTERS:
+            raise ValueError(f"A video takes at most {_catalog.MAX_CHARACTERS} characters. "
+                             "Fix: press 'No characters' and pick again.")
+        self.prompt.value = insert_name(str(self.prompt.value), character.name)
+        self._set_cast([*self.cast, character])
+
+    def _set_cast(self, cast: list[Character]) -> None:
+        self.cast = cast
+        self.cast_view.value = "".join(_display.character_html(c) for c in cast)
+        self.clear_cast.layout.display = None if cast else "none"
+
+    def _character_made(self, character: Character) -> None:
+        del character  # listed by the registry, which the picker reads
+        self.refresh_characters()
 
     # ------------------------------------------------------------------ choosers (pure view updates)
     def _update_choices(self) -> None:
@@ -280,6 +356,7 @@ class PromptBox(Panel):
         job = self.client.generate(
             str(self.prompt.value), model=str(self.model.value), size=str(self.size.value),
             seconds=str(self.seconds.value), style=style, input_reference=self._reference,
+            characters=list(self.cast),
         )
         self.add_job(job)
         return job
@@ -287,7 +364,8 @@ class PromptBox(Panel):
     def add_job(self, job: Job) -> JobCard:
         """Show ``job`` as a card at the top of the list (cards of remixes, extensions and retries too)."""
         self.jobs.append(job)
-        card = JobCard(job, on_job=self.add_job, media=self._media, refresh_interval=self._interval)
+        card = JobCard(job, on_job=self.add_job, media=self._media, refresh_interval=self._interval,
+                       client=self.client, on_character=self._character_made)
         self.cards.children = (card, *self.cards.children)
         return card
 

@@ -11,7 +11,7 @@ from .. import _catalog, _display
 from .._styles import STYLES
 from ._gallery import Gallery
 from ._progress import RunProgress
-from ._prompt import model_options, size_options
+from ._prompt import model_options, no_characters_reason, size_options
 from ._sync import DEFAULT_INTERVAL, ErrorLine, Panel, guarded, held
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["SweepBuilder", "parse_lines", "parse_variables"]
 
 _NO_STYLE = "(none)"
+_WITHOUT = "(without)"
 
 
 def parse_lines(text: str) -> list[str]:
@@ -57,7 +58,9 @@ class SweepBuilder(Panel):
 
     Prompts are one per line, or a template such as ``a {animal} at {time}`` with variables
     ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects
-    whose options come from the client's profile and the catalog.
+    whose options come from the client's profile and the catalog. Characters are an axis too: each
+    selected one (and "(without)") is a value, so "(without)" and Ada run each prompt without and with her
+    (disabled, with the reason, on a server without characters).
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -111,6 +114,13 @@ class SweepBuilder(Panel):
                                               layout=box, rows=len(_catalog.SECONDS))
         self.styles = widgets.SelectMultiple(options=[_NO_STYLE, *STYLES], value=(_NO_STYLE,), description="Styles",
                                              style=wide, layout=box, rows=4)
+        reason = no_characters_reason(client)
+        known = [] if reason else client.characters()
+        self.characters = widgets.SelectMultiple(
+            options=[(_WITHOUT, ""), *((c.name, c.id) for c in known)], value=("",), description="Characters",
+            style=wide, layout=box, rows=min(4, len(known) + 1), disabled=bool(reason) or not known,
+            tooltip=reason or ("each selected value is one axis value" if known else "no characters made yet"))
+        self.characters.add_class("sora-nb-sweep-characters")
         self.repeats = widgets.BoundedIntText(value=1, min=1, max=100, description="Repeats", style=wide,
                                               layout=widgets.Layout(width="160px"))
         self.budget = widgets.BoundedFloatText(value=budget_usd, min=0.0, max=1e6, step=1.0,
@@ -131,11 +141,11 @@ class SweepBuilder(Panel):
         self.error = ErrorLine()
         self.output = widgets.VBox([])
         editors = (self.prompts, self.template, self.variables, self.models, self.sizes, self.seconds,
-                   self.styles, self.repeats, self.budget)
+                   self.styles, self.characters, self.repeats, self.budget)
         super().__init__([
             self.prompts, self.template, self.variables,
             widgets.HBox([self.models, self.sizes], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.seconds, self.styles], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.seconds, self.styles, self.characters], layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.repeats, self.budget, self.concurrency], layout=widgets.Layout(flex_flow="row wrap")),
             self.summary,
             widgets.HBox([self.launch_button, self.cancel_button, self.retry_button], layout=widgets.Layout()),
@@ -169,6 +179,8 @@ class SweepBuilder(Panel):
         axes["size"] = list(self.sizes.value)
         axes["seconds"] = list(self.seconds.value)
         axes["style"] = [None if s == _NO_STYLE else s for s in self.styles.value]
+        if tuple(self.characters.value) not in ((), ("",)):  # only "(without)": no characters axis at all
+            axes["characters"] = [character_id or None for character_id in self.characters.value]
         axes["repeats"] = int(self.repeats.value)
         return axes
 
