@@ -115,7 +115,7 @@ class JobCard(LiveBox):
         def button(label: str, icon: str, handler: Callable[[], None], style: str = "") -> Any:
             b = widgets.Button(description=label, icon=icon, button_style=style, disabled=True,
                                layout=widgets.Layout(width="auto"))
-            b.add_class(f"sora-nb-{label.lower()}")
+            b.add_class(f"sora-nb-{label.lower().replace(' ', '-')}")
             b.on_click(guarded(self.error, lambda _b: handler()))
             return b
 

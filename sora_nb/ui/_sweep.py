@@ -114,13 +114,12 @@ class SweepBuilder(Panel):
                                               layout=box, rows=len(_catalog.SECONDS))
         self.styles = widgets.SelectMultiple(options=[_NO_STYLE, *STYLES], value=(_NO_STYLE,), description="Styles",
                                              style=wide, layout=box, rows=4)
-        reason = no_characters_reason(client)
-        known = [] if reason else client.characters()
-        self.characters = widgets.SelectMultiple(
-            options=[(_WITHOUT, ""), *((c.name, c.id) for c in known)], value=("",), description="Characters",
-            style=wide, layout=box, rows=min(4, len(known) + 1), disabled=bool(reason) or not known,
-            tooltip=reason or ("each selected value is one axis value" if known else "no characters made yet"))
+        self.characters = widgets.SelectMultiple(value=(), description="Characters", style=wide, layout=box, rows=3)
         self.characters.add_class("sora-nb-sweep-characters")
+        self.characters_refresh = widgets.Button(icon="refresh", tooltip="list the characters made since",
+                                                 layout=widgets.Layout(width="36px"))
+        self.characters_refresh.add_class("sora-nb-refresh-characters")
+        self.refresh_characters()
         self.repeats = widgets.BoundedIntText(value=1, min=1, max=100, description="Repeats", style=wide,
                                               layout=widgets.Layout(width="160px"))
         self.budget = widgets.BoundedFloatText(value=budget_usd, min=0.0, max=1e6, step=1.0,
@@ -145,7 +144,8 @@ class SweepBuilder(Panel):
         super().__init__([
             self.prompts, self.template, self.variables,
             widgets.HBox([self.models, self.sizes], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.seconds, self.styles, self.characters], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.seconds, self.styles, self.characters, self.characters_refresh],
+                         layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.repeats, self.budget, self.concurrency], layout=widgets.Layout(flex_flow="row wrap")),
             self.summary,
             widgets.HBox([self.launch_button, self.cancel_button, self.retry_button], layout=widgets.Layout()),
@@ -156,9 +156,26 @@ class SweepBuilder(Panel):
         for editor in editors:
             editor.observe(guarded(self.error, lambda _c: self._update_summary()), "value")
         self.launch_button.on_click(guarded(self.error, lambda _b: self.launch()))
+        self.characters_refresh.on_click(guarded(self.error, lambda _b: self.refresh_characters()))
         self.cancel_button.on_click(guarded(self.error, lambda _b: self._cancel()))
         self.retry_button.on_click(guarded(self.error, lambda _b: self._retry_failed()))
         self._update_summary()
+
+    def refresh_characters(self) -> None:
+        """List the server's characters as axis values again (after one was made elsewhere), keeping the choice."""
+        reason = no_characters_reason(self.client)
+        known = [] if reason else self.client.characters()
+        options = [(_WITHOUT, ""), *((c.name or "", c.id or "") for c in known)]
+        with self.characters.hold_sync():
+            kept = tuple(v for v in self.characters.value if v in [value for _, value in options]) or ("",)
+            self.characters.options = options
+            self.characters.value = kept
+            self.characters.rows = min(4, len(options))
+            self.characters.disabled = bool(reason) or not known
+            self.characters.tooltip = reason or ("each selected value is one axis value: (without) and Ada run "
+                                                 "each prompt without and with her" if known else
+                                                 "no characters made yet (a job card's Make character)")
+        self.characters_refresh.disabled = bool(reason)
 
     # ------------------------------------------------------------------ the plan (pure, from the editors)
     def axes(self) -> dict[str, Any]:
