@@ -418,6 +418,55 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     assert not page.blocked, page.blocked  # type: ignore[attr-defined]
 
 
+def test_jupyterlab_characters_made_in_a_card_picked_in_the_prompt_and_offered_to_sweeps(lab: Server,
+                                                                                          page: Any) -> None:
+    token = lab.token  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.goto(f"{lab.url}/lab/tree/ui_characters.ipynb?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+    _wait_kernel_idle(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".sora-nb-prompt .sora-nb-generate", timeout=120_000)
+    page.wait_for_selector(".sora-nb-sweep .sora-nb-launch", timeout=120_000)
+    _wait_kernel_idle(page)
+    picker = ".sora-nb-prompt .sora-nb-character-picker select"
+    assert page.locator(picker).is_disabled(), "the picker is enabled with no character to pick"
+
+    page.click(".sora-nb-prompt .sora-nb-generate")
+    card = ".sora-nb-prompt .sora-nb-cards .sora-nb-jobcard"
+    _wait_video_loaded(page, f"{card} video", timeout=120_000)
+    make = f"{card} button.sora-nb-make-character"
+    page.wait_for_function("s => { const b = document.querySelector(s); return b && !b.disabled; }", arg=make,
+                           timeout=30_000)
+    page.fill(f"{card} .sora-nb-character-name input", "Ada")
+    page.click(make)
+    chip = f"{card} .sora-nb-character-status .sora-nb-character"
+    page.wait_for_selector(f"{chip}:has-text('Ada')", timeout=180_000)
+    _wait_images_loaded(page, f"{chip} img", 1)
+
+    # The prompt box lists the new character; picking it writes its name into the prompt.
+    page.wait_for_function("s => !document.querySelector(s).disabled", arg=picker, timeout=30_000)
+    page.fill(".sora-nb-prompt .sora-nb-prompt-text textarea", "walks through the rain")
+    page.select_option(picker, index=1)
+    page.wait_for_function(
+        "() => document.querySelector('.sora-nb-prompt .sora-nb-prompt-text textarea').value"
+        " === 'walks through the rain Ada'", timeout=30_000)
+    page.wait_for_selector(".sora-nb-prompt .sora-nb-cast .sora-nb-character:has-text('Ada') img", timeout=30_000)
+    _wait_images_loaded(page, ".sora-nb-prompt .sora-nb-cast img", 1)
+    _shoot(page, ".sora-nb-prompt", "characters.png")
+
+    # The sweep builder offers it as an axis: (without) and Ada double the jobs.
+    page.click(".sora-nb-sweep .sora-nb-refresh-characters")
+    characters = ".sora-nb-sweep .sora-nb-sweep-characters select"
+    page.wait_for_function("s => document.querySelector(s).options.length === 2 && !document.querySelector(s).disabled",
+                           arg=characters, timeout=30_000)
+    page.select_option(characters, index=[0, 1])
+    page.wait_for_selector(".sora-nb-sweep .sora-nb-summary:has-text('4 jobs')", timeout=30_000)
+    _shoot(page, ".sora-nb-sweep", "sweep-characters.png")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
 def test_notebook7_prompt_generate_and_video(lab: Server, page: Any, workdir: Path) -> None:
     """Notebook 7 (the classic-style interface on JupyterLab's components) shows the same widgets."""
     token = lab.token  # type: ignore[attr-defined]

@@ -129,7 +129,7 @@ class JobCard(LiveBox):
                                 self.retry_button, self.delete_button],
                                layout=widgets.Layout(flex_flow="row wrap"))
         length = float(job.spec.seconds) if job.spec.seconds.replace(".", "", 1).isdigit() else 4.0
-        self.character_name = widgets.Text(placeholder="character name (then use it in prompts)",
+        self.character_name = widgets.Text(placeholder="character name",
                                            layout=widgets.Layout(width="220px"))
         self.character_name.add_class("sora-nb-character-name")
         self.character_range = widgets.FloatRangeSlider(

@@ -170,7 +170,7 @@ class PromptBox(Panel):
         self.clear_reference = widgets.Button(description="Remove", icon="times", layout=widgets.Layout(
             width="auto", display="none"))
         self.cast: list[Character] = []
-        self.character_picker = widgets.Dropdown(description="Characters", style=wide,
+        self.character_picker = widgets.Dropdown(description="Cast", style=wide,
                                                  layout=widgets.Layout(width="300px"))
         self.character_picker.add_class("sora-nb-character-picker")
         self.cast_view = widgets.HTML("")
