@@ -182,7 +182,8 @@ def test_generate_starts_a_job_and_its_card_follows_it(
     box.generate_button.click()
     assert box.error.value == ""
     assert calls == [("a corgi surfing at sunset", {"model": "sora-2", "size": "1280x720", "seconds": "4",
-                                                     "style": "cinematic", "input_reference": None})]
+                                                     "style": "cinematic", "input_reference": None,
+                                                     "characters": []})]
     (card,) = box.cards.children
     assert isinstance(card, ui.JobCard) and card.job is box.jobs[0]
     card.bar.observe(lambda change: styles.append(change["new"]), "bar_style")
