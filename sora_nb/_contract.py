@@ -408,12 +408,29 @@ class ContractClient(Downloads, Searching):
             operation="create character",
             idempotent=False,
         )
-        return Character.parse(self._object(sent, "create character"))
+        return self._character(sent, "create character")
 
     async def get_character(self, character_id: str) -> Character:
         """``GET /videos/characters/{id}``."""
         sent = await self._send("GET", f"videos/characters/{check_id(character_id)}", operation="get character")
-        return Character.parse(self._object(sent, "get character"))
+        return self._character(sent, "get character")
+
+    def _character(self, sent: _Sent, operation: str) -> Character:
+        """The character answered, when its id is safe in a URL and a file name and its name is text."""
+        character = Character.parse(self._object(sent, operation))
+        try:
+            check_id(character.id, field="character id")
+            if not isinstance(character.name, str):
+                raise ValidationError("the character has no name", field="name")
+        except ValidationError as exc:
+            raise UnexpectedResponseError(
+                f"{operation}: the server answered a character that is not safe to use ({exc}). It was not "
+                "stored or used. Fix: check that base_url points at the Videos API you meant to use.",
+                status_code=sent.response.status_code,
+                code="unsafe_id",
+                body=None,
+            ) from None
+        return character
 
     def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
         """A source video for an extension or an edit: a ``str`` is always an id (ids come from servers,

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from support import FAST, wait_for
+from support import FAST, character_clip, wait_for
 
 import sora_nb
 from sora_nb import ContractClient
@@ -292,3 +292,53 @@ def test_the_widgets_say_why_a_server_has_no_characters(tmp_path: Path) -> None:
         assert card.character_button.disabled
         for widget in (card, builder, box):
             widget.close()
+
+
+def test_a_hostile_servers_character_id_never_names_a_file(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(character_clip(tmp_path))
+    answers = iter([{"id": "../../escape", "name": "Ada", "created_at": 1}, {"id": "char_ok", "name": None}])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=next(answers))
+
+    with sora_nb.connect("openai-compatible", base_url="http://hostile.local/v1", api_key=KEY,
+                         transport=httpx.MockTransport(handler), run_root=tmp_path / "runs") as client:
+        for _ in range(2):
+            with pytest.raises(sora_nb.UnexpectedResponseError, match=r"not safe to use.*It was not stored"):
+                client.create_character(clip, "Ada")
+        assert client.characters() == []
+    assert not (tmp_path / "escape").exists()
+    assert [p.name for p in (tmp_path / "runs" / "characters").iterdir() if p.suffix in (".mp4", ".png")] == []
+
+
+def test_the_registry_keeps_every_writer_and_survives_a_failed_write(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from sora_nb._characters import CharacterRegistry
+
+    def registry() -> CharacterRegistry:
+        return CharacterRegistry(tmp_path, server="http://simulator.local/v1/")
+
+    # Twenty writers at once, each with its own registry object (as two notebooks would be): none is lost.
+    threads = [threading.Thread(target=lambda i=i: registry().add(
+        sora_nb.Character(id=f"char_{i}", name=f"N{i}", created_at=i))) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(c.id or "" for c in registry().all()) == sorted(f"char_{i}" for i in range(20))
+    # A write that fails (a full disk at the rename) leaves the old list whole and no temporary file.
+    before = registry().path.read_bytes()
+
+    def full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sora_nb._characters.os.replace", full)
+    with pytest.raises(OSError, match="No space"):
+        registry().add(sora_nb.Character(id="char_late", name="Late", created_at=0))
+    assert registry().path.read_bytes() == before
+    assert [p.name for p in registry().directory.iterdir() if p.suffix == ".tmp"] == []
+    # Another server's characters are not this one's.
+    assert CharacterRegistry(tmp_path, server="http://elsewhere.local/v1/").all() == []
