@@ -112,6 +112,7 @@ def test_a_character_from_a_finished_job_in_a_with_and_without_sweep(client: sor
             assert error > 40, (row.prompt, error)
 
 
+@pytest.mark.slow
 def test_refusals_name_the_fix_and_send_nothing(client: sora_nb.Client, server: Counting, tmp_path: Path) -> None:
     job, ada = made_character(client)
     bo = sora_nb.Character(id="char_bo", name="Bo", created_at=0)
@@ -141,6 +142,7 @@ def test_refusals_name_the_fix_and_send_nothing(client: sora_nb.Client, server: 
     assert made.name == "Dee"
 
 
+@pytest.mark.slow
 def test_characters_are_remembered_across_sessions_and_hold_no_key(tmp_path: Path) -> None:
     config = SimulatorConfig(seed=9, time_scale=FAST, max_side=96, fps=4, state_dir=str(tmp_path / "sim"))
     clip = render_video(tmp_path, prompt="a face", seconds=3, size="720x1280", max_side=1280, fps=4)
@@ -280,6 +282,7 @@ def test_the_widgets_make_pick_and_sweep_characters(client: sora_nb.Client, serv
         widget.close()
 
 
+@pytest.mark.slow
 def test_the_widgets_say_why_a_server_has_no_characters(tmp_path: Path) -> None:
     with sora_nb.connect("xai", simulator=True, run_root=tmp_path) as client:
         box, builder = sora_nb.ui.prompt(client), sora_nb.ui.sweep(client)
