@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from ._errors import ValidationError
 
 if TYPE_CHECKING:
+    import av
+    import av.audio.stream
     import av.container
     from PIL import Image
 
@@ -68,7 +70,8 @@ def cut_clip(
 ) -> Path:
     """Write ``seconds`` of ``source`` from ``start`` (H.264 MP4, scaled to ``size`` if given) to ``dest``.
 
-    Written beside ``dest`` and renamed into place, so ``dest`` is whole or absent. Audio is not kept.
+    The sound comes along (AAC) when the source has any: a cameo is a voice as much as a face. Written beside
+    ``dest`` and renamed into place, so ``dest`` is whole or absent.
 
     Raises:
         ValidationError: ``start`` is past the end of ``source`` (the message says how long it is).
@@ -80,27 +83,35 @@ def cut_clip(
     written = 0
     try:
         with av.open(os.fspath(source)) as src, av.open(os.fspath(tmp), mode="w", format="mp4") as out:
-            stream_in = src.streams.video[0]
-            rate = stream_in.average_rate or Fraction(24)
-            width, height = size or (stream_in.codec_context.width, stream_in.codec_context.height)
-            stream = out.add_stream("libx264", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = 1 / Fraction(rate)
-            stream.codec_context.options = {"preset": "ultrafast", "crf": "23"}
+            video_in = src.streams.video[0]
+            rate = video_in.average_rate or Fraction(24)
+            width, height = size or (video_in.codec_context.width, video_in.codec_context.height)
+            video = out.add_stream("libx264", rate=rate)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            video.time_base = 1 / Fraction(rate)
+            video.codec_context.options = {"preset": "ultrafast", "crf": "23"}
+            sound = _Sound(out, src.streams.audio[0]) if src.streams.audio else None
             end = start + seconds
-            for frame in src.decode(video=0):
-                if frame.time is None or frame.time < start - 1e-6:
-                    continue
-                # A frame is kept while it starts before the end: n frames at rate r last exactly n/r seconds.
-                if frame.time >= end - 0.5 / float(rate):
-                    break
-                # A new frame (not the decoded one): it must carry none of the source's timing.
-                image = av.VideoFrame.from_ndarray(frame.to_ndarray(width=width, height=height, format="rgb24"),
-                                                   format="rgb24")
-                image.pts = written
-                out.mux(stream.encode(image))
-                written += 1
-            out.mux(stream.encode(None))
+            for packet in src.demux(*(s for s in (video_in, sound and sound.stream_in) if s is not None)):
+                for frame in packet.decode():
+                    if frame.time is None or frame.time < start - 1e-6:
+                        continue
+                    if isinstance(frame, av.AudioFrame):
+                        if sound is not None and frame.time < end:
+                            sound.add(frame)
+                        continue
+                    # A frame is kept while it starts before the end: n frames at rate r last exactly n/r seconds.
+                    if not isinstance(frame, av.VideoFrame) or frame.time >= end - 0.5 / float(rate):
+                        continue
+                    # A new frame (not the decoded one): it must carry none of the source's timing.
+                    image = av.VideoFrame.from_ndarray(frame.to_ndarray(width=width, height=height, format="rgb24"),
+                                                       format="rgb24")
+                    image.pts = written
+                    out.mux(video.encode(image))
+                    written += 1
+            out.mux(video.encode(None))
+            if sound is not None:
+                sound.flush()
         if not written:
             raise ValidationError(
                 f"start={start:g} is at or past the end of the video {os.fspath(source)!r}. "
@@ -111,6 +122,29 @@ def cut_clip(
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+class _Sound:
+    """The audio of a cut: the source's samples from the start of the cut, re-encoded as AAC."""
+
+    def __init__(self, out: av.container.OutputContainer, stream_in: av.audio.stream.AudioStream) -> None:
+        import av
+
+        self.out, self.stream_in = out, stream_in
+        rate = stream_in.rate or 48000
+        layout = stream_in.layout.name if stream_in.layout is not None else "stereo"
+        self.stream = out.add_stream("aac", rate=rate, layout=layout)
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self.samples = 0
+
+    def add(self, frame: av.AudioFrame) -> None:
+        for resampled in self.resampler.resample(frame):
+            resampled.pts = self.samples
+            self.samples += resampled.samples
+            self.out.mux(self.stream.encode(resampled))
+
+    def flush(self) -> None:
+        self.out.mux(self.stream.encode(None))
 
 
 def poster_frame(source: str | os.PathLike[str], dest: str | os.PathLike[str], *, max_side: int = 320) -> Path:

@@ -345,3 +345,40 @@ def test_the_registry_keeps_every_writer_and_survives_a_failed_write(tmp_path: P
     assert [p.name for p in registry().directory.iterdir() if p.suffix == ".tmp"] == []
     # Another server's characters are not this one's.
     assert CharacterRegistry(tmp_path, server="http://elsewhere.local/v1/").all() == []
+
+
+def clip_with_sound(path: Path, seconds: int = 6) -> Path:
+    """A 1280x720 clip with a 440 Hz tone, so that a cut can be checked for its sound."""
+    from fractions import Fraction
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=4)
+        video.width, video.height, video.pix_fmt = 1280, 720, "yuv420p"
+        video.time_base = Fraction(1, 4)
+        audio = out.add_stream("aac", rate=48000, layout="mono")
+        for index in range(seconds * 4):
+            frame = av.VideoFrame.from_ndarray(np.full((720, 1280, 3), index * 9 % 255, np.uint8), format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        t = np.arange(seconds * 48000) / 48000
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for offset in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, offset:offset + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, offset
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    return path
+
+
+def test_a_cut_keeps_the_sound_of_the_clip(tmp_path: Path) -> None:
+    from sora_nb._clip import cut_clip, probe_clip
+
+    source = clip_with_sound(tmp_path / "talking.mp4")
+    cut = cut_clip(source, tmp_path / "cut.mp4", start=1.0, seconds=4.0)
+    assert probe_clip(cut)[:2] == (1280, 720) and abs(probe_clip(cut)[2] - 4.0) < 0.3
+    with av.open(str(cut)) as container:
+        assert container.streams.audio, "the cut lost the sound"
+        samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    assert 3.5 * 48000 < len(samples) < 4.5 * 48000
+    assert float(np.sqrt(np.mean(samples ** 2))) > 0.2  # the tone (RMS 0.35), not silence
