@@ -23,7 +23,8 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     The file is one mapping. Its keys are the arguments of :func:`expand` (``prompt``, ``model``,
     ``size``, ``seconds``, ``style``, ``repeats``, ``input_reference``, ``template``, ``variables``,
-    ``rows``, ``strict``) and, optionally, how to run it: ``max_concurrency``, ``budget_usd``,
+    ``rows``, ``strict``, ``characters``: a list of character ids from ``client.characters()``, ``null`` for
+    none) and, optionally, how to run it: ``max_concurrency``, ``budget_usd``,
     ``run_dir``, ``profile``, ``base_url``. Relative paths are kept as written (relative to the
     current directory, like command-line options). An example::
 

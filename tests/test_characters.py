@@ -382,3 +382,24 @@ def test_a_cut_keeps_the_sound_of_the_clip(tmp_path: Path) -> None:
         samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
     assert 3.5 * 48000 < len(samples) < 4.5 * 48000
     assert float(np.sqrt(np.mean(samples ** 2))) > 0.2  # the tone (RMS 0.35), not silence
+
+
+def test_a_sweep_file_names_characters_by_id(client: sora_nb.Client, tmp_path: Path) -> None:
+    from sora_nb._characters import CharacterRegistry
+
+    CharacterRegistry(client.run_root, server=client.base_url).add(
+        sora_nb.Character(id="char_ada", name="Ada", created_at=0))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text('prompt: ["Ada surfs", "Ada skis"]\ncharacters: [null, char_ada]\n')
+    spec = sora_nb.load_sweep_file(grid)
+    spec.pop("run")
+    sweep = client.sweep(**spec)
+    assert [(j.prompt, j.characters) for j in sweep.jobs] == [
+        ("Ada surfs", ()), ("Ada surfs", (("char_ada", "Ada"),)),
+        ("Ada skis", ()), ("Ada skis", (("char_ada", "Ada"),)),
+    ]
+    grid.write_text('prompt: "Ada surfs"\ncharacters: [null, char_nobody]\n')
+    spec = sora_nb.load_sweep_file(grid)
+    spec.pop("run")
+    with pytest.raises(sora_nb.ValidationError, match=r"'char_nobody' is not a character of this server.*Ada"):
+        client.sweep(**spec)
