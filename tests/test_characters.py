@@ -87,6 +87,12 @@ def test_a_character_from_a_finished_job_in_a_with_and_without_sweep(client: sor
     assert set(df["character"].dropna()) == {"Ada"}
     assert df["characters"].tolist() == ["", "Ada", "", "Ada"]
     assert "characters" in [name for name, _, _ in sora_nb.COLUMNS]
+    # Read back from the ledger alone (JSON on disk), the specs and the column are the same.
+    assert sora_nb.load_run(run.run_dir)["characters"].tolist() == ["", "Ada", "", "Ada"]
+    from sora_nb._ledger import Ledger
+
+    with Ledger.open(run.run_dir, readonly=True) as ledger:
+        assert [r.spec for r in ledger.jobs()] == [j.spec for j in run.jobs]  # characters included, as tuples
 
     # The request bodies: the ids went with the two "with" creates and with no other.
     creates = [json.loads(r.content) for r in server.requests if r.method == "POST" and r.url.path == "/v1/videos"]
