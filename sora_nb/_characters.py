@@ -25,20 +25,28 @@ like one is refused).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _catalog
+from ._clip import cut_clip, poster_frame, probe_clip
 from ._redact import looks_like_secret, redact_url
 from ._types import Character
 from ._validation import check_id
 
-__all__ = ["REGISTRY_DIR", "REGISTRY_FILE", "CharacterRegistry"]
+if TYPE_CHECKING:
+    from ._contract import ContractClient
+
+__all__ = ["REGISTRY_DIR", "REGISTRY_FILE", "CharacterRegistry", "make_character"]
 
 REGISTRY_DIR = "characters"
 REGISTRY_FILE = "characters.json"
@@ -143,3 +151,45 @@ class CharacterRegistry:
 def with_poster(character: Character, poster: Path | None) -> Character:
     """``character`` with its poster's path set."""
     return dataclasses.replace(character, poster_path=str(poster) if poster is not None else None)
+
+
+async def make_character(
+    api: ContractClient,
+    registry: CharacterRegistry,
+    path: Path,
+    name: str,
+    *,
+    size: tuple[int, int] | None,
+    start: float,
+    seconds: float | None,
+    trim: bool,
+) -> Character:
+    """Cut ``path`` to a character's clip where needed, upload it, and record the character with its clip
+    and poster. The PyAV work runs in worker threads, off the loop.
+
+    The cut is made when the clip is too long, when ``start``/``seconds`` ask for a part of it, or when it is
+    not at ``size`` (a job's video, which a server may deliver smaller than it was asked for). The contract
+    client checks the result (2-4 s, 16:9 or 9:16, 720p-1080p) before anything is sent.
+    """
+    width, height, duration = await asyncio.to_thread(functools.partial(probe_clip, path, field="source"))
+    longest = _catalog.CHARACTER_SECONDS[1]
+    cut_needed = (duration > longest + _catalog.CHARACTER_TOLERANCE_S or start > 0 or seconds is not None
+                  or (size is not None and size != (width, height)))
+    registry.directory.mkdir(parents=True, exist_ok=True)
+    clip, cut = path, None
+    if trim and cut_needed:
+        length = seconds if seconds is not None else min(longest, max(0.0, duration - start))
+        cut = registry.directory / f".cut-{uuid.uuid4().hex}.mp4"
+        clip = await asyncio.to_thread(
+            functools.partial(cut_clip, path, cut, start=start, seconds=float(length), size=size)
+        )
+    try:
+        made = await api.create_character(clip, name)
+        assert made.id is not None  # the contract client refuses an answer without a safe id
+        kept = registry.file(made.id, ".mp4")
+        await asyncio.to_thread(os.replace if cut is not None else shutil.copyfile, clip, kept)
+        poster = await asyncio.to_thread(poster_frame, kept, registry.file(made.id, ".png"))
+    finally:
+        if cut is not None:
+            cut.unlink(missing_ok=True)
+    return registry.add(with_poster(made, poster))

@@ -7,9 +7,7 @@ run that ``generate`` writes into. It returns at once from every call that start
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from . import _catalog
-from ._characters import CharacterRegistry, with_poster
+from ._characters import CharacterRegistry, make_character, with_poster
 from ._contract import ContractClient
 from ._errors import UnsupportedOperationError, ValidationError
 from ._jobs import Job
@@ -32,7 +30,6 @@ from ._runner import Runner
 from ._runtime import Runtime, get_runtime
 from ._types import Character, JobSpec
 from ._validation import (
-    check_character_clip,
     check_character_name,
     check_characters,
     check_create,
@@ -358,10 +355,6 @@ class Client:
         trim: bool = True,
     ) -> Character:
         """:meth:`create_character`, awaitable (the clip is cut in a worker thread)."""
-        import asyncio
-
-        from ._clip import cut_clip, poster_frame, probe_clip
-
         self._check_characters_supported()
         check_character_name(name)
         for label, value in (("start", start), ("seconds", seconds)):
@@ -385,31 +378,8 @@ class Client:
                 f"source must be a finished Job or the path of a clip, got {type(source).__name__}. "
                 "Fix: client.create_character(job, 'Ada') or client.create_character('clip.mp4', 'Ada')."
             )
-        width, height, duration = await asyncio.to_thread(probe_clip, path, field="source")
-        longest = _catalog.CHARACTER_SECONDS[1]
-        cut_needed = (duration > longest + _catalog.CHARACTER_TOLERANCE_S or start > 0 or seconds is not None
-                      or (size is not None and size != (width, height)))
-        registry = self._registry
-        registry.directory.mkdir(parents=True, exist_ok=True)
-        clip, cut = path, None
-        if trim and cut_needed:
-            length = seconds if seconds is not None else min(longest, max(0.0, duration - start))
-            cut = registry.directory / f".cut-{os.getpid()}-{id(path)}.mp4"
-            clip = await asyncio.to_thread(
-                functools.partial(cut_clip, path, cut, start=float(start), seconds=float(length), size=size)
-            )
-        try:
-            check_character_clip(*await asyncio.to_thread(probe_clip, clip, field="source"), field="source")
-            made = await self.api.create_character(clip, name)
-            if not made.id:
-                raise ValueError("the server made a character but answered no id; it cannot be used.")
-            kept = registry.file(made.id, ".mp4")
-            await asyncio.to_thread(os.replace if cut is not None else shutil.copyfile, clip, kept)
-            poster = await asyncio.to_thread(poster_frame, kept, registry.file(made.id, ".png"))
-        finally:
-            if cut is not None:
-                cut.unlink(missing_ok=True)
-        return registry.add(with_poster(made, poster))
+        return await make_character(self.api, self._registry, path, name, size=size, start=float(start),
+                                    seconds=seconds, trim=trim)
 
     def characters(self) -> list[Character]:
         """The characters made through this server with this ``run_root``, oldest first (across sessions).
