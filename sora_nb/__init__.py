@@ -49,6 +49,7 @@ from ._errors import (
 from ._jobs import Job
 from ._metrics import measure_video, register_metric, unregister_metric
 from ._polling import PollPolicy
+from ._pool import pool
 from ._profiles import PROFILES, Profile
 from ._results import COLUMNS
 from ._retry import RetryPolicy
@@ -78,6 +79,7 @@ __all__ = [
     "resume",
     "load_run",
     "AuditReport",
+    "pool",
     "COLUMNS",
     "STYLES",
     # judging a sweep

@@ -238,18 +238,10 @@ class Client:
             "run_id": run_id,
             "created_at": time.time(),
             "kind": kind,
-            "profile": self.profile.name,
-            "base_url": redact_url(self.base_url),  # a password in it is a credential: never stored
+            **self._server_meta(),
             "axes": list(axes),
             **(extra_meta or {}),
         }
-        if self.simulator is not None:
-            meta["simulator"] = {
-                "seed": self.simulator.seed,
-                "time_scale": self.simulator.time_scale,
-                "dialect": self.simulator.dialect,
-                "state_dir": self.simulator_state_dir,
-            }
         run = Run(self._runner, directory, axes=axes, meta=meta, max_concurrency=max_concurrency)
         # Here, where the caller hears it, before anything is sent: a run another client drives, a run
         # already there, a disk that refuses the ledger.
@@ -265,6 +257,21 @@ class Client:
             self._runner.release(run)
             raise
         return run
+
+    def _server_meta(self) -> dict[str, Any]:
+        """What a run records of the server it is made on, for ``resume`` to find it again (never a key)."""
+        meta: dict[str, Any] = {
+            "profile": self.profile.name,
+            "base_url": redact_url(self.base_url),  # a password in it is a credential: never stored
+        }
+        if self.simulator is not None:
+            meta["simulator"] = {
+                "seed": self.simulator.seed,
+                "time_scale": self.simulator.time_scale,
+                "dialect": self.simulator.dialect,
+                "state_dir": self.simulator_state_dir,
+            }
+        return meta
 
     def sweep(self, **axes: Any) -> Sweep:
         """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt

@@ -235,6 +235,9 @@ class ContractClient(Downloads, Searching):
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.rate_limits = RateLimitInfo()
+        self.refused_creates: Literal["retry", "raise"] = "retry"
+        """What a create refused with a 429 (certainly not made) does: wait for the gate and ask again, or raise
+        :class:`~sora_nb.RateLimitError` at once (a pool sends it to another backend instead)."""
         self.reconciled_creates = 0
         self.list_settle = LIST_SETTLE
         """Seconds between the two looks that prove a create absent (a fresh job may take a moment to be listed)."""
@@ -600,7 +603,8 @@ class ContractClient(Downloads, Searching):
             )
             if response.status_code == 429:
                 self.gate.pause(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
-            if response.status_code not in RETRYABLE_STATUS:
+            if response.status_code not in RETRYABLE_STATUS or (
+                    response.status_code == 429 and not idempotent and self.refused_creates == "raise"):
                 raise error
             if not idempotent and response.status_code != 429:
                 # A 5xx or 408 may come after the job was created (e.g. from a proxy).

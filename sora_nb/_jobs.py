@@ -98,6 +98,17 @@ class Job(Driven):
     def spec(self) -> JobSpec:
         return self._record.spec
 
+    @property
+    def backend(self) -> str | None:
+        """The name of the pool backend the job was sent to (``None`` for a client of one server, or a
+        pooled job not sent yet)."""
+        return self._record.backend
+
+    @property
+    def profile(self) -> Profile:
+        """What the server this job is sent to can do (in a pool: its backend's, once chosen)."""
+        return self._runner.profile_for(self._record)
+
     prompt = property(lambda self: self._record.spec.prompt, doc="The prompt as written (style applied at send).")
     model = property(lambda self: self._record.spec.model, doc="The model.")
     size = property(lambda self: self._record.spec.size, doc="``WIDTHxHEIGHT``.")
@@ -252,8 +263,9 @@ class Job(Driven):
         deletes it remotely where the server allows).
         """
         runner, remote_id = self._runner, self.remote_id
-        if not runner.profile.supports_delete:
-            raise ValueError(f"the {runner.profile.name!r} server cannot delete videos; nothing was sent.")
+        profile = runner.profile_for(self._record)
+        if not profile.supports_delete:
+            raise ValueError(f"the {profile.name!r} server cannot delete videos; nothing was sent.")
         if not self.done:
             self.cancel()
             cancelled: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -263,7 +275,7 @@ class Job(Driven):
             raise ValueError(f"job {self.id} never reached the server; there is nothing to delete.")
 
         async def _delete() -> Any:
-            return await runner.api.delete(remote_id)
+            return await runner.api_for(self._record).delete(remote_id)
 
         return runner.runtime.submit(_delete())
 

@@ -103,6 +103,9 @@ class JobRecord:
     attempts: int = 0
     polls: int = 0
     updated_at: float | None = None
+    backend: str | None = None
+    """The name of the pool backend the job was sent to (``None``: a client of one server); written before
+    its create leaves, so that resume polls (or looks for) the job where it was made."""
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobRecord))
@@ -134,6 +137,7 @@ class Ledger:
         self.run_dir = run_dir
         self.videos_dir = run_dir / "videos"
         self.thumbnails_dir = run_dir / "thumbnails"
+        self._fields_sql: str | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -328,10 +332,19 @@ class Ledger:
                 "job is never given to two jobs (that would show one video twice)."
             ) from exc
 
+    def _selected(self) -> str:
+        """The job fields to SELECT: a ledger older than schema 4 read read-only has no ``backend`` column."""
+        if self._fields_sql is None:
+            with self._lock:
+                present = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+            self._fields_sql = ", ".join(name if name in present else f"NULL AS {name}" for name in _FIELDS)
+        return self._fields_sql
+
     def get_job(self, job_id: str) -> JobRecord:
         """The job with this local id. Raises ``KeyError`` when there is none."""
+        fields = self._selected()
         with self._lock:
-            row = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = self._conn.execute(f"SELECT {fields} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise KeyError(job_id)
         return _row_record(row)
@@ -339,8 +352,9 @@ class Ledger:
     def jobs(self) -> list[JobRecord]:
         """Every job of the run, in submission order (``seq``)."""
         try:
+            fields = self._selected()
             with self._lock:
-                rows = self._conn.execute(f"SELECT {', '.join(_FIELDS)} FROM jobs ORDER BY seq").fetchall()
+                rows = self._conn.execute(f"SELECT {fields} FROM jobs ORDER BY seq").fetchall()
             return [_row_record(row) for row in rows]
         except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
             raise _damaged(self.run_dir / LEDGER_FILE, exc) from None

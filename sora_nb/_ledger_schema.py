@@ -28,11 +28,12 @@ from ._redact import logger
 
 __all__ = ["JUDGING_TABLES", "SCHEMA", "SCHEMA_VERSION", "check_version", "upgrade"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones.
 
-2: ``remote_id`` is unique. 3: the ``metrics`` and ``judgments`` tables (issue 10). Older ledgers are
-upgraded in place when opened for writing (:func:`upgrade`)."""
+2: ``remote_id`` is unique. 3: the ``metrics`` and ``judgments`` tables (issue 10). 4: each job's ``backend``
+(the pool backend it was sent to, issue 11). Older ledgers are upgraded in place when opened for writing
+(:func:`upgrade`); read-only readers of older ones see ``backend`` as ``None``."""
 
 _UNIQUE_REMOTE_ID = "CREATE UNIQUE INDEX jobs_remote_id ON jobs (remote_id)"
 SCHEMA = (
@@ -60,6 +61,7 @@ SCHEMA = (
         attempts INTEGER NOT NULL,
         polls INTEGER NOT NULL,
         updated_at REAL,
+        backend TEXT,
         prompt TEXT NOT NULL,
         model TEXT NOT NULL,
         size TEXT NOT NULL,
@@ -114,7 +116,7 @@ def check_version(conn: sqlite3.Connection, path: Path) -> int:
 def upgrade(transaction: Callable[[], AbstractContextManager[sqlite3.Connection]], run_dir: Path) -> None:
     """Bring an older ledger to :data:`SCHEMA_VERSION` in place.
 
-    Version 3's tables come first: they are new tables, so adding them is always safe. Version 2
+    Version 3's tables and version 4's column come first: they are new, so adding them is always safe. Version 2
     makes ``remote_id`` unique; a ledger written before that may already hold one remote id in two
     rows (repeats that adopted a sibling's video): it keeps its version (1), with a warning, and
     ``run.audit()`` lists the duplicates; it is tried again at the next open.
@@ -122,6 +124,9 @@ def upgrade(transaction: Callable[[], AbstractContextManager[sqlite3.Connection]
     with transaction() as conn:
         for statement in JUDGING_TABLES:
             conn.execute(statement)
+        # Version 4: a new nullable column, safe on any older ledger (its jobs were sent by one client).
+        if "backend" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+            conn.execute("ALTER TABLE jobs ADD COLUMN backend TEXT")
         # Read inside the write lock: two processes opening the same old ledger upgrade it once.
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version >= 2:

@@ -4,7 +4,8 @@ The leading columns are the sweep's axes, in the sweep's order, then whichever o
 ``size``, ``seconds`` and ``style`` are not axes, so that every row says what its video was. Axes whose
 values are strings are categoricals with their categories in sweep order (``"4"`` before ``"12"``, and a
 ``compare`` grid keeps the order the sweep was written in); ``repeat`` is ``int64``; other axes keep
-their own type. An axis named like one of the columns below is renamed ``axis_<name>``.
+their own type. An axis named like one of the columns below is renamed ``axis_<name>``, except ``backend``
+(a pool's sweep across its backends), whose one column then stands with the axes.
 
 Then, always, these columns (:data:`COLUMNS`):
 
@@ -13,6 +14,7 @@ column              dtype                meaning
 ==================  ===================  =========================================================
 job_id              object               local id, unique in the run (``j0001-3f9a``)
 remote_id           object               the server's id, None until the create was acknowledged
+backend             object               the pool backend it was sent to (``sora_nb.pool``), else None
 kind                category             create, remix, extend or edit
 parent_id           object               remote id of the source video (remix, extend, edit)
 status              category             pending_submit, queued, in_progress, completed, failed, ...
@@ -115,6 +117,7 @@ __all__ = ["COLUMNS", "REQUEST_COLUMNS", "export", "load_run", "records_to_dataf
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("job_id", "object", "local id, unique in the run (j0001-3f9a)"),
     ("remote_id", "object", "the server's id, None until the create was acknowledged"),
+    ("backend", "object", "the pool backend it was sent to (sora_nb.pool), None for a client of one server"),
     ("kind", "category", "create, remix, extend or edit"),
     ("parent_id", "object", "remote id of the source video (remix, extend, edit)"),
     ("status", "category",
@@ -151,6 +154,9 @@ REQUEST_COLUMNS: tuple[str, ...] = ("prompt", "model", "size", "seconds", "style
 
 _KINDS: tuple[JobKind, ...] = ("create", "remix", "extend", "edit")
 _FIXED = frozenset(name for name, _, _ in COLUMNS)
+_ALSO_AXES = frozenset({"backend"})
+"""Fixed columns a sweep may also have as an axis (a pool's ``backend=[...]``): the axis pins the value, so the
+one column stands where the axis is, instead of an ``axis_`` copy of it."""
 _SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec)) - {"axes"}
 
 
@@ -201,11 +207,12 @@ def records_to_dataframe(
     dequeued = [s if s is not None else c for s, c in zip(started, completed, strict=True)]
     data: dict[str, pandas.Series] = {}
     for name in leading:
-        key = f"axis_{name}" if name in _FIXED else name
+        key = f"axis_{name}" if name in _FIXED and name not in _ALSO_AXES else name
         data[key] = _axis_series(pd, name, [_axis_value(r.spec, name) for r in records])
     data |= {
         "job_id": texts(column("job_id")),
         "remote_id": texts(column("remote_id")),
+        "backend": texts(column("backend")),
         "kind": pd.Series(pd.Categorical([r.spec.kind for r in records], categories=_KINDS)),
         "parent_id": texts([r.spec.parent_id for r in records]),
         # A word this version does not know (a newer writer) reads as "unknown" rather than NaN.

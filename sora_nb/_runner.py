@@ -208,6 +208,28 @@ class Runner:
             self._api.ambiguous_creates = "raise"
         return self._api
 
+    # ------------------------------------------------------------------ where a job is sent (a pool overrides)
+    def api_for(self, record: JobRecord) -> ContractClient:
+        """The contract client that sends ``record``'s requests (a pool's: that of the job's backend)."""
+        return self.api
+
+    def profile_for(self, record: JobRecord) -> Profile:
+        """The profile of the server ``record``'s job is sent to."""
+        return self.profile
+
+    @asynccontextmanager
+    async def _holding(self, job: Job) -> AsyncIterator[None]:
+        """Held while the job is in flight (a pool picks its backend here and counts it in flight there)."""
+        yield
+
+    async def _refused(self, job: Job, exc: RateLimitError) -> None:
+        """A create was refused with 429, so certainly not made: wait for the server's gate, then ask again."""
+        await self.api_for(job._record).gate.wait()
+
+    async def _unreachable(self, job: Job, exc: TransportError) -> None:
+        """A create could not reach the server (nothing was sent, after the client's retries): the job fails."""
+        raise exc
+
     @property
     def slots(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -381,7 +403,7 @@ class Runner:
             return {"status": "queued" if record.remote_id else "pending_submit"}
         if record.status != "cancelled":
             return None
-        if record.remote_id and not self.profile.supports_delete:
+        if record.remote_id and not self.profile_for(record).supports_delete:
             return {"status": "queued"}  # the server kept it running: pick it up again
         # It was deleted on the server (or never sent): start it afresh.
         return {
@@ -408,7 +430,7 @@ class Runner:
     async def _drive(self, job: Job, drive: _JobDrive) -> None:
         try:
             if job._record.status not in TERMINAL_STATUSES:
-                async with self._run_slots(job.run), self.slots:
+                async with self._run_slots(job.run), self.slots, self._holding(job):
                     if job._record.remote_id is None:
                         await self._create(job, drive)
                         if drive.cancel_requested:
@@ -471,17 +493,17 @@ class Runner:
                         attempts=record.attempts + 1,
                         status="pending_submit",
                     )
-                    video = await self._on_the_wire(job, self._send_create(spec, prompt))
+                    video = await self._on_the_wire(job, self._send_create(self.api_for(record), spec, prompt))
                     self._accept(job, video)  # claimed before a search of this prompt may run
                 return
-            except RateLimitError:
+            except RateLimitError as exc:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
                 # rather than fail a job that was never sent.
                 self._transition(job, create_state="pending", notify=False)
                 if refusals == MAX_CREATE_REFUSALS:
                     raise
                 refusals += 1
-                await self.api.gate.wait()
+                await self._refused(job, exc)
             except AmbiguousCreateError as lost:
                 # Its answer was lost: found, it is adopted; the server unsearchable, it is ambiguous (raised).
                 found = await self._look_for(job, lost)
@@ -489,12 +511,19 @@ class Runner:
                     self._apply(job, found)
                     return
                 # A search that worked proved it absent: the server never made it, so it is sent again.
-                if resends == self.api.retry.max_retries:
+                api = self.api_for(record)
+                if resends == api.retry.max_retries:
                     raise
                 logger.warning("%s: %s; the server's list proves it was not made: sending it again", job.id,
                                lost.reason)
-                await self.sleep(self.api.retry.delay(resends))
+                await self.sleep(api.retry.delay(resends))
                 resends += 1
+            except TransportError as exc:
+                # After the clause above (AmbiguousCreateError is a TransportError too): what is left is a
+                # create that certainly never reached the server (a refused connection, after the client's
+                # retries), which may be sent again, here or elsewhere.
+                self._transition(job, create_state="pending", notify=False)
+                await self._unreachable(job, exc)
 
     async def _on_the_wire(self, job: Job, request: Awaitable[T]) -> T:
         """Await a request that may make the job on the server; a cancel meanwhile waits for its answer."""
@@ -519,17 +548,18 @@ class Runner:
             match = {"prompt": prompt, "remixed_from_video_id": spec.parent_id}
         elif spec.kind != "create":
             match = {"prompt": prompt}
+        api = self.api_for(job._record)
         async with self._same.searching(prompt):
             found = await self._on_the_wire(
                 job,
-                self.api.reconcile(
+                api.reconcile(
                     match, since=job._record.submitted_at or 0.0, lost=lost,
                     # Another run's video (the same cell run twice, two notebooks) looks just like this one's.
                     known_ids=lambda: self._remote_ids | claimed_by_other_runs(job.run.run_dir),
                 ),
             )
             if found is not None:
-                self.api.reconciled_creates += 1
+                api.reconciled_creates += 1
                 self._claim(job, found)  # before the next search of this prompt
             return found
 
@@ -555,14 +585,15 @@ class Runner:
             job._restart()
             self.start_job(job)
 
-    async def _send_create(self, spec: JobSpec, prompt: str) -> Video:
+    @staticmethod
+    async def _send_create(api: ContractClient, spec: JobSpec, prompt: str) -> Video:
         if spec.kind == "remix":
-            return await self.api.remix(_parent(spec), prompt)
+            return await api.remix(_parent(spec), prompt)
         if spec.kind == "extend":
-            return await self.api.extend(_parent(spec), prompt, seconds=spec.seconds)
+            return await api.extend(_parent(spec), prompt, seconds=spec.seconds)
         if spec.kind == "edit":
-            return await self.api.edit(_parent(spec), prompt)
-        return await self.api.create(
+            return await api.edit(_parent(spec), prompt)
+        return await api.create(
             prompt=prompt,
             model=spec.model,
             size=spec.size,
@@ -603,7 +634,7 @@ class Runner:
             await self.sleep(delay)
             assert record.remote_id is not None
             try:
-                video, hint = await self.api.poll(record.remote_id)
+                video, hint = await self.api_for(record).poll(record.remote_id)
             except NotFoundError as exc:
                 self._transition(
                     job,
@@ -680,12 +711,13 @@ class Runner:
             job.bytes_downloaded = done
 
         thumb_path = run.run_dir / thumb_rel
+        api = self.api_for(record)
 
         async def server_thumbnail() -> bool:
-            if not self.profile.supports_thumbnail:
+            if not self.profile_for(record).supports_thumbnail:
                 return False
             try:
-                await self.api.download(remote_id, thumb_path, variant="thumbnail")
+                await api.download(remote_id, thumb_path, variant="thumbnail")
             except StorageError:
                 raise
             except SoraError as exc:
@@ -696,7 +728,7 @@ class Runner:
         # Both at once: the poster is small, and the job is done only when both are on disk.
         # return_exceptions: when the video fails, the poster's download still ends before the job does.
         video_result, got_thumbnail = await asyncio.gather(
-            self.api.download(remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
+            api.download(remote_id, run.run_dir / video_rel, variant="video", on_progress=progress),
             server_thumbnail(),
             return_exceptions=True,
         )
@@ -722,7 +754,7 @@ class Runner:
         if not self.measure or ledger is None:
             return
         try:
-            task = measure_task(ledger, job._record, profile=self.profile.name)
+            task = measure_task(ledger, job._record, profile=self.profile_for(job._record).name)
             if task is not None:
                 await run_task_async(ledger, task)
         except Exception as exc:  # the video is on disk and paid for: a metric must not undo that
@@ -758,10 +790,10 @@ class Runner:
             error_message="cancelled by the user",
         )
         job._finish()
-        if not self.profile.supports_delete:
+        if not self.profile_for(job._record).supports_delete:
             return
         if remote_id:
-            deleting = self._delete_quietly(remote_id)
+            deleting = self._delete_quietly(self.api_for(job._record), remote_id)
         elif job._record.create_state == "sending":
             deleting = self._find_and_delete(job)  # its create may have left before a crash
         else:
@@ -770,9 +802,10 @@ class Runner:
         self._deletes.add(task)
         task.add_done_callback(self._deletes.discard)
 
-    async def _delete_quietly(self, remote_id: str) -> None:
+    @staticmethod
+    async def _delete_quietly(api: ContractClient, remote_id: str) -> None:
         try:
-            await self.api.delete(remote_id)
+            await api.delete(remote_id)
         except SoraError as exc:
             logger.warning("could not delete cancelled job %s: %s", remote_id, exc)
 
@@ -785,7 +818,7 @@ class Runner:
             logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
             return
         if job._record.remote_id is not None:
-            await self._delete_quietly(job._record.remote_id)
+            await self._delete_quietly(self.api_for(job._record), job._record.remote_id)
 
     # ------------------------------------------------------------------ the one way state changes
     def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:

@@ -11,7 +11,7 @@ import sora_nb
 
 EXPECTED_ALL = [
     "connect", "Client", "Job", "Sweep", "Estimate", "load_sweep_file", "Run", "resume", "load_run", "AuditReport",
-    "COLUMNS", "STYLES", "measure_video", "register_metric", "unregister_metric",
+    "pool", "COLUMNS", "STYLES", "measure_video", "register_metric", "unregister_metric",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",
@@ -42,9 +42,9 @@ def test_api_md_names_exist() -> None:
 
 PUBLIC_ATTRIBUTES = {
     "Job": [
-        "bytes_downloaded", "cancel", "delete", "done", "elapsed", "error", "eta", "extend", "id", "model", "observe",
-        "profile", "progress", "prompt", "reconcile", "remix", "remote_id", "retry", "run", "seconds", "size", "spec",
-        "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
+        "backend", "bytes_downloaded", "cancel", "delete", "done", "elapsed", "error", "eta", "extend", "id", "model",
+        "observe", "profile", "progress", "prompt", "reconcile", "remix", "remote_id", "retry", "run", "seconds",
+        "size", "spec", "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
     ],
     "Run": [
         "arena", "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",

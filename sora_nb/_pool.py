@@ -1,0 +1,504 @@
+"""``sora_nb.pool(client_a, client_b, ...)``: several servers (services, or several keys of one) as one client.
+
+A pool is a :class:`~sora_nb._client.Client` whose runner sends each job to one of its backends:
+
+- **Which backends may take a job** is read from each backend's declared capabilities by one function,
+  :func:`serves` (the model, its sizes and durations, remix/extend support). A job that names a backend
+  (a sweep's ``backend`` axis) goes there; a remix or an extension goes to the backend that made its source.
+- **Which of them** is the one with the most room (:func:`room`): free places under its concurrency, scaled
+  by what its rate-limit headers say is left and by the 429s it answered lately; a backend whose gate is
+  closed (a 429's ``retry-after``, a budget run out, a refused connection) has none until it opens.
+- **Moving a job** to another backend happens only when its create provably did not happen there: a 429
+  (refused outright) or a connection that could not be made (nothing sent). A create whose answer was lost
+  stays on its backend, where it is looked for, and is ``ambiguous`` if it cannot be (DESIGN.md invariant 3:
+  moving it would pay twice).
+
+The backend's name is written to the job's ledger row before its create leaves, so ``sora_nb.resume`` polls
+(or looks for) every job on the backend that has it. Keys stay in the backends' clients: the ledger holds
+names, profiles and base URLs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._client import Client
+from ._errors import ConfigurationError, RateLimitError, TransportError, ValidationError
+from ._grid import SweepPlan, check_axis_names, expand
+from ._profiles import Profile, ServedModel
+from ._redact import logger
+from ._runner import Runner
+from ._runtime import get_runtime
+from ._sweep import Sweep
+from ._types import JobSpec
+from ._validation import check_create, check_max_concurrency
+
+if TYPE_CHECKING:
+    from ._contract import ContractClient
+    from ._jobs import Job
+    from ._ledger import JobRecord
+    from ._polling import PollPolicy
+    from ._run import Run
+
+__all__ = ["BackendLoad", "Pool", "choose", "pool", "room", "serves"]
+
+REFUSAL_MEMORY = 60.0
+"""Seconds a backend's 429 counts against its room."""
+DOWN_FOR = 5.0
+"""Seconds a backend that refused a connection is passed over before it is tried again."""
+MAX_MOVES = 10
+"""Times one job's create may be moved because a backend could not be reached, before it fails."""
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+# ---------------------------------------------------------------------- the pure core of routing
+def serves(profile: Profile, spec: JobSpec) -> bool:
+    """Whether a backend of this profile takes ``spec``: the one place routing reads capabilities.
+
+    >>> from sora_nb._profiles import PROFILES
+    >>> spec = JobSpec("a corgi", "grok-imagine-video", "1280x720", "6")
+    >>> serves(PROFILES["xai"], spec), serves(PROFILES["simulator"], spec)
+    (True, False)
+    """
+    caps = profile.capabilities
+    if (spec.kind == "remix" and not caps.supports_remix) or (spec.kind == "extend" and not caps.supports_extend):
+        return False
+    if profile.models is not None and spec.model not in profile.models:
+        return False
+    try:
+        check_create(prompt=spec.prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
+                     strict=profile.validate_models)
+        if profile.validate_models:
+            caps.check(spec.model, spec.size, spec.seconds)
+    except ValidationError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class BackendLoad:
+    """How busy one backend is now: what :func:`room` weighs."""
+
+    name: str
+    capacity: int
+    """Jobs it may have in flight at once (its client's ``max_concurrency``)."""
+    in_flight: int
+    remaining: int | None = None
+    """``x-ratelimit-remaining-requests`` of its last answer (``None``: it sends none)."""
+    limit: int | None = None
+    """``x-ratelimit-limit-requests`` of its last answer."""
+    closed_for: float = 0.0
+    """Seconds until it may be sent to again (a 429's advice, a budget run out, a refused connection)."""
+    recent_refusals: int = 0
+    """429s it answered in the last :data:`REFUSAL_MEMORY` seconds."""
+
+
+def room(load: BackendLoad) -> float:
+    """How much a backend can take now: free places, times the share of its rate budget left, halved for
+    each recent 429; 0 while it is closed or full.
+
+    >>> room(BackendLoad("a", capacity=4, in_flight=1))
+    3.0
+    >>> room(BackendLoad("b", capacity=4, in_flight=1, remaining=10, limit=40, recent_refusals=1))
+    0.375
+    >>> room(BackendLoad("c", capacity=4, in_flight=0, closed_for=2.0))
+    0.0
+    """
+    free = load.capacity - load.in_flight
+    if load.closed_for > 0 or free <= 0:
+        return 0.0
+    share = 1.0
+    if load.remaining is not None and load.limit:
+        share = max(0, min(load.remaining, load.limit)) / load.limit
+    return free * share / 2.0**load.recent_refusals
+
+
+def choose(loads: Sequence[BackendLoad]) -> str | None:
+    """The backend with the most room (the first listed among equals), or ``None`` when none has any.
+
+    >>> choose([BackendLoad("a", 2, 2), BackendLoad("b", 4, 1), BackendLoad("c", 4, 1)])
+    'b'
+    >>> choose([BackendLoad("a", 2, 2)]) is None
+    True
+    """
+    best, best_room = None, 0.0
+    for load in loads:
+        r = room(load)
+        if r > best_room:
+            best, best_room = load.name, r
+    return best
+
+
+# ---------------------------------------------------------------------- the runner that routes
+class PoolRunner(Runner):
+    """A runner whose jobs each go to one backend's contract client; one ledger writer for the whole run."""
+
+    def __init__(self, *, backends: Mapping[str, Client], profile: Profile, poll_policy: PollPolicy,
+                 max_concurrency: int) -> None:
+        first = next(iter(backends.values()))
+        super().__init__(runtime=first._runtime, profile=profile, api_factory=self._no_api,
+                         max_concurrency=max_concurrency, poll_policy=poll_policy)
+        self.backends = dict(backends)
+        self._in_flight: Counter[str] = Counter()
+        self._refusals: dict[str, deque[float]] = {name: deque() for name in backends}
+        self._pauses_seen: Counter[str] = Counter()
+        self._down_until: dict[str, float] = {}
+        self._moves: Counter[str] = Counter()  # of each job: moves after a refused connection
+        self._room_changed: asyncio.Event | None = None
+
+    def _no_api(self) -> ContractClient:
+        names = ", ".join(map(repr, self.backends))
+        raise ConfigurationError(
+            f"a pool has one contract client per backend ({names}), not one of its own. "
+            "Fix: pool.backends[name].api (or .call) for a direct call to one of them."
+        )
+
+    # ------------------------------------------------------------------ where a job is sent
+    def _backend(self, name: str) -> Client:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"backend {name!r} is not in this pool. Allowed: {', '.join(map(repr, self.backends))}. "
+                f"Fix: add it to sora_nb.pool(..., {name}=sora_nb.connect(...))."
+            ) from None
+
+    def api_for(self, record: JobRecord) -> ContractClient:
+        if record.backend is None:
+            raise ConfigurationError(f"job {record.job_id} has no backend yet; nothing was sent for it.")
+        return self._api_of(record.backend)
+
+    def _api_of(self, name: str) -> ContractClient:
+        api = self._backend(name)._runner.api
+        api.refused_creates = "raise"  # a 429 moves the job to a backend with room, rather than waiting here
+        return api
+
+    def profile_for(self, record: JobRecord) -> Profile:
+        return self.profile if record.backend is None else self._backend(record.backend).profile
+
+    def load(self, name: str) -> BackendLoad:
+        """How busy backend ``name`` is now (see :func:`room`)."""
+        backend, now = self._backend(name), time.monotonic()
+        api = self._api_of(name)
+        # Every 429 (of a create or a poll) closes the backend's gate: its count of pauses says how many came.
+        refusals = self._refusals[name]
+        refusals.extend([now] * (api.gate.pauses - self._pauses_seen[name]))
+        self._pauses_seen[name] = api.gate.pauses
+        while refusals and refusals[0] < now - REFUSAL_MEMORY:
+            refusals.popleft()
+        info = api.rate_limits
+        return BackendLoad(
+            name=name, capacity=backend._runner.max_concurrency, in_flight=self._in_flight[name],
+            remaining=info.remaining_requests, limit=info.limit_requests,
+            closed_for=max(api.gate.closed_for, self._down_until.get(name, 0.0) - now),
+            recent_refusals=len(refusals),
+        )
+
+    def loads(self) -> list[BackendLoad]:
+        """Every backend's load, in the pool's order (loop thread: the progress widget reads it there)."""
+        return [self.load(name) for name in self.backends]
+
+    def _candidates(self, job: Job) -> list[str]:
+        """The backends that may take ``job``: the one it is pinned to, or every one that serves it."""
+        spec = job._record.spec
+        pinned = spec.axes.get("backend")
+        if spec.kind != "create" and spec.parent_id:
+            # A remix or extension is made from a video only the backend that made it has.
+            parent = next((j for j in job.run.jobs if j.remote_id == spec.parent_id), None)
+            if parent is None or parent.backend is None:
+                raise ConfigurationError(
+                    f"job {job.id} is a {spec.kind} of {spec.parent_id}, which no job of this run made, so no backend "
+                    "of the pool is known to have it. Fix: remix or extend a job of the run (job.remix(...))."
+                )
+            pinned = parent.backend
+        if pinned is not None:
+            self._backend(str(pinned))
+            return [str(pinned)]
+        names = [name for name, backend in self.backends.items() if serves(backend.profile, spec)]
+        if not names:
+            raise ConfigurationError(
+                f"no backend of this pool serves model={spec.model!r} at size={spec.size!r}, seconds={spec.seconds!r}. "
+                f"Allowed: the backends {', '.join(map(repr, self.backends))} and what each profile serves. "
+                "Fix: choose a model and parameters one of them takes, or add a backend that serves them."
+            )
+        return names
+
+    def _changed(self) -> asyncio.Event:
+        if self._room_changed is None:
+            self._room_changed = asyncio.Event()
+        return self._room_changed
+
+    def _wake(self) -> None:
+        self._changed().set()
+        self._room_changed = asyncio.Event()
+
+    async def _route(self, job: Job, *, away_from: str | None = None) -> str:
+        """Pick the backend with the most room for ``job`` (waiting until one has some), and write it to the
+        job's ledger row before anything is sent there (ledger first)."""
+        candidates = self._candidates(job)
+        if away_from is not None and len(candidates) > 1:
+            candidates = [name for name in candidates if name != away_from]
+        while True:
+            loads = [self.load(name) for name in candidates]
+            name = choose(loads)
+            if name is not None:
+                break
+            changed = asyncio.ensure_future(self._changed().wait())
+            waits = [load.closed_for for load in loads if load.closed_for > 0]
+            timer = asyncio.ensure_future(self.sleep(min(waits))) if waits else None
+            try:
+                await asyncio.wait({changed, *([timer] if timer else [])}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (changed, timer):
+                    if task is not None:
+                        task.cancel()
+        if name != job._record.backend:
+            self._transition(job, backend=name, notify=False)
+        return name
+
+    @asynccontextmanager
+    async def _holding(self, job: Job) -> AsyncIterator[None]:
+        record = job._record
+        unsent = record.create_state == "pending" and record.remote_id is None
+        if record.backend is None or unsent:
+            await self._route(job)
+        # A job whose create may have left (or was answered) stays where it may exist: never sent elsewhere.
+        self._in_flight[self._held_by(job)] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[self._held_by(job)] -= 1
+            self._moves.pop(job.id, None)
+            self._wake()
+
+    @staticmethod
+    def _held_by(job: Job) -> str:
+        assert job._record.backend is not None
+        return job._record.backend
+
+    async def _move(self, job: Job, why: str) -> None:
+        """Send a job whose create certainly did not happen to the backend with the most room now (itself
+        again when it is the only one that serves it, once its gate opens)."""
+        old = self._held_by(job)
+        self._in_flight[old] -= 1
+        try:
+            new = await self._route(job, away_from=old)
+        finally:
+            self._in_flight[self._held_by(job)] += 1
+            self._wake()
+        if new != old:
+            logger.info("job %s: %s on %s, which made nothing; sending it to %s", job.id, why, old, new)
+
+    async def _refused(self, job: Job, exc: RateLimitError) -> None:
+        await self._move(job, "429")
+
+    async def _unreachable(self, job: Job, exc: TransportError) -> None:
+        name = self._held_by(job)
+        self._down_until[name] = time.monotonic() + DOWN_FOR
+        self._moves[job.id] += 1
+        if self._moves[job.id] > MAX_MOVES:
+            raise exc
+        await self._move(job, "could not connect")
+
+    # ------------------------------------------------------------------ resume
+    def attach(self, run: Run) -> None:
+        """Re-attach a pooled run: each job goes back to the backend its row names, and a run that names a
+        backend this pool lacks is refused before anything starts."""
+        ledger = self.open_ledger(run)
+        missing = sorted({r.backend for r in ledger.jobs() if r.backend is not None} - set(self.backends))
+        if missing:
+            raise ConfigurationError(
+                f"run {run.run_dir} has jobs on backends {', '.join(map(repr, missing))}, which this pool lacks "
+                f"(it has {', '.join(map(repr, self.backends))}). Fix: resume with a pool that names them, e.g. "
+                f"sora_nb.pool({missing[0]}=sora_nb.connect(...), ...); keys are never stored in a run."
+            )
+        super().attach(run)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        for backend in self.backends.values():
+            await backend.aclose()
+
+
+# ---------------------------------------------------------------------- the client users hold
+class Pool(Client):
+    """Several backends as one client: ``generate``, ``sweep`` and the widgets work on it as on any client.
+
+    Make it with :func:`pool`. ``backends`` maps each name to its client; closing the pool closes them.
+    """
+
+    def __init__(self, backends: Mapping[str, Client], *, run_root: str | Path | None = None,
+                 max_concurrency: int | None = None) -> None:
+        # Not Client.__init__: a pool has no server (and no key) of its own; its backends' clients have them.
+        first = next(iter(backends.values()))
+        self.backends: dict[str, Client] = dict(backends)
+        self.profile = _pool_profile(self.backends)
+        self.base_url = ""
+        self.run_root = Path(run_root) if run_root is not None else first.run_root
+        self.simulator = None
+        self.simulator_state_dir = None
+        self._runtime = first._runtime
+        self._key_shown = "per backend"
+        self._runner = self._pool_runner = PoolRunner(
+            backends=self.backends, profile=self.profile, poll_policy=first._runner.poll_policy,
+            max_concurrency=max_concurrency or sum(b._runner.max_concurrency for b in self.backends.values()),
+        )
+        self._session = None
+
+    def _job_spec(self, prompt: str, **params: Any) -> JobSpec:
+        """The request as the first backend that takes it checks it (each backend validates by its own rules)."""
+        params = {**params, "model": params.get("model") or self.profile.default_model}
+        errors: list[ValidationError] = []
+        for backend in self.backends.values():
+            try:
+                spec = backend._job_spec(prompt, **params)
+            except ValidationError as exc:
+                errors.append(exc)
+                continue
+            if serves(backend.profile, spec):
+                return spec
+        if errors:
+            first = errors[0]
+            raise ValidationError(
+                f"no backend of this pool takes this request: {first}", field=first.field, allowed=first.allowed
+            )
+        allowed = tuple(self.profile.models or ())
+        raise ValidationError(
+            f"no backend of this pool takes this request: model={params['model']!r} is served by none of "
+            f"{', '.join(map(repr, self.backends))}. Allowed: {', '.join(map(repr, allowed))}. "
+            "Fix: choose one of those models, or add a backend that serves it.",
+            field="model", allowed=allowed,
+        )
+
+    def _server_meta(self) -> dict[str, Any]:
+        return {
+            "profile": "pool",
+            "base_url": None,
+            "backends": [{"name": name, **b._server_meta()} for name, b in self.backends.items()],
+        }
+
+    def sweep(self, **axes: Any) -> Sweep:
+        """Plan a sweep whose jobs go to the backend with the most room; ``backend=[names]`` (or ``backend=None``
+        for every backend) makes the backend an axis: the same prompts on each, each with its own default model
+        unless ``model`` is given.
+
+        >>> import sora_nb
+        >>> runs = getfixture("tmp_path")
+        >>> a = sora_nb.connect("simulator", time_scale=0.002, run_root=runs, simulator_state=False)
+        >>> b = sora_nb.connect("xai", simulator=True, time_scale=0.002, run_root=runs, simulator_state=False)
+        >>> both = sora_nb.pool(a, b)
+        >>> sweep = both.sweep(prompt=["a corgi surfing", "a cat skiing"], backend=None)
+        >>> [(job.axes["backend"], job.model) for job in sweep.jobs][:3]
+        [('simulator', 'sora-2'), ('simulator', 'sora-2'), ('xai', 'grok-imagine-video')]
+        >>> both.close()
+        """
+        if "backend" not in axes:
+            return Sweep(self, **axes)
+        return _BackendSweep(self, **axes)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{name}={b.profile.name}" for name, b in self.backends.items())
+        return f"<sora_nb.Pool {names}>"
+
+
+class _BackendSweep(Sweep):
+    """A pool's sweep with ``backend`` as an axis: each backend's jobs expanded by that backend's own rules."""
+
+    def __init__(self, client: Pool, *, backend: str | Sequence[str] | None, **axes: Any) -> None:
+        check_axis_names(axes)
+        names = list(client.backends) if backend is None else [backend] if isinstance(backend, str) else list(backend)
+        for name in names:
+            client._pool_runner._backend(name)
+        self.client = client
+        self.options = {**axes, "backend": names}
+        jobs: list[JobSpec] = []
+        invalid = []
+        order: tuple[str, ...] = ()
+        for name in names:
+            profile = client.backends[name].profile
+            plan = expand(capabilities=profile.capabilities,
+                          **{"strict": profile.validate_models, "model": profile.default_model, **axes})
+            jobs += [dataclasses.replace(s, axes={**s.axes, "backend": name}) for s in plan.jobs]
+            invalid += [dataclasses.replace(c, axes={**c.axes, "backend": name}) for c in plan.invalid]
+            order = plan.axes
+        # The backend right after the prompt (and its template variables): what a comparison's columns are.
+        cut = order.index("model") if "model" in order else len(order)
+        self.plan = SweepPlan(jobs=tuple(jobs), invalid=tuple(invalid), axes=(*order[:cut], "backend", *order[cut:]))
+
+
+def _pool_profile(backends: Mapping[str, Client]) -> Profile:
+    """What the pool as a whole offers widgets and sweeps: the union of its backends' models and facts."""
+    profiles = [b.profile for b in backends.values()]
+    models = None if any(p.models is None for p in profiles) else tuple(
+        dict.fromkeys(m for p in profiles for m in p.models or ()))
+    served: dict[str, ServedModel] = {}
+    for p in reversed(profiles):  # the first backend's facts win where two declare one model
+        served |= dict(p.served or {})
+    return Profile(
+        "pool", base_url=None, key_env=(), validate_models=all(p.validate_models for p in profiles),
+        max_concurrency=sum(b._runner.max_concurrency for b in backends.values()),
+        supports_delete=any(p.supports_delete for p in profiles),
+        supports_list=any(p.supports_list for p in profiles),
+        supports_remix=any(p.supports_remix for p in profiles),
+        supports_extend=any(p.supports_extend for p in profiles),
+        supports_thumbnail=any(p.supports_thumbnail for p in profiles),
+        reports_progress=any(p.reports_progress for p in profiles),
+        reports_cost=any(p.reports_cost for p in profiles),
+        models=models, served=served or None, default_model=profiles[0].default_model,
+    )
+
+
+def pool(*clients: Client, run_root: str | Path | None = None, max_concurrency: int | None = None,
+         **named: Client) -> Pool:
+    """One client over several: each job goes to a backend that serves its model, the one with the most room.
+
+    Positional clients are named after their profile (``"xai"``, then ``"xai-2"`` for a second key of the same
+    service); keyword ones by their keyword. The names are what runs record (never a key) and what a sweep's
+    ``backend`` axis and the DataFrame's ``backend`` column hold. Closing the pool closes its clients.
+
+    >>> import sora_nb
+    >>> runs = getfixture("tmp_path")
+    >>> team = sora_nb.pool(sora_nb.connect("simulator", time_scale=0.002, run_root=runs, simulator_state=False),
+    ...                     spare=sora_nb.connect("simulator", time_scale=0.002, run_root=runs, simulator_state=False))
+    >>> team
+    <sora_nb.Pool simulator=simulator, spare=simulator>
+    >>> job = team.generate("a corgi surfing").wait(timeout=60)
+    >>> job.status, job.backend in ("simulator", "spare")
+    ('completed', True)
+    >>> team.close()
+    """
+    check_max_concurrency(max_concurrency)
+    backends: dict[str, Client] = {}
+    for client in clients:
+        name, n = client.profile.name, 2
+        while name in backends or name in named:
+            name, n = f"{client.profile.name}-{n}", n + 1
+        backends[name] = client
+    backends |= named
+    if not backends:
+        raise ValueError("pool() needs at least one client. Fix: sora_nb.pool(sora_nb.connect(...), ...).")
+    seen: set[int] = set()
+    for name, client in backends.items():
+        if not isinstance(client, Client) or isinstance(client, Pool):
+            raise TypeError(
+                f"pool() takes clients made by sora_nb.connect(); {name}={type(client).__name__}. "
+                "Fix: pass each backend's client (a pool is not a backend of another pool)."
+            )
+        if not _NAME.match(name):
+            raise ValueError(
+                f"backend name {name!r}: allowed letters, digits, '_', '.', '-' (up to 64). Fix: rename it.")
+        if id(client) in seen:
+            raise ValueError(f"backend {name!r} is a client given twice. Fix: one client per key (connect again).")
+        seen.add(id(client))
+        if client._runtime is not get_runtime():
+            raise ValueError(f"backend {name!r} was connected on another event loop. Fix: connect it here.")
+    return Pool(backends, run_root=run_root, max_concurrency=max_concurrency)
