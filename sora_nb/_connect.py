@@ -8,6 +8,7 @@ The in-process simulator's own policy (its configuration, where its jobs live) i
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +185,8 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
 
 def _client_for_run(directory: Path, meta: dict[str, Any], api_key: str | None) -> Client:
     """A client for the server a run was made on, from its ledger's meta (keys come from the environment)."""
+    if meta.get("profile") == "pool":
+        return _pool_for_run(directory, meta, api_key)
     sim = meta.get("simulator") or {}
     if meta.get("profile") == "simulator" or sim:
         from .simulator import run_state_dir
@@ -206,6 +209,24 @@ def _client_for_run(directory: Path, meta: dict[str, Any], api_key: str | None) 
             "client=sora_nb.connect(profile, base_url='https://user:password@host/v1'))."
         )
     return connect(meta.get("profile"), base_url=base_url, api_key=api_key, run_root=directory.parent)
+
+
+def _pool_for_run(directory: Path, meta: dict[str, Any], api_key: str | None) -> Client:
+    """The pool a pooled run was made on, each backend made again by name (a run stores no key: one from the
+    environment serves one backend of a service, not several keys of it)."""
+    from ._pool import pool_of
+
+    backends: list[dict[str, Any]] = list(meta.get("backends") or ())
+    names = ", ".join(f"{b.get('name')}=sora_nb.connect({b.get('profile')!r}, api_key=...)" for b in backends)
+    keyed = Counter(b.get("profile") for b in backends if not b.get("simulator"))
+    several = [profile for profile, n in keyed.items() if n > 1]
+    if not backends or several:
+        why = f"it pooled several keys of {several[0]!r}" if several else "its ledger lists no backends"
+        raise ConfigurationError(
+            f"run {directory} cannot be resumed without a client: {why}, and keys are never stored in a run. "
+            f"Fix: sora_nb.resume({str(directory)!r}, client=sora_nb.pool({names}))."
+        )
+    return pool_of({str(b["name"]): _client_for_run(directory, b, api_key) for b in backends})
 
 
 def read_run(

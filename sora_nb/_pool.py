@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ._polling import PollPolicy
     from ._run import Run
 
-__all__ = ["BackendLoad", "Pool", "choose", "pool", "room", "serves"]
+__all__ = ["BackendLoad", "Pool", "choose", "pool", "pool_of", "room", "serves"]
 
 REFUSAL_MEMORY = 60.0
 """Seconds a backend's 429 counts against its room."""
@@ -476,14 +476,20 @@ def pool(*clients: Client, run_root: str | Path | None = None, max_concurrency: 
     ('completed', True)
     >>> team.close()
     """
-    check_max_concurrency(max_concurrency)
     backends: dict[str, Client] = {}
     for client in clients:
-        name, n = client.profile.name, 2
+        name, n = getattr(getattr(client, "profile", None), "name", "client"), 2
+        base = name
         while name in backends or name in named:
-            name, n = f"{client.profile.name}-{n}", n + 1
+            name, n = f"{base}-{n}", n + 1
         backends[name] = client
-    backends |= named
+    return pool_of(backends | named, run_root=run_root, max_concurrency=max_concurrency)
+
+
+def pool_of(backends: Mapping[str, Client], *, run_root: str | Path | None = None,
+            max_concurrency: int | None = None) -> Pool:
+    """:func:`pool` with the backends named in a mapping (``resume`` makes a run's pool again this way)."""
+    check_max_concurrency(max_concurrency)
     if not backends:
         raise ValueError("pool() needs at least one client. Fix: sora_nb.pool(sora_nb.connect(...), ...).")
     seen: set[int] = set()

@@ -338,6 +338,23 @@ def test_a_version_1_ledger_that_already_shares_a_remote_id_opens_and_says_so(
     assert "several rows" in caplog.text and "sora-nb audit" in caplog.text
 
 
+def test_a_version_3_ledger_reads_without_backends_and_gains_the_column_when_written(tmp_path: Path) -> None:
+    """Runs made before pools (schema 3) have no ``backend`` column: readers see ``None``, a writer adds it."""
+    _version_1(tmp_path, ["video_1", None])
+    conn = sqlite3.connect(tmp_path / LEDGER_FILE)
+    with conn:
+        conn.execute("ALTER TABLE jobs DROP COLUMN backend")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    with Ledger.open(tmp_path, readonly=True) as reader:
+        assert [r.backend for r in reader.jobs()] == [None, None]
+        assert reader.get_job("j0001-abcd").remote_id == "video_1"
+    with Ledger.open(tmp_path) as upgraded:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        upgraded.update_job("j0002-abcd", backend="spare")
+        assert [r.backend for r in upgraded.jobs()] == [None, "spare"]
+
+
 # ---------------------------------------------------------------------- no keys in the ledger
 
 KEY = "sk-proj-abcdefghijklmnop1234"

@@ -284,3 +284,43 @@ def test_bad_input_names_the_field_the_allowed_values_and_the_fix(tmp_path: Path
             team.generate("a cat", model="grok-imagine-video")
         with pytest.raises(sora_nb.ConfigurationError, match=r"pool.backends\[name\].api"):
             team.api  # noqa: B018
+
+
+def test_a_pooled_run_of_two_services_resumes_without_a_client(tmp_path: Path) -> None:
+    """Two services' simulators, each keeping its jobs on disk; the pool is closed mid-run, then
+    ``sora_nb.resume(run_dir)`` alone makes the pool again from the ledger's names (no key stored) and
+    finishes every job on its own service, each created once (counted in each simulator's own state on disk)."""
+    from sora_nb.simulator import read_audit
+
+    runs = tmp_path / "runs"
+    team = sora_nb.pool(
+        openai=sora_nb.connect("simulator", time_scale=FAST, run_root=runs, simulator_state=tmp_path / "sa"),
+        grok=sora_nb.connect("xai", simulator=True, time_scale=FAST, run_root=runs, simulator_state=tmp_path / "sb"),
+    )
+    run = team.sweep(prompt=[f"shot {i}" for i in range(3)], backend=None).start(run_dir=tmp_path / "run")
+    wait_for(lambda: len(read_audit(tmp_path / "sa")) + len(read_audit(tmp_path / "sb", "xai")) >= 2,
+             what="some creates")
+    team.close()
+    assert run.counts().get("completed", 0) < 6  # stopped mid-run
+
+    resumed = sora_nb.resume(tmp_path / "run")
+    try:
+        resumed.wait(timeout=120)
+        assert resumed.counts() == {"completed": 6}
+        rows = {job.backend: sorted(j.remote_id or "" for j in resumed.jobs if j.backend == job.backend)
+                for job in resumed.jobs}
+    finally:
+        resumed.close()
+    assert rows["openai"] == sorted(entry["id"] for entry in read_audit(tmp_path / "sa"))
+    # The xAI dialect hands out its own form of the simulator's id (a UUID for video_<hex>).
+    assert [i.replace("-", "") for i in rows["grok"]] == sorted(
+        entry["id"].removeprefix("video_") for entry in read_audit(tmp_path / "sb", "xai"))
+
+
+def test_a_pool_of_two_keys_of_one_service_is_not_resumed_with_one_key_from_the_environment(tmp_path: Path) -> None:
+    """Several keys of one service are several clients; a run stores none of them, so resuming needs the pool."""
+    meta = {"profile": "pool", "backends": [{"name": "k1", "profile": "xai"}, {"name": "k2", "profile": "xai"}]}
+    with Ledger.create(tmp_path / "run", meta=meta):
+        pass
+    with pytest.raises(sora_nb.ConfigurationError, match=r"several keys of 'xai'.*client=sora_nb.pool\(k1="):
+        sora_nb.resume(tmp_path / "run")
