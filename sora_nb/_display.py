@@ -291,6 +291,32 @@ def run_counts_text(jobs: Sequence[Job]) -> str:
     return " · ".join(parts)
 
 
+def backend_counts_text(jobs: Sequence[Job]) -> str:
+    """A pooled run's load per backend, over each request's latest job: ``""`` when no job has a backend.
+
+    For example ``wide 3 in flight, 12 done · mid 2 in flight, 8 done · 4 waiting for a backend``.
+
+    >>> from types import SimpleNamespace as NS
+    >>> jobs = [NS(spec=i, backend=b, done=d) for i, (b, d) in enumerate([("a", True), ("a", False), (None, False)])]
+    >>> backend_counts_text(jobs)
+    'a 1 in flight, 1 done · 1 waiting for a backend'
+    """
+    latest = latest_jobs(jobs)
+    if not any(job.backend for job in latest):
+        return ""
+    by_backend: dict[str, list[int]] = {}
+    for job in latest:
+        if job.backend:
+            counts = by_backend.setdefault(job.backend, [0, 0])
+            counts[job.done] += 1
+    parts = [" ".join(filter(None, (name, f"{going} in flight," if going else "", f"{done} done"))).rstrip(",")
+             for name, (going, done) in by_backend.items()]
+    waiting = sum(not job.backend and not job.done for job in latest)
+    if waiting:
+        parts.append(f"{waiting} waiting for a backend")
+    return " · ".join(parts)
+
+
 def job_status_text(job: Job) -> str:
     """One line: status, progress, time elapsed and an estimate of the time left.
 

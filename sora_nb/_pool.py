@@ -210,7 +210,7 @@ class PoolRunner(Runner):
     def _candidates(self, job: Job) -> list[str]:
         """The backends that may take ``job``: the one it is pinned to, or every one that serves it."""
         spec = job._record.spec
-        pinned = spec.axes.get("backend")
+        pinned = spec.backend
         if spec.kind != "create" and spec.parent_id:
             # A remix or extension is made from a video only the backend that made it has.
             parent = next((j for j in job.run.jobs if j.remote_id == spec.parent_id), None)
@@ -427,7 +427,7 @@ class _BackendSweep(Sweep):
             profile = client.backends[name].profile
             plan = expand(capabilities=profile.capabilities,
                           **{"strict": profile.validate_models, "model": profile.default_model, **axes})
-            jobs += [dataclasses.replace(s, axes={**s.axes, "backend": name}) for s in plan.jobs]
+            jobs += [dataclasses.replace(s, backend=name, axes={**s.axes, "backend": name}) for s in plan.jobs]
             invalid += [dataclasses.replace(c, axes={**c.axes, "backend": name}) for c in plan.invalid]
             order = plan.axes
         # The backend right after the prompt (and its template variables): what a comparison's columns are.

@@ -249,6 +249,7 @@ class JobSpec:
     the request is built. ``axes`` holds the sweep's coordinates for this job (``prompt``, ``model``,
     ``size``, ``seconds``, ``style``, ``repeat`` and any template variables), which become DataFrame
     columns. ``parent_id`` is the remote id of the source video for remix/extend/edit.
+    ``backend`` pins the job to one backend of a pool (the same request on two backends is two requests).
     """
 
     prompt: str
@@ -265,6 +266,8 @@ class JobSpec:
     """The local id of the failed job this one retries (the same request: not part of equality)."""
     characters: tuple[tuple[str, str], ...] = ()
     """The characters (cameos) the create names, as ``(id, name)``: the ids are sent, the names are shown."""
+    backend: str | None = None
+    """The pool backend this job must go to (a sweep's ``backend`` axis); ``None``: the pool chooses."""
 
     def __post_init__(self) -> None:
         # Read back from the ledger's JSON, pairs are lists: kept as tuples, so equal specs stay equal.

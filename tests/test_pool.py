@@ -324,3 +324,37 @@ def test_a_pool_of_two_keys_of_one_service_is_not_resumed_with_one_key_from_the_
         pass
     with pytest.raises(sora_nb.ConfigurationError, match=r"several keys of 'xai'.*client=sora_nb.pool\(k1="):
         sora_nb.resume(tmp_path / "run")
+
+
+def test_the_widgets_work_on_a_pool_and_the_progress_shows_each_backends_load(tmp_path: Path) -> None:
+    """The prompt box offers every backend's models and generates through the pool; the sweep builder's
+    progress shows the jobs per backend, matching what each simulator made."""
+    pytest.importorskip("ipywidgets")
+    from sora_nb import ui
+
+    openai = SimulatorTransport(SimulatorConfig(seed=5, time_scale=FAST, max_side=32, fps=4))
+    runs = tmp_path / "runs"
+    team = sora_nb.pool(
+        sora_nb.connect("simulator", transport=openai, run_root=runs, poll_policy=POLLS),
+        sora_nb.connect("xai", simulator=True, time_scale=FAST, run_root=runs, poll_policy=POLLS,
+                        simulator_state=False),
+    )
+    box = ui.prompt(team)
+    builder = ui.sweep(team, prompts=[f"shot {i}" for i in range(6)])
+    try:
+        assert {"sora-2", "grok-imagine-video"} <= set(box.model.options)
+        box.prompt.value, box.model.value = "a corgi surfing", "grok-imagine-video"
+        assert box.generate().wait(timeout=60).backend == "xai"
+        run = builder.launch()
+        run.wait(timeout=120)
+        progress = builder.progress
+        assert progress is not None
+        made = Counter(job.backend for job in run.jobs)
+        expected = " · ".join(f"{name} {n} done" for name, n in made.items())
+        wait_for(lambda: progress.backends.value == f"per backend: {expected}", what="the per-backend counts")
+        assert made["simulator"] == len(openai.audit()) and set(made) <= {"simulator", "xai"}
+    finally:
+        box.close()
+        builder.close()
+        team.close()
+        openai.state.close()

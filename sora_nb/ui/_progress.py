@@ -50,11 +50,14 @@ class RunProgress(LiveBox):
         self.bar.add_class("sora-nb-bar")
         self.counts = widgets.HTML("")
         self.counts.add_class("sora-nb-counts")
+        # A pooled run's load per backend (sora_nb.pool); hidden for a run on one server.
+        self.backends = widgets.HTML("", layout=widgets.Layout(display="none"))
+        self.backends.add_class("sora-nb-backends")
         self.job_list = widgets.HTML("", layout=widgets.Layout(display=None if show_jobs else "none"))
         self.job_list.add_class("sora-nb-joblist-widget")
         self.error = ErrorLine()
         super().__init__([widgets.HBox([self.label, self.bar, self.counts], layout=widgets.Layout()),
-                          self.job_list, self.error])
+                          self.backends, self.job_list, self.error])
         self.add_class("sora-nb-run")
         self._list_at = float("-inf")
         self._list_interval = LIST_INTERVAL if refresh_interval > 0 else 0.0  # 0: the naive baseline
@@ -72,6 +75,11 @@ class RunProgress(LiveBox):
             self.bar.value = value
             self.bar.bar_style = style
         self.counts.value = html.escape(_display.run_counts_text(jobs))
+        per_backend = _display.backend_counts_text(jobs)
+        if per_backend:
+            with held(self.backends):
+                self.backends.value = html.escape(f"per backend: {per_backend}")
+                self.backends.layout.display = None
         # The per-job list is the one big message (about 200 bytes a job): once a second is plenty;
         # the once-a-second tick, or the run's end, brings the last changes.
         now = time.monotonic()
