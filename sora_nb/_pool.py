@@ -55,8 +55,9 @@ REFUSAL_MEMORY = 60.0
 """Seconds a backend's 429 counts against its room."""
 DOWN_FOR = 5.0
 """Seconds a backend that refused a connection is passed over before it is tried again."""
-MAX_MOVES = 10
-"""Times one job's create may be moved because a backend could not be reached, before it fails."""
+MAX_REFUSALS = 10
+"""Times each backend that may take a job may refuse its create (a 429, or no connection) before the job fails:
+only once every one of them has, so that one backend refusing for good loses no job."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -152,7 +153,7 @@ class PoolRunner(Runner):
         self._refusals: dict[str, deque[float]] = {name: deque() for name in backends}
         self._pauses_seen: Counter[str] = Counter()
         self._down_until: dict[str, float] = {}
-        self._moves: Counter[str] = Counter()  # of each job: moves after a refused connection
+        self._refused_by: dict[str, Counter[str]] = {}  # of each job in flight: refusals by backend
         self._room_changed: asyncio.Event | None = None
 
     def _no_api(self) -> ContractClient:
@@ -277,7 +278,7 @@ class PoolRunner(Runner):
             yield
         finally:
             self._in_flight[self._held_by(job)] -= 1
-            self._moves.pop(job.id, None)
+            self._refused_by.pop(job.id, None)
             self._wake()
 
     @staticmethod
@@ -298,15 +299,21 @@ class PoolRunner(Runner):
         if new != old:
             logger.info("job %s: %s on %s, which made nothing; sending it to %s", job.id, why, old, new)
 
-    async def _refused(self, job: Job, exc: RateLimitError) -> None:
+    def _count_refusal(self, job: Job, exc: Exception) -> None:
+        """Count a refusal of ``job``'s create by its backend; raise ``exc`` once every candidate refused it
+        :data:`MAX_REFUSALS` times (the pool then has nowhere left to send it)."""
+        refused = self._refused_by.setdefault(job.id, Counter())
+        refused[self._held_by(job)] += 1
+        if all(refused[name] >= MAX_REFUSALS for name in self._candidates(job)):
+            raise exc
+
+    async def _refused(self, job: Job, exc: RateLimitError, refusals: int) -> None:
+        self._count_refusal(job, exc)
         await self._move(job, "429")
 
     async def _unreachable(self, job: Job, exc: TransportError) -> None:
-        name = self._held_by(job)
-        self._down_until[name] = time.monotonic() + DOWN_FOR
-        self._moves[job.id] += 1
-        if self._moves[job.id] > MAX_MOVES:
-            raise exc
+        self._down_until[self._held_by(job)] = time.monotonic() + DOWN_FOR
+        self._count_refusal(job, exc)
         await self._move(job, "could not connect")
 
     # ------------------------------------------------------------------ resume

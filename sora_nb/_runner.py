@@ -222,8 +222,11 @@ class Runner:
         """Held while the job is in flight (a pool picks its backend here and counts it in flight there)."""
         yield
 
-    async def _refused(self, job: Job, exc: RateLimitError) -> None:
-        """A create was refused with 429, so certainly not made: wait for the server's gate, then ask again."""
+    async def _refused(self, job: Job, exc: RateLimitError, refusals: int) -> None:
+        """The job's create was refused with a 429 (its ``refusals``-th), so certainly not made: wait for the
+        server's gate, then ask again; after :data:`MAX_CREATE_REFUSALS` rounds, give up (raise ``exc``)."""
+        if refusals > MAX_CREATE_REFUSALS:
+            raise exc
         await self.api_for(job._record).gate.wait()
 
     async def _unreachable(self, job: Job, exc: TransportError) -> None:
@@ -500,10 +503,8 @@ class Runner:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
                 # rather than fail a job that was never sent.
                 self._transition(job, create_state="pending", notify=False)
-                if refusals == MAX_CREATE_REFUSALS:
-                    raise
                 refusals += 1
-                await self._refused(job, exc)
+                await self._refused(job, exc, refusals)
             except AmbiguousCreateError as lost:
                 # Its answer was lost: found, it is adopted; the server unsearchable, it is ambiguous (raised).
                 found = await self._look_for(job, lost)

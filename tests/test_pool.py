@@ -131,9 +131,11 @@ def test_a_pool_spreads_60_jobs_by_each_backends_room(tmp_path: Path, backends: 
 
 
 def test_a_backend_that_starts_answering_429_loses_nothing(tmp_path: Path, backends: dict[str, Switch]) -> None:
-    """After its 5th create one backend refuses every create with a 429 (which makes nothing): its refused
-    jobs move to the others, its jobs already made finish there, and every job is created exactly once."""
-    with _pool(tmp_path, backends, a=(4, {}), b=(4, {}), c=(4, {})) as team:
+    """After its 5th create the backend with the most places refuses every create with a 429 (which makes
+    nothing), and keeps looking like the roomiest whenever the two small ones are full: its refused jobs move to
+    the others (again and again, each refusal certainly made nothing), its jobs already made finish there, none
+    fails, and every job is created exactly once."""
+    with _pool(tmp_path, backends, a=(2, {}), b=(8, {}), c=(2, {})) as team:
         backends["b"].fail_after(5, "429")
         run = team.sweep(prompt=[f"shot {i}" for i in range(20)], repeats=3).start()
         run.wait(timeout=300)
