@@ -51,8 +51,9 @@ def loopback_simulators(work_dir: Path) -> Iterator[Callable[..., LoopbackSimula
     every server started is stopped on leaving. Wrap it in a fixture (see test_faults.loopback)."""
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(*options: str) -> LoopbackSimulator:
-        port = free_port()
+    def start(*options: str, port: int | None = None) -> LoopbackSimulator:
+        """``port``: where to listen (default a free one; a server killed there is restarted on it this way)."""
+        port = port or free_port()
         command = [sys.executable, "-m", "sora_nb._cli", "simulator", "--port", str(port), "--seed", "17",
                    "--max-side", "32", "--fps", "4", "--cache-dir", str(work_dir / "sim-cache"),
                    "--log-level", "warning", *options]

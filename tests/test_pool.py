@@ -360,3 +360,42 @@ def test_the_widgets_work_on_a_pool_and_the_progress_shows_each_backends_load(tm
         builder.close()
         team.close()
         openai.state.close()
+
+
+@pytest.mark.slow
+def test_a_backend_server_killed_mid_run_and_restarted_loses_nothing(tmp_path: Path) -> None:
+    """Two ``sora-nb simulator`` processes on loopback ports; ``b`` (3 places, slow jobs) is SIGKILLed once it has
+    made 3 jobs, while they run, and started again on its port once ``a`` has made 8, with the jobs it keeps on
+    disk. Meanwhile every other job goes to ``a``; the 3 made on ``b`` are polled there (through refused
+    connections) until it is back, and finish there: 16 completed, each created once, counted in each server's
+    own audit. (Creates refused by a backend that is down are moved: test_a_backend_that_goes_down_mid_run...)"""
+    import signal
+
+    from fault_support import FAST_POLLS, TEST_KEY, loopback_simulators
+
+    state = tmp_path / "b-state"
+    with loopback_simulators(tmp_path) as start:
+        a = start("--seed", "31", "--time-scale", "0.01")
+        b = start("--seed", "47", "--time-scale", "0.05", "--state-dir", str(state))
+
+        def client(base_url: str) -> sora_nb.Client:
+            return sora_nb.connect("openai-compatible", base_url=base_url, api_key=TEST_KEY, max_concurrency=3,
+                                   run_root=tmp_path / "runs", poll_policy=FAST_POLLS, retry=QUICK)
+
+        with sora_nb.pool(a=client(a.base_url), b=client(b.base_url)) as team:
+            run = team.sweep(prompt=[f"shot {i}" for i in range(8)], repeats=2).start()
+            wait_for(lambda: len(b.audit()) >= 3, timeout=60, what="3 creates on b")
+            b.process.send_signal(signal.SIGKILL)
+            b.process.wait(10)
+            made_on_b = {job.remote_id for job in run.jobs if job.backend == "b" and job.remote_id}
+            wait_for(lambda: len(a.audit()) >= 8, timeout=60, what="jobs moved to a while b is down")
+            b = start("--seed", "47", "--time-scale", "0.05", "--state-dir", str(state), port=b.port)
+            run.wait(timeout=180)
+            assert run.counts() == {"completed": 16}
+            rows = {job.remote_id: job.backend for job in run.jobs}
+        creates = {"a": [e["id"] for e in a.audit()], "b": [e["id"] for e in b.audit()]}
+    print("creates per backend:", {name: len(ids) for name, ids in creates.items()})
+    assert sorted(rows) == sorted(creates["a"] + creates["b"])  # 16 videos, 16 creates, none twice
+    assert all(rows[remote_id] == name for name, ids in creates.items() for remote_id in ids)
+    assert made_on_b <= set(creates["b"]) and len(creates["b"]) >= 3
+    assert all(job._record.attempts == 1 for job in run.jobs)
