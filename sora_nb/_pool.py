@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import Client
 from ._errors import ConfigurationError, RateLimitError, TransportError, ValidationError
-from ._grid import SweepPlan, check_axis_names, expand
+from ._grid import InvalidCombo, SweepPlan, check_axis_names, expand
 from ._profiles import Profile, ServedModel
 from ._redact import logger
 from ._runner import Runner
@@ -408,9 +408,18 @@ class Pool(Client):
         [('simulator', 'sora-2'), ('simulator', 'sora-2'), ('xai', 'grok-imagine-video')]
         >>> both.close()
         """
-        if "backend" not in axes:
-            return Sweep(self, **axes)
-        return _BackendSweep(self, **axes)
+        if "backend" in axes:
+            return _BackendSweep(self, **axes)
+        sweep = Sweep(self, **axes)
+        # Planned against what the backends offer together; a job no backend serves is refused here, not sent.
+        served = [job for job in sweep.plan.jobs if any(serves(b.profile, job) for b in self.backends.values())]
+        refused = [InvalidCombo(
+            axes={k: v for k, v in job.axes.items() if k != "repeat"}, field="model",
+            message=f"no backend of this pool serves model={job.model!r} at size={job.size!r}, seconds={job.seconds!r}",
+            allowed=tuple(self.profile.models or ()),
+        ) for job in sweep.plan.jobs if job not in served and job.repeat == 0]
+        sweep.plan = dataclasses.replace(sweep.plan, jobs=tuple(served), invalid=(*sweep.plan.invalid, *refused))
+        return sweep
 
     def __repr__(self) -> str:
         names = ", ".join(f"{name}={b.profile.name}" for name, b in self.backends.items())

@@ -284,6 +284,11 @@ def test_bad_input_names_the_field_the_allowed_values_and_the_fix(tmp_path: Path
             team.sweep(prompt="a cat", backend=["nope"])
         with pytest.raises(sora_nb.ValidationError, match=r"no backend of this pool takes.*Allowed"):
             team.generate("a cat", model="grok-imagine-video")
+        sweep = team.sweep(prompt="a cat", model=["sora-2", "grok-imagine-video"], repeats=2)
+        assert [job.model for job in sweep.jobs] == ["sora-2", "sora-2"]
+        (refused,) = sweep.estimate().invalid_combos
+        assert refused.field == "model" and "no backend of this pool serves" in refused.message
+        assert refused.allowed == ("sora-2", "sora-2-pro")
         with pytest.raises(sora_nb.ConfigurationError, match=r"pool.backends\[name\].api"):
             team.api  # noqa: B018
 
