@@ -318,9 +318,9 @@ def backend_counts_text(jobs: Sequence[Job]) -> str:
 
 
 def job_status_text(job: Job) -> str:
-    """One line: status, progress, time elapsed and an estimate of the time left.
+    """One line: status, progress, time elapsed and an estimate of the time left (and a pool's backend).
 
-    For example ``generating 42 % · 0:12 elapsed · ~0:17 left``.
+    For example ``generating 42 % · 0:12 elapsed · ~0:17 left``, or ``... · on xai`` for a pooled job.
     """
     parts = [status_words(job.status, job.progress, done=job.done)]
     elapsed = job.elapsed
@@ -329,6 +329,8 @@ def job_status_text(job: Job) -> str:
     eta = job.eta
     if eta is not None and not job.done:
         parts.append(f"~{format_duration(eta)} left")
+    if job.backend:
+        parts.append(f"on {job.backend}")  # a pool's backend (sora_nb.pool)
     return " · ".join(parts)
 
 

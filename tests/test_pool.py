@@ -404,3 +404,26 @@ def test_a_backend_server_killed_mid_run_and_restarted_loses_nothing(tmp_path: P
     assert all(rows[remote_id] == name for name, ids in creates.items() for remote_id in ids)
     assert made_on_b <= set(creates["b"]) and len(creates["b"]) >= 3
     assert all(job._record.attempts == 1 for job in run.jobs)
+
+
+def test_a_job_card_follows_the_backend_its_job_went_to(tmp_path: Path) -> None:
+    """The pool as a whole can remix (its OpenAI backend can); a job it sent to Gemini cannot be remixed there,
+    and its card says so once the job is routed, and says where it went."""
+    pytest.importorskip("ipywidgets")
+    from sora_nb import ui
+
+    runs = tmp_path / "runs"
+    with sora_nb.pool(
+        sora_nb.connect("simulator", time_scale=FAST, run_root=runs, simulator_state=False, poll_policy=POLLS),
+        sora_nb.connect("gemini", simulator=True, time_scale=FAST, run_root=runs, simulator_state=False,
+                        poll_policy=POLLS),
+    ) as team:
+        assert team.profile.supports_remix
+        job = team.generate("a corgi surfing", model="veo-3.1-fast-generate-preview", size="1280x720", seconds="4")
+        card = ui.card(job)
+        try:
+            job.wait(timeout=60)
+            wait_for(lambda: "on gemini" in card.status.value, what="the backend on the card")
+            assert card.remix_button.disabled and "'gemini' server cannot remix" in card.remix_button.tooltip
+        finally:
+            card.close()

@@ -92,7 +92,6 @@ class JobCard(LiveBox):
         self.client = client
         self._on_character = on_character
         self._making = False
-        self._profile = job.profile
         self._on_job = on_job
         self._media_mode: MediaMode = resolve_media(media)
         self._media_shown = False
@@ -159,7 +158,8 @@ class JobCard(LiveBox):
     def _render(self) -> None:
         job = self.job
         value, style = _display.bar_state(job.status, job.progress, done=job.done, previous=self.bar.bar_style)
-        if not self._profile.reports_progress and not job.done and job.progress is None:
+        # Read at each redraw: a pooled job's server (and so what it can do) is known once it is routed.
+        if not job.profile.reports_progress and not job.done and job.progress is None:
             value = 100.0  # a full "info" bar: working, amount unknown (as tqdm shows an unknown total)
         with held(self.bar, self.remix_button, self.extend_button, self.retry_button, self.delete_button,
                   self.cancel_button, self.character_button):
@@ -178,7 +178,7 @@ class JobCard(LiveBox):
             self._following.end()  # nothing changes after the end; let the card be collected
 
     def _render_buttons(self) -> None:
-        job, profile = self.job, self._profile
+        job, profile = self.job, self.job.profile
         completed = job.done and job.status == "completed" and job.remote_id is not None and not self._deleted
         later = "deleted on the server" if self._deleted else "available once the video is done"
 
