@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
 import time
 from collections import Counter, deque
@@ -40,7 +41,7 @@ from ._runner import Runner
 from ._runtime import get_runtime
 from ._sweep import Sweep
 from ._types import JobSpec
-from ._validation import check_create, check_max_concurrency
+from ._validation import check_create
 
 if TYPE_CHECKING:
     from ._contract import ContractClient
@@ -143,11 +144,10 @@ def choose(loads: Sequence[BackendLoad]) -> str | None:
 class PoolRunner(Runner):
     """A runner whose jobs each go to one backend's contract client; one ledger writer for the whole run."""
 
-    def __init__(self, *, backends: Mapping[str, Client], profile: Profile, poll_policy: PollPolicy,
-                 max_concurrency: int) -> None:
+    def __init__(self, *, backends: Mapping[str, Client], profile: Profile, poll_policy: PollPolicy) -> None:
         first = next(iter(backends.values()))
         super().__init__(runtime=first._runtime, profile=profile, api_factory=self._no_api,
-                         max_concurrency=max_concurrency, poll_policy=poll_policy)
+                         max_concurrency=profile.max_concurrency, poll_policy=poll_policy)
         self.backends = dict(backends)
         self._in_flight: Counter[str] = Counter()
         self._refusals: dict[str, deque[float]] = {name: deque() for name in backends}
@@ -155,6 +155,14 @@ class PoolRunner(Runner):
         self._down_until: dict[str, float] = {}
         self._refused_by: dict[str, Counter[str]] = {}  # of each job in flight: refusals by backend
         self._room_changed: asyncio.Event | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """No cap across the pool: each backend's own places are counted where a job is routed (``_holding``),
+        so that a job waiting for a busy backend never holds a place a job for an idle one could use."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(1_000_000)
+        return self._slots
 
     def _no_api(self) -> ContractClient:
         names = ", ".join(map(repr, self.backends))
@@ -343,8 +351,7 @@ class Pool(Client):
     Make it with :func:`pool`. ``backends`` maps each name to its client; closing the pool closes them.
     """
 
-    def __init__(self, backends: Mapping[str, Client], *, run_root: str | Path | None = None,
-                 max_concurrency: int | None = None) -> None:
+    def __init__(self, backends: Mapping[str, Client], *, run_root: str | Path | None = None) -> None:
         # Not Client.__init__: a pool has no server (and no key) of its own; its backends' clients have them.
         first = next(iter(backends.values()))
         self.backends: dict[str, Client] = dict(backends)
@@ -356,9 +363,7 @@ class Pool(Client):
         self._runtime = first._runtime
         self._key_shown = "per backend"
         self._runner = self._pool_runner = PoolRunner(
-            backends=self.backends, profile=self.profile, poll_policy=first._runner.poll_policy,
-            max_concurrency=max_concurrency or sum(b._runner.max_concurrency for b in self.backends.values()),
-        )
+            backends=self.backends, profile=self.profile, poll_policy=first._runner.poll_policy)
         self._session = None
 
     def _job_spec(self, prompt: str, **params: Any) -> JobSpec:
@@ -405,7 +410,7 @@ class Pool(Client):
         >>> both = sora_nb.pool(a, b)
         >>> sweep = both.sweep(prompt=["a corgi surfing", "a cat skiing"], backend=None)
         >>> [(job.axes["backend"], job.model) for job in sweep.jobs][:3]
-        [('simulator', 'sora-2'), ('simulator', 'sora-2'), ('xai', 'grok-imagine-video')]
+        [('simulator', 'sora-2'), ('xai', 'grok-imagine-video'), ('simulator', 'sora-2')]
         >>> both.close()
         """
         if "backend" in axes:
@@ -436,16 +441,19 @@ class _BackendSweep(Sweep):
             client._pool_runner._backend(name)
         self.client = client
         self.options = {**axes, "backend": names}
-        jobs: list[JobSpec] = []
+        per_backend: list[list[JobSpec]] = []
         invalid = []
         order: tuple[str, ...] = ()
         for name in names:
             profile = client.backends[name].profile
             plan = expand(capabilities=profile.capabilities,
                           **{"strict": profile.validate_models, "model": profile.default_model, **axes})
-            jobs += [dataclasses.replace(s, backend=name, axes={**s.axes, "backend": name}) for s in plan.jobs]
+            per_backend.append([dataclasses.replace(s, backend=name, axes={**s.axes, "backend": name})
+                                for s in plan.jobs])
             invalid += [dataclasses.replace(c, axes={**c.axes, "backend": name}) for c in plan.invalid]
             order = plan.axes
+        # Each request on every backend in turn, so that every backend starts at once.
+        jobs = [job for row in itertools.zip_longest(*per_backend) for job in row if job is not None]
         # The backend right after the prompt (and its template variables): what a comparison's columns are.
         cut = order.index("model") if "model" in order else len(order)
         self.plan = SweepPlan(jobs=tuple(jobs), invalid=tuple(invalid), axes=(*order[:cut], "backend", *order[cut:]))
@@ -473,13 +481,13 @@ def _pool_profile(backends: Mapping[str, Client]) -> Profile:
     )
 
 
-def pool(*clients: Client, run_root: str | Path | None = None, max_concurrency: int | None = None,
-         **named: Client) -> Pool:
+def pool(*clients: Client, run_root: str | Path | None = None, **named: Client) -> Pool:
     """One client over several: each job goes to a backend that serves its model, the one with the most room.
 
     Positional clients are named after their profile (``"xai"``, then ``"xai-2"`` for a second key of the same
     service); keyword ones by their keyword. The names are what runs record (never a key) and what a sweep's
-    ``backend`` axis and the DataFrame's ``backend`` column hold. Closing the pool closes its clients.
+    ``backend`` axis and the DataFrame's ``backend`` column hold. Each backend takes as many jobs at once as its
+    client's ``max_concurrency``; ``run_root`` defaults to the first client's. Closing the pool closes its clients.
 
     >>> import sora_nb
     >>> runs = getfixture("tmp_path")
@@ -499,13 +507,11 @@ def pool(*clients: Client, run_root: str | Path | None = None, max_concurrency: 
         while name in backends or name in named:
             name, n = f"{base}-{n}", n + 1
         backends[name] = client
-    return pool_of(backends | named, run_root=run_root, max_concurrency=max_concurrency)
+    return pool_of(backends | named, run_root=run_root)
 
 
-def pool_of(backends: Mapping[str, Client], *, run_root: str | Path | None = None,
-            max_concurrency: int | None = None) -> Pool:
+def pool_of(backends: Mapping[str, Client], *, run_root: str | Path | None = None) -> Pool:
     """:func:`pool` with the backends named in a mapping (``resume`` makes a run's pool again this way)."""
-    check_max_concurrency(max_concurrency)
     if not backends:
         raise ValueError("pool() needs at least one client. Fix: sora_nb.pool(sora_nb.connect(...), ...).")
     seen: set[int] = set()
@@ -523,4 +529,4 @@ def pool_of(backends: Mapping[str, Client], *, run_root: str | Path | None = Non
         seen.add(id(client))
         if client._runtime is not get_runtime():
             raise ValueError(f"backend {name!r} was connected on another event loop. Fix: connect it here.")
-    return Pool(backends, run_root=run_root, max_concurrency=max_concurrency)
+    return Pool(backends, run_root=run_root)

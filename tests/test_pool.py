@@ -217,6 +217,21 @@ def test_remixes_and_extensions_stay_on_the_backend_that_made_the_source(
     assert len(backends["small"].audit()) == 5 and len(backends["big"].audit()) == 1, kinds
 
 
+def test_jobs_waiting_for_a_busy_backend_hold_no_place_an_idle_one_could_use(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """Eight jobs pinned to ``a`` (2 places) are queued first; a job for anywhere comes next. It goes to the idle
+    ``b`` at once, while ``a`` has made at most a few; a cap over the whole pool (4 places: 2 running on ``a``,
+    2 waiting for ``a``) made it wait behind all eight (measured before: ``a`` had made 6 when ``b`` made 1)."""
+    with _pool(tmp_path, backends, a=(2, {}), b=(2, {})) as team:
+        busy = team.sweep(prompt=[f"shot {i}" for i in range(8)], backend="a").start()
+        anywhere = team.generate("a cat skiing")
+        wait_for(lambda: backends["b"].audit(), what="the free job's create on b")
+        assert len(backends["a"].audit()) <= 4
+        assert anywhere.wait(timeout=60).backend == "b"
+        busy.wait(timeout=120)
+
+
 def test_a_pooled_run_resumes_each_job_on_its_own_backend(tmp_path: Path, backends: dict[str, Switch]) -> None:
     """Closed mid-run (a kernel restart, say), then resumed with a pool of the same names: each job is polled
     (or created) where its row says, none is created twice; the ledger holds names, never keys."""
