@@ -37,7 +37,7 @@ from ._errors import ConfigurationError, RateLimitError, TransportError, Validat
 from ._grid import InvalidCombo, SweepPlan, check_axis_names, expand
 from ._profiles import Profile, ServedModel
 from ._redact import logger
-from ._runner import Runner
+from ._runner import Runner, estimated_cost
 from ._runtime import get_runtime
 from ._sweep import Sweep
 from ._types import JobSpec
@@ -212,10 +212,6 @@ class PoolRunner(Runner):
             recent_refusals=len(refusals),
         )
 
-    def loads(self) -> list[BackendLoad]:
-        """Every backend's load, in the pool's order (loop thread: the progress widget reads it there)."""
-        return [self.load(name) for name in self.backends]
-
     def _candidates(self, job: Job) -> list[str]:
         """The backends that may take ``job``: the one it is pinned to, or every one that serves it."""
         spec = job._record.spec
@@ -271,7 +267,10 @@ class PoolRunner(Runner):
                     if task is not None:
                         task.cancel()
         if name != job._record.backend:
-            self._transition(job, backend=name, notify=False)
+            # The estimate at submit was the pool's guess; the backend's own price is known now.
+            price = self._backend(name).profile.capabilities.price_per_second
+            self._transition(job, backend=name, estimated_cost_usd=estimated_cost(job._record.spec, price),
+                             notify=False)
         return name
 
     @asynccontextmanager

@@ -442,3 +442,22 @@ def test_a_job_card_follows_the_backend_its_job_went_to(tmp_path: Path) -> None:
             assert card.remix_button.disabled and "'gemini' server cannot remix" in card.remix_button.tooltip
         finally:
             card.close()
+
+
+def test_a_pooled_jobs_estimate_is_its_backends_price(tmp_path: Path) -> None:
+    """Two keys of one service on different price plans: the pool's estimate at submit is its first backend's
+    price, and once a job is routed its row holds the price of the backend it went to."""
+    from dataclasses import replace
+
+    from sora_nb._profiles import ServedModel
+
+    clients = {}
+    for name, price in (("cheap", 0.1), ("dear", 0.5)):
+        clients[name] = client = sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path,
+                                                 simulator_state=False, poll_policy=POLLS)
+        client.profile = replace(client.profile, served={"sora-2": ServedModel(usd_per_second=price)})
+    with sora_nb.pool(**clients) as team:
+        run = team.sweep(prompt="a corgi surfing", seconds="4", backend=None).start().wait(timeout=60)
+        df = run.to_dataframe().set_index("backend")
+    assert df.loc["cheap", "estimated_cost_usd"] == pytest.approx(0.4)
+    assert df.loc["dear", "estimated_cost_usd"] == pytest.approx(2.0)
