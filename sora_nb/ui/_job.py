@@ -286,10 +286,10 @@ class JobCard(LiveBox):
                 self.error.show(exc)
             else:
                 character = f.result()
+                if self._on_character is not None:  # told first: once the card shows it, it can be picked
+                    self._on_character(character)
                 self.character_status.value = _display.character_html(character)
                 self.character_name.value = ""
-                if self._on_character is not None:
-                    self._on_character(character)
             with held(self.character_button):
                 self._render_buttons()
 
