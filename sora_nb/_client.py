@@ -70,6 +70,7 @@ class Client:
         max_concurrency: int | None,
         poll_policy: PollPolicy,
         retry: RetryPolicy | None,
+        measure: bool = True,
     ) -> None:
         # A password in the base URL goes to the contract client only (which makes it an auth header):
         # the profile, repr and runs see the URL with the password redacted.
@@ -113,6 +114,7 @@ class Client:
             api_factory=make_api,
             max_concurrency=max_concurrency or profile.max_concurrency,
             poll_policy=poll_policy,
+            measure=measure,
         )
         self._session: Run | None = None
 

@@ -48,6 +48,7 @@ def connect(
     transport: httpx.AsyncBaseTransport | None = None,
     poll_policy: PollPolicy | None = None,
     retry: RetryPolicy | None = None,
+    measure: bool = True,
 ) -> Client:
     """Connect to a video server; with no profile and no base URL, to the in-process simulator.
 
@@ -78,6 +79,10 @@ def connect(
             ``<run_root>/.simulator``; a path: that directory; ``False``: in memory only, forgotten when
             the process ends. A ``SimulatorConfig`` passed as ``simulator`` keeps its own ``state_dir``.
         transport: an ``httpx.AsyncBaseTransport`` to use instead of the network.
+        measure: measure each video once it is downloaded (``sora_nb.measure_video`` and the registered
+            metrics, in a process pool, off the kernel's loop), so that ``run.to_dataframe()`` has its
+            ``metric_*`` columns at once. ``False`` skips that (e.g. a very large sweep on a small
+            machine); ``run.measure()`` or ``sora-nb measure RUN_DIR`` fills them in later.
 
     >>> import sora_nb
     >>> runs = getfixture("tmp_path")
@@ -95,6 +100,9 @@ def connect(
     'completed'
     """
     check_max_concurrency(max_concurrency)
+    if not isinstance(measure, bool):
+        raise TypeError(f"measure must be True or False, not {measure!r}. Fix: connect(..., measure=False) "
+                        "skips measuring after each download; run.measure() fills the metrics in later.")
     in_process = simulator is not None and simulator is not False
     if in_process and profile is None:
         profile = os.environ.get("SORA_NB_PROFILE") or "simulator"
@@ -141,6 +149,7 @@ def connect(
         max_concurrency=max_concurrency,
         poll_policy=policy,
         retry=retry,
+        measure=measure,
     )
 
 

@@ -175,6 +175,7 @@ class Runner:
         api_factory: Callable[[], ContractClient],
         max_concurrency: int,
         poll_policy: PollPolicy,
+        measure: bool = True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -197,7 +198,7 @@ class Runner:
         self._runs: list[Run] = []  # whose ledgers this runner opened
         self._locks: list[RunLock] = []  # of the runs it drives
         self._closed = False
-        self.measure = True  # metrics after each download (sora_nb._judging); False skips them
+        self.measure = measure  # metrics after each download (sora_nb._judging); False skips them
 
     @property
     def api(self) -> ContractClient:

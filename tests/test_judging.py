@@ -11,11 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for
+from support import FAST, wait_for
 
 import sora_nb
 from sora_nb._cli import main
@@ -23,6 +24,7 @@ from sora_nb._judging import BUILTIN, read_scores
 from sora_nb._ledger import LEDGER_FILE, Ledger
 from sora_nb._ledger_schema import SCHEMA_VERSION
 from sora_nb._metrics import METRICS_VERSION
+from sora_nb.simulator import SimulatorTransport
 
 
 def _metric_rows(run_dir: Path) -> list[tuple[str, str, str]]:
@@ -45,6 +47,31 @@ def test_every_downloaded_video_is_measured_and_shown(client: sora_nb.Client) ->
     assert offline["metric_sharpness"].tolist() == df["metric_sharpness"].tolist()
 
 
+@pytest.fixture
+def unmeasured(tmp_path: Path, sim_transport: SimulatorTransport) -> Iterator[sora_nb.Client]:
+    """A simulator client that does not measure after each download (a run made before metrics existed)."""
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path / "runs", transport=sim_transport,
+                         measure=False) as c:
+        yield c
+
+
+def test_connect_measure_false_skips_measuring_until_run_measure(unmeasured: sora_nb.Client) -> None:
+    """``connect(measure=False)``: downloads are not measured (nothing in the ledger's metrics table, the
+    columns empty); ``run.measure()`` then fills them in. (Before: only the private runner flag did this.)"""
+    run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    assert run.counts() == {"completed": 2}
+    assert _metric_rows(run.run_dir) == []
+    assert run.to_dataframe()["metric_duration_s"].isna().all()
+    assert run.measure() == 2
+    assert run.to_dataframe()["metric_duration_s"].tolist() == [4.0, 4.0]
+
+
+@pytest.mark.parametrize("bad", ["no", 0, None])
+def test_connect_measure_must_be_a_bool(bad: Any, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"measure must be True or False.*connect\(\.\.\., measure=False\)"):
+        sora_nb.connect(time_scale=FAST, run_root=tmp_path, measure=bad)
+
+
 def test_the_dataframe_of_a_run_whose_client_closed_still_has_its_metrics(tmp_path: Path) -> None:
     with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
         run = client.sweep(prompt="a corgi surfing").start().wait(timeout=60)
@@ -61,9 +88,8 @@ def test_a_failed_job_has_no_metrics(client: sora_nb.Client) -> None:
 
 
 @pytest.mark.parametrize("kind", ["threads", "processes"])
-def test_measure_fills_in_what_is_missing_with_any_executor(client: sora_nb.Client, kind: str) -> None:
-    client._runner.measure = False  # a run made before metrics existed
-    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"], repeats=2).start().wait(timeout=60)
+def test_measure_fills_in_what_is_missing_with_any_executor(unmeasured: sora_nb.Client, kind: str) -> None:
+    run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing"], repeats=2).start().wait(timeout=60)
     assert run.to_dataframe()["metric_duration_s"].isna().all()
     seen: list[tuple[int, int]] = []
     if kind == "threads":
@@ -78,11 +104,10 @@ def test_measure_fills_in_what_is_missing_with_any_executor(client: sora_nb.Clie
 
 
 @pytest.mark.slow
-def test_measure_on_a_dask_cluster(client: sora_nb.Client) -> None:
+def test_measure_on_a_dask_cluster(unmeasured: sora_nb.Client) -> None:
     """A dask.distributed Client's executor measures a run unchanged (a 1-worker local cluster)."""
     distributed = pytest.importorskip("distributed")
-    client._runner.measure = False
-    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as dask:
@@ -148,8 +173,7 @@ def test_a_metric_that_returns_a_non_scalar_is_refused(
 
 def test_an_old_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
     """A run written before metrics existed: readers see empty metric columns; a writer adds the tables."""
-    with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
-        client._runner.measure = False
+    with sora_nb.connect(time_scale=0.004, run_root=tmp_path, measure=False) as client:
         run_dir = client.sweep(prompt="a corgi surfing").start().wait(timeout=60).run_dir
     with sqlite3.connect(run_dir / LEDGER_FILE) as conn:  # back to schema 1
         conn.execute("DROP TABLE metrics")
@@ -171,8 +195,7 @@ def test_an_old_ledger_is_upgraded_in_place(tmp_path: Path) -> None:
 def test_cli_measure_shows_progress_and_lists_defects(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sora_nb.connect(time_scale=0.004, run_root=tmp_path) as client:
-        client._runner.measure = False
+    with sora_nb.connect(time_scale=0.004, run_root=tmp_path, measure=False) as client:
         run_dir = client.sweep(prompt=["a corgi surfing", "a cat skiing [defect:frozen]"]).start().wait(
             timeout=60).run_dir
     assert main(["measure", str(run_dir)]) == 0
@@ -298,15 +321,14 @@ def test_bad_judgments_are_refused_with_the_fix(client: sora_nb.Client) -> None:
     assert len(run.judgments()) == 1  # nothing of the refused ones was written
 
 
-def test_a_killed_measuring_worker_is_replaced(client: sora_nb.Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_killed_measuring_worker_is_replaced(unmeasured: sora_nb.Client, caplog: pytest.LogCaptureFixture) -> None:
     """SIGKILL the default pool's workers (an out-of-memory kill): the failure is logged, and the next
     measuring starts new workers (before: the broken pool failed every later video for good)."""
     import signal
 
     from sora_nb._judging import process_pool
 
-    client._runner.measure = False
-    run = client.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
+    run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
     pool = process_pool()
     workers = list(getattr(pool, "_processes", {}).values())
     assert workers
