@@ -154,7 +154,7 @@ def leaderboard(
         boot = np.array([
             bradley_terry(_win_matrix(pairs, np.where(decisive, rng.random(len(pairs)) < p_first, 0.5), k))
             for _ in range(resamples if len(pairs) else 0)
-        ]).reshape(-1, k)
+        ]).reshape(resamples if len(pairs) else 0, k)  # explicit rows: -1 is undefined with no values (k = 0)
         record = {
             "wins": [int(((pairs[:, 0] == i) & (scores == 1.0)).sum() + ((pairs[:, 1] == i) & (scores == 0.0)).sum())
                      for i in range(k)],
@@ -168,7 +168,7 @@ def leaderboard(
         strength = np.array([float(np.mean(s)) if len(s) else math.nan for s in samples])
         boot = np.array([
             [float(np.mean(rng.choice(s, len(s)))) if len(s) else math.nan for s in samples] for _ in range(resamples)
-        ]).reshape(-1, k)
+        ]).reshape(resamples, k)
         n = [len(s) for s in samples]
     low, high = _interval(boot, k)
     groups = df.groupby(by, observed=True, sort=False)

@@ -126,3 +126,15 @@ def test_one_value_has_nothing_to_rank_against() -> None:
     votes = [{"kind": "vote", "job_id": "j1", "other_id": "j2", "winner": "a"}]
     board = leaderboard(df, votes, by="model")
     assert board["strength"].tolist() == [0.0] and board["n"].tolist() == [0]
+
+
+@pytest.mark.parametrize("using", ["votes", "stars", "motion"])
+def test_a_run_with_no_video_yet_has_an_empty_leaderboard(using: str) -> None:
+    """An app's session before its first video (the Judge part shows its leaderboard at once): before,
+    ``reshape(-1, 0)`` raised "cannot reshape array of size 0"."""
+    df = pd.DataFrame({"job_id": pd.Series([], dtype=object), "model": pd.Series([], dtype=object),
+                       "stars_mean": pd.Series([], dtype=float), "ratings": pd.Series([], dtype=int),
+                       "metric_motion": pd.Series([], dtype=float)})
+    board = leaderboard(df, [], by="model", using=using)
+    assert board.empty and list(board.columns[:8]) == ["model", "strength", "ci_low", "ci_high", "wins", "losses",
+                                                       "ties", "n"]
