@@ -85,3 +85,81 @@ def test_review_rates_one_video_at_a_time(run: sora_nb.Run) -> None:
             run.rate(first, rater="ana")  # what Save with nothing chosen would store: refused, shown
     finally:
         review.close()
+
+
+def _classes(widget: object) -> set[str]:
+    from sora_nb.ui._sync import walk
+
+    return {cls for item in walk(widget) for cls in getattr(item, "_dom_classes", ())}
+
+
+def _key_map(widget: object) -> dict[str, list[object]]:
+    """The key map the hint line's handler carries (decoded from the HTML attribute it lives in)."""
+    import html
+    import json
+    import re
+
+    hint = next(item for item in _walk(widget) if "sora-nb-keys" in getattr(item, "_dom_classes", ()))
+    script = html.unescape(re.search(r'onload="([^"]*)"', hint.value).group(1))
+    return dict(json.loads(re.search(r"M=(\{.*?\}),tries", script).group(1)))
+
+
+def _walk(widget: object) -> list[object]:
+    from sora_nb.ui._sync import walk
+
+    return list(walk(widget))
+
+
+def test_the_keys_are_said_on_screen_and_press_the_widgets_own_buttons(run: sora_nb.Run) -> None:
+    """Each key names a button (or toggle, or field) that is in the widget: a renamed class would leave the
+    key pressing nothing. The browser test presses them."""
+    review = run.review(rater="ana", media="url")
+    arena = run.arena(by="model", media="url", seed=2)
+    try:
+        for widget, keys, said in (
+            (review, "12345npts", ("1", "5", "stars", "save and next", "previous", "tags", "skip")),
+            (arena, "abtxns", ("A is better", "B is better", "tie", "both bad", "next pair", "skip")),
+        ):
+            mapping = _key_map(widget)
+            assert sorted(mapping) == sorted(keys)
+            classes = _classes(widget)
+            for key, (selector, _index) in mapping.items():
+                assert str(selector).split()[0].lstrip(".") in classes, f"key {key} presses nothing: {selector}"
+            assert all(f"<kbd>{k}</kbd>" in widget.key_hint.value for k in keys.replace("234", "")), widget.key_hint.value
+            assert all(word in widget.key_hint.value for word in said)
+        stars = review.stars.options
+        assert [stars[int(_key_map(review)[str(n)][1])][1] for n in range(1, 6)] == [1, 2, 3, 4, 5]
+        assert _key_map(arena)["x"] == [".sora-nb-vote-both_bad", 0]
+    finally:
+        review.close()
+        arena.close()
+
+
+def test_review_save_with_nothing_chosen_says_what_to_do(run: sora_nb.Run) -> None:
+    review = run.review(rater="ana", media="url")
+    try:
+        first = review.job
+        review.save()  # n pressed with nothing chosen: nothing stored, the same video, a hint
+        assert run.judgments().empty and review.job is first
+        assert "choose stars (keys 1-5)" in review.error.value and "Skip (s)" in review.error.value
+    finally:
+        review.close()
+
+
+def test_arena_leaderboard_is_redrawn_after_each_vote(run: sora_nb.Run) -> None:
+    arena = run.arena(by="model", media="url", seed=4, leaderboard=True)
+    plain = run.arena(by="model", media="url", seed=4)
+    try:
+        assert "Leaderboard by model" in arena.board.value and plain.board.value == ""
+        assert arena.board.value.count("<td>0</td>") >= 6  # no wins, losses or ties yet
+        assert arena.pair is not None
+        winner = arena.pair[0].spec.model
+        arena.vote("a")
+        rows = arena.board.value.split("<tr")[2:]
+        first = rows[0]
+        assert f"<td>{winner}</td>" in first and "<td>1</td>" in first  # the winner on top, 1 win
+        arena.undo()
+        assert arena.board.value.count("<td>0</td>") >= 6
+    finally:
+        arena.close()
+        plain.close()

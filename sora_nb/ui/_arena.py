@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from .. import _display_grid
 from ._job import MediaMode, resolve_media, video_widget
+from ._keys import Key, keys_hint
 from ._sync import ErrorLine, Panel, guarded, show_html
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Arena", "arena_html"]
 
 _CHOICES = (("A is better", "a"), ("B is better", "b"), ("Tie", "tie"), ("Both bad", "both_bad"))
+_KEYS = {"a": "a", "b": "b", "tie": "t", "both_bad": "x"}  # the key that casts each vote
 
 
 class Arena(Panel):
@@ -28,6 +30,10 @@ class Arena(Panel):
     Pairs are chosen to be informative: the pairs compared fewest times first, then the closest in
     strength (see ``sora_nb._leaderboard.choose_pair``). With ``media="url"`` both videos play, pause
     and seek together.
+
+    Keys (the widget clicked first; said on its hint line): ``a``, ``b``, ``t`` tie, ``x`` both bad,
+    ``n`` next pair, ``s`` skip. Each presses the widget's own button. ``leaderboard=True`` shows
+    ``run.leaderboard(by)`` below, redrawn after each vote.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -40,7 +46,7 @@ class Arena(Panel):
     """
 
     def __init__(self, run: Run, *, by: str = "model", rater: str | None = None, width: int = 320,
-                 media: MediaMode = "auto", seed: int | None = None) -> None:
+                 media: MediaMode = "auto", seed: int | None = None, leaderboard: bool = False) -> None:
         import numpy as np
 
         if by not in [*run.axes, "prompt", "model", "size", "seconds", "style"]:
@@ -56,10 +62,16 @@ class Arena(Panel):
         self.header = widgets.HTML()
         self.stage: Any = widgets.Output() if self.media_mode == "url" else widgets.HBox()
         self.reveal = widgets.HTML()
+        self.reveal.add_class("sora-nb-reveal")
+        self.board = widgets.HTML()  # with leaderboard=True: run.leaderboard(by), redrawn after each vote
+        self.board.add_class("sora-nb-leaderboard")
+        self.show_leaderboard = leaderboard
         self.buttons = []
         for label, winner in _CHOICES:
-            button = widgets.Button(description=label, layout=widgets.Layout(width="110px"))
+            button = widgets.Button(description=label, layout=widgets.Layout(width="110px"),
+                                    tooltip=f"{label} (key {_KEYS[winner]})")
             button.on_click(guarded(self.error, lambda _b, w=winner: self.vote(w)))
+            button.add_class(f"sora-nb-vote-{winner}")
             self.buttons.append(button)
         self.skip_button = widgets.Button(description="Skip", layout=widgets.Layout(width="80px"))
         self.skip_button.on_click(guarded(self.error, lambda _b: self.skip()))
@@ -68,8 +80,14 @@ class Arena(Panel):
         self.next_button = widgets.Button(description="Next pair", button_style="primary",
                                           layout=widgets.Layout(width="110px"))
         self.next_button.on_click(guarded(self.error, lambda _b: self.next()))
+        for button, name in ((self.skip_button, "skip"), (self.undo_button, "undo"), (self.next_button, "next")):
+            button.add_class(f"sora-nb-{name}")
+        self.key_hint = keys_hint("sora-nb-arena", [
+            *(Key(_KEYS[w], f".sora-nb-vote-{w}", label if w in "ab" else label.lower()) for label, w in _CHOICES),
+            Key("n", ".sora-nb-next", "next pair"), Key("s", ".sora-nb-skip", "skip"),
+        ])
         controls = widgets.HBox([*self.buttons, self.skip_button, self.undo_button, self.next_button])
-        super().__init__([self.header, self.stage, controls, self.reveal, self.error])
+        super().__init__([self.header, self.stage, controls, self.key_hint, self.reveal, self.error, self.board])
         self.add_class("sora-nb-arena")
         self.next()
 
@@ -85,6 +103,7 @@ class Arena(Panel):
         self.revealed = False
         self.reveal.value = ""
         self._show()
+        self._draw_board()  # the run may have new videos (and others' votes) since
 
     def vote(self, winner: str) -> None:
         """Cast the vote for the pair shown (``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"``), then reveal."""
@@ -98,6 +117,7 @@ class Arena(Panel):
         self.reveal.value = (f"<b>{html.escape(said)}</b> · A was <b>{html.escape(str(_value(a, self.by)))}</b>, "
                              f"B was <b>{html.escape(str(_value(b, self.by)))}</b>")
         self._enable()
+        self._draw_board()
 
     def skip(self) -> None:
         """Do not vote on this pair now; show another."""
@@ -110,12 +130,24 @@ class Arena(Panel):
         if self.run.undo_judgment(rater=self.rater) is not None:
             self.votes = max(0, self.votes - 1)
             self.reveal.value = "<i>last vote withdrawn</i>"
+            self._draw_board()
+
+    def _draw_board(self) -> None:
+        if not self.show_leaderboard:
+            return
+        board = self.run.leaderboard(by=self.by)
+        columns = [self.by, "strength", "ci_low", "ci_high", "wins", "losses", "ties", "n"]
+        table = (_display_grid.table_html(board.to_dict("records"), columns, thumbnails=False) if len(board)
+                 else "<br><i>no videos to rank yet</i>")
+        self.board.value = (f"<b>Leaderboard by {html.escape(self.by)}</b> (Bradley-Terry strength from every vote of "
+                            f"the run, 95 % interval){table}")
 
     def _show(self) -> None:
         done = f"{self.votes} vote{'s' if self.votes != 1 else ''} this session"
         if self.pair is None:
             self.header.value = (f"<b>No pair to compare on {html.escape(self.by)}</b> ({done}): the run needs two "
-                                 "finished videos of the same prompt that differ on it.")
+                                 "finished videos of the same prompt that differ on it (make them, then press "
+                                 "Next pair).")
             self._clear_stage()
             self._enable()
             return

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 
 from .. import _display
 from ._job import MediaMode, resolve_media, video_widget
+from ._keys import Key, keys_hint
 from ._sync import ErrorLine, Panel, guarded, show_html
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ class Review(Panel):
     """One finished video at a time with 1-5 stars, tags and a note; Save (rates and moves on), Skip,
     Previous, Undo, and the progress ("12 of 48 rated"). Each rating is stored with ``run.rate``
     (durable, in the ledger; several raters may rate the same video).
+
+    Keys (the widget clicked first; said on its hint line): ``1``-``5`` stars, ``n`` save and next,
+    ``p`` previous, ``t`` the tags box, ``s`` skip. Each presses the widget's own toggle or button.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -42,20 +46,30 @@ class Review(Panel):
         self.position = 0
         self.error = ErrorLine()
         self.progress = widgets.HTML()
+        self.progress.add_class("sora-nb-progress")
         self.title = widgets.HTML()
+        self.title.add_class("sora-nb-title")
         self.stage: Any = widgets.Output() if self.media_mode == "url" else widgets.Box()
         self.stars = widgets.ToggleButtons(options=[("–", 0), *((f"{n}★", n) for n in range(1, 6))], value=0,
                                            style={"button_width": "48px"})
+        self.stars.add_class("sora-nb-stars")
         self.tags = widgets.TagsInput(value=[], allowed_tags=list(tags), allow_duplicates=False)
+        self.tags.add_class("sora-nb-tags")
         self.note = widgets.Text(placeholder="a note (optional)", layout=widgets.Layout(width=f"{width}px"))
         buttons = []
         for label, action, style in (("Save", self.save, "primary"), ("Skip", self.skip, ""),
                                      ("Previous", self.previous, ""), ("Undo", self.undo, "")):
             button = widgets.Button(description=label, button_style=style, layout=widgets.Layout(width="90px"))
             button.on_click(guarded(self.error, lambda _b, act=action: act()))
+            button.add_class(f"sora-nb-{label.lower()}")
             buttons.append(button)
+        self.key_hint = keys_hint("sora-nb-review", [
+            *(Key(str(n), ".sora-nb-stars button", f"{n} stars", index=n) for n in range(1, 6)),
+            Key("n", ".sora-nb-save", "save and next"), Key("p", ".sora-nb-previous", "previous"),
+            Key("t", ".sora-nb-tags", "tags"), Key("s", ".sora-nb-skip", "skip"),
+        ], shown=[("1-5", "stars"), ("n", "save and next"), ("p", "previous"), ("t", "tags"), ("s", "skip")])
         super().__init__([self.progress, self.title, self.stage, self.stars, self.tags, self.note,
-                          widgets.HBox(buttons), self.error])
+                          widgets.HBox(buttons), self.key_hint, self.error])
         self.add_class("sora-nb-review")
         self._show()
 
@@ -68,6 +82,9 @@ class Review(Panel):
         """Rate the video shown with the stars, tags and note chosen, then show the next one."""
         job = self.job
         if job is None:
+            return
+        if not (self.stars.value or self.tags.value or self.note.value.strip()):
+            self.error.show("Nothing to save: choose stars (keys 1-5), tags or a note first, or Skip (s).")
             return
         self.run.rate(job, stars=self.stars.value or None, tags=tuple(self.tags.value), note=self.note.value,
                       rater=self.rater)
