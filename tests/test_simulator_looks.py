@@ -82,3 +82,33 @@ def test_bad_defect_options_are_refused() -> None:
         SimulatorConfig(defects=("blurry",))
     with pytest.raises(ValueError, match="defect_rate must be a probability"):
         SimulatorConfig(defect_rate=2.0)
+
+
+def test_caption_model_false_leaves_no_model_name_in_the_picture() -> None:
+    """A blind arena on the simulator: by default each video is captioned with its model in the top-left
+    corner (the arena's screenshot showed "sora-2" and "sora-2-pro" before the vote). Without the caption,
+    the corner shows what the rest of the picture does, and nothing else changes."""
+    import tempfile
+    from types import SimpleNamespace
+
+    import av
+    import numpy as np
+
+    from sora_nb.simulator._render import RenderSpec, ensure_rendered
+    from sora_nb.simulator._store import Job as SimJob
+
+    job = SimpleNamespace(segments=(("a red fox in the snow", 1),), size="1280x720", reference=None,
+                          model="sora-2-pro", id="video_1", extra={})
+    specs = {caption: SimJob.render_spec(job, SimulatorConfig(max_side=160, caption_model=caption))  # type: ignore[arg-type]
+             for caption in (True, False)}
+    assert (specs[True].label, specs[False].label) == ("sora-2-pro", "")
+
+    def first_frame(spec: RenderSpec, cache: str) -> np.ndarray:
+        with av.open(str(ensure_rendered(spec, cache).video)) as container:
+            return next(container.decode(video=0)).to_ndarray(format="gray").astype(int)
+
+    with tempfile.TemporaryDirectory() as cache:
+        diff = np.abs(first_frame(specs[True], cache) - first_frame(specs[False], cache))
+    corner, below = diff[:14, :70].mean(), diff[30:, :].mean()
+    # The caption's letters in the corner; below it the same picture (the codec's noise aside).
+    assert corner > 4 * below and below < 3, (corner, below)

@@ -37,6 +37,9 @@ class SimulatorConfig:
         max_side: Long side in pixels of the rendered MP4; the requested aspect ratio is kept and both
             dimensions are even (H.264 with yuv420p needs that).
         fps: Frames per second of the rendered MP4.
+        caption_model: Caption each video with its model in the top-left corner (so that a comparison
+            grid's videos can be told apart). ``False`` for blind comparisons (``run.arena``), where the
+            caption in the picture would give the vote away.
         strict_models: ``True`` behaves like OpenAI: unknown models and unknown body parameters are a
             400. ``False`` behaves like a gateway: any model name, extra parameters ignored.
         api_keys: ``None`` accepts any key; a request without one is a 401, as on the real service. A set:
@@ -83,6 +86,7 @@ class SimulatorConfig:
     time_scale: float = 1.0
     max_side: int = 320
     fps: int = 12
+    caption_model: bool = True
     strict_models: bool = True
     api_keys: frozenset[str] | None = None
     cache_dir: str | None = None

@@ -454,7 +454,8 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     total = spec.seconds * spec.fps
     bar_y0 = height - max(2, height // 40)
     hue_shift, speed = _variation(spec.variation)
-    pro = _is_pro(spec.label)
+    # The model is the variation's first part (the caption may be off: SimulatorConfig.caption_model).
+    pro = _is_pro(spec.variation.split("/", 1)[0] or spec.label)
     if pro:
         speed *= 2.0  # more motion
     # A fine texture, for a sharper look (the Laplacian's variance rises); computed once per video.

@@ -87,7 +87,8 @@ class Job:
         """What to render for this job under ``config``."""
         return RenderSpec(
             self.segments, self.size, config.max_side, config.fps, self.reference,
-            label=self.model, variation=f"{self.model}/{self.id}", defect=str(self.extra.get("defect", "")),
+            label=self.model if config.caption_model else "", variation=f"{self.model}/{self.id}",
+            defect=str(self.extra.get("defect", "")),
             cameos=tuple((str(c["name"]), c.get("poster")) for c in self.extra.get("characters", ())),
         )
 
