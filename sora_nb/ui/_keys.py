@@ -11,12 +11,13 @@ front-end extension, nothing to build.
 The keys act while the widget has the focus (click anywhere on it): the widget's box becomes focusable,
 and a click on it (a button, a player) hands the focus back to the box, so that a key still works after
 the button it pressed is disabled or the player it was on is replaced. Keys typed into a text field (the
-tags, the note) are the field's. JupyterLab's own shortcuts (``a`` inserts a cell...) do not see the
-keys the widget takes.
+tags, the note) are the field's; Esc hands the focus back to the widget, and Enter in the tags box adds
+the tag (Chromium does not commit a text field that has a list of suggestions on Enter). JupyterLab's own
+shortcuts (``a`` inserts a cell...) do not see the keys the widget takes.
 
 >>> from sora_nb.ui._keys import Key, keys_hint
 >>> hint = keys_hint("sora-nb-demo", [Key("a", ".sora-nb-vote-a", "A is better")])
->>> "<kbd>a</kbd> A is better" in hint.value
+>>> ">a</kbd> A is better" in hint.value
 True
 """
 
@@ -46,12 +47,17 @@ if(root.__soraKeys){root.removeEventListener('keydown',root.__soraKeys);root.rem
 function typing(t){return !!t&&!!t.matches&&t.matches('input,textarea,select,[contenteditable]')}
 root.__soraFocus=function(e){if(!typing(e.target)&&!typing(document.activeElement))root.focus({preventScroll:true})};
 root.__soraKeys=function(e){
-if(e.ctrlKey||e.metaKey||e.altKey||typing(e.target))return;
+if(typing(e.target)){if(e.key==='Escape'){e.stopPropagation();root.focus({preventScroll:true})}
+else if(e.key==='Enter'&&e.target.list)e.target.dispatchEvent(new Event('change'));return}
+if(e.ctrlKey||e.metaKey||e.altKey)return;
 var m=M[e.key.length===1?e.key.toLowerCase():e.key];if(!m)return;
 e.preventDefault();e.stopPropagation();
 var el=root.querySelectorAll(m[0])[m[1]];if(!el||el.disabled)return;
 root.focus({preventScroll:true});el.click()};
 root.addEventListener('keydown',root.__soraKeys);root.addEventListener('click',root.__soraFocus)})()"""
+
+
+_KBD = "border:1px solid #aaa;border-radius:3px;padding:0 4px;font-family:monospace;background:#f6f6f6;color:#222"
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,10 @@ def keys_hint(root_class: str, keys: Sequence[Key], *, shown: Sequence[tuple[str
     mapping = {k.key: [k.selector, k.index] for k in keys}
     script = _INSTALL % {"map": json.dumps(mapping), "root": root_class}
     words = shown if shown is not None else [(k.key, k.says) for k in keys]
-    said = " · ".join(
-        f"{'–'.join(f'<kbd>{html.escape(part)}</kbd>' for part in keys_.split('-'))} {html.escape(text)}"
-        for keys_, text in words
-    )
+    def kbd(part: str) -> str:
+        return f'<kbd style="{_KBD}">{html.escape(part)}</kbd>'
+
+    said = " · ".join(f"{'–'.join(kbd(p) for p in keys_.split('-'))} {html.escape(text)}" for keys_, text in words)
     hint = widgets.HTML(
         f'<span style="font-size:12px;opacity:.75">⌨ {said} <i>(click the widget first)</i></span>'
         f'<img src="{_PIXEL}" alt="" style="display:none" '

@@ -53,7 +53,8 @@ class Review(Panel):
         self.stars = widgets.ToggleButtons(options=[("–", 0), *((f"{n}★", n) for n in range(1, 6))], value=0,
                                            style={"button_width": "48px"})
         self.stars.add_class("sora-nb-stars")
-        self.tags = widgets.TagsInput(value=[], allowed_tags=list(tags), allow_duplicates=False)
+        self.tags = widgets.TagsInput(value=[], allowed_tags=list(tags), allow_duplicates=False,
+                                      placeholder=f"tags: {', '.join(tags)}" if tags else "tags")
         self.tags.add_class("sora-nb-tags")
         self.note = widgets.Text(placeholder="a note (optional)", layout=widgets.Layout(width=f"{width}px"))
         buttons = []
@@ -67,7 +68,8 @@ class Review(Panel):
             *(Key(str(n), ".sora-nb-stars button", f"{n} stars", index=n) for n in range(1, 6)),
             Key("n", ".sora-nb-save", "save and next"), Key("p", ".sora-nb-previous", "previous"),
             Key("t", ".sora-nb-tags", "tags"), Key("s", ".sora-nb-skip", "skip"),
-        ], shown=[("1-5", "stars"), ("n", "save and next"), ("p", "previous"), ("t", "tags"), ("s", "skip")])
+        ], shown=[("1-5", "stars"), ("n", "save and next"), ("p", "previous"), ("t", "tags (Enter adds, Esc leaves)"),
+                  ("s", "skip")])
         super().__init__([self.progress, self.title, self.stage, self.stars, self.tags, self.note,
                           widgets.HBox(buttons), self.key_hint, self.error])
         self.add_class("sora-nb-review")
