@@ -113,6 +113,7 @@ class Arena(Panel):
         self.run.vote(a, b, winner=winner, rater=self.rater)
         self.votes += 1
         self.revealed = True
+        self._draw_header()
         said = dict((w, label) for label, w in _CHOICES)[winner]
         self.reveal.value = (f"<b>{html.escape(said)}</b> · A was <b>{html.escape(str(_value(a, self.by)))}</b>, "
                              f"B was <b>{html.escape(str(_value(b, self.by)))}</b>")
@@ -130,6 +131,7 @@ class Arena(Panel):
         if self.run.undo_judgment(rater=self.rater) is not None:
             self.votes = max(0, self.votes - 1)
             self.reveal.value = "<i>last vote withdrawn</i>"
+            self._draw_header()
             self._draw_board()
 
     def _draw_board(self) -> None:
@@ -142,18 +144,26 @@ class Arena(Panel):
         self.board.value = (f"<b>Leaderboard by {html.escape(self.by)}</b> (Bradley-Terry strength from every vote of "
                             f"the run, 95 % interval){table}")
 
-    def _show(self) -> None:
+    def _draw_header(self) -> None:
+        """The question (or why there is none) and the votes cast: redrawn alone after a vote, since
+        drawing the stage again would restart the videos."""
         done = f"{self.votes} vote{'s' if self.votes != 1 else ''} this session"
         if self.pair is None:
             self.header.value = (f"<b>No pair to compare on {html.escape(self.by)}</b> ({done}): the run needs two "
                                  "finished videos of the same prompt that differ on it (make them, then press "
                                  "Next pair).")
+        else:
+            state = "revealed below" if self.revealed else "hidden until you vote"
+            self.header.value = (f"<b>Which is better?</b> {html.escape(str(self.pair[0].spec.prompt))} · "
+                                 f"{html.escape(self.by)} {state} · {done}")
+
+    def _show(self) -> None:
+        self._draw_header()
+        if self.pair is None:
             self._clear_stage()
             self._enable()
             return
         a, b = self.pair
-        self.header.value = (f"<b>Which is better?</b> {html.escape(str(a.spec.prompt))} · {html.escape(self.by)} "
-                             f"hidden until you vote · {done}")
         if self.media_mode == "url":
             show_html(self.stage, arena_html(a, b, width=self.width))
         else:
@@ -187,7 +197,7 @@ def arena_html(a: Job, b: Job, *, width: int = 320) -> str:
     """The two videos side by side as A and B, played, paused and sought together, with nothing that
     names what they differ on (no caption: the comparison grid's captions would give the answer away)."""
     sides = "".join(
-        f'<td style="padding:4px;vertical-align:top"><div style="font-weight:600">{side}</div>'
+        f'<td style="padding:4px;vertical-align:top;text-align:left"><div style="font-weight:600">{side}</div>'
         f"{_display_grid.compare_video_html(job, width=width)}</td>"
         for side, job in (("A", a), ("B", b))
     )

@@ -64,14 +64,24 @@ class Review(Panel):
             button.on_click(guarded(self.error, lambda _b, act=action: act()))
             button.add_class(f"sora-nb-{label.lower()}")
             buttons.append(button)
+        # The keys 1-5 press hidden buttons rather than the stars' toggles: a button's click reaches the kernel
+        # in order with the Save that follows, while a toggle's new value may wait in the front end behind
+        # an earlier update of it (ipywidgets holds back state updates, not clicks, while the kernel is
+        # busy): "2" then "n" pressed at once saved a rating without its stars.
+        self.star_keys = []
+        for n in range(1, 6):
+            key = widgets.Button(description=f"{n}★", layout=widgets.Layout(display="none"))
+            key.on_click(guarded(self.error, lambda _b, n=n: setattr(self.stars, "value", n)))
+            key.add_class(f"sora-nb-star-{n}")
+            self.star_keys.append(key)
         self.key_hint = keys_hint("sora-nb-review", [
-            *(Key(str(n), ".sora-nb-stars button", f"{n} stars", index=n) for n in range(1, 6)),
+            *(Key(str(n), f".sora-nb-star-{n}", f"{n} stars") for n in range(1, 6)),
             Key("n", ".sora-nb-save", "save and next"), Key("p", ".sora-nb-previous", "previous"),
             Key("t", ".sora-nb-tags", "tags"), Key("s", ".sora-nb-skip", "skip"),
         ], shown=[("1-5", "stars"), ("n", "save and next"), ("p", "previous"), ("t", "tags (Enter adds, Esc leaves)"),
                   ("s", "skip")])
         super().__init__([self.progress, self.title, self.stage, self.stars, self.tags, self.note,
-                          widgets.HBox(buttons), self.key_hint, self.error])
+                          widgets.HBox([*buttons, *self.star_keys]), self.key_hint, self.error])
         self.add_class("sora-nb-review")
         self._show()
 
