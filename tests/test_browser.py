@@ -152,6 +152,28 @@ def voila(workdir: Path) -> Iterator[Server]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def voila_judge(workdir: Path) -> Iterator[Server]:
+    """Voila serving the judging notebook (a copy that writes its run to ``judge_runs_voila``, apart from
+    JupyterLab's), from the clone's root with the repository's ``voila.json``."""
+    notebook = json.loads((workdir / "notebooks" / "ui_judge.ipynb").read_text())
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        cell["source"] = source.replace('run_root="judge_runs"', 'run_root="judge_runs_voila"')
+    (workdir / "notebooks" / "ui_judge_voila.ipynb").write_text(json.dumps(notebook))
+    shutil.copy(ROOT / "voila.json", workdir / "voila.json")
+    port = free_port()
+    voila_exe = str(Path(sys.executable).with_name("voila"))
+    args = [voila_exe, "notebooks/ui_judge_voila.ipynb", "--no-browser", f"--port={port}"]
+    server = Server(args, workdir, _isolated_env(workdir / "voila-judge-home"), f"http://127.0.0.1:{port}",
+                    workdir / "voila-judge.log")
+    try:
+        _wait_http(f"{server.url}/voila/static/", server.process, server.log)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -244,14 +266,16 @@ def _wait_images_loaded(page: Any, selector: str, count: int, timeout: float = 6
     )
 
 
-def _shoot(page: Any, selector: str, name: str) -> None:
-    """Screenshot the first element matching ``selector`` (the mouse away) into ``test-artifacts/``."""
+def _shoot(page: Any, selector: str, name: str, *, readme: bool = True) -> None:
+    """Screenshot the first element matching ``selector`` (the mouse away) into ``test-artifacts/``
+    (and, with ``readme``, on request into ``docs/screenshots/``: see :func:`_save`)."""
     element = page.locator(selector).first
     element.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     shot = ARTIFACTS / name
     element.screenshot(path=str(shot))
-    _save(shot, name)
+    if readme:
+        _save(shot, name)
 
 
 def _generate(page: Any, root: str, prompt: str) -> str:
@@ -685,3 +709,216 @@ def test_a_saved_notebook_reopened_shows_posters_not_errors(lab: Server, page: A
     assert all(not e.is_visible() for e in visible_errors.all()), "the widget error shows beside the fallback"
     page.locator(".sora-nb-static").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "reopened.png"))
+
+
+# ---------------------------------------------------------------------------------------- judging by keys
+
+
+def _cells(page: Any) -> int:
+    return int(page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length"))
+
+
+def _judgments(runs: Path) -> list[dict[str, Any]]:
+    """The judgments in the ledger of the one run under ``runs``."""
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return _judgments_of(run_dir)
+
+
+def _judgments_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The judgments in force in a run's ledger, read from disk (what is stored, not what is shown)."""
+    from sora_nb._judging import read_judgments
+    from sora_nb._ledger import Ledger
+
+    with Ledger.open(run_dir, readonly=True) as ledger:
+        return read_judgments(ledger)
+
+
+def _board_row(page: Any, arena: str, value: str, column: str, shown: str) -> bool:
+    """Wait until the arena's leaderboard shows ``shown`` in ``column`` of the row of ``value``."""
+    page.wait_for_function(
+        """([s, value, column, shown]) => {
+            const table = document.querySelector(s); if (!table) return false;
+            const heads = [...table.querySelectorAll('th')].map(h => h.textContent);
+            const row = [...table.querySelectorAll('tbody tr')].find(r => r.cells[0].textContent === value);
+            return !!row && row.cells[heads.indexOf(column)].textContent === shown; }""",
+        arg=[f"{arena} .sora-nb-leaderboard table", value, column, shown], timeout=10_000,
+    )
+    return True
+
+
+def _press(page: Any, root: str, keys: str) -> None:
+    """Click the widget's prompt line (as a person does, to give it the focus), then press ``keys``."""
+    page.locator(f"{root} .sora-nb-keys").click()
+    for key in keys:
+        page.keyboard.press(key)
+
+
+def test_jupyterlab_review_and_arena_by_keys(lab: Server, page: Any, workdir: Path) -> None:
+    """The keys never reach JupyterLab (whose ``a``, ``b`` and ``x`` edit cells); see :func:`_drive_judging`."""
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    _open_and_run(page, lab, "ui_judge.ipynb")
+    page.wait_for_selector(".sora-nb-arena .sora-nb-keys", timeout=180_000)
+    _wait_kernel_idle(page)
+    cells = _cells(page)
+    _drive_judging(page, workdir / "notebooks" / "judge_runs", shots=("review.png", "arena.png"), readme=True)
+    assert _cells(page) == cells, "a key reached JupyterLab's notebook shortcuts (a cell was added or cut)"
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
+def test_voila_review_and_arena_by_keys(voila_judge: Server, page: Any, workdir: Path) -> None:
+    """The same, in Voila (the judging notebook served as a dashboard)."""
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.goto(f"{voila_judge.url}/", wait_until="domcontentloaded")
+    page.wait_for_selector(".sora-nb-arena .sora-nb-keys", timeout=180_000)
+    _drive_judging(page, workdir / "notebooks" / "judge_runs_voila", shots=("voila-review.png", "voila-arena.png"),
+                   readme=False)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    unexpected = [u for u in page.blocked if "/@fortawesome/fontawesome-free@" not in u]  # type: ignore[attr-defined]
+    assert not unexpected, unexpected
+
+
+def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: bool) -> None:
+    """Review: 1-5 stars, n saves and moves on, t the tags box, s skip, p previous. Arena: the labels hidden
+    until the vote, a / b / t / x vote, n the next pair; both videos play, pause and seek together. What a
+    person sees is asserted on the page, what is stored in the run's ledger on disk."""
+    review, arena = ".sora-nb-review", ".sora-nb-arena"
+
+    # Review: what the page says, one video at a time.
+    progress = page.locator(f"{review} .sora-nb-progress")
+    assert progress.inner_text() == "0 of 4 rated by ana"
+    hint = page.inner_text(f"{review} .sora-nb-keys")
+    assert all(k in hint for k in ("1", "5", "stars", "n", "save and next", "p", "t", "tags", "s", "skip")), hint
+    _wait_video_loaded(page, f"{review} video")
+    assert page.locator(review).evaluate(_VISIBLE_MEDIA) == 1
+    title = page.inner_text(f"{review} .sora-nb-title")
+    _press(page, review, "4")
+    active = f"{review} .sora-nb-stars button.mod-active"
+    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '4★'", arg=active, timeout=10_000)
+    page.keyboard.press("n")
+    page.wait_for_function("e => e.textContent === '1 of 4 rated by ana'", arg=progress.element_handle(),
+                           timeout=10_000)
+    page.wait_for_function("([s, t]) => document.querySelector(s).innerText !== t",  # n moved on to the next video
+                           arg=[f"{review} .sora-nb-title", title], timeout=10_000)
+    page.wait_for_function("s => document.querySelector(s).textContent === '–'", arg=active, timeout=10_000)
+    (rating,) = _judgments(runs)
+    assert (rating["kind"], rating["stars"], rating["rater"]) == ("rating", 4, "ana")
+    # t: the tags box takes the keys typed (s and p are letters of the tag here, not skip and previous).
+    page.keyboard.press("t")
+    page.wait_for_function("() => document.activeElement.classList.contains('jupyter-widget-taginput')",
+                           timeout=10_000)
+    page.keyboard.type("sharp")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=10_000)
+    page.keyboard.press("Escape")  # out of the tags box: the keys are the widget's again
+    page.keyboard.press("2")
+    page.keyboard.press("n")
+    page.wait_for_function("e => e.textContent === '2 of 4 rated by ana'", arg=progress.element_handle(),
+                           timeout=10_000)
+    second = _judgments(runs)[1]
+    assert (second["stars"], second["tags"]) == (2, ("sharp",)), second
+    third = page.eval_on_selector(f"{review} .sora-nb-title", "e => e.textContent")
+    page.keyboard.press("s")  # skip: the next video, nothing stored
+    page.wait_for_function("([e, t]) => e.textContent !== t",
+                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=10_000)
+    page.keyboard.press("p")
+    page.wait_for_function("([e, t]) => e.textContent === t",
+                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=10_000)
+    assert len(_judgments(runs)) == 2 and progress.inner_text() == "2 of 4 rated by ana"
+    _press(page, review, "5t")
+    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '5★'", arg=active, timeout=10_000)
+    page.keyboard.type("sharp")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=10_000)
+    page.click(f"{review} input[placeholder='a note (optional)']")
+    page.keyboard.type("snow spray on the lens, nice")  # n, s and p typed here are the note's
+    page.wait_for_timeout(500)
+    assert progress.inner_text() == "2 of 4 rated by ana" and len(_judgments(runs)) == 2
+    _wait_video_loaded(page, f"{review} video")
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(800)  # the player's loading spinner fades out
+    _shoot(page, review, shots[0], readme=readme)
+
+    # Arena: two videos, no label, synchronised.
+    videos = f"{arena} video"
+    _wait_video_loaded(page, videos)
+    assert page.locator(arena).evaluate(_VISIBLE_MEDIA) == 2
+    shown = page.inner_text(arena)
+    assert "sora-2" not in shown.split("Leaderboard")[0], "the arena names the models before the vote"
+    assert "a A is better" in page.inner_text(f"{arena} .sora-nb-keys").replace("\n", " ")
+    a, b = page.locator(videos).nth(0).element_handle(), page.locator(videos).nth(1).element_handle()
+    page.evaluate("v => { v.muted = true; return v.play(); }", a)
+    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=10_000)
+    page.evaluate("v => v.pause()", a)
+    page.wait_for_function("v => v.paused", arg=b, timeout=10_000)
+    page.evaluate("v => { v.currentTime = 2.5; }", a)
+    page.wait_for_function("v => Math.abs(v.currentTime - 2.5) < 0.3", arg=b, timeout=10_000)
+    page.evaluate("v => v.play()", b)  # either side leads
+    page.wait_for_function("v => !v.paused", arg=a, timeout=10_000)
+    drift = page.evaluate("([a, b]) => Math.abs(a.currentTime - b.currentTime)", [a, b])
+    assert drift < 0.3, f"the two videos play {drift:.2f} s apart"
+
+    _press(page, arena, "b")
+    reveal = f"{arena} .sora-nb-reveal:has-text('B is better')"
+    page.wait_for_selector(reveal, timeout=10_000)
+    said = page.inner_text(reveal)
+    assert "A was sora-2" in said and "B was sora-2" in said, said
+    page.wait_for_function("s => [...document.querySelectorAll(s)].length === 4 && "
+                           "[...document.querySelectorAll(s)].every(b => b.disabled)",
+                           arg=f"{arena} [class*='sora-nb-vote-']", timeout=10_000)
+    vote = _judgments(runs)[-1]
+    assert (vote["kind"], vote["winner"], vote["rater"]) == ("vote", "b", "ana")
+    b_was = re.search(r"B was (sora-2(?:-pro)?)", said).group(1)  # type: ignore[union-attr]
+    assert _board_row(page, arena, b_was, "wins", "1")
+    board = page.inner_text(f"{arena} .sora-nb-leaderboard")
+    assert "Leaderboard by model" in board and "strength" in board
+    page.keyboard.press("a")  # a second key on a revealed pair casts nothing
+    page.wait_for_timeout(500)
+    assert len(_judgments(runs)) == 3
+    page.mouse.move(0, 0)
+    page.evaluate("([a, b]) => { a.muted = b.muted = true; a.currentTime = 1.2; return a.play(); }", [a, b])
+    page.wait_for_timeout(1200)
+    _shoot(page, arena, shots[1], readme=readme)
+    page.keyboard.press("n")  # the next pair: labels hidden again
+    page.wait_for_function("s => !document.querySelector(s).textContent.includes('A was')",
+                           arg=f"{arena} .sora-nb-reveal", timeout=10_000)
+    _press(page, arena, "x")
+    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=10_000)
+    assert _judgments(runs)[-1]["winner"] == "both_bad"
+
+
+def test_voila_app_judge_part(voila: Server, page: Any, workdir: Path) -> None:
+    """The app's Judge part: one prompt made with two models in the prompt box, then a blind vote by key in
+    the arena below, the models revealed, the leaderboard counting it, the vote in the session's ledger."""
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.goto(f"{voila.url}/", wait_until="domcontentloaded")
+    arena = ".sora-nb-arena"
+    page.wait_for_selector(f"{arena} .sora-nb-keys", timeout=120_000)
+    page.wait_for_selector(".sora-nb-prompt .sora-nb-generate", timeout=120_000)
+    assert "Judge" in page.inner_text("body")
+    assert "No pair to compare on model" in page.inner_text(arena)
+    prompt = "a kite over the dunes"
+    for model in ("sora-2", "sora-2-pro"):
+        page.select_option(".sora-nb-prompt .widget-dropdown:has-text('Model') select", model)
+        _generate(page, ".sora-nb-prompt", prompt)
+    cards = ".sora-nb-prompt .sora-nb-cards .sora-nb-jobcard"
+    page.wait_for_function(f"() => document.querySelectorAll('{cards} video').length === 2", timeout=120_000)
+    _wait_video_loaded(page, f"{cards} video")
+
+    _press(page, arena, "n")  # the next pair: the two videos just made
+    _wait_video_loaded(page, f"{arena} video")
+    assert page.locator(arena).evaluate(_VISIBLE_MEDIA) == 2
+    blind = page.inner_text(arena).split("Leaderboard")[0]
+    assert prompt in blind and "sora-2" not in blind, blind
+    page.keyboard.press("a")
+    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('A is better')", timeout=10_000)
+    said = page.inner_text(f"{arena} .sora-nb-reveal")
+    winner = re.search(r"A was (sora-2(?:-pro)?)", said)
+    assert winner and "B was sora-2" in said, said
+    assert _board_row(page, arena, winner.group(1), "wins", "1")
+    votes = [j for run in (workdir / "notebooks" / "sora_runs").iterdir()
+             if run.is_dir() and not run.name.startswith(".") for j in _judgments_of(run)]
+    assert [(v["kind"], v["winner"]) for v in votes] == [("vote", "a")], votes
+    page.mouse.move(0, 0)
+    page.locator(arena).screenshot(path=str(ARTIFACTS / "voila-app-judge.png"))
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
