@@ -12,8 +12,10 @@ The keys act while the widget has the focus (click anywhere on it): the widget's
 and a click on it (a button, a player) hands the focus back to the box, so that a key still works after
 the button it pressed is disabled or the player it was on is replaced. Keys typed into a text field (the
 tags, the note) are the field's; Esc hands the focus back to the widget, and Enter in the tags box adds
-the tag (Chromium does not commit a text field that has a list of suggestions on Enter). JupyterLab's own
-shortcuts (``a`` inserts a cell...) do not see the keys the widget takes.
+the tag (Chromium does not commit a text field that has a list of suggestions on Enter). A key the widget
+takes has its default prevented (else ``t`` would type itself into the tags box it focuses), which is
+also what keeps JupyterLab's own shortcuts (``a`` inserts a cell...) from acting on it; it is stopped,
+and the box marked ``data-lm-suppress-shortcuts``, as well.
 
 >>> from sora_nb.ui._keys import Key, keys_hint
 >>> hint = keys_hint("sora-nb-demo", [Key("a", ".sora-nb-vote-a", "A is better")])
