@@ -54,6 +54,7 @@ from ._profiles import PROFILES, Profile
 from ._results import COLUMNS
 from ._retry import RetryPolicy
 from ._run import Run
+from ._storyboard import Storyboard
 from ._styles import STYLES
 from ._sweep import Sweep
 from ._sweepfile import load_sweep_file
@@ -76,6 +77,7 @@ __all__ = [
     "Estimate",
     "load_sweep_file",
     "Run",
+    "Storyboard",
     "resume",
     "load_run",
     "AuditReport",

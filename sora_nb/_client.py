@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +28,7 @@ from ._retry import RetryPolicy
 from ._run import Run
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
+from ._storyboard import Storyboard
 from ._types import Character, JobSpec
 from ._validation import (
     check_character_name,
@@ -39,6 +40,7 @@ from ._validation import (
 )
 
 if TYPE_CHECKING:
+    from ._cost import Estimate
     from ._sweep import Sweep
     from .simulator import SimulatorConfig
 
@@ -244,7 +246,8 @@ class Client:
             "axes": list(axes),
             **(extra_meta or {}),
         }
-        run = Run(self._runner, directory, axes=axes, meta=meta, max_concurrency=max_concurrency)
+        run_class: type[Run] = Storyboard if kind == "storyboard" else Run
+        run = run_class(self._runner, directory, axes=axes, meta=meta, max_concurrency=max_concurrency)
         # Here, where the caller hears it, before anything is sent: a run another client drives, a run
         # already there, a disk that refuses the ledger.
         self._runner.claim(run)
@@ -421,6 +424,60 @@ class Client:
         known = self._registry.get(character_id)
         poster = Path(known.poster_path) if known is not None and known.poster_path else None
         return self._registry.add(with_poster(found, poster))
+
+    # ------------------------------------------------------------------ storyboards
+    def storyboard(
+        self,
+        shots: Sequence[Mapping[str, Any] | str],
+        *,
+        model: str | None = None,
+        size: str = _catalog.DEFAULT_SIZE,
+        mode: str = "stitch",
+        continuity: bool = True,
+        budget_usd: float | None = None,
+        max_concurrency: int | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+    ) -> Storyboard:
+        """Start a multi-shot video (a :class:`~sora_nb.Storyboard`, a run of its own) and return it at once.
+
+        ``shots`` are ``{"prompt": ..., "seconds": ...}`` dicts (or prompts). ``mode="stitch"`` makes each
+        shot and joins them into one MP4; with ``continuity`` each shot starts from the last frame of the
+        one before (where the server takes a reference image; the shots are then made in turn, else in
+        parallel). ``mode="extend"`` extends shot 1 by each next shot. Everything is checked, and the
+        estimate held against ``budget_usd``, before anything is sent.
+
+        >>> import sora_nb
+        >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+        >>> shots = [{"prompt": "a fox wakes", "seconds": "4"}, {"prompt": "the fox runs", "seconds": "8"}]
+        >>> print(client.estimate_storyboard(shots, model="sora-2", size="1280x720"))
+        2 jobs, 12 s of video, est. $1.20
+        >>> board = client.storyboard(shots, model="sora-2", size="1280x720", budget_usd=2.0)
+        >>> board.wait(timeout=120).status, board.video_path.suffix
+        ('completed', '.mp4')
+        >>> client.close()
+        """
+        from ._cost import check_budget
+        from ._storyboard import AXES, plan_storyboard, storyboard_estimate
+
+        plan = plan_storyboard(self.profile, shots, model=model or self.profile.default_model, size=size, mode=mode,
+                               continuity=continuity)
+        check_budget(storyboard_estimate(self.profile, plan), budget_usd)
+        board = self._new_run(axes=AXES, kind="storyboard", run_dir=run_dir, max_concurrency=max_concurrency,
+                              extra_meta={"storyboard": plan, "budget_usd": budget_usd})
+        assert isinstance(board, Storyboard)
+        self._runtime.call(board._start)
+        return board
+
+    def estimate_storyboard(
+        self, shots: Sequence[Mapping[str, Any] | str], *, model: str | None = None,
+        size: str = _catalog.DEFAULT_SIZE, mode: str = "stitch",
+    ) -> Estimate:
+        """What :meth:`storyboard` would make and cost, checked as it would be; nothing is sent."""
+        from ._storyboard import plan_storyboard, storyboard_estimate
+
+        plan = plan_storyboard(self.profile, shots, model=model or self.profile.default_model, size=size, mode=mode,
+                               continuity=False)
+        return storyboard_estimate(self.profile, plan)
 
     # ------------------------------------------------------------------ the contract, directly
     @property

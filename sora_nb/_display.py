@@ -35,6 +35,7 @@ from ._types import Character
 if TYPE_CHECKING:
     from ._jobs import Job
     from ._run import Run
+    from ._storyboard import Storyboard
 
 __all__ = [
     "FAILED_STATUSES",
@@ -62,6 +63,7 @@ __all__ = [
     "small_image",
     "status_badge_html",
     "status_words",
+    "storyboard_html",
     "update_static",
     "varying_axes",
     "video_html",
@@ -416,6 +418,28 @@ def job_html(job: Job) -> str:
     if job.video_path is not None:
         head += video_html(job.video_path, job.thumbnail_path)
     return head + "</div>"
+
+
+def storyboard_html(board: Storyboard) -> str:
+    """A storyboard: its state, a strip of its shots' posters (status and prompt under each), the whole video."""
+    colour = _BADGE.get(board.status, "#1565c0")
+    tiles = []
+    for number, (shot, job) in enumerate(zip(board.plan["shots"], board.shots, strict=True), 1):
+        status = "not sent" if job is None else status_words(job.status, job.progress, done=job.done)
+        src = inline_image_src(job.thumbnail_path) if job is not None else None
+        poster = (f'<img src="{_e(src)}" alt="" style="width:120px;display:block">' if src else
+                  '<div style="width:120px;height:68px;background:#eee"></div>')
+        tiles.append(f'<div class="sora-nb-shot" style="width:120px">{poster}<b>{number}</b> · {_e(shot["seconds"])} s'
+                     f' · {_e(status)}<br><i>{_e(shot["prompt"][:60])}</i></div>')
+    error = board.error
+    problem = f'<br><span style="color:#c62828">{_e(error)}</span>' if error is not None else ""
+    return (
+        f'<div class="sora-nb-storyboard" style="{FONT}"><b style="color:{colour}">{_e(board.status)} '
+        f"{board.progress}%</b> storyboard <code>{_e(board.storyboard_id)}</code> · {_e(board.mode)}"
+        f"{' · continuous' if board.continuity else ''} · {_e(board.plan['model'])} · {_e(board.plan['size'])}{problem}"
+        f'<div style="display:flex;gap:6px;flex-wrap:wrap;margin:4px 0">{"".join(tiles)}</div>'
+        f"{video_html(board.video_path, board.thumbnail_path, width=480)}</div>"
+    )
 
 
 def run_html(run: Run) -> str:

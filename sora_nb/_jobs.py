@@ -17,7 +17,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,18 @@ class Driven:
     def profile(self) -> Profile:
         """What the server can do (progress, remix, extend, delete, posters...)."""
         return self._runner.profile
+
+    def _block(
+        self, future: concurrent.futures.Future[Any], wait: Callable[[], Coroutine[Any, Any, Any]],
+        timeout: float | None,
+    ) -> None:
+        """Block until ``future`` is done; on the loop's own thread (a notebook cell) by re-entering the loop
+        with ``wait()``. Raises ``TimeoutError`` after ``timeout`` seconds, and what the future raises."""
+        runtime = self._runner.runtime
+        if runtime.in_loop_thread():
+            runtime.run(wait(), timeout=timeout)
+        else:
+            future.result(timeout)
 
 
 class Job(Driven):
@@ -188,12 +200,8 @@ class Job(Driven):
         >>> client.close()
         """
         check_timeout(timeout)
-        runtime = self._runner.runtime
         try:
-            if runtime.in_loop_thread():
-                runtime.run(self._await(), timeout=timeout)
-            else:
-                self._future.result(timeout)
+            self._block(self._future, self._await, timeout)
         except (TimeoutError, concurrent.futures.TimeoutError):
             raise JobTimeoutError(
                 f"job {self.id} is still {self.status} after {timeout} s. It goes on in the background: "

@@ -135,6 +135,8 @@ class Profile:
         supports_delete / supports_list / supports_remix / supports_extend / supports_thumbnail /
         reports_progress / supports_characters: what the server can do; the toolkit degrades visibly where
         it cannot (characters: OpenAI's contract only; no gateway or hosted service here forwards them).
+        supports_input_reference: a create takes a reference image (``input_reference``); a storyboard's
+            continuity needs it.
         models: the models offered in choosers (``None``: free text).
         adapter: the client class that speaks to the server, a key of ``sora_nb.providers.ADAPTERS``
             (``"contract"``: the OpenAI Videos contract as is).
@@ -160,6 +162,7 @@ class Profile:
     supports_thumbnail: bool = True
     reports_progress: bool = True
     supports_characters: bool = True
+    supports_input_reference: bool = True
     models: tuple[str, ...] | None = ("sora-2", "sora-2-pro")
     extra_headers: dict[str, str] = field(default_factory=dict)
     adapter: str = "contract"
@@ -267,7 +270,7 @@ PROFILES: dict[str, Profile] = {
                 dashboard_url="https://aistudio.google.com"),
         _hosted("together", base_url="https://api.together.xyz/v2", key_env=("TOGETHER_API_KEY",),
                 models=tuple(_TOGETHER_MODELS), served=_TOGETHER_MODELS, default_model="google/veo-3.0",
-                reports_cost=True, dashboard_url="https://api.together.ai"),
+                reports_cost=True, dashboard_url="https://api.together.ai", supports_input_reference=False),
     )
 }
 

@@ -15,8 +15,11 @@ column              dtype                meaning
 job_id              object               local id, unique in the run (``j0001-3f9a``)
 remote_id           object               the server's id, None until the create was acknowledged
 backend             object               the pool backend it was sent to (``sora_nb.pool``), else None
-kind                category             create, remix, extend or edit
+kind                category             create, remix, extend, edit, or stitch (a storyboard's joined file)
 parent_id           object               remote id of the source video (remix, extend, edit)
+storyboard_id       object               the storyboard the job is a shot (or the joined file) of, else None
+shot                Int64                the shot's number in its storyboard, from 1; <NA> for the joined
+                                         file and other jobs
 status              category             pending_submit, queued, in_progress, completed, failed, ...
 progress            Int64                percent, <NA> when the server never said
 error_code          object               why it failed, machine-readable (``moderation_blocked``)
@@ -31,7 +34,8 @@ generation_s        float64              completed - started
 total_s             float64              completed - submitted
 seconds_generated   float64              seconds of video made: the request's if completed, 0 if it
                                          failed, NaN while it is still going
-estimated_cost_usd  float64              estimated before sending; NaN when unknown (never 0)
+estimated_cost_usd  float64              estimated before sending; NaN when unknown (0 only for a joined
+                                         storyboard file, made here)
 reported_cost_usd   float64              as the server reported it; NaN when it did not
 video_path          object               absolute path of the video file, None when not on disk
 thumbnail_path      object               absolute path of the poster, None when not on disk
@@ -118,8 +122,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("job_id", "object", "local id, unique in the run (j0001-3f9a)"),
     ("remote_id", "object", "the server's id, None until the create was acknowledged"),
     ("backend", "object", "the pool backend it was sent to (sora_nb.pool), None for a client of one server"),
-    ("kind", "category", "create, remix, extend or edit"),
+    ("kind", "category", "create, remix, extend, edit, or stitch (a storyboard's joined file)"),
     ("parent_id", "object", "remote id of the source video (remix, extend, edit)"),
+    ("storyboard_id", "object", "the storyboard the job is a shot (or the joined file) of, else None"),
+    ("shot", "Int64", "the shot's number in its storyboard, from 1; <NA> for the joined file and other jobs"),
     ("status", "category",
      "pending_submit, queued, in_progress, completed, failed, cancelled, expired, unknown, ambiguous"),
     ("progress", "Int64", "percent, <NA> when the server never said"),
@@ -134,7 +140,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("generation_s", "float64", "completed - started"),
     ("total_s", "float64", "completed - submitted"),
     ("seconds_generated", "float64", "video seconds made: the request's if completed, 0 if failed, NaN while running"),
-    ("estimated_cost_usd", "float64", "estimated before sending; NaN when unknown (never 0)"),
+    ("estimated_cost_usd", "float64", "estimated before sending; NaN when unknown (0 only for a storyboard's file)"),
     ("reported_cost_usd", "float64", "as the server reported it; NaN when it did not"),
     ("video_path", "object", "absolute path of the video file, None when not on disk"),
     ("thumbnail_path", "object", "absolute path of the poster, None when not on disk"),
@@ -152,7 +158,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 REQUEST_COLUMNS: tuple[str, ...] = ("prompt", "model", "size", "seconds", "style")
 """Spec fields that are always leading columns, after the sweep axes that are not among them."""
 
-_KINDS: tuple[JobKind, ...] = ("create", "remix", "extend", "edit")
+_KINDS: tuple[JobKind, ...] = ("create", "remix", "extend", "edit", "stitch")
 _FIXED = frozenset(name for name, _, _ in COLUMNS)
 _ALSO_AXES = frozenset({"backend"})
 """Fixed columns a sweep may also have as an axis (a pool's ``backend=[...]``): the axis pins the value, so the
@@ -215,6 +221,8 @@ def records_to_dataframe(
         "backend": texts(column("backend")),
         "kind": pd.Series(pd.Categorical([r.spec.kind for r in records], categories=_KINDS)),
         "parent_id": texts([r.spec.parent_id for r in records]),
+        "storyboard_id": texts([r.spec.axes.get("storyboard_id") for r in records]),
+        "shot": pd.Series([r.spec.axes.get("shot") for r in records], dtype="Int64"),
         # A word this version does not know (a newer writer) reads as "unknown" rather than NaN.
         "status": pd.Series(
             pd.Categorical([s if s in JOB_STATUSES else "unknown" for s in column("status")], categories=JOB_STATUSES)
@@ -362,6 +370,8 @@ def _minus(end: float | None, start: float | None) -> float | None:
 
 
 def _seconds_generated(record: JobRecord) -> float | None:
+    if record.spec.kind == "stitch":
+        return 0.0  # joined here from shots that have rows of their own: nothing new was generated
     if record.status != "completed":
         return 0.0 if record.status in TERMINAL_STATUSES else None
     try:

@@ -27,7 +27,7 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -281,6 +281,32 @@ class Runner:
             run.jobs.extend(jobs)
         self.runtime.call(self._start, run, jobs)
         return jobs
+
+    def record_made(self, run: Run, spec: JobSpec, **fields: Any) -> Job:
+        """Add a finished job whose file was made here, not by the server (a storyboard's joined file):
+        its ledger row first, then the job. Loop thread.
+
+        Raises:
+            StorageError: the ledger could not be written.
+        """
+        seq = run._next_seq()
+        record = JobRecord(job_id=f"j{seq:04d}-{secrets.token_hex(2)}", seq=seq, spec=spec, status="completed",
+                           estimated_cost_usd=0.0, **fields)
+        try:
+            self.open_ledger(run).add_job(record)
+        except _DISK_FAULTS as exc:
+            raise storage_error(exc, doing="write the ledger", run_dir=run.run_dir) from exc
+        job = Job(self, run, record)
+        run.jobs.append(job)
+        job._finish()
+        return job
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start work of a run's own (a storyboard's) on the loop; closing the client stops it. Loop thread."""
+        task = self.runtime.spawn(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ one driver per run (any thread)
     def claim(self, run: Run) -> None:

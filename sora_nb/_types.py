@@ -238,7 +238,8 @@ class RateLimitInfo:
 assert set(get_args(Status)) >= set(_STATUS_WORDS.values())
 
 
-JobKind = Literal["create", "remix", "extend", "edit"]
+JobKind = Literal["create", "remix", "extend", "edit", "stitch"]
+"""``stitch``: a storyboard's joined file, made locally from its shots (never sent)."""
 
 
 @dataclass(frozen=True)

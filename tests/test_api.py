@@ -10,8 +10,8 @@ from pathlib import Path
 import sora_nb
 
 EXPECTED_ALL = [
-    "connect", "Client", "Job", "Sweep", "Estimate", "load_sweep_file", "Run", "resume", "load_run", "AuditReport",
-    "pool", "COLUMNS", "STYLES", "measure_video", "register_metric", "unregister_metric",
+    "connect", "Client", "Job", "Sweep", "Estimate", "load_sweep_file", "Run", "Storyboard", "resume", "load_run",
+    "AuditReport", "pool", "COLUMNS", "STYLES", "measure_video", "register_metric", "unregister_metric",
     "SoraError", "ConfigurationError", "ValidationError", "APIError", "BadRequestError", "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "ConflictError", "RateLimitError", "ServerError",
     "UnexpectedResponseError", "TransportError", "DownloadError", "StorageError", "JobFailedError",
@@ -54,10 +54,19 @@ PUBLIC_ATTRIBUTES = {
     ],
     "Client": [
         "aclose", "api", "base_url", "call", "characters", "close", "create_character",
-        "create_character_async", "generate", "get_character",
-        "profile", "run_root", "session", "simulator", "simulator_state_dir", "sweep",
+        "create_character_async", "estimate_storyboard", "generate", "get_character",
+        "profile", "run_root", "session", "simulator", "simulator_state_dir", "storyboard", "sweep",
     ],
     "Sweep": ["client", "estimate", "jobs", "options", "plan", "start"],
+    # A Run, plus the board's own view: its plan, its shots (the current takes), the whole video, redo.
+    "Storyboard": sorted([
+        "arena", "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",
+        "judgments", "leaderboard", "max_concurrency", "measure", "measure_async", "meta", "observe", "profile",
+        "rate", "reconcile", "retry_failed", "review", "run_dir", "submit", "table", "to_dataframe", "undo_judgment",
+        "vote", "wait", "wait_async",
+        "continuity", "error", "estimate", "mode", "plan", "progress", "redo", "shots", "status", "stitched",
+        "storyboard_id", "thumbnail_path", "video_path",
+    ]),
     "AuditReport": [
         "ambiguous", "cannot_check", "claimed", "delete_orphans", "duplicates", "lines", "listed", "missing", "ok",
         "orphans", "problems", "run_dir", "run_id", "service", "since",
@@ -71,7 +80,9 @@ def test_the_live_objects_show_only_their_public_attributes(tmp_path: Path) -> N
     with sora_nb.connect(time_scale=0.002, run_root=tmp_path) as client:
         job = client.generate("a corgi surfing").wait(timeout=60)
         sweep = client.sweep(prompt="a cat skiing")
-        live = {"Job": job, "Run": job.run, "Client": client, "Sweep": sweep, "AuditReport": job.run.audit()}
+        board = client.storyboard(["a fox wakes"]).wait(timeout=60)
+        live = {"Job": job, "Run": job.run, "Client": client, "Sweep": sweep, "AuditReport": job.run.audit(),
+                "Storyboard": board}
         for name, obj in live.items():
             assert type(obj) is getattr(sora_nb, name)
             assert sorted(n for n in dir(obj) if not n.startswith("_")) == PUBLIC_ATTRIBUTES[name], name

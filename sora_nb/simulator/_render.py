@@ -2,7 +2,9 @@
 
 The video is visibly derived from the prompt (the wrapped prompt text over moving colour bands whose
 hue comes from a hash of the prompt), so a gallery of simulated results is easy to tell apart. Each
-segment of an extended video shows its own prompt.
+segment of an extended video shows its own prompt. Continuity is visible, so that storyboards can be tested:
+a video made from a reference image starts from that image, and each segment of an extended video starts
+from the last frame of the one before; either fades into the new prompt's look over the first second.
 
 So that metrics, leaderboards and demos have something to find, the look also differs by model and
 style, in ways :func:`sora_nb.measure_video` can measure. These differences are synthetic, made up for
@@ -59,7 +61,7 @@ __all__ = [
     "store_reference_image",
 ]
 
-RENDER_VERSION = 4
+RENDER_VERSION = 5
 """Bump when the pixels change, so stale cached renders are not served."""
 
 _SPRITE_COLUMNS = 4
@@ -446,6 +448,15 @@ def _background(reference: str | None, width: int, height: int) -> NDArray[np.fl
     return np.asarray(resized, dtype=np.float32)
 
 
+def _fade_from(start: NDArray[np.float32] | None, frame: Frame, step: int, fps: int) -> Frame:
+    """``frame``, faded in from ``start`` over the first second of a segment (``step`` frames into it):
+    the segment's first frame is ``start`` itself, as a video made from an image or an extension begins."""
+    if start is None or step >= fps:
+        return frame
+    weight = 1.0 - step / fps
+    return np.clip(weight * start + (1.0 - weight) * frame, 0.0, 255.0).astype(np.uint8)
+
+
 def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     """Yield the frames one by one, so a 120 s extension never sits in memory whole."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -467,17 +478,20 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
     frozen_from = round(total * 0.6) if spec.defect == "frozen" else total
     index = 0
     still: Frame | None = None
+    last: Frame | None = None
+    start = background  # the first segment starts from the reference image, each next from the last frame
     for prompt, seconds in spec.segments:
         look = _style_look(prompt)
         first, second = (_styled(colour, look) for colour in _palette(prompt, hue_shift))
         alpha = np.maximum(_text_alpha(prompt, width, height), label)[..., None]
         halo = np.clip(alpha * 3.0, 0.0, 1.0) * 0.55
         base = background * 0.6 if background is not None else None
-        for _ in range(seconds * spec.fps):
+        for step in range(seconds * spec.fps):
             if index >= delivered:
                 return
             if still is not None:
                 index += 1
+                last = still
                 yield still
                 continue
             phase = index / spec.fps
@@ -495,12 +509,15 @@ def _frames(spec: RenderSpec, width: int, height: int) -> Iterator[Frame]:
             frame = np.clip(image, 0.0, 255.0).astype(np.uint8)
             # A progress bar along the bottom shows time passing, even in the spritesheet's tiles.
             frame[bar_y0:, : int(width * (index + 1) / total)] = 255
+            frame = _fade_from(start, frame, step, spec.fps)
             if index in black:
                 frame[:] = 0
             if index + 1 >= frozen_from:
                 still = frame  # every later frame repeats this one
             index += 1
+            last = frame
             yield frame
+        start = last.astype(np.float32) if last is not None else None
 
 
 def _sprite_indices(total: int) -> list[int]:

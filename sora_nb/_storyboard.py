@@ -1,0 +1,436 @@
+"""Storyboards: a sequence of shots, each with its own prompt and length, made into one video.
+
+No official API has storyboards, so they are built on what the services offer (issue 12):
+
+* ``mode="stitch"``: each shot is a video of its own. With ``continuity`` (where the profile takes an
+  image), the last frame of shot k, fitted to the size, is the ``input_reference`` of shot k+1, so the
+  shots are made one after another; without it they are made in parallel. The shots are then joined
+  into one MP4 (:mod:`sora_nb._stitch`), which gets a row of its own in the ledger (``kind="stitch"``).
+* ``mode="extend"``: shot 1 is generated and each next shot extends the video before it
+  (``POST /videos/extensions``); the last shot's video is the whole board. The contract's limits on
+  extensions are checked before anything is sent.
+
+A storyboard is a :class:`~sora_nb.Run`: its shots are jobs of the run (``storyboard_id`` and ``shot``
+columns of the DataFrame), and its plan is in the ledger's meta, so ``sora_nb.resume`` carries it on
+where it stopped: a finished shot is never made (or paid for) again. ``board.redo(k)`` re-makes shot k
+(and, with continuity, the shots after it) as a new *take*; the old takes stay in the run's history.
+
+The board's own work (which shot to make next, the reference images, the stitch) is one task on the
+client's loop; the shots are driven by the runner like any job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import os
+import secrets
+import time
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _catalog
+from ._cost import Estimate, estimate
+from ._errors import JobFailedError, JobTimeoutError, ValidationError
+from ._grid import SweepPlan
+from ._jobs import Job
+from ._redact import logger
+from ._run import Run
+from ._types import JobSpec
+from ._validation import check_create, check_timeout
+
+if TYPE_CHECKING:
+    from ._profiles import Profile
+    from ._runner import Runner
+
+__all__ = ["MODES", "Storyboard", "plan_storyboard", "storyboard_estimate"]
+
+Mode = Literal["stitch", "extend"]
+MODES: tuple[Mode, ...] = ("stitch", "extend")
+DEFAULT_BOARD_TIMEOUT = 6 * 3600.0
+AXES = ("prompt", "model", "size", "seconds")
+
+
+def _shot_fields(profile: Profile, shot: object, index: int, *, model: str, size: str) -> dict[str, Any]:
+    """One shot (``{"prompt", "seconds"}`` or a prompt alone), checked against the server's rules."""
+    if isinstance(shot, str):
+        shot = {"prompt": shot}
+    if not isinstance(shot, Mapping):
+        raise TypeError(f"shot {index} must be a dict like {{'prompt': '...', 'seconds': '4'}} or a prompt, "
+                        f"got {type(shot).__name__}. Fix: pass a list of such dicts.")
+    unknown = set(shot) - {"prompt", "seconds"}
+    if unknown:
+        raise ValueError(f"shot {index} has unknown keys {sorted(unknown)}. Allowed: 'prompt', 'seconds'. "
+                         "Fix: remove them (model and size are the storyboard's).")
+    try:
+        params = check_create(prompt=shot.get("prompt"), model=model, size=size,
+                              seconds=shot.get("seconds", _catalog.DEFAULT_SECONDS), strict=profile.validate_models)
+        if profile.validate_models:
+            profile.capabilities.check(model, params["size"], params["seconds"])
+    except ValidationError as exc:
+        raise ValidationError(f"shot {index}: {exc}", field=exc.field, allowed=exc.allowed) from None
+    return {"prompt": params["prompt"], "seconds": params["seconds"]}
+
+
+def plan_storyboard(
+    profile: Profile, shots: Sequence[object], *, model: str, size: str, mode: str, continuity: bool,
+) -> dict[str, Any]:
+    """Check a storyboard before anything is sent; return its plan (what the ledger's meta keeps).
+
+    >>> from sora_nb._profiles import PROFILES
+    >>> plan = plan_storyboard(PROFILES["simulator"], ["a fox", {"prompt": "a hen", "seconds": 8}],
+    ...                        model="sora-2", size="1280x720", mode="stitch", continuity=True)
+    >>> [(s["prompt"], s["seconds"]) for s in plan["shots"]], plan["continuity"]
+    ([('a fox', '4'), ('a hen', '8')], True)
+    >>> plan_storyboard(PROFILES["simulator"], [{"prompt": "a fox", "seconds": 12}] * 12, model="sora-2",
+    ...                 size="1280x720", mode="extend", continuity=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sora_nb.ValidationError: mode='extend' makes 11 extensions of shot 1; a video takes at most 6...
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not a storyboard mode. Allowed: 'stitch', 'extend'. "
+                         "Fix: mode='stitch' (shots joined here) or mode='extend' (each shot extends the last).")
+    if isinstance(shots, (str, bytes)) or not isinstance(shots, Sequence) or not shots:
+        raise ValueError("shots must be a non-empty list of {'prompt': ..., 'seconds': ...} dicts. "
+                         "Fix: e.g. [{'prompt': 'a fox wakes', 'seconds': '4'}, "
+                         "{'prompt': 'it runs', 'seconds': '4'}].")
+    checked = [_shot_fields(profile, shot, i, model=model, size=size) for i, shot in enumerate(shots, 1)]
+    if mode == "extend":
+        _check_extend(profile, checked)
+    # Continuity needs the next shot to start from an image; where the server takes none, shots are made apart.
+    continuous = mode == "extend" or (bool(continuity) and profile.supports_input_reference)
+    return {
+        "id": f"sb-{secrets.token_hex(4)}", "mode": mode, "continuity": continuous, "model": model, "size": size,
+        "version": 1, "shots": [{**shot, "take": 1} for shot in checked],
+    }
+
+
+def _check_extend(profile: Profile, shots: list[dict[str, Any]]) -> None:
+    """The contract's limits on a chain of extensions (CONTRACT.md §1), before anything is sent."""
+    if not profile.supports_extend:
+        raise ValidationError(f"the {profile.name!r} server cannot extend videos, so mode='extend' cannot work. "
+                              "Fix: mode='stitch'.", field="mode", allowed=("stitch",))
+    if profile.adapter != "contract" or not profile.validate_models:
+        return  # other services have limits of their own
+    extensions = len(shots) - 1
+    if extensions > _catalog.MAX_EXTENSIONS:
+        raise ValidationError(
+            f"mode='extend' makes {extensions} extensions of shot 1; a video takes at most "
+            f"{_catalog.MAX_EXTENSIONS}. Fix: at most {_catalog.MAX_EXTENSIONS + 1} shots, or mode='stitch'.",
+            field="shots")
+    for index, shot in enumerate(shots[1:], 2):
+        if float(shot["seconds"]) > _catalog.MAX_EXTENSION_SECONDS:
+            raise ValidationError(
+                f"shot {index} extends by {shot['seconds']} s; an extension adds at most "
+                f"{_catalog.MAX_EXTENSION_SECONDS} s. Fix: shorten it, or mode='stitch'.", field="seconds")
+    total = sum(float(shot["seconds"]) for shot in shots)
+    if total > _catalog.MAX_TOTAL_SECONDS:
+        raise ValidationError(
+            f"the extended video would be {total:g} s long; at most {_catalog.MAX_TOTAL_SECONDS} s. "
+            "Fix: fewer or shorter shots, or mode='stitch'.", field="shots")
+
+
+def storyboard_estimate(profile: Profile, plan: Mapping[str, Any], shots: Sequence[int] | None = None) -> Estimate:
+    """What making ``shots`` (1-based; default all) of a plan costs, as a sweep's :class:`Estimate`."""
+    numbers = shots if shots is not None else range(1, len(plan["shots"]) + 1)
+    specs = tuple(JobSpec(plan["shots"][k - 1]["prompt"], plan["model"], plan["size"], plan["shots"][k - 1]["seconds"])
+                  for k in numbers)
+    return estimate(SweepPlan(specs, (), AXES), price=profile.capabilities.price_per_second)
+
+
+class Storyboard(Run):
+    """A multi-shot video being made: live, awaitable, resumable. Make one with ``client.storyboard(...)``.
+
+    ``shots`` are the current take of each shot (:class:`~sora_nb.Job`, ``None`` before it is sent),
+    ``video_path`` the whole board once made, ``progress`` 0-100 over all shots. It is a run:
+    ``to_dataframe()`` has a row per take of each shot and one per stitched file.
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
+    >>> board = client.storyboard([{"prompt": "a fox wakes", "seconds": "4"}, {"prompt": "the fox runs"}],
+    ...                           model="sora-2", size="1280x720")
+    >>> board.wait(timeout=120).video_path.name, [shot.status for shot in board.shots]
+    ('storyboard-v1.mp4', ['completed', 'completed'])
+    >>> client.close()
+    """
+
+    def __init__(self, runner: Runner, run_dir: Path, *, axes: tuple[str, ...], meta: dict[str, Any],
+                 max_concurrency: int | None = None) -> None:
+        super().__init__(runner, run_dir, axes=axes, meta=meta, max_concurrency=max_concurrency)
+        self._board: concurrent.futures.Future[Storyboard] = concurrent.futures.Future()
+        self._board.set_running_or_notify_cancel()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def plan(self) -> dict[str, Any]:
+        """The storyboard as planned (mode, continuity, model, size, shots with their takes)."""
+        plan: dict[str, Any] = self.meta["storyboard"]
+        return plan
+
+    storyboard_id = property(lambda self: str(self.plan["id"]), doc="The board's id (the ``storyboard_id`` column).")
+    mode = property(lambda self: self.plan["mode"], doc="``stitch`` or ``extend``.")
+    continuity = property(lambda self: bool(self.plan["continuity"]), doc="Each shot starts from the last one's end.")
+
+    @property
+    def shots(self) -> list[Job | None]:
+        """The current take of each shot, in order (``None``: not sent yet)."""
+        return [self._current(k) for k in range(1, len(self.plan["shots"]) + 1)]
+
+    @property
+    def stitched(self) -> Job | None:
+        """The row of the whole board's file: the stitched MP4, or in extend mode the last shot."""
+        if self.mode == "extend":
+            return self._current(len(self.plan["shots"]))
+        made = [j for j in self.jobs if j.spec.kind == "stitch" and j.spec.axes.get("version") == self.plan["version"]]
+        return made[-1] if made else None
+
+    @property
+    def video_path(self) -> Path | None:
+        """The whole board's MP4, once made."""
+        job = self.stitched
+        return job.video_path if job is not None and self._board.done() else None
+
+    @property
+    def thumbnail_path(self) -> Path | None:
+        job = self.stitched
+        return job.thumbnail_path if job is not None else None
+
+    @property
+    def progress(self) -> int:
+        """0-100 over all shots, weighted by their length (the stitch itself takes no time worth showing)."""
+        total = done = 0.0
+        for shot, job in zip(self.plan["shots"], self.shots, strict=True):
+            seconds = float(shot["seconds"])
+            total += seconds
+            if job is not None:
+                done += seconds * (100 if job.status == "completed" else (job.progress or 0)) / 100
+        return 100 if self._board.done() and self.video_path else min(99, int(100 * done / total)) if total else 0
+
+    @property
+    def status(self) -> str:
+        """``running``, ``completed`` or ``failed`` (a shot failed, or the stitch did: ``board.error`` says)."""
+        if not self._board.done():
+            return "running"
+        return "failed" if self._board.exception() is not None else "completed"
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._board.exception() if self._board.done() else None
+
+    @property
+    def done(self) -> bool:
+        return self._board.done() and all(job.done for job in self.jobs)
+
+    def estimate(self, shots: Sequence[int] | None = None) -> Estimate:
+        """What the shots (1-based; default all) cost to make, before or after."""
+        return storyboard_estimate(self.profile, self.plan, shots)
+
+    # ------------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = DEFAULT_BOARD_TIMEOUT) -> Storyboard:
+        """Block until the board is made; return it, or raise :class:`JobFailedError` naming the shot."""
+        check_timeout(timeout)
+        try:
+            self._block(self._board, self._await, timeout)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            raise self._late(timeout) from None
+        return self
+
+    async def wait_async(self, timeout: float | None = DEFAULT_BOARD_TIMEOUT) -> Storyboard:
+        """The awaitable twin of :meth:`wait` (``await board`` uses the default deadline)."""
+        check_timeout(timeout)
+        try:
+            await asyncio.wait_for(self._await(), timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise self._late(timeout) from None
+        return self
+
+    def __await__(self) -> Generator[Any, None, Storyboard]:
+        return self.wait_async().__await__()
+
+    async def _await(self) -> Storyboard:
+        await asyncio.shield(asyncio.wrap_future(self._board))
+        return self
+
+    def _late(self, timeout: float | None) -> JobTimeoutError:
+        made = sum(job is not None and job.status == "completed" for job in self.shots)
+        return JobTimeoutError(
+            f"storyboard {self.storyboard_id}: {made} of {len(self.plan['shots'])} shots made after {timeout} s. "
+            "It goes on in the background: wait again, `await board`, or board.cancel().", job=None)
+
+    # ------------------------------------------------------------------ acting
+    def cancel(self) -> None:
+        """Stop making the board: its unfinished shots are cancelled (resumable, like any run)."""
+        self._runner.runtime.call(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for job in self.jobs:
+            if not job.done:
+                self._runner.cancel(job)
+
+    def redo(self, shot: int, *, prompt: str | None = None, seconds: str | int | None = None,
+             confirm: bool = False) -> Storyboard:
+        """Make shot ``shot`` (1-based) again, with a new prompt or length if given, and the board again.
+
+        With continuity (and in extend mode) the shots after it start from its end, so they are made
+        again too: that pays for more than one shot, so it is refused with the shots and the cost named
+        until ``confirm=True``. Finished shots before it are kept. Returns the board (wait for it again).
+        """
+        shots = self.plan["shots"]
+        if isinstance(shot, bool) or not isinstance(shot, int) or not 1 <= shot <= len(shots):
+            raise ValueError(f"shot={shot!r} is not a shot of this storyboard. Allowed: 1 to {len(shots)}.")
+        changed = {"prompt": shots[shot - 1]["prompt"] if prompt is None else prompt,
+                   "seconds": shots[shot - 1]["seconds"] if seconds is None else seconds}
+        fields = _shot_fields(self.profile, changed, shot, model=self.plan["model"], size=self.plan["size"])
+        again = list(range(shot, len(shots) + 1)) if self.continuity else [shot]
+        new_plan = {**self.plan, "shots": [dict(s) for s in shots]}
+        new_plan["shots"][shot - 1].update(fields)
+        if self.mode == "extend":
+            _check_extend(self.profile, new_plan["shots"])
+        cost = storyboard_estimate(self.profile, new_plan, again)
+        if len(again) > 1 and not confirm:
+            raise ValueError(
+                f"storyboard {self.storyboard_id} is continuous: shots {again[1]}-{again[-1]} start from the end "
+                f"of shot {shot}, so redoing it makes shots {shot}-{again[-1]} again ({cost}). "
+                f"Fix: board.redo({shot}, ..., confirm=True) to go ahead.")
+        for k in again:
+            new_plan["shots"][k - 1]["take"] += 1
+        new_plan["version"] += 1
+        logger.info("storyboard %s: making shots %s again (%s)", self.storyboard_id, again, cost)
+        self._runner.runtime.call_and_wait(self._replan, new_plan)
+        return self
+
+    def _replan(self, plan: dict[str, Any]) -> None:
+        """Loop thread: write the new plan (ledger first), stop the old takes, and make the board again."""
+        stale = [job for job in self.jobs if not job.done and job.spec.axes.get("storyboard_id") == plan["id"]]
+        if self._task is not None:
+            self._task.cancel()
+        ledger = self._runner.open_ledger(self)
+        ledger.set_meta(storyboard=plan)
+        self.meta["storyboard"] = plan
+        for job in stale:
+            if self._current(int(job.spec.axes.get("shot") or 0)) is not job:
+                self._runner.cancel(job)  # a take nobody wants any more: stop paying for it
+        if self._board.done():
+            self._board = concurrent.futures.Future()
+            self._board.set_running_or_notify_cancel()
+        self._start()
+
+    # ------------------------------------------------------------------ the board's own work (loop thread)
+    def _start(self) -> None:
+        """Start (or carry on) making the board; loop thread."""
+        if self._task is not None and not self._task.done():
+            return
+        self._task = self._runner.spawn(self._drive())
+
+    def _current(self, k: int) -> Job | None:
+        take = self.plan["shots"][k - 1]["take"]
+        found = None
+        for job in self.jobs:
+            axes = job.spec.axes
+            if (job.spec.kind != "stitch" and axes.get("storyboard_id") == self.storyboard_id
+                    and axes.get("shot") == k and axes.get("take") == take):
+                found = job
+        return found
+
+    async def _drive(self) -> None:
+        plan = self.plan
+        try:
+            numbers = range(1, len(plan["shots"]) + 1)
+            if plan["continuity"]:
+                for k in numbers:
+                    await self._shot(k)
+            else:
+                ended = await asyncio.gather(*(self._shot(k) for k in numbers), return_exceptions=True)
+                failed = [e for e in ended if isinstance(e, BaseException)]
+                if failed:
+                    raise failed[0]
+            if plan["mode"] == "stitch" and self.stitched is None:
+                await self._stitch()
+        except asyncio.CancelledError:
+            if not self._board.done() and self.plan is plan:  # not replanned: stopped for good (close, cancel)
+                self._board.set_exception(JobFailedError(
+                    f"storyboard {self.storyboard_id} was stopped before it was made. Fix: "
+                    f"sora_nb.resume({str(self.run_dir)!r}) carries it on; finished shots are kept.", job=None))
+                self._changed()
+            raise
+        except Exception as exc:
+            if self.plan is plan and not self._board.done():
+                self._board.set_exception(exc)
+                self._changed()
+            return
+        if self.plan is plan and not self._board.done():
+            self._board.set_result(self)
+            self._changed()
+
+    def _changed(self) -> None:
+        """Tell the run's observers (widgets) that the board itself changed."""
+        last = self.stitched or next((job for job in reversed(self.shots) if job is not None), None)
+        if last is not None:
+            self._job_changed(last)
+
+    async def _shot(self, k: int) -> Job:
+        """Shot ``k``'s current take, made if it is not yet (sent once: a resumed take is waited for)."""
+        job = self._current(k)
+        if job is None:
+            job = self.submit([await self._spec(k)])[0]
+        try:
+            return await job._await()
+        except JobFailedError as exc:
+            raise JobFailedError(
+                f"storyboard {self.storyboard_id}: shot {k} failed: {exc} Fix: board.redo({k}, prompt=...) "
+                "makes it again.", job=job) from None
+
+    async def _spec(self, k: int) -> JobSpec:
+        plan = self.plan
+        shot = plan["shots"][k - 1]
+        axes = {"prompt": shot["prompt"], "model": plan["model"], "size": plan["size"], "seconds": shot["seconds"],
+                "storyboard_id": plan["id"], "shot": k, "take": shot["take"]}
+        spec = JobSpec(shot["prompt"], plan["model"], plan["size"], shot["seconds"], axes=axes)
+        previous = self._current(k - 1) if k > 1 else None
+        if previous is None or not plan["continuity"]:
+            return spec
+        if plan["mode"] == "extend":
+            return dataclasses.replace(spec, kind="extend", parent_id=previous.remote_id)
+        from ._stitch import write_reference
+
+        assert previous.video_path is not None
+        reference = self.run_dir / "storyboard" / f"{plan['id']}-shot{k}-take{shot['take']}.png"
+        await asyncio.to_thread(write_reference, previous.video_path, plan["size"], reference)
+        return dataclasses.replace(spec, input_reference=os.fspath(reference))
+
+    async def _stitch(self) -> Job:
+        from ._media import make_thumbnail, sha256_file
+        from ._stitch import stitch
+
+        plan = self.plan
+        videos = [job.video_path for job in self.shots if job is not None]
+        assert len(videos) == len(plan["shots"]) and all(videos)
+        video_rel = f"videos/storyboard-v{plan['version']}.mp4"
+        thumb_rel = f"thumbnails/storyboard-v{plan['version']}.webp"
+        await asyncio.to_thread(stitch, [v for v in videos if v], self.run_dir / video_rel)
+        await asyncio.to_thread(make_thumbnail, self.run_dir / video_rel, self.run_dir / thumb_rel)
+        checksum = await asyncio.to_thread(sha256_file, self.run_dir / video_rel)
+        total = sum(float(s["seconds"]) for s in plan["shots"])
+        prompts = " | ".join(s["prompt"] for s in plan["shots"])
+        spec = JobSpec(prompts, plan["model"], plan["size"], f"{total:g}", kind="stitch",
+                       axes={"prompt": prompts, "model": plan["model"], "size": plan["size"], "seconds": f"{total:g}",
+                             "storyboard_id": plan["id"], "shot": None, "version": plan["version"]})
+        now = time.time()
+        return self._runner.record_made(self, spec, video_path=video_rel, thumbnail_path=thumb_rel,
+                                        checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        takes = ", ".join("-" if job is None else job.status for job in self.shots)
+        return f"<Storyboard {self.storyboard_id} {self.mode} {self.status} {self.progress}% shots=[{takes}]>"
+
+    def _repr_html_(self) -> str:
+        from ._display import storyboard_html
+
+        return storyboard_html(self)

@@ -1,0 +1,181 @@
+"""Storyboards (issue 12): several shots made into one MP4, continuous from shot to shot, counted at the server.
+
+The attacks: the joined file is as long as its shots (within a frame per joint), decodes end to end, and
+each shot starts where the one before ended (pixel distance at every joint, against a board made without
+continuity); the contract's limits on extensions refuse a board before anything is sent; a redo pays
+for exactly the shots it must; a budget too small sends nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import FAST
+
+import sora_nb
+from sora_nb._stitch import probe
+from sora_nb.simulator import read_audit
+
+SHOTS = [
+    {"prompt": "a red fox wakes in a meadow", "seconds": "4"},
+    {"prompt": "the fox trots to a river", "seconds": "4"},
+    {"prompt": "the fox leaps over stones", "seconds": "8"},
+    {"prompt": "the fox rests under a tree at dusk", "seconds": "4"},
+]
+
+
+def _frames(path: Path, wanted: set[int] | None = None) -> tuple[int, dict[int, Any]]:
+    """Decode the whole file (any decoder error raises); return the frame count and the ``wanted`` frames."""
+    import av
+
+    kept: dict[int, Any] = {}
+    count = 0
+    with av.open(os.fspath(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if wanted is None or index in wanted:
+                kept[index] = frame.to_ndarray(format="rgb24").astype(np.float32)
+            count = index + 1
+    return count, kept
+
+
+def _distance(a: Any, b: Any) -> float:
+    """Mean absolute difference of two frames, in levels of 0-255."""
+    return float(np.abs(a - b).mean())
+
+
+def _joint_distances(board: sora_nb.Storyboard) -> list[float]:
+    """For each joint: the last frame of shot k against the first frame of shot k+1 (their own files)."""
+    distances = []
+    shots = [job for job in board.shots if job is not None]
+    for before, after in itertools.pairwise(shots):
+        assert before.video_path is not None and after.video_path is not None
+        count, last = _frames(before.video_path)
+        _, first = _frames(after.video_path, {0})
+        distances.append(_distance(last[count - 1], first[0]))
+    return distances
+
+
+def _connect(tmp_path: Path) -> sora_nb.Client:
+    return sora_nb.connect("simulator", seed=3, time_scale=FAST, run_root=tmp_path / "runs",
+                           simulator_state=tmp_path / "sim")
+
+
+def test_a_four_shot_board_is_one_continuous_mp4(tmp_path: Path) -> None:
+    with _connect(tmp_path) as client:
+        board = client.storyboard(SHOTS, model="sora-2", size="1280x720", mode="stitch", continuity=True)
+        assert isinstance(board, sora_nb.Storyboard)
+        board.wait(timeout=300)
+        apart = client.storyboard(SHOTS, model="sora-2", size="1280x720", continuity=False).wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        creates = read_audit(client.simulator_state_dir)
+
+    assert board.status == "completed" and board.progress == 100
+    assert len(creates) == 8  # four shots each, no more
+    path = board.video_path
+    assert path is not None and path.is_file()
+    info = probe(path)
+    fps = float(info.fps)
+    total = sum(float(s["seconds"]) for s in SHOTS)
+    assert abs(info.duration - total) <= (len(SHOTS) - 1) / fps
+    ends = np.cumsum([round(float(s["seconds"]) * fps) for s in SHOTS])
+    count, joints = _frames(path, {int(e) + d for e in ends[:-1] for d in (-1, 0)})
+    assert abs(count - total * fps) <= len(SHOTS) - 1  # decoded end to end, every frame there
+    # Each shot starts where the one before ended: in the shots' own files and at the joints of the whole.
+    continuous = _joint_distances(board)
+    cut = _joint_distances(apart)
+    at_joints = [_distance(joints[int(e) - 1], joints[int(e)]) for e in ends[:-1]]
+    assert max(continuous) < 6.0, continuous
+    assert max(at_joints) < 6.0, at_joints
+    assert min(cut) > 20.0, cut  # without continuity the shots do jump: the check can tell
+    # A board is a run: a row per shot and one for the joined file, which generated nothing.
+    df = board.to_dataframe()
+    assert df["shot"].tolist()[:4] == [1, 2, 3, 4] and df["shot"].isna().tolist()[4]
+    assert set(df["storyboard_id"]) == {board.storyboard_id}
+    assert df["kind"].tolist() == ["create"] * 4 + ["stitch"]
+    assert df["seconds_generated"].sum() == total
+    assert df["video_path"].iloc[4] == str(path) and board.thumbnail_path is not None
+    assert board.shots[1] is not None and board.shots[1].spec.input_reference  # shot 2 began from an image
+    html = board._repr_html_()
+    assert "storyboard" in html and "<video" in html and html.count("sora-nb-shot") == 4
+
+
+def test_the_simulator_starts_a_video_from_its_reference_image(tmp_path: Path) -> None:
+    red = tmp_path / "red.png"
+    Image.new("RGB", (1280, 720), (220, 30, 30)).save(red)
+    with _connect(tmp_path) as client:
+        job = client.generate("a blue whale", model="sora-2", size="1280x720", input_reference=red).wait(timeout=60)
+        plain = client.generate("a blue whale", model="sora-2", size="1280x720").wait(timeout=60)
+    assert job.video_path is not None and plain.video_path is not None
+    _, first = _frames(job.video_path, {0})
+    _, other = _frames(plain.video_path, {0})
+    target = np.full_like(first[0], 0.0) + np.array([220, 30, 30], dtype=np.float32)
+    assert _distance(first[0], target) < 6.0
+    assert _distance(other[0], target) > 40.0
+
+
+def test_extend_mode_makes_one_video_by_extensions(tmp_path: Path) -> None:
+    shots = SHOTS[:3]
+    with _connect(tmp_path) as client:
+        board = client.storyboard(shots, model="sora-2", size="1280x720", mode="extend").wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        creates = read_audit(client.simulator_state_dir)
+    assert [entry["kind"] for entry in creates] == ["create", "extend", "extend"]
+    assert board.video_path == board.shots[-1].video_path  # type: ignore[union-attr]
+    assert board.video_path is not None
+    total = sum(float(s["seconds"]) for s in shots)
+    info = probe(board.video_path)
+    assert abs(info.duration - total) <= 1 / float(info.fps)
+    fps = float(info.fps)
+    ends = np.cumsum([round(float(s["seconds"]) * fps) for s in shots])
+    _, joints = _frames(board.video_path, {int(e) + d for e in ends[:-1] for d in (-1, 0)})
+    # Each extension continues the source's last frame.
+    assert max(_distance(joints[int(e) - 1], joints[int(e)]) for e in ends[:-1]) < 6.0
+
+
+def test_limits_and_budget_refuse_a_board_before_anything_is_sent(tmp_path: Path) -> None:
+    with _connect(tmp_path) as client:
+        with pytest.raises(sora_nb.ValidationError, match="at most 6"):
+            client.storyboard([{"prompt": f"shot {i}", "seconds": "4"} for i in range(8)], mode="extend")
+        with pytest.raises(sora_nb.ValidationError, match="shot 2: seconds='5'"):
+            client.storyboard([{"prompt": "a"}, {"prompt": "b", "seconds": "5"}])
+        with pytest.raises(ValueError, match="Allowed: 'stitch', 'extend'"):
+            client.storyboard(SHOTS, mode="montage")
+        with pytest.raises(ValueError, match="unknown keys"):
+            client.storyboard([{"prompt": "a", "model": "sora-2-pro"}])
+        with pytest.raises(ValueError, match="non-empty list"):
+            client.storyboard([])
+        with pytest.raises(sora_nb.BudgetExceededError, match=r"\$2.00 is over the budget of \$1.00"):
+            client.storyboard(SHOTS, model="sora-2", size="1280x720", budget_usd=1.0)
+        assert str(client.estimate_storyboard(SHOTS, model="sora-2", size="1280x720")) == (
+            "4 jobs, 20 s of video, est. $2.00")
+        assert client.simulator_state_dir is not None
+        assert read_audit(client.simulator_state_dir) == []
+        assert not list((tmp_path / "runs").glob("*/ledger.sqlite"))
+
+
+def test_redo_of_shot_3_makes_shots_3_and_4_and_a_new_file(tmp_path: Path) -> None:
+    with _connect(tmp_path) as client:
+        board = client.storyboard(SHOTS, model="sora-2", size="1280x720").wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        before = len(read_audit(client.simulator_state_dir))
+        first = board.video_path
+        assert first is not None
+        kept = [job.id for job in board.shots[:2] if job is not None]
+        with pytest.raises(ValueError, match=r"makes shots 3-4 again \(2 jobs, 12 s of video, est. \$1.20\)"):
+            board.redo(3, prompt="the fox swims across the river")
+        assert len(read_audit(client.simulator_state_dir)) == before  # refused: nothing sent
+        board.redo(3, prompt="the fox swims across the river", confirm=True).wait(timeout=300)
+        after = read_audit(client.simulator_state_dir)[before:]
+    assert [entry["prompt"] for entry in after] == ["the fox swims across the river", SHOTS[3]["prompt"]]
+    assert [job.id for job in board.shots[:2] if job is not None] == kept
+    assert board.video_path is not None and board.video_path != first and first.is_file()
+    assert board.video_path.name == "storyboard-v2.mp4"
+    assert max(_joint_distances(board)) < 6.0  # shot 4 starts from the new shot 3
+    df = board.to_dataframe()
+    assert (df["kind"] == "stitch").sum() == 2 and len(df) == 4 + 1 + 2 + 1
