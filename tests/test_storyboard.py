@@ -9,16 +9,24 @@ for exactly the shots it must; a budget too small sends nothing.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators, stop
 from PIL import Image
 from support import FAST
 
 import sora_nb
+from sora_nb._ledger import JobRecord
 from sora_nb._stitch import probe
 from sora_nb.simulator import read_audit
 
@@ -179,3 +187,77 @@ def test_redo_of_shot_3_makes_shots_3_and_4_and_a_new_file(tmp_path: Path) -> No
     assert max(_joint_distances(board)) < 6.0  # shot 4 starts from the new shot 3
     df = board.to_dataframe()
     assert (df["kind"] == "stitch").sum() == 2 and len(df) == 4 + 1 + 2 + 1
+
+
+USER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import sora_nb
+    from sora_nb._polling import PollPolicy
+
+    port, run_dir, shots = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    client = sora_nb.connect("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1", run_root=run_dir + "-unused",
+                             poll_policy=PollPolicy(floor=0.05, ceiling=0.5, first=0.1))
+    board = client.storyboard(shots, model="sora-2", size="1280x720", run_dir=run_dir)
+    print(board.run_dir, flush=True)
+    board.wait(timeout=120)
+    print("finished", flush=True)  # never reached: the test kills us first
+""")
+
+
+def _shot_rows(run_dir: Path, shot: int) -> list[JobRecord]:
+    return [row for row in ledger_rows(run_dir) if row.spec.axes.get("shot") == shot]
+
+
+@pytest.mark.slow
+def test_a_board_killed_after_shot_2_resumes_and_pays_for_shots_3_and_4_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL the user's process once shot 2 is on disk and shot 3 not yet asked for; ``sora_nb.resume``
+    (from the run directory alone) makes shots 3 and 4 and the joined file; the server's audit counts."""
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    run_dir = tmp_path / "board"
+    with loopback_simulators(tmp_path) as start:
+        sim = start("--time-scale", "0.02")
+        child = subprocess.Popen([sys.executable, "-c", USER_SCRIPT, str(sim.port), str(run_dir), json.dumps(SHOTS)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=child_env())
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                shot_2 = _shot_rows(run_dir, 2)
+                if shot_2 and shot_2[0].downloaded_at is not None and not _shot_rows(run_dir, 3):
+                    child.send_signal(signal.SIGSTOP)  # frozen: what the test saw stays true until the kill lands
+                    if not _shot_rows(run_dir, 3):
+                        break
+                    child.send_signal(signal.SIGCONT)
+                if child.poll() is not None or time.monotonic() > deadline:
+                    out, err = stop(child)
+                    pytest.fail(f"the moment to kill never came (exit {child.returncode}): {out!r} {err!r}")
+                time.sleep(0.005)
+            child.send_signal(signal.SIGKILL)
+            out, _err = stop(child)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                stop(child)
+        assert child.returncode == -signal.SIGKILL and out.decode().splitlines() == [str(run_dir)]
+        paid_before = [entry["prompt"] for entry in sim.audit()]
+        assert paid_before == [SHOTS[0]["prompt"], SHOTS[1]["prompt"]]
+
+        board = sora_nb.resume(run_dir)  # profile and base URL from the ledger's meta
+        try:
+            assert isinstance(board, sora_nb.Storyboard)
+            board.wait(timeout=120)
+        finally:
+            board.close()
+        paid_after = [entry["prompt"] for entry in sim.audit()][len(paid_before):]
+    assert paid_after == [SHOTS[2]["prompt"], SHOTS[3]["prompt"]]  # shots 3 and 4, once each: no shot paid twice
+    assert board.video_path is not None
+    total = sum(float(s["seconds"]) for s in SHOTS)
+    info = probe(board.video_path)
+    assert abs(info.duration - total) <= (len(SHOTS) - 1) / float(info.fps)
+    df = sora_nb.load_run(run_dir)
+    assert df["shot"].tolist()[:4] == [1, 2, 3, 4] and df["kind"].tolist()[-1] == "stitch"
+    # Shot 3 still began from shot 2's end, across the restart: its joint is as close as the one before the
+    # kill (at this server's 32-pixel frames, the encoder's loss alone is about 8 levels).
+    before_kill, across, after = _joint_distances(board)
+    assert across < before_kill + 2.0 and max(before_kill, across, after) < 12.0
