@@ -64,6 +64,7 @@ __all__ = [
     "status_badge_html",
     "status_words",
     "storyboard_html",
+    "storyboard_strip_html",
     "update_static",
     "varying_axes",
     "video_html",
@@ -422,6 +423,12 @@ def job_html(job: Job) -> str:
 
 def storyboard_html(board: Storyboard) -> str:
     """A storyboard: its state, a strip of its shots' posters (status and prompt under each), the whole video."""
+    return (f'<div class="sora-nb-storyboard" style="{FONT}">{storyboard_strip_html(board)}'
+            f"{video_html(board.video_path, board.thumbnail_path, width=480)}</div>")
+
+
+def storyboard_strip_html(board: Storyboard) -> str:
+    """A storyboard's state line and its strip of shots (poster, number, length, status, prompt)."""
     colour = _BADGE.get(board.status, "#1565c0")
     tiles = []
     for number, (shot, job) in enumerate(zip(board.plan["shots"], board.shots, strict=True), 1):
@@ -434,11 +441,11 @@ def storyboard_html(board: Storyboard) -> str:
     error = board.error
     problem = f'<br><span style="color:#c62828">{_e(error)}</span>' if error is not None else ""
     return (
-        f'<div class="sora-nb-storyboard" style="{FONT}"><b style="color:{colour}">{_e(board.status)} '
+        f'<div style="{FONT}"><b style="color:{colour}">{_e(board.status)} '
         f"{board.progress}%</b> storyboard <code>{_e(board.storyboard_id)}</code> · {_e(board.mode)}"
         f"{' · continuous' if board.continuity else ''} · {_e(board.plan['model'])} · {_e(board.plan['size'])}{problem}"
-        f'<div style="display:flex;gap:6px;flex-wrap:wrap;margin:4px 0">{"".join(tiles)}</div>'
-        f"{video_html(board.video_path, board.thumbnail_path, width=480)}</div>"
+        f'<div class="sora-nb-strip" style="display:flex;gap:6px;flex-wrap:wrap;margin:4px 0">{"".join(tiles)}</div>'
+        "</div>"
     )
 
 

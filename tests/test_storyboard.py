@@ -261,3 +261,50 @@ def test_a_board_killed_after_shot_2_resumes_and_pays_for_shots_3_and_4_only(
     # kill (at this server's 32-pixel frames, the encoder's loss alone is about 8 levels).
     before_kill, across, after = _joint_distances(board)
     assert across < before_kill + 2.0 and max(before_kill, across, after) < 12.0
+
+
+def test_the_storyboard_editor_edits_estimates_makes_and_redoes(tmp_path: Path) -> None:
+    """``sora_nb.ui.storyboard``, driven through its buttons: the shot list, the estimate against the budget,
+    Make, the strip and player, and Redo that names the shots and the cost before a Confirm pays for them."""
+    from sora_nb import ui
+
+    with _connect(tmp_path) as client:
+        builder = ui.storyboard(client, shots=[{"prompt": "a fox wakes"}, {"prompt": "the fox runs"}], budget_usd=1.0)
+        try:
+            builder.add_button.click()
+            rows = builder.rows.children
+            rows[2].prompt.value, rows[2].seconds.value = "the fox sleeps", "8"
+            assert "3 jobs, 16 s of video, est. $1.60" in builder.summary.value and "over the budget" in \
+                builder.summary.value
+            assert builder.make_button.disabled
+            rows[2].up.click()  # reorder: the third shot becomes the second
+            assert [s["prompt"] for s in builder.shots()] == ["a fox wakes", "the fox sleeps", "the fox runs"]
+            builder.rows.children[0].remove.click()
+            assert [s["prompt"] for s in builder.shots()] == ["the fox sleeps", "the fox runs"]
+            assert "2 jobs, 12 s of video, est. $1.20" in builder.summary.value
+            builder.budget.value = 5.0
+            assert not builder.make_button.disabled
+            builder.rows.children[0].redo.click()
+            assert "Make the storyboard first" in builder.error.value
+            builder.make_button.click()
+            board = builder.board
+            assert board is not None and builder.make_button.disabled
+            board.wait(timeout=300)
+            builder.refresh()
+            assert builder.bar.value == 100 and builder.bar.bar_style == "success"
+            assert builder.strip.value.count("sora-nb-shot") == 2
+            assert "<video" in "".join(o["data"]["text/html"] for o in builder.player.outputs)
+            assert client.simulator_state_dir is not None
+            paid = len(read_audit(client.simulator_state_dir))
+            builder.rows.children[0].prompt.value = "the fox yawns"
+            builder.rows.children[0].redo.click()  # continuity: shot 2 too; said, with the cost, not done
+            assert "makes shots 1-2 again (2 jobs, 12 s of video, est. $1.20)" in builder.confirm.value
+            assert builder.confirm_button.layout.display is None
+            assert len(read_audit(client.simulator_state_dir)) == paid
+            builder.confirm_button.click()
+            board.wait(timeout=300)
+            assert [e["prompt"] for e in read_audit(client.simulator_state_dir)[paid:]] == ["the fox yawns",
+                                                                                           "the fox runs"]
+            assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
+        finally:
+            builder.close()

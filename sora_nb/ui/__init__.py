@@ -11,6 +11,8 @@
 <Gallery run ... page=1>
 <CompareGrid run=... rows='prompt' cols='model'>
 <ResultsTable run=... rows=2>
+>>> sora_nb.ui.storyboard(client)  # several shots made into one video
+<StoryboardBuilder profile='simulator' shots=2 board=None>
 >>> run.review(rater="ana"); run.arena(by="model")  # judging: ratings, and blind A/B votes  # doctest: +ELLIPSIS
 <Review run=... '0 of 2 rated by ana'>
 <Arena run=... by='model' votes=0>
@@ -50,6 +52,7 @@ from ._review import Review
 from ._server_gallery import ServerGallery
 from ._show import display_job as display_job  # for job._ipython_display_(), not in __all__
 from ._show import display_run as display_run  # for run._ipython_display_()
+from ._storyboard import StoryboardBuilder
 from ._sweep import SweepBuilder
 from ._table import ResultsTable
 
@@ -78,6 +81,8 @@ __all__ = [  # in the order a user meets them
     "arena",
     "Review",
     "Arena",
+    "storyboard",
+    "StoryboardBuilder",
 ]
 
 
@@ -196,3 +201,16 @@ def arena(run: Run, by: str = "model", **options: Any) -> Arena:
     >>> client.close()
     """
     return Arena(run, by=by, **options)
+
+
+def storyboard(client: Client, **options: Any) -> StoryboardBuilder:
+    """A storyboard editor for ``client``: shots (add, remove, reorder, prompt and length each), continuity,
+    the estimate, Make, then per-shot progress and posters, the joined video, and Redo per shot.
+
+    >>> import sora_nb
+    >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
+    >>> sora_nb.ui.storyboard(client, shots=[{"prompt": "a fox wakes"}, {"prompt": "the fox runs", "seconds": "8"}])
+    <StoryboardBuilder profile='simulator' shots=2 board=None>
+    >>> client.close()
+    """
+    return StoryboardBuilder(client, **options)
