@@ -434,9 +434,9 @@ def storyboard_strip_html(board: Storyboard) -> str:
     for number, (shot, job) in enumerate(zip(board.plan["shots"], board.shots, strict=True), 1):
         status = "not sent" if job is None else status_words(job.status, job.progress, done=job.done)
         src = inline_image_src(job.thumbnail_path) if job is not None else None
-        poster = (f'<img src="{_e(src)}" alt="" style="width:120px;display:block">' if src else
-                  '<div style="width:120px;height:68px;background:#eee"></div>')
-        tiles.append(f'<div class="sora-nb-shot" style="width:120px">{poster}<b>{number}</b> · {_e(shot["seconds"])} s'
+        poster = (f'<img src="{_e(src)}" alt="" style="width:160px;display:block">' if src else
+                  '<div style="width:160px;height:90px;background:#eee"></div>')
+        tiles.append(f'<div class="sora-nb-shot" style="width:160px">{poster}<b>{number}</b> · {_e(shot["seconds"])} s'
                      f' · {_e(status)}<br><i>{_e(shot["prompt"][:60])}</i></div>')
     error = board.error
     problem = f'<br><span style="color:#c62828">{_e(error)}</span>' if error is not None else ""

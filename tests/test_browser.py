@@ -922,3 +922,55 @@ def test_voila_app_judge_part(voila: Server, page: Any, workdir: Path) -> None:
     page.mouse.move(0, 0)
     page.locator(arena).screenshot(path=str(ARTIFACTS / "voila-app-judge.png"))
     assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_jupyterlab_storyboard_editor_makes_plays_and_redoes_a_shot(lab: Server, page: Any) -> None:
+    """``sora_nb.ui.storyboard``: a shot added, typed and moved in the browser, Make, the shots' posters and the
+    joined video playing; then a shot's Redo names the shots and the cost, and Confirm makes a new file."""
+    token = lab.token  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.goto(f"{lab.url}/lab/tree/ui_storyboard.ipynb?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+    _wait_kernel_idle(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    builder = ".sora-nb-storyboard-builder"
+    page.wait_for_selector(f"{builder} .sora-nb-make", timeout=120_000)
+    _wait_kernel_idle(page)
+
+    page.click(f"{builder} .sora-nb-add-shot")
+    rows = f"{builder} .sora-nb-shot-row"
+    page.wait_for_function("s => document.querySelectorAll(s).length === 3", arg=rows, timeout=30_000)
+    page.locator(f"{rows} .sora-nb-shot-prompt textarea").nth(2).fill("the boat sails under a bridge of twigs")
+    page.locator(f"{rows} select").nth(2).select_option(label="8 s")
+    page.locator(f"{rows} .sora-nb-shot-up").nth(2).click()  # the new shot becomes the second
+    page.wait_for_function(
+        """s => document.querySelectorAll(s)[1].querySelector('textarea').value.includes('bridge of twigs')""",
+        arg=rows, timeout=30_000)
+    page.wait_for_function("s => document.querySelector(s).textContent.includes('3 jobs, 16 s of video')",
+                           arg=f"{builder} .sora-nb-summary", timeout=30_000)
+    page.click(f"{builder} .sora-nb-make")
+    page.wait_for_function(
+        """s => { const b = document.querySelector(s + ' .sora-nb-bar .progress-bar');
+                  return !!b && b.className.includes('bar-success'); }""", arg=builder, timeout=180_000)
+    _wait_video_loaded(page, f"{builder} .sora-nb-storyboard-player video")
+    _wait_images_loaded(page, f"{builder} .sora-nb-shot img", 3)
+    assert "completed 100%" in page.inner_text(f"{builder} .sora-nb-storyboard-strip")
+    player = page.locator(f"{builder} .sora-nb-storyboard-player video").first
+    assert "storyboard-v1.mp4" in (player.get_attribute("src") or "")
+    duration = player.evaluate("v => v.duration")
+    assert abs(duration - 16.0) < 0.5, duration  # the three shots, joined
+    player.evaluate("v => v.play()")  # the screenshot shows the joined video playing, not a spinner
+    page.wait_for_function("v => v.currentTime > 1.5 && !v.paused", arg=player.element_handle(), timeout=30_000)
+    _shoot(page, builder, "storyboard.png")
+
+    # Redo shot 2 with a new prompt: continuity makes shot 3 again too; the widget says so and what it costs.
+    page.locator(f"{rows} .sora-nb-shot-prompt textarea").nth(1).fill("the boat capsizes under the bridge")
+    page.locator(f"{rows} .sora-nb-shot-redo").nth(1).click()
+    page.wait_for_function("s => document.querySelector(s).textContent.includes('makes shots 2-3 again')",
+                           arg=f"{builder} .sora-nb-confirm", timeout=30_000)
+    assert "est. $" in page.inner_text(f"{builder} .sora-nb-confirm")
+    page.click(f"{builder} .sora-nb-confirm-redo")
+    page.wait_for_selector(f"{builder} .sora-nb-storyboard-player video[src*='storyboard-v2.mp4']", timeout=180_000)
+    _wait_video_loaded(page, f"{builder} .sora-nb-storyboard-player video")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]

@@ -98,7 +98,7 @@ class StoryboardBuilder(LiveBox):
         self.confirm_button = widgets.Button(description="Confirm", icon="check", button_style="danger",
                                              layout=widgets.Layout(display="none"))
         for button, name in ((self.add_button, "add-shot"), (self.make_button, "make"),
-                             (self.cancel_button, "cancel"), (self.confirm_button, "confirm")):
+                             (self.cancel_button, "cancel"), (self.confirm_button, "confirm-redo")):
             button.add_class(f"sora-nb-{name}")
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
                                          layout=widgets.Layout(width="320px"))
