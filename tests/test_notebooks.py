@@ -163,6 +163,9 @@ def test_quickstart_uses_the_server_in_the_environment(tmp_path: Path, monkeypat
     assert sorted(entry["prompt"] for entry in audit) == [
         "a corgi surfing at sunset, golden light",
         "a lighthouse in a storm at night",
+        "a paper boat sets off on a puddle",  # the storyboard's three shots, each made once
+        "the boat drifts past a fallen leaf",
+        "the boat reaches the gutter at dusk",
     ]
 
 
