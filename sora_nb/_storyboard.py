@@ -326,7 +326,18 @@ class Storyboard(Run):
         """Start (or carry on) making the board; loop thread."""
         if self._task is not None and not self._task.done():
             return
+        plan = self.plan
         self._task = self._runner.spawn(self._drive())
+        # A task cancelled before its first step never runs its body: its end is seen here, not inside it.
+        self._task.add_done_callback(lambda task: self._stopped(plan) if task.cancelled() else None)
+
+    def _stopped(self, plan: dict[str, Any]) -> None:
+        """The board's work was cancelled (cancel, or its client closed), not replanned: it ends, resumably."""
+        if self.plan is plan and not self._board.done():
+            self._board.set_exception(JobFailedError(
+                f"storyboard {self.storyboard_id} was stopped before it was made. Fix: "
+                f"sora_nb.resume({str(self.run_dir)!r}) carries it on; finished shots are kept.", job=None))
+            self._changed()
 
     def _current(self, k: int) -> Job | None:
         take = self.plan["shots"][k - 1]["take"]
@@ -352,13 +363,6 @@ class Storyboard(Run):
                     raise failed[0]
             if plan["mode"] == "stitch" and self.stitched is None:
                 await self._stitch()
-        except asyncio.CancelledError:
-            if not self._board.done() and self.plan is plan:  # not replanned: stopped for good (close, cancel)
-                self._board.set_exception(JobFailedError(
-                    f"storyboard {self.storyboard_id} was stopped before it was made. Fix: "
-                    f"sora_nb.resume({str(self.run_dir)!r}) carries it on; finished shots are kept.", job=None))
-                self._changed()
-            raise
         except Exception as exc:
             if self.plan is plan and not self._board.done():
                 self._board.set_exception(exc)

@@ -28,7 +28,7 @@ from support import FAST
 import sora_nb
 from sora_nb._ledger import JobRecord
 from sora_nb._stitch import probe
-from sora_nb.simulator import read_audit
+from sora_nb.simulator import SimulatorConfig, read_audit
 
 SHOTS = [
     {"prompt": "a red fox wakes in a meadow", "seconds": "4"},
@@ -70,10 +70,12 @@ def _joint_distances(board: sora_nb.Storyboard) -> list[float]:
 
 
 def _connect(tmp_path: Path) -> sora_nb.Client:
-    return sora_nb.connect("simulator", seed=3, time_scale=FAST, run_root=tmp_path / "runs",
-                           simulator_state=tmp_path / "sim")
+    # Small frames: the pixels checked here do not need the default 320, and renders take a fraction of the time.
+    config = SimulatorConfig(seed=3, time_scale=FAST, max_side=128, fps=8, state_dir=str(tmp_path / "sim"))
+    return sora_nb.connect("simulator", simulator=config, run_root=tmp_path / "runs")
 
 
+@pytest.mark.slow
 def test_a_four_shot_board_is_one_continuous_mp4(tmp_path: Path) -> None:
     with _connect(tmp_path) as client:
         board = client.storyboard(SHOTS, model="sora-2", size="1280x720", mode="stitch", continuity=True)
@@ -167,6 +169,7 @@ def test_limits_and_budget_refuse_a_board_before_anything_is_sent(tmp_path: Path
         assert not list((tmp_path / "runs").glob("*/ledger.sqlite"))
 
 
+@pytest.mark.slow
 def test_redo_of_shot_3_makes_shots_3_and_4_and_a_new_file(tmp_path: Path) -> None:
     with _connect(tmp_path) as client:
         board = client.storyboard(SHOTS, model="sora-2", size="1280x720").wait(timeout=300)
@@ -187,6 +190,29 @@ def test_redo_of_shot_3_makes_shots_3_and_4_and_a_new_file(tmp_path: Path) -> No
     assert max(_joint_distances(board)) < 6.0  # shot 4 starts from the new shot 3
     df = board.to_dataframe()
     assert (df["kind"] == "stitch").sum() == 2 and len(df) == 4 + 1 + 2 + 1
+
+
+def test_a_failed_shot_stops_a_continuous_board_and_a_redo_carries_it_on(tmp_path: Path) -> None:
+    """Shot 2 refused by the server: the board fails naming it, shot 3 (which starts from it) is never paid for;
+    a redo of shot 2 with a new prompt makes shots 2 and 3 and the file. Cancel stops a board, resumably."""
+    shots = [{"prompt": "a fox wakes"}, {"prompt": "the fox runs [fail]"}, {"prompt": "the fox sleeps"}]
+    with _connect(tmp_path) as client:
+        board = client.storyboard(shots, model="sora-2", size="1280x720")
+        with pytest.raises(sora_nb.JobFailedError, match=r"shot 2 failed: .*moderation_blocked.*board.redo\(2"):
+            board.wait(timeout=300)
+        assert board.status == "failed" and board.video_path is None
+        assert client.simulator_state_dir is not None
+        assert [e["prompt"] for e in read_audit(client.simulator_state_dir)] == [s["prompt"] for s in shots[:2]]
+        board.redo(2, prompt="the fox runs", confirm=True).wait(timeout=300)
+        assert [e["prompt"] for e in read_audit(client.simulator_state_dir)][2:] == ["the fox runs", "the fox sleeps"]
+        assert board.status == "completed" and board.video_path is not None
+        with pytest.raises(ValueError, match="Allowed: 1 to 3"):
+            board.redo(4)
+
+        slow = client.storyboard(["a hen wakes", "the hen walks"], model="sora-2", size="1280x720")
+        slow.cancel()
+        with pytest.raises(sora_nb.JobFailedError, match=r"stopped before it was made.*sora_nb\.resume"):
+            slow.wait(timeout=60)
 
 
 USER_SCRIPT = textwrap.dedent("""
