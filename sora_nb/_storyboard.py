@@ -309,7 +309,8 @@ class Storyboard(Run):
         """Loop thread: write the new plan (ledger first), stop the old takes, and make the board again."""
         stale = [job for job in self.jobs if not job.done and job.spec.axes.get("storyboard_id") == plan["id"]]
         if self._task is not None:
-            self._task.cancel()
+            self._task.cancel()  # it ends at its next await; the new plan's work starts below at once
+            self._task = None
         ledger = self._runner.open_ledger(self)
         ledger.set_meta(storyboard=plan)
         self.meta["storyboard"] = plan

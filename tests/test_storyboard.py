@@ -215,6 +215,22 @@ def test_a_failed_shot_stops_a_continuous_board_and_a_redo_carries_it_on(tmp_pat
             slow.wait(timeout=60)
 
 
+def test_a_redo_while_the_board_is_being_made_replans_it(tmp_path: Path) -> None:
+    """Redo shot 1 before the board is made: the old take is dropped (cancelled if still going), and the board
+    is made from the new plan, once."""
+    with _connect(tmp_path) as client:
+        board = client.storyboard(["a hen wakes", "the hen walks", "the hen sleeps"], model="sora-2", size="1280x720")
+        board.redo(1, prompt="a hen stretches", confirm=True)
+        board.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        made = [e["prompt"] for e in read_audit(client.simulator_state_dir)]
+    assert [job.prompt for job in board.shots if job is not None] == ["a hen stretches", "the hen walks",
+                                                                      "the hen sleeps"]
+    assert made[-3:] == ["a hen stretches", "the hen walks", "the hen sleeps"] and len(made) <= 4
+    assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
+    assert (board.to_dataframe()["kind"] == "stitch").sum() == 1
+
+
 USER_SCRIPT = textwrap.dedent("""
     import json, sys
     import sora_nb
