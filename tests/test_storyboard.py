@@ -100,8 +100,9 @@ def test_a_four_shot_board_is_one_continuous_mp4(tmp_path: Path) -> None:
     continuous = _joint_distances(board)
     cut = _joint_distances(apart)
     at_joints = [_distance(joints[int(e) - 1], joints[int(e)]) for e in ends[:-1]]
-    assert max(continuous) < 6.0, continuous
-    assert max(at_joints) < 6.0, at_joints
+    # (Each frame is encoded twice on its way, and fitted up to 1280x720 and down again: about 5 levels.)
+    assert max(continuous) < 10.0, continuous
+    assert max(at_joints) < 10.0, at_joints
     assert min(cut) > 20.0, cut  # without continuity the shots do jump: the check can tell
     # A board is a run: a row per shot and one for the joined file, which generated nothing.
     df = board.to_dataframe()
@@ -145,7 +146,7 @@ def test_extend_mode_makes_one_video_by_extensions(tmp_path: Path) -> None:
     ends = np.cumsum([round(float(s["seconds"]) * fps) for s in shots])
     _, joints = _frames(board.video_path, {int(e) + d for e in ends[:-1] for d in (-1, 0)})
     # Each extension continues the source's last frame.
-    assert max(_distance(joints[int(e) - 1], joints[int(e)]) for e in ends[:-1]) < 6.0
+    assert max(_distance(joints[int(e) - 1], joints[int(e)]) for e in ends[:-1]) < 10.0
 
 
 def test_limits_and_budget_refuse_a_board_before_anything_is_sent(tmp_path: Path) -> None:
@@ -187,7 +188,7 @@ def test_redo_of_shot_3_makes_shots_3_and_4_and_a_new_file(tmp_path: Path) -> No
     assert [job.id for job in board.shots[:2] if job is not None] == kept
     assert board.video_path is not None and board.video_path != first and first.is_file()
     assert board.video_path.name == "storyboard-v2.mp4"
-    assert max(_joint_distances(board)) < 6.0  # shot 4 starts from the new shot 3
+    assert max(_joint_distances(board)) < 10.0  # shot 4 starts from the new shot 3
     df = board.to_dataframe()
     assert (df["kind"] == "stitch").sum() == 2 and len(df) == 4 + 1 + 2 + 1
 
