@@ -176,14 +176,15 @@ def _resume_and_check(sim: Simulator, run_dir: Path) -> None:
 def test_sigkill_during_a_create_then_resume_completes_every_job_once(
     serve: Callable[..., Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Killed while a create is on the wire (the server holds every request 0.3 s): the ledger says
+    """Killed while a create is on the wire (the server holds every request 0.8 s): the ledger says
     ``sending`` for a job the server has not made. Resume looks for it, finds nothing, creates it once."""
     for name in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
     # Every create after the first few is a chance: a loaded machine samples the ledger too seldom to
-    # catch one 0.15 s window reliably, so the windows are longer and there are more of them.
-    sim = serve(latency=0.3)
+    # catch one 0.15 s window reliably (nor, on two busy workers, a 0.3 s one), so the windows are long
+    # and there are several of them.
+    sim = serve(latency=0.8)
     run_dir = tmp_path / "run"
 
     def create_on_the_wire(rows: list[JobRecord], audit: list[dict[str, Any]]) -> bool:
