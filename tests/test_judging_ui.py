@@ -69,6 +69,8 @@ def test_review_rates_one_video_at_a_time(run: sora_nb.Run) -> None:
     try:
         assert review.progress.value == "0 of 4 rated by ana"
         first = review.job
+        assert f"model: {first.model}" in review.title.value  # the axes under the prompt, not "style: None"
+        assert "None" not in review.title.value and "prompt:" not in review.title.value
         review.stars.value, review.tags.value, review.note.value = 5, ["sharp"], "lovely"
         review.save()
         assert review.progress.value == "1 of 4 rated by ana" and review.job is not first

@@ -135,7 +135,8 @@ class Review(Panel):
         if job is None or job.video_path is None:
             self.title.value = "<i>no finished video to rate yet</i>"
             return
-        axes = " · ".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in job.spec.axes.items())
+        axes = " · ".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in job.spec.axes.items()
+                          if k != "prompt" and v is not None and v != "")  # the prompt is the title above
         self.title.value = (f"<b>{html.escape(job.spec.prompt)}</b><br><span style='opacity:.7'>{axes or job.id}"
                             f"{' · rated' if job.id in rated else ''}</span>")
         if self.media_mode == "url":
