@@ -28,14 +28,16 @@ from ._redact import logger
 
 __all__ = ["JUDGING_TABLES", "SCHEMA", "SCHEMA_VERSION", "check_version", "upgrade"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """``PRAGMA user_version`` of the ledgers this code writes; it refuses to read newer ones.
 
 2: ``remote_id`` is unique. 3: the ``metrics`` and ``judgments`` tables (issue 10). 4: each job's ``backend``
-(the pool backend it was sent to, issue 11). Older ledgers are upgraded in place when opened for writing
+(the pool backend it was sent to, issue 11). 5: ``remote_id`` is unique per backend (two servers of a pool may
+hand out the same id, each for its own video). Older ledgers are upgraded in place when opened for writing
 (:func:`upgrade`); read-only readers of older ones see ``backend`` as ``None``."""
 
-_UNIQUE_REMOTE_ID = "CREATE UNIQUE INDEX jobs_remote_id ON jobs (remote_id)"
+# Per backend: a pool's servers each name their own videos (COALESCE: a run of one client has no backend names).
+_UNIQUE_REMOTE_ID = "CREATE UNIQUE INDEX jobs_remote_id ON jobs (COALESCE(backend, ''), remote_id)"
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",  # value: JSON
     """CREATE TABLE jobs (
@@ -68,7 +70,7 @@ SCHEMA = (
         seconds TEXT NOT NULL,
         style TEXT
     )""",
-    # A remote id belongs to one job (NULLs, jobs not created yet, do not count); resume looks jobs up by it.
+    # A remote id belongs to one job of its backend (NULLs, jobs not created yet, do not count).
     _UNIQUE_REMOTE_ID,
 )
 
@@ -130,6 +132,9 @@ def upgrade(transaction: Callable[[], AbstractContextManager[sqlite3.Connection]
         # Read inside the write lock: two processes opening the same old ledger upgrade it once.
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version >= 2:
+            # Version 5: unique per backend rather than across them, always safe on an index unique by remote id.
+            conn.execute("DROP INDEX IF EXISTS jobs_remote_id")
+            conn.execute(_UNIQUE_REMOTE_ID)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     if version >= 2:
         return

@@ -218,7 +218,10 @@ class PoolRunner(Runner):
         pinned = spec.backend
         if spec.kind != "create" and spec.parent_id:
             # A remix or extension is made from a video only the backend that made it has.
-            parent = next((j for j in job.run.jobs if j.remote_id == spec.parent_id), None)
+            # By its job where the spec names it (job.remix does): two backends may have given out one id.
+            made = [j for j in job.run.jobs if j.remote_id == spec.parent_id and j.backend is not None
+                    and spec.axes.get("parent") in (None, j.id)]
+            parent = made[0] if len({j.backend for j in made}) == 1 else None
             if parent is None or parent.backend is None:
                 raise ConfigurationError(
                     f"job {job.id} is a {spec.kind} of {spec.parent_id}, which no job of this run made, so no backend "

@@ -356,5 +356,5 @@ def test_a_schema_2_ledger_gains_the_judging_tables(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, readonly=True) as reader:  # a reader changes nothing
         assert reader.query("SELECT COUNT(*) FROM metrics") == [] and reader.query("PRAGMA user_version") == [(2,)]
     with Ledger.open(tmp_path) as ledger:
-        assert ledger.query("PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+        assert ledger.query("PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
         assert ledger.query("SELECT COUNT(*) FROM judgments") == [(0,)]

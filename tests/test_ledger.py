@@ -304,6 +304,26 @@ def test_a_remote_id_belongs_to_one_job(ledger: Ledger) -> None:
         ledger.add_job(record(3, remote_id="video_1"))
 
 
+def test_a_remote_id_belongs_to_one_job_of_each_backend(tmp_path: Path) -> None:
+    """Two servers of a pool may give out one id, each for its own video (a version-4 ledger refused the second
+    backend's claim, failing a job whose video was made and paid for): upgraded, both are kept; one backend's id
+    is still refused for a second job of that backend."""
+    with Ledger.create(tmp_path, meta={}) as made:
+        made.add_jobs([record(1, backend="a"), record(2, backend="b"), record(3, backend="b")])
+    conn = sqlite3.connect(tmp_path / LEDGER_FILE)
+    with conn:  # as version 4 wrote it
+        conn.execute("DROP INDEX jobs_remote_id")
+        conn.execute("CREATE UNIQUE INDEX jobs_remote_id ON jobs (remote_id)")
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    with Ledger.open(tmp_path) as ledger:
+        ledger.update_job("j0001-abcd", remote_id="video_1", create_state="acked")
+        ledger.update_job("j0002-abcd", remote_id="video_1", create_state="acked")
+        with pytest.raises(ValueError, match="already belongs to another job"):
+            ledger.update_job("j0003-abcd", remote_id="video_1", create_state="acked")
+        assert [(r.backend, r.remote_id) for r in ledger.jobs()] == [("a", "video_1"), ("b", "video_1"), ("b", None)]
+
+
 def _version_1(run_dir: Path, remote_ids: list[str | None]) -> None:
     """A ledger as sora_nb wrote it before remote ids were unique (a plain index, user_version 1)."""
     with Ledger.create(run_dir, meta={}) as old:

@@ -461,3 +461,29 @@ def test_a_pooled_jobs_estimate_is_its_backends_price(tmp_path: Path) -> None:
         df = run.to_dataframe().set_index("backend")
     assert df.loc["cheap", "estimated_cost_usd"] == pytest.approx(0.4)
     assert df.loc["dear", "estimated_cost_usd"] == pytest.approx(2.0)
+
+
+def test_two_backends_whose_remote_ids_collide_each_keep_their_own_jobs(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """Red team: two servers are free to hand out the same ids (here two simulators of one seed: their n-th
+    videos are both ``video_<same>``). A remote id is unique per backend, not across a pool: each job is made
+    once on its backend, completes with its own backend's video, and a remix goes to the backend of its source."""
+    clients = {}
+    for name in ("a", "b"):
+        backends[name] = switch = Switch(7)  # the same seed: the same ids in the same order
+        clients[name] = sora_nb.connect("simulator", transport=switch, max_concurrency=1,
+                                        run_root=tmp_path / "runs", poll_policy=POLLS, retry=QUICK)
+    with sora_nb.pool(**clients) as team:
+        run = team.sweep(prompt=["a fox", "a hen"], backend=None).start()
+        run.wait(timeout=120)
+        assert run.counts() == {"completed": 4}, [(j.backend, j.status, j._record.error_message) for j in run.jobs]
+        creates = _creates(backends)
+        assert creates["a"] == creates["b"] and len(creates["a"]) == 2  # the ids did collide, one create each
+        for job in run.jobs:  # each row holds its own backend's video (its prompt is in the simulator's frames)
+            assert job.remote_id in creates[str(job.backend)] and job.video_path is not None
+        on_b = next(job for job in run.jobs if job.backend == "b" and job.prompt == "a hen")
+        remix = on_b.remix("the hen, in the rain")
+        remix.wait(timeout=60)
+        assert remix.status == "completed" and remix.backend == "b"
+    assert len(backends["a"].audit()) == 2 and len(backends["b"].audit()) == 3
