@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _catalog
 from ._clip import cut_clip, poster_frame, probe_clip
+from ._errors import StorageError
 from ._redact import looks_like_secret, redact_url
 from ._types import Character
 from ._validation import check_id
@@ -186,10 +187,19 @@ async def make_character(
     try:
         made = await api.create_character(clip, name)
         assert made.id is not None  # the contract client refuses an answer without a safe id
-        kept = registry.file(made.id, ".mp4")
-        await asyncio.to_thread(os.replace if cut is not None else shutil.copyfile, clip, kept)
-        poster = await asyncio.to_thread(poster_frame, kept, registry.file(made.id, ".png"))
+        try:
+            kept = registry.file(made.id, ".mp4")
+            await asyncio.to_thread(os.replace if cut is not None else shutil.copyfile, clip, kept)
+            poster = await asyncio.to_thread(poster_frame, kept, registry.file(made.id, ".png"))
+            return registry.add(with_poster(made, poster))
+        except OSError as exc:
+            # The server has it (and billed it) but has no list of characters: without its id it would be lost.
+            raise StorageError(
+                f"character {made.id!r} was made on the server but could not be kept in {registry.directory}: "
+                f"{exc.strerror or exc}. Fix: free space on that disk (or make it writable), then "
+                f"client.get_character({made.id!r}) records it (making it again would make a second one).",
+                run_dir=registry.directory,
+            ) from exc
     finally:
         if cut is not None:
             cut.unlink(missing_ok=True)
-    return registry.add(with_poster(made, poster))

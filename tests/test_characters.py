@@ -409,3 +409,34 @@ def test_a_sweep_file_names_characters_by_id(client: sora_nb.Client, tmp_path: P
     spec.pop("run")
     with pytest.raises(sora_nb.ValidationError, match=r"'char_nobody' is not a character of this server.*Ada"):
         client.sweep(**spec)
+
+
+def _character_creates(server: Counting) -> list[httpx.Request]:
+    return [r for r in server.requests if r.method == "POST" and r.url.path.endswith("/videos/characters")]
+
+
+@pytest.mark.parametrize("failing", ["shutil.copyfile", "os.replace"], ids=["keeping-the-clip", "the-registry"])
+def test_a_full_disk_after_the_upload_names_the_character_the_server_made(
+    client: sora_nb.Client, server: Counting, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """Red team: the server made (and billed) the character, then the disk fills while the clip or the registry
+    is written. The contract has no list of characters, so an error without the id lost it for good (before: a
+    bare ``OSError: No space left on device``, no id); the error names it and how to record it again."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(character_clip(tmp_path))
+
+    def full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(f"sora_nb._characters.{failing}", full)
+    with pytest.raises(sora_nb.StorageError) as raised:
+        client.create_character(clip, "Ada")
+    assert len(_character_creates(server)) == 1
+    (character_id,) = server.inner.state._characters  # what the server made
+    message = str(raised.value)
+    assert "No space left on device" in message and f"get_character({character_id!r})" in message
+    monkeypatch.undo()
+    assert client.characters() == []
+    assert client.get_character(character_id).name == "Ada"  # recorded again, nothing made again
+    assert [c.id for c in client.characters()] == [character_id] and len(_character_creates(server)) == 1
+
