@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _catalog
 from ._clip import cut_clip, poster_frame, probe_clip
-from ._errors import StorageError
+from ._errors import StorageError, ValidationError
 from ._redact import looks_like_secret, redact_url
 from ._types import Character
 from ._validation import check_id
@@ -172,6 +172,10 @@ async def make_character(
     not at ``size`` (a job's video, which a server may deliver smaller than it was asked for). The contract
     client checks the result (2-4 s, 16:9 or 9:16, 720p-1080p) before anything is sent.
     """
+    if looks_like_secret(name):  # refused now: the registry would refuse it only once the server made (and billed) it
+        raise ValidationError(
+            "name looks like an API key; a character's name is stored and shown, keys never are. "
+            "Allowed: a name such as 'Ada'. Fix: choose another name.", field="name")
     width, height, duration = await asyncio.to_thread(functools.partial(probe_clip, path, field="source"))
     longest = _catalog.CHARACTER_SECONDS[1]
     cut_needed = (duration > longest + _catalog.CHARACTER_TOLERANCE_S or start > 0 or seconds is not None

@@ -440,3 +440,15 @@ def test_a_full_disk_after_the_upload_names_the_character_the_server_made(
     assert client.get_character(character_id).name == "Ada"  # recorded again, nothing made again
     assert [c.id for c in client.characters()] == [character_id] and len(_character_creates(server)) == 1
 
+
+def test_a_character_name_that_looks_like_a_key_is_refused_before_the_upload(
+    client: sora_nb.Client, server: Counting, tmp_path: Path
+) -> None:
+    """Red team: the registry refuses to store a key-shaped name, but only after the server made (and billed)
+    the character, which was then lost (before: 1 create at the server and a ValueError). Refused first now."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(character_clip(tmp_path))
+    with pytest.raises(sora_nb.ValidationError, match="looks like an API key") as raised:
+        client.create_character(clip, KEY)
+    assert KEY not in str(raised.value)
+    assert _character_creates(server) == [] and client.characters() == []
