@@ -19,7 +19,9 @@ browser can play it before it has all of it.
 
 from __future__ import annotations
 
+import glob
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -102,10 +104,23 @@ def fit_image(image: Any, size: str) -> Any:
     return scaled.crop((left, top, left + width, top + height))
 
 
+def _part(dest: Path) -> Path:
+    """A fresh file to write ``dest`` in before it is renamed into place; parts left for ``dest`` are removed.
+
+    Its own name per write: a board cancelled mid-write leaves that write going in its thread, and a resume
+    writes the same file again at once; with one shared part, the late writer went on writing into the file
+    the new one had renamed into place. Removing the old parts (a SIGKILL's, or the late writer's, which then
+    fails on its rename) keeps a recorded file as it was recorded and leaves no part behind.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for left in dest.parent.glob(f".{glob.escape(dest.name)}*.part"):
+        left.unlink(missing_ok=True)
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+
+
 def write_reference(video: str | os.PathLike[str], size: str, dest: Path) -> Path:
     """Write the last frame of ``video``, fitted to ``size``, as a PNG at ``dest`` (atomically)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
+    tmp = _part(dest)
     fit_image(last_frame(video), size).save(tmp, format="PNG")
     os.replace(tmp, dest)
     return dest
@@ -118,8 +133,7 @@ def stitch(videos: Sequence[str | os.PathLike[str]], dest: Path) -> Path:
     if not videos:
         raise ValueError("stitch needs at least one video.")
     probes = [probe(v) for v in videos]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
+    tmp = _part(dest)
     try:
         with av.open(os.fspath(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
             if len({p.encoding for p in probes}) == 1 and probes[0].codec == "h264":

@@ -93,3 +93,53 @@ def test_the_reference_is_the_last_frame_fitted_to_the_size(tmp_path: Path) -> N
         level = np.asarray(image.convert("L"), dtype=np.float32).mean()
     assert abs(level - 10 * 23 % 250) < 4  # the last frame's grey, not the first's
     assert fit_image(Image.new("RGB", (64, 36)), "720x1280").size == (720, 1280)
+
+
+def test_a_late_stitch_of_the_same_board_never_writes_over_the_one_made_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: a board cancelled mid-stitch leaves that stitch running in its thread, and a resume stitches the
+    same file again at once. Both wrote ``.board.mp4.part``: the late one went on writing into the file the other
+    had renamed into place (before: the made board's bytes changed after it was recorded, and the late stitch
+    failed on its rename). Now each stitch has its own part, and removes the parts left for its file: the late
+    one fails on its rename, the board stays as made, and no part is left behind."""
+    import threading
+
+    shots = [render_video(tmp_path / "cache", prompt=p, seconds=1, max_side=64) for p in ("a fox", "a hen")]
+    dest = tmp_path / "out" / "board.mp4"
+    entered, release = threading.Event(), threading.Event()
+    outcome: list[BaseException | Path] = []
+
+    class Held:
+        def __init__(self, out: object) -> None:
+            self.out, self.written = out, 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.out, name)
+
+        def mux(self, packet: object) -> None:
+            self.out.mux(packet)  # type: ignore[attr-defined]
+            self.written += 1
+            if self.written == 3:
+                entered.set()
+                release.wait(30)
+
+    def late() -> None:
+        try:
+            outcome.append(stitch(shots, dest))
+        except BaseException as exc:  # reported to the test below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=late)
+    monkeypatch.setattr(sora_nb._stitch, "_copy", lambda container, *args: _copy(
+        Held(container) if threading.current_thread() is thread else container, *args))
+    thread.start()
+    try:
+        assert entered.wait(30)
+        made = stitch(shots, dest).read_bytes()
+    finally:
+        release.set()
+        thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], FileNotFoundError), outcome
+    assert probe(dest).duration == pytest.approx(2.0, abs=0.3) and dest.read_bytes() == made
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["board.mp4"]

@@ -351,3 +351,79 @@ def test_the_storyboard_editor_edits_estimates_makes_and_redoes(tmp_path: Path) 
             assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
         finally:
             builder.close()
+
+
+@pytest.mark.slow
+def test_a_board_cancelled_mid_stitch_and_resumed_at_once_keeps_its_joined_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: a cancel ends the board's task, not the stitch already running in its worker thread; the cancel's
+    own message says to resume, and a resume in this kernel may start at once (every job has ended). The two
+    stitches of one version then shared one ``.part`` file: the late one wrote over the file the resumed board had
+    just recorded and tripped on the rename (tests/test_stitch.py shows the bytes changing; here the late writer
+    happens to write the same bytes). The recorded file stays as recorded, no ``.part`` is left, nothing is paid
+    again."""
+    import hashlib
+    import threading
+
+    from sora_nb import _stitch
+
+    entered, release, stale_done = threading.Event(), threading.Event(), threading.Event()
+    real_copy, real_stitch = _stitch._copy, _stitch.stitch
+    calls: list[int] = []
+
+    class Held:
+        """The first stitch's output, held after its first packets are written (its file is on disk then)."""
+
+        def __init__(self, out: Any) -> None:
+            self.out, self.written = out, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.out, name)
+
+        def mux(self, packet: Any) -> None:
+            self.out.mux(packet)
+            self.written += 1
+            if self.written == 1:
+                entered.set()
+                release.wait(60)
+
+    def held_copy(out: Any, *args: Any) -> None:
+        calls.append(1)
+        real_copy(Held(out) if len(calls) == 1 else out, *args)
+
+    def stitch(*args: Any) -> Any:
+        first = not calls
+        try:
+            return real_stitch(*args)
+        finally:
+            if first:
+                stale_done.set()
+
+    monkeypatch.setattr(_stitch, "_copy", held_copy)
+    monkeypatch.setattr(_stitch, "stitch", stitch)
+    with _connect(tmp_path) as client:
+        board = client.storyboard(["a fox wakes", "a hen walks"], model="sora-2", size="1280x720", continuity=False)
+        assert entered.wait(120), "the board never began its stitch"
+        board.cancel()
+        with pytest.raises(sora_nb.JobFailedError, match="resume"):
+            board.wait(timeout=30)
+        again = sora_nb.resume(board.run_dir, client=client)
+        assert isinstance(again, sora_nb.Storyboard)
+        again.wait(timeout=120)
+        assert again.video_path is not None
+        recorded = again.video_path.read_bytes()
+        release.set()
+        assert stale_done.wait(60)
+        assert client.simulator_state_dir is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        stitched = again.stitched
+        assert stitched is not None and again.video_path is not None
+        assert again.video_path.read_bytes() == recorded  # a file recorded as made is never written again
+        assert "sha256:" + hashlib.sha256(again.video_path.read_bytes()).hexdigest() == stitched._record.checksum
+        count, _ = _frames(again.video_path)
+        assert count == round(8 * float(probe(again.video_path).fps))
+        assert [p.name for p in again.video_path.parent.iterdir() if p.name.endswith(".part")] == []
+        again.close()
+    assert paid == 2
+
