@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _catalog
 from ._cost import Estimate, estimate
-from ._errors import JobFailedError, JobTimeoutError, ValidationError
+from ._errors import JobFailedError, JobTimeoutError, SoraError, ValidationError, storage_error
 from ._grid import SweepPlan
 from ._jobs import Job
 from ._redact import logger
@@ -365,6 +365,9 @@ class Storyboard(Run):
             if plan["mode"] == "stitch" and self.stitched is None:
                 await self._stitch()
         except Exception as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, SoraError):
+                # The board's own files (a reference image, the stitch): its shots are kept, a resume goes on.
+                exc = storage_error(exc, doing=f"write the files of storyboard {plan['id']}", run_dir=self.run_dir)
             if self.plan is plan and not self._board.done():
                 self._board.set_exception(exc)
                 self._changed()

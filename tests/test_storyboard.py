@@ -427,3 +427,37 @@ def test_a_board_cancelled_mid_stitch_and_resumed_at_once_keeps_its_joined_file_
         again.close()
     assert paid == 2
 
+
+@pytest.mark.slow
+def test_a_full_disk_during_the_stitch_says_so_and_a_resume_stitches_without_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: the shots are made (and paid for), then the disk fills while they are joined. The board ended
+    with the codec library's bare ``OSError`` (no word of what to do, nor that the shots are kept); it is a
+    ``StorageError`` saying to free space and resume, and the resume joins them without a create."""
+    import errno
+
+    from sora_nb import _stitch
+
+    real_copy = _stitch._copy
+    full = [True]
+
+    def copy_on_a_full_disk(*args: Any) -> None:
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_copy(*args)
+
+    monkeypatch.setattr(_stitch, "_copy", copy_on_a_full_disk)
+    with _connect(tmp_path) as client:
+        board = client.storyboard(["a fox wakes", "a hen walks"], model="sora-2", size="1280x720", continuity=False)
+        with pytest.raises(sora_nb.StorageError, match=r"No space left on device.*Fix:.*sora_nb\.resume"):
+            board.wait(timeout=120)
+        assert board.status == "failed" and all(job is not None and job.status == "completed" for job in board.shots)
+        assert client.simulator_state_dir is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        full[0] = False  # space freed
+        again = sora_nb.resume(board.run_dir, client=client)
+        assert isinstance(again, sora_nb.Storyboard)
+        again.wait(timeout=120)
+        assert again.video_path is not None and len(read_audit(client.simulator_state_dir)) == paid == 2
+        again.close()
