@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -80,3 +81,21 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, what: str = "
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
 
+
+
+class HeldOutput:
+    """A PyAV output container that stops after its ``after``-th packet until ``release`` is set (``entered`` is
+    set then): a write caught half-way, its file on disk, for a test to act in the middle of it."""
+
+    def __init__(self, out: Any, entered: threading.Event, release: threading.Event, after: int = 3) -> None:
+        self.out, self.entered, self.release, self.after, self.written = out, entered, release, after, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.out, name)
+
+    def mux(self, packet: Any) -> None:
+        self.out.mux(packet)
+        self.written += 1
+        if self.written == self.after:
+            self.entered.set()
+            self.release.wait(60)

@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+from support import HeldOutput
 
 import sora_nb._stitch
 from sora_nb._stitch import _copy, fit_image, probe, stitch, write_reference
@@ -110,20 +111,6 @@ def test_a_late_stitch_of_the_same_board_never_writes_over_the_one_made_after_it
     entered, release = threading.Event(), threading.Event()
     outcome: list[BaseException | Path] = []
 
-    class Held:
-        def __init__(self, out: object) -> None:
-            self.out, self.written = out, 0
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.out, name)
-
-        def mux(self, packet: object) -> None:
-            self.out.mux(packet)  # type: ignore[attr-defined]
-            self.written += 1
-            if self.written == 3:
-                entered.set()
-                release.wait(30)
-
     def late() -> None:
         try:
             outcome.append(stitch(shots, dest))
@@ -132,7 +119,7 @@ def test_a_late_stitch_of_the_same_board_never_writes_over_the_one_made_after_it
 
     thread = threading.Thread(target=late)
     monkeypatch.setattr(sora_nb._stitch, "_copy", lambda container, *args: _copy(
-        Held(container) if threading.current_thread() is thread else container, *args))
+        HeldOutput(container, entered, release) if threading.current_thread() is thread else container, *args))
     thread.start()
     try:
         assert entered.wait(30)

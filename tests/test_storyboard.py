@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators, stop
 from PIL import Image
-from support import FAST
+from support import FAST, HeldOutput
 
 import sora_nb
 from sora_nb._ledger import JobRecord
@@ -372,25 +372,9 @@ def test_a_board_cancelled_mid_stitch_and_resumed_at_once_keeps_its_joined_file_
     real_copy, real_stitch = _stitch._copy, _stitch.stitch
     calls: list[int] = []
 
-    class Held:
-        """The first stitch's output, held after its first packets are written (its file is on disk then)."""
-
-        def __init__(self, out: Any) -> None:
-            self.out, self.written = out, 0
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.out, name)
-
-        def mux(self, packet: Any) -> None:
-            self.out.mux(packet)
-            self.written += 1
-            if self.written == 1:
-                entered.set()
-                release.wait(60)
-
     def held_copy(out: Any, *args: Any) -> None:
         calls.append(1)
-        real_copy(Held(out) if len(calls) == 1 else out, *args)
+        real_copy(HeldOutput(out, entered, release, after=1) if len(calls) == 1 else out, *args)
 
     def stitch(*args: Any) -> Any:
         first = not calls
