@@ -308,12 +308,12 @@ class Storyboard(Run):
     def _replan(self, plan: dict[str, Any]) -> None:
         """Loop thread: write the new plan (ledger first), stop the old takes, and make the board again."""
         stale = [job for job in self.jobs if not job.done and job.spec.axes.get("storyboard_id") == plan["id"]]
+        # Ledger first: a plan it refuses (a full disk, a key-shaped prompt) leaves the board going as it was.
+        self._runner.open_ledger(self).set_meta(storyboard=plan)
+        self.meta["storyboard"] = plan
         if self._task is not None:
             self._task.cancel()  # it ends at its next await; the new plan's work starts below at once
             self._task = None
-        ledger = self._runner.open_ledger(self)
-        ledger.set_meta(storyboard=plan)
-        self.meta["storyboard"] = plan
         for job in stale:
             if self._current(int(job.spec.axes.get("shot") or 0)) is not job:
                 self._runner.cancel(job)  # a take nobody wants any more: stop paying for it

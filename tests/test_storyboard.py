@@ -445,3 +445,22 @@ def test_a_full_disk_during_the_stitch_says_so_and_a_resume_stitches_without_pay
         again.wait(timeout=120)
         assert again.video_path is not None and len(read_audit(client.simulator_state_dir)) == paid == 2
         again.close()
+
+
+@pytest.mark.slow
+def test_a_redo_the_ledger_refuses_leaves_the_board_being_made(tmp_path: Path) -> None:
+    """Red team: a redo whose new plan the ledger refuses (a prompt holding something shaped like a key; a full
+    disk alike) stopped the board's work before the plan was written: the board then ended "stopped" with its
+    unfinished shot cancelled. The refusal changes nothing: the board goes on and is made from its plan, once."""
+    keyish = "a hen with sk-proj-" + "Z" * 30
+    with _connect(tmp_path) as client:
+        board = client.storyboard(["a hen wakes", "the hen walks", "the hen sleeps"], model="sora-2",
+                                  size="1280x720")
+        with pytest.raises(ValueError, match="looks like it holds an API key") as refused:
+            board.redo(2, prompt=keyish, confirm=True)
+        assert "sk-proj-" not in str(refused.value) and keyish not in json.dumps(board.plan)
+        board.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        made = [e["prompt"] for e in read_audit(client.simulator_state_dir)]
+    assert made == ["a hen wakes", "the hen walks", "the hen sleeps"]
+    assert board.status == "completed" and board.video_path is not None
