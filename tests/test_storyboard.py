@@ -464,3 +464,75 @@ def test_a_redo_the_ledger_refuses_leaves_the_board_being_made(tmp_path: Path) -
         made = [e["prompt"] for e in read_audit(client.simulator_state_dir)]
     assert made == ["a hen wakes", "the hen walks", "the hen sleeps"]
     assert board.status == "completed" and board.video_path is not None
+
+
+KILLED_IN_A_STITCH = textwrap.dedent("""
+    import hashlib, os, signal, sys
+    import sora_nb
+    from sora_nb import _stitch
+    from sora_nb._polling import PollPolicy
+
+    port, run_dir = sys.argv[1], sys.argv[2]
+    client = sora_nb.connect("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1", run_root=run_dir + "-unused",
+                             poll_policy=PollPolicy(floor=0.05, ceiling=0.5, first=0.1))
+    board = client.storyboard(["a fox wakes", "a hen walks"], model="sora-2", size="1280x720", continuity=False,
+                              run_dir=run_dir)
+    board.wait(timeout=120)
+    print(hashlib.sha256(board.video_path.read_bytes()).hexdigest(), flush=True)
+    real_copy = _stitch._copy
+
+    class Killed:
+        def __init__(self, out):
+            self.out, self.written = out, 0
+        def __getattr__(self, name):
+            return getattr(self.out, name)
+        def mux(self, packet):
+            self.out.mux(packet)
+            self.written += 1
+            if self.written == 3:  # half-way through the new version's file
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    _stitch._copy = lambda out, *args: real_copy(Killed(out), *args)
+    board.redo(2, prompt="a hen runs")
+    board.wait(timeout=120)
+    print("finished", flush=True)  # never reached
+""")
+
+
+@pytest.mark.slow
+def test_a_board_killed_in_its_stitch_keeps_the_last_file_and_resumes_without_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: SIGKILL the user's process half-way through joining version 2 of a board (after a redo of shot 2).
+    Version 1's file is intact, the resume joins version 2 without a create (counted at the loopback server's
+    audit), and no part file is left."""
+    import hashlib
+
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    run_dir = tmp_path / "board"
+    with loopback_simulators(tmp_path) as start:
+        sim = start("--time-scale", "0.02")
+        child = subprocess.Popen([sys.executable, "-c", KILLED_IN_A_STITCH, str(sim.port), str(run_dir)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=child_env())
+        out, err = stop(child, timeout=120)
+        assert child.returncode == -signal.SIGKILL, err
+        (v1_digest,) = out.decode().split()
+        videos = run_dir / "videos"
+        assert hashlib.sha256((videos / "storyboard-v1.mp4").read_bytes()).hexdigest() == v1_digest
+        assert not (videos / "storyboard-v2.mp4").exists()
+        assert [p.name for p in videos.iterdir() if p.name.endswith(".part")]  # killed half-way through writing it
+        paid = sorted(entry["prompt"] for entry in sim.audit())  # the shots of a board without continuity: at once
+        assert paid == ["a fox wakes", "a hen runs", "a hen walks"]
+
+        board = sora_nb.resume(run_dir)
+        try:
+            assert isinstance(board, sora_nb.Storyboard)
+            board.wait(timeout=120)
+        finally:
+            board.close()
+        assert sorted(entry["prompt"] for entry in sim.audit()) == paid  # joined again, nothing made again
+    assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
+    assert [job.prompt for job in board.shots if job is not None] == ["a fox wakes", "a hen runs"]
+    assert _frames(board.video_path)[0] == round(8 * float(probe(board.video_path).fps))
+    assert hashlib.sha256((videos / "storyboard-v1.mp4").read_bytes()).hexdigest() == v1_digest
+    assert sorted(p.name for p in videos.iterdir() if p.name.startswith(".")) == []
