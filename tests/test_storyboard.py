@@ -536,3 +536,25 @@ def test_a_board_killed_in_its_stitch_keeps_the_last_file_and_resumes_without_pa
     assert _frames(board.video_path)[0] == round(8 * float(probe(board.video_path).fps))
     assert hashlib.sha256((videos / "storyboard-v1.mp4").read_bytes()).hexdigest() == v1_digest
     assert sorted(p.name for p in videos.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_a_second_driver_of_a_board_being_made_is_refused_and_sends_nothing(tmp_path: Path) -> None:
+    """Red team (held): while a board's own work goes on (its shots between creates, or its stitch), every job may
+    have ended; a second client resuming it must still be refused, or both would make the next shot."""
+    with _connect(tmp_path) as client, _connect(tmp_path) as other:
+        board = client.storyboard(["a hen wakes", "the hen walks", "the hen sleeps"], model="sora-2",
+                                  size="1280x720")
+        refused = 0
+        while not board.done:
+            try:
+                sora_nb.resume(board.run_dir, client=other)
+            except sora_nb.RunLockedError:
+                refused += 1
+            else:
+                pytest.fail("a second driver took a board still being made")
+            time.sleep(0.01)
+        board.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        made = [e["prompt"] for e in read_audit(client.simulator_state_dir)]
+    assert refused >= 1 and made == ["a hen wakes", "the hen walks", "the hen sleeps"]
