@@ -125,7 +125,7 @@ class AuditReport:
 
     @property
     def _can_delete(self) -> bool:
-        return self._runner is not None and self._runner.profile.supports_delete
+        return self._runner is not None and self._runner.profile.capabilities.supports_delete
 
     def delete_orphans(self, timeout: float | None = DELETE_TIMEOUT) -> list[str]:
         """Delete the orphans on the server (where the service allows it); returns the ids deleted.
@@ -138,7 +138,7 @@ class AuditReport:
         ['video_68d2...']
         """
         runner = self._runner
-        if runner is None or not runner.profile.supports_delete:
+        if runner is None or not runner.profile.capabilities.supports_delete:
             raise UnsupportedOperationError(
                 f"{self.service} cannot delete jobs through its API; nothing was deleted. "
                 "Fix: delete the orphans listed in the report in the service's dashboard."
@@ -200,7 +200,7 @@ async def audit_run(runner: Runner, run: Run) -> AuditReport:
         _runner=runner,
     )
     seen: set[str] = set()
-    if runner.profile.supports_list:
+    if runner.profile.capabilities.supports_list:
         search = await runner.api.search_created({}, since=report.since + CLOCK_SKEW)
         seen = {video.id for video in search.found}
         requests = [_request(record) for record in records]

@@ -1,13 +1,16 @@
-"""What the known OpenAI video models accept, and what they cost.
+"""What each service's video models accept and cost: the tables behind every profile's capabilities.
 
-The single place for the contract's value tables (CONTRACT.md §1). The client validates against them
-before any request; the simulator answers with the same rules, so the two can never drift apart.
-Unknown models (served by other gateways) are not in the tables and pass through unvalidated.
+The single place for model facts: OpenAI's contract (CONTRACT.md §1) and each hosted service's models,
+as :class:`~sora_nb._capabilities.ModelSpec` values. Profiles (:mod:`sora_nb._profiles`) declare their
+capabilities from these tables, and the simulator's dialects answer with the same ones, so the client and
+the simulator cannot drift apart. Models not in a table are not known here: nothing is checked for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+
+from ._capabilities import CONTRACT_DEFAULT_SECONDS, CONTRACT_DEFAULT_SIZE, Capabilities, ModelSpec
 
 __all__ = [
     "MAX_EXTENSIONS",
@@ -25,7 +28,14 @@ __all__ = [
     "CHARACTER_TOLERANCE_S",
     "SECONDS",
     "SIZES",
-    "ModelSpec",
+    "CONTRACT",
+    "SORA_MODELS",
+    "SORA_ALIASES",
+    "GEMINI_MODELS",
+    "OPENROUTER_MODELS",
+    "XAI_MODELS",
+    "TOGETHER_MODELS",
+    "SERVICE_MODELS",
     "price_per_second",
 ]
 
@@ -39,8 +49,8 @@ MAX_EXTENSIONS = 6
 """...a video takes at most this many extensions..."""
 MAX_TOTAL_SECONDS = 120
 """...and its stitched total stays within this."""
-DEFAULT_SECONDS = "4"
-DEFAULT_SIZE = "720x1280"
+DEFAULT_SECONDS = CONTRACT_DEFAULT_SECONDS
+DEFAULT_SIZE = CONTRACT_DEFAULT_SIZE
 MAX_CHARACTERS = 2
 """A create names at most this many characters (cameos), each by ``{"id": ...}``."""
 MAX_CHARACTER_NAME = 80
@@ -53,47 +63,105 @@ CHARACTER_TOLERANCE_S = 0.25
 """Slack on a clip's length: a clip cut at 4 s ends on a frame boundary, a little after or before."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """The sizes, durations and prices (USD per generated second, by size) of one model."""
-
-    name: str
-    sizes: tuple[str, ...]
-    seconds: tuple[str, ...]
-    usd_per_second: dict[str, float]
-
-
 _SORA_2 = ModelSpec(
-    name="sora-2",
-    sizes=("720x1280", "1280x720"),
-    seconds=SECONDS,
-    usd_per_second={"720x1280": 0.10, "1280x720": 0.10},
+    sizes=("720x1280", "1280x720"), seconds=SECONDS, usd_per_second=0.10, audio=True, image_input=True,
+    price_source="openai.com/api/pricing",
 )
 _SORA_2_PRO = ModelSpec(
-    name="sora-2-pro",
-    sizes=SIZES,
-    seconds=SECONDS,
+    sizes=SIZES, seconds=SECONDS, audio=True, image_input=True, price_source="openai.com/api/pricing",
     usd_per_second={"720x1280": 0.30, "1280x720": 0.30, "1024x1792": 0.50, "1792x1024": 0.50},
 )
-
-MODELS: dict[str, ModelSpec] = {
-    "sora-2": _SORA_2,
-    "sora-2-2025-10-06": _SORA_2,
-    "sora-2-2025-12-08": _SORA_2,
-    "sora-2-pro": _SORA_2_PRO,
-    "sora-2-pro-2025-10-06": _SORA_2_PRO,
+SORA_MODELS: dict[str, ModelSpec] = {"sora-2": _SORA_2, "sora-2-pro": _SORA_2_PRO}
+"""OpenAI's video models, as the contract (CONTRACT.md §1) and the simulator's OpenAI dialect take them."""
+SORA_ALIASES: dict[str, str] = {
+    "sora-2-2025-10-06": "sora-2",
+    "sora-2-2025-12-08": "sora-2",
+    "sora-2-pro-2025-10-06": "sora-2-pro",
 }
+"""Dated snapshots, accepted and checked as the model they name."""
+
+MODELS: dict[str, ModelSpec] = {**SORA_MODELS, **{alias: SORA_MODELS[name] for alias, name in SORA_ALIASES.items()}}
+"""Every OpenAI model name the contract accepts, snapshots included."""
+
+CONTRACT = Capabilities(models=SORA_MODELS, aliases=SORA_ALIASES, default_model=DEFAULT_MODEL, other_models=True,
+                        default_size=DEFAULT_SIZE, default_seconds=DEFAULT_SECONDS, max_extensions=MAX_EXTENSIONS,
+                        supports_characters=True)
+"""A server that speaks OpenAI's contract, when nothing else is known of it: OpenAI's models are checked
+against their tables, any other name is sent as given (a gateway's own model)."""
+
+
+def _per_size(price: float, sizes: tuple[str, ...]) -> dict[str, float]:
+    return dict.fromkeys(sizes, price)
+
+
+# --- Veo 3.1 on the Gemini API: 16:9 or 9:16 at 720p, 1080p or 4k; 4, 6 or 8 s, and 1080p and 4k only at 8 s
+# (ai.google.dev/gemini-api/docs/video). Prices: $0.40/s (standard) and $0.15/s (fast) at 720p/1080p are
+# third-party reports of Google's price list.
+_VEO_720P = ("1280x720", "720x1280")
+_VEO_SIZES = (*_VEO_720P, "1920x1080", "1080x1920", "3840x2160", "2160x3840")
+_VEO_SECONDS = ("4", "6", "8")
+_VEO_8S_ABOVE_720P = dict.fromkeys(_VEO_SIZES[2:], ("8",))
+_VEO_PRICE_SOURCE = "third-party report of ai.google.dev/gemini-api/docs/pricing, 2026-11"
+GEMINI_MODELS: dict[str, ModelSpec] = {
+    "veo-3.1-fast-generate-preview": ModelSpec(
+        _VEO_SIZES, _VEO_SECONDS, _per_size(0.15, _VEO_SIZES[:4]), _VEO_8S_ABOVE_720P, audio=True, image_input=True,
+        price_source=_VEO_PRICE_SOURCE),
+    "veo-3.1-generate-preview": ModelSpec(
+        _VEO_SIZES, _VEO_SECONDS, _per_size(0.40, _VEO_SIZES[:4]), _VEO_8S_ABOVE_720P, audio=True, image_input=True,
+        price_source=_VEO_PRICE_SOURCE),
+}
+
+# --- OpenRouter: duration, resolution and aspect_ratio per model come from GET /api/v1/videos/models, and
+# prices are per model SKU there (not fetched offline: each job reports its cost in usage.cost). The Veo rows
+# follow Google's own limits; the others are not known here.
+_OPENROUTER_VEO = ModelSpec(_VEO_SIZES[:4], _VEO_SECONDS, seconds_by_size=_VEO_8S_ABOVE_720P, audio=True,
+                            image_input=True)
+OPENROUTER_MODELS: dict[str, ModelSpec] = {
+    "google/veo-3.1": _OPENROUTER_VEO,
+    "google/veo-3.1-fast": _OPENROUTER_VEO,
+    "alibaba/wan-2.6": ModelSpec(),
+    "bytedance/seedance-2.0": ModelSpec(),
+}
+
+# --- xAI grok-imagine-video: duration 1-15 s, resolution 480p or 720p, aspect ratios 16:9 9:16 1:1 4:3 3:4 3:2
+# 2:3 (docs.x.ai/developers/model-capabilities/video).
+# $0.05/s at 480p and $0.07/s at 720p: xAI's price as listed by Cloudflare's model page.
+_XAI_480P = ("848x480", "480x848", "480x480", "640x480", "480x640", "720x480", "480x720")
+_XAI_720P = ("1280x720", "720x1280", "720x720", "960x720", "720x960", "1080x720", "720x1080")
+XAI_MODELS: dict[str, ModelSpec] = {
+    "grok-imagine-video": ModelSpec(
+        _XAI_480P + _XAI_720P, tuple(str(s) for s in range(1, 16)),
+        {**_per_size(0.05, _XAI_480P), **_per_size(0.07, _XAI_720P)}, image_input=True,
+        price_source="developers.cloudflare.com/workers-ai/models (grok-imagine-video), 2026-11"),
+}
+
+# --- Together /v2/videos: width, height and seconds depend on the model (docs.together.ai "supported
+# models"): not known here; each job reports its cost in outputs.cost. Reference images go in model-specific
+# media fields that the adapter does not build, so no model takes one through sora_nb.
+_TOGETHER = ModelSpec(image_input=False)
+TOGETHER_MODELS: dict[str, ModelSpec] = {
+    "google/veo-3.0": _TOGETHER,
+    "minimax/video-01-director": _TOGETHER,
+    "kwaivgI/kling-2.1-master": _TOGETHER,
+    "ByteDance/Seedance-1.0-pro": _TOGETHER,
+}
+
+SERVICE_MODELS: dict[str, Mapping[str, ModelSpec]] = {
+    "openai": SORA_MODELS,
+    "openrouter": OPENROUTER_MODELS,
+    "xai": XAI_MODELS,
+    "gemini": GEMINI_MODELS,
+    "together": TOGETHER_MODELS,
+}
+"""Each service's model table, by the name of its simulator dialect (which reads its own table here)."""
 
 
 def price_per_second(model: str, size: str) -> float | None:
-    """USD per generated second, or ``None`` when the price is not known (never a silent zero).
+    """USD per generated second of an OpenAI model, or ``None`` when the price is not known (never a silent zero).
 
     >>> price_per_second("sora-2", "1280x720")
     0.1
     >>> price_per_second("my-gateway-model", "1280x720") is None
     True
     """
-    spec = MODELS.get(model)
-    if spec is None:
-        return None
-    return spec.usd_per_second.get(size)
+    return CONTRACT.price_per_second(model, size)

@@ -182,10 +182,9 @@ def _check_model(client: Any, model: str | None, flag: str = "--model") -> None:
     the simulator and the hosted services; a gateway may route any name)."""
     import difflib
 
-    known = client.profile.models
-    if model is None or not known or model in known:
-        return
-    if client.simulator is None and client.profile.served is None:
+    caps = client.profile.capabilities
+    known = caps.model_names()
+    if model is None or caps.open_models or caps.spec(model) is not None:
         return
     close = difflib.get_close_matches(model, known, n=1, cutoff=0.5)
     raise ValueError(f"{flag} {model} is not a model of {client.profile.name}. Allowed: {', '.join(known)}. "
@@ -252,7 +251,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.base_url = options.get("base_url")
     with _connect(args) as client:
         sweep = client.sweep(**axes)
-        for model in dict.fromkeys(job.model for job in sweep.jobs):
+        unserved = [combo.axes["model"] for combo in sweep.plan.invalid
+                    if combo.field == "model" and isinstance(combo.axes["model"], str)]
+        for model in dict.fromkeys([*unserved, *(job.model for job in sweep.jobs)]):
             _check_model(client, model, flag=f"{args.file}: model:")
         print(sweep.estimate())
         run = sweep.start(

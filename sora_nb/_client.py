@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from . import _catalog
 from ._characters import CharacterRegistry, make_character, with_poster
 from ._contract import ContractClient
 from ._errors import UnsupportedOperationError, ValidationError
@@ -126,8 +125,8 @@ class Client:
         prompt: str,
         *,
         model: str | None = None,
-        size: str = _catalog.DEFAULT_SIZE,
-        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        size: str | None = None,
+        seconds: str | int | None = None,
         input_reference: str | os.PathLike[str] | None = None,
         style: str | None = None,
         characters: Sequence[Character | str] = (),
@@ -137,8 +136,9 @@ class Client:
         ``characters``: at most two :class:`sora_nb.Character` (or their ids, from ``client.characters()``),
         each named verbatim in the prompt; they are sent as ``characters: [{"id": ...}]``.
 
-        Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent. ``model``
-        defaults to the profile's (``client.profile.default_model``).
+        Bad parameters raise :class:`sora_nb.ValidationError` here, before anything is sent. What is not
+        given is the profile's default (``client.profile.capabilities``: ``default_model``, and the
+        model's default size and duration).
 
         >>> import sora_nb
         >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
@@ -163,8 +163,8 @@ class Client:
         prompt: str,
         *,
         model: str | None = None,
-        size: str = _catalog.DEFAULT_SIZE,
-        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        size: str | None = None,
+        seconds: str | int | None = None,
         input_reference: str | os.PathLike[str] | None = None,
         style: str | None = None,
         characters: Sequence[Character | str] = (),
@@ -173,12 +173,11 @@ class Client:
         from ._styles import apply_style
         from ._validation import load_reference
 
-        model = model or self.profile.default_model
-        params = check_create(
-            prompt=prompt, model=model, size=size, seconds=seconds, strict=self.profile.validate_models
-        )
-        if self.profile.validate_models:
-            self.profile.capabilities.check(model, params["size"], params["seconds"])
+        caps = self.profile.capabilities
+        model = model or caps.default_model
+        size = size or caps.default_size_for(model)
+        seconds = seconds or caps.default_seconds_for(model, size)
+        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, capabilities=caps)
         apply_style(params["prompt"], style)
         cameos = check_characters(params["prompt"], self._character_pairs(characters)) if characters else ()
         reference = None
@@ -431,7 +430,7 @@ class Client:
         shots: Sequence[Mapping[str, Any] | str],
         *,
         model: str | None = None,
-        size: str = _catalog.DEFAULT_SIZE,
+        size: str | None = None,
         mode: str = "stitch",
         continuity: bool = True,
         budget_usd: float | None = None,
@@ -459,7 +458,9 @@ class Client:
         from ._cost import check_budget
         from ._storyboard import AXES, plan_storyboard, storyboard_estimate
 
-        plan = plan_storyboard(self.profile, shots, model=model or self.profile.default_model, size=size, mode=mode,
+        caps = self.profile.capabilities
+        model = model or caps.default_model
+        plan = plan_storyboard(self.profile, shots, model=model, size=size or caps.default_size_for(model), mode=mode,
                                continuity=continuity)
         check_budget(storyboard_estimate(self.profile, plan), budget_usd)
         board = self._new_run(axes=AXES, kind="storyboard", run_dir=run_dir, max_concurrency=max_concurrency,
@@ -470,12 +471,14 @@ class Client:
 
     def estimate_storyboard(
         self, shots: Sequence[Mapping[str, Any] | str], *, model: str | None = None,
-        size: str = _catalog.DEFAULT_SIZE, mode: str = "stitch",
+        size: str | None = None, mode: str = "stitch",
     ) -> Estimate:
         """What :meth:`storyboard` would make and cost, checked as it would be; nothing is sent."""
         from ._storyboard import plan_storyboard, storyboard_estimate
 
-        plan = plan_storyboard(self.profile, shots, model=model or self.profile.default_model, size=size, mode=mode,
+        caps = self.profile.capabilities
+        model = model or caps.default_model
+        plan = plan_storyboard(self.profile, shots, model=model, size=size or caps.default_size_for(model), mode=mode,
                                continuity=False)
         return storyboard_estimate(self.profile, plan)
 

@@ -120,7 +120,7 @@ def connect(
             simulator,
             profile=chosen.name,
             dialect=chosen.dialect,
-            strict_models=chosen.validate_models,
+            strict_models=not chosen.capabilities.open_models,
             seed=seed,
             time_scale=time_scale,
             state=simulator_state,

@@ -42,6 +42,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from . import _catalog
+from ._capabilities import Capabilities
 from ._clip import probe_clip
 from ._download import Downloads
 from ._errors import (
@@ -156,6 +157,8 @@ class ContractClient(Downloads, Searching):
         multipart_only: send creates as multipart even without a file (vLLM-Omni).
         seconds_as_int: send ``seconds`` as an integer (LLMGateway, DeepInfra).
         validate: check known OpenAI models' parameters before sending.
+        capabilities: what the server takes, checked before sending (default: OpenAI's contract when
+            ``validate``, else only the shapes).
         gate: a :class:`RateGate` shared with other clients of the same server.
         sleep, clock: injectable for tests, so that retries never sleep for real.
     """
@@ -174,6 +177,7 @@ class ContractClient(Downloads, Searching):
         multipart_only: bool = False,
         seconds_as_int: bool = False,
         validate: bool = True,
+        capabilities: Capabilities | None = None,
         gate: RateGate | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -231,6 +235,7 @@ class ContractClient(Downloads, Searching):
         self.multipart_only = multipart_only
         self.seconds_as_int = seconds_as_int
         self.validate = validate
+        self.capabilities = capabilities or (_catalog.CONTRACT if validate else None)
         self.gate = gate or RateGate(sleep=sleep, clock=clock)
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -287,7 +292,7 @@ class ContractClient(Downloads, Searching):
         at most two characters, sent as ``characters: [{"id": ...}]`` (their names must be in the prompt:
         ``client.generate`` checks that, knowing the names).
         """
-        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, strict=self.validate)
+        params = check_create(prompt=prompt, model=model, size=size, seconds=seconds, capabilities=self.capabilities)
         reference = load_reference(input_reference, params["size"]) if input_reference is not None else None
         if characters:
             ids = [check_id(character_id, field="characters") for character_id in characters]
@@ -379,7 +384,7 @@ class ContractClient(Downloads, Searching):
         # The contract's extensions take the same durations as creates; other servers decide for themselves.
         body = {
             "prompt": check_prompt(prompt),
-            "seconds": check_seconds(seconds, "sora-2" if self.validate else "\0any"),
+            "seconds": check_seconds(seconds, "sora-2", capabilities=_catalog.CONTRACT if self.validate else None),
         }
         if body["seconds"].isdigit() and int(body["seconds"]) > _catalog.MAX_EXTENSION_SECONDS:
             raise ValidationError(

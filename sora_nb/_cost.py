@@ -1,6 +1,6 @@
 """What a sweep will cost, before anything is sent: the :class:`Estimate` of a plan and the budget check.
 
-Pure: prices come from the catalogue (or the profile's ``price_per_second``), nothing is sent.
+Pure: prices come from the server's capabilities (OpenAI's contract by default), nothing is sent.
 
 >>> from sora_nb._grid import expand
 >>> print(estimate(expand(prompt=["a corgi", "a cat"], seconds=4)))
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._catalog import price_per_second
+from . import _catalog
+from ._capabilities import Capabilities
 from ._errors import BudgetExceededError
 from ._grid import InvalidCombo, SweepPlan
 
@@ -97,26 +98,21 @@ class Estimate:
         return table + invalid
 
 
-def estimate(plan: SweepPlan, *, price: Callable[[str, str], float | None] = price_per_second) -> Estimate:
-    """Count the jobs, generated seconds and cost of a plan (``price`` is USD per second by model, size).
+def estimate(plan: SweepPlan, *, capabilities: Capabilities = _catalog.CONTRACT) -> Estimate:
+    """Count the jobs, generated seconds and cost of a plan at the prices ``capabilities`` declare.
 
     >>> from sora_nb._grid import expand
     >>> est = estimate(expand(prompt="a corgi", model=["sora-2", "my-model"], strict=False))
     >>> est.cost_usd is None, est.known_cost_usd, est.unknown_cost_jobs
     (True, 0.4, 1)
     """
-    prices: dict[tuple[str, str], float | None] = {}
     by_model: dict[str, dict[str, float | int | None]] = {}
     total_seconds = 0.0
     known_cost = 0.0
     unknown = 0
     for job in plan.jobs:
-        key = (job.model, job.size)
-        if key not in prices:
-            prices[key] = price(job.model, job.size)
         duration = _duration(job.seconds)
-        rate = prices[key]
-        cost = None if rate is None or duration is None else rate * duration
+        cost = capabilities.cost_usd(job.model, job.size, job.seconds)
         figures = by_model.setdefault(job.model, {"jobs": 0, "seconds": 0.0, "cost_usd": 0.0})
         figures["jobs"] = int(figures["jobs"] or 0) + 1
         if duration is not None:

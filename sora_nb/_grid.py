@@ -34,9 +34,10 @@ import os
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from . import _catalog
+from ._capabilities import Capabilities
 from ._errors import ValidationError
 from ._styles import apply_style
 from ._types import JobSpec
@@ -70,21 +71,10 @@ NO_CHARACTER = "someone"
 
 Cast = tuple[tuple[str, str], ...]
 """The characters of one job, as ``(id, name)`` pairs: empty for none."""
+_MODEL_DEFAULT: Any = "\0model default"
+"""An axis not given: each combination takes its model's default (``Capabilities.default_size_for``...)."""
 MAX_SWEEP_JOBS = 10_000
 """The default cap on a sweep's combinations (``max_jobs=``), checked before any job is made."""
-
-
-class Capabilities(Protocol):
-    """What a server accepts, for servers whose models differ from the built-in catalog.
-
-    ``models`` maps a model name to ``(sizes, seconds)``: the values that model accepts, or ``None``
-    for "not known, do not check". A model listed here is checked against these values instead of
-    the catalog; other models follow the catalog rules. ``models`` itself may be ``None`` (nothing
-    known: the catalog rules apply). Any object with such an attribute will do, e.g. a frozen dataclass.
-    """
-
-    @property
-    def models(self) -> Mapping[str, tuple[Sequence[str] | None, Sequence[str] | None]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -119,9 +109,9 @@ class SweepPlan:
 def expand(
     *,
     prompt: str | Sequence[str] | None = None,
-    model: str | Sequence[str] = _catalog.DEFAULT_MODEL,
-    size: str | Sequence[str] = _catalog.DEFAULT_SIZE,
-    seconds: str | int | Sequence[str | int] = _catalog.DEFAULT_SECONDS,
+    model: str | Sequence[str] | None = None,
+    size: str | Sequence[str] | None = None,
+    seconds: str | int | Sequence[str | int] | None = None,
     style: str | Sequence[str | None] | None = None,
     repeats: int = 1,
     input_reference: str | os.PathLike[str] | None = None,
@@ -138,6 +128,7 @@ def expand(
     Args:
         prompt: One prompt or a list. Not needed when ``template`` or every row gives one.
         model, size, seconds, style: One value or a list each; ``seconds`` may be ints (``4`` -> ``"4"``).
+            Not given: the capabilities' default model, and each model's default size and duration.
             ``style`` is a preset name of ``sora_nb._styles.STYLES`` or ``None``; it is applied to the
             prompt when the request is built, so ``JobSpec.prompt`` stays the prompt as written.
         repeats: How many times to run each combination (``axes["repeat"]`` is 0-based).
@@ -148,7 +139,7 @@ def expand(
         variables: The values of each template placeholder that is not an axis name.
         rows: Exact combinations instead of a grid; the axis arguments are then single defaults.
         strict: ``False`` skips the model tables (a gateway's own models), keeping the shape checks.
-        capabilities: What the server accepts, when it differs from the catalog (see :class:`Capabilities`).
+        capabilities: What the server accepts (default: OpenAI's contract, :data:`sora_nb._catalog.CONTRACT`).
         max_jobs: The most combinations a sweep may have, counted before any is made (a typo such as
             ``repeats=100000`` must not fill the memory); raise it for a sweep that big on purpose.
         characters: An axis of casts, each the ``(id, name)`` of up to two characters (``()`` for none), e.g.
@@ -184,6 +175,10 @@ def expand(
             f"variables={dict(variables)!r} needs a template to fill. "
             "Fix: pass template='... {name} ...' using each variable, or drop variables=."
         )
+    capabilities = capabilities or _catalog.CONTRACT
+    model = capabilities.default_model if model is None else model
+    size = _MODEL_DEFAULT if size is None else size
+    seconds = _MODEL_DEFAULT if seconds is None else seconds
     reference = _check_reference(input_reference, "input_reference")
     placeholders = _placeholders(template) if template is not None else []
     casts = _casts(characters)
@@ -199,7 +194,7 @@ def expand(
         var_names=var_names,
         uses_axes=any(name in _GRID_AXES for name in placeholders),
         strict=strict,
-        capabilities=capabilities.models if capabilities is not None else None,
+        capabilities=capabilities,
         repeats=repeats,
         casts=casts,
     )
@@ -274,7 +269,7 @@ class _Context:
         var_names: list[str],
         uses_axes: bool,
         strict: bool,
-        capabilities: Mapping[str, tuple[Sequence[str] | None, Sequence[str] | None]] | None,
+        capabilities: Capabilities,
         repeats: int,
         casts: list[Cast] | None = None,
     ) -> None:
@@ -304,6 +299,12 @@ class _Context:
         invalid."""
         if style == "":
             style = None
+        # Not given: each model's own default size and duration (the same sweep runs on every profile).
+        if size is _MODEL_DEFAULT:
+            size = self.capabilities.default_size_for(model) if isinstance(model, str) else None
+        if seconds is _MODEL_DEFAULT:
+            seconds = (self.capabilities.default_seconds_for(model, size)
+                       if isinstance(model, str) and isinstance(size, str) else None)
         for cast in self.casts if self.casts is not None else [None]:
             self._add_cast(prompt, variables, model, size, seconds, style, cast, reference=reference)
 
@@ -472,12 +473,8 @@ class _Context:
                 "Fix: pass model='sora-2' or a name your server serves.",
                 field="model",
             )
-        served = self.capabilities.get(model) if self.strict and self.capabilities is not None else None
-        checked = check_create(
-            prompt=prompt, model=model, size=size, seconds=seconds, strict=self.strict and served is None
-        )
-        if served is not None:
-            _check_served(model, checked["size"], checked["seconds"], served)
+        checked = check_create(prompt=prompt, model=model, size=size, seconds=seconds,
+                               capabilities=self.capabilities if self.strict else None)
         if style is not None and not isinstance(style, str):
             raise ValidationError(
                 f"style must be a preset name or None, got {style!r}. Fix: e.g. style='cinematic'.",
@@ -488,23 +485,6 @@ class _Context:
             # The preset is appended at send time; the result must still fit the prompt limit.
             check_prompt(styled)
         return checked["size"], checked["seconds"]
-
-
-def _check_served(
-    model: str, size: str, seconds: str, served: tuple[Sequence[str] | None, Sequence[str] | None]
-) -> None:
-    sizes, durations = served
-    for name, value, allowed in (("size", size, sizes), ("seconds", seconds, durations)):
-        if allowed is None:
-            continue
-        choices = tuple(str(v) for v in allowed)
-        if value not in choices:
-            raise ValidationError(
-                f"{name}={value!r} is not served for {model} by this server. "
-                f"Allowed: {', '.join(map(repr, choices))}. Fix: pass one of them, or another model.",
-                field=name,
-                allowed=choices,
-            )
 
 
 def _axis_values(name: str, value: Any) -> list[Any]:

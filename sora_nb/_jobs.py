@@ -21,7 +21,6 @@ from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _catalog
 from ._errors import JobFailedError, JobTimeoutError, ValidationError
 from ._redact import logger
 from ._types import TERMINAL_STATUSES, JobSpec, JobStatus, VideoError
@@ -272,7 +271,7 @@ class Job(Driven):
         """
         runner, remote_id = self._runner, self.remote_id
         profile = runner.profile_for(self._record)
-        if not profile.supports_delete:
+        if not profile.capabilities.supports_delete:
             raise ValueError(f"the {profile.name!r} server cannot delete videos; nothing was sent.")
         if not self.done:
             self.cancel()
@@ -390,14 +389,14 @@ class Job(Driven):
     def _check_extension(self) -> None:
         """The contract's limit on a chain of extensions, checked before anything is sent. (Its 120 s
         total cannot be passed within it: the durations are at most 12 s.)"""
-        profile = self.profile
-        if profile.adapter != "contract" or not profile.validate_models:
-            return  # other services have limits of their own
+        limit = self.profile.capabilities.max_extensions
+        if limit is None:
+            return  # not known: the server decides
         count = self._extensions_so_far()
-        if count is not None and count >= _catalog.MAX_EXTENSIONS:
+        if count is not None and count >= limit:
             raise ValidationError(
                 f"job {self.id}'s video was already extended {count} times; a video takes at most "
-                f"{_catalog.MAX_EXTENSIONS} extensions. Fix: remix it, or start a new video with client.generate().",
+                f"{limit} extensions. Fix: remix it, or start a new video with client.generate().",
                 field="video",
             )
 

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._capabilities import Capabilities, ModelSpec
 from ._client import Client
 from ._errors import ConfigurationError, RateLimitError, TransportError, ValidationError
 from ._grid import InvalidCombo, SweepPlan, check_axis_names, expand
-from ._profiles import Profile, ServedModel
+from ._profiles import Profile
 from ._redact import logger
-from ._runner import Runner, estimated_cost
+from ._runner import Runner
 from ._runtime import get_runtime
 from ._sweep import Sweep
 from ._types import JobSpec
@@ -74,13 +75,11 @@ def serves(profile: Profile, spec: JobSpec) -> bool:
     caps = profile.capabilities
     if (spec.kind == "remix" and not caps.supports_remix) or (spec.kind == "extend" and not caps.supports_extend):
         return False
-    if profile.models is not None and spec.model not in profile.models:
+    # A backend that lists its models serves those (a gateway's free text is for its user, not for routing).
+    if caps.models is not None and caps.spec(spec.model) is None:
         return False
     try:
-        check_create(prompt=spec.prompt, model=spec.model, size=spec.size, seconds=spec.seconds,
-                     strict=profile.validate_models)
-        if profile.validate_models:
-            caps.check(spec.model, spec.size, spec.seconds)
+        check_create(prompt=spec.prompt, model=spec.model, size=spec.size, seconds=spec.seconds, capabilities=caps)
     except ValidationError:
         return False
     return True
@@ -271,8 +270,8 @@ class PoolRunner(Runner):
                         task.cancel()
         if name != job._record.backend:
             # The estimate at submit was the pool's guess; the backend's own price is known now.
-            price = self._backend(name).profile.capabilities.price_per_second
-            self._transition(job, backend=name, estimated_cost_usd=estimated_cost(job._record.spec, price),
+            spec, caps = job._record.spec, self._backend(name).profile.capabilities
+            self._transition(job, backend=name, estimated_cost_usd=caps.cost_usd(spec.model, spec.size, spec.seconds),
                              notify=False)
         return name
 
@@ -370,7 +369,7 @@ class Pool(Client):
 
     def _job_spec(self, prompt: str, **params: Any) -> JobSpec:
         """The request as the first backend that takes it checks it (each backend validates by its own rules)."""
-        params = {**params, "model": params.get("model") or self.profile.default_model}
+        params = {**params, "model": params.get("model") or self.profile.capabilities.default_model}
         errors: list[ValidationError] = []
         for backend in self.backends.values():
             try:
@@ -385,7 +384,7 @@ class Pool(Client):
             raise ValidationError(
                 f"no backend of this pool takes this request: {first}", field=first.field, allowed=first.allowed
             )
-        allowed = tuple(self.profile.models or ())
+        allowed = self.profile.capabilities.model_names()
         raise ValidationError(
             f"no backend of this pool takes this request: model={params['model']!r} is served by none of "
             f"{', '.join(map(repr, self.backends))}. Allowed: {', '.join(map(repr, allowed))}. "
@@ -423,7 +422,7 @@ class Pool(Client):
         refused = [InvalidCombo(
             axes={k: v for k, v in job.axes.items() if k != "repeat"}, field="model",
             message=f"no backend of this pool serves model={job.model!r} at size={job.size!r}, seconds={job.seconds!r}",
-            allowed=tuple(self.profile.models or ()),
+            allowed=self.profile.capabilities.model_names(),
         ) for job in sweep.plan.jobs if job not in served and job.repeat == 0]
         sweep.plan = dataclasses.replace(sweep.plan, jobs=tuple(served), invalid=(*sweep.plan.invalid, *refused))
         return sweep
@@ -448,8 +447,7 @@ class _BackendSweep(Sweep):
         order: tuple[str, ...] = ()
         for name in names:
             profile = client.backends[name].profile
-            plan = expand(capabilities=profile.capabilities,
-                          **{"strict": profile.validate_models, "model": profile.default_model, **axes})
+            plan = expand(capabilities=profile.capabilities, **axes)
             per_backend.append([dataclasses.replace(s, backend=name, axes={**s.axes, "backend": name})
                                 for s in plan.jobs])
             invalid += [dataclasses.replace(c, axes={**c.axes, "backend": name}) for c in plan.invalid]
@@ -463,24 +461,25 @@ class _BackendSweep(Sweep):
 
 def _pool_profile(backends: Mapping[str, Client]) -> Profile:
     """What the pool as a whole offers widgets and sweeps: the union of its backends' models and facts."""
-    profiles = [b.profile for b in backends.values()]
-    models = None if any(p.models is None for p in profiles) else tuple(
-        dict.fromkeys(m for p in profiles for m in p.models or ()))
-    served: dict[str, ServedModel] = {}
-    for p in reversed(profiles):  # the first backend's facts win where two declare one model
-        served |= dict(p.served or {})
-    return Profile(
-        "pool", base_url=None, key_env=(), validate_models=all(p.validate_models for p in profiles),
-        max_concurrency=sum(b._runner.max_concurrency for b in backends.values()),
-        supports_delete=any(p.supports_delete for p in profiles),
-        supports_list=any(p.supports_list for p in profiles),
-        supports_remix=any(p.supports_remix for p in profiles),
-        supports_extend=any(p.supports_extend for p in profiles),
-        supports_thumbnail=any(p.supports_thumbnail for p in profiles),
-        reports_progress=any(p.reports_progress for p in profiles),
-        reports_cost=any(p.reports_cost for p in profiles),
-        models=models, served=served or None, default_model=profiles[0].default_model,
+    caps = [b.profile.capabilities for b in backends.values()]
+    models: dict[str, ModelSpec] | None = None
+    if all(c.models is not None for c in caps):
+        models = {}
+        for c in reversed(caps):  # the first backend's facts win where two declare one model
+            models |= dict(c.models or {})
+        models = {name: models[name] for name in dict.fromkeys(m for c in caps for m in c.model_names())}
+    aliases: dict[str, str] = {}
+    for c in reversed(caps):
+        aliases |= dict(c.aliases)
+    flags = ("supports_delete", "supports_list", "supports_remix", "supports_extend", "supports_thumbnail",
+             "supports_characters", "reports_progress", "reports_cost")
+    capabilities = Capabilities(
+        models=models, default_model=caps[0].default_model, other_models=any(c.other_models for c in caps),
+        aliases=aliases, default_size=caps[0].default_size, default_seconds=caps[0].default_seconds,
+        **{flag: any(getattr(c, flag) for c in caps) for flag in flags},
     )
+    return Profile("pool", capabilities=capabilities, base_url=None, key_env=(),
+                   max_concurrency=sum(b._runner.max_concurrency for b in backends.values()))
 
 
 def pool(*clients: Client, run_root: str | Path | None = None, **named: Client) -> Pool:

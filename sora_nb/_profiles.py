@@ -4,9 +4,10 @@ A profile is a plain value. ``connect()`` picks one by name and fills in the bas
 everything above the adapter reads the profile's capabilities, never the server's name.
 
 Profiles for the hosted services (``openrouter``, ``xai``, ``gemini``, ``together``) name their adapter
-(``sora_nb.providers``) and the simulator dialect that imitates them, and declare per model the sizes and
-durations accepted and the published price per second where one is known. Sources are cited in
-``docs/providers.md``; prices marked "third-party" there could not be checked against the service.
+(``sora_nb.providers``) and the simulator dialect that imitates them. Each profile declares its
+:class:`~sora_nb._capabilities.Capabilities`, whose per-model facts (sizes, durations, prices) are the tables
+of :mod:`sora_nb._catalog`, cited there and in ``docs/providers.md``; prices marked "third-party" there
+could not be checked against the service.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import _catalog
-from ._errors import ConfigurationError, ValidationError
+from ._capabilities import Capabilities, ModelSpec
+from ._errors import ConfigurationError
 from ._redact import redact_url
 
 __all__ = [
     "PROFILES",
     "Capabilities",
+    "ModelSpec",
     "Profile",
-    "ServedModel",
     "resolve_api_key",
     "resolve_profile",
     "simulator_base_url",
@@ -39,238 +41,96 @@ SIMULATOR_API_KEY = "sk-sora-nb-simulator"
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    """What one model accepts on one service, and its published price.
-
-    ``sizes`` and ``seconds`` are the accepted values in the toolkit's vocabulary (``WIDTHxHEIGHT``, whole
-    seconds as strings), ``None`` when not known (then nothing is checked). ``usd_per_second`` is one price,
-    or a price per size; ``None`` (or a size missing from the mapping) means unknown, never zero.
-
-    >>> ServedModel(sizes=("1280x720",), usd_per_second={"1280x720": 0.07}).price("1280x720")
-    0.07
-    """
-
-    sizes: tuple[str, ...] | None = None
-    seconds: tuple[str, ...] | None = None
-    usd_per_second: float | Mapping[str, float] | None = None
-
-    def price(self, size: str) -> float | None:
-        """USD per generated second at ``size``, or ``None`` when not published."""
-        if self.usd_per_second is None or isinstance(self.usd_per_second, (int, float)):
-            return self.usd_per_second
-        return self.usd_per_second.get(size)
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a server can do, as its profile declares it: what sweeps validate against and widgets offer.
-
-    Satisfies :class:`sora_nb._grid.Capabilities` (``models`` maps a model to its accepted
-    ``(sizes, seconds)``). Models not listed follow the built-in catalog (OpenAI's models) or, when unknown
-    there too, pass unchecked. ``reports_cost``: the job reports what it cost (read into the DataFrame's
-    ``reported_cost_usd``).
-
-    >>> PROFILES["xai"].capabilities.price_per_second("grok-imagine-video", "1280x720")
-    0.07
-    """
-
-    served: Mapping[str, ServedModel] | None
-    reports_progress: bool
-    reports_cost: bool
-    supports_remix: bool
-    supports_extend: bool
-    supports_delete: bool
-    supports_list: bool
-    supports_thumbnail: bool
-    supports_characters: bool = False
-    """The server makes characters (``POST /videos/characters``) and takes ``characters=[...]`` in a create."""
-
-    @property
-    def models(self) -> Mapping[str, tuple[Sequence[str] | None, Sequence[str] | None]] | None:
-        if self.served is None:
-            return None
-        return {name: (model.sizes, model.seconds) for name, model in self.served.items()}
-
-    def check(self, model: str, size: str, seconds: str) -> None:
-        """Raise :class:`~sora_nb.ValidationError` when the profile says ``model`` does not take these values.
-
-        >>> PROFILES["gemini"].capabilities.check("veo-3.1-generate-preview", "1280x720", "5")
-        ... # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        sora_nb.ValidationError: seconds='5' is not served for ... Allowed: '4', '6', '8'...
-        """
-        served = (self.served or {}).get(model)
-        if served is None:
-            return
-        for name, value, allowed in (("size", size, served.sizes), ("seconds", seconds, served.seconds)):
-            if allowed is not None and value not in allowed:
-                raise ValidationError(
-                    f"{name}={value!r} is not served for {model} by this server. "
-                    f"Allowed: {', '.join(map(repr, allowed))}. Fix: pass one of them, or another model.",
-                    field=name, allowed=tuple(allowed),
-                )
-
-    def price_per_second(self, model: str, size: str) -> float | None:
-        """USD per generated second: the service's published price, else the catalog's, else ``None``."""
-        served = (self.served or {}).get(model)
-        if served is not None:
-            return served.price(size)
-        return _catalog.price_per_second(model, size)
-
-
-@dataclass(frozen=True)
 class Profile:
-    """A kind of server and what it supports.
+    """A kind of server: where it is, how to reach it, and what it can do.
 
     Attributes:
         name: the profile's name, e.g. ``"simulator"``.
+        capabilities: what the server can do: its models with their sizes, durations and prices, and its
+            operations (see :class:`~sora_nb._capabilities.Capabilities`). Everything above the adapter reads
+            this, never the server's name.
         base_url: the API root; ``None`` means the user must give one.
         key_env: environment variables searched for the API key, in order.
         requires_key: refuse to start without a key (hosted services); local gateways may not need one.
         multipart_only: creates must be multipart (vLLM-Omni).
         seconds_as_int: the server wants ``seconds`` as an integer.
-        validate_models: check known OpenAI models' sizes/durations before sending.
         max_concurrency: default number of jobs in flight at once.
-        supports_delete / supports_list / supports_remix / supports_extend / supports_thumbnail /
-        reports_progress / supports_characters: what the server can do; the toolkit degrades visibly where
-        it cannot (characters: OpenAI's contract only; no gateway or hosted service here forwards them).
-        supports_input_reference: a create takes a reference image (``input_reference``); a storyboard's
-            continuity needs it.
-        models: the models offered in choosers (``None``: free text).
         adapter: the client class that speaks to the server, a key of ``sora_nb.providers.ADAPTERS``
             (``"contract"``: the OpenAI Videos contract as is).
         dialect: the simulator dialect that imitates the server (``connect(name, simulator=True)``).
-        served: per model, the accepted sizes and durations and the published price (see :class:`ServedModel`).
-        default_model: the model used when a request names none.
-        reports_cost: each job reports its cost.
         dashboard_url: where a user can see the jobs the service ran (named in error messages).
+
+    >>> PROFILES["xai"].capabilities.price_per_second("grok-imagine-video", "1280x720")
+    0.07
     """
 
     name: str
+    capabilities: Capabilities = _catalog.CONTRACT
     base_url: str | None = None
     key_env: tuple[str, ...] = ("OPENAI_API_KEY",)
     requires_key: bool = False
     multipart_only: bool = False
     seconds_as_int: bool = False
-    validate_models: bool = True
     max_concurrency: int = 4
-    supports_delete: bool = True
-    supports_list: bool = True
-    supports_remix: bool = True
-    supports_extend: bool = True
-    supports_thumbnail: bool = True
-    reports_progress: bool = True
-    supports_characters: bool = True
-    supports_input_reference: bool = True
-    models: tuple[str, ...] | None = ("sora-2", "sora-2-pro")
     extra_headers: dict[str, str] = field(default_factory=dict)
     adapter: str = "contract"
     dialect: str = "openai"
-    served: Mapping[str, ServedModel] | None = None
-    default_model: str = _catalog.DEFAULT_MODEL
-    reports_cost: bool = False
     dashboard_url: str | None = None
 
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this server can do (see :class:`Capabilities`); sweeps validate against it."""
-        return Capabilities(
-            served=self.served, reports_progress=self.reports_progress, reports_cost=self.reports_cost,
-            supports_remix=self.supports_remix, supports_extend=self.supports_extend,
-            supports_delete=self.supports_delete, supports_list=self.supports_list,
-            supports_thumbnail=self.supports_thumbnail, supports_characters=self.supports_characters,
-        )
+
+def _contract(**fields: Any) -> Capabilities:
+    """An OpenAI-shaped server: OpenAI's models checked, other names sent as given, unless stated."""
+    return replace(_catalog.CONTRACT, **fields)
 
 
-def _sizes(*aspects_by_resolution: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(size for group in aspects_by_resolution for size in group)
+def _own_models(**fields: Any) -> Capabilities:
+    """A server of its own models (vLLM-Omni, SGLang): nothing known of them, so nothing is checked."""
+    return replace(_catalog.CONTRACT, models=None, aliases={}, max_extensions=None, **fields)
 
 
-# Veo 3.1 on the Gemini API: 16:9 or 9:16 at 720p, 1080p or 4k; 4, 6 or 8 s (ai.google.dev/gemini-api/docs/video).
-# Prices: $0.40/s (standard) and $0.15/s (fast) at 720p/1080p are third-party reports of Google's price list.
-_VEO_SIZES = _sizes(("1280x720", "720x1280"), ("1920x1080", "1080x1920"), ("3840x2160", "2160x3840"))
-_VEO_SECONDS = ("4", "6", "8")
-
-
-def _per_size(price: float, sizes: tuple[str, ...]) -> dict[str, float]:
-    return dict.fromkeys(sizes, price)
-
-
-_GEMINI_MODELS = {
-    "veo-3.1-fast-generate-preview": ServedModel(_VEO_SIZES, _VEO_SECONDS, _per_size(0.15, _VEO_SIZES[:4])),
-    "veo-3.1-generate-preview": ServedModel(_VEO_SIZES, _VEO_SECONDS, _per_size(0.40, _VEO_SIZES[:4])),
-}
-
-# OpenRouter: duration, resolution and aspect_ratio per model come from GET /api/v1/videos/models; prices are
-# per model SKU there too (not fetched offline: each job reports its cost in usage.cost).
-_OPENROUTER_MODELS = {
-    "google/veo-3.1": ServedModel(_VEO_SIZES[:4], _VEO_SECONDS),
-    "google/veo-3.1-fast": ServedModel(_VEO_SIZES[:4], _VEO_SECONDS),
-    "alibaba/wan-2.6": ServedModel(),
-    "bytedance/seedance-2.0": ServedModel(),
-}
-
-# xAI grok-imagine-video: duration 1-15 s, resolution 480p or 720p, seven aspect ratios (the three common
-# ones are listed here); $0.05/s at 480p and $0.07/s at 720p (xAI's price as listed by Cloudflare's model page).
-_XAI_480P = ("848x480", "480x848", "480x480")
-_XAI_720P = ("1280x720", "720x1280", "720x720")
-_XAI_MODELS = {
-    "grok-imagine-video": ServedModel(
-        _XAI_480P + _XAI_720P, tuple(str(s) for s in range(1, 16)),
-        {**_per_size(0.05, _XAI_480P), **_per_size(0.07, _XAI_720P)},
-    ),
-}
-
-# Together /v2/videos: width, height and seconds depend on the model (docs.together.ai "supported models");
-# not checked here, and each job reports its cost in outputs.cost.
-_TOGETHER_MODELS = {
-    "google/veo-3.0": ServedModel(),
-    "minimax/video-01-director": ServedModel(),
-    "kwaivgI/kling-2.1-master": ServedModel(),
-    "ByteDance/Seedance-1.0-pro": ServedModel(),
-}
-
-
-def _hosted(name: str, **fields: Any) -> Profile:
-    """A hosted service: a key is required; no delete, list, remix, extend, thumbnail or progress unless stated."""
-    defaults: dict[str, Any] = dict(
-        requires_key=True, supports_delete=False, supports_list=False, supports_remix=False, supports_extend=False,
-        supports_thumbnail=False, reports_progress=False, supports_characters=False, adapter=name, dialect=name,
-    )
-    return Profile(name, **{**defaults, **fields})
+def _hosted(name: str, models: Mapping[str, ModelSpec], default_model: str, *, caps: Mapping[str, Any] | None = None,
+            **fields: Any) -> Profile:
+    """A hosted service: a key is required; only its own models; no delete, list, remix, extend, thumbnail,
+    characters or progress unless stated."""
+    without: dict[str, Any] = dict(supports_delete=False, supports_list=False, supports_remix=False,
+                                   supports_extend=False, supports_thumbnail=False, reports_progress=False)
+    capabilities = Capabilities(models=models, default_model=default_model, **{**without, **(caps or {})})
+    return Profile(name, capabilities=capabilities, requires_key=True, adapter=name, dialect=name, **fields)
 
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("simulator", base_url=SIMULATOR_BASE_URL, key_env=(), max_concurrency=8),
+        # The simulator serves OpenAI's models only (a model it does not know is refused, as OpenAI does).
+        Profile("simulator", capabilities=_contract(other_models=False), base_url=SIMULATOR_BASE_URL, key_env=(),
+                max_concurrency=8),
         Profile("openai-compatible", base_url=None),
         # LiteLLM's proxy (verified with litellm 1.106.2 routing openai/sora-2 to a custom api_base): no
         # DELETE route; GET /v1/videos cannot reach a custom api_base (no model to route by); remixes and
         # extensions are created but answer ids without the deployment, so they cannot be polled back.
         Profile("litellm", base_url="http://localhost:4000/v1", key_env=("LITELLM_API_KEY", "OPENAI_API_KEY"),
-                reports_progress=False, supports_thumbnail=False, supports_delete=False, supports_list=False,
-                supports_remix=False, supports_extend=False, supports_characters=False),
-        Profile("vllm-omni", base_url="http://localhost:8000/v1", multipart_only=True, validate_models=False,
-                supports_remix=False, supports_extend=False, supports_thumbnail=False, supports_characters=False,
-                models=None),
-        Profile("sglang", base_url="http://localhost:30000/v1", validate_models=False, reports_progress=False,
-                supports_remix=False, supports_extend=False, supports_thumbnail=False, supports_characters=False,
-                models=None),
-        _hosted("openrouter", base_url="https://openrouter.ai/api/v1", key_env=("OPENROUTER_API_KEY",),
-                models=tuple(_OPENROUTER_MODELS), served=_OPENROUTER_MODELS, default_model="google/veo-3.1",
-                reports_cost=True, dashboard_url="https://openrouter.ai/activity"),
-        _hosted("xai", base_url="https://api.x.ai/v1", key_env=("XAI_API_KEY",), models=tuple(_XAI_MODELS),
-                served=_XAI_MODELS, default_model="grok-imagine-video", reports_cost=True, reports_progress=True,
-                supports_remix=True, supports_extend=True, dashboard_url="https://console.x.ai"),
-        _hosted("gemini", base_url="https://generativelanguage.googleapis.com/v1beta",
-                key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"), models=tuple(_GEMINI_MODELS), served=_GEMINI_MODELS,
-                default_model="veo-3.1-fast-generate-preview", max_concurrency=2,
+                capabilities=_contract(reports_progress=False, supports_thumbnail=False, supports_delete=False,
+                                       supports_list=False, supports_remix=False, supports_extend=False,
+                                       supports_characters=False)),
+        Profile("vllm-omni", base_url="http://localhost:8000/v1", multipart_only=True,
+                capabilities=_own_models(supports_remix=False, supports_extend=False, supports_thumbnail=False,
+                                         supports_characters=False)),
+        Profile("sglang", base_url="http://localhost:30000/v1",
+                capabilities=_own_models(reports_progress=False, supports_remix=False, supports_extend=False,
+                                         supports_thumbnail=False, supports_characters=False)),
+        _hosted("openrouter", _catalog.OPENROUTER_MODELS, "google/veo-3.1", caps={"reports_cost": True},
+                base_url="https://openrouter.ai/api/v1", key_env=("OPENROUTER_API_KEY",),
+                dashboard_url="https://openrouter.ai/activity"),
+        _hosted("xai", _catalog.XAI_MODELS, "grok-imagine-video",
+                caps={"reports_cost": True, "reports_progress": True, "supports_remix": True, "supports_extend": True},
+                base_url="https://api.x.ai/v1", key_env=("XAI_API_KEY",), dashboard_url="https://console.x.ai"),
+        _hosted("gemini", _catalog.GEMINI_MODELS, "veo-3.1-fast-generate-preview",
+                base_url="https://generativelanguage.googleapis.com/v1beta",
+                key_env=("GEMINI_API_KEY", "GOOGLE_API_KEY"), max_concurrency=2,
                 dashboard_url="https://aistudio.google.com"),
-        _hosted("together", base_url="https://api.together.xyz/v2", key_env=("TOGETHER_API_KEY",),
-                models=tuple(_TOGETHER_MODELS), served=_TOGETHER_MODELS, default_model="google/veo-3.0",
-                reports_cost=True, dashboard_url="https://api.together.ai", supports_input_reference=False),
+        _hosted("together", _catalog.TOGETHER_MODELS, "google/veo-3.0", caps={"reports_cost": True},
+                base_url="https://api.together.xyz/v2", key_env=("TOGETHER_API_KEY",),
+                dashboard_url="https://api.together.ai"),
     )
 }
 

@@ -32,7 +32,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import _catalog
 from ._contract import ContractClient
 from ._errors import (
     AmbiguousCreateError,
@@ -157,11 +156,6 @@ async def _finish_within(tasks: set[asyncio.Task[None]], timeout: float) -> set[
     return late
 
 
-def estimated_cost(
-    spec: JobSpec, price_per_second: Callable[[str, str], float | None] = _catalog.price_per_second
-) -> float | None:
-    price = price_per_second(spec.model, spec.size)
-    return None if price is None else round(price * float(spec.seconds), 6)
 
 
 class Runner:
@@ -272,7 +266,7 @@ class Runner:
                     job_id=f"j{seq:04d}-{secrets.token_hex(2)}",
                     seq=seq,
                     spec=spec,
-                    estimated_cost_usd=estimated_cost(spec, self.profile.capabilities.price_per_second),
+                    estimated_cost_usd=self.profile.capabilities.cost_usd(spec.model, spec.size, spec.seconds),
                 )
                 job = Job(self, run, record)
                 jobs.append(job)
@@ -433,7 +427,7 @@ class Runner:
             return {"status": "queued" if record.remote_id else "pending_submit"}
         if record.status != "cancelled":
             return None
-        if record.remote_id and not self.profile_for(record).supports_delete:
+        if record.remote_id and not self.profile_for(record).capabilities.supports_delete:
             return {"status": "queued"}  # the server kept it running: pick it up again
         # It was deleted on the server (or never sent): start it afresh.
         return {
@@ -742,7 +736,7 @@ class Runner:
         api = self.api_for(record)
 
         async def server_thumbnail() -> bool:
-            if not self.profile_for(record).supports_thumbnail:
+            if not self.profile_for(record).capabilities.supports_thumbnail:
                 return False
             try:
                 await api.download(remote_id, thumb_path, variant="thumbnail")
@@ -818,7 +812,7 @@ class Runner:
             error_message="cancelled by the user",
         )
         job._finish()
-        if not self.profile_for(job._record).supports_delete:
+        if not self.profile_for(job._record).capabilities.supports_delete:
             return
         if remote_id:
             deleting = self._delete_quietly(self.api_for(job._record), remote_id)

@@ -122,7 +122,7 @@ class ServerList:
         self._listed, self._more = list(page.data), bool(page.has_more)
         # The pages after this one start after its last video, which may have changed: find them again.
         del self._cursors[self.page + 1:]
-        if self.client.profile.supports_thumbnail:
+        if self.client.profile.capabilities.supports_thumbnail:
             for video in self._listed:
                 if video.status == "completed":
                     await self._download(video.id, "thumbnail")

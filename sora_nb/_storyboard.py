@@ -65,10 +65,9 @@ def _shot_fields(profile: Profile, shot: object, index: int, *, model: str, size
         raise ValueError(f"shot {index} has unknown keys {sorted(unknown)}. Allowed: 'prompt', 'seconds'. "
                          "Fix: remove them (model and size are the storyboard's).")
     try:
+        caps = profile.capabilities
         params = check_create(prompt=shot.get("prompt"), model=model, size=size,
-                              seconds=shot.get("seconds", _catalog.DEFAULT_SECONDS), strict=profile.validate_models)
-        if profile.validate_models:
-            profile.capabilities.check(model, params["size"], params["seconds"])
+                              seconds=shot.get("seconds") or caps.default_seconds_for(model, size), capabilities=caps)
     except ValidationError as exc:
         raise ValidationError(f"shot {index}: {exc}", field=exc.field, allowed=exc.allowed) from None
     return {"prompt": params["prompt"], "seconds": params["seconds"]}
@@ -101,7 +100,7 @@ def plan_storyboard(
     if mode == "extend":
         _check_extend(profile, checked)
     # Continuity needs the next shot to start from an image; where the server takes none, shots are made apart.
-    continuous = mode == "extend" or (bool(continuity) and profile.supports_input_reference)
+    continuous = mode == "extend" or (bool(continuity) and profile.capabilities.supports_input_reference)
     return {
         "id": f"sb-{secrets.token_hex(4)}", "mode": mode, "continuity": continuous, "model": model, "size": size,
         "version": 1, "shots": [{**shot, "take": 1} for shot in checked],
@@ -110,16 +109,17 @@ def plan_storyboard(
 
 def _check_extend(profile: Profile, shots: list[dict[str, Any]]) -> None:
     """The contract's limits on a chain of extensions (CONTRACT.md §1), before anything is sent."""
-    if not profile.supports_extend:
+    if not profile.capabilities.supports_extend:
         raise ValidationError(f"the {profile.name!r} server cannot extend videos, so mode='extend' cannot work. "
                               "Fix: mode='stitch'.", field="mode", allowed=("stitch",))
-    if profile.adapter != "contract" or not profile.validate_models:
+    limit = profile.capabilities.max_extensions
+    if limit is None:
         return  # other services have limits of their own
     extensions = len(shots) - 1
-    if extensions > _catalog.MAX_EXTENSIONS:
+    if extensions > limit:
         raise ValidationError(
             f"mode='extend' makes {extensions} extensions of shot 1; a video takes at most "
-            f"{_catalog.MAX_EXTENSIONS}. Fix: at most {_catalog.MAX_EXTENSIONS + 1} shots, or mode='stitch'.",
+            f"{limit}. Fix: at most {limit + 1} shots, or mode='stitch'.",
             field="shots")
     for index, shot in enumerate(shots[1:], 2):
         if float(shot["seconds"]) > _catalog.MAX_EXTENSION_SECONDS:
@@ -138,7 +138,7 @@ def storyboard_estimate(profile: Profile, plan: Mapping[str, Any], shots: Sequen
     numbers = shots if shots is not None else range(1, len(plan["shots"]) + 1)
     specs = tuple(JobSpec(plan["shots"][k - 1]["prompt"], plan["model"], plan["size"], plan["shots"][k - 1]["seconds"])
                   for k in numbers)
-    return estimate(SweepPlan(specs, (), AXES), price=profile.capabilities.price_per_second)
+    return estimate(SweepPlan(specs, (), AXES), capabilities=profile.capabilities)
 
 
 class Storyboard(Run):

@@ -29,15 +29,11 @@ class Sweep:
         check_axis_names(axes)
         self.client = client
         self.options = axes
-        # The same sweep runs on every profile: a sweep that names no model uses the profile's default,
-        # and combinations are checked against what the profile says its server accepts (a `strict` or
-        # `model` given in the axes, e.g. from a sweep file, wins over the profile's).
+        # The same sweep runs on every profile: what a sweep does not name (model, size, seconds) is the
+        # profile's default, and combinations are checked against what the profile says its server accepts.
         if "characters" in axes:
             axes = {**axes, "characters": self._casts(axes["characters"])}
-        self.plan: SweepPlan = expand(
-            capabilities=client.profile.capabilities,
-            **{"strict": client.profile.validate_models, "model": client.profile.default_model, **axes},
-        )
+        self.plan: SweepPlan = expand(capabilities=client.profile.capabilities, **axes)
 
     def _casts(self, characters: Any) -> list[tuple[tuple[str, str], ...]]:
         """The ``characters`` axis as casts of ``(id, name)``: each value is ``None`` (no character), a
@@ -77,7 +73,7 @@ class Sweep:
         {'jobs': 2, 'seconds': 12.0, 'cost_usd': 3.6}
         >>> client.close()
         """
-        return estimate_plan(self.plan, price=self.client.profile.capabilities.price_per_second)
+        return estimate_plan(self.plan, capabilities=self.client.profile.capabilities)
 
     def start(
         self,

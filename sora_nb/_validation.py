@@ -1,7 +1,8 @@
 """Checking a request before it is sent, so that a mistake costs nothing and says how to fix it.
 
-Pure functions over the tables in ``_catalog``. Known OpenAI models are checked strictly; unknown
-models (served by gateways) pass through, since only their server knows what they accept.
+Pure functions. What a model takes is the server's :class:`~sora_nb._capabilities.Capabilities` (by default
+OpenAI's contract, :data:`sora_nb._catalog.CONTRACT`); values it does not know pass through, since only the
+server knows them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Union
 
 from . import _catalog
+from ._capabilities import Capabilities
 from ._errors import ValidationError
 
 __all__ = [
@@ -218,17 +220,19 @@ def check_max_concurrency(value: object, *, field: str = "max_concurrency") -> i
     return value
 
 
-def check_seconds(seconds: object, model: str, *, field: str = "seconds") -> str:
-    """Return ``seconds`` as the contract's string; an int is converted when it is an allowed value.
+def check_seconds(
+    seconds: object, model: str = "", *, field: str = "seconds", capabilities: Capabilities | None = _catalog.CONTRACT
+) -> str:
+    """Return ``seconds`` as the contract's string when it is a whole number of seconds that ``model`` takes
+    (per ``capabilities``; ``None``: any); an int is converted.
 
     >>> check_seconds(8, "sora-2")
     '8'
     >>> check_seconds("7", "my-gateway-model")
     '7'
     """
-    spec = _catalog.MODELS.get(model)
     if isinstance(seconds, bool) or not isinstance(seconds, (str, int, float)):
-        allowed = spec.seconds if spec else _catalog.SECONDS
+        allowed = (capabilities.seconds(model) if capabilities else None) or _catalog.SECONDS
         raise ValidationError(
             f"{field} must be a string such as {_choices(allowed)}, got {seconds!r}. Fix: pass {field}='4'.",
             field=field,
@@ -242,38 +246,28 @@ def check_seconds(seconds: object, model: str, *, field: str = "seconds") -> str
             )
         seconds = int(seconds)
     text = str(seconds).strip()
-    if spec is not None and text not in spec.seconds:
-        raise ValidationError(
-            f"{field}={seconds!r} is not allowed for {model}. Allowed: {_choices(spec.seconds)}. "
-            f"Fix: pass one of them, e.g. {field}={spec.seconds[0]!r}.",
-            field=field,
-            allowed=spec.seconds,
-        )
+    if capabilities is not None:
+        capabilities.check(model, None, text)
     return text
 
 
-def check_size(size: object, model: str, *, field: str = "size") -> str:
-    """Return the size when the model accepts it.
+def check_size(
+    size: object, model: str = "", *, field: str = "size", capabilities: Capabilities | None = _catalog.CONTRACT
+) -> str:
+    """Return the size when it is ``WIDTHxHEIGHT`` and ``model`` takes it (per ``capabilities``; ``None``: any).
 
     >>> check_size("1280x720", "sora-2")
     '1280x720'
     """
-    spec = _catalog.MODELS.get(model)
     if not isinstance(size, str) or "x" not in size:
-        allowed = spec.sizes if spec else _catalog.SIZES
+        allowed = (capabilities.sizes(model) if capabilities else None) or _catalog.SIZES
         raise ValidationError(
             f"{field}={size!r} is not WIDTHxHEIGHT. Allowed: {_choices(allowed)}. Fix: e.g. {field}='1280x720'.",
             field=field,
             allowed=allowed,
         )
-    if spec is not None and size not in spec.sizes:
-        hint = " (1024x1792 and 1792x1024 need sora-2-pro)" if size in _catalog.SIZES else ""
-        raise ValidationError(
-            f"{field}={size!r} is not allowed for {model}{hint}. Allowed: {_choices(spec.sizes)}. "
-            f"Fix: pass one of them, or another model.",
-            field=field,
-            allowed=spec.sizes,
-        )
+    if capabilities is not None:
+        capabilities.check(model, size, None)
     return size
 
 
@@ -359,19 +353,25 @@ def load_reference(
     return ImageReference(data=data, filename=filename, content_type=_IMAGE_TYPES[fmt])
 
 
-def check_create(*, prompt: object, model: str, size: object, seconds: object, strict: bool = True) -> dict[str, Any]:
-    """Check the create parameters; return them normalised (``seconds`` as a string).
+def check_create(
+    *, prompt: object, model: str, size: object, seconds: object, capabilities: Capabilities | None
+) -> dict[str, Any]:
+    """Check the create parameters against what the server takes; return them normalised (``seconds`` a string).
 
-    ``strict=False`` skips the model tables (a gateway's own models), keeping the shape checks.
+    ``capabilities=None`` checks the shapes only (the prompt, ``WIDTHxHEIGHT``, whole seconds).
+
+    >>> check_create(prompt="a fox", model="sora-2", size="1280x720", seconds=8, capabilities=_catalog.CONTRACT)
+    {'prompt': 'a fox', 'model': 'sora-2', 'size': '1280x720', 'seconds': '8'}
     """
-    known = strict and model in _catalog.MODELS
-    checked_model = model if known else "\0unknown"
-    return {
+    params = {
         "prompt": check_prompt(prompt),
         "model": model,
-        "size": check_size(size, checked_model),
-        "seconds": check_seconds(seconds, checked_model),
+        "size": check_size(size, model, capabilities=None),
+        "seconds": check_seconds(seconds, model, capabilities=None),
     }
+    if capabilities is not None:
+        capabilities.check(model, params["size"], params["seconds"])
+    return params
 
 
 def check_character_name(name: object, *, field: str = "name") -> str:

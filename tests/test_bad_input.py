@@ -120,7 +120,7 @@ CASES: list[tuple[str, Callable[[Path], Callable[[], Any]], type[Exception], tup
     ("size not WxH", lambda t: lambda: generate(t, "a cat", size="big"),
      sora_nb.ValidationError, ("is not WIDTHxHEIGHT", "Fix:")),
     ("seconds not allowed", lambda t: lambda: generate(t, "a cat", seconds=5),
-     sora_nb.ValidationError, ("seconds=5", "Allowed: '4', '8', '12'", "Fix:")),
+     sora_nb.ValidationError, ("seconds='5'", "Allowed: '4', '8', '12'", "Fix:")),
     ("seconds fractional", lambda t: lambda: generate(t, "a cat", seconds=4.5),
      sora_nb.ValidationError, ("seconds=4.5", "whole number", "Fix:")),
     ("unknown style", lambda t: lambda: generate(t, "a cat", style="baroque"),

@@ -302,7 +302,8 @@ def test_bad_input_names_the_field_the_allowed_values_and_the_fix(tmp_path: Path
         sweep = team.sweep(prompt="a cat", model=["sora-2", "grok-imagine-video"], repeats=2)
         assert [job.model for job in sweep.jobs] == ["sora-2", "sora-2"]
         (refused,) = sweep.estimate().invalid_combos
-        assert refused.field == "model" and "no backend of this pool serves" in refused.message
+        # Refused at planning by the pool's capabilities (the union of its backends'), naming the model.
+        assert refused.field == "model" and "model='grok-imagine-video' is not served" in refused.message
         assert refused.allowed == ("sora-2", "sora-2-pro")
         with pytest.raises(sora_nb.ConfigurationError, match=r"pool.backends\[name\].api"):
             team.api  # noqa: B018
@@ -433,7 +434,7 @@ def test_a_job_card_follows_the_backend_its_job_went_to(tmp_path: Path) -> None:
         sora_nb.connect("gemini", simulator=True, time_scale=FAST, run_root=runs, simulator_state=False,
                         poll_policy=POLLS),
     ) as team:
-        assert team.profile.supports_remix
+        assert team.profile.capabilities.supports_remix
         job = team.generate("a corgi surfing", model="veo-3.1-fast-generate-preview", size="1280x720", seconds="4")
         card = ui.card(job)
         try:
@@ -449,13 +450,13 @@ def test_a_pooled_jobs_estimate_is_its_backends_price(tmp_path: Path) -> None:
     price, and once a job is routed its row holds the price of the backend it went to."""
     from dataclasses import replace
 
-    from sora_nb._profiles import ServedModel
-
     clients = {}
     for name, price in (("cheap", 0.1), ("dear", 0.5)):
         clients[name] = client = sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path,
                                                  simulator_state=False, poll_policy=POLLS)
-        client.profile = replace(client.profile, served={"sora-2": ServedModel(usd_per_second=price)})
+        caps = client.profile.capabilities
+        models = {**(caps.models or {}), "sora-2": replace((caps.models or {})["sora-2"], usd_per_second=price)}
+        client.profile = replace(client.profile, capabilities=replace(caps, models=models))
     with sora_nb.pool(**clients) as team:
         run = team.sweep(prompt="a corgi surfing", seconds="4", backend=None).start().wait(timeout=60)
         df = run.to_dataframe().set_index("backend")

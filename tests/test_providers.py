@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from support import FAST, write_image
 
 import sora_nb
 from sora_nb import PROFILES, RetryPolicy
+from sora_nb._capabilities import Capabilities
 from sora_nb._display import job_status_text
 from sora_nb._errors import AmbiguousCreateError, UnsupportedOperationError
 from sora_nb._profiles import simulator_base_url
@@ -67,7 +69,7 @@ def connect(tmp_path: Path) -> Iterator[Any]:
 
     def make(profile: str, **options: Any) -> tuple[sora_nb.Client, RecordingTransport]:
         dialect = PROFILES[profile].dialect
-        strict = PROFILES[profile].validate_models
+        strict = not PROFILES[profile].capabilities.open_models
         transport = RecordingTransport(sim(dialect, strict_models=strict, **options))
         client = sora_nb.connect(profile, simulator=transport.config, transport=transport,
                                  run_root=tmp_path / profile, retry=RetryPolicy(max_retries=2, base=0.001, jitter=0.0))
@@ -223,7 +225,7 @@ def test_the_same_sweep_runs_unchanged_on_every_profile(profile: str, connect: A
     run = sweep.start(max_concurrency=2).wait(timeout=60)
     df = run.to_dataframe()
     assert list(df["status"]) == ["completed", "completed"], df[["status", "error_message"]]
-    assert set(df["model"]) == {PROFILES[profile].default_model}
+    assert set(df["model"]) == {PROFILES[profile].capabilities.default_model}
     for video, thumb in zip(df["video_path"], df["thumbnail_path"], strict=True):
         with av.open(video) as container:
             stream = container.streams.video[0]
@@ -415,19 +417,29 @@ def test_the_failed_jobs_error_comes_through_in_each_dialect(connect: Any) -> No
 
 
 def test_service_error_envelopes_become_api_errors(connect: Any) -> None:
+    def unchecked(api: Any) -> Any:
+        """The adapter with its profile's capabilities set aside, so that what the client would refuse
+        before sending reaches the dialect, whose refusal is under test."""
+        api.profile = replace(api.profile, capabilities=Capabilities(None, api.profile.capabilities.default_model))
+        return api
+
     xai, _ = connect("xai")
-    with pytest.raises(sora_nb.NotFoundError, match="grok-x does not exist"):
+    with pytest.raises(sora_nb.ValidationError, match="grok-x"):  # the profile knows xAI's models
         xai.call(lambda api: api.create(prompt="a fox", model="grok-x", size="848x480", seconds="4"))
+    with pytest.raises(sora_nb.NotFoundError, match="grok-x does not exist"):
+        xai.call(lambda api: unchecked(api).create(prompt="a fox", model="grok-x", size="848x480", seconds="4"))
     openrouter, _ = connect("openrouter")
     with pytest.raises(sora_nb.BadRequestError, match=r"does not support duration=8"):
         openrouter.call(lambda api: api.create(prompt="a fox", model="alibaba/wan-2.6", size="1280x720",
                                                seconds="8"))
     gemini, _ = connect("gemini")
-    with pytest.raises(sora_nb.BadRequestError, match="1080p videos must be 8 seconds"):
+    with pytest.raises(sora_nb.ValidationError, match=r"at 1920x1080\. Allowed: '8'"):
         gemini.call(lambda api: api.create(prompt="a fox", size="1920x1080", seconds="4"))
+    with pytest.raises(sora_nb.BadRequestError, match="1080p videos must be 8 seconds"):
+        gemini.call(lambda api: unchecked(api).create(prompt="a fox", size="1920x1080", seconds="4"))
     together, _ = connect("together")
     with pytest.raises(sora_nb.NotFoundError, match="Unable to access model"):
-        together.call(lambda api: api.create(prompt="a fox", model="acme/unknown", seconds="4"))
+        together.call(lambda api: unchecked(api).create(prompt="a fox", model="acme/unknown", seconds="4"))
 
 
 def test_sweeps_check_the_profiles_capabilities_before_sending(connect: Any) -> None:
@@ -554,7 +566,7 @@ def test_cassette(served: str, tmp_path: Path) -> None:
             assert polled.status == "completed", polled
             path = await api.download(video.id, tmp_path / "v.mp4")
             assert path.read_bytes()[4:8] == b"ftyp"
-            if profile.reports_cost:
+            if profile.capabilities.reports_cost:
                 assert polled.extra["cost_usd"] > 0
 
     asyncio.run(main())

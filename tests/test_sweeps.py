@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sora_nb._capabilities import Capabilities, ModelSpec
 from sora_nb._cost import Estimate, check_budget, estimate
 from sora_nb._errors import BudgetExceededError, SoraError, ValidationError
 from sora_nb._grid import SweepPlan, expand
@@ -410,13 +410,9 @@ def test_styled_prompt_must_still_fit_the_limit() -> None:
 # --- capabilities -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Server:
-    models: dict[str, tuple[tuple[str, ...] | None, tuple[Any, ...] | None]] | None
-
-
-def test_capabilities_replace_the_catalog_for_the_models_they_list() -> None:
-    caps = _Server(models={"veo-3": (("1280x720",), (4, 6, 8)), "sora-2": (None, ("4",))})
+def test_capabilities_are_all_a_sweep_checks_against() -> None:
+    caps = Capabilities(models={"veo-3": ModelSpec(("1280x720",), ("4", "6", "8")), "sora-2": ModelSpec(None, ("4",))},
+                        default_model="veo-3")
     plan = expand(
         prompt="p",
         model=["veo-3", "sora-2"],
@@ -437,10 +433,13 @@ def test_capabilities_replace_the_catalog_for_the_models_they_list() -> None:
         ("sora-2", "1792x1024", 6, "seconds"),
         ("sora-2", "1792x1024", 8, "seconds"),
     ]
-    assert "not served for veo-3" in plan.invalid[0].message
-    # Unlisted models and models=None follow the catalog.
-    assert expand(prompt="p", size="1792x1024", capabilities=_Server(models=None)).invalid
-    assert expand(prompt="p", model="sora-2-pro", size="1792x1024", capabilities=caps).jobs
+    assert "not allowed for veo-3" in plan.invalid[0].message
+    # A model these capabilities do not list is refused (they list every model); nothing known: nothing checked.
+    (bad,) = expand(prompt="p", model="sora-2-pro", size="1792x1024", capabilities=caps).invalid
+    assert bad.field == "model" and bad.allowed == ("veo-3", "sora-2")
+    assert expand(prompt="p", size="1000x1000", seconds=7, capabilities=Capabilities(None, "m")).jobs
+    # Axes not given take each model's defaults.
+    assert [(j.size, j.seconds) for j in expand(prompt="p", capabilities=caps).jobs] == [("1280x720", "4")]
 
 
 # --- estimate ---------------------------------------------------------------------------------------
@@ -489,9 +488,9 @@ def test_unknown_price_makes_cost_none_and_keeps_the_known_part() -> None:
     assert str(only_unknown) == "1 job, 4 s of video, est. cost unknown"
 
 
-def test_estimate_takes_a_price_function_and_tolerates_odd_durations() -> None:
+def test_estimate_takes_the_servers_prices_and_tolerates_odd_durations() -> None:
     plan = expand(prompt="p", model="gw", seconds=["4", "long"], strict=False)
-    est = estimate(plan, price=lambda model, size: 1.0)
+    est = estimate(plan, capabilities=Capabilities({"gw": ModelSpec(usd_per_second=1.0)}, "gw"))
     assert est.jobs == 2
     assert est.seconds_generated == 4
     assert est.cost_usd is None and est.known_cost_usd == pytest.approx(4.0)

@@ -143,7 +143,7 @@ def test_widgets_reach_the_engine_through_public_accessors(client: sora_nb.Clien
 def test_prompt_box_options_come_from_the_profile(client: sora_nb.Client, closing: list[Any]) -> None:
     box = ui.prompt(client)
     closing.append(box)
-    assert list(box.model.options) == list(client.profile.models or ())
+    assert list(box.model.options) == list(client.profile.capabilities.model_names())
     assert box.size.options == (("Portrait 720×1280", "720x1280"), ("Landscape 1280×720", "1280x720"))
     assert [v for _, v in box.seconds.options] == ["4", "8", "12"]
     assert set(sora_nb.STYLES) <= set(box.style.options)
@@ -307,8 +307,9 @@ def test_deleting_a_cancelled_job_already_gone_from_the_server_is_no_error(slow_
 
 def test_buttons_the_server_cannot_do_are_disabled_with_a_reason(client: sora_nb.Client,
                                                                  closing: list[Any]) -> None:
-    client._runner.profile = replace(client.profile, name="no-frills", supports_remix=False, supports_extend=False,
-                                    supports_delete=False)
+    frills = dict(supports_remix=False, supports_extend=False, supports_delete=False)
+    client._runner.profile = replace(client.profile, name="no-frills",
+                                     capabilities=replace(client.profile.capabilities, **frills))
     job = client.generate("a lighthouse")
     card = ui.JobCard(job)
     closing.append(card)

@@ -30,7 +30,6 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .. import _catalog
 from .._contract import ContractClient, _Sent
 from .._download import _VIDEO_TYPES, ProgressCallback
 from .._errors import AmbiguousCreateError, DownloadError, UnexpectedResponseError, UnsupportedOperationError
@@ -50,14 +49,15 @@ class ProfileClient(ContractClient):
 
     >>> from sora_nb._profiles import PROFILES
     >>> api = ProfileClient(profile=PROFILES["litellm"], base_url="http://localhost:4000/v1")
-    >>> api.profile.supports_list
+    >>> api.profile.capabilities.supports_list
     False
     """
 
     def __init__(self, *, profile: Profile, **kwargs: Any) -> None:
         kwargs.setdefault("multipart_only", profile.multipart_only)
         kwargs.setdefault("seconds_as_int", profile.seconds_as_int)
-        kwargs.setdefault("validate", profile.validate_models)
+        kwargs.setdefault("validate", profile.capabilities.models is not None)
+        kwargs.setdefault("capabilities", profile.capabilities)
         super().__init__(**kwargs)
         self.profile = profile
 
@@ -77,7 +77,7 @@ class ProfileClient(ContractClient):
         lost: AmbiguousCreateError | None = None,
     ) -> Video | None:
         """Look for a job whose create answer was lost; where the server cannot list jobs, refuse to guess."""
-        if not self.profile.supports_list:
+        if not self.profile.capabilities.supports_list:
             where = f" ({self.profile.dashboard_url})" if self.profile.dashboard_url else ""
             prompt = str(match.get("prompt") or "")[:60]
             raise AmbiguousCreateError(
@@ -93,17 +93,17 @@ class ProfileClient(ContractClient):
     async def list(
         self, *, limit: int = 20, order: Literal["asc", "desc"] = "desc", after: str | None = None
     ) -> VideoList:
-        if not self.profile.supports_list:
+        if not self.profile.capabilities.supports_list:
             raise self._unsupported("endpoint listing jobs", "Fix: keep the ids that create returned (runs do).")
         return await super().list(limit=limit, order=order, after=after)
 
     async def delete(self, video_id: str) -> DeletedVideo:
-        if not self.profile.supports_delete:
+        if not self.profile.capabilities.supports_delete:
             raise self._unsupported("delete", "Cancelling a job only stops polling it; the service finishes it.")
         return await super().delete(video_id)
 
     async def remix(self, video_id: str, prompt: str, *, known_ids: Claimed = frozenset()) -> Video:
-        if not self.profile.supports_remix:
+        if not self.profile.capabilities.supports_remix:
             raise self._unsupported("remix")
         return await super().remix(video_id, prompt, known_ids=known_ids)
 
@@ -111,7 +111,7 @@ class ProfileClient(ContractClient):
         self, video: str | os.PathLike[str], prompt: str, *, seconds: str | int = "4",
         known_ids: Claimed = frozenset(),
     ) -> Video:
-        if not self.profile.supports_extend:
+        if not self.profile.capabilities.supports_extend:
             raise self._unsupported("extension of videos")
         return await super().extend(video, prompt, seconds=seconds, known_ids=known_ids)
 
@@ -169,8 +169,8 @@ class ProviderClient(ProfileClient):
         *,
         prompt: str,
         model: str | None = None,
-        size: str = _catalog.DEFAULT_SIZE,
-        seconds: str | int = _catalog.DEFAULT_SECONDS,
+        size: str | None = None,
+        seconds: str | int | None = None,
         input_reference: ReferenceInput | None = None,
         extra: dict[str, Any] | None = None,
         known_ids: Claimed = frozenset(),
@@ -180,9 +180,11 @@ class ProviderClient(ProfileClient):
         """Start a job: checked against the profile first, then translated into the service's request."""
         if characters:
             raise self._unsupported("characters")
-        params = check_create(prompt=prompt, model=model or self.profile.default_model, size=size,
-                              seconds=seconds, strict=self.validate)
-        self.profile.capabilities.check(params["model"], params["size"], params["seconds"])
+        caps = self.profile.capabilities
+        model = model or caps.default_model
+        size = size or caps.default_size_for(model)
+        params = check_create(prompt=prompt, model=model, size=size,
+                              seconds=seconds or caps.default_seconds_for(model, size), capabilities=caps)
         reference = None
         if input_reference is not None:
             # Services scale the image themselves: only the format is checked, not the dimensions.

@@ -168,7 +168,7 @@ class XAIClient(ProviderClient):
         """Continue a finished job from its last frame: xAI's ``POST /videos/extensions``."""
         if not isinstance(video, str):
             raise self._unsupported("upload of local videos", "Fix: pass the id of a completed xAI job.")
-        duration = int(check_seconds(seconds, "\0any"))
+        duration = int(check_seconds(seconds, capabilities=None))
         if not 1 <= duration <= 15:
             raise ValidationError(f"seconds={seconds!r}: xAI extends by 1 to 15 seconds. Fix: pass 1..15.",
                                   field="seconds", allowed=tuple(str(s) for s in range(1, 16)))

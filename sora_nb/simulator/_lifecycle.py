@@ -13,7 +13,6 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from .._catalog import MODELS
 from ._config import SimulatorConfig
 
 __all__ = ["Plan", "Status", "job_multiplier", "plan_job", "state_at"]
@@ -72,9 +71,8 @@ def job_multiplier(model: str, size: str, seconds: int, config: SimulatorConfig)
     >>> job_multiplier("sora-2-pro", "1792x1024", 4, cfg)
     3.75
     """
-    spec = MODELS.get(model)
-    # Unknown (gateway) models are timed like sora-2 unless their name says "pro".
-    is_pro = spec.name == "sora-2-pro" if spec is not None else "pro" in model.lower()
+    # sora-2-pro (and its snapshots) and unknown (gateway) models whose name says "pro" take longer.
+    is_pro = "pro" in model.lower()
     factor = float((max(seconds, 1) / 4.0) ** config.seconds_exponent)
     if is_pro:
         factor *= config.pro_factor

@@ -300,7 +300,7 @@ def _model(body: dict[str, Any], strict: bool) -> tuple[str, tuple[str, ...], tu
     model = _optional_string(body, "model", DEFAULT_MODEL, "a string")
     spec = MODELS.get(model)
     if spec is not None:
-        return model, spec.sizes, spec.seconds
+        return model, spec.sizes or SIZES, spec.seconds or SECONDS
     if strict:
         raise _invalid_value("model", model, list(MODELS))
     # A gateway passes unknown models through; the contract's tables still bound size and seconds.

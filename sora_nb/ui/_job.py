@@ -159,7 +159,7 @@ class JobCard(LiveBox):
         job = self.job
         value, style = _display.bar_state(job.status, job.progress, done=job.done, previous=self.bar.bar_style)
         # Read at each redraw: a pooled job's server (and so what it can do) is known once it is routed.
-        if not job.profile.reports_progress and not job.done and job.progress is None:
+        if not job.profile.capabilities.reports_progress and not job.done and job.progress is None:
             value = 100.0  # a full "info" bar: working, amount unknown (as tqdm shows an unknown total)
         with held(self.bar, self.remix_button, self.extend_button, self.retry_button, self.delete_button,
                   self.cancel_button, self.character_button):
@@ -194,15 +194,15 @@ class JobCard(LiveBox):
         if job.done and self.cancel_button.layout.display != "none":
             self.cancel_button.layout.display = "none"  # nothing left to stop
         self.cancel_button.tooltip = "stop this job (deleted on the server where possible)"
-        enable(self.remix_button, profile.supports_remix, completed, "remix this video with the prompt on the left",
-               later)
-        enable(self.extend_button, profile.supports_extend, completed,
+        enable(self.remix_button, profile.capabilities.supports_remix, completed,
+               "remix this video with the prompt on the left", later)
+        enable(self.extend_button, profile.capabilities.supports_extend, completed,
                "extend this video by 4 s with the prompt on the left", later)
         refusal = job._retry_refusal() if job.done else None
         enable(self.retry_button, True, job.done and refusal is None, "run the same request again",
                refusal or "available once the job ends")
         deletable = job.done and job.remote_id is not None and not self._deleted
-        enable(self.delete_button, profile.supports_delete, deletable,
+        enable(self.delete_button, profile.capabilities.supports_delete, deletable,
                "delete the server's copy (the files on disk stay)",
                "deleted on the server" if self._deleted else "available once the job ends")
         has_video = job.done and job.status == "completed" and job.video_path is not None

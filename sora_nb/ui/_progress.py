@@ -43,7 +43,7 @@ class RunProgress(LiveBox):
         self.run = run
         self._on_done = on_done
         self._was_done = False
-        self._reports_progress = run.profile.reports_progress
+        self._reports_progress = run.profile.capabilities.reports_progress
         self.label = widgets.HTML(f"<b>run {html.escape(run.id)}</b>")
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=100.0, bar_style="info",
                                          layout=widgets.Layout(width="320px"))

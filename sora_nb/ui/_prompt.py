@@ -56,14 +56,14 @@ def model_options(models: tuple[str, ...] | None) -> list[str]:
 def size_options(model: str) -> list[tuple[str, str]]:
     """``(label, size)`` pairs for ``model``: its sizes when the catalog knows it, else all of them."""
     spec = _catalog.MODELS.get(model)
-    sizes = spec.sizes if spec is not None else _catalog.SIZES
+    sizes = (spec.sizes if spec is not None else None) or _catalog.SIZES
     return [(_display.size_label(size), size) for size in sizes]
 
 
 def seconds_options(model: str) -> list[tuple[str, str]]:
     """``(label, seconds)`` pairs for ``model``."""
     spec = _catalog.MODELS.get(model)
-    return [(f"{s} s", s) for s in (spec.seconds if spec is not None else _catalog.SECONDS)]
+    return [(f"{s} s", s) for s in ((spec.seconds if spec is not None else None) or _catalog.SECONDS)]
 
 
 def cost_text(model: str, size: str, seconds: str) -> str:
@@ -140,8 +140,8 @@ class PromptBox(Panel):
         self._reference: Path | None = None
         self._upload: tuple[str, bytes] | None = None
         profile = client.profile
-        models = model_options(profile.models)
-        if model is not None and profile.models and model not in models:
+        models = model_options(profile.capabilities.model_names() or None)
+        if model is not None and profile.capabilities.model_names() and model not in models:
             raise ValueError(f"model={model!r} is not offered by the {profile.name!r} server. "
                              f"Allowed: {', '.join(models)}. Fix: pass one of them, or no model for the server's "
                              "default.")
@@ -151,7 +151,7 @@ class PromptBox(Panel):
         self.prompt = widgets.Textarea(value=prompt, placeholder="Describe the video: subject, action, setting, light…",
                                        layout=widgets.Layout(width="100%", height="80px"))
         self.prompt.add_class("sora-nb-prompt-text")
-        if profile.models:
+        if profile.capabilities.model_names():
             self.model = widgets.Dropdown(options=models, value=chosen, description="Model", style=wide)
         else:  # the server's own model names: free text, with the catalog as suggestions
             self.model = widgets.Combobox(options=models, value=chosen, ensure_option=False,

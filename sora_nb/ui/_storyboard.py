@@ -71,7 +71,7 @@ class StoryboardBuilder(LiveBox):
         self.board: Storyboard | None = None
         self._asked: int | None = None  # the shot whose Redo waits for a Confirm
         profile = client.profile
-        models = model_options(profile.models)
+        models = model_options(profile.capabilities.model_names() or None)
         model = _catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0]
         wide = {"description_width": "80px"}
         self.model = widgets.Dropdown(options=models, value=model, description="Model", style=wide,

@@ -86,7 +86,7 @@ class SweepBuilder(Panel):
         self._with_gallery = gallery
         self._interval = refresh_interval
         profile = client.profile
-        models = model_options(profile.models)
+        models = model_options(profile.capabilities.model_names() or None)
         default_model = _catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0]
         wide = {"description_width": "80px"}
         box = widgets.Layout(width="300px")
@@ -98,7 +98,7 @@ class SweepBuilder(Panel):
                                      style=wide, layout=widgets.Layout(width="100%"))
         self.variables = widgets.Textarea(description="Variables", placeholder="animal: corgi, cat\ntime: dawn, dusk",
                                           style=wide, layout=widgets.Layout(width="100%", height="60px"))
-        if profile.models:
+        if profile.capabilities.model_names():
             self.models = widgets.SelectMultiple(options=models, value=(default_model,), description="Models",
                                                  style=wide, layout=box, rows=min(4, len(models)))
         else:
