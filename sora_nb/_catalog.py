@@ -8,8 +8,6 @@ the simulator cannot drift apart. Models not in a table are not known here: noth
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ._capabilities import CONTRACT_DEFAULT_SECONDS, CONTRACT_DEFAULT_SIZE, Capabilities, ModelSpec
 
 __all__ = [
@@ -35,7 +33,6 @@ __all__ = [
     "OPENROUTER_MODELS",
     "XAI_MODELS",
     "TOGETHER_MODELS",
-    "SERVICE_MODELS",
     "price_per_second",
 ]
 
@@ -112,15 +109,22 @@ GEMINI_MODELS: dict[str, ModelSpec] = {
 }
 
 # --- OpenRouter: duration, resolution and aspect_ratio per model come from GET /api/v1/videos/models, and
-# prices are per model SKU there (not fetched offline: each job reports its cost in usage.cost). The Veo rows
-# follow Google's own limits; the others are not known here.
+# prices are per model SKU there (not fetched offline: each job reports its cost in usage.cost, so no price is
+# declared here). The rows follow the examples of OpenRouter's video-generation reference (November 2026), and
+# Google's own limits for Veo; they were not checked against the live model list.
 _OPENROUTER_VEO = ModelSpec(_VEO_SIZES[:4], _VEO_SECONDS, seconds_by_size=_VEO_8S_ABOVE_720P, audio=True,
                             image_input=True)
+_WAN_SIZES = ("1280x720", "720x1280", "720x720", "1920x1080", "1080x1920", "1080x1080")
+_SEEDANCE_SIZES = (  # 16:9, 9:16, 1:1, 4:3, 3:4 and 21:9 at 480p, 720p and 1080p
+    "854x480", "480x854", "480x480", "640x480", "480x640", "1120x480",
+    "1280x720", "720x1280", "720x720", "960x720", "720x960", "1680x720",
+    "1920x1080", "1080x1920", "1080x1080", "1440x1080", "1080x1440", "2520x1080",
+)
 OPENROUTER_MODELS: dict[str, ModelSpec] = {
     "google/veo-3.1": _OPENROUTER_VEO,
     "google/veo-3.1-fast": _OPENROUTER_VEO,
-    "alibaba/wan-2.6": ModelSpec(),
-    "bytedance/seedance-2.0": ModelSpec(),
+    "alibaba/wan-2.6": ModelSpec(_WAN_SIZES, ("5", "10")),
+    "bytedance/seedance-2.0": ModelSpec(_SEEDANCE_SIZES, tuple(str(s) for s in range(4, 13))),
 }
 
 # --- xAI grok-imagine-video: duration 1-15 s, resolution 480p or 720p, aspect ratios 16:9 9:16 1:1 4:3 3:4 3:2
@@ -145,15 +149,6 @@ TOGETHER_MODELS: dict[str, ModelSpec] = {
     "kwaivgI/kling-2.1-master": _TOGETHER,
     "ByteDance/Seedance-1.0-pro": _TOGETHER,
 }
-
-SERVICE_MODELS: dict[str, Mapping[str, ModelSpec]] = {
-    "openai": SORA_MODELS,
-    "openrouter": OPENROUTER_MODELS,
-    "xai": XAI_MODELS,
-    "gemini": GEMINI_MODELS,
-    "together": TOGETHER_MODELS,
-}
-"""Each service's model table, by the name of its simulator dialect (which reads its own table here)."""
 
 
 def price_per_second(model: str, size: str) -> float | None:

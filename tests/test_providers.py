@@ -430,8 +430,8 @@ def test_service_error_envelopes_become_api_errors(connect: Any) -> None:
         xai.call(lambda api: unchecked(api).create(prompt="a fox", model="grok-x", size="848x480", seconds="4"))
     openrouter, _ = connect("openrouter")
     with pytest.raises(sora_nb.BadRequestError, match=r"does not support duration=8"):
-        openrouter.call(lambda api: api.create(prompt="a fox", model="alibaba/wan-2.6", size="1280x720",
-                                               seconds="8"))
+        openrouter.call(lambda api: unchecked(api).create(prompt="a fox", model="alibaba/wan-2.6", size="1280x720",
+                                                          seconds="8"))
     gemini, _ = connect("gemini")
     with pytest.raises(sora_nb.ValidationError, match=r"at 1920x1080\. Allowed: '8'"):
         gemini.call(lambda api: api.create(prompt="a fox", size="1920x1080", seconds="4"))

@@ -15,7 +15,7 @@ can prove that keys stay on the API's origin.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
@@ -27,6 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ..._capabilities import ModelSpec, usd_cost
 from .._app import SimulatorApp, sender
 from .._faults import DropConnection, roll, roll_server_error
 from .._render import ensure_rendered
@@ -34,7 +35,55 @@ from .._routes import RequestContext, in_thread, request_context
 from .._store import Job, JobKind, SimulatorState, hash_api_key
 from .._validate import RequestError
 
-__all__ = ["Dialect", "DialectApp", "cdn_origin", "create_dialect_app", "external_id", "internal_id"]
+__all__ = ["RATIOS", "Dialect", "DialectApp", "aspect_and_resolution", "cdn_origin", "create_dialect_app",
+           "external_id", "internal_id", "simulated_cost", "size_for"]
+
+RATIOS: dict[str, tuple[int, int]] = {
+    "16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
+    "21:9": (21, 9), "9:21": (9, 21),
+}  # fmt: skip
+"""The aspect ratios services name, as width:height."""
+_RESOLUTIONS = {480: "480p", 720: "720p", 1080: "1080p", 2160: "4k"}
+
+
+def aspect_and_resolution(size: str) -> tuple[str, str] | None:
+    """What a service calls a catalog size: its aspect ratio (within 1 %) and resolution (the short side).
+
+    >>> aspect_and_resolution("848x480"), aspect_and_resolution("1080x1920"), aspect_and_resolution("1000x999")
+    (('16:9', '480p'), ('9:16', '1080p'), None)
+    """
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(height) == 0:
+        return None
+    ratio = int(width) / int(height)
+    aspect = min(RATIOS, key=lambda name: abs(RATIOS[name][0] / RATIOS[name][1] - ratio))
+    resolution = _RESOLUTIONS.get(min(int(width), int(height)))
+    if resolution is None or abs(RATIOS[aspect][0] / RATIOS[aspect][1] - ratio) / ratio > 0.01:
+        return None
+    return aspect, resolution
+
+
+def size_for(sizes: Sequence[str] | None, aspect: str, resolution: str) -> str | None:
+    """The catalog size a request's ``aspect`` and ``resolution`` name, among ``sizes`` (the model's, from
+    ``sora_nb._catalog``; ``None``: not known, so any aspect and resolution the service names), else ``None``.
+
+    >>> size_for(("848x480", "1280x720"), "16:9", "480p"), size_for(None, "16:9", "480p")
+    ('848x480', '854x480')
+    """
+    if sizes is not None:
+        return next((size for size in sizes if aspect_and_resolution(size) == (aspect, resolution)), None)
+    if aspect not in RATIOS or resolution not in _RESOLUTIONS.values():
+        return None
+    w, h = RATIOS[aspect]
+    short = next(side for side, name in _RESOLUTIONS.items() if name == resolution)
+    return f"{2 * round(short * w / h / 2)}x{short}" if w >= h else f"{short}x{2 * round(short * h / w / 2)}"
+
+
+def simulated_cost(spec: ModelSpec | None, size: str, seconds: float, placeholder: float) -> float:
+    """What the simulated service bills for a job: the catalog's price (:func:`usd_cost`, the one price ×
+    seconds) or, where the catalog does not know it, the dialect's ``placeholder`` rate (not a price)."""
+    price = spec.price(size) if spec is not None else None
+    return usd_cost(placeholder if price is None else price, seconds) or 0.0
 
 
 def external_id(job_id: str) -> str:

@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..._catalog import GEMINI_MODELS
 from .._validate import RequestError
-from ._base import Dialect, api_origin, cdn_origin
+from ._base import Dialect, api_origin, cdn_origin, size_for
 
 __all__ = ["GeminiDialect"]
 
-MODELS = ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
-_SIZES = {("16:9", "720p"): "1280x720", ("9:16", "720p"): "720x1280", ("16:9", "1080p"): "1920x1080",
-          ("9:16", "1080p"): "1080x1920", ("16:9", "4k"): "3840x2160", ("9:16", "4k"): "2160x3840"}
+# The models, sizes and durations are the catalog's (what the client's gemini profile checks against).
+MODELS = GEMINI_MODELS
 _PARAMETERS = ("aspectRatio", "resolution", "durationSeconds", "negativePrompt", "personGeneration",
                "numberOfVideos", "generateAudio")
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -99,14 +99,18 @@ class GeminiDialect(Dialect):
             duration = int(parameters.get("durationSeconds", 8))
         except (TypeError, ValueError):
             raise RequestError(400, "durationSeconds must be a number.") from None
-        if duration not in (4, 6, 8):
-            raise RequestError(400, f"durationSeconds must be 4, 6 or 8, got {duration}.")
-        if (aspect, resolution) not in _SIZES:
+        spec = MODELS.get(model) or MODELS[next(iter(MODELS))]  # an unknown model (not strict): like Veo
+        allowed = spec.seconds or ()
+        if str(duration) not in allowed:
+            raise RequestError(400, f"durationSeconds must be one of {', '.join(allowed)}, got {duration}.")
+        size = size_for(spec.sizes, str(aspect), str(resolution))
+        if size is None:
             raise RequestError(400, "aspectRatio must be 16:9 or 9:16, and resolution 720p, 1080p or 4k.")
-        if resolution != "720p" and duration != 8:
-            raise RequestError(400, f"{resolution} videos must be 8 seconds long (durationSeconds: 8).")
-        job = self.new_job(request, "create", model=model, size=_SIZES[aspect, resolution], seconds=duration,
-                           prompt=prompt)
+        at_size = spec.seconds_at(size) or allowed
+        if str(duration) not in at_size:
+            raise RequestError(400, f"{resolution} videos must be {' or '.join(at_size)} seconds long "
+                                    f"(durationSeconds: {at_size[0]}).")
+        job = self.new_job(request, "create", model=model, size=size, seconds=duration, prompt=prompt)
         return self.accepted(request, {"name": f"models/{model}/operations/{_op_id(job.id)}"})
 
     async def operation(self, request: Request) -> Response:

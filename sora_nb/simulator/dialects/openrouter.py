@@ -25,32 +25,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..._capabilities import ModelSpec
+from ..._catalog import OPENROUTER_MODELS
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, api_origin, external_id, internal_id
+from ._base import Dialect, api_origin, aspect_and_resolution, external_id, internal_id, simulated_cost, size_for
 
 __all__ = ["OpenRouterDialect"]
 
-_VEO = {"durations": (4, 6, 8), "resolutions": ("720p", "1080p"), "aspect_ratios": ("16:9", "9:16"),
-        "usd_per_second": 0.50}
-MODELS: dict[str, dict[str, Any]] = {
-    "google/veo-3.1": _VEO,
-    "google/veo-3.1-fast": {**_VEO, "usd_per_second": 0.15},
-    "alibaba/wan-2.6": {"durations": (5, 10), "resolutions": ("720p", "1080p"),
-                        "aspect_ratios": ("16:9", "9:16", "1:1"), "usd_per_second": 0.04},
-    "bytedance/seedance-2.0": {"durations": tuple(range(4, 13)), "resolutions": ("480p", "720p", "1080p"),
-                               "aspect_ratios": ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9"),
-                               "usd_per_second": 0.10},
-}
-_SIDES = {"480p": 480, "720p": 720, "1080p": 1080}
-_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "21:9": (21, 9),
-           "9:21": (9, 21), "3:2": (3, 2), "2:3": (2, 3)}
+# The models, sizes and durations are the catalog's (what the client's openrouter profile checks against);
+# OpenRouter publishes no price table the catalog could hold, so jobs are billed at example SKU rates.
+MODELS = OPENROUTER_MODELS
+_EXAMPLE_USD_PER_SECOND = {"google/veo-3.1": 0.50, "google/veo-3.1-fast": 0.15, "alibaba/wan-2.6": 0.04,
+                           "bytedance/seedance-2.0": 0.10}
 _WORDS = {"queued": "pending", "in_progress": "in_progress", "completed": "completed", "failed": "failed"}
 
 
-def _size(aspect: str, resolution: str) -> str:
-    w, h = _RATIOS[aspect]
-    short = _SIDES[resolution]
-    return f"{round(short * w / h)}x{short}" if w >= h else f"{short}x{round(short * h / w)}"
+def _described(spec: ModelSpec) -> dict[str, list[Any]]:
+    """The model's entry of ``GET /videos/models``: its durations, resolutions and aspect ratios."""
+    named = [pair for pair in map(aspect_and_resolution, spec.sizes or ()) if pair is not None]
+    return {"supported_durations": [int(s) for s in spec.seconds or ()],
+            "supported_resolutions": list(dict.fromkeys(resolution for _, resolution in named)),
+            "supported_aspect_ratios": list(dict.fromkeys(aspect for aspect, _ in named))}
 
 
 class OpenRouterDialect(Dialect):
@@ -91,22 +86,31 @@ class OpenRouterDialect(Dialect):
         if spec is None:
             raise RequestError(400, f"Model {model} is not a video generation model. See GET /api/v1/videos/models.",
                                param="model")
-        duration = body.get("duration", spec["durations"][-1])
+        described = _described(spec)
+        duration = body.get("duration", int((spec.seconds or ("8",))[-1]))
         if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
             raise RequestError(400, f"duration must be an integer >= 1, got {duration!r}.", param="duration")
-        resolution = body.get("resolution", spec["resolutions"][0])
-        aspect = body.get("aspect_ratio", spec["aspect_ratios"][0])
-        for name, value, allowed in (("duration", duration, spec["durations"]),
-                                     ("resolution", resolution, spec["resolutions"]),
-                                     ("aspect_ratio", aspect, spec["aspect_ratios"])):
-            if value not in allowed:
+        resolution = body.get("resolution", (described["supported_resolutions"] or ["720p"])[0])
+        aspect = body.get("aspect_ratio", (described["supported_aspect_ratios"] or ["16:9"])[0])
+        for name, value in (("duration", duration), ("resolution", resolution), ("aspect_ratio", aspect)):
+            allowed = described[f"supported_{name}s"]
+            if allowed and value not in allowed:
                 raise RequestError(400, f"{model} does not support {name}={value!r}. "
                                         f"Supported: {', '.join(map(str, allowed))}.", param=name)
+        size = size_for(spec.sizes, str(aspect), str(resolution))
+        if size is None:
+            raise RequestError(400, f"{model} does not support aspect_ratio={aspect!r} at resolution={resolution!r}.",
+                               param="aspect_ratio")
+        at_size = spec.seconds_at(size)
+        if at_size and str(duration) not in at_size:
+            raise RequestError(400, f"{model} does not support duration={duration!r} at {resolution}. "
+                                    f"Supported: {', '.join(at_size)}.", param="duration")
         seed = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise RequestError(400, "seed must be an integer.", param="seed")
-        job = self.new_job(request, "create", model=model, size=_size(aspect, resolution), seconds=duration,
-                           prompt=prompt, extra={"cost": round(duration * spec["usd_per_second"], 6)})
+        cost = simulated_cost(spec, size, duration, _EXAMPLE_USD_PER_SECOND.get(model, 0.10))
+        job = self.new_job(request, "create", model=model, size=size, seconds=duration, prompt=prompt,
+                           extra={"cost": cost})
         job_id = external_id(job.id)
         return self.accepted(request, {"id": job_id, "polling_url": f"/api/v1/videos/{job_id}",
                                        "status": "pending", "generation_id": f"gen-{job_id[:13]}"}, 202)
@@ -146,9 +150,7 @@ class OpenRouterDialect(Dialect):
 
     async def models(self, request: Request) -> Response:
         del request
-        data = [{"id": name, "supported_durations": list(spec["durations"]),
-                 "supported_resolutions": list(spec["resolutions"]),
-                 "supported_aspect_ratios": list(spec["aspect_ratios"]),
-                 "pricing_skus": {"per-video-second": f"{spec['usd_per_second']:.2f}"}}
+        data = [{"id": name, **_described(spec),
+                 "pricing_skus": {"per-video-second": f"{_EXAMPLE_USD_PER_SECOND.get(name, 0.10):.2f}"}}
                 for name, spec in MODELS.items()]
         return JSONResponse({"data": data})

@@ -25,16 +25,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..._catalog import TOGETHER_MODELS
 from .._store import Job
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, api_origin, cdn_origin, external_id, internal_id
+from ._base import Dialect, api_origin, cdn_origin, external_id, internal_id, simulated_cost
 
 __all__ = ["TogetherDialect"]
 
-MODELS = {"google/veo-3.0": "8", "minimax/video-01-director": "6", "kwaivgI/kling-2.1-master": "5",
-          "ByteDance/Seedance-1.0-pro": "5"}
-"""Models and their default ``seconds``."""
-_USD_PER_SECOND = 0.05
+# The models are the catalog's (what the client's together profile offers); their sizes, durations and prices
+# are not known there, so any width, height and seconds in the API's bounds are taken, and billed at a
+# placeholder rate.
+MODELS = TOGETHER_MODELS
+_DEFAULT_SECONDS = {"google/veo-3.0": "8", "minimax/video-01-director": "6"}
+"""What the service does when a request names no ``seconds`` (the toolkit always names it): "5" otherwise."""
+_PLACEHOLDER_USD_PER_SECOND = 0.05
 _KNOWN = ("model", "prompt", "width", "height", "seconds", "fps", "steps", "seed", "guidance_scale",
           "negative_prompt", "output_format", "output_quality", "frame_images", "reference_images", "media")
 
@@ -79,7 +83,7 @@ class TogetherDialect(Dialect):
         for name, value in (("width", width), ("height", height)):
             if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 4096:
                 raise RequestError(400, f"{name} must be an integer between 64 and 4096.", param=name)
-        seconds = body.get("seconds", MODELS.get(model, "5"))
+        seconds = body.get("seconds", _DEFAULT_SECONDS.get(model, "5"))
         if not isinstance(seconds, str) or not seconds.isdigit() or not 1 <= int(seconds) <= 20:
             raise RequestError(400, f"seconds must be a string of 1 to 20 whole seconds, got {seconds!r}.",
                                param="seconds")
@@ -99,7 +103,8 @@ class TogetherDialect(Dialect):
         }
         if status == "completed":
             resource["completed_at"] = int(job.plan.finished_at)
-            resource["outputs"] = {"cost": round(job.seconds * _USD_PER_SECOND, 6),
+            resource["outputs"] = {"cost": simulated_cost(MODELS.get(job.model), job.size, job.seconds,
+                                                          _PLACEHOLDER_USD_PER_SECOND),
                                    "video_url": f"{cdn_origin(request)}/shrt/{external_id(job.id)}"}
         elif status == "failed":
             resource["completed_at"] = int(job.plan.finished_at)

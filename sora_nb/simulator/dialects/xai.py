@@ -28,28 +28,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..._capabilities import ModelSpec
+from ..._catalog import XAI_MODELS
 from .._store import Job
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, cdn_origin, external_id, internal_id
+from ._base import Dialect, cdn_origin, external_id, internal_id, simulated_cost, size_for
 
 __all__ = ["XAIDialect"]
 
-MODELS = ("grok-imagine-video",)
-_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2),
-           "2:3": (2, 3)}
-_SIDES = {"480p": 480, "720p": 720}
-_USD_PER_SECOND = {"480p": 0.05, "720p": 0.07}
+# The models, sizes, durations and prices are the catalog's (what the client's xai profile checks against).
+MODELS = XAI_MODELS
 _REASONS = {400: "Client specified an invalid argument", 401: "Request is not authenticated",
             404: "Some requested entity was not found", 429: "Too many requests"}
 _BUCKET = "/xai-vidgen-bucket/"
+_EXTEND_SECONDS = 6  # an extension's duration when the request names none
+_XAI_ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3")
 
 
-def _size(aspect: str, resolution: str) -> str:
-    w, h = _RATIOS[aspect]
-    short = _SIDES[resolution]
-    if w >= h:
-        return f"{2 * round(short * w / h / 2)}x{short}"
-    return f"{short}x{2 * round(short * h / w / 2)}"
+def _spec(model: str) -> ModelSpec:
+    return MODELS.get(model) or MODELS[next(iter(MODELS))]  # an unknown model (not strict): like grok
 
 
 class XAIDialect(Dialect):
@@ -80,14 +77,16 @@ class XAIDialect(Dialect):
             raise RequestError(422, "The request body must be a JSON object.")
         return body
 
-    def _duration(self, body: dict[str, Any], default: int | None) -> int:
+    def _duration(self, body: dict[str, Any], default: int | None, model: str) -> int:
         duration = body.get("duration", default)
-        if isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= 15:
-            raise RequestError(400, f"duration must be an integer in [1, 15], got {duration!r}.", param="duration")
+        allowed = _spec(model).seconds or ()
+        if isinstance(duration, bool) or not isinstance(duration, int) or str(duration) not in allowed:
+            raise RequestError(400, f"duration must be an integer in [{allowed[0]}, {allowed[-1]}], got {duration!r}.",
+                               param="duration")
         return duration
 
     def _model(self, body: dict[str, Any]) -> str:
-        model = body.get("model") or MODELS[0]
+        model = body.get("model") or next(iter(MODELS))
         if model not in MODELS and self.config.strict_models:
             raise RequestError(404, f"The model {model} does not exist or your team does not have access to it.")
         return str(model)
@@ -109,16 +108,17 @@ class XAIDialect(Dialect):
         body = await self._json(request)
         prompt = require_prompt(body)
         model = self._model(body)
-        duration = self._duration(body, 8)
+        duration = self._duration(body, 8, model)
         aspect, resolution = body.get("aspect_ratio") or "16:9", body.get("resolution") or "480p"
-        if aspect not in _RATIOS:
-            raise RequestError(400, f"aspect_ratio must be one of {', '.join(_RATIOS)}.", param="aspect_ratio")
-        if resolution not in _SIDES:
+        if aspect not in _XAI_ASPECTS:
+            raise RequestError(400, f"aspect_ratio must be one of {', '.join(_XAI_ASPECTS)}.", param="aspect_ratio")
+        size = size_for(_spec(model).sizes, str(aspect), str(resolution))
+        if size is None:
             raise RequestError(400, "resolution must be one of 480p, 720p.", param="resolution")
         image = body.get("image")
         if image is not None and not (isinstance(image, dict) and isinstance(image.get("url"), str)):
             raise RequestError(422, "image must be an object with a url.", param="image")
-        job = self.new_job(request, "create", model=model, size=_size(aspect, resolution), seconds=duration,
+        job = self.new_job(request, "create", model=model, size=size, seconds=duration,
                            prompt=prompt, extra={"resolution": resolution})
         return self.accepted(request, {"request_id": external_id(job.id)})
 
@@ -134,8 +134,8 @@ class XAIDialect(Dialect):
     async def extend(self, request: Request) -> Response:
         body = await self._json(request)
         prompt = require_prompt(body)
-        duration = self._duration(body, 6)
         source = self._source(body)
+        duration = self._duration(body, _EXTEND_SECONDS, source.model)
         job = self.new_job(request, "extend", model=source.model, size=source.size,
                            seconds=source.seconds + duration, generate_seconds=duration, prompt=prompt,
                            segments=(*source.segments, (prompt, duration)), source_video_id=source.id,
@@ -160,9 +160,8 @@ class XAIDialect(Dialect):
         elif self.expired(job):
             answer.update(status="expired")
         else:
-            resolution = job.extra.get("resolution", "480p")
             generated = job.segments[-1][1] if job.kind == "extend" else job.seconds  # billed: the new part
-            ticks = round(generated * _USD_PER_SECOND[resolution] * 1e10)
+            ticks = round(simulated_cost(_spec(job.model), job.size, generated, 0.05) * 1e10)
             url = f"{cdn_origin(request)}{_BUCKET}xai-video-{external_id(job.id)}.mp4"
             answer.update(status="done", progress=100, usage={"cost_in_usd_ticks": ticks},
                           video={"url": url, "duration": job.seconds, "respect_moderation": True})
