@@ -33,7 +33,6 @@ __all__ = [
     "OPENROUTER_MODELS",
     "XAI_MODELS",
     "TOGETHER_MODELS",
-    "price_per_second",
 ]
 
 MAX_PROMPT_CHARS = 32000
@@ -149,14 +148,3 @@ TOGETHER_MODELS: dict[str, ModelSpec] = {
     "kwaivgI/kling-2.1-master": _TOGETHER,
     "ByteDance/Seedance-1.0-pro": _TOGETHER,
 }
-
-
-def price_per_second(model: str, size: str) -> float | None:
-    """USD per generated second of an OpenAI model, or ``None`` when the price is not known (never a silent zero).
-
-    >>> price_per_second("sora-2", "1280x720")
-    0.1
-    >>> price_per_second("my-gateway-model", "1280x720") is None
-    True
-    """
-    return CONTRACT.price_per_second(model, size)

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import FAST
@@ -33,6 +34,15 @@ def client(tmp_path: Path, sim_transport: SimulatorTransport) -> Iterator[sora_n
     """A simulator client writing runs under a temporary directory; closed after the test."""
     with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path / "runs", transport=sim_transport) as c:
         yield c
+
+
+@pytest.fixture
+def closing() -> Iterator[list[Any]]:
+    """Widgets (or anything with ``close()``) a test made, closed after it."""
+    items: list[Any] = []
+    yield items
+    for item in items:
+        item.close()
 
 
 @pytest.fixture

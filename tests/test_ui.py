@@ -98,14 +98,6 @@ def _not_in_vscode(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def closing() -> Iterator[list[Any]]:
-    items: list[Any] = []
-    yield items
-    for item in items:
-        item.close()
-
-
 def loop_thread_name(client: sora_nb.Client) -> str:
     return str(client._runtime.call_and_wait(lambda: threading.current_thread().name))
 

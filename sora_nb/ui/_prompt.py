@@ -14,6 +14,7 @@ from .. import _catalog, _display
 from .._redact import redact_url
 from .._styles import STYLES
 from .._validation import parse_size
+from ._choices import ANY_SECONDS, ANY_SIZE, ChoiceSlot, cost_text, seconds_options, size_options
 from ._job import JobCard, MediaMode
 from ._sync import DEFAULT_INTERVAL, ErrorLine, Panel, guarded
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .._jobs import Job
     from .._types import Character
 
-__all__ = ["PromptBox", "model_options", "seconds_options", "size_options"]
+__all__ = ["PromptBox"]
 
 _NO_STYLE = "(none)"
 _PICK = "Add a character…"
@@ -44,44 +45,6 @@ def insert_name(prompt: str, name: str) -> str:
     if name in prompt:
         return prompt
     return f"{prompt.rstrip()} {name}".strip()
-
-
-def model_options(models: tuple[str, ...] | None) -> list[str]:
-    """The models a chooser offers: the profile's, else the catalog's (as suggestions for free text)."""
-    if models:
-        return list(models)
-    return list(dict.fromkeys(_catalog.MODELS))
-
-
-def size_options(model: str) -> list[tuple[str, str]]:
-    """``(label, size)`` pairs for ``model``: its sizes when the catalog knows it, else all of them."""
-    spec = _catalog.MODELS.get(model)
-    sizes = (spec.sizes if spec is not None else None) or _catalog.SIZES
-    return [(_display.size_label(size), size) for size in sizes]
-
-
-def seconds_options(model: str) -> list[tuple[str, str]]:
-    """``(label, seconds)`` pairs for ``model``."""
-    spec = _catalog.MODELS.get(model)
-    return [(f"{s} s", s) for s in ((spec.seconds if spec is not None else None) or _catalog.SECONDS)]
-
-
-def cost_text(model: str, size: str, seconds: str) -> str:
-    """The estimate shown beside the Generate button.
-
-    >>> cost_text("sora-2", "1280x720", "8")
-    'est. $0.80 (8 s × $0.10/s)'
-    >>> cost_text("my-model", "1280x720", "8")
-    'cost unknown for my-model at 1280x720'
-    """
-    price = _catalog.price_per_second(model, size)
-    try:
-        duration = float(seconds)
-    except ValueError:
-        duration = None
-    if price is None or duration is None:
-        return f"cost unknown for {model} at {size}"
-    return f"est. ${price * duration:,.2f} ({seconds} s × ${price:,.2f}/s)"
 
 
 def fit_image(data: bytes, size: str) -> bytes:
@@ -109,12 +72,13 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 class PromptBox(Panel):
     """A prompt, the server's options, a live cost estimate, a reference image and a Generate button.
 
-    The choosers come from the client's profile: its models (free text when the server lists none),
-    each model's sizes and durations from the catalog when known, and the style presets. Each
-    Generate adds a :class:`JobCard` at the top of the list below. The character picker lists the
-    server's characters (``client.characters()``): picking one writes its name into the prompt and sends it
-    with the next Generate (two at most); a card's "Make character" adds to it. On a server without
-    characters the picker is disabled and says why.
+    The choosers come from the client's profile's capabilities only: its models (free text where the
+    server takes any name), and for the chosen model exactly its sizes and, at the chosen size, its
+    durations (free text saying "any" where they are not known); then the style presets. Each Generate
+    adds a :class:`JobCard` at the top of the list below. The character picker lists the server's
+    characters (``client.characters()``): picking one writes its name into the prompt and sends it with the
+    next Generate (two at most); a card's "Make character" adds to it. On a server without characters the
+    picker is disabled and says why.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -140,24 +104,33 @@ class PromptBox(Panel):
         self._reference: Path | None = None
         self._upload: tuple[str, bytes] | None = None
         profile = client.profile
-        models = model_options(profile.capabilities.model_names() or None)
-        if model is not None and profile.capabilities.model_names() and model not in models:
+        caps = self._caps = profile.capabilities
+        models = list(caps.model_names())
+        if model is not None and not caps.open_models and model not in models:
             raise ValueError(f"model={model!r} is not offered by the {profile.name!r} server. "
                              f"Allowed: {', '.join(models)}. Fix: pass one of them, or no model for the server's "
                              "default.")
-        chosen = model or (_catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0])
+        chosen = model or caps.default_model
         wide = {"description_width": "70px"}
 
         self.prompt = widgets.Textarea(value=prompt, placeholder="Describe the video: subject, action, setting, light…",
                                        layout=widgets.Layout(width="100%", height="80px"))
         self.prompt.add_class("sora-nb-prompt-text")
-        if profile.capabilities.model_names():
-            self.model = widgets.Dropdown(options=models, value=chosen, description="Model", style=wide)
-        else:  # the server's own model names: free text, with the catalog as suggestions
+        self.error = ErrorLine()
+        if caps.open_models:  # the server takes any name: free text, with the models it is known to serve
             self.model = widgets.Combobox(options=models, value=chosen, ensure_option=False,
-                                          placeholder="model name", description="Model", style=wide)
-        self.size = widgets.Dropdown(description="Size", style=wide)
-        self.seconds = widgets.ToggleButtons(description="Duration", style={**wide, "button_width": "52px"})
+                                          placeholder="any model name this server takes", description="Model",
+                                          style=wide)
+        else:
+            self.model = widgets.Dropdown(options=models, value=chosen, description="Model", style=wide)
+        self._size = ChoiceSlot(
+            lambda: widgets.Dropdown(description="Size", style=wide),
+            lambda: widgets.Text(description="Size", placeholder=ANY_SIZE, style=wide),
+            guarded(self.error, self._update_seconds))
+        self._seconds = ChoiceSlot(
+            lambda: widgets.ToggleButtons(description="Duration", style={**wide, "button_width": "52px"}),
+            lambda: widgets.Text(description="Duration", placeholder=ANY_SECONDS, style=wide),
+            guarded(self.error, self._update_cost))
         self.style = widgets.Dropdown(options=[_NO_STYLE, *STYLES], value=_NO_STYLE, description="Style", style=wide)
         self.style_hint = widgets.HTML("")
         self.cost = widgets.HTML("")
@@ -180,7 +153,6 @@ class PromptBox(Panel):
         self.refresh_characters()
         self.generate_button = widgets.Button(description="Generate", icon="play", button_style="primary")
         self.generate_button.add_class("sora-nb-generate")
-        self.error = ErrorLine()
         self.cards = widgets.VBox([])
         self.cards.add_class("sora-nb-cards")
 
@@ -191,8 +163,8 @@ class PromptBox(Panel):
         super().__init__([
             header,
             self.prompt,
-            widgets.HBox([self.model, self.size], layout=widgets.Layout(flex_flow="row wrap")),
-            self.seconds,
+            widgets.HBox([self.model, self._size], layout=widgets.Layout(flex_flow="row wrap")),
+            self._seconds,
             widgets.HBox([self.style, self.style_hint], layout=widgets.Layout()),
             widgets.HBox([self.character_picker, self.cast_view, self.clear_cast],
                          layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
@@ -206,8 +178,6 @@ class PromptBox(Panel):
 
         self._update_choices()
         self.model.observe(guarded(self.error, lambda _c: self._update_choices()), "value")
-        self.size.observe(guarded(self.error, lambda _c: self._update_cost(check_reference=True)), "value")
-        self.seconds.observe(guarded(self.error, lambda _c: self._update_cost()), "value")
         self.style.observe(guarded(self.error, lambda _c: self._update_style()), "value")
         self.upload.observe(guarded(self.error, self._uploaded), "value")
         self.fit_button.on_click(guarded(self.error, lambda _b: self._fit_reference()))
@@ -257,22 +227,36 @@ class PromptBox(Panel):
         self.refresh_characters()
 
     # ------------------------------------------------------------------ choosers (pure view updates)
+    @property
+    def size(self) -> Any:
+        """The size field: a chooser of the chosen model's sizes, or free text where they are not known."""
+        return self._size.widget
+
+    @property
+    def seconds(self) -> Any:
+        """The duration field: the durations of the chosen model at the chosen size, or free text."""
+        return self._seconds.widget
+
     def _update_choices(self) -> None:
+        """The model changed: offer its sizes (keeping the size chosen when it still can be), then durations."""
         model = str(self.model.value or "")
-        with self.size.hold_sync(), self.seconds.hold_sync():
-            sizes = size_options(model)
-            keep = self.size.value if self.size.value in [s for _, s in sizes] else None
-            self.size.options = sizes
-            self.size.value = keep or (_catalog.DEFAULT_SIZE if any(s == _catalog.DEFAULT_SIZE for _, s in sizes)
-                                       else sizes[0][1])
-            durations = seconds_options(model)
-            keep = self.seconds.value if self.seconds.value in [s for _, s in durations] else None
-            self.seconds.options = durations
-            self.seconds.value = keep or durations[0][1]
+        sizes = self._caps.sizes(model)
+        current = self.size.value if self.size is not None else None
+        keep = current if current and (sizes is None or current in sizes) else None
+        self._size.show(size_options(sizes), keep or self._caps.default_size_for(model))
+        self._update_seconds()
+
+    def _update_seconds(self) -> None:
+        """The model or the size changed: offer the durations of that model at that size."""
+        model, size = str(self.model.value or ""), str(self.size.value)
+        durations = self._caps.seconds(model, size)
+        current = self.seconds.value if self.seconds is not None else None
+        keep = current if current and (durations is None or current in durations) else None
+        self._seconds.show(seconds_options(durations), keep or self._caps.default_seconds_for(model, size))
         self._update_cost(check_reference=True)
 
     def _update_cost(self, *, check_reference: bool = False) -> None:
-        text = cost_text(str(self.model.value or ""), str(self.size.value), str(self.seconds.value))
+        text = cost_text(self._caps, str(self.model.value or ""), str(self.size.value), str(self.seconds.value))
         self.cost.value = html.escape(text)
         if check_reference and self._upload is not None:
             self._check_reference()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _catalog, _display
-from ._prompt import model_options, seconds_options, size_options
+from .. import _display
+from ._choices import ANY_SECONDS, ANY_SIZE, ChoiceSlot, seconds_options, size_options
 from ._sync import DEFAULT_INTERVAL, ErrorLine, Following, LiveBox, guarded, held
 
 if TYPE_CHECKING:
@@ -24,13 +24,16 @@ __all__ = ["StoryboardBuilder"]
 class _ShotRow(widgets.HBox):  # type: ignore[misc]
     """One shot in the editor: its number, prompt, length, and the buttons that move, remove or redo it."""
 
-    def __init__(self, prompt: str, seconds: str, choices: list[tuple[str, str]]) -> None:
+    def __init__(self, prompt: str, seconds: str, choices: list[tuple[str, str]] | None,
+                 on_change: Callable[[], None]) -> None:
         self.number = widgets.HTML("", layout=widgets.Layout(width="28px"))
         self.prompt = widgets.Textarea(value=prompt, placeholder="what happens in this shot",
                                        layout=widgets.Layout(width="420px", height="48px"))
-        values = [value for _, value in choices]
-        self.seconds = widgets.Dropdown(options=choices, value=seconds if seconds in values else values[0],
-                                        layout=widgets.Layout(width="80px"))
+        # The model's durations at the board's size, or free text where they are not known.
+        self._seconds = ChoiceSlot(lambda: widgets.Dropdown(layout=widgets.Layout(width="80px")),
+                                   lambda: widgets.Text(placeholder=ANY_SECONDS, layout=widgets.Layout(width="80px")),
+                                   on_change)
+        self.offer(choices, seconds)
         self.up = widgets.Button(icon="arrow-up", tooltip="move up", layout=widgets.Layout(width="36px"))
         self.down = widgets.Button(icon="arrow-down", tooltip="move down", layout=widgets.Layout(width="36px"))
         self.remove = widgets.Button(icon="trash", tooltip="remove this shot", layout=widgets.Layout(width="36px"))
@@ -40,8 +43,18 @@ class _ShotRow(widgets.HBox):  # type: ignore[misc]
         for button, name in ((self.up, "up"), (self.down, "down"), (self.remove, "remove"), (self.redo, "redo")):
             button.add_class(f"sora-nb-shot-{name}")
         self.prompt.add_class("sora-nb-shot-prompt")
-        super().__init__([self.number, self.prompt, self.seconds, self.up, self.down, self.remove, self.redo])
+        super().__init__([self.number, self.prompt, self._seconds, self.up, self.down, self.remove, self.redo])
         self.add_class("sora-nb-shot-row")
+
+    @property
+    def seconds(self) -> Any:
+        """The shot's length field."""
+        return self._seconds.widget
+
+    def offer(self, choices: list[tuple[str, str]] | None, seconds: str) -> None:
+        """Offer these lengths (``None``: free text), keeping ``seconds`` where it is one of them."""
+        values = [value for _, value in choices or ()]
+        self._seconds.show(choices, seconds if choices is None or seconds in values else values[0])
 
     def shot(self) -> dict[str, str]:
         return {"prompt": str(self.prompt.value).strip(), "seconds": str(self.seconds.value)}
@@ -70,16 +83,27 @@ class StoryboardBuilder(LiveBox):
         self.client = client
         self.board: Storyboard | None = None
         self._asked: int | None = None  # the shot whose Redo waits for a Confirm
-        profile = client.profile
-        models = model_options(profile.capabilities.model_names() or None)
-        model = _catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0]
+        caps = self._caps = client.profile.capabilities
+        models = list(caps.model_names())
+        model = caps.default_model
         wide = {"description_width": "80px"}
-        self.model = widgets.Dropdown(options=models, value=model, description="Model", style=wide,
-                                      layout=widgets.Layout(width="260px"))
-        sizes = size_options(model)
-        self.size = widgets.Dropdown(options=sizes, value="1280x720" if ("1280x720" in dict(sizes).values())
-                                     else sizes[0][1], description="Size", style=wide,
-                                     layout=widgets.Layout(width="260px"))
+        self.error = ErrorLine()
+        if caps.open_models:  # the server takes any name: free text, with the models it is known to serve
+            self.model = widgets.Combobox(options=models, value=model, ensure_option=False, description="Model",
+                                          placeholder="any model name this server takes", style=wide,
+                                          layout=widgets.Layout(width="260px"))
+        else:
+            self.model = widgets.Dropdown(options=models, value=model, description="Model", style=wide,
+                                          layout=widgets.Layout(width="260px"))
+        self._size = ChoiceSlot(
+            lambda: widgets.Dropdown(description="Size", style=wide, layout=widgets.Layout(width="260px")),
+            lambda: widgets.Text(description="Size", placeholder=ANY_SIZE, style=wide,
+                                 layout=widgets.Layout(width="260px")),
+            guarded(self.error, self._size_changed))
+        sizes = caps.sizes(model)
+        # Landscape first where the model takes it: a storyboard is most often a film.
+        self._size.show(size_options(sizes), "1280x720" if sizes is None or "1280x720" in sizes
+                        else caps.default_size_for(model))
         self.mode = widgets.ToggleButtons(options=[("Stitch", "stitch"), ("Extend", "extend")], value="stitch",
                                           tooltips=["each shot made on its own, joined here",
                                                     "each shot extends the video before it"])
@@ -107,9 +131,8 @@ class StoryboardBuilder(LiveBox):
         self.strip.add_class("sora-nb-storyboard-strip")
         self.player = widgets.Output()
         self.player.add_class("sora-nb-storyboard-player")
-        self.error = ErrorLine()
         super().__init__([
-            widgets.HBox([self.model, self.size, self.budget], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.model, self._size, self.budget], layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.mode, self.continuity], layout=widgets.Layout(flex_flow="row wrap")),
             self.rows, self.add_button, self.summary,
             widgets.HBox([self.make_button, self.cancel_button]),
@@ -118,8 +141,8 @@ class StoryboardBuilder(LiveBox):
         ])
         self.add_class("sora-nb-storyboard-builder")
         for shot in shots or [{"prompt": ""}, {"prompt": ""}]:
-            self._add(str(shot.get("prompt", "")), str(shot.get("seconds", _catalog.DEFAULT_SECONDS)))
-        for editor in (self.model, self.size, self.mode, self.continuity, self.budget):
+            self._add(str(shot.get("prompt", "")), str(shot.get("seconds") or self._default_seconds()))
+        for editor in (self.model, self.mode, self.continuity, self.budget):
             editor.observe(self._guard(lambda _c: self._update()), "value")
         self.model.observe(self._guard(lambda _c: self._model_changed()), "value")
         self.add_button.on_click(self._guard(lambda _b: self.add()))
@@ -135,9 +158,8 @@ class StoryboardBuilder(LiveBox):
 
     # ------------------------------------------------------------------ the shot list
     def _add(self, prompt: str, seconds: str) -> _ShotRow:
-        row = _ShotRow(prompt, seconds, seconds_options(str(self.model.value)))
+        row = _ShotRow(prompt, seconds, seconds_options(self._durations()), guarded(self.error, self._update))
         row.prompt.observe(self._guard(lambda _c: self._update()), "value")
-        row.seconds.observe(self._guard(lambda _c: self._update()), "value")
         row.up.on_click(self._guard(lambda _b: self.move(self._index(row), -1)))
         row.down.on_click(self._guard(lambda _b: self.move(self._index(row), +1)))
         row.remove.on_click(self._guard(lambda _b: self.remove(self._index(row))))
@@ -148,9 +170,9 @@ class StoryboardBuilder(LiveBox):
     def _index(self, row: _ShotRow) -> int:
         return list(self.rows.children).index(row)
 
-    def add(self, prompt: str = "", seconds: str = _catalog.DEFAULT_SECONDS) -> None:
-        """Add a shot at the end."""
-        self._add(prompt, str(seconds))
+    def add(self, prompt: str = "", seconds: str | None = None) -> None:
+        """Add a shot at the end (its length: the model's default at the board's size unless given)."""
+        self._add(prompt, str(seconds or self._default_seconds()))
         self._update()
 
     def remove(self, index: int) -> None:
@@ -175,18 +197,32 @@ class StoryboardBuilder(LiveBox):
         """The shots as ``client.storyboard`` takes them."""
         return [row.shot() for row in self.rows.children]
 
+    @property
+    def size(self) -> Any:
+        """The board's size field: the model's sizes, or free text where they are not known."""
+        return self._size.widget
+
+    def _durations(self) -> tuple[str, ...] | None:
+        return self._caps.seconds(str(self.model.value or ""), str(self.size.value))
+
+    def _default_seconds(self) -> str:
+        return self._caps.default_seconds_for(str(self.model.value or ""), str(self.size.value))
+
     def _model_changed(self) -> None:
-        model = str(self.model.value)
-        sizes = size_options(model)
-        with self.size.hold_sync():
-            value = self.size.value
-            self.size.options = sizes
-            self.size.value = value if value in dict(sizes).values() else sizes[0][1]
+        """The model changed: offer its sizes (keeping the size where it can), then its lengths."""
+        model = str(self.model.value or "")
+        sizes = self._caps.sizes(model)
+        value = str(self.size.value)
+        self._size.show(size_options(sizes), value if sizes is None or value in sizes
+                        else self._caps.default_size_for(model))
+        self._size_changed()
+
+    def _size_changed(self) -> None:
+        """Each shot's lengths follow the model at the board's size (Veo: 8 s only above 720p)."""
+        choices, default = seconds_options(self._durations()), self._default_seconds()
         for row in self.rows.children:
-            seconds = row.seconds.value
-            row.seconds.options = seconds_options(model)
-            if seconds in [v for _, v in row.seconds.options]:
-                row.seconds.value = seconds
+            row.offer(choices, str(row.seconds.value) or default)
+        self._update()
 
     # ------------------------------------------------------------------ estimate and making
     @property

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _catalog, _display
+from .. import _display
 from .._styles import STYLES
+from ._choices import ANY_SECONDS, ANY_SIZE, ChoiceSlot, seconds_options, size_options, union
 from ._gallery import Gallery
 from ._progress import RunProgress
-from ._prompt import model_options, no_characters_reason, size_options
+from ._prompt import no_characters_reason
 from ._sync import DEFAULT_INTERVAL, ErrorLine, Panel, guarded, held
 
 if TYPE_CHECKING:
@@ -57,10 +58,11 @@ class SweepBuilder(Panel):
     gallery: where an app with no code shows the sweep's videos).
 
     Prompts are one per line, or a template such as ``a {animal} at {time}`` with variables
-    ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects
-    whose options come from the client's profile and the catalog. Characters are an axis too: each
-    selected one (and "(without)") is a value, so "(without)" and Ada run each prompt without and with her
-    (disabled, with the reason, on a server without characters).
+    ``animal: corgi, cat`` (one per line). Models, sizes, durations and styles are multi-selects whose
+    options are exactly what the profile's capabilities allow: the sizes of the models picked, and the
+    durations of those models at the sizes picked (comma-separated free text where not known). Characters
+    are an axis too: each selected one (and "(without)") is a value, so "(without)" and Ada run each prompt
+    without and with her (disabled, with the reason, on a server without characters).
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -86,8 +88,8 @@ class SweepBuilder(Panel):
         self._with_gallery = gallery
         self._interval = refresh_interval
         profile = client.profile
-        models = model_options(profile.capabilities.model_names() or None)
-        default_model = _catalog.DEFAULT_MODEL if _catalog.DEFAULT_MODEL in models else models[0]
+        caps = self._caps = profile.capabilities
+        models = list(caps.model_names())
         wide = {"description_width": "80px"}
         box = widgets.Layout(width="300px")
 
@@ -98,20 +100,24 @@ class SweepBuilder(Panel):
                                      style=wide, layout=widgets.Layout(width="100%"))
         self.variables = widgets.Textarea(description="Variables", placeholder="animal: corgi, cat\ntime: dawn, dusk",
                                           style=wide, layout=widgets.Layout(width="100%", height="60px"))
-        if profile.capabilities.model_names():
-            self.models = widgets.SelectMultiple(options=models, value=(default_model,), description="Models",
-                                                 style=wide, layout=box, rows=min(4, len(models)))
+        self.error = ErrorLine()
+        if caps.open_models:  # the server takes any name
+            known = f" (known: {', '.join(models)})" if models else ""
+            self.models = widgets.Text(value=caps.default_model, description="Models", style=wide, layout=box,
+                                       placeholder=f"any model names, comma-separated{known}")
         else:
-            self.models = widgets.Text(value=default_model, description="Models", placeholder="comma-separated",
-                                       style=wide, layout=box)
-        all_sizes = list(dict.fromkeys(s for m in models for _, s in size_options(m)))
-        self.sizes = widgets.SelectMultiple(options=[(_display.size_label(s), s) for s in all_sizes],
-                                            value=(_catalog.DEFAULT_SIZE,) if _catalog.DEFAULT_SIZE in all_sizes
-                                            else (all_sizes[0],), description="Sizes", style=wide, layout=box,
-                                            rows=min(4, len(all_sizes)))
-        self.seconds = widgets.SelectMultiple(options=[(f"{s} s", s) for s in _catalog.SECONDS],
-                                              value=(_catalog.DEFAULT_SECONDS,), description="Durations", style=wide,
-                                              layout=box, rows=len(_catalog.SECONDS))
+            self.models = widgets.SelectMultiple(options=models, value=(caps.default_model,), description="Models",
+                                                 style=wide, layout=box, rows=min(4, len(models)))
+        self._sizes = ChoiceSlot(
+            lambda: widgets.SelectMultiple(description="Sizes", style=wide, layout=box, rows=4),
+            lambda: widgets.Text(description="Sizes", placeholder=ANY_SIZE + ", comma-separated", style=wide,
+                                 layout=box),
+            guarded(self.error, self._update_seconds))
+        self._seconds = ChoiceSlot(
+            lambda: widgets.SelectMultiple(description="Durations", style=wide, layout=box, rows=4),
+            lambda: widgets.Text(description="Durations", placeholder=ANY_SECONDS + ", comma-separated", style=wide,
+                                 layout=box),
+            guarded(self.error, self._update_summary))
         self.styles = widgets.SelectMultiple(options=[_NO_STYLE, *STYLES], value=(_NO_STYLE,), description="Styles",
                                              style=wide, layout=box, rows=4)
         self.characters = widgets.SelectMultiple(value=(), description="Characters", style=wide, layout=box, rows=3)
@@ -137,14 +143,13 @@ class SweepBuilder(Panel):
         for button, name in ((self.launch_button, "launch"), (self.cancel_button, "cancel"),
                              (self.retry_button, "retry-failed")):
             button.add_class(f"sora-nb-{name}")
-        self.error = ErrorLine()
         self.output = widgets.VBox([])
-        editors = (self.prompts, self.template, self.variables, self.models, self.sizes, self.seconds,
-                   self.styles, self.characters, self.repeats, self.budget)
+        editors = (self.prompts, self.template, self.variables, self.styles, self.characters, self.repeats,
+                   self.budget)
         super().__init__([
             self.prompts, self.template, self.variables,
-            widgets.HBox([self.models, self.sizes], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.seconds, self.styles, self.characters, self.characters_refresh],
+            widgets.HBox([self.models, self._sizes], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self._seconds, self.styles, self.characters, self.characters_refresh],
                          layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.repeats, self.budget, self.concurrency], layout=widgets.Layout(flex_flow="row wrap")),
             self.summary,
@@ -155,10 +160,42 @@ class SweepBuilder(Panel):
         self.add_class("sora-nb-sweep")
         for editor in editors:
             editor.observe(guarded(self.error, lambda _c: self._update_summary()), "value")
+        self.models.observe(guarded(self.error, lambda _c: self._update_sizes()), "value")
         self.launch_button.on_click(guarded(self.error, lambda _b: self.launch()))
         self.characters_refresh.on_click(guarded(self.error, lambda _b: self.refresh_characters()))
         self.cancel_button.on_click(guarded(self.error, lambda _b: self._cancel()))
         self.retry_button.on_click(guarded(self.error, lambda _b: self._retry_failed()))
+        self._update_sizes()
+
+    # ------------------------------------------------------------------ choosers (follow the models picked)
+    @property
+    def sizes(self) -> Any:
+        """The sizes field: the sizes of the models picked, or free text where one's are not known."""
+        return self._sizes.widget
+
+    @property
+    def seconds(self) -> Any:
+        """The durations field: those of the models picked at the sizes picked, or free text."""
+        return self._seconds.widget
+
+    def _picked_models(self) -> list[str]:
+        return _values(self.models) or [self._caps.default_model]
+
+    def _update_sizes(self) -> None:
+        models = self._picked_models()
+        allowed = union(self._caps.sizes(model) for model in models)
+        picked = [size for size in _values(self.sizes) if allowed is None or size in allowed]
+        default = [self._caps.default_size_for(models[0])]
+        self._sizes.show(size_options(allowed), _shown(allowed is None, picked or default))
+        self._update_seconds()
+
+    def _update_seconds(self) -> None:
+        models = self._picked_models()
+        sizes: list[str | None] = [*_values(self.sizes)] or [None]
+        allowed = union(self._caps.seconds(model, size) for model in models for size in sizes)
+        picked = [s for s in _values(self.seconds) if allowed is None or s in allowed]
+        default = [self._caps.default_seconds_for(models[0], sizes[0])]
+        self._seconds.show(seconds_options(allowed), _shown(allowed is None, picked or default))
         self._update_summary()
 
     def refresh_characters(self) -> None:
@@ -189,12 +226,9 @@ class SweepBuilder(Panel):
                 axes["variables"] = variables
         else:
             axes["prompt"] = parse_lines(str(self.prompts.value))
-        if isinstance(self.models, widgets.SelectMultiple):
-            axes["model"] = list(self.models.value)
-        else:
-            axes["model"] = [m.strip() for m in str(self.models.value).split(",") if m.strip()]
-        axes["size"] = list(self.sizes.value)
-        axes["seconds"] = list(self.seconds.value)
+        axes["model"] = _values(self.models)
+        axes["size"] = _values(self.sizes)
+        axes["seconds"] = _values(self.seconds)
         axes["style"] = [None if s == _NO_STYLE else s for s in self.styles.value]
         if tuple(self.characters.value) not in ((), ("",)):  # only "(without)": no characters axis at all
             axes["characters"] = [character_id or None for character_id in self.characters.value]
@@ -303,3 +337,17 @@ class SweepBuilder(Panel):
 
     def __repr__(self) -> str:
         return f"<SweepBuilder profile={self.client.profile.name!r} run={self.run.id if self.run else None!r}>"
+
+
+def _values(field: Any) -> list[str]:
+    """The values picked in a multi-select, or written comma-separated in a text box (none yet: ``[]``)."""
+    if field is None:
+        return []
+    if isinstance(field.value, tuple):
+        return [str(value) for value in field.value]
+    return [value.strip() for value in str(field.value).split(",") if value.strip()]
+
+
+def _shown(free: bool, values: list[str]) -> Any:
+    """``values`` as a field holds them: comma-separated text, or a tuple for a multi-select."""
+    return ", ".join(values) if free else tuple(values)

@@ -1,0 +1,151 @@
+"""Every widget offers exactly what its profile's capabilities allow, on every profile (issue 11).
+
+For each profile of ``sora_nb.PROFILES`` (the simulator, the OpenAI-shaped gateways and the hosted
+services), on that profile's own simulator dialect: the prompt box and the sweep builder offer the
+profile's models and, for each model, its sizes and durations (free text where the profile does not know
+them, never another service's list); and Generate / Launch with the choices they start with is accepted
+by the dialect (counted at the server: one create, no refusal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pytest
+from support import FAST
+
+import sora_nb
+from sora_nb import ui
+from sora_nb._cli import main
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+PROFILE_NAMES = list(sora_nb.PROFILES)
+
+
+@pytest.fixture(params=PROFILE_NAMES)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(name: str) -> SimulatorTransport:
+    """The profile's own simulator dialect (the OpenAI simulator for OpenAI-shaped ones), as strict about
+    models as the profile says its server is; its audit counts the creates it accepted."""
+    profile = sora_nb.PROFILES[name]
+    return SimulatorTransport(SimulatorConfig(seed=3, time_scale=FAST, max_side=48, fps=4, dialect=profile.dialect,
+                                              strict_models=not profile.capabilities.open_models))
+
+
+@pytest.fixture
+def client(name: str, server: SimulatorTransport, tmp_path: Path) -> Iterator[sora_nb.Client]:
+    with sora_nb.connect(name, simulator=server.config, transport=server, run_root=tmp_path) as c:
+        yield c
+
+
+def offered(chooser: widgets.Widget) -> tuple[str, ...] | None:
+    """The values a chooser offers, or ``None`` when it takes free text (what it suggests is not a limit)."""
+    if isinstance(chooser, (widgets.Text, widgets.Combobox)) and not getattr(chooser, "ensure_option", False):
+        return None
+    return tuple(value if isinstance(value, str) else value[1] for value in chooser.options)
+
+
+def expected_models(caps: Any) -> tuple[str, ...] | None:
+    return None if caps.open_models else caps.model_names()
+
+
+# ---------------------------------------------------------------------------------------- the prompt box
+
+
+def test_prompt_box_offers_exactly_the_profiles_choices(client: sora_nb.Client, closing: list[Any]) -> None:
+    caps = client.profile.capabilities
+    box = ui.prompt(client)
+    closing.append(box)
+    assert offered(box.model) == expected_models(caps)
+    assert box.model.value == caps.default_model
+    for model in caps.model_names() or (caps.default_model,):
+        box.model.value = model
+        assert offered(box.size) == caps.sizes(model), model
+        for size in caps.sizes(model) or (str(box.size.value),):
+            box.size.value = size
+            assert offered(box.seconds) == caps.seconds(model, size), (model, size)
+
+
+def test_prompt_box_generates_with_its_default_choices(client: sora_nb.Client, server: SimulatorTransport,
+                                                       closing: list[Any]) -> None:
+    box = ui.prompt(client, prompt="a corgi surfing at sunset")
+    closing.append(box)
+    box.generate_button.click()
+    assert box.error.value == ""
+    (job,) = box.jobs
+    assert job.wait(timeout=60).status == "completed", job.error
+    assert len(server.audit()) == 1
+
+
+def test_every_choice_the_prompt_box_offers_is_accepted(client: sora_nb.Client, server: SimulatorTransport,
+                                                        closing: list[Any]) -> None:
+    """Each model, each size it offers, at its shortest and longest offered duration: Generate is taken by
+    the client and by the service's dialect (one create each at the server), never refused."""
+    box = ui.prompt(client, prompt="a lighthouse at dusk")
+    closing.append(box)
+    for model in offered(box.model) or (str(box.model.value),):
+        box.model.value = model
+        for size in offered(box.size) or (str(box.size.value),):
+            box.size.value = size
+            durations = offered(box.seconds) or (str(box.seconds.value),)
+            for seconds in dict.fromkeys((durations[0], durations[-1])):
+                box.seconds.value = seconds
+                box.generate_button.click()
+                assert box.error.value == "", (model, size, seconds, box.error.value)
+    for job in box.jobs:
+        assert job.wait(timeout=60).status == "completed", (job.model, job.size, job.seconds, job.error)
+    assert len(server.audit()) == len(box.jobs)
+
+
+# ---------------------------------------------------------------------------------------- the sweep builder
+
+
+def test_sweep_builder_offers_exactly_the_profiles_choices(client: sora_nb.Client, closing: list[Any]) -> None:
+    caps = client.profile.capabilities
+    builder = ui.sweep(client)
+    closing.append(builder)
+    assert offered(builder.models) == expected_models(caps)
+    for model in caps.model_names() or (caps.default_model,):
+        builder.models.value = (model,) if isinstance(builder.models, widgets.SelectMultiple) else model
+        assert offered(builder.sizes) == caps.sizes(model), model
+        for size in caps.sizes(model) or ():
+            builder.sizes.value = (size,)
+            assert offered(builder.seconds) == caps.seconds(model, size), (model, size)
+        if not caps.sizes(model):
+            assert offered(builder.seconds) == caps.seconds(model), model
+
+
+def test_sweep_builder_launches_with_its_default_choices(client: sora_nb.Client, server: SimulatorTransport,
+                                                         closing: list[Any]) -> None:
+    builder = ui.sweep(client, prompts=["a calm lake"], budget_usd=0)
+    closing.append(builder)
+    builder.launch_button.click()
+    assert builder.error.value == ""
+    run = builder.run
+    assert run is not None and len(run) == 1
+    assert run.wait(timeout=60).counts() == {"completed": 1}, [job.error for job in run.jobs]
+    assert len(server.audit()) == 1
+
+
+# ---------------------------------------------------------------------------------------- the command line
+
+
+def test_the_cli_generates_with_the_profiles_defaults_and_names_its_choices(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caps = sora_nb.PROFILES[name].capabilities
+    common = ["--profile", name, "--simulator", "--run-root", str(tmp_path), "--time-scale", "0.002", "--quiet"]
+    assert main(["generate", "a fox at dawn", *common]) == 0
+    assert list(sora_nb.load_run(next(tmp_path.glob("*/ledger.sqlite")).parent)["status"]) == ["completed"]
+    durations = caps.seconds(caps.default_model, caps.default_size_for(caps.default_model))
+    if durations is not None:  # a duration the profile does not allow is refused, naming the ones it does
+        assert main(["generate", "a fox", "--seconds", "99", *common]) == 2
+        err = capsys.readouterr().err
+        assert "--seconds 99 is not allowed" in err and f"Allowed: {', '.join(map(repr, durations))}" in err
