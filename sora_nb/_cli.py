@@ -421,8 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="generate one video")
     p.add_argument("prompt")
     p.add_argument("--model", default=None, help="default: the profile's default model (sora-2 on the simulator)")
-    p.add_argument("--size", default="720x1280")
-    p.add_argument("--seconds", default="4")
+    p.add_argument("--size", default=None, help="WIDTHxHEIGHT; default: the model's default on the profile (720x1280 "
+                                                "on the simulator)")
+    p.add_argument("--seconds", default=None, help="default: the model's default on the profile (4 on the simulator)")
     p.add_argument("--style", default=None)
     p.add_argument("--input-reference", default=None, help="a JPEG/PNG/WebP of exactly --size")
     common(p)
