@@ -114,6 +114,8 @@ class Capabilities:
             cannot (characters: ``POST /videos/characters`` and ``characters=[...]`` in a create, OpenAI's
             contract only; no gateway or hosted service here forwards them).
         max_extensions: how many times a video can be extended (``None``: not known, not checked).
+        reference_exact_size: a reference image must be exactly the video's size (OpenAI's contract);
+            otherwise the service scales it, and only its format is checked.
 
     >>> from sora_nb._profiles import PROFILES
     >>> caps = PROFILES["gemini"].capabilities
@@ -138,6 +140,7 @@ class Capabilities:
     supports_thumbnail: bool = True
     supports_characters: bool = False
     max_extensions: int | None = None
+    reference_exact_size: bool = False
 
     # ------------------------------------------------------------------ models
     @property

@@ -81,7 +81,7 @@ MODELS: dict[str, ModelSpec] = {**SORA_MODELS, **{alias: SORA_MODELS[name] for a
 
 CONTRACT = Capabilities(models=SORA_MODELS, aliases=SORA_ALIASES, default_model=DEFAULT_MODEL, other_models=True,
                         default_size=DEFAULT_SIZE, default_seconds=DEFAULT_SECONDS, max_extensions=MAX_EXTENSIONS,
-                        supports_characters=True)
+                        supports_characters=True, reference_exact_size=True)
 """A server that speaks OpenAI's contract, when nothing else is known of it: OpenAI's models are checked
 against their tables, any other name is sent as given (a gateway's own model)."""
 

@@ -181,9 +181,16 @@ class Client:
         apply_style(params["prompt"], style)
         cameos = check_characters(params["prompt"], self._character_pairs(characters)) if characters else ()
         reference = None
+        spec = caps.spec(model)
+        if input_reference is not None and spec is not None and spec.image_input is False:
+            raise ValidationError(
+                f"input_reference: {model} takes no reference image on {self.profile.name}. "
+                "Fix: drop input_reference=, or pick a model that takes one.",
+                field="input_reference",
+            )
         if input_reference is not None:
             # The contract wants the image at exactly the video's size; hosted services scale it themselves.
-            load_reference(input_reference, params["size"], check_dimensions=self.profile.adapter == "contract")
+            load_reference(input_reference, params["size"], check_dimensions=caps.reference_exact_size)
             reference = os.fspath(Path(input_reference).resolve())
         axes = {
             "prompt": params["prompt"],

@@ -10,12 +10,13 @@ by the dialect (counted at the server: one create, no refusal).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 import pytest
-from support import FAST
+from support import FAST, image_bytes, write_image
 
 import sora_nb
 from sora_nb import ui
@@ -149,3 +150,42 @@ def test_the_cli_generates_with_the_profiles_defaults_and_names_its_choices(
         assert main(["generate", "a fox", "--seconds", "99", *common]) == 2
         err = capsys.readouterr().err
         assert "--seconds 99 is not allowed" in err and f"Allowed: {', '.join(map(repr, durations))}" in err
+
+
+# ---------------------------------------------------------------------------------------- reference images
+
+
+def upload(box: Any, data: bytes) -> None:
+    """As the browser sends an upload: through the widget's deserializer."""
+    box.upload.set_state({"value": [{"name": "photo.png", "type": "image/png", "size": len(data),
+                                     "content": memoryview(data), "last_modified": 1_700_000_000_000}]})
+
+
+def test_a_service_that_scales_the_reference_takes_it_at_any_size(tmp_path: Path) -> None:
+    """Only the contract wants the image at exactly the video's size; the prompt box asked every service."""
+    with sora_nb.connect("gemini", simulator=True, time_scale=FAST, run_root=tmp_path) as client:
+        assert not client.profile.capabilities.reference_exact_size
+        box = ui.prompt(client, prompt="this photo, slowly zooming in")
+        try:
+            upload(box, image_bytes((640, 480)))
+            assert box.reference is not None and "scaled by the server" in box.reference_status.value
+            assert box.generate().wait(timeout=60).status == "completed"
+        finally:
+            box.close()
+
+
+def test_a_model_that_takes_no_image_says_so_before_sending(tmp_path: Path) -> None:
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path) as client:
+        caps = client.profile.capabilities
+        models = {**(caps.models or {}), "sora-2": replace((caps.models or {})["sora-2"], image_input=False)}
+        client.profile = client._runner.profile = replace(client.profile, capabilities=replace(caps, models=models))
+        box = ui.prompt(client)
+        try:
+            assert box.upload.disabled
+            box.model.value = "sora-2-pro"
+            assert not box.upload.disabled
+            with pytest.raises(sora_nb.ValidationError, match="input_reference: sora-2 takes no reference image"):
+                client.generate("a fox", model="sora-2", input_reference=write_image(tmp_path / "a.png", (720, 1280)))
+            assert client.session.jobs == []
+        finally:
+            box.close()

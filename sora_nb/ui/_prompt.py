@@ -244,6 +244,8 @@ class PromptBox(Panel):
         current = self.size.value if self.size is not None else None
         keep = current if current and (sizes is None or current in sizes) else None
         self._size.show(size_options(sizes), keep or self._caps.default_size_for(model))
+        spec = self._caps.spec(model)
+        self.upload.disabled = spec is not None and spec.image_input is False  # None: not known, so allowed
         self._update_seconds()
 
     def _update_seconds(self) -> None:
@@ -286,6 +288,10 @@ class PromptBox(Panel):
             self._upload = None
             self._set_reference(None)
             raise ValueError(f"{name} is not an image Pillow can read. Fix: upload a PNG, JPEG or WebP file.")
+        if not self._caps.reference_exact_size:  # the service scales the image itself
+            self._set_reference(self._save(data, name))
+            self.reference_status.value = f"✓ {html.escape(name)} ({dims[0]}×{dims[1]}, scaled by the server)"
+            return
         want = parse_size(size)
         if dims == want:
             self._set_reference(self._save(data, name))
