@@ -105,6 +105,23 @@ def test_every_choice_the_prompt_box_offers_is_accepted(client: sora_nb.Client, 
     assert len(server.audit()) == len(box.jobs)
 
 
+def test_the_prompt_box_the_estimate_and_the_ledger_state_one_price(client: sora_nb.Client,
+                                                                     closing: list[Any]) -> None:
+    """Price × seconds is computed once: the cost beside Generate, a sweep's estimate and the job's
+    ``estimated_cost_usd`` are the same figure (or all "unknown") on every profile."""
+    box = ui.prompt(client, prompt="a fox at dawn")
+    closing.append(box)
+    model, size, seconds = str(box.model.value), str(box.size.value), str(box.seconds.value)
+    estimate = client.sweep(prompt="a fox at dawn", model=model, size=size, seconds=seconds).estimate().cost_usd
+    job = box.generate().wait(timeout=60)
+    ledger = job.run.to_dataframe()["estimated_cost_usd"].iloc[-1]
+    expected = client.profile.capabilities.cost_usd(model, size, seconds)
+    if expected is None:
+        assert "cost unknown" in box.cost.value and estimate is None and ledger != ledger  # NaN
+    else:
+        assert box.cost.value.startswith(f"est. ${expected:,.2f} ") and estimate == ledger == expected
+
+
 # ---------------------------------------------------------------------------------------- the sweep builder
 
 
