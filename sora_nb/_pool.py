@@ -476,6 +476,8 @@ def _pool_profile(backends: Mapping[str, Client]) -> Profile:
     capabilities = Capabilities(
         models=models, default_model=caps[0].default_model, other_models=any(c.other_models for c in caps),
         aliases=aliases, default_size=caps[0].default_size, default_seconds=caps[0].default_seconds,
+        # A reference goes to whichever backend takes the job: fitted to the size if any backend needs that.
+        reference_exact_size=any(c.reference_exact_size for c in caps),
         **{flag: any(getattr(c, flag) for c in caps) for flag in flags},
     )
     return Profile("pool", capabilities=capabilities, base_url=None, key_env=(),
