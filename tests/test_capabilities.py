@@ -152,6 +152,23 @@ def test_sweep_builder_launches_with_its_default_choices(client: sora_nb.Client,
     assert len(server.audit()) == 1
 
 
+# ---------------------------------------------------------------------------------------- the storyboard editor
+
+
+def test_storyboard_editor_offers_exactly_the_profiles_choices(client: sora_nb.Client, closing: list[Any]) -> None:
+    caps = client.profile.capabilities
+    builder = ui.storyboard(client)
+    closing.append(builder)
+    assert offered(builder.model) == expected_models(caps)
+    for model in caps.model_names() or (caps.default_model,):
+        builder.model.value = model
+        assert offered(builder.size) == caps.sizes(model), model
+        for size in caps.sizes(model) or (str(builder.size.value),):
+            builder.size.value = size
+            for row in builder.rows.children:
+                assert offered(row.seconds) == caps.seconds(model, size), (model, size)
+
+
 # ---------------------------------------------------------------------------------------- the command line
 
 
