@@ -33,6 +33,9 @@ __all__ = [
     "OPENROUTER_MODELS",
     "XAI_MODELS",
     "TOGETHER_MODELS",
+    "FAL_MODELS",
+    "REPLICATE_MODELS",
+    "RUNWAY_MODELS",
 ]
 
 MAX_PROMPT_CHARS = 32000
@@ -147,4 +150,39 @@ TOGETHER_MODELS: dict[str, ModelSpec] = {
     "minimax/video-01-director": _TOGETHER,
     "kwaivgI/kling-2.1-master": _TOGETHER,
     "ByteDance/Seedance-1.0-pro": _TOGETHER,
+}
+
+# --- fal (queue.fal.run): each model's schema page on fal.ai (fal.ai/models/<id>/llms.txt), read 2026-12-01.
+# Kling 2.1 Master: duration "5"|"10", 16:9 9:16 1:1; "$1.40 for 5 s, $0.28 each additional second" = $0.28/s.
+# Veo 3 Fast: "4s"|"6s"|"8s" (third-party list), 16:9 9:16 at 720p/1080p, audio on by default; price not read.
+# Seedance 1 Pro: duration "5"|"10", 480p/720p/1080p; Hailuo 02 Standard: "6"|"10", 768p, no aspect ratio.
+FAL_MODELS: dict[str, ModelSpec] = {
+    "fal-ai/veo3/fast": ModelSpec(_VEO_SIZES[:4], _VEO_SECONDS, audio=True, image_input=True),
+    "fal-ai/kling-video/v2.1/master/text-to-video": ModelSpec(
+        ("1920x1080", "1080x1920", "1080x1080"), ("5", "10"), 0.28, audio=False, image_input=True,
+        price_source="fal.ai model page (llms.txt), read 2026-12-01"),
+    "fal-ai/bytedance/seedance/v1/pro/text-to-video": ModelSpec(
+        ("854x480", "480x854", "1280x720", "720x1280", "1920x1080", "1080x1920"), ("5", "10"), audio=False,
+        image_input=True),
+    "fal-ai/minimax/hailuo-02/standard/text-to-video": ModelSpec(None, ("6", "10"), audio=False, image_input=True),
+}
+
+# --- Replicate (api.replicate.com/v1): inputs follow each model's schema on replicate.com; sizes, durations and
+# prices were not read from Replicate for these models (unknown, not checked). Outputs expire after 1 hour.
+REPLICATE_MODELS: dict[str, ModelSpec] = {
+    "google/veo-3-fast": ModelSpec(audio=True, image_input=True),
+    "kwaivgi/kling-v2.1": ModelSpec(image_input=True),
+    "minimax/hailuo-02": ModelSpec(image_input=True),
+    "bytedance/seedance-1-pro": ModelSpec(image_input=True),
+}
+
+# --- Runway (api.dev.runwayml.com/v1, X-Runway-Version 2024-11-06): ratios and durations from the official
+# client's parameter types (runwayml/sdk-python 5.13.0, text_to_video_create_params.py); gen4.5 2-10 s at
+# 1280:720 or 720:1280; veo3.1 and veo3.1_fast 4/6/8 s at 720p or 1080p with optional audio. Priced in credits;
+# the dollar prices were not read from Runway (a third party reports $0.01 per credit): unknown.
+RUNWAY_MODELS: dict[str, ModelSpec] = {
+    "veo3.1_fast": ModelSpec(_VEO_SIZES[:4], _VEO_SECONDS, audio=True, image_input=True),
+    "veo3.1": ModelSpec(_VEO_SIZES[:4], _VEO_SECONDS, audio=True, image_input=True),
+    "gen4.5": ModelSpec(("1280x720", "720x1280"), tuple(str(s) for s in range(2, 11)), audio=False,
+                        image_input=True),
 }

@@ -3,7 +3,8 @@
 A profile is a plain value. ``connect()`` picks one by name and fills in the base URL and key;
 everything above the adapter reads the profile's capabilities, never the server's name.
 
-Profiles for the hosted services (``openrouter``, ``xai``, ``gemini``, ``together``) name their adapter
+Profiles for the hosted services (``openrouter``, ``xai``, ``gemini``, ``together``, ``fal``,
+``replicate``, ``runway``) name their adapter
 (``sora_nb.providers``) and the simulator dialect that imitates them. Each profile declares its
 :class:`~sora_nb._capabilities.Capabilities`, whose per-model facts (sizes, durations, prices) are the tables
 of :mod:`sora_nb._catalog`, cited there and in ``docs/providers.md``; prices marked "third-party" there
@@ -131,6 +132,16 @@ PROFILES: dict[str, Profile] = {
         _hosted("together", _catalog.TOGETHER_MODELS, "google/veo-3.0", caps={"reports_cost": True},
                 base_url="https://api.together.xyz/v2", key_env=("TOGETHER_API_KEY",),
                 dashboard_url="https://api.together.ai"),
+        # fal and Replicate host hundreds of models: the popular ones are described, any other is sent as given.
+        _hosted("fal", _catalog.FAL_MODELS, "fal-ai/veo3/fast", caps={"supports_delete": True, "other_models": True},
+                base_url="https://queue.fal.run", key_env=("FAL_KEY",), dashboard_url="https://fal.ai/dashboard/requests"),
+        _hosted("replicate", _catalog.REPLICATE_MODELS, "google/veo-3-fast",
+                caps={"supports_delete": True, "other_models": True}, base_url="https://api.replicate.com/v1",
+                key_env=("REPLICATE_API_TOKEN",), dashboard_url="https://replicate.com/predictions"),
+        _hosted("runway", _catalog.RUNWAY_MODELS, "veo3.1_fast",
+                caps={"supports_delete": True, "reports_progress": True}, base_url="https://api.dev.runwayml.com/v1",
+                key_env=("RUNWAYML_API_SECRET",), extra_headers={"X-Runway-Version": "2024-11-06"},
+                dashboard_url="https://dev.runwayml.com"),
     )
 }
 

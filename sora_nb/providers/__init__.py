@@ -11,6 +11,9 @@ openrouter    OpenRouterClient     ``POST /api/v1/videos`` + ``polling_url``, by
 xai           XAIClient            ``POST /v1/videos/generations`` -> ``request_id``, bytes on a CDN link
 gemini        GeminiClient         Veo ``:predictLongRunning`` operations, key in ``x-goog-api-key``
 together      TogetherClient       ``/v2/videos`` with width/height, bytes at ``outputs.video_url``
+fal           FalClient            fal's queue: submit, status with queue position, result, cancel
+replicate     ReplicateClient      predictions for a model or deployment; outputs gone after an hour
+runway        RunwayClient         tasks (text or image to video) with progress, ``X-Runway-Version``
 ============  ===================  =======================================================================
 
 >>> from sora_nb._profiles import PROFILES
@@ -24,17 +27,23 @@ from typing import Any
 
 from .._profiles import Profile
 from ._base import ProfileClient, ProviderClient
+from .fal import FalClient
 from .gemini import GeminiClient
 from .openrouter import OpenRouterClient
+from .replicate import ReplicateClient
+from .runway import RunwayClient
 from .together import TogetherClient
 from .xai import XAIClient
 
 __all__ = [
     "ADAPTERS",
+    "FalClient",
     "GeminiClient",
     "OpenRouterClient",
     "ProfileClient",
     "ProviderClient",
+    "ReplicateClient",
+    "RunwayClient",
     "TogetherClient",
     "XAIClient",
     "adapter_class",
@@ -47,6 +56,9 @@ ADAPTERS: dict[str, type[ProfileClient]] = {
     "xai": XAIClient,
     "gemini": GeminiClient,
     "together": TogetherClient,
+    "fal": FalClient,
+    "replicate": ReplicateClient,
+    "runway": RunwayClient,
 }
 
 

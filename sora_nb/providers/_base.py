@@ -8,7 +8,10 @@
             ├── OpenRouterClient   (openrouter.py)
             ├── XAIClient          (xai.py)
             ├── GeminiClient       (gemini.py)
-            └── TogetherClient     (together.py)
+            ├── TogetherClient     (together.py)
+            ├── FalClient          (fal.py)
+            ├── ReplicateClient    (replicate.py)
+            └── RunwayClient       (runway.py)
 
 The engine calls ``create``, ``remix``, ``extend``, ``edit``, ``poll``, ``reconcile``, ``download``,
 ``delete``, ``aclose`` and reads ``gate`` and ``reconciled_creates``; every adapter answers in the toolkit's
@@ -186,6 +189,9 @@ class ProviderClient(ProfileClient):
         params = check_create(prompt=prompt, model=model, size=size,
                               seconds=seconds or caps.default_seconds_for(model, size), capabilities=caps)
         reference = None
+        if isinstance(input_reference, str) and input_reference.startswith(("https://", "http://")):
+            # A URL is passed on as one (the service fetches it); every other string is a local path.
+            input_reference = {"image_url": input_reference}
         if input_reference is not None:
             # Services scale the image themselves: only the format is checked, not the dimensions.
             reference = load_reference(input_reference, params["size"], check_dimensions=False)

@@ -17,7 +17,7 @@ DEFECTS = ("black", "frozen", "flicker", "duration")
 """Defective videos the simulator can deliver (``defect_rate``, or ``[defect:<kind>]`` in a prompt): a
 span of black frames, a frozen tail, brightness flicker, and a video a quarter shorter than asked."""
 
-DIALECTS = ("openai", "openrouter", "xai", "gemini", "together")
+DIALECTS = ("openai", "openrouter", "xai", "gemini", "together", "fal", "replicate", "runway")
 """The APIs the simulator speaks: OpenAI's Videos API, and one dialect per hosted service (``dialects/``)."""
 
 

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 from .._store import SimulatorState
 from ._base import Dialect, DialectApp, create_dialect_app
+from .fal import FalDialect
 from .gemini import GeminiDialect
 from .openrouter import OpenRouterDialect
+from .replicate import ReplicateDialect
+from .runway import RunwayDialect
 from .together import TogetherDialect
 from .xai import XAIDialect
 
@@ -32,6 +35,9 @@ DIALECT_CLASSES: dict[str, type[Dialect]] = {
     "xai": XAIDialect,
     "gemini": GeminiDialect,
     "together": TogetherDialect,
+    "fal": FalDialect,
+    "replicate": ReplicateDialect,
+    "runway": RunwayDialect,
 }
 
 API_PATHS: dict[str, str] = {"openai": "/v1", **{name: cls.api_prefix for name, cls in DIALECT_CLASSES.items()}}

@@ -14,6 +14,7 @@ can prove that keys stay on the API's origin.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -36,7 +37,7 @@ from .._store import Job, JobKind, SimulatorState, hash_api_key
 from .._validate import RequestError
 
 __all__ = ["RATIOS", "Dialect", "DialectApp", "aspect_and_resolution", "cdn_origin", "create_dialect_app",
-           "external_id", "internal_id", "simulated_cost", "size_for"]
+           "external_id", "internal_id", "read_json", "simulated_cost", "size_for", "size_of"]
 
 RATIOS: dict[str, tuple[int, int]] = {
     "16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
@@ -74,9 +75,33 @@ def size_for(sizes: Sequence[str] | None, aspect: str, resolution: str) -> str |
         return next((size for size in sizes if aspect_and_resolution(size) == (aspect, resolution)), None)
     if aspect not in RATIOS or resolution not in _RESOLUTIONS.values():
         return None
-    w, h = RATIOS[aspect]
     short = next(side for side, name in _RESOLUTIONS.items() if name == resolution)
-    return f"{2 * round(short * w / h / 2)}x{short}" if w >= h else f"{short}x{2 * round(short * h / w / 2)}"
+    return size_of(*RATIOS[aspect], short)
+
+
+def size_of(width_ratio: int, height_ratio: int, short_side: int) -> str:
+    """``WIDTHxHEIGHT`` of an aspect ratio at a short side, widths rounded to even pixels.
+
+    >>> size_of(16, 9, 720), size_of(9, 16, 1080), size_of(16, 9, 768)
+    ('1280x720', '1080x1920', '1366x768')
+    """
+    if width_ratio >= height_ratio:
+        return f"{2 * round(short_side * width_ratio / height_ratio / 2)}x{short_side}"
+    return f"{short_side}x{2 * round(short_side * height_ratio / width_ratio / 2)}"
+
+
+async def read_json(
+    request: Request, *, unreadable: str = "The request body is not valid JSON.", not_object: int = 400
+) -> dict[str, Any]:
+    """The request's JSON object body; else a 400 saying ``unreadable``, or ``not_object`` for JSON that is
+    not an object (each service words and numbers these its own way)."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise RequestError(400, unreadable) from None
+    if not isinstance(body, dict):
+        raise RequestError(not_object, "The request body must be a JSON object.")
+    return body
 
 
 def simulated_cost(spec: ModelSpec | None, size: str, seconds: float, placeholder: float) -> float:
@@ -141,6 +166,10 @@ class Dialect:
 
     def is_create(self, method: str, path: str) -> bool:
         return False
+
+    def is_api(self, path: str) -> bool:
+        """Whether ``path`` is an API call (needs a key, meets the faults); the rest are CDN links."""
+        return path.startswith(self.api_prefix + "/")
 
     # ------------------------------------------------------------------ shared helpers
     def new_job(self, request: Request, kind: JobKind, **fields: Any) -> Job:
@@ -226,7 +255,7 @@ class DialectApp(SimulatorApp):
         key = dialect.api_key(headers, query)
         context = RequestContext(request_id=state.new_request_id(), api_key_hash=hash_api_key(key))
         scope.setdefault("state", {})["sora_nb_simulator"] = context
-        is_api = path.startswith(dialect.api_prefix + "/")
+        is_api = dialect.is_api(path)
         if is_api and config.latency > 0:
             await anyio.sleep(config.latency)
         rejection = None

@@ -20,7 +20,6 @@ Costs: $0.05/s at 480p, $0.07/s at 720p (as listed for grok-imagine-video), in t
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ from ..._capabilities import ModelSpec
 from ..._catalog import XAI_MODELS
 from .._store import Job
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, cdn_origin, external_id, internal_id, simulated_cost, size_for
+from ._base import Dialect, cdn_origin, external_id, internal_id, read_json, simulated_cost, size_for
 
 __all__ = ["XAIDialect"]
 
@@ -69,13 +68,7 @@ class XAIDialect(Dialect):
         return method == "POST" and path in ("/v1/videos/generations", "/v1/videos/edits", "/v1/videos/extensions")
 
     async def _json(self, request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise RequestError(400, "Failed to parse the request body as JSON.") from None
-        if not isinstance(body, dict):
-            raise RequestError(422, "The request body must be a JSON object.")
-        return body
+        return await read_json(request, unreadable="Failed to parse the request body as JSON.", not_object=422)
 
     def _duration(self, body: dict[str, Any], default: int | None, model: str) -> int:
         duration = body.get("duration", default)
