@@ -171,7 +171,7 @@ class Client:
     ) -> JobSpec:
         """Check one request against this server's rules and describe it as a :class:`JobSpec`."""
         from ._styles import apply_style
-        from ._validation import load_reference
+        from ._validation import load_reference, reference_url
 
         caps = self.profile.capabilities
         model = model or caps.default_model
@@ -188,7 +188,9 @@ class Client:
                 "Fix: drop input_reference=, or pick a model that takes one.",
                 field="input_reference",
             )
-        if input_reference is not None:
+        if input_reference is not None and not caps.reference_exact_size and reference_url(input_reference):
+            reference = os.fspath(input_reference)  # a link the hosted service fetches itself
+        elif input_reference is not None:
             # The contract wants the image at exactly the video's size; hosted services scale it themselves.
             load_reference(input_reference, params["size"], check_dimensions=caps.reference_exact_size)
             reference = os.fspath(Path(input_reference).resolve())

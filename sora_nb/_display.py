@@ -326,6 +326,8 @@ def job_status_text(job: Job) -> str:
     For example ``generating 42 % · 0:12 elapsed · ~0:17 left``, or ``... · on xai`` for a pooled job.
     """
     parts = [status_words(job.status, job.progress, done=job.done)]
+    if job.status == "queued" and job.queue_position is not None:
+        parts.append(f"{job.queue_position} ahead in the queue")
     elapsed = job.elapsed
     if elapsed is not None:
         parts.append(f"{format_duration(elapsed)} elapsed" if not job.done else f"took {format_duration(elapsed)}")

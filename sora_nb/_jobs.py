@@ -93,6 +93,9 @@ class Job(Driven):
         self._future.set_running_or_notify_cancel()
         self._observers: list[Observer] = []
         self.bytes_downloaded = 0
+        # Jobs ahead of this one in the service's queue while it waits (fal reports it), else None. Shown,
+        # not kept: an observation of the last poll, like progress between ledger writes.
+        self.queue_position: int | None = None
 
     # ------------------------------------------------------------------ what the user reads
     @property

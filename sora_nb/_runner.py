@@ -703,9 +703,14 @@ class Runner:
         cost = _reported_cost(video)
         if cost is not None and cost != record.reported_cost_usd:
             changes["reported_cost_usd"] = cost
+        position = video.extra.get("queue_position") if video.status == "queued" else None
+        moved = position != job.queue_position
+        job.queue_position = position
         if changes:
             durable = not set(changes) <= {"progress", "polls"}
-            self._transition(job, durable=durable, notify=set(changes) != {"polls"}, **changes)
+            self._transition(job, durable=durable, notify=moved or set(changes) != {"polls"}, **changes)
+        elif moved:
+            job._changed()
 
     async def _fetch(self, job: Job) -> None:
         """Download a finished video through a bad spell of the server's, as patiently as it was polled:

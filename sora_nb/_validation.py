@@ -38,6 +38,7 @@ __all__ = [
     "check_timeout",
     "load_reference",
     "read_user_file",
+    "reference_url",
 ]
 
 ReferenceInput = Union[str, "os.PathLike[str]", bytes, BinaryIO, dict[str, str]]
@@ -284,6 +285,17 @@ class ImageReference:
     data: bytes
     filename: str
     content_type: str
+
+
+def reference_url(reference: object) -> str | None:
+    """``reference`` when it is an ``http(s)://`` URL (the service fetches it), else ``None`` (a local path...).
+
+    >>> reference_url("https://images.example/first.png"), reference_url("first.png")
+    ('https://images.example/first.png', None)
+    """
+    if isinstance(reference, str) and reference.startswith(("https://", "http://")):
+        return reference
+    return None
 
 
 def load_reference(

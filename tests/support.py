@@ -99,3 +99,26 @@ class HeldOutput:
         if self.written == self.after:
             self.entered.set()
             self.release.wait(60)
+
+
+class SimulatedClients:
+    """Clients a test connects to in-process transports (``transport.config`` is the simulator's), under
+    ``root/<profile>``, with quick retries; :meth:`close` closes them all (a fixture's teardown)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: list[Any] = []
+
+    def connect(self, profile: str, transport: Any) -> Any:
+        import sora_nb
+
+        client = sora_nb.connect(profile, simulator=transport.config, transport=transport,
+                                 run_root=self.root / profile,
+                                 retry=sora_nb.RetryPolicy(max_retries=2, base=0.001, jitter=0.0))
+        self.made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.made:
+            client.close()
+

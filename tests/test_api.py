@@ -43,8 +43,8 @@ def test_api_md_names_exist() -> None:
 PUBLIC_ATTRIBUTES = {
     "Job": [
         "backend", "bytes_downloaded", "cancel", "delete", "done", "elapsed", "error", "eta", "extend", "id", "model",
-        "observe", "profile", "progress", "prompt", "reconcile", "remix", "remote_id", "retry", "run", "seconds",
-        "size", "spec", "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
+        "observe", "profile", "progress", "prompt", "queue_position", "reconcile", "remix", "remote_id", "retry", "run",
+        "seconds", "size", "spec", "status", "style", "thumbnail_path", "video_path", "wait", "wait_async",
     ],
     "Run": [
         "arena", "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",

@@ -23,7 +23,7 @@ import pytest
 from cassette_support import CASSETTES as ALL_CASSETTES
 from cassette_support import RECORDING, annotating_persister, vcr_options
 from PIL import Image
-from support import FAST, write_image
+from support import FAST, SimulatedClients, write_image
 
 import sora_nb
 from sora_nb import PROFILES, RetryPolicy
@@ -65,20 +65,16 @@ def sim(dialect: str = "openai", **options: Any) -> SimulatorConfig:
 @pytest.fixture
 def connect(tmp_path: Path) -> Iterator[Any]:
     """``connect(profile, **config)``: a client on the profile's in-process dialect, closed after the test."""
-    clients: list[sora_nb.Client] = []
+    clients = SimulatedClients(tmp_path)
 
     def make(profile: str, **options: Any) -> tuple[sora_nb.Client, RecordingTransport]:
         dialect = PROFILES[profile].dialect
         strict = not PROFILES[profile].capabilities.open_models
         transport = RecordingTransport(sim(dialect, strict_models=strict, **options))
-        client = sora_nb.connect(profile, simulator=transport.config, transport=transport,
-                                 run_root=tmp_path / profile, retry=RetryPolicy(max_retries=2, base=0.001, jitter=0.0))
-        clients.append(client)
-        return client, transport
+        return clients.connect(profile, transport), transport
 
     yield make
-    for client in clients:
-        client.close()
+    clients.close()
 
 
 # ---------------------------------------------------------------------------- pure translation tables

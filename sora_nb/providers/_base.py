@@ -40,7 +40,7 @@ from .._profiles import Profile
 from .._retry import poll_after_seconds
 from .._search import Claimed
 from .._types import DeletedVideo, Variant, Video, VideoList
-from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference
+from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference, reference_url
 
 __all__ = ["ProfileClient", "ProviderClient"]
 
@@ -189,9 +189,9 @@ class ProviderClient(ProfileClient):
         params = check_create(prompt=prompt, model=model, size=size,
                               seconds=seconds or caps.default_seconds_for(model, size), capabilities=caps)
         reference = None
-        if isinstance(input_reference, str) and input_reference.startswith(("https://", "http://")):
-            # A URL is passed on as one (the service fetches it); every other string is a local path.
-            input_reference = {"image_url": input_reference}
+        url = reference_url(input_reference)
+        if url is not None:  # passed on as a link (the service fetches it); every other string is a local path
+            input_reference = {"image_url": url}
         if input_reference is not None:
             # Services scale the image themselves: only the format is checked, not the dimensions.
             reference = load_reference(input_reference, params["size"], check_dimensions=False)

@@ -37,7 +37,7 @@ from .._download import ProgressCallback
 from .._errors import APIError, DownloadError, ValidationError
 from .._search import Claimed
 from .._types import DeletedVideo, Status, Variant, Video, VideoError
-from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference
+from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference, reference_url
 from ._base import ProviderClient, as_dict
 from ._shapes import aspect_and_resolution, data_url
 
@@ -180,7 +180,7 @@ class ReplicateClient(ProviderClient):
         known_ids: Claimed = frozenset(), seed: int | None = None,
     ) -> Video:
         """As every adapter's, except that an image too big for a ``data:`` URL is uploaded first."""
-        if input_reference is not None and not isinstance(input_reference, dict) and not _is_url(input_reference):
+        if input_reference is not None and not isinstance(input_reference, dict) and not reference_url(input_reference):
             params = check_create(prompt=prompt, model=model or self.profile.default_model, size=size,
                                   seconds=seconds, strict=self.validate)
             self.profile.capabilities.check(params["model"], params["size"], params["seconds"])
@@ -227,7 +227,3 @@ class ReplicateClient(ProviderClient):
             if exc.status_code in (403, 404, 410) and not self._same_origin(self._assets.get(video_id, "")):
                 raise DownloadError(f"download {video_id}: {_EXPIRED}") from exc
             raise
-
-
-def _is_url(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(("https://", "http://"))

@@ -170,11 +170,11 @@ class ReplicateDialect(Dialect):
         return JSONResponse(self._prediction(request, job))
 
     async def upload(self, request: Request) -> Response:
-        form = await request.form()
-        content = form.get("content")
-        if content is None or isinstance(content, str):
-            raise RequestError(422, "content: a file is required.", param="content")
-        data = await content.read()
+        async with request.form() as form:  # closed after: the upload's spooled file must not leak
+            content = form.get("content")
+            if content is None or isinstance(content, str):
+                raise RequestError(422, "content: a file is required.", param="content")
+            data = await content.read()
         file_id = external_id(self.state.new_request_id().replace("req_", "video_"))
         with self.state.lock:
             self.files.add(file_id)

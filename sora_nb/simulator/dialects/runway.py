@@ -9,7 +9,7 @@ Source: the official client (github.com/runwayml/sdk-python @c604e0e, release 5.
   (plus ``promptImage``: an https URL or a ``data:image/...`` URI of at most 5 MB) answer ``{"id"}``.
   Ratios and durations per model as the client's parameter types list them.
 * ``GET /v1/tasks/{id}``: ``{id, createdAt, status}`` with ``PENDING``, ``THROTTLED`` (the organisation
-  has more tasks running than its concurrency allows: here, more than two of the same key ahead of it),
+  has as many tasks under way as its concurrency allows: here, two of the same key ahead of it),
   ``RUNNING`` with ``progress`` 0..1, ``SUCCEEDED`` with ``output: [url]`` (on another host, no key),
   ``FAILED`` with ``failure`` and ``failureCode``, ``CANCELLED``.
 * ``DELETE /v1/tasks/{id}``: 204; an unfinished task is cancelled, a finished one deleted (404 afterwards).
@@ -43,8 +43,9 @@ MODELS: dict[str, dict[str, tuple[Any, ...]]] = {
                    "durations": tuple(range(2, 11)), "image_only": (True,)},
 }
 MAX_DATA_URI = 5 * 1024 * 1024
-THROTTLE_AFTER = 2
-"""Tasks of one key allowed ahead of a pending one before it reads ``THROTTLED``."""
+CONCURRENCY = 2
+"""Tasks of one key under way (ahead of a pending one) that make it read ``THROTTLED`` (a simulator choice;
+Runway's own limit depends on the organisation's tier)."""
 
 
 def _iso(timestamp: float) -> str:
@@ -127,7 +128,7 @@ class RunwayDialect(Dialect):
             if other is not None and other.api_key_hash == job.api_key_hash and other_id not in self.cancelled \
                     and other.state(now)[0] in ("queued", "in_progress"):
                 busy += 1
-        return busy > THROTTLE_AFTER
+        return busy >= CONCURRENCY
 
     def _task(self, request: Request) -> Job:
         self._version(request)
