@@ -55,7 +55,8 @@ def connect(
 
     Args:
         profile: ``"simulator"``, ``"openai-compatible"``, ``"litellm"``, ``"vllm-omni"``, ``"sglang"``, or a
-            hosted service: ``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"`` (``sora_nb.PROFILES``).
+            hosted service: ``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"``, ``"fal"``, ``"replicate"``,
+            ``"runway"`` (``sora_nb.PROFILES``).
         base_url: the API root (``.../v1``) for any OpenAI-compatible server.
         api_key: the key; else the profile's environment variable; else a hidden prompt when required.
             It lives only in the client's request headers.

@@ -1,8 +1,9 @@
 """Provider adapters against the simulator's dialects of the services, and through recorded cassettes.
 
-Honest about the source: nothing here talks to OpenRouter, xAI, Google or Together. The dialects follow
-each service's published API reference (see ``sora_nb/simulator/dialects/``); the adapters are tested
-against them in process (the normal engine: ``client.sweep(...).start()`` -> DataFrame) and against
+Honest about the source: nothing here talks to OpenRouter, xAI, Google, Together, fal, Replicate or
+Runway. The dialects follow each service's published API reference (see ``sora_nb/simulator/dialects/``);
+the adapters are tested against them in process (the normal engine: ``client.sweep(...).start()`` ->
+DataFrame) and against
 cassettes recorded from the dialects served on loopback (``cassettes/providers/``, replayed with record
 mode ``none``; ``SORA_NB_RECORD=1`` re-records them, starting the servers itself).
 """
@@ -476,8 +477,10 @@ def test_cli_serves_a_dialect() -> None:
 # ---------------------------------------------------------------------------- cassettes (dialects on loopback)
 
 CASSETTES = ALL_CASSETTES / "providers"
-PORTS = {"openrouter": 8771, "xai": 8772, "gemini": 8773, "together": 8774}
-API_PATHS = {"openrouter": "/api/v1", "xai": "/v1", "gemini": "/v1beta", "together": "/v2"}
+PORTS = {"openrouter": 8771, "xai": 8772, "gemini": 8773, "together": 8774, "fal": 8775, "replicate": 8776,
+         "runway": 8777}
+API_PATHS = {"openrouter": "/api/v1", "xai": "/v1", "gemini": "/v1beta", "together": "/v2", "fal": "",
+             "replicate": "/v1", "runway": "/v1"}
 KEY = "sk-record-provider-" + "P" * 24  # the key used while recording; it must never reach a cassette
 HEADER = (
     "# Recorded from the sora_nb simulator's {dialect} dialect (`sora-nb simulator --dialect {dialect} --port\n"
@@ -539,13 +542,13 @@ async def _pause(_: float) -> None:
         await asyncio.sleep(0.05)
 
 
-SECONDS = {"openrouter": "4", "xai": "1", "gemini": "4", "together": "1"}
+SECONDS = {"openrouter": "4", "xai": "1", "gemini": "4", "together": "1", "fal": "4", "replicate": "4", "runway": "4"}
 
 
 @pytest.mark.vcr
 @pytest.mark.parametrize("served", list(PORTS), indirect=True, ids=lambda d: f"cassette_{d}")
 def test_cassette(served: str, tmp_path: Path) -> None:
-    dialect = next(d for d, port in PORTS.items() if f":{port}/" in served)
+    dialect = next(d for d, port in PORTS.items() if served.endswith(f":{port}{API_PATHS[d]}"))
     profile = PROFILES[dialect]
 
     async def main() -> None:

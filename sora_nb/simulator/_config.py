@@ -76,7 +76,8 @@ class SimulatorConfig:
             drawn from the seed). A prompt containing ``[defect:<kind>]`` always gets that defect.
         defects: The kinds ``defect_rate`` draws from (see :data:`DEFECTS`).
         dialect: Which API to speak: ``"openai"`` (the Videos contract), or a hosted service's dialect
-            (``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"``: see ``sora_nb.simulator.dialects``).
+            (``"openrouter"``, ``"xai"``, ``"gemini"``, ``"together"``, ``"fal"``, ``"replicate"``, ``"runway"``:
+            see ``sora_nb.simulator.dialects``).
 
     >>> SimulatorConfig(seed=7, time_scale=0.01).time_scale
     0.01

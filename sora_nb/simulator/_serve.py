@@ -186,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dialect", choices=DIALECTS, default="openai",
-        help="the API to speak: openai (default) or a hosted service's (openrouter, xai, gemini, together)",
+        help="the API to speak: openai (default) or a hosted service's (" + ", ".join(DIALECTS[1:]) + ")",
     )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fail-marker", default="[fail]", help="prompts containing it fail (moderation)")
