@@ -162,6 +162,10 @@ class ProviderClient(ProfileClient):
         """The service's job object as a :class:`Video` (pure). ``handle`` is the id the job was created under."""
         raise NotImplementedError
 
+    async def prepare_reference(self, reference: ImageReference | dict[str, str]) -> ImageReference | dict[str, str]:
+        """The reference image as the create will carry it (as is, unless the service wants it uploaded first)."""
+        return reference
+
     def poll_path(self, handle: str) -> str:
         """Where to ask about a job (relative to the base URL, or an absolute URL on its origin)."""
         raise NotImplementedError
@@ -194,7 +198,8 @@ class ProviderClient(ProfileClient):
             input_reference = {"image_url": url}
         if input_reference is not None:
             # Services scale the image themselves: only the format is checked, not the dimensions.
-            reference = load_reference(input_reference, params["size"], check_dimensions=False)
+            reference = await self.prepare_reference(
+                load_reference(input_reference, params["size"], check_dimensions=False))
         path, request = self.build_create(params, reference, seed=seed, extra=dict(extra or {}))
         return await self._send_create(path, request, params, known_ids, operation="create video")
 
@@ -247,13 +252,17 @@ class ProviderClient(ProfileClient):
         return self._parse(sent, operation, handle=None)
 
     def _parse(self, sent: _Sent, operation: str, *, handle: str | None) -> Video:
-        video = self.parse_job(self._object(sent, operation), handle=handle)
+        return self._adopt(self.parse_job(self._object(sent, operation), handle=handle), sent, operation,
+                           handle=handle)
+
+    def _adopt(self, video: Video, sent: _Sent, operation: str, *, handle: str | None) -> Video:
+        """``video`` (parsed from ``sent``) checked, redacted, and its asset link remembered for download."""
         if not video.id:
             raise UnexpectedResponseError(
                 f"{operation}: the answer has no job id. Fix: check that base_url points at {self.service}'s API.",
                 status_code=sent.response.status_code, body=sent.data,
             )
-        self._checked(video, sent, operation, segments=self.id_segments)
+        video = self._checked(video, sent, operation, segments=self.id_segments)
         asset = video.extra.get("asset_url")
         if isinstance(asset, str) and asset:
             self._assets[handle or video.id] = asset

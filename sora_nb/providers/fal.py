@@ -28,9 +28,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from .._contract import _Sent
 from .._errors import APIError, AuthenticationError, NotFoundError, RateLimitError, ServerError, ValidationError
 from .._retry import poll_after_seconds
 from .._types import DeletedVideo, Status, Video, VideoError
@@ -224,15 +223,8 @@ class FalClient(ProviderClient):
             except APIError as exc:  # a failed request answers its result with an error: the job failed
                 data = {**data, "error": _error_text(as_dict(exc.body).get("detail")) or str(exc),
                         "error_type": as_dict(exc.body).get("error_type") or exc.code}
-        video = self._finish(to_video(data, handle=handle, result=result), sent)
+        video = self._adopt(to_video(data, handle=handle, result=result), sent, "retrieve video", handle=handle)
         return video, poll_after_seconds(sent.response.headers)
-
-    def _finish(self, video: Video, sent: _Sent) -> Video:
-        video = self._checked(video, sent, "retrieve video", segments=True)
-        asset = video.extra.get("asset_url")
-        if isinstance(asset, str) and asset:
-            self._assets[video.id] = urljoin(self.base_url, asset)
-        return video
 
     async def delete(self, video_id: str) -> DeletedVideo:
         """Cancel a request: fal honours it while the request waits in the queue (202), not once it runs."""

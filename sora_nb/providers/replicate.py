@@ -35,9 +35,8 @@ from urllib.parse import quote, urlsplit
 
 from .._download import ProgressCallback
 from .._errors import APIError, DownloadError, ValidationError
-from .._search import Claimed
 from .._types import DeletedVideo, Status, Variant, Video, VideoError
-from .._validation import ImageReference, ReferenceInput, check_create, check_id, load_reference, reference_url
+from .._validation import ImageReference, check_id
 from ._base import ProviderClient, as_dict
 from ._shapes import aspect_and_resolution, data_url
 
@@ -174,21 +173,11 @@ class ReplicateClient(ProviderClient):
         path, _ = create_path(params["model"])
         return path, {"json": build_body(params, image_url, seed=seed, extra=extra)}
 
-    async def create(
-        self, *, prompt: str, model: str | None = None, size: str = "1280x720", seconds: str | int = "8",
-        input_reference: ReferenceInput | None = None, extra: dict[str, Any] | None = None,
-        known_ids: Claimed = frozenset(), seed: int | None = None,
-    ) -> Video:
-        """As every adapter's, except that an image too big for a ``data:`` URL is uploaded first."""
-        if input_reference is not None and not isinstance(input_reference, dict) and not reference_url(input_reference):
-            params = check_create(prompt=prompt, model=model or self.profile.default_model, size=size,
-                                  seconds=seconds, strict=self.validate)
-            self.profile.capabilities.check(params["model"], params["size"], params["seconds"])
-            image = load_reference(input_reference, params["size"], check_dimensions=False)
-            if isinstance(image, ImageReference) and len(image.data) > MAX_DATA_URL_BYTES:
-                input_reference = {"image_url": await self._upload(image)}
-        return await super().create(prompt=prompt, model=model, size=size, seconds=seconds,
-                                    input_reference=input_reference, extra=extra, known_ids=known_ids, seed=seed)
+    async def prepare_reference(self, reference: ImageReference | dict[str, str]) -> ImageReference | dict[str, str]:
+        """An image too big for a ``data:`` URL is uploaded first (``POST /files``) and sent as its URL."""
+        if isinstance(reference, ImageReference) and len(reference.data) > MAX_DATA_URL_BYTES:
+            return {"image_url": await self._upload(reference)}
+        return reference
 
     async def _upload(self, image: ImageReference) -> str:
         # Not billed: an upload lost on the way is merely sent again (a file nobody uses expires on its own).
