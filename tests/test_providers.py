@@ -40,7 +40,7 @@ from sora_nb.providers import xai as xai_adapter
 from sora_nb.providers._shapes import aspect_and_resolution, size_for
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
-HOSTED = ("openrouter", "xai", "gemini", "together")
+HOSTED = ("openrouter", "xai", "gemini", "together", "fal", "replicate", "runway")
 SWEEP = {"prompt": ["a corgi surfing at sunset", "a cat skiing"], "size": "1280x720", "seconds": "8"}
 """The one sweep every profile runs unchanged (each profile supplies its default model)."""
 
@@ -248,7 +248,7 @@ def test_credentials_go_only_to_the_services_origin(profile: str, connect: Any) 
         assert fetched, transport.requests
 
 
-@pytest.mark.parametrize("profile", ["simulator", "openrouter", "xai", "gemini", "together"])
+@pytest.mark.parametrize("profile", ["simulator", *HOSTED])
 def test_every_simulated_service_401s_a_request_without_its_key(profile: str) -> None:
     """Each imitation answers as its service: no key (in that service's own header, Gemini's
     ``x-goog-api-key``, Bearer elsewhere) is a 401; any key in the right header is accepted."""

@@ -21,7 +21,7 @@ import pytest
 from support import FAST, FakeClock, SimulatedClients, write_image
 
 import sora_nb
-from sora_nb import PROFILES, RetryPolicy
+from sora_nb import PROFILES
 from sora_nb._profiles import simulator_base_url
 from sora_nb.providers import FalClient, ReplicateClient, RunwayClient, make_client
 from sora_nb.providers import fal as fal_adapter
@@ -332,18 +332,3 @@ def test_a_large_image_is_uploaded_to_replicate_and_too_large_for_runway(connect
         job.wait(timeout=30)
     assert job.error is not None and job.error.code == "ValidationError" and "Fix:" in job.error.message
     assert runway_transport.audit() == [] and not runway_transport.seen  # checked before anything was sent
-
-
-@pytest.mark.parametrize("profile", NEW)
-def test_every_new_dialect_401s_a_request_without_its_key(profile: str) -> None:
-    async def main() -> None:
-        transport = SimulatorTransport(sim(profile))
-        base = simulator_base_url(PROFILES[profile])
-        anonymous = make_client(PROFILES[profile], base_url=base, transport=transport,
-                                retry=RetryPolicy(max_retries=0, jitter=0.0))
-        async with anonymous:
-            with pytest.raises(sora_nb.AuthenticationError, match="401"):
-                await anonymous.create(prompt="a fox", seconds="8")
-        assert transport.audit() == []
-
-    asyncio.run(main())
