@@ -308,11 +308,12 @@ def test_one_image_input_travels_in_each_services_shape(profile: str, connect: A
     client, transport = connect(profile)
     client.generate("the scene, animated", input_reference=ref).wait(timeout=30)
     client.generate("the scene, from a link", input_reference="https://images.example/first.png").wait(timeout=30)
+    client.call(lambda api: api.create(prompt="the scene, from bytes", input_reference=ref.read_bytes()))
     creates = [path for method, _, path, _ in transport.seen if method == "POST" and "files" not in path]
     expected = {"fal": "/fal-ai/veo3/fast/image-to-video", "replicate": "/v1/models/google/veo-3-fast/predictions",
                 "runway": "/v1/image_to_video"}[profile]
-    assert creates == [expected, expected]
-    assert len(transport.audit()) == 2
+    assert creates == [expected] * 3
+    assert len(transport.audit()) == 3
 
 
 def test_a_large_image_is_uploaded_to_replicate_and_too_large_for_runway(connect: Any, tmp_path: Path) -> None:
