@@ -130,6 +130,18 @@ def test_runway_status_words(task: dict[str, Any], expected: str, progress: int 
     assert (video.status, video.progress) == (expected, progress)
 
 
+@pytest.mark.parametrize("position", [-1, "3", True, 2.5, None])
+def test_a_queue_position_that_is_not_a_count_is_ignored(position: object) -> None:
+    video = fal_adapter.to_video({"status": "IN_QUEUE", "queue_position": position}, handle="a/b/requests/c")
+    assert video.status == "queued" and "queue_position" not in video.extra
+
+
+@pytest.mark.parametrize(("progress", "expected"), [(-0.5, 0), (1.7, 100), ("0.5", None), (True, None)])
+def test_runway_progress_out_of_range_is_clamped_or_dropped(progress: object, expected: int | None) -> None:
+    video = runway_adapter.to_video({"id": "t", "status": "RUNNING", "progress": progress}, handle=None)
+    assert video.progress == expected
+
+
 def test_request_shapes_follow_each_service(tmp_path: Path) -> None:
     params = {"prompt": "p", "size": "720x1280", "seconds": "5"}
     kling = {**params, "model": "fal-ai/kling-video/v2.1/master/text-to-video"}
@@ -194,6 +206,33 @@ def test_fal_completed_with_an_error_is_a_failure_and_nothing_is_downloaded(conn
     assert job.video_path is None
     assert not [seen for seen in transport.seen if "/files/" in seen[2]], "an errored request's video was fetched"
     assert len(transport.audit()) == 1
+
+
+def test_fal_polls_only_its_own_origin_whatever_host_the_submit_answer_names(connect: Any) -> None:
+    def elsewhere(request: httpx.Request, data: Any) -> Any:
+        if request.method == "POST":  # the key would follow a poll there
+            return {**data, "response_url": f"https://elsewhere.example/fal-ai/veo3/requests/{data['request_id']}"}
+        return data
+
+    client, transport = connect("fal", rewrite=elsewhere)
+    client.generate("a lighthouse at dusk").wait(timeout=30)
+    assert "elsewhere.example" not in {host for _, host, _, _ in transport.seen}
+    assert len(transport.audit()) == 1
+
+
+@pytest.mark.parametrize("path", ["fal-ai/veo3/requests/../../{id}", "fal-ai/veo3/requests/not-this-request"])
+def test_fal_never_polls_a_request_path_it_cannot_trust(path: str, connect: Any) -> None:
+    def hostile(request: httpx.Request, data: Any) -> Any:
+        if request.method == "POST":
+            return {**data, "response_url": f"http://fal.simulator.local/{path.format(id=data['request_id'])}"}
+        return data
+
+    client, transport = connect("fal", rewrite=hostile)
+    job = client.generate("a lighthouse at dusk")
+    with pytest.raises(sora_nb.JobFailedError):
+        job.wait(timeout=30)
+    assert job.status == "ambiguous"  # made, but its id cannot be trusted: looked for by hand, never re-sent
+    assert [method for method, *_ in transport.seen] == ["POST"] and len(transport.audit()) == 1
 
 
 def test_fal_failed_request_is_completed_with_an_error_in_the_dialect_too(connect: Any) -> None:
