@@ -283,6 +283,33 @@ def test_replicate_resume_finds_the_output_expired_and_says_so(tmp_path: Path) -
     assert len(second.audit()) == 1  # the one create, by the first process
 
 
+def test_a_resumed_fal_job_is_polled_by_its_id_alone(tmp_path: Path) -> None:
+    """The id kept is ``{app}/requests/{id}``: a new process polls it without knowing which model made it."""
+    clock = FakeClock()
+    config = sim("fal", state_dir=str(tmp_path / "sim"))
+    first = HostileTransport(config, clock=clock)
+    client = sora_nb.connect("fal", simulator=config, transport=first, run_root=tmp_path / "runs")
+    job = client.generate("a paper boat", model="fal-ai/kling-video/v2.1/master/text-to-video", size="1920x1080",
+                          seconds="5")
+    wait_for(lambda: job.remote_id is not None)
+    assert job.remote_id is not None and job.remote_id.startswith("fal-ai/kling-video/requests/")
+    run_dir = job.run.run_dir
+    client.close()
+    clock.advance(600)
+
+    second = HostileTransport(config, clock=clock)
+    later = sora_nb.connect("fal", simulator=config, transport=second, run_root=tmp_path / "runs")
+    try:
+        run = sora_nb.resume(run_dir, client=later)
+        run.wait(timeout=30)
+        (resumed,) = run.jobs
+        assert resumed.status == "completed" and resumed.video_path is not None and resumed.video_path.exists()
+    finally:
+        later.close()
+    assert [path for method, _, path, _ in second.seen if method == "POST"] == []
+    assert len(second.audit()) == 1
+
+
 def test_replicate_link_gone_before_the_download_says_it_expired(tmp_path: Path) -> None:
     clock = FakeClock()
 
