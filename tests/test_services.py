@@ -235,6 +235,22 @@ def test_fal_never_polls_a_request_path_it_cannot_trust(path: str, connect: Any)
     assert [method for method, *_ in transport.seen] == ["POST"] and len(transport.audit()) == 1
 
 
+def test_fal_failure_told_only_by_the_result_is_a_failure(connect: Any) -> None:
+    """A status that says COMPLETED without its error: the result's 422 ``{"detail"}`` still fails the job."""
+
+    def no_error_in_status(request: httpx.Request, data: Any) -> Any:
+        if request.url.path.endswith("/status"):
+            return {k: v for k, v in data.items() if k not in ("error", "error_type")}
+        return data
+
+    client, transport = connect("fal", rewrite=no_error_in_status)
+    job = client.generate("a storm [fail]")
+    with pytest.raises(sora_nb.JobFailedError, match="moderation"):
+        job.wait(timeout=30)
+    assert job.error is not None and job.error.code == "moderation_blocked" and job.video_path is None
+    assert len(transport.audit()) == 1
+
+
 def test_fal_failed_request_is_completed_with_an_error_in_the_dialect_too(connect: Any) -> None:
     client, transport = connect("fal")
     job = client.generate("a storm [fail]")
