@@ -174,7 +174,13 @@ def handle_of(answer: dict[str, Any]) -> str:
 
 
 class FalClient(ProviderClient):
-    """fal's queue: submit to a model, poll its app's status, read the result, download from fal's CDN."""
+    """fal's queue: submit to a model, poll its app's status, read the result, download from fal's CDN.
+
+    >>> from sora_nb._profiles import PROFILES
+    >>> api = FalClient(profile=PROFILES["fal"], base_url="https://queue.fal.run", api_key="k")
+    >>> api.poll_path("fal-ai/veo3/requests/r1"), api._http.headers["authorization"]
+    ('fal-ai/veo3/requests/r1/status', 'Key k')
+    """
 
     name: ClassVar[str] = "fal"
     id_segments: ClassVar[bool] = True

@@ -154,7 +154,14 @@ def to_video(data: dict[str, Any], *, handle: str | None) -> Video:
 
 
 class ReplicateClient(ProviderClient):
-    """Replicate's predictions: create for a model, deployment or version; poll; download at once."""
+    """Replicate's predictions: create for a model, deployment or version; poll; download at once.
+
+    >>> from sora_nb._profiles import PROFILES
+    >>> api = ReplicateClient(profile=PROFILES["replicate"], base_url="https://api.replicate.com/v1", api_key="k")
+    >>> api.build_create({"prompt": "p", "model": "deployments/acme/veo", "size": "1280x720", "seconds": "8"},
+    ...                  None, seed=None, extra={})[0]
+    'deployments/acme/veo/predictions'
+    """
 
     name: ClassVar[str] = "Replicate"
 

@@ -127,7 +127,13 @@ def to_video(data: dict[str, Any], *, handle: str | None) -> Video:
 
 
 class RunwayClient(ProviderClient):
-    """Runway's tasks: text or image to video, polled with progress, cancelled with DELETE."""
+    """Runway's tasks: text or image to video, polled with progress, cancelled with DELETE.
+
+    >>> from sora_nb._profiles import PROFILES
+    >>> api = RunwayClient(profile=PROFILES["runway"], base_url="https://api.dev.runwayml.com/v1", api_key="k")
+    >>> api.poll_path("t1"), api._http.headers["x-runway-version"]
+    ('tasks/t1', '2024-11-06')
+    """
 
     name: ClassVar[str] = "Runway"
 
