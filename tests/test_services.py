@@ -346,6 +346,27 @@ def test_replicate_link_gone_before_the_download_says_it_expired(tmp_path: Path)
     asyncio.run(main())
 
 
+def test_a_lapsed_runway_link_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    async def main() -> None:
+        transport = HostileTransport(sim("runway", asset_ttl=60.0), clock=clock)
+        async with make_client(PROFILES["runway"], base_url=simulator_base_url(PROFILES["runway"]),
+                               api_key="k", transport=transport) as api:
+            video = await api.create(prompt="a fox", seconds="8", size="1280x720")
+            clock.advance(600)
+            polled, _ = await api.poll(video.id)
+            assert polled.status == "completed"
+            clock.advance(120)  # the link it gave has lapsed
+            path = await api.download(video.id, tmp_path / "v.mp4")
+            assert path.read_bytes()[4:8] == b"ftyp"
+        fetched = [(host, p) for method, host, p, _ in transport.seen if "runway-output" in p]
+        assert len(fetched) == 2  # the lapsed link (403), then the fresh one
+        assert len(transport.audit()) == 1
+
+    asyncio.run(main())
+
+
 def test_runway_throttled_for_a_while_stays_queued_and_completes(connect: Any) -> None:
     client, transport = connect("runway", queue_s=400.0)
     seen: list[str] = []

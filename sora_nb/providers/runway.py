@@ -11,8 +11,8 @@ From the official client's source (github.com/runwayml/sdk-python @c604e0e, rele
   ``{"id"}``: a task.
 * ``GET /tasks/{id}``: ``status`` ``PENDING`` | ``THROTTLED`` (waiting for a free slot of the
   organisation's concurrency) | ``RUNNING`` with ``progress`` (0..1) | ``SUCCEEDED`` with ``output`` (URLs
-  that expire within 24-48 h: re-reading the task gives fresh ones) | ``FAILED`` with ``failure`` and
-  ``failureCode`` | ``CANCELLED``.
+  that expire within 24-48 h: re-reading the task gives fresh ones, which a download does once when its link
+  has lapsed) | ``FAILED`` with ``failure`` and ``failureCode`` | ``CANCELLED``.
 * ``DELETE /tasks/{id}`` cancels a running task (and deletes a finished one): 204.
 * No list, no remix. Errors: ``{"error": "..."}``.
 
@@ -22,12 +22,15 @@ From the official client's source (github.com/runwayml/sdk-python @c604e0e, rele
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from .._errors import NotFoundError, ValidationError
-from .._types import DeletedVideo, Status, Video, VideoError
+from .._download import ProgressCallback
+from .._errors import APIError, NotFoundError, ValidationError
+from .._types import DeletedVideo, Status, Variant, Video, VideoError
 from .._validation import ImageReference, check_id
 from ._base import ProviderClient
 from ._shapes import data_url, width_height
@@ -153,6 +156,20 @@ class RunwayClient(ProviderClient):
 
     def poll_path(self, handle: str) -> str:
         return f"tasks/{quote(handle, safe='')}"
+
+    async def download(
+        self, video_id: str, dest: str | os.PathLike[str], *, variant: Variant = "video",
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Download the output; a signed link that lapsed meanwhile is replaced by a fresh one (the task is read
+        again, as Runway's client says to), once."""
+        try:
+            return await super().download(video_id, dest, variant=variant, on_progress=on_progress)
+        except APIError as exc:
+            if exc.status_code not in (401, 403, 404, 410) or self._same_origin(self._assets.get(video_id, "")):
+                raise
+            self._assets.pop(video_id, None)
+            return await super().download(video_id, dest, variant=variant, on_progress=on_progress)
 
     async def delete(self, video_id: str) -> DeletedVideo:
         """Cancel the task (or delete a finished one): ``DELETE /tasks/{id}``."""

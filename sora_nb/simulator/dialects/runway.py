@@ -10,7 +10,8 @@ Source: the official client (github.com/runwayml/sdk-python @c604e0e, release 5.
   Ratios and durations per model as the client's parameter types list them.
 * ``GET /v1/tasks/{id}``: ``{id, createdAt, status}`` with ``PENDING``, ``THROTTLED`` (the organisation
   has as many tasks under way as its concurrency allows: here, two of the same key ahead of it),
-  ``RUNNING`` with ``progress`` 0..1, ``SUCCEEDED`` with ``output: [url]`` (on another host, no key),
+  ``RUNNING`` with ``progress`` 0..1, ``SUCCEEDED`` with ``output: [url]`` (on another host, no key; a signed
+  link that lapses after ``asset_ttl``, else 24 h, and is handed out fresh on every read of the task),
   ``FAILED`` with ``failure`` and ``failureCode``, ``CANCELLED``.
 * ``DELETE /v1/tasks/{id}``: 204; an unfinished task is cancelled, a finished one deleted (404 afterwards).
 * Errors: ``{"error": "..."}``.
@@ -153,7 +154,11 @@ class RunwayDialect(Dialect):
             task.update(status="FAILED", failure=job.plan.error_message or "An unexpected error occurred.",
                         failureCode=code)
         else:
-            task.update(status="SUCCEEDED", output=[f"{cdn_origin(request)}/runway-output/{external_id(job.id)}.mp4"])
+            # A signed link that lapses (asset_ttl, else 24 h) after it is handed out; reading the task again
+            # hands out a fresh one, as Runway's are.
+            lapses = int(now + self.state.ttl)
+            task.update(status="SUCCEEDED",
+                        output=[f"{cdn_origin(request)}/runway-output/{external_id(job.id)}.mp4?exp={lapses}"])
         return JSONResponse(task)
 
     async def delete(self, request: Request) -> Response:
@@ -168,7 +173,10 @@ class RunwayDialect(Dialect):
     async def output(self, request: Request) -> Response:
         self.log_asset(request)
         job = self.job(internal_id(request.path_params["name"].removesuffix(".mp4")))
-        if job is None or job.state(self.state.clock())[0] != "completed" or self.expired(job) \
-                or job.id in self.cancelled:
+        if job is None or job.state(self.state.clock())[0] != "completed" or job.id in self.cancelled:
             return Response("Not Found", status_code=404, media_type="text/plain")
+        lapses = request.query_params.get("exp", "")
+        if not lapses.isdigit() or self.state.clock() > int(lapses):
+            return Response("<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                            status_code=403, media_type="application/xml")
         return await self.video_file(job)
