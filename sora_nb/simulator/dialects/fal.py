@@ -30,25 +30,43 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..._capabilities import ModelSpec
+from ..._catalog import FAL_MODELS
 from .._store import Job
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, api_origin, cdn_origin, external_id, internal_id, read_json, size_of
+from ._base import (
+    RATIOS,
+    Dialect,
+    api_origin,
+    aspect_and_resolution,
+    cdn_origin,
+    external_id,
+    internal_id,
+    read_json,
+    size_for,
+    size_of,
+)
 
 __all__ = ["FalDialect"]
 
-MODELS: dict[str, dict[str, Any]] = {
-    "fal-ai/veo3/fast": {"durations": ("4s", "6s", "8s"), "ratios": ("16:9", "9:16"),
-                         "resolutions": ("720p", "1080p")},
-    "fal-ai/kling-video/v2.1/master/text-to-video": {"durations": ("5", "10"), "ratios": ("16:9", "9:16", "1:1"),
-                                                     "resolutions": ("1080p",)},
-    "fal-ai/bytedance/seedance/v1/pro/text-to-video": {"durations": ("5", "10"), "ratios": ("16:9", "9:16"),
-                                                       "resolutions": ("480p", "720p", "1080p")},
-    "fal-ai/minimax/hailuo-02/standard/text-to-video": {"durations": ("6", "10"), "ratios": ("16:9",),
-                                                        "resolutions": ("768p",)},
-}
-"""The text-to-video endpoints served, and what each takes (its ``/image-to-video`` sibling takes the same)."""
-_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
-_SIDES = {"480p": 480, "720p": 720, "768p": 768, "1080p": 1080}
+_SECONDS_SUFFIX = {"fal-ai/veo3": "s"}
+"""Apps whose ``duration`` is written ``"8s"`` rather than ``"8"`` (fal's model pages)."""
+_NO_SIZES = {"ratios": ("16:9",), "resolutions": ("768p",)}
+"""Hailuo 02 Standard: 768p, no aspect ratio to choose (its size is not in the catalog)."""
+
+
+def _wire(model: str, spec: ModelSpec) -> dict[str, Any]:
+    """What one model takes in fal's words, from the catalog's :class:`ModelSpec` (the profile's own table)."""
+    suffix = _SECONDS_SUFFIX.get("/".join(model.split("/")[:2]), "")
+    named = [pair for pair in map(aspect_and_resolution, spec.sizes or ()) if pair is not None]
+    shapes = {"ratios": tuple(dict.fromkeys(a for a, _ in named)),
+              "resolutions": tuple(dict.fromkeys(r for _, r in named))} if named else _NO_SIZES
+    return {"durations": tuple(f"{s}{suffix}" for s in spec.seconds or ()), "sizes": spec.sizes, **shapes}
+
+
+MODELS: dict[str, dict[str, Any]] = {model: _wire(model, spec) for model, spec in FAL_MODELS.items()}
+"""The text-to-video endpoints served (the catalog's), and what each takes (its ``/image-to-video`` sibling
+takes the same)."""
 
 
 def _text_model(endpoint: str) -> str:
@@ -118,8 +136,9 @@ class FalDialect(Dialect):
             isinstance(image_url, str) and image_url.startswith(("https://", "http://", "data:image/"))
         ):
             raise _invalid("image_url", "Field required: an image URL or a data URI.")
-        job = self.new_job(request, "create", model=endpoint, size=size_of(*_RATIOS[ratio], _SIDES[resolution]),
-                           seconds=int(duration.rstrip("s")), prompt=prompt)
+        size = size_for(spec["sizes"], ratio, resolution) or size_of(*RATIOS[ratio], int(resolution.rstrip("p")))
+        job = self.new_job(request, "create", model=endpoint, size=size, seconds=int(duration.rstrip("s")),
+                           prompt=prompt)
         with self.state.lock:
             self.order.append(job.id)
         base = f"{api_origin(request)}/{'/'.join(endpoint.split('/')[:2])}/requests/{external_id(job.id)}"

@@ -29,17 +29,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..._catalog import REPLICATE_MODELS
 from .._store import Job
 from .._validate import RequestError, require_prompt
-from ._base import Dialect, api_origin, cdn_origin, external_id, internal_id, read_json, size_of
+from ._base import RATIOS, Dialect, api_origin, cdn_origin, external_id, internal_id, read_json, size_of
 
 __all__ = ["OUTPUT_LIFETIME_S", "ReplicateDialect"]
 
 OUTPUT_LIFETIME_S = 3600.0
 """Replicate deletes an API prediction's outputs (and inputs, and files) an hour after it is made."""
 
-MODELS = ("google/veo-3-fast", "kwaivgi/kling-v2.1", "minimax/hailuo-02", "bytedance/seedance-1-pro")
-_RATIOS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
+MODELS = REPLICATE_MODELS
+"""The catalog's models (the profile's own table); their sizes and durations are not known there, so any
+aspect ratio, resolution and duration in the API's bounds are taken."""
+_RATIOS = {name: RATIOS[name] for name in ("16:9", "9:16", "1:1")}
 _SIDES = {"480p": 480, "720p": 720, "1080p": 1080}
 _TITLES = {400: "Bad Request", 401: "Unauthenticated", 404: "Not found", 422: "Input validation failed",
            429: "Request was throttled"}

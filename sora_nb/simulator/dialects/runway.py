@@ -7,7 +7,7 @@ Source: the official client (github.com/runwayml/sdk-python @c604e0e, release 5.
 * Every API request needs ``Authorization: Bearer`` and ``X-Runway-Version: 2024-11-06`` (else 400).
 * ``POST /v1/text_to_video`` ``{model, promptText, ratio, duration, audio?}`` and ``POST /v1/image_to_video``
   (plus ``promptImage``: an https URL or a ``data:image/...`` URI of at most 5 MB) answer ``{"id"}``.
-  Ratios and durations per model as the client's parameter types list them.
+  Ratios and durations per model: the catalog's (``sora_nb._catalog.RUNWAY_MODELS``), from the client's types.
 * ``GET /v1/tasks/{id}``: ``{id, createdAt, status}`` with ``PENDING``, ``THROTTLED`` (the organisation
   has as many tasks under way as its concurrency allows: here, two of the same key ahead of it),
   ``RUNNING`` with ``progress`` 0..1, ``SUCCEEDED`` with ``output: [url]`` (on another host, no key; a signed
@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..._catalog import RUNWAY_MODELS
 from .._store import Job
 from .._validate import RequestError
 from ._base import Dialect, cdn_origin, external_id, internal_id, read_json
@@ -35,14 +36,12 @@ from ._base import Dialect, cdn_origin, external_id, internal_id, read_json
 __all__ = ["RunwayDialect"]
 
 VERSION = "2024-11-06"
-_VEO = {"ratios": ("1280:720", "720:1280", "1080:1920", "1920:1080"), "durations": (4, 6, 8)}
 MODELS: dict[str, dict[str, tuple[Any, ...]]] = {
-    "gen4.5": {"ratios": ("1280:720", "720:1280"), "durations": tuple(range(2, 11))},
-    "veo3.1": _VEO,
-    "veo3.1_fast": _VEO,
-    "gen4_turbo": {"ratios": ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672"),
-                   "durations": tuple(range(2, 11)), "image_only": (True,)},
+    model: {"ratios": tuple(size.replace("x", ":") for size in spec.sizes or ()),
+            "durations": tuple(int(s) for s in spec.seconds or ())}
+    for model, spec in RUNWAY_MODELS.items()
 }
+"""The catalog's Runway models (the profile's own table) in Runway's words: ``1280:720``, whole seconds."""
 MAX_DATA_URI = 5 * 1024 * 1024
 CONCURRENCY = 2
 """Tasks of one key under way (ahead of a pending one) that make it read ``THROTTLED`` (a simulator choice;
@@ -96,8 +95,6 @@ class RunwayDialect(Dialect):
         spec = MODELS.get(str(model))
         if spec is None:
             raise RequestError(400, f"model: must be one of {', '.join(MODELS)}.", param="model")
-        if spec.get("image_only") and not image:
-            raise RequestError(400, f"{model} makes video from an image: use /v1/image_to_video.", param="model")
         prompt = body.get("promptText")
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 1000:
             raise RequestError(400, "promptText: a non-empty string of at most 1000 characters.", param="promptText")
