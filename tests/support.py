@@ -82,7 +82,6 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 20.0, what: str = "
         time.sleep(0.01)
 
 
-
 class HeldOutput:
     """A PyAV output container that stops after its ``after``-th packet until ``release`` is set (``entered`` is
     set then): a write caught half-way, its file on disk, for a test to act in the middle of it."""
