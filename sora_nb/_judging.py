@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,24 +350,27 @@ class Scores:
     ratings: Mapping[str, tuple[float | None, int, str]] = dataclasses.field(default_factory=dict)
 
 
-def scores_of(ledger: Ledger | None, run_dir: Path) -> Scores:
+def scores_of(ledger: Ledger | None, run_dir: Path, checksums: Sequence[str] | None = None) -> Scores:
     """A run's scores from its open ledger, or from the file when its client closed the ledger already."""
     if ledger is not None:
         try:
-            return read_scores(ledger)
+            return read_scores(ledger, checksums)
         except sqlite3.ProgrammingError:  # closed with its client; the file is still the truth
             pass
     if not (run_dir / LEDGER_FILE).is_file():
         return Scores({}, ())  # nothing written yet
     with Ledger.open(run_dir, readonly=True) as reader:
-        return read_scores(reader)
+        return read_scores(reader, checksums)
 
 
-def read_scores(ledger: Ledger) -> Scores:
-    """Every stored metric of the run, ready to join onto its jobs by checksum."""
+def read_scores(ledger: Ledger, checksums: Sequence[str] | None = None) -> Scores:
+    """Every stored metric of the run (or of the videos with these ``checksums``: a page of a table of
+    10,000 jobs reads its own 50), ready to join onto its jobs by checksum."""
     metrics: dict[str, dict[str, Any]] = {}
     custom: dict[str, None] = {}
-    for checksum, name, value in ledger.query("SELECT checksum, name, value FROM metrics ORDER BY computed_at"):
+    where = "" if checksums is None else f"WHERE checksum IN ({', '.join('?' for _ in checksums)}) "
+    rows = ledger.query(f"SELECT checksum, name, value FROM metrics {where}ORDER BY computed_at", checksums or ())
+    for checksum, name, value in rows:
         decoded = json.loads(value)
         if name == BUILTIN and isinstance(decoded, dict):
             metrics.setdefault(checksum, {}).update(decoded)

@@ -10,7 +10,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -264,11 +264,17 @@ class Run(Driven):
         True
         >>> client.close()
         """
+        return self._dataframe_of(self.jobs)
+
+    def _dataframe_of(self, jobs: Sequence[Job], *, page: bool = False) -> pandas.DataFrame:
+        """:meth:`to_dataframe`'s rows of ``jobs`` only; ``page``: only their scores are read (a table's
+        page of a 10,000-job run costs what its 50 rows cost, on the loop that shows it)."""
         from ._judging import scores_of
         from ._results import records_to_dataframe
 
-        records = [dataclasses.replace(job._record) for job in self.jobs]
-        scores = scores_of(self._runner.ledger_of(self), self.run_dir)
+        records = [dataclasses.replace(job._record) for job in jobs]
+        checksums = [r.checksum for r in records if r.checksum] if page else None
+        scores = scores_of(self._runner.ledger_of(self), self.run_dir, checksums)
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id, scores=scores)
 
     # ------------------------------------------------------------------ judging (sora_nb._judging)

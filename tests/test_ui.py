@@ -788,6 +788,33 @@ def test_results_table_pages_so_a_redraw_sends_one_page(small_run: sora_nb.Run, 
         small_run.table(page_size=0)
 
 
+def test_a_table_in_run_order_makes_rows_and_reads_scores_of_its_page_only(
+    small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch, closing: list[Any]
+) -> None:
+    """A 10,000-job run's table made all 10,000 rows (and read every stored metric) at each redraw, on
+    the kernel's loop, to show 50 of them: about 2 s a redraw on a busy machine."""
+    from sora_nb import _judging, _results
+
+    table = small_run.table(page_size=3)
+    closing.append(table)
+    made: list[int] = []
+    read: list[int | None] = []
+    real_rows, real_scores = _results.records_to_dataframe, _judging.scores_of
+    monkeypatch.setattr(_results, "records_to_dataframe", lambda records, **kw: made.append(len(records))
+                        or real_rows(records, **kw))
+    monkeypatch.setattr(_judging, "scores_of", lambda ledger, run_dir, checksums=None: read.append(
+        None if checksums is None else len(checksums)) or real_scores(ledger, run_dir, *[c for c in [checksums] if c]))
+    table.ascending.value = False
+    table.refresh()
+    rows = html_of(table.output).split("<tr data-job=")[1:]
+    assert [small_run.jobs[i].id in rows[n] for n, i in enumerate((3, 2, 1))] == [True] * 3  # newest first
+    assert made == [3] and read == [3]
+    assert "rows 1-3 of 4 jobs · page 1 of 2" in table.summary.value
+    table.sort_by.value = "model"  # a sort by a column needs every row
+    table.refresh()
+    assert made[-1] == 4 and read[-1] is None
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""

@@ -112,17 +112,34 @@ class ResultsTable(LiveBox):
             df = df.iloc[::-1]
         return df
 
-    def _render(self) -> None:
-        df = self.dataframe()
-        pages = max(1, -(-len(df) // self.page_size))
+    def _page(self) -> tuple[pandas.DataFrame, int]:
+        """The rows of the current page, and how many rows there are in all. In run order only the
+        page's jobs are made into rows: a redraw of a 10,000-job run then costs what 50 rows cost."""
+        if self.sort_by.value != _RUN_ORDER:
+            df = self.dataframe()
+            total = len(df)
+        else:
+            jobs = list(self.run.jobs)
+            total = len(jobs)
+        pages = max(1, -(-total // self.page_size))
         self.page = min(self.page, pages - 1)
         first = self.page * self.page_size
-        shown = df.iloc[first:first + self.page_size]
-        columns = [c for c in self.columns if c in df.columns]
+        if self.sort_by.value != _RUN_ORDER:
+            return df.iloc[first:first + self.page_size], total
+        if not self.ascending.value:
+            jobs.reverse()
+        shown = self.run._dataframe_of(jobs[first:first + self.page_size], page=True)
+        return (shown if self.ascending.value else shown.iloc[::-1]), total
+
+    def _render(self) -> None:
+        shown, total = self._page()
+        pages = max(1, -(-total // self.page_size))
+        first = self.page * self.page_size
+        columns = [c for c in self.columns if c in shown.columns]
         records = shown.to_dict("records")
         text = _display_grid.table_html(records, columns, thumbnails=self.thumbnails, inline=self.media_mode == "bytes")
-        summary = (f"{len(df)} jobs" if pages == 1 else
-                   f"rows {first + 1}-{first + len(shown)} of {len(df)} jobs · page {self.page + 1} of {pages}")
+        summary = (f"{total} jobs" if pages == 1 else
+                   f"rows {first + 1}-{first + len(shown)} of {total} jobs · page {self.page + 1} of {pages}")
         with self.prev_button.hold_sync(), self.next_button.hold_sync():
             self.prev_button.disabled = self.page == 0
             self.next_button.disabled = self.page >= pages - 1
