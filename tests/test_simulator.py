@@ -830,3 +830,26 @@ def test_longest_prompts_render_quickly_and_fit_the_frame(tmp_path: Path) -> Non
     started = time.perf_counter()
     ensure_rendered(RenderSpec((("x" * 32000, 1),), "720x1280", 96, 4), str(tmp_path))
     assert time.perf_counter() - started < 5  # the naive cut loop took minutes
+
+
+def test_a_download_runs_no_anyio_worker_call_on_the_loop(cache_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette's FileResponse read each file through anyio worker threads, and every such call looks
+    for the loop's root task among all its tasks: on a kernel's loop (no root task to find) with 200 jobs
+    in flight, bench_scale saw those searches block the loop for seconds. The bytes come in one hop of
+    the loop's own executor instead (the same bytes, content type and length)."""
+    import anyio.to_thread
+
+    sim = make_sim(cache_dir)
+    video = sim.completed("one hop")
+    expected = sim.get(f"/videos/{video['id']}/content")  # rendered now (the render may use any thread)
+
+    async def no_anyio(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an anyio worker-thread call while serving a file")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_anyio)
+    for variant, media_type in (("video", "video/mp4"), ("thumbnail", "image/webp")):
+        response = sim.get(f"/videos/{video['id']}/content?variant={variant}")
+        assert response.status_code == 200 and response.headers["content-type"] == media_type
+        assert int(response.headers["content-length"]) == len(response.content) > 0
+    again = sim.get(f"/videos/{video['id']}/content").content
+    assert response.content != expected.content and again == expected.content

@@ -33,7 +33,7 @@ import anyio.to_thread
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._catalog import DEFAULT_MODEL, SECONDS
@@ -319,7 +319,10 @@ class Api:
             )
         assets = await in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
         path = {"video": assets.video, "thumbnail": assets.thumbnail, "spritesheet": assets.spritesheet}[variant]
-        return FileResponse(path, media_type=_MEDIA_TYPES[variant])
+        # Read whole in one worker-thread hop (the files are small) rather than streamed by FileResponse:
+        # its anyio thread calls look for the root task among every task of the loop at each chunk, which
+        # on a kernel's loop (no root task to find) with 200 jobs in flight blocked it for seconds.
+        return Response(await in_thread(path.read_bytes), media_type=_MEDIA_TYPES[variant])
 
     async def remix(self, request: Request) -> Response:
         source = self._completed(request.path_params["video_id"], "remixed")
