@@ -54,6 +54,7 @@ class Run(Driven):
         self._observers: list[Observer] = []
         self._seq = 0
         self._seq_lock = threading.Lock()
+        self._resolved_dir: Path | None = None  # run_dir resolved, on first use (see _resolve)
 
     @property
     def id(self) -> str:
@@ -239,7 +240,16 @@ class Run(Driven):
 
     def _resolve(self, relative: str | None) -> Path | None:
         """A path the ledger keeps relative to the run directory, made absolute."""
-        return None if relative is None else (self.run_dir / relative).resolve()
+        if relative is None:
+            return None
+        if ".." in Path(relative).parts:
+            return (self.run_dir / relative).resolve()
+        # The run directory is resolved once: a gallery page asks for 2 paths a tile at every redraw, and
+        # resolving each (a system call per path component) blocked a kernel's loop for > 1 s in a
+        # 1,000-job displayed sweep.
+        if self._resolved_dir is None:
+            self._resolved_dir = self.run_dir.resolve()
+        return self._resolved_dir / relative
 
     def _job_changed(self, job: Job) -> None:
         for callback in list(self._observers):

@@ -815,6 +815,22 @@ def test_a_table_in_run_order_makes_rows_and_reads_scores_of_its_page_only(
     assert made[-1] == 4 and read[-1] is None
 
 
+def test_a_gallery_redraw_resolves_no_path_per_tile(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
+                                                    closing: list[Any]) -> None:
+    """Each tile resolved its video's and poster's paths (a system call per path component) at every
+    redraw: over 1 s of a kernel's loop blocked in a displayed 1,000-job sweep. The run directory is
+    resolved once."""
+    gallery = small_run.gallery()
+    closing.append(gallery)
+    gallery.refresh()
+    resolved: list[Path] = []
+    real = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, strict=False: resolved.append(self) or real(self, strict))
+    gallery.refresh()
+    assert tree_html(gallery.tiles).count("<figure") == 4 and resolved == []
+    assert small_run.jobs[0].video_path == (small_run.run_dir / f"videos/{small_run.jobs[0].id}.mp4").resolve()
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""
