@@ -179,10 +179,9 @@ class Downloads:
     ) -> Path:
         tmp: Path | None = None
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            os.close(fd)
-            tmp = Path(tmp_name)
+            # Making a file waits on the disk (its directory's lock, the journal): off the event loop,
+            # which every other job and the notebook share.
+            tmp = await _new_part_file_off_loop(dest)
             for attempt in range(self.retry.max_retries + 1):
                 try:
                     await self._stream_once(
@@ -194,7 +193,7 @@ class Downloads:
                     if attempt >= self.retry.max_retries:
                         raise error from None
                     await self._sleep(self.retry.delay(attempt, rng=self._rng))
-            os.replace(tmp, dest)
+            await asyncio.to_thread(os.replace, tmp, dest)
             return dest
         except OSError as exc:  # the local disk refused (full, read-only, over quota); httpx's errors are not OSErrors
             raise StorageError(
@@ -241,7 +240,7 @@ class Downloads:
                 )
             total = _as_int(response.headers.get("content-length"))
             done = 0
-            with tmp.open("wb") as out:
+            with tmp.open("wb") as out:  # made already (in a thread): opening it does not wait on the disk
                 async for chunk in response.aiter_bytes(1 << 16):
                     out.write(chunk)
                     done += len(chunk)
@@ -262,6 +261,30 @@ class Downloads:
             )
         if done == 0:
             raise DownloadError(f"{operation}: the server sent an empty body. Nothing was kept.")
+
+
+async def _new_part_file_off_loop(dest: Path) -> Path:
+    """:func:`_new_part_file` in a thread; cancelled meanwhile, the file it makes is removed, not left."""
+    making = asyncio.ensure_future(asyncio.to_thread(_new_part_file, dest))
+    try:
+        return await asyncio.shield(making)
+    except asyncio.CancelledError:
+        making.add_done_callback(_remove_made)
+        raise
+
+
+def _remove_made(making: asyncio.Future[Path]) -> None:
+    if not making.cancelled() and making.exception() is None:
+        with contextlib.suppress(OSError):
+            making.result().unlink(missing_ok=True)
+
+
+def _new_part_file(dest: Path) -> Path:
+    """An empty, new ``.<name>.<random>.part`` file beside ``dest`` (its directory made if need be)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    return Path(name)
 
 
 class _Retry(Exception):
