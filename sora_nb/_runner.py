@@ -182,6 +182,7 @@ class Runner:
         self.clock = clock
         self.sleep = sleep
         self._slots: asyncio.Semaphore | None = None
+        self._downloads: asyncio.Semaphore | None = None
         self._remote_ids: set[str] = set()  # every id claimed by a job: a remote job belongs to one job
         self._same = _SameRequests()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -233,6 +234,13 @@ class Runner:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_concurrency)
         return self._slots
+
+    @property
+    def _download_slots(self) -> asyncio.Semaphore:
+        """Jobs downloading at once (each fetches its video and poster): as many as may generate at once."""
+        if self._downloads is None:
+            self._downloads = asyncio.Semaphore(self.max_concurrency)
+        return self._downloads
 
     def _of(self, run: Run) -> _RunDrive:
         held = self._held.get(run)
@@ -339,9 +347,10 @@ class Runner:
     def _start(self, run: Run, jobs: list[Job]) -> None:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
             # Asking a run for more jobs in flight than the client allows raises the client's cap.
-            if self._slots is not None:
+            for slots in (self._slots, self._downloads):
                 for _ in range(run.max_concurrency - self.max_concurrency):
-                    self._slots.release()
+                    if slots is not None:
+                        slots.release()
             self.max_concurrency = run.max_concurrency
         try:
             ledger = self.open_ledger(run)
@@ -462,7 +471,10 @@ class Runner:
                             return
                     await self._poll(job)
             if job._record.status == "completed" and job._record.downloaded_at is None:
-                await self._fetch(job)
+                # Downloads are capped like generations: a 10,000-job sweep of quick jobs finished all of
+                # them before the first download ended, 20,000 downloads at once (the kernel at 870 MB).
+                async with self._download_slots:
+                    await self._fetch(job)
                 await self._measure(job)
         except asyncio.CancelledError:
             raise

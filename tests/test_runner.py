@@ -214,3 +214,37 @@ def test_cancel_while_the_create_is_on_the_wire_deletes_what_it_made(tmp_path: P
                 break
         else:
             pytest.fail("the job made by the cancelled create is still on the server")
+
+
+def test_downloads_at_once_are_capped_like_generations(tmp_path: Path) -> None:
+    """Quick jobs all finished before the first of their downloads ended: a 10,000-job sweep then ran
+    20,000 downloads at once (870 MB in the kernel, none done after minutes). They take turns now."""
+    import asyncio
+
+    import httpx
+
+    class SlowContent(SimulatorTransport):
+        """Downloads take 50 ms at the server; the most in flight at once is counted."""
+
+        def __init__(self) -> None:
+            super().__init__(SimulatorConfig(seed=5, time_scale=FAST))
+            self.in_flight = self.peak = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if not request.url.path.endswith("/content"):
+                return await super().handle_async_request(request)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            try:
+                await asyncio.sleep(0.05)
+                return await super().handle_async_request(request)
+            finally:
+                self.in_flight -= 1
+
+    transport = SlowContent()
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=transport,
+                         max_concurrency=2) as client:
+        run = client.sweep(prompt=[f"a quick scene {i}" for i in range(10)]).start(max_concurrency=2)
+        run.wait(timeout=60)
+    assert run.counts() == {"completed": 10} and all(job.video_path for job in run.jobs)
+    assert transport.peak <= 2 * 2  # two jobs at a time, each its video and its poster
