@@ -30,8 +30,10 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import multiprocessing.spawn
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -151,15 +153,41 @@ def _call_custom(metric: CustomMetric, path: Path, spec: dict[str, Any]) -> Any:
 
 
 # ---------------------------------------------------------------------- running it
-_pool: concurrent.futures.ProcessPoolExecutor | None = None
+_pool: concurrent.futures.Executor | None = None
 _pool_lock = threading.Lock()
 
 
-def process_pool() -> concurrent.futures.ProcessPoolExecutor:
-    """The process pool that measures videos by default: one per process, made on first use.
+_LAUNCHERS = frozenset({"ipykernel_launcher", "ipykernel.__main__", "pytest.__main__", "sora_nb._cli"})
+"""Main modules known to do nothing when imported under another name (their work is behind a main guard)."""
 
-    Its workers fork from a server process that has already imported the measuring code (on Linux),
-    so a new worker costs milliseconds; at most 2 workers, so a laptop stays responsive.
+
+def _workers_rerun_main() -> bool:
+    """Would a worker process started by forkserver or spawn run the user's main module again?
+
+    Both start methods import the parent's ``__main__`` in each worker (as ``__mp_main__``), so a script
+    whose top-level code starts a sweep would start it again in every worker: paid for again on a real
+    service. Python's answer is a ``if __name__ == "__main__":`` guard in the script, which a user cannot
+    be expected to know sora_nb needs. Kernels (``ipykernel_launcher``), ``python -c``, the REPL, pytest
+    and the ``sora-nb`` command are safe to re-import.
+    """
+    data = multiprocessing.spawn.get_preparation_data("sora_nb-measure")
+    if "init_main_from_name" in data:
+        return data["init_main_from_name"] not in _LAUNCHERS
+    if "init_main_from_path" in data:
+        path = Path(data["init_main_from_path"])
+        # The sora-nb console script pip writes is guarded; any other file is the user's.
+        return not (path.name == "sora-nb" and path.parent == Path(sys.executable).parent)
+    return False
+
+
+def process_pool() -> concurrent.futures.Executor:
+    """The pool that measures videos by default: one per process, made on first use.
+
+    A process pool where its workers cannot re-run the user's script (kernels, the CLI, ``python -c``):
+    its workers fork from a server process that has already imported the measuring code (on Linux), so a
+    new worker costs milliseconds; at most 2 workers, so a laptop stays responsive. In a script run as a
+    file, 2 threads instead (PyAV and numpy release the GIL for most of the work): a worker process would
+    import the script again and start its sweep again (see :func:`_workers_rerun_main`).
     """
     global _pool
     with _pool_lock:
@@ -167,6 +195,9 @@ def process_pool() -> concurrent.futures.ProcessPoolExecutor:
             # A worker died (killed, out of memory): that pool refuses all work for good; make another.
             _pool.shutdown(wait=False, cancel_futures=True)
             _pool = None
+        if _pool is None and _workers_rerun_main():
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sora_nb-worker-measure")
+            atexit.register(shutdown_pool)
         if _pool is None:
             methods = multiprocessing.get_all_start_methods()
             # Never plain fork: the kernel has threads (sora_nb's loop), and a forked child may inherit

@@ -237,6 +237,35 @@ def test_a_killed_kernel_leaves_no_measuring_process_behind(tmp_path: Path) -> N
             child.communicate()
 
 
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_pays_once(tmp_path: Path) -> None:
+    """A plain script (no ``if __name__ == "__main__":``) that runs a sweep. Measuring in worker processes
+    started by forkserver or spawn re-ran the script in each worker (multiprocessing imports the main module
+    there): before, 3 run directories and 3 × the creates at the server for one sweep. Now once."""
+    from fault_support import loopback_simulators
+
+    script = tmp_path / "make.py"
+    script.write_text(
+        "import sora_nb\n"
+        "import sys\n"
+        "client = sora_nb.connect('openai-compatible', base_url=sys.argv[1], api_key='sk-any', run_root='runs')\n"
+        "run = client.sweep(prompt=['a kite', 'a tram']).start()\n"
+        "run.wait(timeout=120)\n"
+        "print(sorted(run.counts().items()), flush=True)\n"
+        "client.close()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SORA_NB_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(sora_nb.__file__).parent.parent), *sys.path])
+    with loopback_simulators(tmp_path) as start:
+        server = start("--time-scale", "0.002")
+        done = subprocess.run([sys.executable, str(script), server.base_url], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "[('completed', 2)]" in done.stdout
+        assert len(server.audit()) == 2, server.audit()
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
 # ---------------------------------------------------------------------- human judgments
 @pytest.fixture
 def two_models(client: sora_nb.Client) -> sora_nb.Run:
