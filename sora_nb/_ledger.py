@@ -389,17 +389,19 @@ class Ledger:
         with self._lock:
             if not durable:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
-            # IMMEDIATE takes the write lock up front, so a second writer waits (busy timeout) at BEGIN
-            # instead of failing half-way through a transaction.
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:  # a failed COMMIT (disk full) may have ended it already
-                    self._conn.execute("ROLLBACK")
-                raise
+                # IMMEDIATE takes the write lock up front, so a second writer waits (busy timeout) at BEGIN
+                # instead of failing half-way through a transaction.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # a failed COMMIT (disk full) may have ended it already
+                        self._conn.execute("ROLLBACK")
+                    raise
             finally:
+                # Also when BEGIN failed (locked): left at NORMAL, every later "sending" row would go unsynced.
                 if not durable:
                     self._conn.execute("PRAGMA synchronous = FULL")
 

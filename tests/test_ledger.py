@@ -467,3 +467,20 @@ def test_list_runs_reads_while_a_writer_is_open(tmp_path: Path) -> None:
         assert list_runs(tmp_path)[0].counts == {"pending_submit": 1}
         led.update_job("j0001-abcd", status="queued")
         assert list_runs(tmp_path)[0].counts == {"queued": 1}
+
+
+def test_a_write_that_could_not_begin_leaves_the_next_commits_synced(ledger: Ledger) -> None:
+    # Attack: a batch of non-durable writes (poll counts) whose transaction cannot begin (another process
+    # holds the write lock past the busy timeout) must not leave the connection at synchronous=NORMAL,
+    # or every later "sending" row is committed without a sync (lost in a power cut: paid twice on resume).
+    ledger.add_jobs([record(1)])
+    ledger._conn.execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(ledger.run_dir / LEDGER_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            ledger.update_job("j0001-abcd", polls=1, durable=False)
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert ledger._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
