@@ -431,13 +431,8 @@ class ContractClient(Downloads, Searching):
             if not isinstance(character.name, str):
                 raise ValidationError("the character has no name", field="name")
         except ValidationError as exc:
-            raise UnexpectedResponseError(
-                f"{operation}: the server answered a character that is not safe to use ({exc}). It was not "
-                "stored or used. Fix: check that base_url points at the Videos API you meant to use.",
-                status_code=sent.response.status_code,
-                code="unsafe_id",
-                body=None,
-            ) from None
+            raise _unsafe_answer(sent, operation, f"a character that is not safe to use ({exc}). It was not "
+                                 "stored or used") from None
         return character
 
     def _video_ref_request(self, video: str | os.PathLike[str], body: dict[str, Any]) -> dict[str, Any]:
@@ -482,13 +477,8 @@ class ContractClient(Downloads, Searching):
         try:
             check_id(video.id, segments=segments)
         except ValidationError as exc:
-            raise UnexpectedResponseError(
-                f"{operation}: the server answered with an id that is not safe to use ({exc}). It was not used "
-                "in any URL or file name. Fix: check that base_url points at the Videos API you meant to use.",
-                status_code=sent.response.status_code,
-                code="unsafe_id",
-                body=None,
-            ) from None
+            raise _unsafe_answer(sent, operation, f"with an id that is not safe to use ({exc}). It was not used "
+                                 "in any URL or file name") from None
         return video
 
     @staticmethod
@@ -665,3 +655,14 @@ class _AmbiguousCreate(Exception):
     def __init__(self, reason: str, error: Exception) -> None:
         super().__init__(reason)
         self.reason, self.error = reason, error
+
+
+def _unsafe_answer(sent: _Sent, operation: str, what: str) -> UnexpectedResponseError:
+    """The error for an answer whose ids or fields are not safe to use (the server is not trusted)."""
+    return UnexpectedResponseError(
+        f"{operation}: the server answered {what}. Fix: check that base_url points at the Videos API you meant "
+        "to use.",
+        status_code=sent.response.status_code,
+        code="unsafe_id",
+        body=None,
+    )
