@@ -348,8 +348,8 @@ class Runner:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
             # Asking a run for more jobs in flight than the client allows raises the client's cap.
             for slots in (self._slots, self._downloads):
-                for _ in range(run.max_concurrency - self.max_concurrency):
-                    if slots is not None:
+                if slots is not None:
+                    for _ in range(run.max_concurrency - self.max_concurrency):
                         slots.release()
             self.max_concurrency = run.max_concurrency
         try:
