@@ -28,6 +28,7 @@ from ._run import Run
 from ._runner import Runner
 from ._runtime import Runtime, get_runtime
 from ._storyboard import Storyboard
+from ._storyboards import StoryboardRun
 from ._types import Character, JobSpec
 from ._validation import (
     check_character_name,
@@ -254,7 +255,7 @@ class Client:
             "axes": list(axes),
             **(extra_meta or {}),
         }
-        run_class: type[Run] = Storyboard if kind == "storyboard" else Run
+        run_class: type[Run] = {"storyboard": Storyboard, "storyboards": StoryboardRun}.get(kind, Run)
         run = run_class(self._runner, directory, axes=axes, meta=meta, max_concurrency=max_concurrency)
         # Here, where the caller hears it, before anything is sent: a run another client drives, a run
         # already there, a disk that refuses the ledger.

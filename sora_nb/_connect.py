@@ -24,6 +24,7 @@ from ._redact import REDACTED
 from ._retry import RetryPolicy
 from ._run import Run
 from ._storyboard import Storyboard
+from ._storyboards import StoryboardRun
 from ._validation import check_max_concurrency
 
 if TYPE_CHECKING:
@@ -182,12 +183,12 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
         meta = ledger.meta()
     made = client is None
     client = client or _client_for_run(directory, meta, api_key)
-    run_class: type[Run] = Storyboard if meta.get("kind") == "storyboard" else Run
+    run_class: type[Run] = {"storyboard": Storyboard, "storyboards": StoryboardRun}.get(meta.get("kind"), Run)
     run = run_class(client._runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     try:
         client._runner.claim(run)
         client._runtime.call_and_wait(client._runner.attach, run)
-        if isinstance(run, Storyboard):  # its own work goes on too: the shots not made yet, the stitch
+        if isinstance(run, (Storyboard, StoryboardRun)):  # their own work goes on: shots not made yet, stitches
             client._runtime.call_and_wait(run._start)
     except BaseException:
         client._runner.release(run)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._jobs import Job
     from ._run import Run
     from ._storyboard import Storyboard
+    from ._storyboards import StoryboardRun
 
 __all__ = [
     "FAILED_STATUSES",
@@ -65,6 +66,7 @@ __all__ = [
     "status_words",
     "storyboard_html",
     "storyboard_strip_html",
+    "storyboard_run_html",
     "update_static",
     "varying_axes",
     "video_html",
@@ -449,6 +451,17 @@ def storyboard_strip_html(board: Storyboard) -> str:
         f'<div class="sora-nb-strip" style="display:flex;gap:6px;flex-wrap:wrap;margin:4px 0">{"".join(tiles)}</div>'
         "</div>"
     )
+
+
+def storyboard_run_html(run: StoryboardRun) -> str:
+    """A sweep of storyboards: the progress over all of them, then each board's strip and joined video."""
+    counts = ", ".join(f"{n} {_e(s)}" for s, n in sorted(run.board_counts().items()))
+    boards = "".join(
+        f'<div class="sora-nb-board" style="margin:6px 0">{storyboard_strip_html(board)}'
+        f"{video_html(board.video_path, board.thumbnail_path, width=320) if board.video_path else ''}</div>"
+        for board in run.boards)
+    return (f'<div class="sora-nb-storyboards" style="{FONT}"><b>{run.progress}%</b> run <code>{_e(run.id)}</code>: '
+            f"{len(run.boards)} storyboards ({counts}) in <code>{_e(run.run_dir)}</code>{boards}</div>")
 
 
 def run_html(run: Run) -> str:

@@ -251,6 +251,14 @@ class Run(Driven):
             self._resolved_dir = self.run_dir.resolve()
         return self._resolved_dir / relative
 
+    def _ledger(self) -> Ledger | None:
+        """The ledger that holds this run's jobs, while its runner has it open."""
+        return self._runner.ledger_of(self)
+
+    def _videos(self) -> list[Job]:
+        """The videos the run is judged and compared by: every job (a sweep of storyboards: the joined ones)."""
+        return list(self.jobs)
+
     def _job_changed(self, job: Job) -> None:
         for callback in list(self._observers):
             try:
@@ -284,7 +292,7 @@ class Run(Driven):
 
         records = [dataclasses.replace(job._record) for job in jobs]
         checksums = [r.checksum for r in records if r.checksum] if page else None
-        scores = scores_of(self._runner.ledger_of(self), self.run_dir, checksums)
+        scores = scores_of(self._ledger(), self.run_dir, checksums)
         return records_to_dataframe(records, run_dir=self.run_dir, axes=self.axes, run_id=self.id, scores=scores)
 
     # ------------------------------------------------------------------ judging (sora_nb._judging)
@@ -317,7 +325,7 @@ class Run(Driven):
         """
         from ._judging import measure_records
 
-        ledger = self._runner.ledger_of(self)
+        ledger = self._ledger()
         if ledger is None:
             return 0
         records = [dataclasses.replace(job._record) for job in self.jobs]
@@ -406,10 +414,11 @@ class Run(Driven):
         from ._judging import read_judgments
         from ._leaderboard import leaderboard
 
-        return leaderboard(self.to_dataframe(), read_judgments(self._judging_ledger()), by=by, using=using, seed=seed)
+        frame = self._dataframe_of(self._videos())
+        return leaderboard(frame, read_judgments(self._judging_ledger()), by=by, using=using, seed=seed)
 
     def _judging_ledger(self) -> Ledger:
-        ledger = self._runner.ledger_of(self)
+        ledger = self._ledger()
         if ledger is None:
             raise ValueError(
                 f"run {self.id} has no open ledger: no jobs yet, or its client is closed. Fix: wait for its "

@@ -42,6 +42,7 @@ from ._types import JobSpec
 from ._validation import check_create, check_timeout
 
 if TYPE_CHECKING:
+    from ._ledger import Ledger
     from ._profiles import Profile
     from ._runner import Runner
 
@@ -158,13 +159,42 @@ class Storyboard(Run):
     """
 
     def __init__(self, runner: Runner, run_dir: Path, *, axes: tuple[str, ...], meta: dict[str, Any],
-                 max_concurrency: int | None = None) -> None:
+                 max_concurrency: int | None = None, home: Run | None = None) -> None:
+        # The run whose ledger and jobs hold this board: itself, or a sweep of boards (sora_nb._storyboards).
+        self._home: Run = home if home is not None else self
         super().__init__(runner, run_dir, axes=axes, meta=meta, max_concurrency=max_concurrency)
         self._board: concurrent.futures.Future[Storyboard] = concurrent.futures.Future()
         self._board.set_running_or_notify_cancel()
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ what it is
+    @property
+    def jobs(self) -> list[Job]:  # type: ignore[override]  # a board of a sweep: its own jobs of the sweep's
+        """The board's jobs: every take of each shot, and the joined files."""
+        if self._home is self:
+            return self._jobs
+        return [job for job in self._home.jobs if job.spec.axes.get("storyboard_id") == self.storyboard_id]
+
+    @jobs.setter
+    def jobs(self, jobs: list[Job]) -> None:
+        self._jobs = jobs
+
+    def submit(self, specs: list[JobSpec]) -> list[Job]:
+        return self._home.submit(specs) if self._home is not self else super().submit(specs)
+
+    def _ledger(self) -> Ledger | None:
+        return self._runner.ledger_of(self._home)
+
+    def _save_plan(self, plan: dict[str, Any]) -> None:
+        """Write the board's new plan to its run's ledger (first), then keep it. Loop thread."""
+        if self._home is self:
+            self._runner.open_ledger(self).set_meta(storyboard=plan)
+        else:
+            plans = [plan if p["id"] == plan["id"] else p for p in self._home.meta["storyboards"]]
+            self._runner.open_ledger(self._home).set_meta(storyboards=plans)
+            self._home.meta["storyboards"] = plans
+        self.meta["storyboard"] = plan
+
     @property
     def plan(self) -> dict[str, Any]:
         """The storyboard as planned (mode, continuity, model, size, shots with their takes)."""
@@ -185,7 +215,8 @@ class Storyboard(Run):
         """The row of the whole board's file: the stitched MP4, or in extend mode the last shot."""
         if self.mode == "extend":
             return self._current(len(self.plan["shots"]))
-        made = [j for j in self.jobs if j.spec.kind == "stitch" and j.spec.axes.get("version") == self.plan["version"]]
+        made = [j for j in self.jobs if j.spec.kind == "stitch" and j.spec.axes.get("version") == self.plan["version"]
+                and j.spec.axes.get("storyboard_id") == self.storyboard_id]
         return made[-1] if made else None
 
     @property
@@ -309,8 +340,7 @@ class Storyboard(Run):
         """Loop thread: write the new plan (ledger first), stop the old takes, and make the board again."""
         stale = [job for job in self.jobs if not job.done and job.spec.axes.get("storyboard_id") == plan["id"]]
         # Ledger first: a plan it refuses (a full disk, a key-shaped prompt) leaves the board going as it was.
-        self._runner.open_ledger(self).set_meta(storyboard=plan)
-        self.meta["storyboard"] = plan
+        self._save_plan(plan)
         if self._task is not None:
             self._task.cancel()  # it ends at its next await; the new plan's work starts below at once
             self._task = None
@@ -380,7 +410,7 @@ class Storyboard(Run):
         """Tell the run's observers (widgets) that the board itself changed."""
         last = self.stitched or next((job for job in reversed(self.shots) if job is not None), None)
         if last is not None:
-            self._job_changed(last)
+            self._home._job_changed(last)
 
     async def _shot(self, k: int) -> Job:
         """Shot ``k``'s current take, made if it is not yet (sent once: a resumed take is waited for)."""
@@ -398,7 +428,7 @@ class Storyboard(Run):
         plan = self.plan
         shot = plan["shots"][k - 1]
         axes = {"prompt": shot["prompt"], "model": plan["model"], "size": plan["size"], "seconds": shot["seconds"],
-                "storyboard_id": plan["id"], "shot": k, "take": shot["take"]}
+                **plan.get("axes", {}), "storyboard_id": plan["id"], "shot": k, "take": shot["take"]}
         spec = JobSpec(shot["prompt"], plan["model"], plan["size"], shot["seconds"], axes=axes)
         previous = self._current(k - 1) if k > 1 else None
         if previous is None or not plan["continuity"]:
@@ -419,8 +449,10 @@ class Storyboard(Run):
         plan = self.plan
         videos = [job.video_path for job in self.shots if job is not None]
         assert len(videos) == len(plan["shots"]) and all(videos)
-        video_rel = f"videos/storyboard-v{plan['version']}.mp4"
-        thumb_rel = f"thumbnails/storyboard-v{plan['version']}.webp"
+        # A board of a sweep shares the run's folders with the others: its id tells its files apart.
+        stem = "storyboard" if self._home is self else f"storyboard-{plan['id']}"
+        video_rel = f"videos/{stem}-v{plan['version']}.mp4"
+        thumb_rel = f"thumbnails/{stem}-v{plan['version']}.webp"
         await asyncio.to_thread(stitch, [v for v in videos if v], self.run_dir / video_rel)
         await asyncio.to_thread(make_thumbnail, self.run_dir / video_rel, self.run_dir / thumb_rel)
         checksum = await asyncio.to_thread(sha256_file, self.run_dir / video_rel)
@@ -428,9 +460,10 @@ class Storyboard(Run):
         prompts = " | ".join(s["prompt"] for s in plan["shots"])
         spec = JobSpec(prompts, plan["model"], plan["size"], f"{total:g}", kind="stitch",
                        axes={"prompt": prompts, "model": plan["model"], "size": plan["size"], "seconds": f"{total:g}",
-                             "storyboard_id": plan["id"], "shot": None, "version": plan["version"]})
+                             **plan.get("axes", {}), "storyboard_id": plan["id"], "shot": None,
+                             "version": plan["version"]})
         now = time.time()
-        return self._runner.record_made(self, spec, video_path=video_rel, thumbnail_path=thumb_rel,
+        return self._runner.record_made(self._home, spec, video_path=video_rel, thumbnail_path=thumb_rel,
                                         checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
 
     # ------------------------------------------------------------------ display

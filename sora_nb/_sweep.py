@@ -7,6 +7,7 @@ The planning is pure and lives beside it: expansion in :mod:`sora_nb._grid`, cos
 from __future__ import annotations
 
 import os
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from ._cost import Estimate, check_budget
@@ -26,9 +27,16 @@ class Sweep:
     """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
 
     def __init__(self, client: Client, **axes: Any) -> None:
-        check_axis_names(axes)
         self.client = client
         self.options = axes
+        self.boards: list[dict[str, Any]] | None = None
+        """A sweep of storyboards (``storyboard=``): each board's plan (``None`` for a sweep of videos)."""
+        if "storyboard" in axes:
+            from ._storyboards import plan_boards
+
+            self.boards, self.plan = plan_boards(client.profile, **axes)
+            return
+        check_axis_names(axes)
         # The same sweep runs on every profile: what a sweep does not name (model, size, seconds) is the
         # profile's default, and combinations are checked against what the profile says its server accepts.
         if "characters" in axes:
@@ -106,6 +114,8 @@ class Sweep:
                 "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."
             )
         check_budget(self.estimate(), budget_usd)
+        if self.boards is not None:
+            return self._start_boards(max_concurrency=max_concurrency, budget_usd=budget_usd, run_dir=run_dir)
         run = self.client._new_run(
             axes=self.plan.axes,
             run_dir=run_dir,
@@ -115,7 +125,25 @@ class Sweep:
         run.submit(list(self.plan.jobs))
         return run
 
+    def _start_boards(self, *, max_concurrency: int | None, budget_usd: float | None,
+                      run_dir: str | os.PathLike[str] | None) -> Run:
+        """A sweep of storyboards: one run holding every board, each made by its own task."""
+        from ._storyboards import StoryboardRun
+
+        assert self.boards is not None
+        # Fresh ids: starting the same sweep twice makes two runs whose boards are not the same boards.
+        boards = [{**board, "id": f"sb-{secrets.token_hex(4)}"} for board in self.boards]
+        run = self.client._new_run(
+            axes=self.plan.axes, kind="storyboards", run_dir=run_dir, max_concurrency=max_concurrency,
+            extra_meta={"sweep": _jsonable(self.options), "budget_usd": budget_usd, "storyboards": boards},
+        )
+        assert isinstance(run, StoryboardRun)
+        self.client._runtime.call(run._start)
+        return run
+
     def __repr__(self) -> str:
+        if self.boards is not None:
+            return f"<Sweep of {len(self.boards)} storyboards: {self.estimate()}>"
         return f"<Sweep {self.estimate()}>"
 
     def _repr_html_(self) -> str:

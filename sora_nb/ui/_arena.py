@@ -95,7 +95,7 @@ class Arena(Panel):
         """Show the next pair (labels hidden)."""
         from .._leaderboard import choose_pair
 
-        df = self.run.to_dataframe()
+        df = self.run._dataframe_of(self.run._videos())
         judgments = self.run.judgments().to_dict("records")
         chosen = choose_pair(df, judgments, by=self.by, rng=self._rng, skip=self._skipped)
         jobs = {job.id: job for job in self.run.jobs}

@@ -101,12 +101,12 @@ class CompareGrid(LiveBox):
 
     def html(self) -> str:
         """The grid as one piece of HTML (the static picture of what the widget shows with ``media="url"``)."""
-        row_values, col_values, cells = pivot(list(self.run.jobs), self.rows, self.cols)
+        row_values, col_values, cells = pivot(self.run._videos(), self.rows, self.cols)
         return _display_grid.compare_html(cells, row_values, col_values, rows=self.rows, cols=self.cols,
                                           width=self.width)
 
     def _render(self) -> None:
-        jobs = list(self.run.jobs)
+        jobs = self.run._videos()
         row_values, col_values, cells = pivot(jobs, self.rows, self.cols)
         apart = _display.varying_axes(jobs, skip=(self.rows, self.cols))
         children = [self._header("corner", ""), *(self._header("col", c) for c in col_values)]
@@ -174,7 +174,7 @@ class CompareGrid(LiveBox):
         return f"run {self.run.id}: {self.rows} × {self.cols}"
 
     def _static_jobs(self) -> list[Job]:
-        return list(self.run.jobs)
+        return self.run._videos()
 
     def __repr__(self) -> str:
         return f"<CompareGrid run={self.run.id} rows={self.rows!r} cols={self.cols!r}>"

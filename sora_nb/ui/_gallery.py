@@ -63,10 +63,10 @@ class Gallery(TileGallery):
 
     def visible_jobs(self) -> list[Job]:
         """The jobs that pass the filters, in run order."""
-        return [job for job in self.run.jobs if self._matches(job.status, job.spec.axes)]
+        return [job for job in self.run._videos() if self._matches(job.status, job.spec.axes)]
 
     def _render(self) -> None:  # on the loop
-        jobs = list(self.run.jobs)
+        jobs = self.run._videos()
         names = [a for a in self.run.axes if a != "prompt"] + ["prompt"]
         values = {name: list(dict.fromkeys(job.spec.axes.get(name) for job in jobs)) for name in names}
         self._sync_filters(values, list(dict.fromkeys(job.status for job in jobs)))
