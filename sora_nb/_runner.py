@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import secrets
 import sqlite3
@@ -49,7 +50,7 @@ from ._errors import (
 from ._jobs import Job
 from ._judging import measure_task, run_task_async
 from ._ledger import LEDGER_FILE, JobRecord, Ledger
-from ._media import make_thumbnail, sha256_file
+from ._media import make_thumbnail, own_seconds, sha256_file
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
 from ._redact import logger, redact
@@ -751,9 +752,11 @@ class Runner:
 
         thumb_path = run.run_dir / thumb_rel
         api = self.api_for(record)
+        # A video continuing an image or another video begins with it: its poster is made here, from its own part.
+        own = own_seconds(record.spec.kind, record.spec.input_reference, record.spec.seconds)
 
         async def server_thumbnail() -> bool:
-            if not self.profile_for(record).capabilities.supports_thumbnail:
+            if own is not None or not self.profile_for(record).capabilities.supports_thumbnail:
                 return False
             try:
                 await api.download(remote_id, thumb_path, variant="thumbnail")
@@ -777,7 +780,8 @@ class Runner:
             if isinstance(got_thumbnail, BaseException):
                 raise got_thumbnail
             if not got_thumbnail:
-                await asyncio.to_thread(make_thumbnail, run.run_dir / video_rel, thumb_path)
+                await asyncio.to_thread(functools.partial(make_thumbnail, own_seconds=own), run.run_dir / video_rel,
+                                        thumb_path)
         except OSError as exc:
             if not isinstance(exc, StorageError) and exc.errno not in _DISK_ERRNOS:
                 raise  # e.g. a video the poster could not be read from: not the disk's fault

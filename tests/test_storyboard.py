@@ -558,3 +558,45 @@ def test_a_second_driver_of_a_board_being_made_is_refused_and_sends_nothing(tmp_
         assert client.simulator_state_dir is not None
         made = [e["prompt"] for e in read_audit(client.simulator_state_dir)]
     assert refused >= 1 and made == ["a hen wakes", "the hen walks", "the hen sleeps"]
+
+
+def _frame_at(path: Path, seconds: float) -> Any:
+    """The first frame shown at or after ``seconds`` (the last one, past the end)."""
+    import av
+
+    with av.open(os.fspath(path)) as container:
+        frame = None
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= seconds:
+                break
+        assert frame is not None
+        return frame.to_image()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "mode"), [("litellm", "stitch"), ("simulator", "extend")])
+def test_a_continuity_shots_poster_shows_that_shot_not_the_end_of_the_one_before(
+    tmp_path: Path, profile: str, mode: str
+) -> None:
+    """A shot made from the last frame of the one before (or extending it) begins with that frame: a poster
+    taken at its first frame (litellm's server has no posters) or the middle of the whole extended video (the
+    simulator's) showed the shot before. It is taken in the shot's own part, after the fade."""
+    config = SimulatorConfig(seed=3, time_scale=FAST, max_side=128, fps=8, state_dir=str(tmp_path / "sim"))
+    with sora_nb.connect(profile, simulator=config, run_root=tmp_path / "runs") as client:
+        board = client.storyboard(SHOTS[:3], model="sora-2", size="1280x720", mode=mode).wait(timeout=300)
+    distances = []
+    for before, shot in itertools.pairwise(job for job in board.shots if job is not None):
+        assert before.video_path is not None and shot.video_path is not None and shot.thumbnail_path is not None
+        with Image.open(shot.thumbnail_path) as image:
+            poster = np.asarray(image.convert("RGB"), dtype=np.float32)
+        size = (poster.shape[1], poster.shape[0])
+
+        def seen(image: Any, size: tuple[int, int] = size) -> Any:
+            return np.asarray(image.convert("RGB").resize(size), dtype=np.float32)
+
+        end_before = seen(_frame_at(before.video_path, 1e9))
+        own = float(shot.spec.seconds)
+        middle = seen(_frame_at(shot.video_path, probe(shot.video_path).duration - own / 2))
+        distances.append((_distance(poster, end_before), _distance(poster, middle)))
+    assert all(to_before > 20.0 and to_middle < 6.0 for to_before, to_middle in distances), distances
+
