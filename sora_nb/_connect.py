@@ -183,7 +183,7 @@ def resume(run_dir: str | os.PathLike[str], *, client: Client | None = None, api
         meta = ledger.meta()
     made = client is None
     client = client or _client_for_run(directory, meta, api_key)
-    run_class: type[Run] = {"storyboard": Storyboard, "storyboards": StoryboardRun}.get(meta.get("kind"), Run)
+    run_class: type[Run] = {"storyboard": Storyboard, "storyboards": StoryboardRun}.get(str(meta.get("kind")), Run)
     run = run_class(client._runner, directory, axes=tuple(meta.get("axes") or ()), meta=meta)
     try:
         client._runner.claim(run)

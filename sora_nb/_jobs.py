@@ -313,11 +313,12 @@ class Job(Driven):
 
         Refused for an ``ambiguous`` job, whose create may already have made (and billed) the video, and for
         one the disk ended (``storage_error``): its request was fine, and ``sora_nb.resume`` finishes it.
+        A storyboard's shot is made again as ``board.redo(k)`` makes it: a new take, joined into the board.
         """
         refusal = self._retry_refusal()
         if refusal is not None:
             raise ValueError(refusal)
-        return self.run.submit([dataclasses.replace(self.spec, retry_of=self.id)])[0]
+        return self.run._retry(self)
 
     def _retry_refusal(self) -> str | None:
         """Why :meth:`retry` would be refused now (the message it raises), or ``None`` when it may run.
@@ -337,6 +338,9 @@ class Job(Driven):
                 f"for), so a retry could pay twice. Fix: free space, then sora_nb.resume({str(self.run.run_dir)!r}) "
                 "finishes it; to pay for a new one anyway, job.run.submit([job.spec])."
             )
+        own = self.run._retry_refusal_of(self)
+        if own is not None:
+            return own
         retried = self.run._retries().get(self.id)
         if retried is not None:
             return (

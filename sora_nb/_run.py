@@ -187,6 +187,14 @@ class Run(Driven):
             ]
         )
 
+    def _retry(self, job: Job) -> Job:
+        """``job.retry()``: a new job with the same request (a storyboard makes a new take of its shot)."""
+        return self.submit([dataclasses.replace(job.spec, retry_of=job.id)])[0]
+
+    def _retry_refusal_of(self, job: Job) -> str | None:
+        """Why this run would refuse ``job.retry()`` beyond the rules of any job (``None``: it would not)."""
+        return None
+
     def _retries(self) -> dict[str, Job]:
         """The jobs of this run that retry another, by the id of the job they retry."""
         return {job.spec.retry_of: job for job in list(self.jobs) if job.spec.retry_of is not None}

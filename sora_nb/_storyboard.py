@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -169,8 +170,8 @@ class Storyboard(Run):
 
     # ------------------------------------------------------------------ what it is
     @property
-    def jobs(self) -> list[Job]:  # type: ignore[override]  # a board of a sweep: its own jobs of the sweep's
-        """The board's jobs: every take of each shot, and the joined files."""
+    def jobs(self) -> list[Job]:
+        """The board's jobs: every take of each shot, and the joined files (of a sweep's run: this board's)."""
         if self._home is self:
             return self._jobs
         return [job for job in self._home.jobs if job.spec.axes.get("storyboard_id") == self.storyboard_id]
@@ -351,6 +352,49 @@ class Storyboard(Run):
             self._board = concurrent.futures.Future()
             self._board.set_running_or_notify_cancel()
         self._start()
+
+    # ------------------------------------------------------------------ job.retry() of a shot
+    def retry_failed(self) -> list[Job]:
+        """Make each failed shot again as ``job.retry()`` does (a new take, the board joined again)."""
+        return [self._retry(job) for job in self.failed if job._retry_refusal() is None]
+
+    def _retry(self, job: Job) -> Job:
+        """``job.retry()`` of a shot is ``board.redo(k)``: its new take, once the board's task has sent it."""
+        k = int(job.spec.axes["shot"])
+        self.redo(k, confirm=True)  # _retry_refusal_of has refused it where that would re-make shots already made
+        return self._runner.runtime.run(self._take(k), timeout=120.0)
+
+    async def _take(self, k: int) -> Job:
+        changed = asyncio.Event()
+        stop = self._home.observe(lambda _job: changed.set())
+        try:
+            # The task sends it after the takes before it (and, with continuity, the reference image): a few
+            # steps of the loop, a thread's hop.
+            while (job := self._current(k)) is None:
+                if self._board.done():
+                    raise self._board.exception() or RuntimeError(f"storyboard {self.storyboard_id} ended unmade")
+                changed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 0.05)
+        finally:
+            stop()
+        return job
+
+    def _retry_refusal_of(self, job: Job) -> str | None:
+        k, shots = job.spec.axes.get("shot"), self.plan["shots"]
+        if job.spec.kind == "stitch" or not isinstance(k, int):
+            return (f"job {job.id} is the joined file of storyboard {self.storyboard_id}, made here from its shots: "
+                    "there is no request to send again. Fix: board.redo(k) makes shot k again and joins the board.")
+        if self._current(k) is not job:
+            return (f"job {job.id} is an old take of shot {k} of storyboard {self.storyboard_id}, which now uses take "
+                    f"{shots[k - 1]['take']}. Fix: board.redo({k}) makes shot {k} again.")
+        after = [n for n in range(k + 1, len(shots) + 1) if self._current(n) is not None]
+        if self.continuity and after:
+            again = list(range(k, len(shots) + 1))
+            return (f"shot {after[0]} starts from the end of shot {k} in storyboard {self.storyboard_id}, so a new "
+                    f"take of shot {k} makes shots {k}-{again[-1]} again ({self.estimate(again)}). Fix: "
+                    f"board.redo({k}, confirm=True) to go ahead.")
+        return None
 
     # ------------------------------------------------------------------ the board's own work (loop thread)
     def _start(self) -> None:

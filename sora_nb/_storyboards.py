@@ -74,7 +74,8 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
     continuities = _axis_values("continuity", options.get("continuity", True))
     for value in continuities:
         if not isinstance(value, bool):
-            raise TypeError(f"continuity={value!r} is not True or False. Fix: continuity=[True, False] to compare both.")
+            raise TypeError(f"continuity={value!r} is not True or False. "
+                            "Fix: continuity=[True, False] to compare both.")
     boards: list[dict[str, Any]] = []
     invalid: list[InvalidCombo] = []
     for model, size, mode, continuity in itertools.product(models, sizes, modes, continuities):
@@ -153,6 +154,19 @@ class StoryboardRun(Run):
             counts[board.status] = counts.get(board.status, 0) + 1
         return counts
 
+    def retry_failed(self) -> list[Job]:
+        """Make each failed shot again as ``job.retry()`` does (a new take, its board joined again)."""
+        return [job for board in self.boards for job in board.retry_failed()]
+
+    def _board_of(self, job: Job) -> Storyboard:
+        return next(board for board in self.boards if board.storyboard_id == job.spec.axes.get("storyboard_id"))
+
+    def _retry(self, job: Job) -> Job:
+        return self._board_of(job)._retry(job)
+
+    def _retry_refusal_of(self, job: Job) -> str | None:
+        return self._board_of(job)._retry_refusal_of(job)
+
     def _videos(self) -> list[Job]:
         return [job for job in (board.stitched for board in self.boards) if job is not None]
 
@@ -208,5 +222,6 @@ class StoryboardRun(Run):
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.board_counts().items()))
-        return f"<StoryboardRun {self.id} {len(self.boards)} storyboards: {counts} {self.progress}% at {str(self.run_dir)!r}>"
+        return (f"<StoryboardRun {self.id} {len(self.boards)} storyboards: {counts} {self.progress}% "
+                f"at {str(self.run_dir)!r}>")
 

@@ -31,6 +31,7 @@ class Sweep:
         self.options = axes
         self.boards: list[dict[str, Any]] | None = None
         """A sweep of storyboards (``storyboard=``): each board's plan (``None`` for a sweep of videos)."""
+        self.plan: SweepPlan
         if "storyboard" in axes:
             from ._storyboards import plan_boards
 
@@ -41,7 +42,7 @@ class Sweep:
         # profile's default, and combinations are checked against what the profile says its server accepts.
         if "characters" in axes:
             axes = {**axes, "characters": self._casts(axes["characters"])}
-        self.plan: SweepPlan = expand(capabilities=client.profile.capabilities, **axes)
+        self.plan = expand(capabilities=client.profile.capabilities, **axes)
 
     def _casts(self, characters: Any) -> list[tuple[tuple[str, str], ...]]:
         """The ``characters`` axis as casts of ``(id, name)``: each value is ``None`` (no character), a

@@ -57,7 +57,7 @@ PUBLIC_ATTRIBUTES = {
         "create_character_async", "estimate_storyboard", "generate", "get_character",
         "profile", "run_root", "session", "simulator", "simulator_state_dir", "storyboard", "sweep",
     ],
-    "Sweep": ["client", "estimate", "jobs", "options", "plan", "start"],
+    "Sweep": ["boards", "client", "estimate", "jobs", "options", "plan", "start"],
     # A Run, plus the board's own view: its plan, its shots (the current takes), the whole video, redo.
     "Storyboard": sorted([
         "arena", "audit", "axes", "cancel", "close", "compare", "counts", "done", "failed", "gallery", "id", "jobs",

@@ -600,3 +600,50 @@ def test_a_continuity_shots_poster_shows_that_shot_not_the_end_of_the_one_before
         distances.append((_distance(poster, end_before), _distance(poster, middle)))
     assert all(to_before > 20.0 and to_middle < 6.0 for to_before, to_middle in distances), distances
 
+
+@pytest.mark.slow
+def test_retry_of_a_shot_is_a_new_take_joined_into_the_board_or_refused_naming_redo(tmp_path: Path) -> None:
+    """``job.retry()`` on a shot: a plain retry added a job the board never joined (and, with continuity, left
+    the shots after it starting from the old take). Now it is ``board.redo(k)``: a new take, the board joined
+    again; where that would re-make shots already made after it, it is refused, naming the redo that would."""
+    with _connect(tmp_path) as client:
+        assert client.simulator_state_dir is not None
+        apart = client.storyboard(SHOTS[:3], model="sora-2", size="1280x720", continuity=False).wait(timeout=300)
+        old = apart.shots[1]
+        assert old is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        take = old.retry()
+        assert take is not old and take.spec.axes["take"] == 2 and apart.shots[1] is take
+        apart.wait(timeout=300)
+        made = [e["prompt"] for e in read_audit(client.simulator_state_dir)][paid:]
+        assert made == [SHOTS[1]["prompt"]]  # that shot alone, once
+        assert apart.video_path is not None and apart.video_path.name == "storyboard-v2.mp4"
+        with pytest.raises(ValueError, match=r"old take.*board\.redo\(2"):
+            old.retry()  # the board has moved on to take 2
+        stitched = apart.stitched
+        assert stitched is not None
+        with pytest.raises(ValueError, match=r"joined file.*board\.redo\(k"):
+            stitched.retry()
+
+        joined = client.storyboard(SHOTS[:3], model="sora-2", size="1280x720").wait(timeout=300)
+        paid = len(read_audit(client.simulator_state_dir))
+        second = joined.shots[1]
+        assert second is not None
+        with pytest.raises(ValueError, match=r"shot 3 starts from.*board\.redo\(2, confirm=True\)") as refused:
+            second.retry()
+        assert "$" in str(refused.value)  # the cost of what the redo would make
+        assert len(read_audit(client.simulator_state_dir)) == paid  # refused: nothing sent
+
+        # A continuous board stopped at a failed shot: the shots after it were never made, so a retry goes ahead.
+        failing = client.storyboard(["a hen wakes", "the hen [fail] walks", "the hen sleeps"], model="sora-2",
+                                    size="1280x720")
+        with pytest.raises(sora_nb.JobFailedError):
+            failing.wait(timeout=300)
+        failed = failing.shots[1]
+        assert failed is not None and failed.status == "failed" and failing.shots[2] is None
+        again = failed.retry()
+        assert again.spec.axes["take"] == 2 and failing.shots[1] is again
+        with pytest.raises(sora_nb.JobFailedError):
+            failing.wait(timeout=300)  # the same prompt fails again: the board says so, and nothing after it is sent
+        made = [e["prompt"] for e in read_audit(client.simulator_state_dir)][paid:]
+    assert made == ["a hen wakes", "the hen [fail] walks", "the hen [fail] walks"]

@@ -25,8 +25,8 @@ from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators,
 from support import FAST
 
 import sora_nb
-from sora_nb._storyboards import StoryboardRun
 from sora_nb._stitch import probe
+from sora_nb._storyboards import StoryboardRun
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport, read_audit
 
 SHOTS = [
@@ -80,7 +80,8 @@ def test_the_same_board_on_two_models_is_one_run_estimated_made_compared_and_jud
         # The estimate is what the ledger recorded, job by job.
         assert df["estimated_cost_usd"].sum() == pytest.approx(estimate.cost_usd)
         for board in run.boards:
-            assert board.video_path is not None and board.video_path.name.startswith(f"storyboard-{board.storyboard_id}")
+            assert board.video_path is not None
+            assert board.video_path.name.startswith(f"storyboard-{board.storyboard_id}")
             info = probe(board.video_path)
             assert abs(info.duration - 20.0) <= 3 / float(info.fps)
         assert len({board.video_path for board in run.boards}) == 2
@@ -91,12 +92,14 @@ def test_the_same_board_on_two_models_is_one_run_estimated_made_compared_and_jud
         assert html.count("<video") == 2 and all(model in html for model in MODELS)
         gallery = run.gallery(media="url")
         assert {job.id for job in gallery.visible_jobs()} == set(joined["job_id"])
-        grid.close(); gallery.close()
+        grid.close()
+        gallery.close()
         # The arena pairs the joined videos across models; the leaderboard ranks the models by those votes.
         arena = run.arena(by="model", media="url")
         assert arena.pair is not None and {job.spec.kind for job in arena.pair} == {"stitch"}
-        a, b = arena.pair
         for _ in range(3):
+            assert arena.pair is not None
+            a, _b = arena.pair  # sides drawn at random each time
             arena.vote("a" if a.spec.model == "sora-2-pro" else "b")
             arena.next()
         arena.close()

@@ -42,7 +42,9 @@ class Review(Panel):
                  media: MediaMode = "auto") -> None:
         self.run, self.rater, self.width = run, rater, width
         self.media_mode: MediaMode = resolve_media(media)
-        self.jobs: list[Job] = [job for job in run._videos() if job.status == "completed" and job.video_path is not None]
+        self.jobs: list[Job] = [
+            job for job in run._videos() if job.status == "completed" and job.video_path is not None
+        ]
         self.position = 0
         self.error = ErrorLine()
         self.progress = widgets.HTML()
