@@ -78,17 +78,27 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
                             "Fix: continuity=[True, False] to compare both.")
     boards: list[dict[str, Any]] = []
     invalid: list[InvalidCombo] = []
+    made: set[tuple[Any, ...]] = set()
     for model, size, mode, continuity in itertools.product(models, sizes, modes, continuities):
         model = model or caps.default_model
         size = size or caps.default_size_for(model)
+        combo = {"model": model, "size": size, "mode": mode, "continuity": continuity}
         try:
             board = plan_storyboard(profile, shots, model=model, size=size, mode=mode, continuity=continuity)
         except ValidationError as exc:
             if exc.field != "size" or len(sizes) == 1:
                 raise  # a mistake in the sweep itself (an unknown model, a bad shot): nothing is planned
-            combo = {"model": model, "size": size, "mode": mode, "continuity": continuity}
             invalid.append(InvalidCombo(combo, exc.field, str(exc), exc.allowed))
             continue
+        key = (model, size, board["mode"], board["continuity"])
+        if key in made:
+            # Extensions always continue, and a server without image input never can: the same board twice.
+            invalid.append(InvalidCombo(combo, "continuity", (
+                f"continuity={continuity} makes the same board as continuity={board['continuity']} here "
+                f"(mode={mode!r} on {profile.name!r}), so it would be paid for twice. Fix: drop it."),
+                (str(board["continuity"]),)))
+            continue
+        made.add(key)
         for repeat in range(repeats):
             axes = {"mode": board["mode"], "continuity": board["continuity"], "repeat": repeat}
             boards.append({**board, "id": f"sb-{secrets.token_hex(4)}", "axes": axes})
