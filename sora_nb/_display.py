@@ -67,6 +67,7 @@ __all__ = [
     "storyboard_html",
     "storyboard_strip_html",
     "storyboard_run_html",
+    "board_list_html",
     "update_static",
     "varying_axes",
     "video_html",
@@ -462,6 +463,21 @@ def storyboard_run_html(run: StoryboardRun) -> str:
         for board in run.boards)
     return (f'<div class="sora-nb-storyboards" style="{FONT}"><b>{run.progress}%</b> run <code>{_e(run.id)}</code>: '
             f"{len(run.boards)} storyboards ({counts}) in <code>{_e(run.run_dir)}</code>{boards}</div>")
+
+
+def board_list_html(run: StoryboardRun) -> str:
+    """A line per board of a sweep of storyboards: what tells it apart, its status, shots made, progress."""
+    lines = []
+    for board in run.boards:
+        made = sum(job is not None and job.status == "completed" for job in board.shots)
+        label = " · ".join(str(board.plan[name]) for name in ("model", "size", "mode"))
+        repeat = board.plan.get("axes", {}).get("repeat")
+        label += (" · continuous" if board.continuity else "") + (f" · #{repeat}" if repeat else "")
+        lines.append(
+            f'<div class="sora-nb-board-line"><code>{_e(board.storyboard_id)}</code> {_e(label)}: '
+            f'<b style="color:{_BADGE.get(board.status, "#1565c0")}">{_e(board.status)}</b> {board.progress}% · '
+            f"{made} of {len(board.plan['shots'])} shots</div>")
+    return f'<div style="{FONT}">{"".join(lines)}</div>'
 
 
 def run_html(run: Run) -> str:

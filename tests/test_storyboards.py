@@ -107,6 +107,11 @@ def test_the_same_board_on_two_models_is_one_run_estimated_made_compared_and_jud
         assert board["model"].tolist() == ["sora-2-pro", "sora-2"]
         assert board["wins"].tolist() == [3, 0] and board["videos"].tolist() == [1, 1]
         assert "2 storyboards" in run._repr_html_() and "2 completed" in repr(run)
+        progress = sora_nb.ui.RunProgress(run)  # what showing the run in a notebook draws: a line per board
+        progress._render()
+        assert progress.bar.value == 100.0 and progress.bar.bar_style == "success"
+        assert progress.job_list.value.count("sora-nb-board-line") == 2 and "4 of 4 shots" in progress.job_list.value
+        progress.close()
 
 
 def test_bad_sweeps_of_boards_are_refused_naming_the_field_and_the_fix(tmp_path: Path) -> None:
@@ -129,6 +134,12 @@ def test_bad_sweeps_of_boards_are_refused_naming_the_field_and_the_fix(tmp_path:
         sweep = client.sweep(storyboard=SHOTS[:2], model=MODELS, size=["1280x720", "1792x1024"])
         assert [combo.field for combo in sweep.estimate().invalid_combos] == ["size"]
         assert len(sweep.boards or []) == 3
+        # Extensions always continue: continuity=False there would be the same board, paid for twice.
+        sweep = client.sweep(storyboard=SHOTS[:2], mode=["stitch", "extend"], continuity=[True, False])
+        assert [(b["mode"], b["continuity"]) for b in sweep.boards or []] == [
+            ("stitch", True), ("stitch", False), ("extend", True)]
+        [duplicate] = sweep.estimate().invalid_combos
+        assert duplicate.field == "continuity" and "paid for twice" in duplicate.message
         assert client.simulator_state_dir is not None
         assert read_audit(client.simulator_state_dir) == []
 
@@ -264,3 +275,32 @@ def test_a_sweep_of_boards_killed_mid_way_resumes_paying_only_for_the_missing_sh
         assert board.video_path is not None
         info = probe(board.video_path)
         assert abs(info.duration - 20.0) <= 3 / float(info.fps)
+
+
+@pytest.mark.slow
+def test_redo_on_one_board_of_a_sweep_remakes_that_board_alone_and_survives_a_resume(tmp_path: Path) -> None:
+    with _connect(tmp_path) as client:
+        run = client.sweep(storyboard=SHOTS[:3], model=MODELS).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        kept, redone = run.boards
+        kept_video = kept.video_path
+        redone.redo(2, prompt="the fox swims across the river", confirm=True)
+        run.wait(timeout=300)
+        made = [(e["model"], e["prompt"]) for e in read_audit(client.simulator_state_dir)][paid:]
+        assert made == [("sora-2-pro", "the fox swims across the river"), ("sora-2-pro", SHOTS[2]["prompt"])]
+        assert redone.video_path is not None and redone.video_path.name == f"storyboard-{redone.storyboard_id}-v2.mp4"
+        assert kept.video_path == kept_video and kept.plan["version"] == 1
+        assert {job.id for job in run._videos()} == {kept.stitched.id, redone.stitched.id}  # type: ignore[union-attr]
+        run_dir, paid = run.run_dir, len(read_audit(client.simulator_state_dir))
+    with _connect(tmp_path) as client:
+        again = sora_nb.resume(run_dir, client=client)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=120)
+        assert client.simulator_state_dir is not None
+        assert len(read_audit(client.simulator_state_dir)) == paid  # all made: nothing sent
+        assert [board.plan["version"] for board in again.boards] == [1, 2]
+        assert again.boards[1].shots[1] is not None and again.boards[1].shots[1].prompt.startswith("the fox swims")
+        assert [board.video_path for board in again.boards] == [kept_video, redone.video_path]

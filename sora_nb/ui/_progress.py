@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from .. import _display
+from .._storyboards import StoryboardRun
 from ._sync import DEFAULT_INTERVAL, ErrorLine, LiveBox, held
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ class RunProgress(LiveBox):
     def _render(self) -> None:
         jobs = list(self.run.jobs)
         value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style)
+        if isinstance(self.run, StoryboardRun):
+            # Boards send their shots in turn: the jobs so far are not the whole sweep, its boards are.
+            value = float(self.run.progress)
+            states = self.run.board_counts()
+            style = ("success" if states == {"completed": len(self.run.boards)} else
+                     "danger" if "failed" in states and "running" not in states else style)
         if not self._reports_progress and style == "" and not self.run.done:
             style = "info"
         with held(self.bar):
@@ -85,7 +92,8 @@ class RunProgress(LiveBox):
         now = time.monotonic()
         if self.job_list.layout.display != "none" and (now - self._list_at >= self._list_interval or self.run.done):
             self._list_at = now
-            self.job_list.value = _display.job_list_html(jobs, self.run.axes)
+            self.job_list.value = (_display.board_list_html(self.run) if isinstance(self.run, StoryboardRun)
+                                   else _display.job_list_html(jobs, self.run.axes))
         ended = self.run.done and not self._was_done
         self._was_done = self.run.done
         if ended and self._on_done is not None:
