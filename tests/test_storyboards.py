@@ -304,3 +304,30 @@ def test_redo_on_one_board_of_a_sweep_remakes_that_board_alone_and_survives_a_re
         assert [board.plan["version"] for board in again.boards] == [1, 2]
         assert again.boards[1].shots[1] is not None and again.boards[1].shots[1].prompt.startswith("the fox swims")
         assert [board.video_path for board in again.boards] == [kept_video, redone.video_path]
+
+
+@pytest.mark.slow
+def test_a_second_driver_of_a_sweep_of_boards_between_shots_is_refused_and_sends_nothing(tmp_path: Path) -> None:
+    """Between two shots of a board (the reference image being written), every job of the run may have ended:
+    the run is still being made, and another client resuming it meanwhile must be refused."""
+    with _connect(tmp_path) as client, _connect(tmp_path) as other:
+        run = client.sweep(storyboard=["a hen wakes", "the hen walks", "the hen sleeps"], model=MODELS).start()
+        refused = 0
+        while any(board.status == "running" for board in run.boards):
+            idle_jobs = all(job.done for job in run.jobs)
+            try:
+                taken = sora_nb.resume(run.run_dir, client=other)
+            except sora_nb.RunLockedError:
+                refused += idle_jobs
+            else:
+                if any(board.status == "running" for board in run.boards):  # (not if it ended just now)
+                    taken.cancel()
+                    pytest.fail("a second driver took a sweep of boards still being made")
+                break
+            time.sleep(0.005)
+        run.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        made = _creates(read_audit(client.simulator_state_dir))
+    assert refused >= 1  # refused at least once while no job of the run was going
+    assert made == {(model, prompt): 1 for model in MODELS for prompt in ["a hen wakes", "the hen walks",
+                                                                          "the hen sleeps"]}
