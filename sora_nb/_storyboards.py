@@ -210,7 +210,9 @@ class StoryboardRun(Run):
     async def _made(self) -> None:
         # A redo gives its board a new future: look again until none is left unfinished.
         while pending := [asyncio.wrap_future(board._board) for board in self.boards if not board._board.done()]:
-            await asyncio.wait(pending)
+            made, _ = await asyncio.wait(pending)
+            for future in made:
+                future.exception()  # a failed board is seen on it (run.boards), not raised, as a run's failed jobs
         await self._gather()
 
     def _late(self, timeout: float | None) -> JobTimeoutError:

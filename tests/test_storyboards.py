@@ -331,3 +331,26 @@ def test_a_second_driver_of_a_sweep_of_boards_between_shots_is_refused_and_sends
     assert refused >= 1  # refused at least once while no job of the run was going
     assert made == {(model, prompt): 1 for model in MODELS for prompt in ["a hen wakes", "the hen walks",
                                                                           "the hen sleeps"]}
+
+
+@pytest.mark.slow
+def test_failed_boards_are_shown_not_raised_and_retry_failed_makes_each_a_new_take(tmp_path: Path) -> None:
+    with _connect(tmp_path) as client:
+        run = client.sweep(storyboard=["a hen wakes", "the hen [fail] walks"], model=MODELS).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)  # a failed board does not raise here (as a run's failed jobs do not)
+        assert run.board_counts() == {"failed": 2}
+        assert all("shot 2 failed" in str(board.error) for board in run.boards)
+        progress = sora_nb.ui.RunProgress(run)
+        progress._render()
+        assert progress.bar.bar_style == "danger" and progress.job_list.value.count(">failed<") == 2
+        progress.close()
+        takes = run.retry_failed()
+        assert [(job.spec.model, job.spec.axes["shot"], job.spec.axes["take"]) for job in takes] == [
+            ("sora-2", 2, 2), ("sora-2-pro", 2, 2)]
+        run.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        made = _creates(read_audit(client.simulator_state_dir))
+    assert made == {(model, prompt): n for model in MODELS for prompt, n in [("a hen wakes", 1),
+                                                                             ("the hen [fail] walks", 2)]}
+    assert run.board_counts() == {"failed": 2}
