@@ -16,6 +16,8 @@ __all__ = ["load_sweep_file"]
 
 _RUN_KEYS = ("max_concurrency", "budget_usd", "run_dir", "profile", "base_url")
 """The keys of a sweep file that say how to run it, besides the ``expand()`` arguments."""
+_BOARD_KEYS = ("storyboard", "mode", "continuity")
+"""The keys of a sweep of storyboards (``client.sweep(storyboard=...)``), besides model, size and repeats."""
 
 
 def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -39,6 +41,14 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         style: cinematic
         budget_usd: 20
         max_concurrency: 4
+
+    A storyboard on two models (a sweep of storyboards: ``storyboard``, then ``model``, ``size``,
+    ``mode``, ``continuity``, ``repeats``)::
+
+        storyboard:
+          - {prompt: "a fox wakes in a meadow", seconds: 4}
+          - {prompt: "the fox runs to the river", seconds: 4}
+        model: [sora-2, sora-2-pro]
 
     Rows instead of a grid::
 
@@ -99,13 +109,13 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"sweep file {str(file)!r} must hold one mapping of settings (e.g. 'prompt: ...'), "
             f"got {type(data).__name__}. Fix: see the example in sora_nb.load_sweep_file's documentation."
         )
-    allowed = (*EXPAND_KEYS, *_RUN_KEYS)
+    allowed = (*EXPAND_KEYS, *_BOARD_KEYS, *_RUN_KEYS)
     spec: dict[str, Any] = {}
     run: dict[str, Any] = {}
     for key, value in data.items():
         if key in _RUN_KEYS:
             run[key] = _check_run_option(key, value, file)
-        elif key in EXPAND_KEYS:
+        elif key in EXPAND_KEYS or key in _BOARD_KEYS:
             spec[key] = value
         else:
             raise ValueError(

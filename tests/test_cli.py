@@ -97,6 +97,23 @@ def test_sweep_from_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert sorted(df["seconds"].astype(str)) == ["4", "4", "8", "8"]
 
 
+def test_sweep_of_a_storyboard_from_a_yaml_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "boards.yaml").write_text(
+        "storyboard:\n"
+        "  - {prompt: a fox wakes in a meadow, seconds: 4}\n"
+        "  - {prompt: the fox runs to the river, seconds: 4}\n"
+        "model: [sora-2, sora-2-pro]\n"
+        "size: 1280x720\n"
+        "budget_usd: 5\n"
+        "run_dir: runs/boards\n"
+    )
+    assert main(["sweep", "boards.yaml", *FAST, "--quiet"]) == 0
+    assert "4 jobs, 16 s of video, est. $3.20" in capsys.readouterr().out
+    df = sora_nb.load_run(tmp_path / "runs" / "boards")
+    joined = df[df["kind"] == "stitch"]
+    assert len(df) == 6 and sorted(joined["model"]) == ["sora-2", "sora-2-pro"] and set(df["status"]) == {"completed"}
+
+
 def test_sweep_from_a_json_file_of_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [{"prompt": "a corgi surfing", "model": "sora-2-pro", "size": "1792x1024"},
             {"prompt": "a cat skiing", "seconds": 8}]
