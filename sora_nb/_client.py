@@ -291,12 +291,18 @@ class Client:
         """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt
         ``template`` with ``variables``. Nothing is sent until ``start()``.
 
+        With ``storyboard=shots`` it is a sweep of storyboards: the same board across ``model``, ``size``,
+        ``mode`` and ``continuity`` (and ``repeats``), in one run whose ``boards`` are each a
+        :class:`~sora_nb.Storyboard` (see :meth:`storyboard`).
+
         >>> import sora_nb
         >>> client = sora_nb.connect("simulator", time_scale=0.002, run_root=getfixture("tmp_path"))
         >>> sweep = client.sweep(prompt=["a corgi surfing", "a cat skiing"], model=["sora-2", "sora-2-pro"],
         ...                      seconds=["4", "8"], size=["1280x720"], repeats=2)
         >>> print(sweep.estimate())
         16 jobs, 96 s of video, est. $19.20
+        >>> print(client.sweep(storyboard=["a fox wakes", "it runs"], model=["sora-2", "sora-2-pro"]).estimate())
+        4 jobs, 16 s of video, est. $3.20
         >>> client.close()
         """
         from ._sweep import Sweep
