@@ -86,7 +86,7 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
         try:
             board = plan_storyboard(profile, shots, model=model, size=size, mode=mode, continuity=continuity)
         except ValidationError as exc:
-            if exc.field != "size" or len(sizes) == 1:
+            if exc.field != "size":
                 raise  # a mistake in the sweep itself (an unknown model, a bad shot): nothing is planned
             invalid.append(InvalidCombo(combo, exc.field, str(exc), exc.allowed))
             continue

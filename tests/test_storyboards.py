@@ -134,6 +134,10 @@ def test_bad_sweeps_of_boards_are_refused_naming_the_field_and_the_fix(tmp_path:
         sweep = client.sweep(storyboard=SHOTS[:2], model=MODELS, size=["1280x720", "1792x1024"])
         assert [combo.field for combo in sweep.estimate().invalid_combos] == ["size"]
         assert len(sweep.boards or []) == 3
+        only = client.sweep(storyboard=SHOTS[:2], model=MODELS, size="1792x1024")
+        assert [b["model"] for b in only.boards or []] == ["sora-2-pro"] and len(only.estimate().invalid_combos) == 1
+        with pytest.raises(ValueError, match=r"no valid jobs"):
+            client.sweep(storyboard=SHOTS[:2], model="sora-2", size="1792x1024").start()
         # Extensions always continue: continuity=False there would be the same board, paid for twice.
         sweep = client.sweep(storyboard=SHOTS[:2], mode=["stitch", "extend"], continuity=[True, False])
         assert [(b["mode"], b["continuity"]) for b in sweep.boards or []] == [
