@@ -26,11 +26,12 @@ __all__ = ["Sweep"]
 class Sweep:
     """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
 
+    boards: list[dict[str, Any]] | None = None
+    """A sweep of storyboards (``storyboard=``): each board's plan (``None`` for a sweep of videos)."""
+
     def __init__(self, client: Client, **axes: Any) -> None:
         self.client = client
         self.options = axes
-        self.boards: list[dict[str, Any]] | None = None
-        """A sweep of storyboards (``storyboard=``): each board's plan (``None`` for a sweep of videos)."""
         self.plan: SweepPlan
         if "storyboard" in axes:
             from ._storyboards import plan_boards
