@@ -507,8 +507,11 @@ class Storyboard(Run):
                              **plan.get("axes", {}), "storyboard_id": plan["id"], "shot": None,
                              "version": plan["version"]})
         now = time.time()
-        return self._runner.record_made(self._home, spec, video_path=video_rel, thumbnail_path=thumb_rel,
-                                        checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
+        job = self._runner.record_made(self._home, spec, video_path=video_rel, thumbnail_path=thumb_rel,
+                                       checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
+        # Measured as a downloaded video is, before the board is made: leaderboards by a metric judge joined videos.
+        await self._runner._measure(job)
+        return job
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

@@ -106,6 +106,9 @@ def test_the_same_board_on_two_models_is_one_run_estimated_made_compared_and_jud
         board = run.leaderboard(by="model")
         assert board["model"].tolist() == ["sora-2-pro", "sora-2"]
         assert board["wins"].tolist() == [3, 0] and board["videos"].tolist() == [1, 1]
+        # The joined videos are measured too: a metric ranks the models by them (the simulator's pro is sharper).
+        sharp = run.leaderboard(by="model", using="sharpness")
+        assert sharp["model"].tolist() == ["sora-2-pro", "sora-2"] and sharp["n"].tolist() == [1, 1]
         assert "2 storyboards" in run._repr_html_() and "2 completed" in repr(run)
         progress = sora_nb.ui.RunProgress(run)  # what showing the run in a notebook draws: a line per board
         progress._render()
