@@ -22,6 +22,9 @@ from ._grid import InvalidCombo, SweepPlan
 
 __all__ = ["Estimate", "check_budget", "estimate"]
 
+_CELL = "padding:2px 10px 2px 0"
+"""The estimate table's cells: a gap between columns whatever the page's table styles."""
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -75,16 +78,19 @@ class Estimate:
             cost = figures["cost_usd"]
             rows.append(
                 "<tr>"
-                f"<td>{html.escape(model)}</td>"
-                f"<td style='text-align:right'>{figures['jobs']}</td>"
-                f"<td style='text-align:right'>{_format_seconds(float(figures['seconds'] or 0))}</td>"
-                f"<td style='text-align:right'>{'unknown' if cost is None else f'${cost:,.2f}'}</td>"
+                f"<td style='{_CELL}'>{html.escape(model)}</td>"
+                f"<td style='{_CELL};text-align:right'>{figures['jobs']}</td>"
+                f"<td style='{_CELL};text-align:right'>{_format_seconds(float(figures['seconds'] or 0))}</td>"
+                f"<td style='{_CELL};text-align:right'>{'unknown' if cost is None else f'${cost:,.2f}'}</td>"
                 "</tr>"
             )
-        table = (
-            "<table><thead><tr><th>model</th><th>jobs</th><th>video</th><th>est. cost</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>"
-        )
+        # Headers aligned as their columns, and cells padded: unstyled (as in a widget), the headers
+        # centred over right-aligned figures ran together ("jobs video est. cost").
+        head = "".join(f"<th style='{_CELL};text-align:{align}'>{name}</th>"
+                       for name, align in (("model", "left"), ("jobs", "right"), ("video", "right"),
+                                           ("est. cost", "right")))
+        table = (f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead>"
+                 f"<tbody>{''.join(rows)}</tbody></table>")
         invalid = ""
         if self.invalid_combos:
             shown = self.invalid_combos[:10]

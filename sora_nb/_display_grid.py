@@ -12,7 +12,8 @@ they build on; the widgets of :mod:`sora_nb.ui` show these strings, tests read t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +219,22 @@ def _cell(value: Any) -> str:
     return "" if text in ("NaT", "<NA>", "nan") else text
 
 
+def _numeric(values: Iterable[Any]) -> bool:
+    """Whether a column holds figures only (its empty cells aside), and at least one: numbers, or text
+    that is one (the API's durations are strings, ``"4"``).
+
+    >>> _numeric([1, 2.5, None]), _numeric(["4", "12"]), _numeric(["a", 1]), _numeric([None]), _numeric([True])
+    (True, True, False, False, False)
+    """
+    def figure(value: Any) -> bool:
+        if isinstance(value, str):
+            return value.replace(".", "", 1).isdigit()
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+    shown = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(shown) and all(figure(v) for v in shown)
+
+
 def table_html(
     records: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
@@ -234,10 +251,14 @@ def table_html(
 
     >>> print(table_html([{"prompt": "a corgi", "status": "completed"}], ["prompt", "status"], thumbnails=False))
     ... # doctest: +ELLIPSIS
-    <div class="sora-nb-table"...<td>a corgi</td><td>completed</td>...
+    <div class="sora-nb-table"...<td style="padding:3px 6px;text-align:left">a corgi</td>...
     """
+    # Each column aligned one way, its header with it: figures right, words left (JupyterLab's table
+    # styles right-align every cell, which left a short prompt under its left-aligned header ragged), and
+    # cells padded, since a widget's HTML gets no table styles ("sora-2-pro0.55" in the leaderboard).
+    align = {c: "right" if _numeric(record.get(c) for record in records) else "left" for c in columns}
     head = ("<th></th>" if thumbnails else "") + "".join(
-        f'<th style="padding:3px 6px;text-align:left">{_e(c)}</th>' for c in columns
+        f'<th style="padding:3px 6px;text-align:{align[c]}">{_e(c)}</th>' for c in columns
     )
     rows = []
     for record in records:
@@ -253,8 +274,9 @@ def table_html(
             cells.append(f"<td>{img}</td>")
         for column in columns:
             value = record.get(column)
-            style = ' style="color:#c62828"' if column == "status" and value in FAILED_STATUSES else ""
-            cells.append(f"<td{style}>{_e(_short(_cell(value), 120))}</td>")
+            red = ";color:#c62828" if column == "status" and value in FAILED_STATUSES else ""
+            shown = _e(_short(_cell(value), 120))
+            cells.append(f'<td style="padding:3px 6px;text-align:{align[column]}{red}">{shown}</td>')
         rows.append(f'<tr data-job="{_e(record.get("job_id", ""))}">{"".join(cells)}</tr>')
     # JupyterLab styles rendered tables with a fixed layout and images with max-width 100%, which
     # squeezes the columns and hides the posters: the table sizes itself, and scrolls when wide.

@@ -272,6 +272,7 @@ def _shoot(page: Any, selector: str, name: str, *, readme: bool = True) -> None:
     element = page.locator(selector).first
     element.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no focus ring in the picture
     shot = ARTIFACTS / name
     element.screenshot(path=str(shot))
     if readme:
@@ -389,15 +390,32 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     page.wait_for_selector(".sora-nb-results", timeout=120_000)
     _wait_kernel_idle(page)
 
-    # The prompt box, a prompt typed: its choosers and the cost estimate.
-    page.fill(".sora-nb-prompt .sora-nb-prompt-text textarea", "a corgi surfing at sunset, golden light, slow motion")
-    page.locator(".sora-nb-prompt .sora-nb-cost").click()  # out of the text box: no focus ring
-    assert "est. $" in page.inner_text(".sora-nb-prompt .sora-nb-cost")
-    _shoot(page, ".sora-nb-prompt", "prompt-box.png")
+    # The prompt box, a prompt typed and Ada (made in the notebook) picked into its Cast: its choosers, the
+    # cast and the cost estimate.
+    box = ".sora-nb-prompt"
+    page.fill(f"{box} .sora-nb-prompt-text textarea", "Ada surfing at sunset, golden light, slow motion")
+    page.select_option(f"{box} .widget-dropdown:has-text('Size') select", label="Landscape 1280×720")
+    page.select_option(f"{box} .sora-nb-character-picker select", index=1)
+    page.wait_for_selector(f"{box} .sora-nb-cast .sora-nb-character:has-text('Ada') img", timeout=30_000)
+    _wait_images_loaded(page, f"{box} .sora-nb-cast img", 1)
+    assert page.input_value(f"{box} .sora-nb-prompt-text textarea").count("Ada") == 1  # already named: not added
+    assert page.locator(f"{box} button:has-text('No characters')").is_visible()
+    page.wait_for_function("s => document.querySelector(s).textContent.includes('est. $')", arg=f"{box} .sora-nb-cost",
+                           timeout=10_000)
+    _shoot(page, box, "prompt-box.png")
 
-    # The sweep builder: 2 prompts x 2 models, launched from the browser, its progress to the end.
+    # The sweep builder: 2 prompts x 2 models (Ada offered as a characters axis, not picked), launched from
+    # the browser, its progress to the end.
     builder = ".sora-nb-sweep"
+    characters = f"{builder} .sora-nb-sweep-characters select"
+    assert page.eval_on_selector(characters, "s => [...s.options].map(o => [o.text, o.selected])") == [
+        ["(without)", True], ["Ada", False]]
     assert "4 jobs" in page.inner_text(f"{builder} .sora-nb-summary")
+    # The estimate's headers stand apart as words (they ran together: "jobs video est. cost", 2 px apart).
+    gaps = page.eval_on_selector_all(f"{builder} .sora-nb-summary th", """hs => { const boxes = hs.map(h => {
+        const r = document.createRange(); r.selectNodeContents(h); return r.getBoundingClientRect(); });
+        return boxes.slice(1).map((b, i) => b.left - boxes[i].right); }""")
+    assert len(gaps) == 3 and min(gaps) >= 8, f"the estimate's column headers run together: gaps {gaps} px"
     page.click(f"{builder} .sora-nb-launch")
     page.wait_for_selector(f"{builder} .sora-nb-run .sora-nb-bar", timeout=30_000)
     page.wait_for_function(
@@ -436,6 +454,15 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     _wait_images_loaded(page, f"{table} tr[data-job] img", 4)
     assert page.eval_on_selector_all(f"{table} tr[data-job] img", "is => is.every(i => i.offsetWidth >= 90)"), \
         "the posters are squeezed (JupyterLab's table and image styles)"
+    # Words start under their header, figures end under theirs (JupyterLab right-aligned every cell: the
+    # shorter prompts stood ragged, away from the left-aligned "prompt").
+    edges = page.eval_on_selector(table, """t => { const heads = [...t.querySelectorAll('th')].map(h => h.textContent);
+        const text = e => { const r = document.createRange(); r.selectNodeContents(e);
+                            return r.getBoundingClientRect(); };
+        const column = name => [...t.querySelectorAll('tr')].map(r => text(r.cells[heads.indexOf(name)]));
+        return {prompt: column('prompt').map(b => b.left), seconds: column('seconds').map(b => b.right)}; }""")
+    for name, xs in edges.items():
+        assert max(xs) - min(xs) < 1, f"the {name} column's header and cells are not aligned: {xs}"
     _shoot(page, table, "results-table.png")
 
     assert not page.errors, page.errors  # type: ignore[attr-defined]
