@@ -585,7 +585,12 @@ def display_widget(widget: Any) -> Any:
     handle = None
     if not any(name.startswith("VSCODE_") for name in os.environ):
         handle = display(HTML(widget.static_html()), display_id=True)
-    display(widget._repr_mimebundle_(), raw=True)  # not display(widget): that would come back here
+    bundle = widget._repr_mimebundle_()
+    if handle is not None:
+        # The text is what an untrusted notebook (opened where it was not run) shows for the widget, under
+        # its fallback: the repr it had when displayed went stale there ("0 of 4 rated" below "1 of 4 rated").
+        bundle["text/plain"] = ""
+    display(bundle, raw=True)  # not display(widget): that would come back here
     return handle
 
 

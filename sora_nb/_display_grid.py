@@ -59,8 +59,12 @@ _PLAY_TILE = ("var t=this.closest('.sora-nb-tile'),g=t.closest('.sora-nb-gallery
 # A gallery video starting pauses the gallery's others: one plays at a time.
 _ONE_AT_A_TIME = ("var s=this;(s.closest('.sora-nb-gallery')||document).querySelectorAll('video')"
                   ".forEach(function(v){if(v!==s&&!v.paused)v.pause()})")
-_TILE_BOX = "position:relative;aspect-ratio:16/9;background:#1b1b1b;overflow:hidden;border-radius:3px"
+# A tile is 16:9 by its padding, and its poster fitted by max sizes, not by aspect-ratio and object-fit: an
+# untrusted notebook's HTML (a saved notebook opened elsewhere, where the static fallback shows) goes
+# through JupyterLab's sanitizer, whose allowed CSS has neither (the tiles collapsed to their captions).
+_TILE_BOX = "position:relative;height:0;padding-top:56.25%;background:#1b1b1b;overflow:hidden;border-radius:3px"
 _TILE_FIT = "position:absolute;top:0;left:0;width:100%;height:100%;object-fit:contain;margin:0"
+_POSTER_FIT = "position:absolute;top:0;right:0;bottom:0;left:0;margin:auto;height:100%;width:auto;max-width:100%"
 _SYNC = {
     # One video played, paused or sought: do the same to the others of its grid. Each handler only acts
     # on videos that differ, so the events it causes on them die out after one round.
@@ -111,7 +115,7 @@ def gallery_tile_html(job: Job, axes: Sequence[str]) -> str:
     video, poster = media_src(job.video_path), media_src(job.thumbnail_path)
     if video and poster:
         body = (f'<img class="sora-nb-tile-poster" src="{_e(poster)}" alt="{_e(job.prompt[:80])}" '
-                f'title="click to play" onclick="{_e(_PLAY_TILE)}" style="{_TILE_FIT};cursor:pointer;display:block">'
+                f'title="click to play" onclick="{_e(_PLAY_TILE)}" style="{_POSTER_FIT};cursor:pointer;display:block">'
                 f'<video class="sora-nb-tile-video" src="{_e(video)}" controls muted loop playsinline preload="none" '
                 f'onplay="{_e(_ONE_AT_A_TIME)}" style="{_TILE_FIT};display:none"></video>')
     elif video:
@@ -305,10 +309,10 @@ _STATIC_STYLE = (
 )
 
 
-def static_html(title: str, jobs: Sequence[Job], *, axes: Sequence[str] = ()) -> str:
+def static_html(title: str, jobs: Sequence[Job], *, axes: Sequence[str] = (), extra: str = "") -> str:
     """What a widget leaves in the saved notebook: a title, then each job's poster, status and prompt
-    (:func:`gallery_tile_html`, the first :data:`STATIC_MAX_TILES`). Files by relative URL, nothing
-    embedded, no widget state, no key.
+    (:func:`gallery_tile_html`, the first :data:`STATIC_MAX_TILES`), then ``extra`` (HTML the widget
+    made, escaped: a leaderboard). Files by relative URL, nothing embedded, no widget state, no key.
 
     >>> print(static_html("prompt box", []))  # doctest: +ELLIPSIS
     <div class="sora-nb-static" ...><b>prompt box</b> <span ...>· live while its kernel runs</span></div></div>...
@@ -320,4 +324,5 @@ def static_html(title: str, jobs: Sequence[Job], *, axes: Sequence[str] = ()) ->
             if tiles else "")
     rest = f'<div style="opacity:.7">and {more} more</div>' if more > 0 else ""
     return (f'<div class="sora-nb-static" style="{FONT}"><div style="margin-bottom:4px"><b>{_e(title)}</b> '
-            f'<span style="opacity:.7">· live while its kernel runs</span></div>{grid}{rest}</div>{_STATIC_STYLE}')
+            f'<span style="opacity:.7">· live while its kernel runs</span></div>{grid}{rest}{extra}</div>'
+            f"{_STATIC_STYLE}")

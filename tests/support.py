@@ -121,3 +121,22 @@ class SimulatedClients:
         for client in self.made:
             client.close()
 
+
+class Shown:
+    """A stand-in for ``IPython.display.display``: what it was given, and the updates of the handles it returned."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, dict[str, Any]]] = []
+        self.updates: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, obj: Any, **kw: Any) -> Any:
+        self.calls.append((obj, kw))
+        shown = self
+
+        class Handle:
+            def update(self, new: Any) -> None:
+                with shown.lock:
+                    shown.updates.append(new.data)
+
+        return Handle() if kw.get("display_id") else None

@@ -738,6 +738,62 @@ def test_a_saved_notebook_reopened_shows_posters_not_errors(lab: Server, page: A
     page.screenshot(path=str(ARTIFACTS / "reopened.png"))
 
 
+_JUDGED_CELLS = (
+    "import sora_nb\nfrom sora_nb.simulator import SimulatorConfig\n"
+    "config = SimulatorConfig(seed=5, time_scale=0.02, caption_model=False)\n"
+    'client = sora_nb.connect("simulator", simulator=config, run_root="judged_runs", measure=False)\n'
+    'run = client.sweep(prompt=["a red fox in the snow", "a lighthouse at night"], model=["sora-2", "sora-2-pro"],\n'
+    '                   size="1280x720", seconds="4").start()\n'
+    "await run",
+    'review = run.review(rater="ana")\nreview',
+    'arena = run.arena(by="model", rater="ana", seed=1, leaderboard=True)\narena',
+    "review.stars.value = 4\nreview.save()\narena.vote('b')",
+)
+
+
+def test_a_saved_judging_notebook_reopened_shows_its_ratings_vote_and_leaderboard(lab: Server, page: Any,
+                                                                                 workdir: Path) -> None:
+    """The review and the arena left only their names in a saved notebook ("sora_nb Review", "sora_nb Arena").
+    A notebook executed (nbclient, no widget state stored) and reopened in JupyterLab without its kernel's
+    widgets shows the review's posters and progress, and the arena's revealed vote and leaderboard."""
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in _JUDGED_CELLS])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(workdir / "notebooks")}}).execute()
+    nbformat.write(notebook, workdir / "notebooks" / "judged.ipynb")
+    assert "widgets" not in notebook.metadata
+    statics = [output["data"]["text/html"] for cell in notebook.cells[1:3] for output in cell.outputs
+               if "sora-nb-static" in output.get("data", {}).get("text/html", "")]
+    assert len(statics) == 2, statics
+    assert "1 of 4 rated by ana" in statics[0] and statics[0].count("<img class=\"sora-nb-tile-poster\"") == 4
+    assert "B is better" in statics[1] and "Leaderboard by model" in statics[1]
+
+    token = lab.token  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.goto(f"{lab.url}/lab/tree/judged.ipynb?reset&token={token}", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-NotebookPanel .sora-nb-static", timeout=120_000)
+    page.wait_for_timeout(3000)  # the widget manager gives up on the models it cannot find
+    shown = page.locator(".sora-nb-static")
+    assert shown.count() == 3 and all(s.is_visible() for s in shown.all())  # the run's progress, review, arena
+    _wait_images_loaded(page, ".sora-nb-static img.sora-nb-tile-poster", 10)  # 4, 4 and the arena's pair
+    # Seen, not only loaded: JupyterLab's sanitizer (the notebook is not trusted here) drops the CSS it does not
+    # know, and the tiles had collapsed to their captions (an aspect-ratio box).
+    sizes = page.eval_on_selector_all(".sora-nb-static img.sora-nb-tile-poster", "is => is.map(i => [i.offsetWidth, "
+                                      "i.offsetHeight, i.parentElement.offsetWidth, i.parentElement.offsetHeight])")
+    assert all(h > 50 and abs(w - pw) < 2 and abs(h - ph) < 2 for w, h, pw, ph in sizes), sizes
+    text = page.inner_text(".jp-NotebookPanel")
+    assert "1 of 4 rated by ana" in text and "B is better" in text and "a red fox in the snow" in text
+    assert re.search(r"A was sora-2(-pro)?, B was sora-2(-pro)?", text), text
+    assert "0 of 4 rated" not in text and "votes=0" not in text  # the widgets' reprs when displayed, stale
+    visible_errors = page.locator("text=Error displaying widget").filter(has_text="model not found")
+    assert all(not e.is_visible() for e in visible_errors.all()), "the widget error shows beside the fallback"
+    page.locator(".sora-nb-static").nth(2).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "reopened-judging.png"))
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------------------------------- judging by keys
 
 
@@ -803,6 +859,20 @@ def test_voila_review_and_arena_by_keys(voila_judge: Server, page: Any, workdir:
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     unexpected = [u for u in page.blocked if "/@fortawesome/fontawesome-free@" not in u]  # type: ignore[attr-defined]
     assert not unexpected, unexpected
+
+
+def _play_together(page: Any, a: Any, b: Any) -> None:
+    """Played, paused and sought on ``a``, then played on ``b``: the other video follows each time."""
+    page.evaluate("v => { v.muted = true; return v.play(); }", a)
+    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=10_000)
+    page.evaluate("v => v.pause()", a)
+    page.wait_for_function("v => v.paused", arg=b, timeout=10_000)
+    page.evaluate("v => { v.currentTime = 2.5; }", a)
+    page.wait_for_function("v => Math.abs(v.currentTime - 2.5) < 0.3", arg=b, timeout=10_000)
+    page.evaluate("v => v.play()", b)  # either side leads
+    page.wait_for_function("v => !v.paused", arg=a, timeout=10_000)
+    drift = page.evaluate("([a, b]) => Math.abs(a.currentTime - b.currentTime)", [a, b])
+    assert drift < 0.3, f"the two videos play {drift:.2f} s apart"
 
 
 def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: bool) -> None:
@@ -874,16 +944,7 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     assert "sora-2" not in shown.split("Leaderboard")[0], "the arena names the models before the vote"
     assert "a A is better" in page.inner_text(f"{arena} .sora-nb-keys").replace("\n", " ")
     a, b = page.locator(videos).nth(0).element_handle(), page.locator(videos).nth(1).element_handle()
-    page.evaluate("v => { v.muted = true; return v.play(); }", a)
-    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=10_000)
-    page.evaluate("v => v.pause()", a)
-    page.wait_for_function("v => v.paused", arg=b, timeout=10_000)
-    page.evaluate("v => { v.currentTime = 2.5; }", a)
-    page.wait_for_function("v => Math.abs(v.currentTime - 2.5) < 0.3", arg=b, timeout=10_000)
-    page.evaluate("v => v.play()", b)  # either side leads
-    page.wait_for_function("v => !v.paused", arg=a, timeout=10_000)
-    drift = page.evaluate("([a, b]) => Math.abs(a.currentTime - b.currentTime)", [a, b])
-    assert drift < 0.3, f"the two videos play {drift:.2f} s apart"
+    _play_together(page, a, b)
 
     _press(page, arena, "b")
     reveal = f"{arena} .sora-nb-reveal:has-text('B is better')"

@@ -5,12 +5,11 @@ the widget a job or a run shows as (chosen in ``ui``)."""
 from __future__ import annotations
 
 import base64
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_for, write_image
+from support import Shown, wait_for, write_image
 
 import sora_nb
 from sora_nb import _display, _display_grid, ui
@@ -54,31 +53,11 @@ def test_inline_posters_are_data_uris_under_a_size_cap(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- display hooks
 
 
-class _Shown:
-    """What ``IPython.display.display`` was given, and the updates of the handles it returned."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, dict[str, Any]]] = []
-        self.updates: list[str] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, obj: Any, **kw: Any) -> Any:
-        self.calls.append((obj, kw))
-        shown = self
-
-        class Handle:
-            def update(self, new: Any) -> None:
-                with shown.lock:
-                    shown.updates.append(new.data)
-
-        return Handle() if kw.get("display_id") else None
-
-
 def test_display_job_shows_a_live_card_in_a_kernel_else_html(client: sora_nb.Client,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import IPython.display
 
-    shown = _Shown()
+    shown = Shown()
     monkeypatch.setattr(IPython.display, "display", shown)
     job = client.generate("a windmill").wait(timeout=30)
 
@@ -105,7 +84,7 @@ def test_a_displayed_widget_leaves_a_static_fallback_that_follows_its_job(
     fallback is now an output of its own, kept up to date, with no widget state and no key in it."""
     import IPython.display
 
-    shown = _Shown()
+    shown = Shown()
     monkeypatch.setattr(IPython.display, "display", shown)
     monkeypatch.setattr(_display, "in_kernel", lambda: True)
     job = client.generate("a windmill at dusk")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from support import Shown
 
 import sora_nb
 
@@ -175,3 +176,51 @@ def test_arena_leaderboard_is_redrawn_after_each_vote(run: sora_nb.Run) -> None:
     finally:
         arena.close()
         plain.close()
+
+
+def test_review_and_arena_leave_a_static_fallback_that_follows_their_judgments(
+        run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved notebook reopened without its kernel showed, for the review and the arena, only "sora_nb Review"
+    and "sora_nb Arena": no poster, no progress, no vote, no leaderboard. Now each leaves its posters,
+    statuses and prompts, the progress, the revealed vote and the leaderboard, updated after each judgment;
+    the arena's pair only once revealed (a tile's caption names the model); no widget state, no key."""
+    import IPython.display
+
+    from sora_nb import _display
+    from sora_nb._profiles import SIMULATOR_API_KEY
+
+    shown = Shown()
+    monkeypatch.setattr(IPython.display, "display", shown)
+    monkeypatch.setattr(_display, "in_kernel", lambda: True)
+    review = run.review(rater="ana", media="url")
+    arena = run.arena(by="model", rater="ana", media="url", seed=4, leaderboard=True)
+    try:
+        review._ipython_display_()
+        arena._ipython_display_()
+        (r_static, r_kw), _, (a_static, a_kw), _ = shown.calls
+        assert r_kw == a_kw == {"display_id": True}
+        posters = {job.id: _display.media_src(job.thumbnail_path) for job in run.jobs}
+        assert "sora_nb review · 0 of 4 rated by ana" in r_static.data
+        assert all(poster in r_static.data for poster in posters.values())
+        assert all(job.prompt in r_static.data for job in run.jobs) and ">completed<" in r_static.data
+        blind = a_static.data
+        assert "sora_nb arena by model · 0 votes this session" in blind and "Leaderboard by model" in blind
+        assert "sora-nb-tile" not in blind and "A was" not in blind  # nothing says which side is which
+
+        review.stars.value = 4
+        review.save()
+        assert "1 of 4 rated by ana" in shown.updates[-1]
+        assert arena.pair is not None
+        a, b = arena.pair
+        arena.vote("b")
+        revealed = shown.updates[-1]
+        assert "1 vote this session" in revealed and "B is better" in revealed
+        assert f"A was <b>{a.spec.model}</b>" in revealed and posters[a.id] in revealed and posters[b.id] in revealed
+        assert re.search(rf">{re.escape(str(b.spec.model))}</td>.*?>1</td>", revealed)  # B's win on the board
+        arena.next()
+        assert "sora-nb-tile" not in shown.updates[-1]  # the next pair: blind again
+        for text in (r_static.data, a_static.data, *shown.updates):
+            assert SIMULATOR_API_KEY not in text and "Bearer" not in text and "widget-state" not in text
+    finally:
+        review.close()
+        arena.close()

@@ -104,6 +104,7 @@ class Arena(Panel):
         self.reveal.value = ""
         self._show()
         self._draw_board()  # the run may have new videos (and others' votes) since
+        self._refresh_static()
 
     def vote(self, winner: str) -> None:
         """Cast the vote for the pair shown (``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"``), then reveal."""
@@ -119,6 +120,7 @@ class Arena(Panel):
                              f"B was <b>{html.escape(str(_value(b, self.by)))}</b>")
         self._enable()
         self._draw_board()
+        self._refresh_static()
 
     def skip(self) -> None:
         """Do not vote on this pair now; show another."""
@@ -133,6 +135,7 @@ class Arena(Panel):
             self.reveal.value = "<i>last vote withdrawn</i>"
             self._draw_header()
             self._draw_board()
+            self._refresh_static()
 
     def _draw_board(self) -> None:
         if not self.show_leaderboard:
@@ -144,10 +147,13 @@ class Arena(Panel):
         self.board.value = (f"<b>Leaderboard by {html.escape(self.by)}</b> (Bradley-Terry strength from every vote of "
                             f"the run, 95 % interval){table}")
 
+    def _done(self) -> str:
+        return f"{self.votes} vote{'s' if self.votes != 1 else ''} this session"
+
     def _draw_header(self) -> None:
         """The question (or why there is none) and the votes cast: redrawn alone after a vote, since
         drawing the stage again would restart the videos."""
-        done = f"{self.votes} vote{'s' if self.votes != 1 else ''} this session"
+        done = self._done()
         if self.pair is None:
             self.header.value = (f"<b>No pair to compare on {html.escape(self.by)}</b> ({done}): the run needs two "
                                  "finished videos of the same prompt that differ on it (make them, then press "
@@ -188,6 +194,17 @@ class Arena(Panel):
         for button in self.buttons:
             button.disabled = not waiting
         self.skip_button.disabled = self.pair is None
+
+    def _static_title(self) -> str:
+        return f"sora_nb arena by {self.by} · {self._done()}"
+
+    def _static_jobs(self) -> list[Job]:
+        # The pair only once its vote reveals it: a tile's caption names the model (and the other axes).
+        return list(self.pair) if self.pair is not None and self.revealed else []
+
+    def _static_extra(self) -> str:
+        reveal = f'<div style="margin:6px 0">{self.reveal.value}</div>' if self.reveal.value else ""
+        return reveal + str(self.board.value)
 
     def __repr__(self) -> str:
         return f"<Arena run={self.run.id} by={self.by!r} votes={self.votes}>"

@@ -131,11 +131,13 @@ class Review(Panel):
     def _show(self) -> None:
         rated = self._rated() & {job.id for job in self.jobs}
         who = f" by {self.rater}" if self.rater else ""
-        self.progress.value = f"{len(rated)} of {len(self.jobs)} rated{html.escape(who)}"
+        self._said = f"{len(rated)} of {len(self.jobs)} rated{who}"
+        self.progress.value = html.escape(self._said)
         job = self.job
         self.stars.value, self.tags.value, self.note.value = 0, [], ""
         if job is None or job.video_path is None:
             self.title.value = "<i>no finished video to rate yet</i>"
+            self._refresh_static()
             return
         axes = " · ".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in job.spec.axes.items()
                           if k != "prompt" and v is not None and v != "")  # the prompt is the title above
@@ -148,6 +150,13 @@ class Review(Panel):
                 child.close()
             self.stage.children = (video_widget(job.video_path, controls=True,
                                                 layout=widgets.Layout(width=f"{self.width}px")),)
+        self._refresh_static()
+
+    def _static_title(self) -> str:
+        return f"sora_nb review · {self._said}"
+
+    def _static_jobs(self) -> list[Job]:
+        return self.jobs
 
     def __repr__(self) -> str:
         return f"<Review run={self.run.id} {self.progress.value!r}>"

@@ -254,13 +254,17 @@ class Panel(widgets.VBox):  # type: ignore[misc]
 
     def static_html(self) -> str:
         """What a saved notebook shows in place of this widget once its kernel is gone."""
-        return _display_grid.static_html(self._static_title(), self._static_jobs())
+        return _display_grid.static_html(self._static_title(), self._static_jobs(), extra=self._static_extra())
 
     def _static_title(self) -> str:
         return f"sora_nb {type(self).__name__}"
 
     def _static_jobs(self) -> list[Job]:
         return []
+
+    def _static_extra(self) -> str:
+        """HTML shown below the jobs' tiles (escaped by the widget that makes it)."""
+        return ""
 
     def _ipython_display_(self) -> None:
         self._static_text = self.static_html()
