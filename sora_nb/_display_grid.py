@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from ._jobs import Job
 
 __all__ = [
+    "PIXEL",
     "STATIC_MAX_TILES",
     "cell_label",
     "compare_buttons_html",
     "compare_html",
+    "compare_sync_html",
     "compare_video_html",
     "gallery_html",
     "gallery_tile_html",
@@ -65,16 +67,34 @@ _ONE_AT_A_TIME = ("var s=this;(s.closest('.sora-nb-gallery')||document).querySel
 _TILE_BOX = "position:relative;height:0;padding-top:56.25%;background:#1b1b1b;overflow:hidden;border-radius:3px"
 _TILE_FIT = "position:absolute;top:0;left:0;width:100%;height:100%;object-fit:contain;margin:0"
 _POSTER_FIT = "position:absolute;top:0;right:0;bottom:0;left:0;margin:auto;height:100%;width:auto;max-width:100%"
-_SYNC = {
-    # One video played, paused or sought: do the same to the others of its grid. Each handler only acts
-    # on videos that differ, so the events it causes on them die out after one round.
-    "onplay": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-               "if(v!==s&&v.paused){v.currentTime=s.currentTime;v.play().catch(function(){})}})"),
-    "onpause": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-                "if(v!==s&&!v.paused)v.pause()})"),
-    "onseeked": ("var s=this;s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){"
-                 "if(v!==s&&Math.abs(v.currentTime-s.currentTime)>0.3)v.currentTime=s.currentTime})"),
+# One video (``s``) played, paused or sought: do the same to the others of its grid. Each action only acts
+# on videos that differ, so the events it causes on them die out after one round. Events arrive late:
+# a play or pause that the video has already undone is not passed on (play then pause at once had the
+# two videos start each other again, back and forth), nor is a seek made to follow (it is marked: one
+# that ended late sent the leader back to where the follower had been).
+_FOLLOW = "v.__soraFollow=true;v.currentTime=s.currentTime"
+_TO_OTHERS = "s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){if(v!==s){%s}})"
+_SYNC_CODE = {
+    "play": "if(s.paused)return;" + _TO_OTHERS % f"if(v.paused){{{_FOLLOW};v.play().catch(function(){{}})}}",
+    "pause": "if(!s.paused)return;" + _TO_OTHERS % "if(!v.paused)v.pause()",
+    "seeked": ("if(s.__soraFollow){s.__soraFollow=false;return}"
+               + _TO_OTHERS % f"if(Math.abs(v.currentTime-s.currentTime)>0.3){{{_FOLLOW}}}"),
 }
+# Our own <video> elements (media="url") carry the handlers inline.
+_SYNC = {f"on{event}": "var s=this;" + code for event, code in _SYNC_CODE.items()}
+# ipywidgets.Video players (media="bytes", as in VS Code) are the widget manager's elements, made and
+# replaced by it: the handlers listen on the grid's root instead, in the capture phase (media events do not
+# bubble), installed by a hidden pixel's load handler (as the keys are, see ui/_keys.py), once per root. The
+# root is looked for until the box has put the pixel in it.
+PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+"""A 1×1 transparent GIF: hidden, it loads all the same, and its ``onload`` runs a widget's few lines of script."""
+_SYNC_INSTALL = (
+    "var img=this,tries=0;(function go(){var r=img.closest('.sora-nb-compare');"
+    "if(!r){if(++tries<50)setTimeout(go,100);return}if(r.__soraSync)return;r.__soraSync=true;"
+    + "".join(f"r.addEventListener('{event}',function(e){{var s=e.target;if(s.tagName!=='VIDEO')return;"
+              f"{code}}},true);" for event, code in _SYNC_CODE.items())
+    + "})()"
+)
 _GRID_BUTTONS = (
     ("▶ Play all", "sora-nb-play-all",
      "this.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){v.play().catch(function(){})})"),
@@ -144,6 +164,18 @@ def compare_buttons_html() -> str:
         f'<button class="{cls}" onclick="{_e(js)}" style="margin-right:6px">{label}</button>'
         for label, cls, js in _GRID_BUTTONS
     )
+
+
+def compare_sync_html() -> str:
+    """:func:`compare_buttons_html`, and what makes the videos under the same ``.sora-nb-compare`` play, pause
+    and seek together when they are ``ipywidgets.Video`` players (``media="bytes"``), not this module's.
+
+    >>> import html
+    >>> text = html.unescape(compare_sync_html())
+    >>> "sora-nb-play-all" in text and "r.addEventListener('seeked'" in text
+    True
+    """
+    return compare_buttons_html() + f'<img src="{PIXEL}" alt="" style="display:none" onload="{_e(_SYNC_INSTALL)}">'
 
 
 def cell_label(job: Job, axes: Sequence[str]) -> str:

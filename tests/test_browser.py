@@ -863,6 +863,8 @@ def test_voila_review_and_arena_by_keys(voila_judge: Server, page: Any, workdir:
 
 def _play_together(page: Any, a: Any, b: Any) -> None:
     """Played, paused and sought on ``a``, then played on ``b``: the other video follows each time."""
+    page.evaluate("([a, b]) => { a.pause(); b.pause(); }", [a, b])  # both still (a player may autoplay)
+    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[a, b], timeout=10_000)
     page.evaluate("v => { v.muted = true; return v.play(); }", a)
     page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=10_000)
     page.evaluate("v => v.pause()", a)
@@ -873,6 +875,14 @@ def _play_together(page: Any, a: Any, b: Any) -> None:
     page.wait_for_function("v => !v.paused", arg=a, timeout=10_000)
     drift = page.evaluate("([a, b]) => Math.abs(a.currentTime - b.currentTime)", [a, b])
     assert drift < 0.3, f"the two videos play {drift:.2f} s apart"
+    # Played and sought at once: the follower's seek to where the play began ended late and sent both back.
+    page.evaluate("([a, b]) => { a.pause(); b.pause(); a.currentTime = 0.5; }", [a, b])
+    page.wait_for_function("([a, b]) => a.paused && b.paused && !a.seeking && !b.seeking && "
+                           "Math.abs(b.currentTime - 0.5) < 0.3", arg=[a, b], timeout=10_000)
+    page.evaluate("a => { a.play(); a.pause(); a.currentTime = 3.0; }", a)
+    page.wait_for_timeout(1500)
+    times = page.evaluate("([a, b]) => [a.currentTime, b.currentTime]", [a, b])
+    assert all(abs(t - 3.0) < 0.3 for t in times), f"sought to 3.0 s right after a play, the videos are at {times}"
 
 
 def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: bool) -> None:
@@ -966,13 +976,41 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     page.mouse.move(0, 0)
     page.evaluate("([a, b]) => { a.muted = b.muted = true; a.currentTime = 1.2; return a.play(); }", [a, b])
     page.wait_for_timeout(1200)
-    _shoot(page, arena, shots[1], readme=readme)
-    page.keyboard.press("n")  # the next pair: labels hidden again
+    _shoot(page, arena, shots[1], readme=readme)  # (which takes the focus away: click the widget again)
+    _press(page, arena, "n")  # the next pair: labels hidden again
     page.wait_for_function("s => !document.querySelector(s).textContent.includes('A was')",
                            arg=f"{arena} .sora-nb-reveal", timeout=10_000)
     _press(page, arena, "x")
     page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=10_000)
     assert _judgments(runs)[-1]["winner"] == "both_bad"
+
+
+def test_bytes_media_arena_and_grid_play_pause_and_seek_together(lab: Server, page: Any) -> None:
+    """With ``media="bytes"`` (VS Code's: ``ipywidgets.Video`` players, no file server) the arena's two videos
+    and the comparison grid's played each on its own, and the grid had no Play all (issue 10)."""
+    page.set_viewport_size({"width": 1280, "height": 1100})
+    _open_and_run(page, lab, "ui_bytes.ipynb")
+    arena, grid = ".sora-nb-arena", ".sora-nb-compare-widget"
+    page.wait_for_function("s => document.querySelectorAll(s).length === 2", arg=f"{grid} video", timeout=120_000)
+    _wait_video_loaded(page, f"{arena} video")
+    _wait_video_loaded(page, f"{grid} video")
+    sources = page.eval_on_selector_all(f"{arena} video, {grid} video", "vs => vs.map(v => v.currentSrc)")
+    assert len(sources) == 4 and all(src.startswith("blob:") for src in sources), sources  # the widget's bytes
+    a, b = (page.locator(f"{arena} video").nth(i).element_handle() for i in (0, 1))
+    _play_together(page, a, b)
+    page.evaluate("([a, b]) => { a.pause(); b.pause(); }", [a, b])
+    page.mouse.move(0, 0)
+    page.locator(arena).screenshot(path=str(ARTIFACTS / "arena-bytes.png"))
+
+    first, second = (page.locator(f"{grid} video").nth(i).element_handle() for i in (0, 1))
+    page.click(f"{grid} .sora-nb-play-all")
+    page.wait_for_function("([a, b]) => !a.paused && !b.paused", arg=[first, second], timeout=10_000)
+    page.click(f"{grid} .sora-nb-pause-all")
+    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[first, second], timeout=10_000)
+    _play_together(page, first, second)
+    assert page.evaluate("([a, b]) => !a.paused || !b.paused", [a, b]) is False, "the grid played the arena's videos"
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.blocked, page.blocked  # type: ignore[attr-defined]
 
 
 def test_voila_app_judge_part(voila: Server, page: Any, workdir: Path) -> None:

@@ -1057,7 +1057,8 @@ def test_compare_grid_bytes_mode_fills_cells_live_and_sends_each_video_once(
     run.wait(timeout=60)
     wait_for(lambda: sum(isinstance(w, widgets.Video) for w in walk(grid)) == 2, what="the two videos")
     grid.refresh()
-    assert "play/pause sync needs JupyterLab, Notebook 7 or Voila" in tree_html(grid)
+    shown = html.unescape(tree_html(grid))
+    assert "sora-nb-play-all" in shown and "addEventListener('pause'" in shown  # synchronised in the browser
     children = grid.grid.children
     assert len(children) == 3 + 2 * 3
     assert grid.grid.layout.grid_template_columns == "fit-content(240px) repeat(2, max-content)"

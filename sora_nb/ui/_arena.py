@@ -28,8 +28,8 @@ class Arena(Panel):
     Skip, Undo and Next. Each vote is stored with ``run.vote`` (durable, in the ledger).
 
     Pairs are chosen to be informative: the pairs compared fewest times first, then the closest in
-    strength (see ``sora_nb._leaderboard.choose_pair``). With ``media="url"`` both videos play, pause
-    and seek together.
+    strength (see ``sora_nb._leaderboard.choose_pair``). Both videos play, pause and seek together
+    (with ``media="bytes"`` too, as in VS Code).
 
     Keys (the widget clicked first; said on its hint line): ``a``, ``b``, ``t`` tie, ``x`` both bad,
     ``n`` next pair, ``s`` skip. Each presses the widget's own button. ``leaderboard=True`` shows
@@ -61,6 +61,11 @@ class Arena(Panel):
         self.error = ErrorLine()
         self.header = widgets.HTML()
         self.stage: Any = widgets.Output() if self.media_mode == "url" else widgets.HBox()
+        pair = self.stage  # with media="url" its HTML has the buttons and the synchronised players
+        if self.media_mode == "bytes":  # ipywidgets' players: synchronised by handlers on the pair's box
+            pair = widgets.VBox([widgets.HTML(_display_grid.compare_sync_html()), self.stage])
+            pair.add_class("sora-nb-compare")
+            pair.add_class("sora-nb-arena-pair")
         self.reveal = widgets.HTML()
         self.reveal.add_class("sora-nb-reveal")
         self.board = widgets.HTML()  # with leaderboard=True: run.leaderboard(by), redrawn after each vote
@@ -87,7 +92,7 @@ class Arena(Panel):
             Key("n", ".sora-nb-next", "next pair"), Key("s", ".sora-nb-skip", "skip"),
         ])
         controls = widgets.HBox([*self.buttons, self.skip_button, self.undo_button, self.next_button])
-        super().__init__([self.header, self.stage, controls, self.key_hint, self.reveal, self.error, self.board])
+        super().__init__([self.header, pair, controls, self.key_hint, self.reveal, self.error, self.board])
         self.add_class("sora-nb-arena")
         self.next()
 

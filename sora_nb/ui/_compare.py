@@ -54,8 +54,7 @@ class CompareGrid(LiveBox):
         width: of each video, in pixels.
         media: ``"url"`` plays the files through the notebook server (nothing embedded), ``"bytes"``
             sends each as an ``ipywidgets.Video`` (not saved in the notebook unless widget state is),
-            ``"auto"`` picks bytes in VS Code. With bytes the videos start together (autoplay, loop)
-            but play, pause and seek are not synchronised: that needs the page's JavaScript.
+            ``"auto"`` picks bytes in VS Code. Either way the videos play, pause and seek together.
         refresh_interval: seconds between redraws (of the cells that changed).
 
     >>> import sora_nb
@@ -86,12 +85,11 @@ class CompareGrid(LiveBox):
         self._cells: dict[tuple[Any, Any], Any] = {}
         self._players: dict[str, tuple[Any, Any]] = {}  # job id -> (what it shows, its widget)
         axes_note = f"rows: {html.escape(rows)} · columns: {html.escape(cols)}"
-        if self.media_mode == "url":
-            # The buttons and the videos' handlers act on every video under .sora-nb-compare (this widget).
-            note = widgets.HTML(f'{_display_grid.compare_buttons_html()}<span style="opacity:.7">{axes_note}</span>')
-        else:
-            note = widgets.HTML(f'<span style="opacity:.7">{axes_note} · play/pause sync needs JupyterLab, '
-                                "Notebook 7 or Voila</span>")
+        # The buttons, and the videos' handlers (inline on our own players, on this widget for ipywidgets'),
+        # act on every video under .sora-nb-compare (this widget).
+        buttons = (_display_grid.compare_buttons_html() if self.media_mode == "url" else
+                   _display_grid.compare_sync_html())
+        note = widgets.HTML(f'{buttons}<span style="opacity:.7">{axes_note}</span>')
         note.add_class("sora-nb-compare-note")
         super().__init__([note, self.grid, self.error])
         self.grid.add_class("sora-nb-compare-grid")

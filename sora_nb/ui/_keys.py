@@ -32,12 +32,13 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
+from .._display_grid import PIXEL
+
 __all__ = ["Key", "keys_hint"]
 
-# A 1×1 transparent GIF (hidden; it loads all the same): its ``load`` event runs the installer once the
-# hint is rendered (an HTML widget's ``<script>`` would not run; an inline handler does, as the grid's
-# ``onplay`` does). The root is looked for until the box has put the hint in it.
-_PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+# A hidden pixel's ``load`` event runs the installer once the hint is rendered (an HTML widget's ``<script>``
+# would not run; an inline handler does, as the grid's ``onplay`` does). The root is looked for until the
+# box has put the hint in it.
 
 # ``this`` is the pixel; ``M`` maps a key to [selector, index] of what it clicks, under the widget's root.
 # A click that focuses a text field (``t`` clicks the tags box, which focuses its input) keeps it there.
@@ -85,7 +86,7 @@ def keys_hint(root_class: str, keys: Sequence[Key], *, shown: Sequence[tuple[str
     said = " · ".join(f"{'–'.join(kbd(p) for p in keys_.split('-'))} {html.escape(text)}" for keys_, text in words)
     hint = widgets.HTML(
         f'<span style="font-size:12px;opacity:.75">⌨ {said} <i>(click the widget first)</i></span>'
-        f'<img src="{_PIXEL}" alt="" style="display:none" '
+        f'<img src="{PIXEL}" alt="" style="display:none" '
         f'onload="{html.escape(script)}">'
     )
     hint.add_class("sora-nb-keys")
