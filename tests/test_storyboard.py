@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators, stop
 from PIL import Image
-from support import FAST, HeldOutput
+from support import FAST, HeldOutput, Shown
 
 import sora_nb
 from sora_nb._ledger import JobRecord
@@ -349,6 +349,40 @@ def test_the_storyboard_editor_edits_estimates_makes_and_redoes(tmp_path: Path) 
             assert [e["prompt"] for e in read_audit(client.simulator_state_dir)[paid:]] == ["the fox yawns",
                                                                                            "the fox runs"]
             assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
+        finally:
+            builder.close()
+
+
+def test_the_storyboard_editor_leaves_a_static_fallback_that_follows_its_board(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved notebook reopened without its kernel shows the editor's board: its status, each shot's and the
+    joined video's poster and prompt, kept up to date while it is made; no widget state, no key."""
+    import IPython.display
+
+    from sora_nb import _display, ui
+    from sora_nb._profiles import SIMULATOR_API_KEY
+
+    shown = Shown()
+    monkeypatch.setattr(IPython.display, "display", shown)
+    monkeypatch.setattr(_display, "in_kernel", lambda: True)
+    with _connect(tmp_path) as client:
+        builder = ui.storyboard(client, shots=[{"prompt": "a fox wakes"}, {"prompt": "the fox runs"}], budget_usd=5)
+        try:
+            builder._ipython_display_()
+            (static, static_kw), _ = shown.calls
+            assert static_kw == {"display_id": True} and "sora_nb storyboard" in static.data
+            builder.make_button.click()
+            board = builder.board
+            assert board is not None
+            board.wait(timeout=300)
+            builder.refresh()
+            last = shown.updates[-1]
+            assert f"storyboard {board.storyboard_id}: completed" in last
+            assert "a fox wakes" in last and "the fox runs" in last
+            assert last.count('<img class="sora-nb-tile-poster"') == 3  # the two shots and the joined video
+            assert all(_display.media_src(job.thumbnail_path) in last for job in (*board.shots, board.stitched)
+                       if job is not None)
+            assert not any(SIMULATOR_API_KEY in text or "Bearer" in text for text in [static.data, *shown.updates])
         finally:
             builder.close()
 
