@@ -14,6 +14,13 @@ any call. ``create_state`` is what makes "Never pay twice" possible after a cras
 certainly never sent, ``sending`` may have reached the server (reconcile, do not re-send), ``acked``
 has its ``remote_id``. A ``remote_id`` belongs to one job: the ledger refuses a second row with it.
 
+Writes may also be handed to the ledger's writer thread (:meth:`Ledger.update_job_soon`): the writes
+waiting when it wakes are committed together, in one transaction and one disk sync, and each caller's
+future is done only once its write is committed. The runner awaits that future before it acts on or
+shows the change, so the event loop never waits on the disk, and a burst of 200 jobs' transitions costs
+one sync instead of 200. A write that fails (a remote id claimed twice) is undone alone (a savepoint);
+a commit that fails (a full disk) fails every write of it. Writes are committed in the order they came.
+
 The ledger runs in WAL mode, so readers in other processes (``load_run``, ``sora-nb ls``) never block
 the writer and always see the last committed state.
 
@@ -35,6 +42,7 @@ under a root directory (``sora-nb ls``, new run ids, the remote ids other runs o
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -134,6 +142,11 @@ class Ledger:
         # The runner's loop may live in a background thread while a notebook cell reads from the main
         # thread; serialising use of the one connection makes that safe.
         self._lock = threading.RLock()
+        # The writes waiting for the writer thread, and whether that thread is running (it ends when
+        # nothing is left to write, so an idle ledger holds no thread).
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
         self.run_dir = run_dir
         self.videos_dir = run_dir / "videos"
         self.thumbnails_dir = run_dir / "thumbnails"
@@ -237,7 +250,11 @@ class Ledger:
             raise
 
     def close(self) -> None:
-        """Close the connection (idempotent). Everything written is already committed."""
+        """Close the connection (idempotent), once the writes handed to the writer thread are committed."""
+        with self._queue_lock:
+            writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
         with self._lock:
             self._conn.close()
 
@@ -307,30 +324,84 @@ class Ledger:
         ``error_code``/``error_message`` are scrubbed of anything key-like; other key-like values are
         refused. ``durable=False`` is for observations that can be lost in a power cut without harm
         (progress, poll counts): committed at once, synced to disk with the next durable write, so
-        polling does not pay a disk sync on the event loop for every status request.
+        polling does not pay a disk sync on the event loop for every status request. Committed after
+        every write handed to :meth:`update_job_soon` before it (they are one queue).
 
         Raises:
             ValueError: an unknown field name, or a bad value.
             KeyError: no such job.
         """
+        self.update_job_soon(job_id, durable=durable, **fields).result()
+
+    def update_job_soon(
+        self, job_id: str, /, *, durable: bool = True, **fields: Any
+    ) -> concurrent.futures.Future[None]:
+        """:meth:`update_job` committed by the writer thread, with the other writes waiting then.
+
+        The values are checked now (``ValueError`` at once); the future is done when the write is
+        committed (synced to disk unless ``durable=False``), or holds why it was not (``KeyError``,
+        ``ValueError`` for a remote id claimed twice, ``sqlite3.OperationalError`` for a full disk).
+        A future cancelled before the writer takes it is not written.
+
+        >>> import tempfile
+        >>> from sora_nb._types import JobSpec
+        >>> with Ledger.create(Path(tempfile.mkdtemp()) / "run", meta={}) as ledger:
+        ...     ledger.add_job(JobRecord("j0001-3f9a", 1, JobSpec("a corgi", "sora-2", "1280x720", "4")))
+        ...     ledger.update_job_soon("j0001-3f9a", status="queued").result()
+        ...     ledger.get_job("j0001-3f9a").status
+        'queued'
+        """
         unknown = set(fields) - set(_FIELDS)
         if unknown or "job_id" in fields:
             allowed = ", ".join(name for name in _FIELDS if name != "job_id")
             raise ValueError(f"cannot update {sorted(unknown) or ['job_id']} of a job; fields: {allowed}.")
+        if self._readonly:
+            raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
         columns: dict[str, Any] = {}
         for name, value in {"updated_at": time.time(), **fields}.items():
             columns |= _stored(name, value)
-        assignments = ", ".join(f"{name} = ?" for name in columns)
+        pending = _Pending(job_id, columns, durable, fields.get("remote_id"), concurrent.futures.Future())
+        with self._queue_lock:
+            self._queue.append(pending)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_queued, name="sora_nb-worker-ledger", daemon=True)
+                self._writer.start()
+        return pending.future
+
+    def _write_queued(self) -> None:
+        """The writer thread: commit what is waiting, one transaction at a time, until nothing is."""
+        while True:
+            with self._queue_lock:
+                batch = [p for p in self._queue if p.future.set_running_or_notify_cancel()]
+                self._queue.clear()
+                if not batch and not self._queue:
+                    self._writer = None
+                    return
+            if batch:
+                self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        failed: dict[int, BaseException] = {}
         try:
-            with self._write(durable=durable) as conn:
-                cursor = conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*columns.values(), job_id])
-                if cursor.rowcount == 0:
-                    raise KeyError(job_id)
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(
-                f"remote id {fields.get('remote_id')!r} already belongs to another job of this run; a remote "
-                "job is never given to two jobs (that would show one video twice)."
-            ) from exc
+            with self._write(durable=any(p.durable for p in batch)) as conn:
+                for index, pending in enumerate(batch):
+                    conn.execute("SAVEPOINT one_write")
+                    try:
+                        pending.apply(conn)
+                        conn.execute("RELEASE one_write")
+                    except (KeyError, ValueError, sqlite3.IntegrityError) as exc:
+                        conn.execute("ROLLBACK TO one_write")
+                        conn.execute("RELEASE one_write")
+                        failed[index] = exc
+        except BaseException as exc:  # the commit itself failed (a full disk): none of the batch is written
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        for index, pending in enumerate(batch):
+            if index in failed:
+                pending.future.set_exception(failed[index])
+            else:
+                pending.future.set_result(None)
 
     def _selected(self) -> str:
         """The job fields to SELECT: a ledger older than schema 4 read read-only has no ``backend`` column."""
@@ -404,6 +475,31 @@ class Ledger:
                 # Also when BEGIN failed (locked): left at NORMAL, every later "sending" row would go unsynced.
                 if not durable:
                     self._conn.execute("PRAGMA synchronous = FULL")
+
+
+@dataclass
+class _Pending:
+    """One job update waiting for the writer thread, already checked and turned into columns."""
+
+    job_id: str
+    columns: dict[str, Any]
+    durable: bool
+    remote_id: Any
+    future: concurrent.futures.Future[None]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in self.columns)
+        try:
+            cursor = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ?", [*self.columns.values(), self.job_id]
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(
+                f"remote id {self.remote_id!r} already belongs to another job of this run; a remote "
+                "job is never given to two jobs (that would show one video twice)."
+            ) from exc
+        if cursor.rowcount == 0:
+            raise KeyError(self.job_id)
 
 
 def _connect(path: Path, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:

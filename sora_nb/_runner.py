@@ -21,6 +21,7 @@ create, search, cancel and close of it can be read in one place.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import functools
 import os
@@ -28,8 +29,8 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -514,7 +515,7 @@ class Runner:
             # A create may have left before a crash, or its answer was lost: look for it before paying again.
             found = await self._look_for(job)
             if found is not None:
-                self._apply(job, found)
+                await self._apply(job, found)
                 return
         refusals = resends = 0
         while True:
@@ -523,15 +524,16 @@ class Runner:
                 return
             try:
                 async with self._same.sending(prompt):
-                    self._transition(
+                    await self._commit(
                         job,
                         create_state="sending",
                         submitted_at=self.clock(),
                         attempts=record.attempts + 1,
                         status="pending_submit",
                     )
-                    video = await self._on_the_wire(job, self._send_create(self.api_for(record), spec, prompt))
-                    self._accept(job, video)  # claimed before a search of this prompt may run
+                    # Claimed before a search of this prompt may run, and before a cancel acts (it waits
+                    # while the create is on the wire, so that the job it made is known and deleted).
+                    await self._on_the_wire(job, self._send_and_accept(job, self.api_for(record), spec, prompt))
                 return
             except RateLimitError as exc:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
@@ -543,7 +545,7 @@ class Runner:
                 # Its answer was lost: found, it is adopted; the server unsearchable, it is ambiguous (raised).
                 found = await self._look_for(job, lost)
                 if found is not None:
-                    self._apply(job, found)
+                    await self._apply(job, found)
                     return
                 # A search that worked proved it absent: the server never made it, so it is sent again.
                 api = self.api_for(record)
@@ -584,19 +586,20 @@ class Runner:
         elif spec.kind != "create":
             match = {"prompt": prompt}
         api = self.api_for(job._record)
-        async with self._same.searching(prompt):
-            found = await self._on_the_wire(
-                job,
-                api.reconcile(
-                    match, since=job._record.submitted_at or 0.0, lost=lost,
-                    # Another run's video (the same cell run twice, two notebooks) looks just like this one's.
-                    known_ids=lambda: self._remote_ids | claimed_by_other_runs(job.run.run_dir),
-                ),
+
+        async def search_and_claim() -> Video | None:
+            found = await api.reconcile(
+                match, since=job._record.submitted_at or 0.0, lost=lost,
+                # Another run's video (the same cell run twice, two notebooks) looks just like this one's.
+                known_ids=lambda: self._remote_ids | claimed_by_other_runs(job.run.run_dir),
             )
             if found is not None:
                 api.reconciled_creates += 1
-                self._claim(job, found)  # before the next search of this prompt
+                await self._claim(job, found)  # before the next search of this prompt, and before a cancel acts
             return found
+
+        async with self._same.searching(prompt):
+            return await self._on_the_wire(job, search_and_claim())
 
     def _ambiguous(self, job: Job, exc: AmbiguousCreateError) -> None:
         """The job's create may have made a job the server cannot be searched for: visible, never re-sent."""
@@ -620,6 +623,9 @@ class Runner:
             job._restart()
             self.start_job(job)
 
+    async def _send_and_accept(self, job: Job, api: ContractClient, spec: JobSpec, prompt: str) -> None:
+        await self._accept(job, await self._send_create(api, spec, prompt))
+
     @staticmethod
     async def _send_create(api: ContractClient, spec: JobSpec, prompt: str) -> Video:
         if spec.kind == "remix":
@@ -637,15 +643,15 @@ class Runner:
             characters=[character_id for character_id, _ in spec.characters],
         )
 
-    def _accept(self, job: Job, video: Video) -> None:
-        self._claim(job, video)
-        self._apply(job, video)
+    async def _accept(self, job: Job, video: Video) -> None:
+        await self._claim(job, video)
+        await self._apply(job, video)
 
-    def _claim(self, job: Job, video: Video) -> None:
+    async def _claim(self, job: Job, video: Video) -> None:
         """Make ``video`` this job's, in memory at once and in the ledger (which refuses an id claimed twice)."""
         self._remote_ids.add(video.id)
         try:
-            self._transition(
+            await self._commit(
                 job,
                 create_state="acked",
                 remote_id=video.id,
@@ -689,10 +695,10 @@ class Runner:
                 continue
             seen = self.clock()
             failures = 0
-            self._apply(job, video, polls=record.polls + 1)
+            await self._apply(job, video, polls=record.polls + 1)
             state.observe(seen, video.progress)
 
-    def _apply(self, job: Job, video: Video, **extra: Any) -> None:
+    async def _apply(self, job: Job, video: Video, **extra: Any) -> None:
         """Record what the server said (plus ``extra`` fields), writing only what changed, in one write.
 
         A change of status is synced to disk; progress and poll counts alone are not (they are
@@ -721,7 +727,7 @@ class Runner:
         job.queue_position = position
         if changes:
             durable = not set(changes) <= {"progress", "polls"}
-            self._transition(job, durable=durable, notify=moved or set(changes) != {"polls"}, **changes)
+            await self._commit(job, durable=durable, notify=moved or set(changes) != {"polls"}, **changes)
         elif moved:
             job._changed()
 
@@ -787,7 +793,7 @@ class Runner:
                 raise  # e.g. a video the poster could not be read from: not the disk's fault
             raise storage_error(exc, doing=f"save the video of {remote_id}", run_dir=run.run_dir) from exc
         checksum = await asyncio.to_thread(sha256_file, run.run_dir / video_rel)
-        self._transition(
+        await self._commit(
             job, video_path=video_rel, thumbnail_path=thumb_rel, checksum=checksum, downloaded_at=self.clock()
         )
 
@@ -870,13 +876,35 @@ class Runner:
         Raises:
             StorageError: the ledger could not be written (disk full, read-only); the job is unchanged.
         """
+        written = self._hand_over(job, durable, fields)
+        if written is not None:
+            with _as_storage_error(job):
+                written.result()
+        self._show(job, notify, fields)
+
+    async def _commit(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:
+        """:meth:`_transition` for a job's own task: the commit is awaited, so the loop does not wait on the
+        disk, and the writes of many jobs share one transaction and one sync (``Ledger.update_job_soon``).
+        The job changes, and observers hear of it, only once its write is committed (ledger first).
+
+        Raises:
+            StorageError: the ledger could not be written (disk full, read-only); the job is unchanged.
+        """
+        written = self._hand_over(job, durable, fields)
+        if written is not None:
+            with _as_storage_error(job):
+                await asyncio.wrap_future(written)
+        self._show(job, notify, fields)
+
+    def _hand_over(self, job: Job, durable: bool, fields: dict[str, Any]) -> concurrent.futures.Future[None] | None:
+        """Give the job's change to its ledger's writer (in the order changes come); None: no ledger."""
         held = self._held.get(job.run)
-        ledger = held.ledger if held is not None else None
-        if ledger is not None:
-            try:
-                ledger.update_job(job._record.job_id, durable=durable, **fields)
-            except _DISK_FAULTS as exc:
-                raise storage_error(exc, doing="write the ledger", run_dir=job.run.run_dir) from exc
+        if held is None or held.ledger is None:
+            return None
+        with _as_storage_error(job):
+            return held.ledger.update_job_soon(job._record.job_id, durable=durable, **fields)
+
+    def _show(self, job: Job, notify: bool, fields: dict[str, Any]) -> None:
         for name, value in fields.items():
             setattr(job._record, name, value)
         if notify:
@@ -929,6 +957,15 @@ class Runner:
         for lock in self._locks:  # last: once released, another driver may start at once
             lock.release()
         self._locks.clear()
+
+
+@contextmanager
+def _as_storage_error(job: Job) -> Iterator[None]:
+    """A disk that refuses a ledger write, said as the :class:`StorageError` that names the run."""
+    try:
+        yield
+    except _DISK_FAULTS as exc:
+        raise storage_error(exc, doing="write the ledger", run_dir=job.run.run_dir) from exc
 
 
 def _parent(spec: JobSpec) -> str:

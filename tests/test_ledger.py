@@ -484,3 +484,62 @@ def test_a_write_that_could_not_begin_leaves_the_next_commits_synced(ledger: Led
     finally:
         other.close()
     assert ledger._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+
+
+# ---------------------------------------------------------------------- the writer thread
+
+
+def test_writes_waiting_together_are_one_commit_and_none_is_done_before_it(ledger: Ledger) -> None:
+    ledger.add_jobs([record(seq) for seq in range(1, 51)])
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    with ledger._lock:  # a commit in progress (a slow disk): the writer thread waits for it
+        futures = [ledger.update_job_soon(f"j{seq:04d}-abcd", status="queued") for seq in range(1, 51)]
+        assert not any(f.done() for f in futures)  # not committed: nobody may act on them yet
+        with Ledger.open(ledger.run_dir, readonly=True) as reader:
+            assert {r.status for r in reader.jobs()} == {"pending_submit"}
+    for future in futures:
+        assert future.result(timeout=10) is None
+    ledger._conn.set_trace_callback(None)
+    # 50 transitions waiting together: one or two transactions (the writer may have taken the first
+    # alone), not 50 disk syncs.
+    assert 1 <= statements.count("COMMIT") <= 2
+    with Ledger.open(ledger.run_dir, readonly=True) as reader:
+        assert {r.status for r in reader.jobs()} == {"queued"}
+
+
+def test_a_refused_write_fails_alone_and_the_others_of_its_commit_stay(ledger: Ledger) -> None:
+    ledger.add_jobs([record(1), record(2), record(3)])
+    ledger.update_job("j0001-abcd", remote_id="video_1")
+    with ledger._lock:
+        claimed_twice = ledger.update_job_soon("j0002-abcd", remote_id="video_1")
+        missing = ledger.update_job_soon("j0009-abcd", status="queued")
+        fine = ledger.update_job_soon("j0003-abcd", remote_id="video_3", status="queued")
+    with pytest.raises(ValueError, match="already belongs to another job"):
+        claimed_twice.result(timeout=10)
+    with pytest.raises(KeyError):
+        missing.result(timeout=10)
+    assert fine.result(timeout=10) is None
+    rows = {r.job_id: r for r in ledger.jobs()}
+    assert rows["j0002-abcd"].remote_id is None
+    assert (rows["j0003-abcd"].remote_id, rows["j0003-abcd"].status) == ("video_3", "queued")
+
+
+def test_a_write_cancelled_before_the_writer_takes_it_is_not_written(ledger: Ledger) -> None:
+    ledger.add_jobs([record(1)])
+    with ledger._lock:
+        first = ledger.update_job_soon("j0001-abcd", status="queued")
+        second = ledger.update_job_soon("j0001-abcd", status="in_progress")
+        # The writer may already hold the first; the second is certainly still waiting.
+        assert second.cancel()
+    first.result(timeout=10)
+    ledger.update_job("j0001-abcd", progress=5)  # after both, in order
+    assert (ledger.get_job("j0001-abcd").status, ledger.get_job("j0001-abcd").progress) == ("queued", 5)
+
+
+def test_values_are_checked_when_handed_over_not_later(ledger: Ledger) -> None:
+    ledger.add_jobs([record(1)])
+    with pytest.raises(ValueError, match="is not one of"):
+        ledger.update_job_soon("j0001-abcd", status="done")
+    with pytest.raises(ValueError, match="fields:"):
+        ledger.update_job_soon("j0001-abcd", colour="red")

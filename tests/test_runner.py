@@ -248,3 +248,44 @@ def test_downloads_at_once_are_capped_like_generations(tmp_path: Path) -> None:
         run.wait(timeout=60)
     assert run.counts() == {"completed": 10} and all(job.video_path for job in run.jobs)
     assert transport.peak <= 2 * 2  # two jobs at a time, each its video and its poster
+
+
+def test_a_ledger_that_cannot_commit_stalls_no_one_and_nothing_is_shown_before_its_commit(
+    client: sora_nb.Client, sim_transport: SimulatorTransport
+) -> None:
+    """A slow disk (here: a commit that does not end while the test holds the ledger) must not block the
+    event loop that every job and the notebook share, and no job may show, or act on, a change that is
+    not committed yet (ledger first: no create leaves before its "sending" row)."""
+    import asyncio
+
+    from sora_nb._ledger import Ledger
+
+    prompts = [f"a held ledger, scene {i}" for i in range(6)]
+    run = client.sweep(prompt=prompts).start(max_concurrency=6)
+    ledger = client._runner.ledger_of(run)
+    assert ledger is not None
+    with Ledger.open(run.run_dir, readonly=True) as reader:
+        for _ in range(500):
+            if len(reader.jobs()) == len(prompts):
+                break
+            time.sleep(0.01)
+        with ledger._lock:
+            # The writer now waits for this "commit" to end; the jobs' next writes queue up behind it.
+            loop_turns = 0
+            for _ in range(20):
+                # The loop answers (a timeout here: it is blocked on the disk, and so is every job and cell).
+                client._runtime.submit(asyncio.sleep(0.005)).result(timeout=5)
+                loop_turns += 1
+            waiting = ledger._writer is not None  # a job's write waits for the commit to end
+            rows = {r.job_id: r for r in reader.jobs()}
+            for job in run.jobs:
+                row = rows[job.id]
+                assert (job.status, job._record.create_state, job.remote_id) == (
+                    row.status, row.create_state, row.remote_id
+                ), "a job shows a change its ledger row does not hold"
+            sent = len(sim_transport.audit())
+            assert sent <= sum(r.create_state != "pending" for r in rows.values())
+        assert loop_turns == 20 and waiting
+    run.wait(timeout=60)
+    assert run.counts() == {"completed": len(prompts)}
+    assert len(sim_transport.audit()) == len(prompts)
