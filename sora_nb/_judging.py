@@ -133,12 +133,22 @@ def _stored_versions(ledger: Ledger, checksum: str) -> dict[str, str]:
 
 def store_metric(ledger: Ledger, checksum: str, name: str, version: str, value: Any) -> None:
     """Write (or replace) one stored metric value; ``value`` must be JSON."""
+    store_metric_soon(ledger, checksum, name, version, value).result()
+
+
+def store_metric_soon(
+    ledger: Ledger, checksum: str, name: str, version: str, value: Any
+) -> concurrent.futures.Future[None]:
+    """:func:`store_metric` by the ledger's writer thread (``Ledger.write_soon``): done once committed."""
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    with ledger.transaction() as conn:
+    row = (checksum, name, version, text, time.time())
+
+    def write(conn: sqlite3.Connection) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO metrics (checksum, name, version, value, computed_at) VALUES (?, ?, ?, ?, ?)",
-            (checksum, name, version, text, time.time()),
+            "INSERT OR REPLACE INTO metrics (checksum, name, version, value, computed_at) VALUES (?, ?, ?, ?, ?)", row
         )
+
+    return ledger.write_soon(write)
 
 
 def _call_custom(metric: CustomMetric, path: Path, spec: dict[str, Any]) -> Any:
@@ -279,7 +289,8 @@ def shutdown_pool() -> None:
 async def run_task_async(
     ledger: Ledger, task: MeasureTask, executor: concurrent.futures.Executor | None = None
 ) -> None:
-    """Measure one video off the event loop, then store the results (on the loop: one writer)."""
+    """Measure one video off the event loop, then store the results (the ledger's writer thread commits
+    them with the jobs' writes, in order, so the loop does not wait on the disk)."""
     loop = asyncio.get_running_loop()
     spec = dataclasses.asdict(task.spec)
     if task.builtin:
@@ -292,10 +303,10 @@ async def run_task_async(
         except concurrent.futures.process.BrokenProcessPool:
             _forget(pool)
             raise
-        store_metric(ledger, task.checksum, BUILTIN, METRICS_VERSION, values)
+        await asyncio.wrap_future(store_metric_soon(ledger, task.checksum, BUILTIN, METRICS_VERSION, values))
     for metric in task.custom:
         value = await loop.run_in_executor(executor, _call_custom, metric, task.path, spec)
-        store_metric(ledger, task.checksum, metric.name, metric.version, value)
+        await asyncio.wrap_future(store_metric_soon(ledger, task.checksum, metric.name, metric.version, value))
 
 
 def measure_records(

@@ -50,7 +50,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,12 +355,20 @@ class Ledger:
         if unknown or "job_id" in fields:
             allowed = ", ".join(name for name in _FIELDS if name != "job_id")
             raise ValueError(f"cannot update {sorted(unknown) or ['job_id']} of a job; fields: {allowed}.")
-        if self._readonly:
-            raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
         columns: dict[str, Any] = {}
         for name, value in {"updated_at": time.time(), **fields}.items():
             columns |= _stored(name, value)
-        pending = _Pending(job_id, columns, durable, fields.get("remote_id"), concurrent.futures.Future())
+        return self.write_soon(_JobUpdate(job_id, columns, fields.get("remote_id")), durable=durable)
+
+    def write_soon(
+        self, write: Callable[[sqlite3.Connection], None], *, durable: bool = True
+    ) -> concurrent.futures.Future[None]:
+        """Hand ``write(conn)`` to the writer thread: it runs inside the next transaction (alone under a
+        savepoint: if it raises ``KeyError``, ``ValueError`` or ``sqlite3.IntegrityError``, only it is undone
+        and its future holds the error). The future is done once the transaction is committed."""
+        if self._readonly:
+            raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
+        pending = _Pending(write, durable, concurrent.futures.Future())
         with self._queue_lock:
             self._queue.append(pending)
             if self._writer is None:
@@ -387,7 +395,7 @@ class Ledger:
                 for index, pending in enumerate(batch):
                     conn.execute("SAVEPOINT one_write")
                     try:
-                        pending.apply(conn)
+                        pending.write(conn)
                         conn.execute("RELEASE one_write")
                     except (KeyError, ValueError, sqlite3.IntegrityError) as exc:
                         conn.execute("ROLLBACK TO one_write")
@@ -479,15 +487,22 @@ class Ledger:
 
 @dataclass
 class _Pending:
-    """One job update waiting for the writer thread, already checked and turned into columns."""
+    """One write waiting for the writer thread."""
+
+    write: Callable[[sqlite3.Connection], None]
+    durable: bool
+    future: concurrent.futures.Future[None]
+
+
+@dataclass
+class _JobUpdate:
+    """One job update, already checked and turned into columns."""
 
     job_id: str
     columns: dict[str, Any]
-    durable: bool
     remote_id: Any
-    future: concurrent.futures.Future[None]
 
-    def apply(self, conn: sqlite3.Connection) -> None:
+    def __call__(self, conn: sqlite3.Connection) -> None:
         assignments = ", ".join(f"{name} = ?" for name in self.columns)
         try:
             cursor = conn.execute(
