@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 LEDGER_FILE = "ledger.sqlite"
+WRITER_LINGER_S = 0.5
+"""Seconds the writer thread waits for more writes before it ends."""
 
 CreateState = Literal["pending", "sending", "acked"]
 CREATE_STATES: tuple[str, ...] = ("pending", "sending", "acked")
@@ -145,8 +147,9 @@ class Ledger:
         # The writes waiting for the writer thread, and whether that thread is running (it ends when
         # nothing is left to write, so an idle ledger holds no thread).
         self._queue: list[_Pending] = []
-        self._queue_lock = threading.Lock()
+        self._queue_lock = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._closing = False
         self.run_dir = run_dir
         self.videos_dir = run_dir / "videos"
         self.thumbnails_dir = run_dir / "thumbnails"
@@ -252,7 +255,8 @@ class Ledger:
     def close(self) -> None:
         """Close the connection (idempotent), once the writes handed to the writer thread are committed."""
         with self._queue_lock:
-            writer = self._writer
+            writer, self._closing = self._writer, True
+            self._queue_lock.notify()
         if writer is not None and writer is not threading.current_thread():
             writer.join()
         with self._lock:
@@ -371,22 +375,25 @@ class Ledger:
         pending = _Pending(write, durable, concurrent.futures.Future())
         with self._queue_lock:
             self._queue.append(pending)
+            self._queue_lock.notify()
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_queued, name="sora_nb-worker-ledger", daemon=True)
                 self._writer.start()
         return pending.future
 
     def _write_queued(self) -> None:
-        """The writer thread: commit what is waiting, one transaction at a time, until nothing is."""
+        """The writer thread: commit what is waiting, one transaction at a time. It lingers a moment when
+        nothing is (starting a thread per write would wait on a busy machine's scheduler), then ends."""
         while True:
             with self._queue_lock:
+                if not self._queue and not self._closing:
+                    self._queue_lock.wait(WRITER_LINGER_S)
                 batch = [p for p in self._queue if p.future.set_running_or_notify_cancel()]
                 self._queue.clear()
-                if not batch and not self._queue:
+                if not batch:
                     self._writer = None
                     return
-            if batch:
-                self._commit_batch(batch)
+            self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_Pending]) -> None:
         failed: dict[int, BaseException] = {}
