@@ -893,7 +893,10 @@ class Runner:
         written = self._hand_over(job, durable, fields)
         if written is not None:
             with _as_storage_error(job):
-                await asyncio.wrap_future(written)
+                # Shielded: a write handed over is made even when the task is cancelled meanwhile (a client
+                # closed mid-run), so that a create's answer, once here, is in the ledger for resume to poll
+                # rather than lost (a "sending" row on a server that cannot be searched is ambiguous).
+                await asyncio.shield(asyncio.wrap_future(written))
         self._show(job, notify, fields)
 
     def _hand_over(self, job: Job, durable: bool, fields: dict[str, Any]) -> concurrent.futures.Future[None] | None:
