@@ -644,10 +644,12 @@ class Runner:
         )
 
     async def _accept(self, job: Job, video: Video) -> None:
-        await self._claim(job, video)
-        await self._apply(job, video)
+        # One write: the id and what the answer says (its status) are shown together, never a claimed
+        # job that still looks unsent.
+        self._queue_moved(job, video)  # shown with the claim's write
+        await self._claim(job, video, **self._seen(job, video))
 
-    async def _claim(self, job: Job, video: Video) -> None:
+    async def _claim(self, job: Job, video: Video, **extra: Any) -> None:
         """Make ``video`` this job's, in memory at once and in the ledger (which refuses an id claimed twice)."""
         self._remote_ids.add(video.id)
         try:
@@ -656,6 +658,7 @@ class Runner:
                 create_state="acked",
                 remote_id=video.id,
                 remote_created_at=float(video.created_at) if video.created_at else None,
+                **extra,
             )
         except StorageError:
             # The server made it: its id is kept in memory (shown, and written when the job ends if the
@@ -704,6 +707,24 @@ class Runner:
         A change of status is synced to disk; progress and poll counts alone are not (they are
         observations, and re-observed after a crash), which keeps disk syncs off the polling path.
         """
+        changes = self._seen(job, video, **extra)
+        moved = self._queue_moved(job, video)
+        if changes:
+            durable = not set(changes) <= {"progress", "polls"}
+            await self._commit(job, durable=durable, notify=moved or set(changes) != {"polls"}, **changes)
+        elif moved:
+            job._changed()
+
+    @staticmethod
+    def _queue_moved(job: Job, video: Video) -> bool:
+        """Keep the job's place in the server's queue (in memory only: it is re-observed); ``True`` if it moved."""
+        position = video.extra.get("queue_position") if video.status == "queued" else None
+        moved = position != job.queue_position
+        job.queue_position = position
+        return moved
+
+    def _seen(self, job: Job, video: Video, **extra: Any) -> dict[str, Any]:
+        """The fields that change when the server says ``video`` of the job (plus ``extra``)."""
         record, now = job._record, self.clock()
         changes: dict[str, Any] = dict(extra)
         if video.status != record.status:
@@ -722,14 +743,7 @@ class Runner:
         cost = _reported_cost(video)
         if cost is not None and cost != record.reported_cost_usd:
             changes["reported_cost_usd"] = cost
-        position = video.extra.get("queue_position") if video.status == "queued" else None
-        moved = position != job.queue_position
-        job.queue_position = position
-        if changes:
-            durable = not set(changes) <= {"progress", "polls"}
-            await self._commit(job, durable=durable, notify=moved or set(changes) != {"polls"}, **changes)
-        elif moved:
-            job._changed()
+        return changes
 
     async def _fetch(self, job: Job) -> None:
         """Download a finished video through a bad spell of the server's, as patiently as it was polled:

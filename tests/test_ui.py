@@ -624,6 +624,7 @@ def test_a_gallery_filter_that_matches_nothing_shows_nothing_and_stays_chosen(qu
     gallery.filters["model"].value = "(all)"
     run.jobs[0].cancel()  # a job arrives in the status asked for
     wait_for(lambda: [j.id for j in gallery.visible_jobs()] == [run.jobs[0].id], what="the cancelled job")
+    wait_for(lambda: "queued" in gallery.status_filter.options, what="the queued option")
     gallery.status_filter.value = "queued"
     gallery.refresh()
     assert gallery.visible_jobs() == [run.jobs[1]]
@@ -639,6 +640,8 @@ def test_a_new_status_keeps_the_gallery_on_its_page(queued_client: sora_nb.Clien
     gallery = run.gallery(page_size=1)
     closing.append(gallery)
     wait_for(lambda: run.counts() == {"queued": 3}, what="the queued jobs")
+    # A person can choose a status once the gallery offers it (its next redraw, after the jobs' ledger writes).
+    wait_for(lambda: "queued" in gallery.status_filter.options, what="the queued option")
     gallery.status_filter.value = "queued"
     gallery.next_button.click()
     gallery.refresh()
