@@ -18,8 +18,9 @@ Writes may also be handed to the ledger's writer thread (:meth:`Ledger.update_jo
 waiting when it wakes are committed together, in one transaction and one disk sync, and each caller's
 future is done only once its write is committed. The runner awaits that future before it acts on or
 shows the change, so the event loop never waits on the disk, and a burst of 200 jobs' transitions costs
-one sync instead of 200. A write that fails (a remote id claimed twice) is undone alone (a savepoint);
-a commit that fails (a full disk) fails every write of it. Writes are committed in the order they came.
+one sync instead of 200. A write that fails (a remote id claimed twice, a value SQLite cannot
+store) is undone alone (a savepoint); a commit that fails (a full disk) fails every write of it.
+Writes are committed in the order they came.
 
 The ledger runs in WAL mode, so readers in other processes (``load_run``, ``sora-nb ls``) never block
 the writer and always see the last committed state.
@@ -368,8 +369,9 @@ class Ledger:
         self, write: Callable[[sqlite3.Connection], None], *, durable: bool = True
     ) -> concurrent.futures.Future[None]:
         """Hand ``write(conn)`` to the writer thread: it runs inside the next transaction (alone under a
-        savepoint: if it raises ``KeyError``, ``ValueError`` or ``sqlite3.IntegrityError``, only it is undone
-        and its future holds the error). The future is done once the transaction is committed."""
+        savepoint: if it raises, only it is undone and its future holds the error, unless the transaction
+        itself was lost, a full disk, which fails every write of it). The future is done once the
+        transaction is committed."""
         if self._readonly:
             raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
         pending = _Pending(write, durable, concurrent.futures.Future())
@@ -404,9 +406,14 @@ class Ledger:
                     try:
                         pending.write(conn)
                         conn.execute("RELEASE one_write")
-                    except (KeyError, ValueError, sqlite3.IntegrityError) as exc:
-                        conn.execute("ROLLBACK TO one_write")
-                        conn.execute("RELEASE one_write")
+                    except Exception as exc:  # any one write's fault is its own future's
+                        try:
+                            conn.execute("ROLLBACK TO one_write")
+                            conn.execute("RELEASE one_write")
+                        except sqlite3.Error:
+                            raise exc from None  # the transaction itself is gone (a full disk): all of it fails
+                        # A value SQLite cannot bind (OverflowError, ProgrammingError) or a refused id: this
+                        # write alone; the other jobs' writes of the commit must not fail with it.
                         failed[index] = exc
         except BaseException as exc:  # the commit itself failed (a full disk): none of the batch is written
             for pending in batch:

@@ -543,3 +543,19 @@ def test_values_are_checked_when_handed_over_not_later(ledger: Ledger) -> None:
         ledger.update_job_soon("j0001-abcd", status="done")
     with pytest.raises(ValueError, match="fields:"):
         ledger.update_job_soon("j0001-abcd", colour="red")
+
+
+def test_a_write_sqlite_cannot_bind_fails_alone_and_the_others_of_its_commit_stay(ledger: Ledger) -> None:
+    # Attack: one write whose value SQLite refuses at bind time (an int beyond 64 bits raises OverflowError,
+    # a value of a type it cannot store raises ProgrammingError) sharing a commit with other jobs' writes.
+    ledger.add_jobs([record(1), record(2), record(3)])
+    with ledger._queue_lock:  # the writer thread cannot take any of them until all three wait: one commit
+        before = ledger.update_job_soon("j0001-abcd", status="queued")
+        too_big = ledger.update_job_soon("j0002-abcd", progress=2**70)
+        after = ledger.update_job_soon("j0003-abcd", status="in_progress")
+    with pytest.raises(OverflowError):
+        too_big.result(timeout=10)
+    assert before.result(timeout=10) is None
+    assert after.result(timeout=10) is None
+    assert [(r.status, r.progress) for r in ledger.jobs()] == [("queued", None), ("pending_submit", None),
+                                                              ("in_progress", None)]
