@@ -60,6 +60,20 @@ USER_SCRIPT = textwrap.dedent("""
 """)
 
 
+SLOW_DISK = textwrap.dedent("""
+    import time
+    from sora_nb._ledger import Ledger
+
+    _commit_batch = Ledger._commit_batch
+
+    def _slow_commit_batch(self, batch):
+        time.sleep(0.3)  # a slow disk: the writer thread takes this long for each commit
+        _commit_batch(self, batch)
+
+    Ledger._commit_batch = _slow_commit_batch
+""")
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
     """Start simulator subprocesses on free loopback ports; every one is stopped at the end."""
@@ -112,15 +126,15 @@ def _env() -> dict[str, str]:
 Moment = Callable[[list[JobRecord], list[dict[str, Any]]], bool]
 
 
-def _run_until_killed(sim: Simulator, run_dir: Path, tmp_path: Path,
-                      ready: Moment) -> tuple[list[JobRecord], list[dict[str, Any]]]:
+def _run_until_killed(sim: Simulator, run_dir: Path, tmp_path: Path, ready: Moment,
+                      script: str = USER_SCRIPT) -> tuple[list[JobRecord], list[dict[str, Any]]]:
     """Start the user's sweep in a child process and SIGKILL it as soon as ``ready(ledger, audit)``.
 
     A promising moment is confirmed with the child frozen (SIGSTOP), so that what the test saw is still
     true when the kill lands; otherwise the child is let go on (SIGCONT) and watched again.
     """
     child = subprocess.Popen(
-        [sys.executable, "-c", USER_SCRIPT, str(sim.port), str(run_dir), *PROMPTS],
+        [sys.executable, "-c", script, str(sim.port), str(run_dir), *PROMPTS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=_env(),
     )
     try:
@@ -225,3 +239,23 @@ def test_sigkill_after_the_server_accepted_an_unanswered_create_then_resume_adop
     _resume_and_check(sim, run_dir)
     adopted = {row.spec.prompt: row.remote_id for row in ledger_rows(run_dir)}
     assert all(adopted[entry["prompt"]] == entry["id"] for entry in orphans)
+
+
+def test_sigkill_the_moment_a_create_reaches_the_server_finds_its_row_sending_or_acked_on_disk(
+    serve: Callable[..., Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ledger first, with the writer thread on a slow disk (each commit takes 0.3 s, so that a create
+    that did not wait for its row would reach the server well before it): the child is frozen and killed
+    as soon as the server's audit shows any create, and every create the server holds must find its job's
+    row committed as ``sending`` (or ``acked``) in the file a new process reads. Resume then pays once
+    per job."""
+    for name in ("SORA_NB_PROFILE", "SORA_NB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
+    sim = serve(latency=0.0)
+    run_dir = tmp_path / "run"
+
+    rows, audit = _run_until_killed(sim, run_dir, tmp_path, lambda rows, audit: bool(audit), SLOW_DISK + USER_SCRIPT)
+    states = {row.spec.prompt: row.create_state for row in rows}
+    assert audit and all(states.get(entry["prompt"]) in ("sending", "acked") for entry in audit), (audit, states)
+    _resume_and_check(sim, run_dir)
