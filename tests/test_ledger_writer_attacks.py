@@ -4,8 +4,11 @@ order, and closing commits what was handed over and leaves no writer thread behi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -95,3 +98,56 @@ async def _hand_over_many(client: sora_nb.Client, run: sora_nb.Run) -> None:
 writer_ident: int | None = None
 
 
+
+
+class HeldCreates(SimulatorTransport):
+    """Holds each create at the server until the test says ``go``; ``arrived`` is set when one is there."""
+
+    def __init__(self) -> None:
+        super().__init__(SimulatorConfig(seed=4, time_scale=FAST))
+        self.arrived, self.go = threading.Event(), threading.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith("/videos"):
+            self.arrived.set()
+            while not self.go.is_set():
+                await asyncio.sleep(0.005)
+        return response
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.002)
+
+
+def test_a_create_answer_whose_write_waits_when_the_client_closes_is_in_the_ledger(tmp_path: Path) -> None:
+    # Attack: the client is closed (its tasks cancelled) while the write of a create's answer (the remote id)
+    # waits behind a slow commit. The write must still be made: lost, the row says "sending" and resume
+    # has to search for a video the server made (ambiguous where it cannot search: never sent again).
+    transport = HeldCreates()
+    client = sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=transport)
+    try:
+        run = client.sweep(prompt=["an answer written after close"]).start()
+        job = run.jobs[0]
+        ledger = client._runner.ledger_of(run)
+        assert ledger is not None and transport.arrived.wait(30)
+        closer = threading.Thread(target=client.close)
+        with ledger._lock:  # a commit that does not end (a slow disk)
+            ledger.update_job_soon(job.id, polls=0, durable=False)  # what the writer is busy with
+            _until(lambda: not ledger._queue, "the writer took the first write")
+            transport.go.set()
+            _until(lambda: len(ledger._queue) == 1, "the answer's write waits in the queue")
+            closer.start()
+            _until(lambda: job.done, "the job's task was cancelled by close")
+        closer.join(timeout=30)
+        assert not closer.is_alive()
+    finally:
+        client.close()
+    audit = transport.audit()
+    assert len(audit) == 1
+    with Ledger.open(run.run_dir, readonly=True) as reader:
+        row = reader.jobs()[0]
+    assert (row.create_state, row.remote_id) == ("acked", audit[0]["id"])
