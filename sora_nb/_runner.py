@@ -667,6 +667,12 @@ class Runner:
             job._record.remote_id = video.id
             self._remote_ids.discard(video.id)
             raise
+        except asyncio.CancelledError:
+            # Closed while the write waits for the disk: the write is still made (see _commit), so the id
+            # is the job's now. A cancel that waited for this answer must delete the job it made, and a
+            # search would pass over an id this runner already claims.
+            job._record.remote_id = video.id
+            raise
 
     async def _poll(self, job: Job) -> None:
         record = job._record

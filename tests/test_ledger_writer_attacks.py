@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from support import FAST
 
 import sora_nb
@@ -98,8 +99,6 @@ async def _hand_over_many(client: sora_nb.Client, run: sora_nb.Run) -> None:
 writer_ident: int | None = None
 
 
-
-
 class HeldCreates(SimulatorTransport):
     """Holds each create at the server until the test says ``go``; ``arrived`` is set when one is there."""
 
@@ -123,31 +122,58 @@ def _until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.002)
 
 
-def test_a_create_answer_whose_write_waits_when_the_client_closes_is_in_the_ledger(tmp_path: Path) -> None:
-    # Attack: the client is closed (its tasks cancelled) while the write of a create's answer (the remote id)
-    # waits behind a slow commit. The write must still be made: lost, the row says "sending" and resume
-    # has to search for a video the server made (ambiguous where it cannot search: never sent again).
+def _close_while_the_answer_waits_for_the_disk(
+    tmp_path: Path, prompt: str, *, cancel_first: bool
+) -> tuple[HeldCreates, sora_nb.Run]:
+    """Run one job whose create's answer comes while its ledger write waits behind a commit that does not
+    end (a slow disk), and close the client then (``cancel_first``: the user cancelled the job while its
+    create was on the wire). Returns the server and the run, once closed."""
     transport = HeldCreates()
     client = sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=transport)
     try:
-        run = client.sweep(prompt=["an answer written after close"]).start()
+        run = client.sweep(prompt=[prompt]).start()
         job = run.jobs[0]
         ledger = client._runner.ledger_of(run)
         assert ledger is not None and transport.arrived.wait(30)
         closer = threading.Thread(target=client.close)
-        with ledger._lock:  # a commit that does not end (a slow disk)
+        with ledger._lock:  # the commit that does not end
             ledger.update_job_soon(job.id, polls=0, durable=False)  # what the writer is busy with
             _until(lambda: not ledger._queue, "the writer took the first write")
+            if cancel_first:
+                job.cancel()
+                _until(lambda: bool(client._runner._answering), "the cancel waits for the create's answer")
             transport.go.set()
             _until(lambda: len(ledger._queue) == 1, "the answer's write waits in the queue")
             closer.start()
-            _until(lambda: job.done, "the job's task was cancelled by close")
+            _until(lambda: job.done, "close cancelled the job's task")
         closer.join(timeout=30)
         assert not closer.is_alive()
     finally:
         client.close()
-    audit = transport.audit()
-    assert len(audit) == 1
+    return transport, run
+
+
+def test_a_create_answer_whose_write_waits_when_the_client_closes_is_in_the_ledger(tmp_path: Path) -> None:
+    # Attack: the client is closed (its tasks cancelled) while the write of a create's answer (the remote id)
+    # waits behind a slow commit. The write must still be made: lost, the row says "sending" and resume
+    # has to search for a video the server made (ambiguous where it cannot search: never sent again).
+    transport, run = _close_while_the_answer_waits_for_the_disk(tmp_path, "written after close", cancel_first=False)
+    (created,) = transport.audit()
     with Ledger.open(run.run_dir, readonly=True) as reader:
         row = reader.jobs()[0]
-    assert (row.create_state, row.remote_id) == ("acked", audit[0]["id"])
+    assert (row.create_state, row.remote_id) == ("acked", created["id"])
+
+
+@pytest.mark.slow  # close waits 2 s for the answer before it gives up
+def test_a_job_cancelled_on_the_wire_whose_answer_waits_for_the_disk_at_close_is_deleted_on_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Attack: the user cancels while the create is on the wire, the answer comes, its write waits behind a
+    # slow commit, and the client closes: close's wait for the answer runs out and cancels the task. The
+    # job the create made must still be deleted on the server (its id is known), not left running, billed.
+    monkeypatch.setattr("sora_nb._runner.DELETE_ON_CLOSE_TIMEOUT", 2.0)
+    transport, _run = _close_while_the_answer_waits_for_the_disk(tmp_path, "cancelled, then closed", cancel_first=True)
+    (created,) = transport.audit()
+    with (sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=transport) as checker,
+          pytest.raises(sora_nb.NotFoundError)):  # deleted, not left running and billed
+        checker._runtime.run(checker.api.retrieve(created["id"]), timeout=10)
