@@ -6,17 +6,20 @@ the next timer whenever every task is waiting on one, so ``asyncio.sleep(30)`` c
 runner, the contract client (its rate gate included) and the in-process simulator all read that one
 clock, so a sweep of minute-long jobs runs in a fraction of a real second, and every timing below
 (when a request was sent, when the server finished a job, when the client noticed) is exact and
-reproducible. Work handed to threads (rendering, file reads, checksums) is waited for in real time
-while the virtual clock stands still, so it takes no virtual time and cannot race the clock.
+reproducible. Work handed to threads (rendering, file reads, checksums, the ledger's writer thread) is
+waited for in real time while the virtual clock stands still, so it takes no virtual time and cannot
+race the clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import math
 import selectors
 import statistics
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ import sora_nb
 from sora_nb import _runtime
 from sora_nb._contract import ContractClient
 from sora_nb._jobs import Job
+from sora_nb._ledger import Ledger
 from sora_nb._polling import PollPolicy
 from sora_nb._run import Run
 from sora_nb._runner import Runner
@@ -103,13 +107,45 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         future = super().run_in_executor(executor, func, *args)
+        self.awaits_thread(future)
+        return future
+
+    def awaits_thread(self, future: asyncio.Future[Any]) -> None:
+        """Count ``future``, a thread's work this loop waits for, as busy until its result is in.
+
+        Counted until the loop's own future is done, not the thread's: the result reaches the loop by
+        ``call_soon_threadsafe`` after the thread's future is done, and a clock moved in between would
+        leap past it.
+        """
         self.threads_busy += 1
 
         def _done(_: asyncio.Future[Any]) -> None:
             self.threads_busy -= 1
 
         future.add_done_callback(_done)
-        return future
+
+
+# The ledger's writer thread commits every job transition and stored metric (Ledger.write_soon) while the
+# runner awaits it through asyncio.wrap_future. That is a thread's work too: unseen, the clock leapt over
+# poll intervals and deadlines while a commit was on the disk. Its futures are marked when handed over and
+# counted when the loop wraps them (unlike a job's future, which the loop itself completes).
+_write_soon, _wrap_future = Ledger.write_soon, asyncio.wrap_future
+_writer_work: weakref.WeakSet[concurrent.futures.Future[None]] = weakref.WeakSet()
+
+
+def _write_soon_marked(ledger: Ledger, write: Callable[[Any], None], *, durable: bool = True
+                       ) -> concurrent.futures.Future[None]:
+    work = _write_soon(ledger, write, durable=durable)
+    _writer_work.add(work)
+    return work
+
+
+def _wrap_future_counted(future: Any, *, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[Any]:
+    wrapped = _wrap_future(future, loop=loop)
+    target = wrapped.get_loop()
+    if isinstance(target, VirtualTimeLoop) and future in _writer_work:
+        target.awaits_thread(wrapped)
+    return wrapped
 
 
 async def _to_thread_counted(func: Callable[..., Any], *args: Any, **_options: Any) -> Any:
@@ -120,6 +156,8 @@ async def _to_thread_counted(func: Callable[..., Any], *args: Any, **_options: A
 @pytest.fixture
 def vloop(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualTimeLoop]:
     monkeypatch.setattr(anyio.to_thread, "run_sync", _to_thread_counted)
+    monkeypatch.setattr(Ledger, "write_soon", _write_soon_marked)
+    monkeypatch.setattr(asyncio, "wrap_future", _wrap_future_counted)
     loop = VirtualTimeLoop()
     try:
         yield loop
