@@ -8,13 +8,15 @@ clock, so a sweep of minute-long jobs runs in a fraction of a real second, and e
 (when a request was sent, when the server finished a job, when the client noticed) is exact and
 reproducible. Work handed to threads (rendering, file reads, checksums, the ledger's writer thread) is
 waited for in real time while the virtual clock stands still, so it takes no virtual time and cannot
-race the clock.
+race the clock; its results reach the tasks in the order the work was handed over, not the order the
+threads happened to end in, so a busy machine does not change what the tasks do next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import itertools
 import math
 import selectors
@@ -75,9 +77,11 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._real.select(0)
+        assert self.loop is not None
+        if self.loop.hand_over_results():
+            return ready  # the tasks that awaited threads run now, at this instant
         if ready or timeout == 0:
             return ready
-        assert self.loop is not None
         if timeout is None or self.loop.threads_busy:
             # A thread is working (or nothing is scheduled at all): wait for it in real time, clock
             # stopped. The bound only keeps a bug from hanging the suite.
@@ -95,6 +99,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector.loop = self
         self._now = start
         self.threads_busy = 0
+        # Threads' results that came back, held until every thread this loop waits for is done: then
+        # handed to the loop in the order the work was handed over (see hand_over_results).
+        self._order: dict[asyncio.Future[Any], int] = {}
+        self._handed_over = itertools.count()
+        self._held: list[tuple[int, Callable[..., object], tuple[Any, ...], contextvars.Context | None]] = []
         # The loop runs timers due before now + resolution; at ~1.7e9 s the float spacing is ~2.4e-7 s,
         # so the default 1e-9 would never reach a timer due exactly now.
         self._clock_resolution = 1e-6
@@ -118,11 +127,45 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         leap past it.
         """
         self.threads_busy += 1
+        self._order[future] = next(self._handed_over)
 
         def _done(_: asyncio.Future[Any]) -> None:
             self.threads_busy -= 1
+            self._order.pop(future, None)
 
         future.add_done_callback(_done)
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any,
+                             context: contextvars.Context | None = None) -> asyncio.Handle:
+        """A thread hands a future of this loop its result (``asyncio.wrap_future``'s ``_set_state(future,
+        source)``, as ``run_in_executor`` and an awaited ledger write do): looked at on the loop, where the
+        future is surely counted by then (a quick thread may end before its caller counted it)."""
+        if args and isinstance(args[0], asyncio.Future) and args[0].get_loop() is self:
+            return super().call_soon_threadsafe(self._arrived, callback, args, context)
+        return super().call_soon_threadsafe(callback, *args, context=context)
+
+    def _arrived(self, callback: Callable[..., object], args: tuple[Any, ...],
+                 context: contextvars.Context | None) -> None:
+        order = self._order.get(args[0])
+        if order is None:  # not a thread's work the loop counts (a job's future): as it comes
+            self.call_soon(callback, *args, context=context)
+        else:
+            self._held.append((order, callback, args, context))
+
+    def hand_over_results(self) -> bool:
+        """Once every thread this loop waits for is done, give the tasks their results in the order the
+        work was handed over, whatever order the threads ended in; ``True`` if there were any.
+
+        Threads end in an order the OS schedules (a busy machine, the ledger's writer batching jobs'
+        writes differently): handed over as they ended, the tasks woke in that order, and at one instant
+        of virtual time a different order of requests made the rate-limit test count more refusals.
+        """
+        if not self._held or len(self._held) < self.threads_busy:
+            return False
+        for _, callback, args, context in sorted(self._held, key=lambda held: held[0]):
+            self.call_soon(callback, *args, context=context)
+        self._held.clear()
+        return True
 
 
 # The ledger's writer thread commits every job transition and stored metric (Ledger.write_soon) while the
