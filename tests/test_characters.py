@@ -3,7 +3,9 @@ by the simulator, and every mistake refused before anything is sent (requests co
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -425,8 +427,15 @@ def test_a_full_disk_after_the_upload_names_the_character_the_server_made(
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(character_clip(tmp_path))
 
-    def full(*_args: object) -> None:
-        raise OSError(28, "No space left on device")
+    module, name = failing.split(".")
+    real = getattr(importlib.import_module(module), name)
+
+    def full(src: str, dest: str) -> object:
+        # The client's disk alone is full: os.replace is the whole process's, and the in-process simulator
+        # stores the clip's poster with it too (failing that would be a server fault, another test).
+        if Path(os.fspath(dest)).is_relative_to(client.run_root):
+            raise OSError(28, "No space left on device")
+        return real(src, dest)
 
     monkeypatch.setattr(f"sora_nb._characters.{failing}", full)
     with pytest.raises(sora_nb.StorageError) as raised:
