@@ -250,7 +250,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.base_url is None:
         args.base_url = options.get("base_url")
     with _connect(args) as client:
-        sweep = client.sweep(**axes)
+        try:
+            sweep = client.sweep(**axes)
+        except TypeError as exc:  # a key or value of the file's wrong type: the user's to fix, not a traceback
+            raise ValueError(f"{args.file}: {exc}") from exc
         unserved = [combo.axes["model"] for combo in sweep.plan.invalid
                     if combo.field == "model" and isinstance(combo.axes["model"], str)]
         for model in dict.fromkeys([*unserved, *(job.model for job in sweep.jobs)]):

@@ -60,7 +60,12 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
                 f"a sweep of storyboards has no argument {name!r}{did_you_mean(name, BOARD_SWEEP_KEYS)}. Allowed: "
                 f"{', '.join(BOARD_SWEEP_KEYS)}. Fix: each shot's prompt and seconds go in storyboard=[...].")
     shots = options.get("storyboard")
-    if isinstance(shots, (str, bytes)) or not isinstance(shots, Sequence) or not shots:
+    if isinstance(shots, (str, bytes)) or not isinstance(shots, Sequence):
+        raise TypeError(
+            f"storyboard= must be a list of shots, got {type(shots).__name__}. Fix: e.g. storyboard=["
+            "{'prompt': 'a fox wakes', 'seconds': '4'}, {'prompt': 'it runs', 'seconds': '4'}] "
+            "(one shot: a list of one).")
+    if not shots:
         raise ValueError(
             "storyboard= is empty: a sweep of storyboards needs the shots of one board. Fix: e.g. "
             "storyboard=[{'prompt': 'a fox wakes', 'seconds': '4'}, {'prompt': 'it runs', 'seconds': '4'}].")

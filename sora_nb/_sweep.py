@@ -38,6 +38,11 @@ class Sweep:
 
             self.boards, self.plan = plan_boards(client.profile, **axes)
             return
+        for name in ("mode", "continuity"):
+            if name in axes:
+                raise TypeError(f"{name!r} is an argument of a sweep of storyboards, and this sweep has no "
+                                "storyboard. Fix: add storyboard=[...] with the shots (in a sweep file, storyboard:), "
+                                f"or drop {name}.")
         check_axis_names(axes)
         # The same sweep runs on every profile: what a sweep does not name (model, size, seconds) is the
         # profile's default, and combinations are checked against what the profile says its server accepts.
