@@ -478,7 +478,10 @@ class Storyboard(Run):
         if previous is None or not plan["continuity"]:
             return spec
         if plan["mode"] == "extend":
-            return dataclasses.replace(spec, kind="extend", parent_id=previous.remote_id)
+            # Its parent job named, as job.extend() names it: a pool sends it where that job's video is, even
+            # when two backends gave out the same video id.
+            return dataclasses.replace(spec, kind="extend", parent_id=previous.remote_id,
+                                       axes={**axes, "parent": previous.id})
         from ._stitch import write_reference
 
         assert previous.video_path is not None

@@ -140,3 +140,148 @@ def test_a_malformed_storyboard_in_a_sweep_file_is_refused_by_the_cli_naming_the
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and re.search(expected, err, re.S), err
     assert not (tmp_path / "runs" / "x").exists()  # refused before a run was made: nothing sent
+
+
+@pytest.mark.slow
+def test_a_redo_on_a_sweep_another_client_took_over_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """Once the sweep is made, another client of the process may take it over (sora_nb.resume). A redo on the
+    old run's board must then be refused before it writes its plan: else the ledger holds a take that no one
+    makes, and the next resume pays for a redo that was refused."""
+    from sora_nb._ledger import Ledger
+    from sora_nb.simulator import read_audit
+
+    with _connect(tmp_path) as client, _connect(tmp_path) as other:
+        run = client.sweep(storyboard=SHOTS[:2], model=MODELS, continuity=False).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        again = sora_nb.resume(run.run_dir, client=other)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=120)
+        with pytest.raises(sora_nb.RunLockedError, match="taken over"):
+            run.boards[0].redo(1, prompt="a blue fox wakes")
+        with Ledger.open(run.run_dir, readonly=True) as ledger:
+            plans = ledger.meta()["storyboards"]
+        assert [shot["take"] for plan in plans for shot in plan["shots"]] == [1, 1, 1, 1]
+        assert len(read_audit(client.simulator_state_dir)) == paid
+        again.close()
+    with _connect(tmp_path) as client:
+        final = sora_nb.resume(run.run_dir, client=client)
+        final.wait(timeout=120)
+        assert len(read_audit(client.simulator_state_dir or "")) == paid  # nothing paid for the refused redo
+        final.close()
+
+
+class _RefusedFor(httpx.AsyncBaseTransport):
+    """The simulator, refusing (400) the create of ``prompt`` at ``size``: one board fails, the others go on."""
+
+    def __init__(self, *, size: str, prompt: str) -> None:
+        self.inner = SimulatorTransport(SimulatorConfig(seed=9, time_scale=FAST, max_side=64, fps=4))
+        self.size, self.prompt = size, prompt
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        if (request.method == "POST" and request.url.path == "/v1/videos" and self.size.encode() in body
+                and self.prompt.encode() in body):
+            return httpx.Response(400, json={"error": {"message": "Your request was blocked by our moderation "
+                                                       "system.", "type": "invalid_request_error",
+                                                       "code": "moderation_blocked", "param": None}})
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.slow
+def test_views_of_a_sweep_with_a_failed_board_show_it_failed_with_its_reason(tmp_path: Path) -> None:
+    """One board of three fails at shot 2: the DataFrame has the failed shot with its reason, the compare grid
+    and the leaderboard still work on the boards made, and the arena pairs the two joined videos."""
+    transport = _RefusedFor(size="1792x1024", prompt=SHOTS[1]["prompt"])
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=transport) as client:
+        run = client.sweep(storyboard=SHOTS[:2], model=MODELS, size=["1280x720", "1792x1024"]).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert run.board_counts() == {"completed": 2, "failed": 1}
+        df = run.to_dataframe()
+        failed = df[df["status"] != "completed"]
+        assert len(failed) == 1 and failed["error_code"].tolist() == ["moderation_blocked"]
+        assert failed["size"].tolist() == ["1792x1024"] and failed["shot"].tolist() == [2]
+        board = run.leaderboard(by="model", using="sharpness")
+        assert board["model"].tolist() == ["sora-2-pro", "sora-2"] and board["n"].tolist() == [1, 1]
+        arena = run.arena(by="model", media="url")
+        assert arena.pair is not None and {job.spec.kind for job in arena.pair} == {"stitch"}
+        arena.close()
+        run.close()
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_one_boards_stitch_fails_that_board_alone_and_a_resume_joins_it_without_paying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while the first board is being joined, with the other board's shots still being made:
+    that board ends with a StorageError saying to resume, the other is made, and a resume (this client, no
+    restart) joins the first without a create."""
+    import errno
+
+    from sora_nb import _stitch
+    from sora_nb.simulator import read_audit
+
+    real_copy = _stitch._copy
+    calls: list[str] = []
+
+    def copy_on_a_full_disk(*args: Any) -> None:
+        calls.append("copy")
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_copy(*args)
+
+    monkeypatch.setattr(_stitch, "_copy", copy_on_a_full_disk)
+    with _connect(tmp_path) as client:
+        run = client.sweep(storyboard=SHOTS[:2], model=MODELS, continuity=False).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert run.board_counts() == {"completed": 1, "failed": 1}
+        [broken] = [board for board in run.boards if board.status == "failed"]
+        assert isinstance(broken.error, sora_nb.StorageError)
+        assert "sora_nb.resume" in str(broken.error) and "No space left" in str(broken.error)
+        assert all(job is not None and job.status == "completed" for job in broken.shots)
+        assert client.simulator_state_dir is not None
+        paid = len(read_audit(client.simulator_state_dir))
+        assert paid == 4
+        again = sora_nb.resume(run.run_dir, client=client)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=120)
+        assert again.board_counts() == {"completed": 2}
+        assert len(read_audit(client.simulator_state_dir)) == paid
+        assert sorted(p.name for p in (run.run_dir / "videos").iterdir() if p.name.startswith(".")) == []
+        df = again.to_dataframe()
+        assert (df["kind"] == "stitch").sum() == 2
+        again.close()
+
+
+@pytest.mark.slow
+def test_extend_boards_on_a_pool_whose_backends_give_out_the_same_ids_extend_their_own_shots(tmp_path: Path) -> None:
+    """A pool of two servers that give out the same video ids (the same seed; two services may): each board's
+    extension must go to the backend that made the shot it extends, as job.extend() does. The board did not
+    name its parent job, so both boards failed at shot 2 ("no job of this run made" the video: it had, twice)."""
+    from sora_nb.simulator import read_audit
+
+    def backend(name: str) -> sora_nb.Client:
+        config = SimulatorConfig(seed=5, time_scale=FAST, max_side=64, fps=4, state_dir=str(tmp_path / name))
+        return sora_nb.connect("simulator", simulator=config, run_root=tmp_path / "runs")
+
+    with sora_nb.pool(a=backend("a"), b=backend("b")) as both:
+        run = both.sweep(storyboard=SHOTS, model=MODELS, mode="extend").start(max_concurrency=4)
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert run.board_counts() == {"completed": 2}, [str(board.error) for board in run.boards]
+    audits = {name: {entry["id"]: entry for entry in read_audit(tmp_path / name)} for name in ("a", "b")}
+    assert sum(len(audit) for audit in audits.values()) == 2 * len(SHOTS)  # each shot of each board once
+    for board in run.boards:
+        shots = [shot for shot in board.shots if shot is not None]
+        [home] = {shot.backend for shot in shots}  # the chain stays where its first shot was made
+        assert home is not None
+        chain = [audits[home][shot.remote_id or ""] for shot in shots]
+        assert [entry["model"] for entry in chain] == [board.plan["model"]] * 3
+        assert [entry["source_video_id"] for entry in chain[1:]] == [shot.remote_id for shot in shots[:-1]]
