@@ -101,8 +101,11 @@ def plan_storyboard(
     checked = [_shot_fields(profile, shot, i, model=model, size=size) for i, shot in enumerate(shots, 1)]
     if mode == "extend":
         _check_extend(profile, checked)
-    # Continuity needs the next shot to start from an image; where the server takes none, shots are made apart.
-    continuous = mode == "extend" or (bool(continuity) and profile.capabilities.supports_input_reference)
+    # Continuity needs the next shot to start from an image; where the board's model takes none (on a pool:
+    # whatever the other backends' models take), its shots are made apart.
+    spec = profile.capabilities.spec(model)
+    takes_image = profile.capabilities.supports_input_reference if spec is None else spec.image_input is not False
+    continuous = mode == "extend" or (bool(continuity) and takes_image)
     return {
         "id": f"sb-{secrets.token_hex(4)}", "mode": mode, "continuity": continuous, "model": model, "size": size,
         "version": 1, "shots": [{**shot, "take": 1} for shot in checked],

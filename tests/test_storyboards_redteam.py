@@ -15,6 +15,7 @@ import pytest
 from support import FAST
 
 import sora_nb
+from sora_nb._storyboard import plan_storyboard
 from sora_nb._storyboards import StoryboardRun
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
@@ -285,3 +286,22 @@ def test_extend_boards_on_a_pool_whose_backends_give_out_the_same_ids_extend_the
         chain = [audits[home][shot.remote_id or ""] for shot in shots]
         assert [entry["model"] for entry in chain] == [board.plan["model"]] * 3
         assert [entry["source_video_id"] for entry in chain[1:]] == [shot.remote_id for shot in shots[:-1]]
+
+
+def test_a_board_on_a_model_that_takes_no_image_is_planned_without_continuity_before_anything_is_paid(
+    tmp_path: Path,
+) -> None:
+    """A pool of a server whose models take a reference image and one whose models take none: a sweep of boards
+    across both planned every board continuous (the pool as a whole takes images), so the second board paid for
+    shot 1 and then failed at shot 2 on its reference image. Continuity is what the board's own model takes."""
+    with sora_nb.pool(sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, simulator_state=False),
+                      sora_nb.connect("together", simulator=True, time_scale=FAST, run_root=tmp_path,
+                                      simulator_state=False)) as both:
+        sweep = both.sweep(storyboard=SHOTS[:2], model=["sora-2", "google/veo-3.0"], continuity=[True, False])
+        assert [(b["model"], b["continuity"]) for b in sweep.boards or []] == [
+            ("sora-2", True), ("sora-2", False), ("google/veo-3.0", False)]
+        [twice] = sweep.estimate().invalid_combos  # continuity=True there is the board without it: listed, not paid
+        assert twice.field == "continuity" and twice.axes["model"] == "google/veo-3.0"
+        alone = plan_storyboard(both.profile, SHOTS[:2], model="google/veo-3.0", size=both.profile.capabilities
+                                .default_size_for("google/veo-3.0"), mode="stitch", continuity=True)
+        assert alone["continuity"] is False  # client.storyboard's plan: the same rule
