@@ -84,6 +84,11 @@ class _SameRequests:
     until none is, and holds new ones back while it looks, so that a sibling's answer cannot arrive with the
     id the search just adopted. Searches of one prompt take turns, so each sees the ids the last one claimed.
 
+    Except creates the server's list cannot tell apart (:func:`_alike`: one from a reference image, or
+    extending a video, which the list does not echo): such a create goes alone among those like it, so its
+    answer is claimed in the ledger before the next leaves. Else, with two on the wire at a crash, each search
+    of the resume could adopt the other's video (a storyboard's shot 2 that starts from another board's shot 1).
+
     Counters change without awaiting (a cancelled task cannot leave one wrong); waiters wake on any change.
     """
 
@@ -91,6 +96,8 @@ class _SameRequests:
         self._sending: Counter[str] = Counter()
         self._searching: Counter[str] = Counter()
         self._waiting: Counter[str] = Counter()  # searches waiting: new sends of their prompt wait behind them
+        self._alike: Counter[str] = Counter()  # sends on the wire, by what the list shows of them
+        self._alone: Counter[str] = Counter()  # of those, the ones that must go alone
         self._changed = asyncio.Event()
 
     def _bump(self, counter: Counter[str], key: str, by: int) -> None:
@@ -103,12 +110,18 @@ class _SameRequests:
             await self._changed.wait()
 
     @asynccontextmanager
-    async def sending(self, key: str) -> AsyncIterator[None]:
-        await self._until(lambda: not self._searching[key] and not self._waiting[key])
+    async def sending(self, key: str, *, alike: str = "", alone: bool = False) -> AsyncIterator[None]:
+        """``alike``: what the server's list shows of the create; ``alone``: none like it may be on the wire."""
+        await self._until(lambda: not self._searching[key] and not self._waiting[key] and not self._alone[alike]
+                          and not (alone and self._alike[alike]))
         self._bump(self._sending, key, 1)
+        self._bump(self._alike, alike, 1)
+        self._bump(self._alone, alike, int(alone))
         try:
             yield
         finally:
+            self._bump(self._alone, alike, -int(alone))
+            self._bump(self._alike, alike, -1)
             self._bump(self._sending, key, -1)
 
     @asynccontextmanager
@@ -523,7 +536,7 @@ class Runner:
                 self._transition(job, create_state="pending", notify=False)
                 return
             try:
-                async with self._same.sending(prompt):
+                async with self._same.sending(prompt, alike=_alike(spec, prompt), alone=_alone(spec)):
                     await self._commit(
                         job,
                         create_state="sending",
@@ -583,6 +596,10 @@ class Runner:
         match: dict[str, Any] = {"prompt": prompt, "model": spec.model, "size": spec.size, "seconds": spec.seconds}
         if spec.kind == "remix":
             match = {"prompt": prompt, "remixed_from_video_id": spec.parent_id}
+        elif spec.kind == "extend":
+            # An extension keeps its source's model and size (its seconds are the whole video's): on two models,
+            # two extensions with one prompt are told apart by them.
+            match = {"prompt": prompt, "model": spec.model, "size": spec.size}
         elif spec.kind != "create":
             match = {"prompt": prompt}
         api = self.api_for(job._record)
@@ -989,6 +1006,24 @@ def _as_storage_error(job: Job) -> Iterator[None]:
         yield
     except _DISK_FAULTS as exc:
         raise storage_error(exc, doing="write the ledger", run_dir=job.run.run_dir) from exc
+
+
+def _alike(spec: JobSpec, prompt: str) -> str:
+    """What the server's list shows of a create (what a search matches it by, less its length)."""
+    return "\0".join((prompt, spec.model, spec.size))
+
+
+def _alone(spec: JobSpec) -> bool:
+    """A create the list cannot tell from another like it: made from a reference image, or from a video
+    (an extension or an edit) the list does not name.
+
+    >>> _alone(JobSpec("a fox", "sora-2", "1280x720", "4", input_reference="shot1.png"))
+    True
+    >>> _alone(JobSpec("a fox", "sora-2", "1280x720", "4")), _alone(JobSpec("a fox", "sora-2", "1280x720", "4",
+    ...                                                                       kind="remix", parent_id="video_1"))
+    (False, False)
+    """
+    return spec.input_reference is not None or spec.kind in ("extend", "edit")
 
 
 def _parent(spec: JobSpec) -> str:

@@ -6,7 +6,14 @@ source video), never in the client, and checks files by their frames and duratio
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +24,7 @@ from support import FAST
 import sora_nb
 from sora_nb._storyboard import plan_storyboard
 from sora_nb._storyboards import StoryboardRun
-from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport, read_audit
 
 SHOTS = [
     {"prompt": "a red fox wakes in a meadow", "seconds": "4"},
@@ -305,3 +312,187 @@ def test_a_board_on_a_model_that_takes_no_image_is_planned_without_continuity_be
         alone = plan_storyboard(both.profile, SHOTS[:2], model="google/veo-3.0", size=both.profile.capabilities
                                 .default_size_for("google/veo-3.0"), mode="stitch", continuity=True)
         assert alone["continuity"] is False  # client.storyboard's plan: the same rule
+
+
+class _MadeThenSilent(httpx.AsyncBaseTransport):
+    """The simulator (kept in ``state_dir``), where every create of ``prompt`` is made and its answer never comes
+    (as when the user's process dies with it on the wire): the ledger keeps the job as sending, unanswered."""
+
+    def __init__(self, state_dir: Path, *, prompt: str) -> None:
+        self.inner = SimulatorTransport(
+            SimulatorConfig(seed=9, time_scale=FAST, max_side=64, fps=4, state_dir=str(state_dir)))
+        self.prompt = prompt
+        self.made = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/v1/videos" and self.prompt.encode() in body:
+            await response.aread()
+            self.made += 1
+            await asyncio.Event().wait()  # never answered: the client closes (the process dies) meanwhile
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _joint_distance(board: sora_nb.Storyboard, k: int) -> float:
+    """How far shot k+1's first frame is from shot k's last (continuity: near 0)."""
+    before, after = board.shots[k - 1], board.shots[k]
+    assert before is not None and after is not None and before.video_path and after.video_path
+    return float(abs(_frames(before.video_path)[-1] - _frames(after.video_path)[0]).mean())
+
+
+def _joint_distance_between(first: sora_nb.Storyboard, second: sora_nb.Storyboard) -> float:
+    """How far ``second``'s shot 2 starts from ``first``'s shot 1 end."""
+    before, after = first.shots[0], second.shots[1]
+    assert before is not None and after is not None and before.video_path and after.video_path
+    return float(abs(_frames(before.video_path)[-1] - _frames(after.video_path)[0]).mean())
+
+
+@pytest.mark.slow
+def test_two_look_alike_boards_with_shot_2_unanswered_at_a_crash_resume_each_with_its_own_shot(
+    tmp_path: Path,
+) -> None:
+    """repeats=2 of a continuous board: shot 2 of both boards is the same request but for its reference image
+    (each board's own shot 1 end), which the server does not echo. Both are made, and the process dies before
+    either answer comes. The resume must not give board 1 board 2's shot 2: each board's shot 2 starts from its
+    own shot 1 (pixel distance at the joint), and nothing is paid twice."""
+    state = tmp_path / "sim"
+    transport = _MadeThenSilent(state, prompt=SHOTS[1]["prompt"])
+    with sora_nb.connect("simulator", run_root=tmp_path / "runs", transport=transport) as client:
+        run = client.sweep(storyboard=SHOTS[:2], model="sora-2", repeats=2).start()
+        assert isinstance(run, StoryboardRun)
+        deadline = time.monotonic() + 60
+        while transport.made < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Both boards are at shot 2 together (the same lengths): the other's create leaves within moments, unless
+        # it must wait for the first's answer. The process dies now, or once both are on the wire.
+        deadline = time.monotonic() + 3
+        while transport.made < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run_dir = run.run_dir
+    assert transport.made >= 1  # made on the server, never answered
+    config = SimulatorConfig(seed=9, time_scale=FAST, max_side=64, fps=4, state_dir=str(state))
+    with sora_nb.connect("simulator", simulator=config, run_root=tmp_path / "runs") as client:
+        again = sora_nb.resume(run_dir, client=client)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=120)
+        assert again.board_counts() == {"completed": 2}
+        paid = collections.Counter(entry["prompt"] for entry in read_audit(state))
+        assert paid == {SHOTS[0]["prompt"]: 2, SHOTS[1]["prompt"]: 2}  # the unanswered one adopted, not paid again
+        own = [_joint_distance(board, 1) for board in again.boards]
+        a, b = again.boards
+        cross = [_joint_distance_between(a, b), _joint_distance_between(b, a)]
+        assert max(own) < 20 < min(cross), (own, cross)  # its own shot 1 (about 8-11), not the other (about 38)
+        again.close()
+
+
+@pytest.mark.slow
+def test_a_sweep_of_boards_cancelled_mid_way_and_resumed_makes_every_board_continuous_from_its_own_shots(
+    tmp_path: Path,
+) -> None:
+    """Cancel with every board's shot 2 being made, close, resume in a new client: each board carries on from
+    its own shot 1 (pixel distance at each joint), the cancelled takes are made again (the server deleted them),
+    and nothing else is paid twice."""
+    with _connect(tmp_path) as client:
+        run = client.sweep(storyboard=SHOTS, model=MODELS).start()
+        assert isinstance(run, StoryboardRun)
+        deadline = time.monotonic() + 120
+        while not all(board.shots[1] is not None and board.shots[1].remote_id for board in run.boards):
+            assert time.monotonic() < deadline and all(board.status == "running" for board in run.boards)
+            time.sleep(0.005)
+        run.cancel()
+        run.wait(timeout=60)
+        assert run.board_counts() == {"failed": 2} and all("stopped" in str(board.error) for board in run.boards)
+        cancelled = sum(job.status == "cancelled" for job in run.jobs)
+        assert cancelled >= 1
+        run_dir = run.run_dir
+    with _connect(tmp_path) as client:
+        again = sora_nb.resume(run_dir, client=client)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=300)
+        assert again.board_counts() == {"completed": 2}
+        assert client.simulator_state_dir is not None
+        paid = collections.Counter((e["model"], e["prompt"]) for e in read_audit(client.simulator_state_dir))
+        joints = [_joint_distance(board, k) for board in again.boards for k in (1, 2)]
+        assert max(joints) < 20, joints  # continuous: about 8-11 at this size; a cut: about 60
+        again.close()
+    assert sum(paid.values()) == 2 * len(SHOTS) + cancelled  # only the cancelled takes are paid again
+    assert all(n == 1 for (model, prompt), n in paid.items() if prompt != SHOTS[1]["prompt"])
+
+
+STITCH_KILL_SCRIPT = textwrap.dedent("""
+    import json, pathlib, sys, time
+    import sora_nb
+    from sora_nb import _stitch
+    from sora_nb._polling import PollPolicy
+
+    port, run_dir, shots = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    real_copy = _stitch._copy
+
+    def slow_copy(*args):  # a slow disk: the first board's stitch is under way when the test kills us
+        pathlib.Path(run_dir, "stitching").touch()
+        time.sleep(60)
+        real_copy(*args)
+
+    _stitch._copy = slow_copy
+    client = sora_nb.connect("openai-compatible", base_url=f"http://127.0.0.1:{port}/v1", run_root=run_dir + "-x",
+                             poll_policy=PollPolicy(floor=0.05, ceiling=0.5, first=0.1))
+    run = client.sweep(storyboard=shots, model=["sora-2", "sora-2-pro"], continuity=False).start(run_dir=run_dir)
+    run.wait(timeout=120)
+    print("finished", flush=True)  # never reached: the test kills us first
+""")
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_in_one_boards_stitch_with_the_other_boards_shots_in_flight_resumes_paying_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL while the first board is being joined and the other board's shots are still being made: the
+    resume joins the first (a whole file, the sum of its shots), finishes the other, and pays for no shot twice."""
+    from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators, stop
+
+    from sora_nb._stitch import probe
+
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    run_dir = tmp_path / "boards"
+    shots = [{"prompt": "a hen wakes", "seconds": "4"}, {"prompt": "the hen walks", "seconds": "8"}]
+    with loopback_simulators(tmp_path) as start:
+        sim = start("--time-scale", "0.02")
+        child = subprocess.Popen([sys.executable, "-c", STITCH_KILL_SCRIPT, str(sim.port), str(run_dir),
+                                  json.dumps(shots)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                                 env=child_env())
+        try:
+            deadline = time.monotonic() + 90
+            while not (run_dir / "stitching").exists():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    out, err = stop(child)
+                    pytest.fail(f"the stitch never began (exit {child.returncode}): {out!r} {err!r}")
+                time.sleep(0.005)
+            rows = ledger_rows(run_dir)
+            child.send_signal(signal.SIGKILL)
+            stop(child)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                stop(child)
+        assert child.returncode == -signal.SIGKILL
+        assert any(row.downloaded_at is None for row in rows) or len(rows) < 4  # the other board was not made yet
+        assert not any(row.spec.kind == "stitch" for row in rows)
+        run = sora_nb.resume(run_dir)
+        try:
+            assert isinstance(run, StoryboardRun)
+            run.wait(timeout=180)
+        finally:
+            run.close()
+        paid = collections.Counter((entry["model"], entry["prompt"]) for entry in sim.audit())
+    assert paid == {(model, shot["prompt"]): 1 for model in MODELS for shot in shots}
+    assert run.board_counts() == {"completed": 2}
+    assert sorted(p.name for p in (run_dir / "videos").iterdir() if p.name.startswith(".")) == []
+    for board in run.boards:
+        assert board.video_path is not None
+        info = probe(board.video_path)
+        assert abs(info.duration - 12.0) <= 2 / float(info.fps)
+        assert len(_frames(board.video_path)) == round(12 * float(info.fps))
