@@ -96,6 +96,14 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
             invalid.append(InvalidCombo(combo, exc.field, str(exc), exc.allowed))
             continue
         key = (model, size, board["mode"], board["continuity"])
+        if key in made and continuity == board["continuity"]:
+            # A value listed twice (or a model or size given and also left to the default): the same board.
+            given = {"model": [m or caps.default_model for m in models], "size": sizes, "mode": modes}
+            twice = next((name for name, values in given.items() if len(set(values)) < len(values)), "size")
+            invalid.append(InvalidCombo(combo, twice, (
+                f"model={model!r}, size={size!r}, mode={mode!r}, continuity={continuity} is listed twice, so it "
+                "would be paid for twice. Fix: list each value once (repeats=2 makes each board twice)."), ()))
+            continue
         if key in made:
             # Extensions always continue, and a server without image input never can: the same board twice.
             invalid.append(InvalidCombo(combo, "continuity", (

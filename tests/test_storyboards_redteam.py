@@ -389,6 +389,18 @@ def test_two_look_alike_boards_with_shot_2_unanswered_at_a_crash_resume_each_wit
         again.close()
 
 
+def test_a_board_listed_twice_is_planned_once_and_named_as_listed_twice(tmp_path: Path) -> None:
+    """model=["sora-2", "sora-2"] (or a mode listed twice) was listed as "continuity=True makes the same board
+    as continuity=True": planned once (not paid twice), but its message named the wrong field."""
+    with _connect(tmp_path) as client:
+        for axes in ({"model": ["sora-2", "sora-2"]}, {"mode": ["stitch", "stitch"]}, {"model": [None, "sora-2"]}):
+            sweep = client.sweep(storyboard=SHOTS[:2], **axes)
+            [twice] = sweep.estimate().invalid_combos
+            assert twice.field == next(iter(axes))
+            assert len(sweep.boards or []) == 1 and sweep.estimate().jobs == 2
+            assert "listed twice" in twice.message and "repeats=2" in twice.message, twice.message
+
+
 @pytest.mark.slow
 def test_a_sweep_of_boards_cancelled_mid_way_and_resumed_makes_every_board_continuous_from_its_own_shots(
     tmp_path: Path,
