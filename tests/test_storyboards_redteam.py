@@ -318,16 +318,16 @@ class _MadeThenSilent(httpx.AsyncBaseTransport):
     """The simulator (kept in ``state_dir``), where every create of ``prompt`` is made and its answer never comes
     (as when the user's process dies with it on the wire): the ledger keeps the job as sending, unanswered."""
 
-    def __init__(self, state_dir: Path, *, prompt: str) -> None:
+    def __init__(self, state_dir: Path, *, prompt: str, path: str = "/v1/videos") -> None:
         self.inner = SimulatorTransport(
             SimulatorConfig(seed=9, time_scale=FAST, max_side=64, fps=4, state_dir=str(state_dir)))
-        self.prompt = prompt
+        self.prompt, self.path = prompt, path
         self.made = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path == "/v1/videos" and self.prompt.encode() in body:
+        if request.method == "POST" and request.url.path == self.path and self.prompt.encode() in body:
             await response.aread()
             self.made += 1
             await asyncio.Event().wait()  # never answered: the client closes (the process dies) meanwhile
@@ -508,3 +508,32 @@ def test_a_sweep_killed_in_one_boards_stitch_with_the_other_boards_shots_in_flig
         info = probe(board.video_path)
         assert abs(info.duration - 12.0) <= 2 / float(info.fps)
         assert len(_frames(board.video_path)) == round(12 * float(info.fps))
+
+
+@pytest.mark.slow
+def test_extensions_on_two_models_unanswered_at_a_crash_resume_each_on_its_own_board(tmp_path: Path) -> None:
+    """mode='extend' on two models: shot 2 of both boards is an extension with one prompt (the server's list
+    shows an extension's prompt, model and size, not what it extends). Both are made and the process dies
+    before either answer comes. A search by prompt alone gave each board the other model's extension."""
+    state = tmp_path / "sim"
+    transport = _MadeThenSilent(state, prompt=SHOTS[1]["prompt"], path="/v1/videos/extensions")
+    with sora_nb.connect("simulator", run_root=tmp_path / "runs", transport=transport) as client:
+        run = client.sweep(storyboard=SHOTS, model=MODELS, mode="extend").start()
+        deadline = time.monotonic() + 60
+        while transport.made < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run_dir = run.run_dir
+    assert transport.made == 2  # two models: told apart by the list, so both may be on the wire
+    config = SimulatorConfig(seed=9, time_scale=FAST, max_side=64, fps=4, state_dir=str(state))
+    with sora_nb.connect("simulator", simulator=config, run_root=tmp_path / "runs") as client:
+        again = sora_nb.resume(run_dir, client=client)
+        assert isinstance(again, StoryboardRun)
+        again.wait(timeout=120)
+        again.close()
+    audit = {entry["id"]: entry for entry in read_audit(state)}
+    assert len(audit) == 2 * len(SHOTS)  # the unanswered ones adopted, none paid again
+    assert again.board_counts() == {"completed": 2}
+    for board in again.boards:
+        chain = [shot.remote_id or "" for shot in board.shots if shot is not None]
+        assert [audit[rid]["model"] for rid in chain] == [board.plan["model"]] * 3
+        assert [audit[rid]["source_video_id"] for rid in chain[1:]] == chain[:-1]
