@@ -84,9 +84,12 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
     boards: list[dict[str, Any]] = []
     invalid: list[InvalidCombo] = []
     made: set[tuple[Any, ...]] = set()
+    asked: set[tuple[Any, ...]] = set()
     for model, size, mode, continuity in itertools.product(models, sizes, modes, continuities):
         model = model or caps.default_model
         size = size or caps.default_size_for(model)
+        twice = (model, size, mode, continuity) in asked  # a value listed twice, or also left to the default
+        asked.add((model, size, mode, continuity))
         combo = {"model": model, "size": size, "mode": mode, "continuity": continuity}
         try:
             board = plan_storyboard(profile, shots, model=model, size=size, mode=mode, continuity=continuity)
@@ -96,11 +99,11 @@ def plan_boards(profile: Profile, **options: Any) -> tuple[list[dict[str, Any]],
             invalid.append(InvalidCombo(combo, exc.field, str(exc), exc.allowed))
             continue
         key = (model, size, board["mode"], board["continuity"])
-        if key in made and continuity == board["continuity"]:
-            # A value listed twice (or a model or size given and also left to the default): the same board.
-            given = {"model": [m or caps.default_model for m in models], "size": sizes, "mode": modes}
-            twice = next((name for name, values in given.items() if len(set(values)) < len(values)), "size")
-            invalid.append(InvalidCombo(combo, twice, (
+        if twice:
+            given = {"model": [m or caps.default_model for m in models], "size": sizes, "mode": modes,
+                     "continuity": continuities}
+            field = next((name for name, values in given.items() if len(set(values)) < len(values)), "size")
+            invalid.append(InvalidCombo(combo, field, (
                 f"model={model!r}, size={size!r}, mode={mode!r}, continuity={continuity} is listed twice, so it "
                 "would be paid for twice. Fix: list each value once (repeats=2 makes each board twice)."), ()))
             continue

@@ -393,7 +393,8 @@ def test_a_board_listed_twice_is_planned_once_and_named_as_listed_twice(tmp_path
     """model=["sora-2", "sora-2"] (or a mode listed twice) was listed as "continuity=True makes the same board
     as continuity=True": planned once (not paid twice), but its message named the wrong field."""
     with _connect(tmp_path) as client:
-        for axes in ({"model": ["sora-2", "sora-2"]}, {"mode": ["stitch", "stitch"]}, {"model": [None, "sora-2"]}):
+        for axes in ({"model": ["sora-2", "sora-2"]}, {"mode": ["stitch", "stitch"]}, {"model": [None, "sora-2"]},
+                     {"continuity": [True, True]}):
             sweep = client.sweep(storyboard=SHOTS[:2], **axes)
             [twice] = sweep.estimate().invalid_combos
             assert twice.field == next(iter(axes))
@@ -405,21 +406,23 @@ def test_a_board_listed_twice_is_planned_once_and_named_as_listed_twice(tmp_path
 def test_a_sweep_of_boards_cancelled_mid_way_and_resumed_makes_every_board_continuous_from_its_own_shots(
     tmp_path: Path,
 ) -> None:
-    """Cancel with every board's shot 2 being made, close, resume in a new client: each board carries on from
+    """Cancel with a board's shot 2 being made, close, resume in a new client: each board carries on from
     its own shot 1 (pixel distance at each joint), the cancelled takes are made again (the server deleted them),
     and nothing else is paid twice."""
     with _connect(tmp_path) as client:
         run = client.sweep(storyboard=SHOTS, model=MODELS).start()
         assert isinstance(run, StoryboardRun)
         deadline = time.monotonic() + 120
-        while not all(board.shots[1] is not None and board.shots[1].remote_id for board in run.boards):
-            assert time.monotonic() < deadline and all(board.status == "running" for board in run.boards)
-            time.sleep(0.005)
+        slow = run.boards[1]  # sora-2-pro: its shots take longer
+        while not (slow.shots[1] is not None and slow.shots[1].remote_id and not slow.shots[1].done):
+            assert time.monotonic() < deadline and slow.status == "running"
+            time.sleep(0.002)
         run.cancel()
         run.wait(timeout=60)
-        assert run.board_counts() == {"failed": 2} and all("stopped" in str(board.error) for board in run.boards)
-        cancelled = sum(job.status == "cancelled" for job in run.jobs)
-        assert cancelled >= 1
+        assert slow.status == "failed" and "stopped" in str(slow.error)
+        assert all(board.status == "completed" or "stopped" in str(board.error) for board in run.boards)
+        cancelled = collections.Counter((job.spec.model, job.prompt) for job in run.jobs if job.status == "cancelled")
+        assert sum(cancelled.values()) >= 1
         run_dir = run.run_dir
     with _connect(tmp_path) as client:
         again = sora_nb.resume(run_dir, client=client)
@@ -431,8 +434,9 @@ def test_a_sweep_of_boards_cancelled_mid_way_and_resumed_makes_every_board_conti
         joints = [_joint_distance(board, k) for board in again.boards for k in (1, 2)]
         assert max(joints) < 20, joints  # continuous: about 8-11 at this size; a cut: about 60
         again.close()
-    assert sum(paid.values()) == 2 * len(SHOTS) + cancelled  # only the cancelled takes are paid again
-    assert all(n == 1 for (model, prompt), n in paid.items() if prompt != SHOTS[1]["prompt"])
+    # Only the takes cancelled on the wire are paid again (the server deleted them); every other shot once.
+    assert paid == {(model, shot["prompt"]): 1 + cancelled[(model, shot["prompt"])] for model in MODELS
+                    for shot in SHOTS}
 
 
 STITCH_KILL_SCRIPT = textwrap.dedent("""
