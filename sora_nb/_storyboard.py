@@ -146,6 +146,15 @@ def storyboard_estimate(profile: Profile, plan: Mapping[str, Any], shots: Sequen
     return estimate(SweepPlan(specs, (), AXES), capabilities=profile.capabilities)
 
 
+def _joined_spec(plan: Mapping[str, Any]) -> JobSpec:
+    """The request a board's joined video stands for: its shots' prompts and lengths, on its model and size."""
+    total = sum(float(s["seconds"]) for s in plan["shots"])
+    prompts = " | ".join(s["prompt"] for s in plan["shots"])
+    return JobSpec(prompts, plan["model"], plan["size"], f"{total:g}", kind="stitch",
+                   axes={"prompt": prompts, "model": plan["model"], "size": plan["size"], "seconds": f"{total:g}",
+                         **plan.get("axes", {}), "storyboard_id": plan["id"], "shot": None, "version": plan["version"]})
+
+
 class Storyboard(Run):
     """A multi-shot video being made: live, awaitable, resumable. Make one with ``client.storyboard(...)``.
 
@@ -506,17 +515,30 @@ class Storyboard(Run):
         await asyncio.to_thread(stitch, [v for v in videos if v], self.run_dir / video_rel)
         await asyncio.to_thread(make_thumbnail, self.run_dir / video_rel, self.run_dir / thumb_rel)
         checksum = await asyncio.to_thread(sha256_file, self.run_dir / video_rel)
-        total = sum(float(s["seconds"]) for s in plan["shots"])
-        prompts = " | ".join(s["prompt"] for s in plan["shots"])
-        spec = JobSpec(prompts, plan["model"], plan["size"], f"{total:g}", kind="stitch",
-                       axes={"prompt": prompts, "model": plan["model"], "size": plan["size"], "seconds": f"{total:g}",
-                             **plan.get("axes", {}), "storyboard_id": plan["id"], "shot": None,
-                             "version": plan["version"]})
         now = time.time()
-        job = self._runner.record_made(self._home, spec, video_path=video_rel, thumbnail_path=thumb_rel,
+        job = self._runner.record_made(self._home, _joined_spec(plan), video_path=video_rel, thumbnail_path=thumb_rel,
                                        checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
         # Measured as a downloaded video is, before the board is made: leaderboards by a metric judge joined videos.
         await self._runner._measure(job)
+        return job
+
+    def _standing_in(self) -> Job:
+        """The joined video not made (yet): a row with the board's status and, if it failed, why, for the grids
+        and galleries of a sweep of boards, so that no board drops out of them unseen. Shown, never stored."""
+        error = self.error
+        code = None
+        if error is not None:
+            failed = getattr(error, "job", None)
+            reason = failed.error if isinstance(failed, Job) else None
+            code = (reason.code if reason is not None else None) or getattr(error, "code", None) or "storyboard_failed"
+        from ._ledger import JobRecord
+
+        record = JobRecord(job_id=f"{self.storyboard_id}-v{self.plan['version']}", seq=0, spec=_joined_spec(self.plan),
+                           status="failed" if error is not None else "in_progress", progress=self.progress,
+                           error_code=code, error_message=None if error is None else str(error))
+        job = Job(self._runner, self._home, record)
+        if error is not None:
+            job._future.set_result(job)  # ended, without telling the run's observers (they asked for it)
         return job
 
     # ------------------------------------------------------------------ display

@@ -194,7 +194,8 @@ class StoryboardRun(Run):
         return self._board_of(job)._retry_refusal_of(job)
 
     def _videos(self) -> list[Job]:
-        return [job for job in (board.stitched for board in self.boards) if job is not None]
+        # A board without its joined video (being made, or failed) is shown as such, with why: not left out.
+        return [board.stitched or board._standing_in() for board in self.boards]
 
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = DEFAULT_RUN_TIMEOUT) -> StoryboardRun:

@@ -541,3 +541,39 @@ def test_extensions_on_two_models_unanswered_at_a_crash_resume_each_on_its_own_b
         chain = [shot.remote_id or "" for shot in board.shots if shot is not None]
         assert [audit[rid]["model"] for rid in chain] == [board.plan["model"]] * 3
         assert [audit[rid]["source_video_id"] for rid in chain[1:]] == chain[:-1]
+
+
+@pytest.mark.slow
+def test_a_board_without_its_joined_video_stays_in_the_compare_grid_and_gallery_saying_why(tmp_path: Path) -> None:
+    """The compare grid and gallery of a sweep of boards show each board's joined video. A board that failed
+    (or is still being made) has none, and dropped out of them unseen: a grid across sizes had one column
+    fewer and no word of why. It is a cell saying the board failed and why; judging still uses made videos."""
+    transport = _RefusedFor(size="1792x1024", prompt=SHOTS[1]["prompt"])
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=transport) as client:
+        run = client.sweep(storyboard=SHOTS[:2], model="sora-2-pro", size=["1280x720", "1792x1024"]).start()
+        assert isinstance(run, StoryboardRun)
+        run.wait(timeout=300)
+        assert run.board_counts() == {"completed": 1, "failed": 1}
+        grid = run.compare(rows="prompt", cols="size", media="url")
+        html = grid.html()
+        grid._render()
+        assert "1792x1024" in html and "1280x720" in html and html.count("<video") == 1
+        assert "moderation" in html or "failed" in html
+        cells = [child.value for child in grid.grid.children if hasattr(child, "value")]
+        grid.close()
+        assert any("1792x1024" in str(value) for value in cells)
+        gallery = run.gallery(media="url")
+        shown = gallery.visible_jobs()
+        gallery.close()
+        assert sorted(job.status for job in shown) == ["completed", "failed"]
+        [stand_in] = [job for job in shown if job.status == "failed"]
+        assert stand_in.spec.kind == "stitch" and "moderation" in str(stand_in.error)
+        with pytest.raises(ValueError, match=r"board\.redo"):
+            stand_in.retry()  # nothing to send again: the board's redo is what makes it
+        assert run.to_dataframe()["kind"].tolist().count("stitch") == 1  # shown, never stored
+        board = run.leaderboard(by="size", using="sharpness")  # as a run's failed cell: listed, measured by nothing
+        assert board["size"].tolist() == ["1280x720", "1792x1024"] and board["n"].tolist() == [1, 0]
+        arena = run.arena(by="size", media="url")
+        assert arena.pair is None  # one made video: nothing to pair, the failed board is never offered
+        arena.close()
+        run.close()
