@@ -109,7 +109,7 @@ def test_measure_on_a_dask_cluster(unmeasured: sora_nb.Client) -> None:
     distributed = pytest.importorskip("distributed")
     run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing"]).start().wait(timeout=60)
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster) as dask:
         assert run.measure(dask.get_executor(), timeout=60) == 2
     assert run.to_dataframe()["metric_duration_s"].tolist() == [4.0, 4.0]
