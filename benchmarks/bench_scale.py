@@ -101,15 +101,22 @@ def _status(key):
 """
 
 
-def start_cell(tmp: Path, name: str, *, jobs: int, concurrency: int, time_scale: float, display: bool) -> str:
-    repeats = max(1, jobs // (len(PROMPTS) * 2))
+def simulator(args: Any) -> str:
+    """The in-process simulator's config: shared renders unless ``--distinct-renders 0``."""
+    distinct = args.distinct_renders or None
+    return (f"sora_nb.simulator.SimulatorConfig(seed=7, time_scale={args.time_scale}, "
+            f"distinct_renders={distinct!r})")
+
+
+def start_cell(tmp: Path, name: str, args: Any, *, display: bool) -> str:
+    repeats = max(1, args.jobs // (len(PROMPTS) * 2))
     shown = ("from IPython.display import display\n"
              "display(run)\ngallery = run.gallery()\ndisplay(gallery)\ntable = run.table()\ndisplay(table)\n"
              if display else "")
-    return (f"client = sora_nb.connect('simulator', seed=7, time_scale={time_scale}, "
-            f"run_root={str(tmp / name)!r}, max_concurrency={concurrency})\n"
+    return (f"client = sora_nb.connect('simulator', simulator={simulator(args)}, "
+            f"run_root={str(tmp / name)!r}, max_concurrency={args.concurrency}, measure={not args.no_measure})\n"
             f"run = client.sweep(prompt={PROMPTS!r}, seconds=['4', '8'], repeats={repeats})"
-            f".start(max_concurrency={concurrency})\n{shown}")
+            f".start(max_concurrency={args.concurrency})\n{shown}")
 
 
 def measure(kernel: Kernel, tmp: Path, name: str, args: Any, *, display: bool) -> dict[str, Any]:
@@ -117,8 +124,7 @@ def measure(kernel: Kernel, tmp: Path, name: str, args: Any, *, display: bool) -
                "_rss0 = _status('VmRSS')")
     traffic = Traffic()
     t0 = time.perf_counter()
-    kernel.run(start_cell(tmp, name, jobs=args.jobs, concurrency=args.concurrency, time_scale=args.time_scale,
-                          display=display))
+    kernel.run(start_cell(tmp, name, args, display=display))
     start_s = time.perf_counter() - t0
     busy, wall = sample_until_done(kernel, traffic, timeout=1800)
     time.sleep(1.5)  # the widgets' last redraws
@@ -148,6 +154,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=None, help="jobs (default 10,000; 1,000 with --quick)")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--time-scale", type=float, default=0.002)
+    parser.add_argument("--distinct-renders", type=int, default=7,
+                        help="videos the simulator renders per duration, shared by the jobs (default 7: rendering "
+                        "10,000 distinct videos takes ~1 h here and would be measured as the kernel's; odd, so "
+                        "that the sweep's alternating 4 s and 8 s jobs use all of them; 0: every job its own)")
+    parser.add_argument("--no-measure", action="store_true", help="connect(measure=False): no video metrics")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="no undisplayed sweep (it alone takes most of a 10,000-job run); the idle kernel stays")
     parser.add_argument("--diagnose", action="store_true",
@@ -156,22 +167,26 @@ def main() -> int:
     args.jobs = args.jobs or (1000 if args.quick else 10_000)
     print(f"bench_scale: {args.jobs} jobs on the in-process simulator (time_scale {args.time_scale}, concurrency "
           f"{args.concurrency}) in an ipykernel, without and with its progress, gallery and table displayed")
+    renders = f"{args.distinct_renders} shared renders per duration" if args.distinct_renders else "a video per job"
+    print(f"  simulator: {renders}; video metrics {'off' if args.no_measure else 'on'}")
     print("  " + machine_note())
 
     with temp_dir() as tmp:
         kernel = Kernel(tmp)
         try:
-            kernel.run("import sora_nb, sora_nb.ui")
+            kernel.run("import sora_nb, sora_nb.simulator, sora_nb.ui")
             idle_traffic = Traffic()
             for _ in range(10):
                 round_trip(kernel, idle_traffic)
             idle = [round_trip(kernel, idle_traffic) for _ in range(100)]
-            # Every prompt and duration rendered once (the simulator caches its renders), so that neither
-            # measured sweep pays for them.
+            # The shared renders made once (the simulator caches them in the process), so that neither
+            # measured sweep pays for them: each duration's --distinct-renders videos.
             # (awaited: a blocking wait in a kernel would patch its loop with nest-asyncio2 for good)
-            kernel.run(f"_c = sora_nb.connect('simulator', seed=7, time_scale={args.time_scale}, "
-                       f"run_root={str(tmp / 'warm')!r})\n"
-                       f"await _c.sweep(prompt={PROMPTS!r}, seconds=['4', '8']).start(max_concurrency=50)\n"
+            warm = args.distinct_renders or len(PROMPTS)
+            kernel.run(f"_c = sora_nb.connect('simulator', simulator={simulator(args)}, "
+                       f"run_root={str(tmp / 'warm')!r}, measure=False)\n"
+                       f"await _c.sweep(prompt=[str(i) for i in range({warm})], seconds=['4', '8'])"
+                       ".start(max_concurrency=50)\n"
                        "await _c.aclose()", timeout=900)
             if args.skip_baseline:
                 plain = {"busy": [float("nan")], "wall": float("nan"), "start": float("nan"), "traffic": Traffic(),

@@ -185,6 +185,8 @@ def test_config_rejects_nonsense() -> None:
         SimulatorConfig(drop_rate=1.5)
     with pytest.raises(ValueError, match="rate_limit_rpm"):
         SimulatorConfig(rate_limit_rpm=0)
+    with pytest.raises(ValueError, match="distinct_renders must be a positive integer"):
+        SimulatorConfig(distinct_renders=0)
     assert SimulatorConfig(api_keys=frozenset({"k"})).api_keys == frozenset({"k"})
 
 
@@ -853,3 +855,44 @@ def test_a_download_runs_no_anyio_worker_call_on_the_loop(cache_dir: str, monkey
         assert int(response.headers["content-length"]) == len(response.content) > 0
     again = sim.get(f"/videos/{video['id']}/content").content
     assert response.content != expected.content and again == expected.content
+
+
+def _video_shape(data: bytes) -> tuple[int, int, int]:
+    """``(width, height, frames)`` of an MP4's H.264 stream."""
+    assert data[4:8] == b"ftyp"
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        return stream.codec_context.width, stream.codec_context.height, sum(1 for _ in container.decode(stream))
+
+
+def _renders(cache: Path) -> int:
+    return sum(1 for p in cache.iterdir() if p.is_dir() and not p.name.startswith((".", "references")))
+
+
+@pytest.mark.parametrize("distinct", [None, 2])
+def test_distinct_renders_shares_real_videos_among_jobs_and_the_default_renders_each(
+    tmp_path: Path, distinct: int | None
+) -> None:
+    """A load test's 10,000 jobs need not render 10,000 videos; by default every job still has its own."""
+    sim = Sim(SimulatorConfig(seed=11, time_scale=0.01, cache_dir=str(tmp_path), max_side=64, fps=4,
+                              distinct_renders=distinct))
+    asks = [(f"prompt number {i}", size, seconds) for i, (size, seconds) in
+            enumerate([("1280x720", "4"), ("1280x720", "4"), ("1280x720", "4"), ("720x1280", "8"), ("720x1280", "8")])]
+    asks.append(("prompt number 0", "1280x720", "4"))  # the same prompt again
+    ids = [sim.create(prompt, size=size, seconds=seconds)["id"] for prompt, size, seconds in asks]
+    sim.finish()
+    videos = []
+    for video_id, (_, size, seconds) in zip(ids, asks, strict=True):
+        assert sim.get(f"/videos/{video_id}").json()["status"] == "completed"
+        data = sim.get(f"/videos/{video_id}/content").content
+        assert _video_shape(data) == (*output_dimensions(size, 64), int(seconds) * 4)
+        videos.append(data)
+    assert [entry["id"] for entry in sim.transport.audit()] == ids  # every create is still counted
+    if distinct is None:
+        assert len(set(videos)) == len(asks) == _renders(tmp_path)  # each job its own, same prompt or not
+    else:
+        # Jobs 0-2 (1280x720, 4 s) and 3-4 (720x1280, 8 s), job 5 (1280x720, 4 s): k = seq % 2 + 1.
+        assert videos[0] == videos[2] and videos[1] == videos[5] and videos[0] != videos[1]
+        assert videos[3] != videos[4]
+        assert _renders(tmp_path) == 4  # 2 per size and length, whatever the prompts

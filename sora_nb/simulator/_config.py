@@ -40,6 +40,11 @@ class SimulatorConfig:
         caption_model: Caption each video with its model in the top-left corner (so that a comparison
             grid's videos can be told apart). ``False`` for blind comparisons (``run.arena``), where the
             caption in the picture would give the vote away.
+        distinct_renders: ``None`` (default): every job gets a video of its own, showing its prompt. A
+            number N: jobs share N renders per model, size and length, job k getting the k-th modulo N
+            whatever its prompt (the pixels show "simulated video k of N"), for load tests, where
+            rendering thousands of distinct videos would cost more than what is measured. The videos are
+            still real MP4s of the asked size and length; ids, statuses, progress and the audit are unchanged.
         strict_models: ``True`` behaves like OpenAI: unknown models and unknown body parameters are a
             400. ``False`` behaves like a gateway: any model name, extra parameters ignored.
         api_keys: ``None`` accepts any key; a request without one is a 401, as on the real service. A set:
@@ -88,6 +93,7 @@ class SimulatorConfig:
     max_side: int = 320
     fps: int = 12
     caption_model: bool = True
+    distinct_renders: int | None = None
     strict_models: bool = True
     api_keys: frozenset[str] | None = None
     cache_dir: str | None = None
@@ -133,7 +139,7 @@ class SimulatorConfig:
         for name in ("base_run_s", "queue_s", "latency", "duration_sigma"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("rate_limit_rpm", "create_rate_limit_rpm", "poll_after_ms"):
+        for name in ("rate_limit_rpm", "create_rate_limit_rpm", "poll_after_ms", "distinct_renders"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")

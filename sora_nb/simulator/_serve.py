@@ -177,6 +177,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-side", type=int, default=320, help="long side of rendered videos in px")
     parser.add_argument("--fps", type=int, default=12, help="frames per second of rendered videos")
+    parser.add_argument(
+        "--distinct-renders", type=int, default=None, metavar="N",
+        help="load tests: jobs share N renders per model, size and length, whatever their prompts "
+        "(default: every job its own video)",
+    )
     parser.add_argument("--lenient-models", action="store_true", help="accept any model and ignore unknown parameters")
     parser.add_argument("--api-keys-env", metavar="VAR", default=None, help=_KEYS_ENV_HELP)
     parser.add_argument("--cache-dir", default=None, help="keep rendered assets here (default: temp dir)")
@@ -230,6 +235,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         time_scale=args.time_scale,
         max_side=args.max_side,
         fps=args.fps,
+        distinct_renders=getattr(args, "distinct_renders", None),
         strict_models=not args.lenient_models,
         api_keys=api_keys,
         cache_dir=args.cache_dir,

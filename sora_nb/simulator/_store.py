@@ -85,9 +85,16 @@ class Job:
 
     def render_spec(self, config: SimulatorConfig) -> RenderSpec:
         """What to render for this job under ``config``."""
+        segments, variation = self.segments, f"{self.model}/{self.id}"
+        if config.distinct_renders is not None:
+            # One of a few shared renders (SimulatorConfig.distinct_renders): keyed by the job's number, not
+            # its prompt or id, so that a 10,000-job load test renders a handful of videos, not 10,000.
+            k = self.seq % config.distinct_renders + 1
+            segments = tuple((f"simulated video {k} of {config.distinct_renders}", s) for _, s in self.segments)
+            variation = f"{self.model}/{k}"
         return RenderSpec(
-            self.segments, self.size, config.max_side, config.fps, self.reference,
-            label=self.model if config.caption_model else "", variation=f"{self.model}/{self.id}",
+            segments, self.size, config.max_side, config.fps, self.reference,
+            label=self.model if config.caption_model else "", variation=variation,
             defect=str(self.extra.get("defect", "")),
             cameos=tuple((str(c["name"]), c.get("poster")) for c in self.extra.get("characters", ())),
         )
