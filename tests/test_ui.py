@@ -835,6 +835,91 @@ def test_a_gallery_redraw_resolves_no_path_per_tile(small_run: sora_nb.Run, monk
     assert small_run.jobs[0].video_path == (small_run.run_dir / f"videos/{small_run.jobs[0].id}.mp4").resolve()
 
 
+def test_a_progress_redraw_reads_each_request_once_and_a_second_redraw_hashes_no_request(
+    small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch, closing: list[Any]
+) -> None:
+    """A 10,000-job run's progress found each request's latest job three times a redraw (two spec hashes
+    a job each time: 60,000 hashes) and read every job's future under its lock (~1 us each): 150 ms of the
+    kernel's loop a redraw, several times a second. The latest jobs are indexed once, job.done takes no lock."""
+    import concurrent.futures
+
+    from sora_nb._types import JobSpec
+
+    progress = ui.RunProgress(small_run)
+    closing.append(progress)
+    progress.refresh()
+    hashes: list[int] = []
+    real_hash = JobSpec.__hash__
+    monkeypatch.setattr(JobSpec, "__hash__", lambda spec: hashes.append(1) or real_hash(spec))
+    progress.refresh()
+    assert hashes == []
+    assert progress.bar.value == 100.0 and progress.counts.value.startswith("4/4 done")
+    locked: list[int] = []
+    real_done = concurrent.futures.Future.done
+    with monkeypatch.context() as patch:
+        patch.setattr(concurrent.futures.Future, "done", lambda f: locked.append(1) or real_done(f))
+        assert small_run.done and [job.done for job in small_run.jobs] == [True] * 4
+    assert locked == []
+    retried = small_run.submit([replace(small_run.jobs[0].spec, retry_of=small_run.jobs[0].id)])
+    hashes.clear()
+    assert small_run._latest_jobs() == [*small_run.jobs[1:4], *retried]  # a retry stands for its request
+    assert len(hashes) == 2  # only the new job's spec, once to drop its request's old job, once to add it
+    assert not retried[0].done or retried[0].status == "completed"
+    small_run.wait(timeout=60)
+    progress.refresh()
+    assert progress.counts.value == "4/4 done · 4 completed · 1 retried"
+
+
+def test_a_gallery_redraw_reads_the_axes_of_new_jobs_only(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
+                                                         closing: list[Any]) -> None:
+    """A 10,000-job run's gallery read every job's axes four times a redraw (filters' values, the axes
+    that vary, the jobs that pass the filters) to show 12 tiles: ~0.1-0.3 s of the kernel's loop a
+    redraw and a page turn. The axes' values are indexed as jobs come, and no filter reads no job."""
+    gallery = small_run.gallery(page_size=1)
+    closing.append(gallery)
+    gallery.refresh()
+    assert set(gallery.filters) == {"model", "prompt"}
+    read: list[str] = []
+    real_spec = Job.spec
+    monkeypatch.setattr(Job, "spec", property(lambda job: read.append(job.id) or real_spec.fget(job)))
+    gallery.next_button.click()
+    gallery.refresh()
+    assert len(set(read)) <= 1  # the one tile shown (its caption), not the 4 jobs
+    assert "page 2 of 4" in gallery.page_label.value
+    assert list(gallery.filters["model"].options) == ["(all)", "sora-2", "sora-2-pro"]
+    gallery.filters["model"].value = "sora-2-pro"
+    gallery.refresh()
+    assert "page 1 of 2 · 2 videos" in gallery.page_label.value
+
+
+def test_turning_the_page_or_the_sort_of_a_sorted_table_makes_no_rows_again(
+    small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch, closing: list[Any]
+) -> None:
+    """Sorted by a column, a 10,000-job table made all its rows (~0.3 s on the kernel's loop) at each page
+    turn and sort change of a finished run. They are made again only once the run or its ledger changed."""
+    from sora_nb import _results
+
+    table = small_run.table(page_size=3, sort_by="model")
+    closing.append(table)
+    table.refresh()
+    made: list[int] = []
+    real_rows = _results.records_to_dataframe
+    monkeypatch.setattr(_results, "records_to_dataframe", lambda records, **kw: made.append(len(records))
+                        or real_rows(records, **kw))
+    table.next_button.click()
+    table.refresh()
+    assert "rows 4-4 of 4 jobs" in table.summary.value
+    table.sort_by.value = "prompt"
+    table.refresh()
+    assert made == [] and "rows 1-3 of 4 jobs" in table.summary.value
+    rows = html_of(table.output).split("<tr data-job=")[1:]
+    expected = list(table.dataframe()["job_id"])[:3]  # (made afresh: the public frame is the caller's own)
+    assert [row.split('"')[1] for row in rows] == expected and made == [4]
+    small_run._runtime.call_and_wait(small_run._job_changed, small_run.jobs[0])  # what the runner calls
+    table.refresh()
+    assert made == [4, 4]
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""

@@ -69,7 +69,8 @@ class RunProgress(LiveBox):
 
     def _render(self) -> None:
         jobs = list(self.run.jobs)
-        value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style)
+        latest = self.run._latest_jobs()  # each request's latest job, once for the bar and both counts
+        value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style, latest=latest)
         if isinstance(self.run, StoryboardRun):
             # Boards send their shots in turn: the jobs so far are not the whole sweep, its boards are.
             value = float(self.run.progress)
@@ -81,8 +82,8 @@ class RunProgress(LiveBox):
         with held(self.bar):
             self.bar.value = value
             self.bar.bar_style = style
-        self.counts.value = html.escape(_display.run_counts_text(jobs))
-        per_backend = _display.backend_counts_text(jobs)
+        self.counts.value = html.escape(_display.run_counts_text(jobs, latest=latest))
+        per_backend = _display.backend_counts_text(jobs, latest=latest)
         if per_backend:
             with held(self.backends):
                 self.backends.value = html.escape(f"per backend: {per_backend}")

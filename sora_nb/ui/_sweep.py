@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display
 from .._styles import STYLES
 from ._choices import ANY_SECONDS, ANY_SIZE, ChoiceSlot, seconds_options, size_options, union
 from ._gallery import Gallery
@@ -276,7 +275,7 @@ class SweepBuilder(Panel):
         """Cancel while the run goes; Retry failed once it ended with requests that did not complete."""
         running = self._running()
         unfinished = (self.run is not None and running is None
-                      and any(job.status != "completed" for job in _display.latest_jobs(self.run.jobs)))
+                      and any(job.status != "completed" for job in self.run._latest_jobs()))
         with held(self.cancel_button, self.retry_button):
             self.cancel_button.disabled = running is None
             self.cancel_button.tooltip = "cancel the jobs still going" if running else "no run is going"
