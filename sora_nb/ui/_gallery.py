@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import _display, _display_grid
+from .. import _display_grid
 from ._sync import show_html
 from ._tiles import TileGallery
 
@@ -47,6 +47,9 @@ class Gallery(TileGallery):
         self.page = 0
         # media="url": one Output per job, redrawn only when that job's tile changes.
         self._url_tiles: dict[str, tuple[str, Any]] = {}
+        # Each axis's values, by repr, in the order jobs brought them (see _axis_values).
+        self._values: dict[str, dict[str, Any]] = {}
+        self._prefix: list[Job] = []  # the jobs indexed, in order
         super().__init__(allowed=["status", *source.axes], **options)
         self._follow(source._runtime, source, self._render, interval=refresh_interval)
 
@@ -63,12 +66,36 @@ class Gallery(TileGallery):
 
     def visible_jobs(self) -> list[Job]:
         """The jobs that pass the filters, in run order."""
-        return [job for job in self.run._videos() if self._matches(job.status, job.spec.axes)]
+        videos = self.run._videos()
+        if self._unfiltered():
+            return videos
+        return [job for job in videos if self._matches(job.status, job.spec.axes)]
+
+    def _axis_values(self, jobs: list[Job]) -> dict[str, dict[str, Any]]:
+        """Each axis's values (``None`` where a job has no such axis), from an index that reads only the
+        jobs added since the last redraw: a job's axes never change, and a run's jobs are only appended.
+        Reading every job's axes at each redraw took a 10,000-job run's gallery ~0.1-0.3 s a redraw."""
+        if jobs[:len(self._prefix)] != self._prefix:  # not only appended (a sweep of storyboards' joined
+            self._values, self._prefix = {}, []       # videos come board by board): indexed again
+        added = jobs[len(self._prefix):]
+        for job in added:
+            axes = job.spec.axes
+            for name, known in self._values.items():
+                if name not in axes:
+                    known.setdefault("None", None)
+            for name, value in axes.items():
+                seen = self._values.get(name)
+                if seen is None:  # an axis the jobs before did not have
+                    seen = self._values[name] = {"None": None} if self._prefix else {}
+                seen.setdefault(repr(value), value)
+            self._prefix.append(job)
+        return self._values
 
     def _render(self) -> None:  # on the loop
         jobs = self.run._videos()
+        index = self._axis_values(jobs)
         names = [a for a in self.run.axes if a != "prompt"] + ["prompt"]
-        values = {name: list(dict.fromkeys(job.spec.axes.get(name) for job in jobs)) for name in names}
+        values = {name: list(index.get(name, {"None": None} if jobs else {}).values()) for name in names}
         self._sync_filters(values, list(dict.fromkeys(job.status for job in jobs)))
         visible = self.visible_jobs()
         pages = max(1, -(-len(visible) // self.page_size))
@@ -76,7 +103,7 @@ class Gallery(TileGallery):
         shown = visible[self.page * self.page_size:(self.page + 1) * self.page_size]
         self._set_pager(first=self.page == 0, last=self.page >= pages - 1,
                         label=f"page {self.page + 1} of {pages} · {len(visible)} videos")
-        axes = _display.varying_axes(jobs, skip=("prompt",))  # what tells the tiles apart
+        axes = [name for name, seen in index.items() if name != "prompt" and len(seen) > 1]  # what tells tiles apart
         if self.media_mode == "url":
             self._show_tiles([self._url_tile(job, axes) for job in shown])
             return

@@ -152,6 +152,10 @@ class TileGallery(LiveBox):
         finally:
             self._syncing = False
 
+    def _unfiltered(self) -> bool:
+        """Whether every filter lets every video through."""
+        return self.status_filter.value == ALL and all(dropdown.value == ALL for dropdown in self.filters.values())
+
     def _matches(self, status: str, values: dict[str, Any]) -> bool:
         if self.status_filter.value != ALL and status != self.status_filter.value:
             return False
