@@ -448,7 +448,7 @@ def _simulator_main(args: argparse.Namespace) -> None:
     from sora_nb.simulator import SimulatorConfig, create_app
 
     config = SimulatorConfig(seed=args.seed, time_scale=args.time_scale, cache_dir=args.cache_dir,
-                             poll_after_ms=args.poll_after_ms)
+                             poll_after_ms=args.poll_after_ms, distinct_renders=args.distinct_renders)
     _serve(_Counting(create_app(config)))
 
 
@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument("--time-scale", type=float, default=1.0)
     sim.add_argument("--cache-dir", default=None)
     sim.add_argument("--poll-after-ms", type=int, default=None)
+    sim.add_argument("--distinct-renders", type=int, default=None)
     files = sub.add_parser("files", help="one large file served as video/mp4")
     files.add_argument("--size-mb", type=int, default=20)
     files.add_argument("--dir", required=True)

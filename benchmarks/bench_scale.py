@@ -27,6 +27,7 @@ the table < 100 ms.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import random
@@ -38,7 +39,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PROMPTS, base_parser, finish, fmt_s, machine_note, percentile, print_table, temp_dir
+from _common import (
+    API_KEY,
+    PROMPTS,
+    LoopbackServer,
+    base_parser,
+    finish,
+    fmt_s,
+    machine_note,
+    percentile,
+    print_table,
+    temp_dir,
+)
 from bench_kernel import STALL_PROFILER, STALL_REPORT, Kernel
 
 
@@ -106,11 +118,17 @@ def _status(key):
 """
 
 
-def simulator(args: Any) -> str:
-    """The in-process simulator's config: shared renders unless ``--distinct-renders 0``."""
+def connect_call(args: Any, run_root: Path, *, measure: bool | None = None) -> str:
+    """The ``sora_nb.connect(...)`` the kernel makes: to the in-process simulator (shared renders unless
+    ``--distinct-renders 0``), or with ``--server loopback`` to the simulator in a process of its own."""
+    measure = not args.no_measure if measure is None else measure
+    common = f"run_root={str(run_root)!r}, max_concurrency={args.concurrency}, measure={measure}"
+    if args.server_url:
+        return (f"sora_nb.connect('openai-compatible', base_url={args.server_url!r}, api_key={API_KEY!r}, "
+                f"poll_policy=sora_nb.PollPolicy().scaled({args.time_scale}), {common})")
     distinct = args.distinct_renders or None
-    return (f"sora_nb.simulator.SimulatorConfig(seed=7, time_scale={args.time_scale}, "
-            f"distinct_renders={distinct!r})")
+    return (f"sora_nb.connect('simulator', simulator=sora_nb.simulator.SimulatorConfig(seed=7, "
+            f"time_scale={args.time_scale}, distinct_renders={distinct!r}), {common})")
 
 
 def start_cell(tmp: Path, name: str, args: Any, *, display: bool) -> str:
@@ -118,8 +136,7 @@ def start_cell(tmp: Path, name: str, args: Any, *, display: bool) -> str:
     shown = ("from IPython.display import display\n"
              "display(run)\ngallery = run.gallery()\ndisplay(gallery)\ntable = run.table()\ndisplay(table)\n"
              if display else "")
-    return (f"client = sora_nb.connect('simulator', simulator={simulator(args)}, "
-            f"run_root={str(tmp / name)!r}, max_concurrency={args.concurrency}, measure={not args.no_measure})\n"
+    return (f"client = {connect_call(args, tmp / name)}\n"
             f"run = client.sweep(prompt={PROMPTS!r}, seconds=['4', '8'], repeats={repeats})"
             f".start(max_concurrency={args.concurrency})\n{shown}")
 
@@ -169,6 +186,9 @@ def main() -> int:
                         help="videos the simulator renders per duration, shared by the jobs (default 7: rendering "
                         "10,000 distinct videos takes ~1 h here and would be measured as the kernel's; odd, so "
                         "that the sweep's alternating 4 s and 8 s jobs use all of them; 0: every job its own)")
+    parser.add_argument("--server", choices=("in-process", "loopback"), default="in-process",
+                        help="the simulator in the kernel's process (connect('simulator'), default), or in a "
+                        "process of its own on 127.0.0.1 (its request handling then not on the kernel's loop)")
     parser.add_argument("--no-measure", action="store_true", help="connect(measure=False): no video metrics")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="no undisplayed sweep (it alone takes most of a 10,000-job run); the idle kernel stays")
@@ -176,16 +196,21 @@ def main() -> int:
                         help="record what blocks the kernel's loop for > 30 ms during the displayed sweep")
     args = parser.parse_args()
     args.jobs = args.jobs or (1000 if args.quick else 10_000)
-    print(f"bench_scale: {args.jobs} jobs on the in-process simulator (time_scale {args.time_scale}, concurrency "
+    print(f"bench_scale: {args.jobs} jobs on the simulator (time_scale {args.time_scale}, concurrency "
           f"{args.concurrency}) in an ipykernel, without and with its progress, gallery and table displayed")
     renders = f"{args.distinct_renders} shared renders per duration" if args.distinct_renders else "a video per job"
-    print(f"  simulator: {renders}; video metrics {'off' if args.no_measure else 'on'}")
+    print(f"  simulator ({args.server}): {renders}; video metrics {'off' if args.no_measure else 'on'}")
     print("  " + machine_note())
 
-    with temp_dir() as tmp:
+    with temp_dir() as tmp, contextlib.ExitStack() as stack:
+        args.server_url = None
+        if args.server == "loopback":
+            server = stack.enter_context(LoopbackServer.simulator(
+                seed=7, time_scale=args.time_scale, distinct_renders=args.distinct_renders or None))
+            args.server_url = server.base_url
         kernel = Kernel(tmp)
         try:
-            kernel.run("import sora_nb, sora_nb.simulator, sora_nb.ui")
+            kernel.run("import sora_nb, sora_nb.ui" + ("" if args.server_url else ", sora_nb.simulator"))
             idle_traffic = Traffic()
             for _ in range(10):
                 round_trip(kernel, idle_traffic)
@@ -194,8 +219,7 @@ def main() -> int:
             # measured sweep pays for them: each duration's --distinct-renders videos.
             # (awaited: a blocking wait in a kernel would patch its loop with nest-asyncio2 for good)
             warm = args.distinct_renders or len(PROMPTS)
-            kernel.run(f"_c = sora_nb.connect('simulator', simulator={simulator(args)}, "
-                       f"run_root={str(tmp / 'warm')!r}, measure=False)\n"
+            kernel.run(f"_c = {connect_call(args, tmp / 'warm', measure=False)}\n"
                        f"await _c.sweep(prompt=[str(i) for i in range({warm})], seconds=['4', '8'])"
                        ".start(max_concurrency=50)\n"
                        "await _c.aclose()", timeout=900)
