@@ -84,6 +84,11 @@ DEFAULT_CREATE_TIMEOUT = 180.0
 service often answer a create only once the job is queued upstream, and a create cut short by a timeout
 is the one request whose fate is then unknown (ambiguous), where every other request is simply retried."""
 
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+"""Connections of a client: as many as requests in flight (the runner caps those), each kept for the next.
+httpx's default (100, 20 of them kept) made a 120-job sweep over TCP open a connection for each of its
+480 requests, and queued requests past 100 in httpcore's pool, whose assignment is quadratic in them."""
+
 
 def build_create_request(
     params: dict[str, Any],
@@ -218,6 +223,7 @@ class ContractClient(Downloads, Searching):
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+            limits=POOL_LIMITS,
         )
         # What redaction scrubs wherever it appears (a server may echo any of them): the key, the password
         # and the basic-auth header made of it (base64 of "user:pw", the password in another form).
@@ -230,7 +236,7 @@ class ContractClient(Downloads, Searching):
         # Links to other origins (CDNs) go through a client that has no credentials at all, made on
         # first use: most servers never hand one out.
         self._anon_client: httpx.AsyncClient | None = None
-        self._anon_options: dict[str, Any] = {"timeout": timeout, "transport": transport}
+        self._anon_options: dict[str, Any] = {"timeout": timeout, "transport": transport, "limits": POOL_LIMITS}
         self.retry = retry or RetryPolicy()
         self.multipart_only = multipart_only
         self.seconds_as_int = seconds_as_int

@@ -373,3 +373,40 @@ async def test_rate_limit_error_carries_retry_after() -> None:
             await api.retrieve("video_1")
     assert info.value.retry_after == 7.0
     assert info.value.status_code == 429
+
+
+@pytest.mark.slow
+def test_a_wide_sweep_over_tcp_keeps_its_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx's default pool keeps 20 idle connections of at most 100: a 200-job sweep opened a new TCP
+    connection for most of its requests, and queued the rest in httpcore's pool, whose assignment is
+    quadratic in the requests queued (a 10,000-job sweep over loopback: 7 jobs a second, the kernel's loop
+    in httpcore). Counted at the server: the connections are those of the requests in flight, kept."""
+    import sora_nb
+    from sora_nb.simulator import SimulatorConfig, _serve, start_server
+
+    ports: set[int] = set()
+    requests: list[int] = []
+    real_app = _serve.create_app
+
+    def counting_app(*args: Any, **kwargs: Any) -> Any:
+        app = real_app(*args, **kwargs)
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                ports.add(scope["client"][1])  # one client port per TCP connection
+                requests.append(1)
+            await app(scope, receive, send)
+
+        return counted
+
+    monkeypatch.setattr(_serve, "create_app", counting_app)
+    jobs = 120
+    with start_server(SimulatorConfig(seed=3, time_scale=0.002, distinct_renders=1)) as server:
+        client = sora_nb.connect("openai-compatible", base_url=server.base_url, api_key="sk-test",
+                                 run_root=tmp_path, max_concurrency=jobs, measure=False,
+                                 poll_policy=sora_nb.PollPolicy().scaled(0.002))
+        with client:
+            run = client.sweep(prompt=[f"a fox {i}" for i in range(jobs)]).start(max_concurrency=jobs)
+            assert run.wait(timeout=300).counts() == {"completed": jobs}
+    assert len(requests) >= 4 * jobs  # create, polls, the video and its poster
+    assert len(ports) <= 2 * jobs, (len(ports), len(requests))  # was one for each (480 of 480): 173 now
