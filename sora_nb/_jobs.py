@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from pathlib import Path
@@ -70,6 +71,10 @@ class Driven:
             future.result(timeout)
 
 
+_WAITABLE_LOCK = threading.Lock()
+"""Guards the making of a job's future against its end (rare, brief: one lock for every job)."""
+
+
 class Job(Driven):
     """One video job: live, observable and awaitable.
 
@@ -87,12 +92,12 @@ class Job(Driven):
         self._runner = runner
         self.run = run
         self._record = record
-        self._future: concurrent.futures.Future[Job] = concurrent.futures.Future()
-        # Only the job's end may finish it: a waiter that gives up (a deadline, an interrupted cell)
-        # cancels its asyncio.wrap_future(), which would cancel a pending future too, not a running one.
-        self._future.set_running_or_notify_cancel()
-        # Whether _future is resolved, read without its lock: widgets ask every job of a 10,000-job run
-        # several times a redraw, and Future.done() took ~1 us a call (12 ms for run.done).
+        # What waiters wait on, made when the first one comes (see _future): a Future is a Condition, an RLock
+        # and a deque, ~1 KB and 10 us to make, 10 MB and 0.1 s for a 10,000-job sweep that nobody waits
+        # on job by job.
+        self._waitable: concurrent.futures.Future[Job] | None = None
+        # Whether the job ended, read without a lock: widgets ask every job of a 10,000-job run several times
+        # a redraw, and Future.done() took ~1 us a call (12 ms for run.done).
         self._finished = False
         self._observers: list[Observer] = []
         self.bytes_downloaded = 0
@@ -424,18 +429,38 @@ class Job(Driven):
                 logger.exception("job observer %r failed", callback)
         self.run._job_changed(self)
 
+    @property
+    def _future(self) -> concurrent.futures.Future[Job]:
+        """What a waiter waits on (any thread): resolved once the job ends, made on first use."""
+        future = self._waitable
+        if future is None:
+            with _WAITABLE_LOCK:  # against _finish on the loop: the job ends either before or after this
+                future = self._waitable
+                if future is None:
+                    future = concurrent.futures.Future()
+                    # Only the job's end may finish it: a waiter that gives up (a deadline, an interrupted
+                    # cell) cancels its asyncio.wrap_future(), which would cancel a pending future too, not
+                    # a running one.
+                    future.set_running_or_notify_cancel()
+                    if self._finished:
+                        future.set_result(self)
+                    self._waitable = future
+        return future
+
     def _finish(self) -> None:
-        if not self._future.done():
-            self._finished = True  # first: whoever the result wakes reads job.done as True
-            self._future.set_result(self)
+        with _WAITABLE_LOCK:
+            ended, self._finished = self._finished, True  # first: whoever the result wakes reads done as True
+            future = self._waitable
+        if not ended and future is not None and not future.done():
+            future.set_result(self)
         self._changed()
 
     def _restart(self) -> None:
         """Make a finished job waitable again (an ambiguous job that reconciliation carries on)."""
-        if self._future.done():
-            self._future = concurrent.futures.Future()
-            self._future.set_running_or_notify_cancel()
-            self._finished = False
+        with _WAITABLE_LOCK:
+            if self._finished:
+                self._finished = False
+                self._waitable = None  # the next waiter gets a future of its own, pending
 
     def __repr__(self) -> str:
         progress = "" if self.progress is None else f" {self.progress}%"

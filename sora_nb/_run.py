@@ -110,7 +110,7 @@ class Run(Driven):
         """
         check_timeout(timeout)
         runtime = self._runner.runtime
-        futures = [job._future for job in self.jobs]
+        futures = [job._future for job in self.jobs if not job.done]  # (the others need no future made)
         try:
             if runtime.in_loop_thread():
                 runtime.run(self._gather(), timeout=timeout)
