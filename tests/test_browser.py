@@ -33,6 +33,9 @@ NOTEBOOKS = Path(__file__).with_name("notebooks")
 APP = ROOT / "notebooks" / "app.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 README_APP = ".venv/bin/voila notebooks/app.ipynb"  # verbatim from the README (test_notebooks checks it is there)
+WAIT_MS = 30_000
+"""How long a page may take to show what a key press or a play asked for: the suite runs two browsers and
+kernels beside each other on two cores, where a follower video once took over 10 s (not a speed check)."""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
 
@@ -864,21 +867,21 @@ def test_voila_review_and_arena_by_keys(voila_judge: Server, page: Any, workdir:
 def _play_together(page: Any, a: Any, b: Any) -> None:
     """Played, paused and sought on ``a``, then played on ``b``: the other video follows each time."""
     page.evaluate("([a, b]) => { a.pause(); b.pause(); }", [a, b])  # both still (a player may autoplay)
-    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[a, b], timeout=10_000)
+    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[a, b], timeout=WAIT_MS)
     page.evaluate("v => { v.muted = true; return v.play(); }", a)
-    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=10_000)
+    page.wait_for_function("v => !v.paused && v.currentTime > 0", arg=b, timeout=WAIT_MS)
     page.evaluate("v => v.pause()", a)
-    page.wait_for_function("v => v.paused", arg=b, timeout=10_000)
+    page.wait_for_function("v => v.paused", arg=b, timeout=WAIT_MS)
     page.evaluate("v => { v.currentTime = 2.5; }", a)
-    page.wait_for_function("v => Math.abs(v.currentTime - 2.5) < 0.3", arg=b, timeout=10_000)
+    page.wait_for_function("v => Math.abs(v.currentTime - 2.5) < 0.3", arg=b, timeout=WAIT_MS)
     page.evaluate("v => v.play()", b)  # either side leads
-    page.wait_for_function("v => !v.paused", arg=a, timeout=10_000)
+    page.wait_for_function("v => !v.paused", arg=a, timeout=WAIT_MS)
     drift = page.evaluate("([a, b]) => Math.abs(a.currentTime - b.currentTime)", [a, b])
     assert drift < 0.3, f"the two videos play {drift:.2f} s apart"
     # Played and sought at once: the follower's seek to where the play began ended late and sent both back.
     page.evaluate("([a, b]) => { a.pause(); b.pause(); a.currentTime = 0.5; }", [a, b])
     page.wait_for_function("([a, b]) => a.paused && b.paused && !a.seeking && !b.seeking && "
-                           "Math.abs(b.currentTime - 0.5) < 0.3", arg=[a, b], timeout=10_000)
+                           "Math.abs(b.currentTime - 0.5) < 0.3", arg=[a, b], timeout=WAIT_MS)
     page.evaluate("a => { a.play(); a.pause(); a.currentTime = 3.0; }", a)
     page.wait_for_timeout(1500)
     times = page.evaluate("([a, b]) => [a.currentTime, b.currentTime]", [a, b])
@@ -901,42 +904,42 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     title = page.inner_text(f"{review} .sora-nb-title")
     _press(page, review, "4")
     active = f"{review} .sora-nb-stars button.mod-active"
-    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '4★'", arg=active, timeout=10_000)
+    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '4★'", arg=active, timeout=WAIT_MS)
     page.keyboard.press("n")
     page.wait_for_function("e => e.textContent === '1 of 4 rated by ana'", arg=progress.element_handle(),
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     page.wait_for_function("([s, t]) => document.querySelector(s).innerText !== t",  # n moved on to the next video
-                           arg=[f"{review} .sora-nb-title", title], timeout=10_000)
-    page.wait_for_function("s => document.querySelector(s).textContent === '–'", arg=active, timeout=10_000)
+                           arg=[f"{review} .sora-nb-title", title], timeout=WAIT_MS)
+    page.wait_for_function("s => document.querySelector(s).textContent === '–'", arg=active, timeout=WAIT_MS)
     (rating,) = _judgments(runs)
     assert (rating["kind"], rating["stars"], rating["rater"]) == ("rating", 4, "ana")
     # t: the tags box takes the keys typed (s and p are letters of the tag here, not skip and previous).
     page.keyboard.press("t")
     page.wait_for_function("() => document.activeElement.classList.contains('jupyter-widget-taginput')",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     page.keyboard.type("sharp")
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=10_000)
+    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=WAIT_MS)
     page.keyboard.press("Escape")  # out of the tags box: the keys are the widget's again
     page.keyboard.press("2")
     page.keyboard.press("n")
     page.wait_for_function("e => e.textContent === '2 of 4 rated by ana'", arg=progress.element_handle(),
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     second = _judgments(runs)[1]
     assert (second["stars"], second["tags"]) == (2, ("sharp",)), second
     third = page.eval_on_selector(f"{review} .sora-nb-title", "e => e.textContent")
     page.keyboard.press("s")  # skip: the next video, nothing stored
     page.wait_for_function("([e, t]) => e.textContent !== t",
-                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=10_000)
+                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=WAIT_MS)
     page.keyboard.press("p")
     page.wait_for_function("([e, t]) => e.textContent === t",
-                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=10_000)
+                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), third], timeout=WAIT_MS)
     assert len(_judgments(runs)) == 2 and progress.inner_text() == "2 of 4 rated by ana"
     _press(page, review, "5t")
-    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '5★'", arg=active, timeout=10_000)
+    page.wait_for_function("s => (document.querySelector(s) || {}).textContent === '5★'", arg=active, timeout=WAIT_MS)
     page.keyboard.type("sharp")
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=10_000)
+    page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=WAIT_MS)
     page.click(f"{review} input[placeholder='a note (optional)']")
     page.keyboard.type("snow spray on the lens, nice")  # n, s and p typed here are the note's
     page.wait_for_timeout(500)
@@ -958,12 +961,12 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
 
     _press(page, arena, "b")
     reveal = f"{arena} .sora-nb-reveal:has-text('B is better')"
-    page.wait_for_selector(reveal, timeout=10_000)
+    page.wait_for_selector(reveal, timeout=WAIT_MS)
     said = page.inner_text(reveal)
     assert "A was sora-2" in said and "B was sora-2" in said, said
     page.wait_for_function("s => [...document.querySelectorAll(s)].length === 4 && "
                            "[...document.querySelectorAll(s)].every(b => b.disabled)",
-                           arg=f"{arena} [class*='sora-nb-vote-']", timeout=10_000)
+                           arg=f"{arena} [class*='sora-nb-vote-']", timeout=WAIT_MS)
     vote = _judgments(runs)[-1]
     assert (vote["kind"], vote["winner"], vote["rater"]) == ("vote", "b", "ana")
     b_was = re.search(r"B was (sora-2(?:-pro)?)", said).group(1)  # type: ignore[union-attr]
@@ -979,9 +982,9 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     _shoot(page, arena, shots[1], readme=readme)  # (which takes the focus away: click the widget again)
     _press(page, arena, "n")  # the next pair: labels hidden again
     page.wait_for_function("s => !document.querySelector(s).textContent.includes('A was')",
-                           arg=f"{arena} .sora-nb-reveal", timeout=10_000)
+                           arg=f"{arena} .sora-nb-reveal", timeout=WAIT_MS)
     _press(page, arena, "x")
-    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=10_000)
+    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=WAIT_MS)
     assert _judgments(runs)[-1]["winner"] == "both_bad"
 
 
