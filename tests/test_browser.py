@@ -35,7 +35,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 README_APP = ".venv/bin/voila notebooks/app.ipynb"  # verbatim from the README (test_notebooks checks it is there)
 WAIT_MS = 30_000
 """How long a page may take to show what a key press or a play asked for: the suite runs two browsers and
-kernels beside each other on two cores, where a follower video once took over 10 s (not a speed check)."""
+kernels beside each other on two cores, where one of these waits once ran past 10 s (not a speed check)."""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
 
