@@ -215,9 +215,12 @@ def process_pool() -> concurrent.futures.Executor:
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
                 context.set_forkserver_preload(["sora_nb._judging", "av", "numpy"])
+            workers = min(2, os.cpu_count() or 1)
+            # The user's own setting wins; passed along because a forkserver keeps the environment it
+            # started with.
+            threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // workers))
             pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=min(2, os.cpu_count() or 1), mp_context=context, initializer=_die_with_parent,
-                initargs=(os.getpid(),),
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(), threads),
             )
             pool.submit(os.getpid).result()  # starts a worker now, and the pool's manager thread with it
             manager = getattr(pool, "_executor_manager_thread", None)
@@ -226,6 +229,13 @@ def process_pool() -> concurrent.futures.Executor:
             _pool = pool
             atexit.register(shutdown_pool)  # before the interpreter tears down what the pool's thread uses
         return _pool
+
+
+def _init_worker(parent: int, threads: str) -> None:
+    """In a worker of the default pool: decode with this worker's share of the cores, not all of them
+    (see :func:`~sora_nb._metrics.decode_threads`), and die with the parent."""
+    os.environ["OMP_NUM_THREADS"] = threads
+    _die_with_parent(parent)
 
 
 def _die_with_parent(pid: int) -> None:

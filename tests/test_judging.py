@@ -374,6 +374,21 @@ def test_a_killed_measuring_worker_is_replaced(unmeasured: sora_nb.Client, caplo
     assert run.to_dataframe()["metric_duration_s"].notna().all()
 
 
+def test_the_default_pools_workers_decode_with_their_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 workers each decoding with every core fight over them: each gets cores / workers (before: all)."""
+    from sora_nb._judging import process_pool, shutdown_pool
+    from sora_nb._metrics import decode_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    shutdown_pool()  # a pool made before may have inherited another environment
+    cores = os.cpu_count() or 1
+    assert process_pool().submit(decode_threads).result(timeout=30) == max(1, cores // min(2, cores))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is kept
+    shutdown_pool()
+    assert process_pool().submit(decode_threads).result(timeout=30) == 3
+    shutdown_pool()
+
+
 def test_a_schema_2_ledger_gains_the_judging_tables(tmp_path: Path) -> None:
     """A ledger written with unique remote ids but before metrics (schema 2) is brought to schema 3."""
     Ledger.create(tmp_path, meta={}).close()
