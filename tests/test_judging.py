@@ -115,6 +115,28 @@ def test_measure_on_a_dask_cluster(unmeasured: sora_nb.Client) -> None:
     assert run.to_dataframe()["metric_duration_s"].tolist() == [4.0, 4.0]
 
 
+@pytest.mark.slow
+def test_two_dask_workers_store_what_measuring_here_gives(unmeasured: sora_nb.Client) -> None:
+    """dask's workers decode with one thread each (their OMP_NUM_THREADS=1) and trim memory eagerly
+    (MALLOC_TRIM_THRESHOLD_): every stored value is still the one measure_video gives in this process."""
+    distributed = pytest.importorskip("distributed")
+    from sora_nb._judging import requested_for
+    from sora_nb._metrics import METRIC_KEYS, decode_threads
+
+    run = unmeasured.sweep(prompt=["a corgi surfing", "a cat skiing [defect:frozen]", "a fox [defect:flicker]"],
+                           model=["sora-2", "sora-2-pro"]).start().wait(timeout=60)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as dask:
+        assert set(dask.run(decode_threads).values()) == {1}
+        assert run.measure(dask.get_executor(), timeout=120) == 6
+    df = run.to_dataframe()
+    for job, (_, row) in zip(run.jobs, df.iterrows(), strict=True):
+        here = sora_nb.measure_video(job.video_path, requested_for(job._record.spec, profile="simulator"))
+        assert {key: row[f"metric_{key}"] for key in METRIC_KEYS} == here
+    assert sorted(df["metric_defects"]) == ["", "", "flicker", "flicker", "frozen", "frozen"]
+
+
 def _words(path: Path, spec: dict[str, Any]) -> int:
     return len(spec["prompt"].split())
 
