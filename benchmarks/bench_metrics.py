@@ -141,6 +141,11 @@ def _warm(hold: float = 0.0) -> int:
     return os.getpid()
 
 
+def _one_thread() -> None:
+    """In a process pool's worker: one core each, as dask's workers say it (see decode_threads)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
 def _noop(x: int) -> int:
     return x
 
@@ -180,11 +185,8 @@ def on_processes(ledger: Any, workers: int) -> Figure:
     import concurrent.futures
     import multiprocessing
 
-    from sora_nb._judging import _init_worker
-
     context = multiprocessing.get_context("forkserver")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                                initargs=(os.getpid(), "1")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
         pids = set(pool.map(_warm, [0.5] * workers))
         assert len(pids) == workers
         before = sum(_cpu_of(pid) for pid in pids)
