@@ -75,6 +75,7 @@ __all__ = [
     "METRICS_VERSION",
     "CustomMetric",
     "custom_metrics",
+    "decode_threads",
     "measure_video",
     "register_metric",
     "unregister_metric",
