@@ -139,7 +139,9 @@ METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
 def measure_video(path: str | os.PathLike[str], requested: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Measure a video file: metadata, conformance to what was requested, and how its frames look.
 
-    Blocking and CPU-bound: a run calls it in a process pool, off the notebook's event loop.
+    Blocking and CPU-bound: a run calls it in a process pool, off the notebook's event loop. FFmpeg
+    decodes with ``OMP_NUM_THREADS`` threads when that is set (a pool worker's share of the cores: dask
+    sets 1), else with as many as it likes (see :func:`decode_threads`); the values are the same.
 
     Args:
         path: an MP4 (or anything FFmpeg reads).
