@@ -280,7 +280,7 @@ class Job(Driven):
         Returns a future of the server's answer. A job still running is cancelled instead (which
         deletes it remotely where the server allows).
         """
-        runner, remote_id = self._runner, self.remote_id
+        runner, record, remote_id = self._runner, self._record, self.remote_id
         profile = runner.profile_for(self._record)
         if not profile.capabilities.supports_delete:
             raise ValueError(f"the {profile.name!r} server cannot delete videos; nothing was sent.")
@@ -293,7 +293,7 @@ class Job(Driven):
             raise ValueError(f"job {self.id} never reached the server; there is nothing to delete.")
 
         async def _delete() -> Any:
-            return await runner.api_for(self._record).delete(remote_id)
+            return await runner.delete_remote(record, remote_id)
 
         return runner.runtime.submit(_delete())
 

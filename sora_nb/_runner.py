@@ -198,6 +198,7 @@ class Runner:
         self.sleep = sleep
         self._slots: asyncio.Semaphore | None = None
         self._downloads: asyncio.Semaphore | None = None
+        self._deleting: asyncio.Semaphore | None = None
         self._remote_ids: set[str] = set()  # every id claimed by a job: a remote job belongs to one job
         self._same = _SameRequests()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -256,6 +257,15 @@ class Runner:
         if self._downloads is None:
             self._downloads = asyncio.Semaphore(self.max_concurrency)
         return self._downloads
+
+    async def delete_remote(self, record: JobRecord, remote_id: str) -> Any:
+        """Delete a job's video on its server, as many at a time as may generate at once: the client's pool
+        has no connection cap (the runner caps requests in flight), and ``job.delete()`` on each of a 10,000-job
+        run's videos, or ``run.cancel()``, put all of them on the wire at once, a socket each."""
+        if self._deleting is None:
+            self._deleting = asyncio.Semaphore(self.max_concurrency)
+        async with self._deleting:
+            return await self.api_for(record).delete(remote_id)
 
     def _of(self, run: Run) -> _RunDrive:
         held = self._held.get(run)
@@ -362,7 +372,7 @@ class Runner:
     def _start(self, run: Run, jobs: list[Job]) -> None:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
             # Asking a run for more jobs in flight than the client allows raises the client's cap.
-            for slots in (self._slots, self._downloads):
+            for slots in (self._slots, self._downloads, self._deleting):
                 if slots is not None:
                     for _ in range(run.max_concurrency - self.max_concurrency):
                         slots.release()
@@ -879,7 +889,7 @@ class Runner:
         if not self.profile_for(job._record).capabilities.supports_delete:
             return
         if remote_id:
-            deleting = self._delete_quietly(self.api_for(job._record), remote_id)
+            deleting = self._delete_quietly(job._record, remote_id)
         elif job._record.create_state == "sending":
             deleting = self._find_and_delete(job)  # its create may have left before a crash
         else:
@@ -888,10 +898,9 @@ class Runner:
         self._deletes.add(task)
         task.add_done_callback(self._deletes.discard)
 
-    @staticmethod
-    async def _delete_quietly(api: ContractClient, remote_id: str) -> None:
+    async def _delete_quietly(self, record: JobRecord, remote_id: str) -> None:
         try:
-            await api.delete(remote_id)
+            await self.delete_remote(record, remote_id)
         except SoraError as exc:
             logger.warning("could not delete cancelled job %s: %s", remote_id, exc)
 
@@ -904,7 +913,7 @@ class Runner:
             logger.warning("could not look for cancelled job %s on the server: %s", job.id, exc)
             return
         if job._record.remote_id is not None:
-            await self._delete_quietly(self.api_for(job._record), job._record.remote_id)
+            await self._delete_quietly(job._record, job._record.remote_id)
 
     # ------------------------------------------------------------------ the one way state changes
     def _transition(self, job: Job, *, notify: bool = True, durable: bool = True, **fields: Any) -> None:

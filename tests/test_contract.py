@@ -410,3 +410,47 @@ def test_a_wide_sweep_over_tcp_keeps_its_connections(tmp_path: Path, monkeypatch
             assert run.wait(timeout=300).counts() == {"completed": jobs}
     assert len(requests) >= 4 * jobs  # create, polls, the video and its poster
     assert len(ports) <= 2 * jobs, (len(ports), len(requests))  # was one for each (480 of 480): 173 now
+
+
+@pytest.mark.slow
+def test_deleting_many_videos_keeps_to_the_concurrency_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's pool has no connection cap (the runner caps requests in flight), so a request the runner
+    does not cap opens a connection of its own: ``job.delete()`` on each video of a run, against a server slow
+    to answer DELETE, had every one on the wire at once (a 10,000-video run: 10,000 sockets). Counted at the
+    server: no more DELETEs at a time than the client's max_concurrency."""
+    import asyncio as aio
+
+    import sora_nb
+    from sora_nb.simulator import SimulatorConfig, _serve, start_server
+
+    at_once: list[int] = [0, 0]  # now, most
+    real_app = _serve.create_app
+
+    def slow_deletes(*args: Any, **kwargs: Any) -> Any:
+        app = real_app(*args, **kwargs)
+
+        async def held(scope: Any, receive: Any, send: Any) -> None:
+            deleting = scope["type"] == "http" and scope["method"] == "DELETE"
+            if deleting:
+                at_once[0] += 1
+                at_once[1] = max(at_once)
+                await aio.sleep(0.2)  # a slow server: each DELETE holds its connection
+            try:
+                await app(scope, receive, send)
+            finally:
+                at_once[0] -= deleting
+
+        return held
+
+    monkeypatch.setattr(_serve, "create_app", slow_deletes)
+    cap, jobs = 2, 10
+    with start_server(SimulatorConfig(seed=3, time_scale=0.002, distinct_renders=1)) as server:
+        client = sora_nb.connect("openai-compatible", base_url=server.base_url, api_key="sk-test",
+                                 run_root=tmp_path, max_concurrency=cap, measure=False,
+                                 poll_policy=sora_nb.PollPolicy().scaled(0.002))
+        with client:
+            run = client.sweep(prompt=[f"a fox {i}" for i in range(jobs)]).start()
+            assert run.wait(timeout=120).counts() == {"completed": jobs}
+            for future in [job.delete() for job in run]:
+                future.result(timeout=60)
+    assert 1 <= at_once[1] <= cap, at_once  # was 10 of 10: every DELETE at once
