@@ -3,6 +3,7 @@ failed or was stopped, and the derived jobs (remix, extend) with their limits. O
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,62 @@ def test_a_job_makes_its_future_only_for_a_waiter(client: sora_nb.Client, monkey
     waiter.start()  # before its end, from another thread
     waiter.join(timeout=60)
     assert waited == [late] and late.status == "completed" and made == ["job", "job"]
+
+
+@pytest.mark.slow
+def test_many_threads_waiting_as_jobs_end_all_wake_to_finished_videos(client: sora_nb.Client) -> None:
+    """A job's future is made by its first waiter, racing the job's end on the loop: waiters in 6 threads
+    (``wait()``, ``wait_async()`` on a loop of their own, and a spin on ``done``) come while 8 jobs end.
+    Every waiter wakes, and whoever sees ``done`` finds the job completed with its video on disk."""
+    import asyncio
+    import threading
+    import time
+
+    run = client.sweep(prompt=[f"a heron {i}" for i in range(8)]).start()
+    seen: list[tuple[str, str, bool]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def check(job: sora_nb.Job) -> None:
+        path = job.video_path
+        seen.append((job.id, job.status, path is not None and path.exists()))
+
+    def blocking() -> None:
+        start.wait()
+        for job in run.jobs:
+            check(job.wait(timeout=60))
+
+    def awaiting() -> None:
+        async def each() -> None:
+            for job in reversed(run.jobs):
+                check(await job.wait_async(timeout=60))
+
+        start.wait()
+        asyncio.run(each())
+
+    def spinning() -> None:
+        start.wait()
+        pending = list(run.jobs)
+        while pending:
+            for job in [job for job in pending if job.done]:
+                check(job)
+                pending.remove(job)
+            time.sleep(0)  # let the loop's thread have the GIL: the ends this spins on happen there
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+        return body
+
+    kinds = (blocking, blocking, awaiting, awaiting, spinning, blocking)
+    threads = [threading.Thread(target=guarded(kind)) for kind in kinds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert len(seen) == 6 * 8
+    assert {status for _, status, _ in seen} == {"completed"} and all(on_disk for _, _, on_disk in seen)
