@@ -272,17 +272,30 @@ class Run(Driven):
         """The videos the run is judged and compared by: every job (a sweep of storyboards: the joined ones)."""
         return list(self.jobs)
 
-    def _rows_version(self) -> tuple[int, ...]:
+    def _rows_version(self) -> tuple[object, ...]:
         """Changes when :meth:`to_dataframe` may: a job added or changed, or the ledger written (metrics
-        and scores are read from it, and ``run.measure()`` writes them without changing a job)."""
+        and scores are read from it, and ``run.measure()`` or another process writes them without changing
+        a job of this run).
+
+        A file's time moves once a clock tick (4 ms on many file systems, 2 s on FAT): two commits in one
+        tick left a sorted table showing the first. The WAL index (``-shm``) counts every commit in its
+        header (https://www.sqlite.org/walformat.html, "iChange" and "mxFrame"), and sizes grow with them.
+        """
         from ._ledger import LEDGER_FILE
 
-        stamps = []
+        stamps: list[object] = []
         for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal"):
             try:
-                stamps.append((self.run_dir / name).stat().st_mtime_ns)
+                stat = (self.run_dir / name).stat()
             except OSError:
-                stamps.append(0)
+                stamps.append(None)
+            else:
+                stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        try:
+            with open(self.run_dir / f"{LEDGER_FILE}-shm", "rb") as shm:
+                stamps.append(shm.read(48))  # the WAL index's header: iChange, mxFrame, salts, checksums
+        except OSError:
+            stamps.append(None)
         return (self._changes, len(self.jobs), *stamps)
 
     def _latest_jobs(self) -> list[Job]:

@@ -920,6 +920,34 @@ def test_turning_the_page_or_the_sort_of_a_sorted_table_makes_no_rows_again(
     assert made == [4, 4]
 
 
+
+def test_a_sorted_table_shows_a_rating_another_process_wrote_within_one_clock_tick(
+    small_run: sora_nb.Run, closing: list[Any]
+) -> None:
+    """A sorted table keeps its rows until the run or its ledger file changes, told by the files' times. A
+    file's time moves once a clock tick (4 ms on many Linux file systems, 2 s on FAT): a rating written by
+    another process within the tick of the table's last redraw was never shown. Here the other writer's
+    commit keeps the files' times, as such a tick would."""
+    import os
+
+    from sora_nb._judging import add_rating
+    from sora_nb._ledger import LEDGER_FILE, Ledger
+
+    table = small_run.table(sort_by="model")
+    closing.append(table)
+    table.refresh()
+    assert table._rows()["stars_mean"].isna().all()
+    files = [small_run.run_dir / name for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal")]
+    times = [(path.stat().st_atime_ns, path.stat().st_mtime_ns) for path in files]
+    with Ledger.open(small_run.run_dir) as other:  # another process's connection to the same ledger
+        add_rating(other, small_run.jobs[0].id, stars=5, tags=(), note="", rater="bo")
+    for path, (atime, mtime) in zip(files, times, strict=True):
+        os.utime(path, ns=(atime, mtime))  # the same tick
+    table.refresh()
+    rows = table._rows()
+    assert list(rows.loc[rows["job_id"] == small_run.jobs[0].id, "stars_mean"]) == [5.0]
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""

@@ -62,7 +62,7 @@ class ResultsTable(LiveBox):
         self.media_mode: MediaMode = resolve_media(media)
         self.thumbnails, self.page_size = thumbnails, page_size
         self.page = 0
-        self._frame: tuple[tuple[int, ...], pandas.DataFrame] | None = None  # see _rows
+        self._frame: tuple[tuple[object, ...], pandas.DataFrame] | None = None  # see _rows
         leading = list(dict.fromkeys([*run.axes, *REQUEST_COLUMNS]))
         self.columns = list(columns) if columns is not None else [*leading, *DEFAULT_COLUMNS]
         if sort_by is not None and sort_by not in self.columns:
