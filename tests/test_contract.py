@@ -375,82 +375,99 @@ async def test_rate_limit_error_carries_retry_after() -> None:
     assert info.value.status_code == 429
 
 
+def _sweep_over_tcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, middleware: Any, *, jobs: int, cap: int,
+                    delete: bool = False) -> None:
+    """A sweep of ``jobs`` at ``max_concurrency=cap`` against the simulator over loopback TCP, each HTTP request
+    through ``middleware(scope, app_call)`` first; ``delete``: then every video deleted with ``job.delete()``."""
+    import sora_nb
+    from sora_nb.simulator import SimulatorConfig, _serve, start_server
+
+    real_app = _serve.create_app
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        app = real_app(*args, **kwargs)
+
+        async def call(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            return await middleware(scope, lambda: app(scope, receive, send))
+
+        return call
+
+    monkeypatch.setattr(_serve, "create_app", wrapped)
+    with start_server(SimulatorConfig(seed=3, time_scale=0.002, distinct_renders=1)) as server:
+        client = sora_nb.connect("openai-compatible", base_url=server.base_url, api_key="sk-test",
+                                 run_root=tmp_path, max_concurrency=cap, measure=False,
+                                 poll_policy=sora_nb.PollPolicy().scaled(0.002))
+        with client:
+            run = client.sweep(prompt=[f"a fox {i}" for i in range(jobs)]).start(max_concurrency=cap)
+            assert run.wait(timeout=300).counts() == {"completed": jobs}
+            if delete:
+                for future in [job.delete() for job in run]:
+                    future.result(timeout=60)
+
+
 @pytest.mark.slow
 def test_a_wide_sweep_over_tcp_keeps_its_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx's default pool keeps 20 idle connections of at most 100: a 200-job sweep opened a new TCP
     connection for most of its requests, and queued the rest in httpcore's pool, whose assignment is
     quadratic in the requests queued (a 10,000-job sweep over loopback: 7 jobs a second, the kernel's loop
     in httpcore). Counted at the server: the connections are those of the requests in flight, kept."""
-    import sora_nb
-    from sora_nb.simulator import SimulatorConfig, _serve, start_server
-
     ports: set[int] = set()
     requests: list[int] = []
-    real_app = _serve.create_app
 
-    def counting_app(*args: Any, **kwargs: Any) -> Any:
-        app = real_app(*args, **kwargs)
+    async def counted(scope: Any, answer: Any) -> None:
+        ports.add(scope["client"][1])  # one client port per TCP connection
+        requests.append(1)
+        await answer()
 
-        async def counted(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                ports.add(scope["client"][1])  # one client port per TCP connection
-                requests.append(1)
-            await app(scope, receive, send)
-
-        return counted
-
-    monkeypatch.setattr(_serve, "create_app", counting_app)
     jobs = 120
-    with start_server(SimulatorConfig(seed=3, time_scale=0.002, distinct_renders=1)) as server:
-        client = sora_nb.connect("openai-compatible", base_url=server.base_url, api_key="sk-test",
-                                 run_root=tmp_path, max_concurrency=jobs, measure=False,
-                                 poll_policy=sora_nb.PollPolicy().scaled(0.002))
-        with client:
-            run = client.sweep(prompt=[f"a fox {i}" for i in range(jobs)]).start(max_concurrency=jobs)
-            assert run.wait(timeout=300).counts() == {"completed": jobs}
+    _sweep_over_tcp(tmp_path, monkeypatch, counted, jobs=jobs, cap=jobs)
     assert len(requests) >= 4 * jobs  # create, polls, the video and its poster
     assert len(ports) <= 2 * jobs, (len(ports), len(requests))  # was one for each (480 of 480): 173 now
 
 
+def _tcp_sockets() -> int:
+    """This process's TCP sockets (a loop's own socketpair is not one)."""
+    import contextlib
+    import os
+
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # (the listing's own descriptor, closed since)
+            held.add(os.readlink(f"/proc/self/fd/{fd}").removeprefix("socket:[").rstrip("]"))
+    tables = (Path(f"/proc/net/{name}").read_text().splitlines()[1:] for name in ("tcp", "tcp6"))
+    return sum(1 for lines in tables for line in lines if line.split()[9] in held)  # (the socket's inode)
+
+
 @pytest.mark.slow
-def test_deleting_many_videos_keeps_to_the_concurrency_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slow_server_gets_no_more_connections_than_the_cap_and_none_after_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The client's pool has no connection cap (the runner caps requests in flight), so a request the runner
-    does not cap opens a connection of its own: ``job.delete()`` on each video of a run, against a server slow
-    to answer DELETE, had every one on the wire at once (a 10,000-video run: 10,000 sockets). Counted at the
-    server: no more DELETEs at a time than the client's max_concurrency."""
-    import asyncio as aio
+    did not cap opened a connection of its own: ``job.delete()`` on each video of a run, against a server slow
+    to answer, had every DELETE on the wire at once (a 10,000-video run: 10,000 sockets). Counted at the
+    server: no more DELETEs at a time than max_concurrency, connections for generations, downloads and
+    deletes only (max_concurrency each), and closing the client leaves no TCP socket open."""
+    import asyncio
 
-    import sora_nb
-    from sora_nb.simulator import SimulatorConfig, _serve, start_server
+    ports: set[int] = set()
+    deleting: list[int] = [0, 0]  # now, most
 
-    at_once: list[int] = [0, 0]  # now, most
-    real_app = _serve.create_app
+    async def slow(scope: Any, answer: Any) -> None:
+        ports.add(scope["client"][1])  # one client port per TCP connection
+        delete = scope["method"] == "DELETE"
+        deleting[0] += delete
+        deleting[1] = max(deleting)
+        try:
+            await asyncio.sleep(0.2 if delete else 0.02)  # each request holds its connection
+            await answer()
+        finally:
+            deleting[0] -= delete
 
-    def slow_deletes(*args: Any, **kwargs: Any) -> Any:
-        app = real_app(*args, **kwargs)
-
-        async def held(scope: Any, receive: Any, send: Any) -> None:
-            deleting = scope["type"] == "http" and scope["method"] == "DELETE"
-            if deleting:
-                at_once[0] += 1
-                at_once[1] = max(at_once)
-                await aio.sleep(0.2)  # a slow server: each DELETE holds its connection
-            try:
-                await app(scope, receive, send)
-            finally:
-                at_once[0] -= deleting
-
-        return held
-
-    monkeypatch.setattr(_serve, "create_app", slow_deletes)
-    cap, jobs = 2, 10
-    with start_server(SimulatorConfig(seed=3, time_scale=0.002, distinct_renders=1)) as server:
-        client = sora_nb.connect("openai-compatible", base_url=server.base_url, api_key="sk-test",
-                                 run_root=tmp_path, max_concurrency=cap, measure=False,
-                                 poll_policy=sora_nb.PollPolicy().scaled(0.002))
-        with client:
-            run = client.sweep(prompt=[f"a fox {i}" for i in range(jobs)]).start()
-            assert run.wait(timeout=120).counts() == {"completed": jobs}
-            for future in [job.delete() for job in run]:
-                future.result(timeout=60)
-    assert 1 <= at_once[1] <= cap, at_once  # was 10 of 10: every DELETE at once
+    before = _tcp_sockets()
+    cap, jobs = 3, 12
+    _sweep_over_tcp(tmp_path, monkeypatch, slow, jobs=jobs, cap=cap, delete=True)
+    assert 1 <= deleting[1] <= cap, deleting  # was 12 of 12: every DELETE at once
+    assert 1 <= len(ports) <= 3 * cap, ports  # was 12 (> 9)
+    assert _tcp_sockets() == before
