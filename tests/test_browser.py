@@ -921,10 +921,15 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     page.keyboard.press("Enter")
     page.wait_for_selector(f"{review} .jupyter-widget-tag:has-text('sharp')", timeout=WAIT_MS)
     page.keyboard.press("Escape")  # out of the tags box: the keys are the widget's again
+    rated = page.eval_on_selector(f"{review} .sora-nb-title", "e => e.textContent")
     page.keyboard.press("2")
     page.keyboard.press("n")
     page.wait_for_function("e => e.textContent === '2 of 4 rated by ana'", arg=progress.element_handle(),
                            timeout=WAIT_MS)
+    # The title follows the count in a message of its own: read the next video's only once it shows (under
+    # load the count came first, and the title read was still the rated one's).
+    page.wait_for_function("([e, t]) => e.textContent !== t",
+                           arg=[page.locator(f"{review} .sora-nb-title").element_handle(), rated], timeout=WAIT_MS)
     second = _judgments(runs)[1]
     assert (second["stars"], second["tags"]) == (2, ("sharp",)), second
     third = page.eval_on_selector(f"{review} .sora-nb-title", "e => e.textContent")
