@@ -812,7 +812,9 @@ def test_a_table_in_run_order_makes_rows_and_reads_scores_of_its_page_only(
     table.refresh()
     rows = html_of(table.output).split("<tr data-job=")[1:]
     assert [small_run.jobs[i].id in rows[n] for n, i in enumerate((3, 2, 1))] == [True] * 3  # newest first
-    assert made == [3] and read == [3]
+    # Each redraw made the page's 3 rows (the change of order may also have been drawn by the table's own
+    # coalesced redraw on the loop, beside this refresh: one or two redraws, never a whole run's rows).
+    assert made and set(made) == {3} and set(read) == {3}
     assert "rows 1-3 of 4 jobs · page 1 of 2" in table.summary.value
     table.sort_by.value = "model"  # a sort by a column needs every row
     table.refresh()
