@@ -153,7 +153,11 @@ def measure(kernel: Kernel, tmp: Path, name: str, args: Any, *, display: bool) -
     traffic.drain(kernel)
     memory = json.loads(kernel.run("import json; print(json.dumps([_rss0, _status('VmHWM'), _status('VmRSS')]))"))
     counts = kernel.run("print(dict(run.counts()))").strip()
-    return {"busy": busy, "wall": wall, "start": start_s, "traffic": traffic, "memory": memory, "counts": counts}
+    # How the runner paced its requests to keep the loop's passes short (sora_nb/_pace.py).
+    pacer = kernel.run("_p = client._runner.pacer\n"
+                       "print(f'window {_p.window:.1f} of {_p.ceiling}, cut {_p.cuts} times')")
+    return {"busy": busy, "wall": wall, "start": start_s, "traffic": traffic, "memory": memory, "counts": counts,
+            "pacer": pacer.strip()}
 
 
 PAGING = """
@@ -260,6 +264,7 @@ def main() -> int:
     rows.append(("display updates (static fallbacks)", traffic.count["update_display_data"], "", ""))
     print_table("results", rows, ("", "displayed", "baseline: not displayed", "idle kernel"))
     print(f"  final counts: {shown['counts']}")
+    print(f"  requests paced (displayed sweep, at its end): {shown['pacer']}")
     print(f"  gallery Next (redraw included): median {fmt_s(percentile(paging['turns'], 50))}, "
           f"max {fmt_s(max(paging['turns']))} ({paging['page']})")
     print(f"  gallery Next x5, Prev x2 (redraw included): each {', '.join(fmt_s(t) for t in paging['turns'])}")

@@ -52,6 +52,7 @@ from ._jobs import Job
 from ._judging import measure_task, run_task_async
 from ._ledger import LEDGER_FILE, JobRecord, Ledger
 from ._media import make_thumbnail, own_seconds, sha256_file
+from ._pace import Pacer
 from ._polling import PollPolicy, PollState
 from ._profiles import Profile
 from ._redact import logger, redact
@@ -199,6 +200,7 @@ class Runner:
         self._slots: asyncio.Semaphore | None = None
         self._downloads: asyncio.Semaphore | None = None
         self._deleting: asyncio.Semaphore | None = None
+        self._pacer: Pacer | None = None
         self._remote_ids: set[str] = set()  # every id claimed by a job: a remote job belongs to one job
         self._same = _SameRequests()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,6 +252,14 @@ class Runner:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_concurrency)
         return self._slots
+
+    @property
+    def pacer(self) -> Pacer:
+        """The window on requests in flight that keeps the loop's passes short (see ``_pace``); at most
+        one per job generating and one per job downloading, so that it slows nothing but a busy loop."""
+        if self._pacer is None:
+            self._pacer = Pacer(2 * self.max_concurrency)
+        return self._pacer
 
     @property
     def _download_slots(self) -> asyncio.Semaphore:
@@ -376,6 +386,8 @@ class Runner:
                 if slots is not None:
                     for _ in range(run.max_concurrency - self.max_concurrency):
                         slots.release()
+            if self._pacer is not None:
+                self._pacer.raise_ceiling(2 * run.max_concurrency)
             self.max_concurrency = run.max_concurrency
         try:
             ledger = self.open_ledger(run)
@@ -556,7 +568,8 @@ class Runner:
                     )
                     # Claimed before a search of this prompt may run, and before a cancel acts (it waits
                     # while the create is on the wire, so that the job it made is known and deleted).
-                    await self._on_the_wire(job, self._send_and_accept(job, self.api_for(record), spec, prompt))
+                    async with self.pacer.step():
+                        await self._on_the_wire(job, self._send_and_accept(job, self.api_for(record), spec, prompt))
                 return
             except RateLimitError as exc:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
@@ -711,7 +724,8 @@ class Runner:
             await self.sleep(delay)
             assert record.remote_id is not None
             try:
-                video, hint = await self.api_for(record).poll(record.remote_id)
+                async with self.pacer.step():
+                    video, hint = await self.api_for(record).poll(record.remote_id)
             except NotFoundError as exc:
                 self._transition(
                     job,
@@ -784,7 +798,8 @@ class Runner:
         failures = 0
         while True:
             try:
-                await self._download(job)
+                async with self.pacer.step():
+                    await self._download(job)
                 return
             except _TRANSIENT as exc:
                 failures += 1
