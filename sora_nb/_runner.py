@@ -865,7 +865,9 @@ class Runner:
         if not self.measure or ledger is None:
             return
         try:
-            task = measure_task(ledger, job._record, profile=self.profile_for(job._record).name)
+            # Its stored metrics are read in a thread: the ledger's lock may be the writer's, mid-commit.
+            profile = self.profile_for(job._record).name
+            task = await asyncio.to_thread(measure_task, ledger, job._record, profile=profile)
             if task is not None:
                 await run_task_async(ledger, task)
         except Exception as exc:  # the video is on disk and paid for: a metric must not undo that
