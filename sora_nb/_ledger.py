@@ -69,6 +69,7 @@ __all__ = [
     "LEDGER_FILE",
     "JobRecord",
     "Ledger",
+    "ledger_version",
 ]
 
 LEDGER_FILE = "ledger.sqlite"
@@ -155,6 +156,7 @@ class Ledger:
         self.videos_dir = run_dir / "videos"
         self.thumbnails_dir = run_dir / "thumbnails"
         self._fields_sql: str | None = None
+        self._transactions = 0  # write transactions begun here: part of version()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -470,6 +472,28 @@ class Ledger:
                     return []
                 raise
 
+    def version(self) -> tuple[int, int]:
+        """A value that differs after any commit to this ledger, by this ledger or by any other connection
+        or process (a rating written elsewhere, then a checkpoint that emptied the WAL), and stays equal
+        while nothing is committed: what a view keeps its rows against.
+
+        Other connections' commits are told by SQLite's ``PRAGMA data_version``, the check that keeps its
+        own page cache right; this connection's own are counted here (the pragma does not count them).
+        No file of the ledger is opened beside SQLite: closing a second descriptor of a file drops every
+        POSIX lock this process holds on it (the WAL write lock of a transaction under way, so that
+        another process could write the WAL at the same time).
+
+        >>> import tempfile
+        >>> with Ledger.create(Path(tempfile.mkdtemp()), meta={}) as ledger:
+        ...     before = ledger.version()
+        ...     ledger.set_meta(budget_usd=20.0)
+        ...     ledger.version() != before, ledger.version() == ledger.version()
+        (True, True)
+        """
+        with self._lock:
+            (data_version,) = self._conn.execute("PRAGMA data_version").fetchone()
+            return self._transactions, int(data_version)
+
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One committed write transaction (rolled back whole on error), for the judging tables."""
         return self._write()
@@ -480,6 +504,7 @@ class Ledger:
         if self._readonly:
             raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
         with self._lock:
+            self._transactions += 1  # under the lock that version() reads under: never seen half-way
             if not durable:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
@@ -497,6 +522,48 @@ class Ledger:
                 # Also when BEGIN failed (locked): left at NORMAL, every later "sending" row would go unsynced.
                 if not durable:
                     self._conn.execute("PRAGMA synchronous = FULL")
+
+
+RACY_WINDOW_NS = 2_000_000_000
+"""The coarsest file clock tick (FAT's 2 s): a file changed this recently may change again keeping its time."""
+
+
+def ledger_version(run_dir: Path, ledger: Ledger | None, *, now_ns: int | None = None) -> object:
+    """A value that differs whenever the ledger of ``run_dir`` may have changed since it was last taken
+    (equal values: certainly unchanged): :meth:`Ledger.version` of ``ledger``, this process's open
+    connection to it, else the files' times, sizes and inodes, read by ``stat`` alone.
+
+    Without a connection a file's time is all there is, and it moves once a clock tick (4 ms on many
+    Linux file systems, 2 s on FAT): a file changed within a tick of now is "racy" (git's word) and its
+    value is new each time, so that a second commit in the same tick is never missed.
+
+    >>> import tempfile
+    >>> run_dir = Path(tempfile.mkdtemp())
+    >>> Ledger.create(run_dir, meta={}).close()
+    >>> written = (run_dir / LEDGER_FILE).stat().st_mtime_ns
+    >>> ledger_version(run_dir, None, now_ns=written) == ledger_version(run_dir, None, now_ns=written)
+    False
+    >>> later = written + RACY_WINDOW_NS  # settled: a later commit moves the file's time
+    >>> ledger_version(run_dir, None, now_ns=later) == ledger_version(run_dir, None, now_ns=later)
+    True
+    """
+    if ledger is not None:
+        try:
+            return ledger.version()
+        except sqlite3.ProgrammingError:  # closed with its client meanwhile: the files still tell
+            pass
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    stamps: list[object] = []
+    for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal"):
+        try:
+            stat = (run_dir / name).stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        if abs(now_ns - stat.st_mtime_ns) < RACY_WINDOW_NS:
+            return object()  # equal to nothing: read again
+        stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(stamps)
 
 
 @dataclass

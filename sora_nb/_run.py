@@ -275,28 +275,10 @@ class Run(Driven):
     def _rows_version(self) -> tuple[object, ...]:
         """Changes when :meth:`to_dataframe` may: a job added or changed, or the ledger written (metrics
         and scores are read from it, and ``run.measure()`` or another process writes them without changing
-        a job of this run).
+        a job of this run); see :func:`~sora_nb._ledger.ledger_version`."""
+        from ._ledger import ledger_version
 
-        A file's time moves once a clock tick (4 ms on many file systems, 2 s on FAT): two commits in one
-        tick left a sorted table showing the first. The WAL index (``-shm``) counts every commit in its
-        header (https://www.sqlite.org/walformat.html, "iChange" and "mxFrame"), and sizes grow with them.
-        """
-        from ._ledger import LEDGER_FILE
-
-        stamps: list[object] = []
-        for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal"):
-            try:
-                stat = (self.run_dir / name).stat()
-            except OSError:
-                stamps.append(None)
-            else:
-                stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
-        try:
-            with open(self.run_dir / f"{LEDGER_FILE}-shm", "rb") as shm:
-                stamps.append(shm.read(48))  # the WAL index's header: iChange, mxFrame, salts, checksums
-        except OSError:
-            stamps.append(None)
-        return (self._changes, len(self.jobs), *stamps)
+        return self._changes, len(self.jobs), ledger_version(self.run_dir, self._ledger())
 
     def _latest_jobs(self) -> list[Job]:
         """Each request's latest job, in run order (``_display.latest_jobs(run.jobs)``), from an index

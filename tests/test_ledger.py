@@ -266,6 +266,101 @@ def test_a_sigkill_in_the_middle_of_updates_loses_no_committed_update(tmp_path: 
         assert job.progress == job.polls % 101 and job.status == "in_progress"
 
 
+# ---------------------------------------------------------------------- telling a change (ledger_version)
+
+_OTHER_WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+    for line in sys.stdin:  # one commit, then a checkpoint that empties the WAL, at each line
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('other', ?)", (line.strip(),))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_version_changes_at_each_commit_of_another_process_followed_by_a_checkpoint(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A checkpoint that empties the WAL resets the WAL index (frame count 0, new salts) and writes the
+    ledger file in place, keeping its size: a commit of another process hidden by such a checkpoint
+    must still change the version, 30 times out of 30, and nothing else may."""
+    from sora_nb._ledger import ledger_version
+
+    ledger.add_job(record(1))
+    run_dir = ledger.run_dir
+    other = subprocess.Popen(
+        [sys.executable, "-c", _OTHER_WRITER, str(run_dir / LEDGER_FILE)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert other.stdin is not None and other.stdout is not None
+    seen = [ledger_version(run_dir, ledger)]
+    try:
+        for n in range(30):
+            other.stdin.write(f"{n % 2}\n")  # the same two values again and again: same sizes, same pages
+            other.stdin.flush()
+            assert other.stdout.readline() == "done\n"
+            seen.append(ledger_version(run_dir, ledger))
+            assert seen[-1] == ledger_version(run_dir, ledger)  # unchanged: equal
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+        other.stdout.close()
+    assert (run_dir / f"{LEDGER_FILE}-wal").stat().st_size == 0  # the checkpoints did empty the WAL
+    assert len(set(seen)) == 31, seen
+    assert ledger.meta()["other"] == 1
+
+
+def test_the_version_changes_at_each_own_commit_and_each_write_of_another_connection(ledger: Ledger) -> None:
+    from sora_nb._ledger import ledger_version
+
+    run_dir = ledger.run_dir
+    before = ledger_version(run_dir, ledger)
+    ledger.add_job(record(1))
+    own = ledger_version(run_dir, ledger)
+    with Ledger.open(run_dir) as other:  # another connection, as another process's would be
+        other.update_job("j0001-abcd", progress=5)
+    assert len({before, own, ledger_version(run_dir, ledger)}) == 3
+    assert ledger_version(run_dir, ledger) == ledger_version(run_dir, ledger)
+
+
+def test_taking_the_version_keeps_the_write_lock_of_this_process_s_transaction(ledger: Ledger) -> None:
+    """Closing a second descriptor of a SQLite file drops every POSIX lock the process holds on it: the
+    version read the WAL index (``-shm``) by opening it, and another process then took the write lock
+    while this one was writing -- two writers in one WAL."""
+    from sora_nb._ledger import ledger_version
+
+    probe = ("import sqlite3, sys\nconn = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+             "try:\n    conn.execute('BEGIN IMMEDIATE')\n    print('took the write lock')\n"
+             "except sqlite3.OperationalError as exc:\n    print(exc)\n")
+    ledger.add_job(record(1))
+    with ledger.transaction() as conn:
+        conn.execute("UPDATE jobs SET polls = 1")
+        ledger_version(ledger.run_dir, ledger)
+        ledger_version(ledger.run_dir, None)  # as when this process's runner has closed its ledger
+        answer = subprocess.run([sys.executable, "-c", probe, str(ledger.run_dir / LEDGER_FILE)],
+                                capture_output=True, text=True, timeout=60)
+    assert answer.stdout.strip() == "database is locked", answer
+
+
+def test_without_a_connection_a_ledger_changed_within_a_clock_tick_is_never_taken_as_unchanged(
+    ledger: Ledger,
+) -> None:
+    """Times alone: a second commit in the tick of the first keeps the file's time and size. A ledger
+    changed within the coarsest tick (2 s) of now has no settled version; once settled, any change moves
+    its time."""
+    from sora_nb._ledger import RACY_WINDOW_NS, ledger_version
+
+    ledger.add_job(record(1))
+    run_dir = ledger.run_dir
+    now = max((run_dir / name).stat().st_mtime_ns for name in (LEDGER_FILE, f"{LEDGER_FILE}-wal"))
+    assert ledger_version(run_dir, None, now_ns=now) != ledger_version(run_dir, None, now_ns=now)
+    settled = now + RACY_WINDOW_NS
+    assert ledger_version(run_dir, None, now_ns=settled) == ledger_version(run_dir, None, now_ns=settled)
+
+
 # ---------------------------------------------------------------------- schema version
 
 

@@ -950,6 +950,33 @@ def test_a_sorted_table_shows_a_rating_another_process_wrote_within_one_clock_ti
     assert list(rows.loc[rows["job_id"] == small_run.jobs[0].id, "stars_mean"]) == [5.0]
 
 
+def test_a_sorted_table_of_a_closed_client_shows_a_rating_another_process_wrote_within_one_clock_tick(
+    small_run: sora_nb.Run, client: sora_nb.Client, closing: list[Any]
+) -> None:
+    """Once its client is closed the run has no connection to its ledger to ask, and the other writer's
+    close takes the WAL and its index away: the files' times, sizes and inodes are all that is left, and
+    a rating written within the tick of the last redraw keeps the ledger file's time and size."""
+    import os
+
+    from sora_nb._judging import add_rating
+    from sora_nb._ledger import LEDGER_FILE, Ledger
+
+    table = small_run.table(sort_by="model")
+    closing.append(table)
+    client.close()
+    table.refresh()
+    assert table._rows()["stars_mean"].isna().all()
+    path = small_run.run_dir / LEDGER_FILE
+    stat = path.stat()
+    with Ledger.open(small_run.run_dir) as other:  # another process's connection to the same ledger
+        add_rating(other, small_run.jobs[0].id, stars=5, tags=(), note="", rater="bo")
+    assert path.stat().st_size == stat.st_size and not path.with_name(f"{LEDGER_FILE}-shm").exists()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same tick
+    table.refresh()
+    rows = table._rows()
+    assert list(rows.loc[rows["job_id"] == small_run.jobs[0].id, "stars_mean"]) == [5.0]
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""
