@@ -262,9 +262,10 @@ class Job(Driven):
             error = self.error
             # The server's message may end its own sentence: one period, not two, before the fix.
             reason = f"{error.code}: {error.message}".rstrip().rstrip(".") if error else self.status
-            # A disk that refused the job's files says its own fix (free space, resume); others are the request's.
+            # A disk that refused the job's files, or a board's join, says its own fix (free space, resume);
+            # others are the request's.
             fix = " Fix: change the prompt or parameters and job.retry()."
-            if error and error.code == "storage_error":
+            if error and error.code in ("storage_error", "stitch_failed"):
                 fix = ""
             raise JobFailedError(f"job {self.id} ({self.prompt[:40]!r}) ended {self.status}: {reason}.{fix}", job=self)
         return self

@@ -320,15 +320,15 @@ class Runner:
         return jobs
 
     def record_made(self, run: Run, spec: JobSpec, **fields: Any) -> Job:
-        """Add a finished job whose file was made here, not by the server (a storyboard's joined file):
-        its ledger row first, then the job. Loop thread.
+        """Add a finished job whose file was made here, not by the server (a storyboard's joined file, or
+        its failed join: ``status="failed"`` with the reason): its ledger row first, then the job. Loop thread.
 
         Raises:
             StorageError: the ledger could not be written.
         """
         seq = run._next_seq()
-        record = JobRecord(job_id=f"j{seq:04d}-{secrets.token_hex(2)}", seq=seq, spec=spec, status="completed",
-                           estimated_cost_usd=0.0, **fields)
+        record = JobRecord(job_id=f"j{seq:04d}-{secrets.token_hex(2)}", seq=seq, spec=spec,
+                           **{"status": "completed", "estimated_cost_usd": 0.0, **fields})
         try:
             self.open_ledger(run).add_job(record)
         except _DISK_FAULTS as exc:

@@ -448,8 +448,8 @@ class Storyboard(Run):
                 failed = [e for e in ended if isinstance(e, BaseException)]
                 if failed:
                     raise failed[0]
-            if plan["mode"] == "stitch" and self.stitched is None:
-                await self._stitch()
+            if plan["mode"] == "stitch" and not self._joined():
+                await self._join(plan)
         except Exception as exc:
             if isinstance(exc, OSError) and not isinstance(exc, SoraError):
                 # The board's own files (a reference image, the stitch): its shots are kept, a resume goes on.
@@ -501,6 +501,42 @@ class Storyboard(Run):
         await asyncio.to_thread(write_reference, previous.video_path, plan["size"], reference)
         return dataclasses.replace(spec, input_reference=os.fspath(reference))
 
+    def _joined(self) -> bool:
+        """The board's joined file is made (a joined row that failed is made again)."""
+        row = self.stitched
+        return row is not None and row.status == "completed"
+
+    async def _join(self, plan: dict[str, Any]) -> None:
+        """Join the shots; if that fails, the board's joined row says so in the ledger (``failed``, why, and
+        the fix), so that the board has its reason after a restart too (DESIGN.md invariant 9)."""
+        try:
+            await self._stitch()
+        except Exception as exc:
+            failure: Exception = exc
+            if isinstance(exc, OSError) and not isinstance(exc, SoraError):  # its fix: free space, then resume
+                failure = storage_error(exc, doing=f"join the shots of storyboard {plan['id']}", run_dir=self.run_dir)
+            elif not isinstance(exc, SoraError):  # PyAV could not read or write a shot
+                failure = JobFailedError(
+                    f"could not join the shots of storyboard {plan['id']}: {type(exc).__name__}: {exc}. Fix: "
+                    f"sora_nb.resume({str(self.run_dir)!r}) joins them again (the shots are kept, nothing is paid "
+                    "again); if it fails again, board.redo(k) makes shot k again.", job=None)
+            self._join_failed(plan, str(failure))
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    def _join_failed(self, plan: dict[str, Any], message: str) -> None:
+        fields: dict[str, Any] = {"status": "failed", "error_code": "stitch_failed", "error_message": message,
+                  "completed_at": time.time()}
+        try:
+            if self.stitched is not None:  # it failed before (in this process, or before a restart): that row
+                self._runner._transition(self.stitched, **fields)
+            else:
+                self._runner.record_made(self._home, _joined_spec(plan), **fields)
+        except Exception as not_written:  # the ledger is on the same full disk: the board's error still says why
+            logger.warning("storyboard %s: its failed join could not be written to the ledger: %s",
+                           plan["id"], not_written)
+
     async def _stitch(self) -> Job:
         from ._media import make_thumbnail, sha256_file
         from ._stitch import stitch
@@ -516,8 +552,13 @@ class Storyboard(Run):
         await asyncio.to_thread(make_thumbnail, self.run_dir / video_rel, self.run_dir / thumb_rel)
         checksum = await asyncio.to_thread(sha256_file, self.run_dir / video_rel)
         now = time.time()
-        job = self._runner.record_made(self._home, _joined_spec(plan), video_path=video_rel, thumbnail_path=thumb_rel,
-                                       checksum=checksum, submitted_at=now, completed_at=now, downloaded_at=now)
+        made: dict[str, Any] = {"video_path": video_rel, "thumbnail_path": thumb_rel, "checksum": checksum,
+                                "completed_at": now, "downloaded_at": now}
+        job = self.stitched
+        if job is not None:  # its join failed before: that row is made now
+            self._runner._transition(job, status="completed", error_code=None, error_message=None, **made)
+        else:
+            job = self._runner.record_made(self._home, _joined_spec(plan), submitted_at=now, **made)
         # Measured as a downloaded video is, before the board is made: leaderboards by a metric judge joined videos.
         await self._runner._measure(job)
         return job

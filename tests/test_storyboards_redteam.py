@@ -269,6 +269,65 @@ def test_a_full_disk_in_one_boards_stitch_fails_that_board_alone_and_a_resume_jo
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("fault", "error", "cause"), [
+    (OSError(28, "No space left on device"), sora_nb.StorageError, "No space left on device"),  # ENOSPC
+    (ValueError("Invalid data found when processing input"), sora_nb.JobFailedError, "ValueError: Invalid data"),
+], ids=["full-disk", "pyav-error"])
+def test_a_board_whose_join_failed_says_why_in_its_ledger_and_a_resume_after_a_restart_joins_it_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: Exception, error: type[Exception], cause: str
+) -> None:
+    """The shots are made, then joining them fails (the disk fills; PyAV cannot read a shot). The ledger
+    showed the shots completed and no joined row: after a restart nothing said the board had failed, nor
+    why, nor what to do. Its joined row is ``failed``, naming the cause and the fix; a resume after the
+    restart joins that row (one row per board still) without a create."""
+    from sora_nb import _stitch
+
+    real_copy = _stitch._copy
+    calls: list[str] = []
+
+    def copy_that_fails_once(*args: Any) -> None:
+        calls.append("copy")
+        if len(calls) == 1:
+            raise fault
+        real_copy(*args)
+
+    monkeypatch.setattr(_stitch, "_copy", copy_that_fails_once)
+    with _connect(tmp_path) as client:
+        board = client.storyboard(SHOTS[:2], model="sora-2", size="1280x720", continuity=False)
+        with pytest.raises(error, match=cause):
+            board.wait(timeout=300)
+        run_dir = board.run_dir
+        assert board.stitched is not None and board.stitched.error is not None
+        assert board.stitched.error.code == "stitch_failed"
+        with pytest.raises(sora_nb.JobFailedError) as ended:
+            board.stitched.wait(timeout=5)
+        assert "sora_nb.resume" in str(ended.value) and "job.retry()" not in str(ended.value)
+        assert client.simulator_state_dir is not None
+        state_dir = client.simulator_state_dir
+    paid = len(read_audit(state_dir))
+    assert paid == 2
+
+    df = sora_nb.load_run(run_dir)  # after the restart, read-only
+    joined = df[df["kind"] == "stitch"]
+    assert joined["status"].tolist() == ["failed"], df[["kind", "status"]]
+    assert joined["error_code"].tolist() == ["stitch_failed"]
+    [message] = joined["error_message"].tolist()
+    assert cause in message and f"sora_nb.resume({str(run_dir)!r})" in message
+    assert "free space" in message or error is not sora_nb.StorageError
+    assert df.loc[df["kind"] != "stitch", "status"].tolist() == ["completed", "completed"]
+
+    with _connect(tmp_path) as client:
+        again = sora_nb.resume(run_dir, client=client)
+        assert isinstance(again, sora_nb.Storyboard)
+        again.wait(timeout=120)
+        assert again.video_path is not None and again.video_path.is_file()
+        assert len(read_audit(state_dir)) == paid  # joined here: nothing sent, nothing paid
+        joined = again.to_dataframe().query("kind == 'stitch'")
+        assert joined["status"].tolist() == ["completed"] and joined["error_code"].isna().all()
+    assert sora_nb.load_run(run_dir).query("kind == 'stitch'")["status"].tolist() == ["completed"]
+
+
+@pytest.mark.slow
 def test_extend_boards_on_a_pool_whose_backends_give_out_the_same_ids_extend_their_own_shots(tmp_path: Path) -> None:
     """A pool of two servers that give out the same video ids (the same seed; two services may): each board's
     extension must go to the backend that made the shot it extends, as job.extend() does. The board did not
