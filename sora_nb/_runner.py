@@ -148,6 +148,8 @@ class _JobDrive:
     """A request that may make the job on the server is unanswered."""
     cancel_requested: bool = False
     """Set while a create is on the wire; acted on when it answers."""
+    cancel_why: tuple[str, str] = ("cancelled", "cancelled by the user")
+    """The error code and message the cancelled job ends with (see ``Runner.cancel``)."""
 
 
 @dataclass(eq=False)
@@ -205,7 +207,8 @@ class Runner:
         self._same = _SameRequests()
         self._tasks: set[asyncio.Task[None]] = set()
         self._deletes: set[asyncio.Task[None]] = set()  # of cancelled jobs, awaited on close
-        self._answering: dict[asyncio.Task[None], Job] = {}  # cancelled with a create on the wire
+        # Cancelled with a create on the wire: the job, and its error code and message once it is answered.
+        self._answering: dict[asyncio.Task[None], tuple[Job, tuple[str, str]]] = {}
         self._jobs: dict[Job, _JobDrive] = {}  # of the jobs being driven
         self._held: dict[Run, _RunDrive] = {}  # of the runs this runner drives or has driven
         self._runs: list[Run] = []  # whose ledgers this runner opened
@@ -471,8 +474,8 @@ class Runner:
             # The disk refused, not the server: carry on as after a crash. One the server made is polled
             # (and downloaded); one whose create may have left is looked for first; one never sent is sent.
             return {"status": "queued" if record.remote_id else "pending_submit"}
-        if record.status != "cancelled":
-            return None
+        if record.status != "cancelled" or record.error_code == "replaced":
+            return None  # a take board.redo replaced is wanted no more: making it again would pay for nothing
         if record.remote_id and not self.profile_for(record).capabilities.supports_delete:
             return {"status": "queued"}  # the server kept it running: pick it up again
         # It was deleted on the server (or never sent): start it afresh.
@@ -504,7 +507,7 @@ class Runner:
                     if job._record.remote_id is None:
                         await self._create(job, drive)
                         if drive.cancel_requested:
-                            self._cancelled(job)  # cancelled while its create was on the wire
+                            self._cancelled(job, *drive.cancel_why)  # cancelled while its create was on the wire
                             return
                     await self._poll(job)
             if job._record.status == "completed" and job._record.downloaded_at is None:
@@ -874,34 +877,30 @@ class Runner:
             logger.warning("could not measure the video of job %s: %s (run.measure() tries again)", job.id, exc)
 
     # ------------------------------------------------------------------ cancelling
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: Job, *, code: str = "cancelled", reason: str = "cancelled by the user") -> None:
         """Cancel on the loop: stop the task now, then delete the remote job in the background.
 
         A job whose create is on the wire is not cut off: its answer (the remote id) is awaited first,
         so that the job made on the server can be deleted instead of left running, unseen, and billed.
+        ``code`` and ``reason`` are the job's error code and message: ``code="replaced"`` for a take that
+        ``board.redo`` replaced, which a resume leaves as it is (a cancelled job is otherwise started again).
         """
         if job.done:
             return
         drive = self._jobs.get(job)
         task = drive.task if drive is not None else None
         if drive is not None and drive.create_on_wire and task is not None:
-            drive.cancel_requested = True
-            self._answering[task] = job
+            drive.cancel_requested, drive.cancel_why = True, (code, reason)
+            self._answering[task] = (job, (code, reason))
             task.add_done_callback(lambda _: self._answering.pop(task, None))
             return
         if task is not None:
             task.cancel()
-        self._cancelled(job)
+        self._cancelled(job, code, reason)
 
-    def _cancelled(self, job: Job) -> None:
+    def _cancelled(self, job: Job, code: str = "cancelled", reason: str = "cancelled by the user") -> None:
         remote_id = job._record.remote_id
-        self._end(
-            job,
-            status="cancelled",
-            completed_at=self.clock(),
-            error_code="cancelled",
-            error_message="cancelled by the user",
-        )
+        self._end(job, status="cancelled", completed_at=self.clock(), error_code=code, error_message=reason)
         job._finish()
         if not self.profile_for(job._record).capabilities.supports_delete:
             return
@@ -1005,7 +1004,8 @@ class Runner:
         # the job made on the server is deleted below rather than left running, unseen, and billed.
         late = await _finish_within(set(answering), DELETE_ON_CLOSE_TIMEOUT)
         for task in late:
-            self._cancelled(answering[task])
+            job, (code, reason) = answering[task]
+            self._cancelled(job, code, reason)
         if late:
             logger.warning("closed before the creates of %d cancelled job(s) were answered: the server may "
                            "have made them, and they may run there until they finish or expire", len(late))

@@ -358,8 +358,10 @@ class Storyboard(Run):
             self._task.cancel()  # it ends at its next await; the new plan's work starts below at once
             self._task = None
         for job in stale:
-            if self._current(int(job.spec.axes.get("shot") or 0)) is not job:
-                self._runner.cancel(job)  # a take nobody wants any more: stop paying for it
+            k = int(job.spec.axes.get("shot") or 0)
+            if self._current(k) is not job:  # a take nobody wants any more: stop paying for it
+                self._runner.cancel(job, code="replaced",
+                                    reason=f"replaced by take {plan['shots'][k - 1]['take']} of shot {k} (board.redo)")
         if self._board.done():
             self._board = concurrent.futures.Future()
             self._board.set_running_or_notify_cancel()

@@ -232,6 +232,36 @@ def test_a_redo_while_the_board_is_being_made_replans_it(tmp_path: Path) -> None
     assert (board.to_dataframe()["kind"] == "stitch").sum() == 1
 
 
+@pytest.mark.slow
+def test_a_take_replaced_by_a_redo_says_so_and_a_resume_never_makes_it_again(tmp_path: Path) -> None:
+    """The take a redo replaced read "cancelled by the user" (nobody cancelled it), and a resume took it for a
+    cancelled job and sent it again: a take nobody wanted any more, paid for once more."""
+    from support import wait_for
+
+    with _connect(tmp_path) as client:
+        board = client.storyboard(["a hen wakes", "the hen walks"], model="sora-2", size="1280x720",
+                                  continuity=False)
+        old = wait_for(lambda: board.shots[0], what="take 1 of shot 1")
+        board.redo(1, prompt="a hen stretches")
+        board.wait(timeout=300)
+        assert client.simulator_state_dir is not None
+        state_dir = client.simulator_state_dir
+        assert old.status == "cancelled" and old.error is not None
+        assert old.error.code == "replaced"
+        assert old.error.message == "replaced by take 2 of shot 1 (board.redo)"
+        run_dir = board.run_dir
+    paid = len(read_audit(state_dir))
+    assert paid in (2, 3)  # take 1 of shot 1 was sent or not when the redo came; take 2 and shot 2 were
+    with _connect(tmp_path) as client:  # after a restart
+        again = sora_nb.resume(run_dir, client=client)
+        again.wait(timeout=300)
+        wait_for(lambda: all(job.done for job in again.jobs), what="every job of the run ended")
+        assert len(read_audit(state_dir)) == paid
+        [replaced] = [job for job in again.jobs if job.id == old.id]
+        assert replaced.status == "cancelled" and replaced.error is not None
+        assert replaced.error.message == "replaced by take 2 of shot 1 (board.redo)"
+
+
 USER_SCRIPT = textwrap.dedent("""
     import json, sys
     import sora_nb
