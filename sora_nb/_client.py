@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 
@@ -287,7 +287,11 @@ class Client:
             }
         return meta
 
-    def sweep(self, **axes: Any) -> Sweep:
+    @overload
+    def sweep(self, *, storyboard: object, **axes: Any) -> Sweep[StoryboardRun]: ...
+    @overload
+    def sweep(self, **axes: Any) -> Sweep[Run]: ...
+    def sweep(self, **axes: Any) -> Sweep[Run]:
         """Plan a parameter sweep: a cartesian product of the axes, explicit ``rows``, or a prompt
         ``template`` with ``variables``. Nothing is sent until ``start()``.
 

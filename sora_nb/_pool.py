@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ._capabilities import Capabilities, ModelSpec
 from ._client import Client
@@ -38,6 +38,7 @@ from ._errors import ConfigurationError, RateLimitError, TransportError, Validat
 from ._grid import InvalidCombo, SweepPlan, check_axis_names, expand
 from ._profiles import Profile
 from ._redact import logger
+from ._run import Run
 from ._runner import Runner
 from ._runtime import get_runtime
 from ._sweep import Sweep
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ._jobs import Job
     from ._ledger import JobRecord
     from ._polling import PollPolicy
-    from ._run import Run
+    from ._storyboards import StoryboardRun
 
 __all__ = ["BackendLoad", "Pool", "choose", "pool", "pool_of", "room", "serves"]
 
@@ -399,7 +400,11 @@ class Pool(Client):
             "backends": [{"name": name, **b._server_meta()} for name, b in self.backends.items()],
         }
 
-    def sweep(self, **axes: Any) -> Sweep:
+    @overload
+    def sweep(self, *, storyboard: object, **axes: Any) -> Sweep[StoryboardRun]: ...
+    @overload
+    def sweep(self, **axes: Any) -> Sweep[Run]: ...
+    def sweep(self, **axes: Any) -> Sweep[Run]:
         """Plan a sweep whose jobs go to the backend with the most room; ``backend=[names]`` (or ``backend=None``
         for every backend) makes the backend an axis: the same prompts on each, each with its own default model
         unless ``model`` is given.
@@ -416,7 +421,7 @@ class Pool(Client):
         """
         if "backend" in axes:
             return _BackendSweep(self, **axes)
-        sweep = Sweep(self, **axes)
+        sweep: Sweep[Run] = Sweep(self, **axes)
         # Planned against what the backends offer together; a job no backend serves is refused here, not sent.
         served = [job for job in sweep.plan.jobs if any(serves(b.profile, job) for b in self.backends.values())]
         refused = [InvalidCombo(
@@ -432,7 +437,7 @@ class Pool(Client):
         return f"<sora_nb.Pool {names}>"
 
 
-class _BackendSweep(Sweep):
+class _BackendSweep(Sweep[Run]):
     """A pool's sweep with ``backend`` as an axis: each backend's jobs expanded by that backend's own rules."""
 
     def __init__(self, client: Pool, *, backend: str | Sequence[str] | None, **axes: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from ._cost import Estimate, check_budget
 from ._cost import estimate as estimate_plan
@@ -19,12 +19,19 @@ from ._validation import check_max_concurrency
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._storyboards import StoryboardRun
 
 __all__ = ["Sweep"]
 
+RunT = TypeVar("RunT", bound=Run, covariant=True)
 
-class Sweep:
-    """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch."""
+
+class Sweep(Generic[RunT]):
+    """A planned parameter sweep: the jobs, the combinations refused, and the estimate, before launch.
+
+    ``start()`` returns a :class:`~sora_nb.Run`, or for a sweep of storyboards (``storyboard=``) a run with
+    ``boards``: ``client.sweep(...)`` is typed ``Sweep[Run]`` or ``Sweep[StoryboardRun]`` by that argument.
+    """
 
     boards: list[dict[str, Any]] | None = None
     """A sweep of storyboards (``storyboard=``): each board's plan (``None`` for a sweep of videos)."""
@@ -96,7 +103,7 @@ class Sweep:
         max_concurrency: int | None = None,
         budget_usd: float | None = None,
         run_dir: str | os.PathLike[str] | None = None,
-    ) -> Run:
+    ) -> RunT:
         """Launch every valid job in a new run and return it at once.
 
         Refuses (:class:`sora_nb.BudgetExceededError`) when the estimate is over ``budget_usd``, and
@@ -121,8 +128,10 @@ class Sweep:
                 "this sweep has no valid jobs (see sweep.estimate().invalid_combos). Fix: change the axes."
             )
         check_budget(self.estimate(), budget_usd)
+        # The run's type is chosen by storyboard= when the sweep is made (client.sweep's overloads say so).
         if self.boards is not None:
-            return self._start_boards(max_concurrency=max_concurrency, budget_usd=budget_usd, run_dir=run_dir)
+            return cast(RunT, self._start_boards(max_concurrency=max_concurrency, budget_usd=budget_usd,
+                                                 run_dir=run_dir))
         run = self.client._new_run(
             axes=self.plan.axes,
             run_dir=run_dir,
@@ -130,10 +139,10 @@ class Sweep:
             max_concurrency=max_concurrency,
         )
         run.submit(list(self.plan.jobs))
-        return run
+        return cast(RunT, run)
 
     def _start_boards(self, *, max_concurrency: int | None, budget_usd: float | None,
-                      run_dir: str | os.PathLike[str] | None) -> Run:
+                      run_dir: str | os.PathLike[str] | None) -> StoryboardRun:
         """A sweep of storyboards: one run holding every board, each made by its own task."""
         from ._storyboards import StoryboardRun
 

@@ -234,9 +234,10 @@ class SweepBuilder(Panel):
         axes["repeats"] = int(self.repeats.value)
         return axes
 
-    def plan(self) -> Sweep:
+    def plan(self) -> Sweep[Run]:
         """The sweep the editors describe (nothing is sent)."""
-        return self.client.sweep(**self.axes())
+        sweep: Sweep[Run] = self.client.sweep(**self.axes())  # (no storyboard: a sweep of videos)
+        return sweep
 
     @property
     def budget_usd(self) -> float | None:
