@@ -950,6 +950,45 @@ def test_a_sorted_table_shows_a_rating_another_process_wrote_within_one_clock_ti
     assert list(rows.loc[rows["job_id"] == small_run.jobs[0].id, "stars_mean"]) == [5.0]
 
 
+@pytest.mark.slow
+def test_a_sorted_table_shows_ratings_another_process_wrote_and_hid_behind_a_checkpoint(
+    small_run: sora_nb.Run, closing: list[Any]
+) -> None:
+    """Another process rates a video, empties the WAL into the ledger file (``wal_checkpoint(TRUNCATE)``: the
+    WAL index is reset, the file keeps its size) and keeps the files' times, three times over: the sorted
+    table must show each rating, never its rows from before."""
+    from fault_support import child_env
+
+    from sora_nb._ledger import LEDGER_FILE
+
+    script = (
+        "import os, sys\n"
+        "from sora_nb._judging import add_rating\n"
+        "from sora_nb._ledger import LEDGER_FILE, Ledger\n"
+        "run_dir, job_id, stars = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+        "paths = [os.path.join(run_dir, LEDGER_FILE + end) for end in ('', '-wal')]\n"
+        "times = [(os.stat(p).st_atime_ns, os.stat(p).st_mtime_ns) for p in paths]\n"
+        "with Ledger.open(run_dir) as ledger:\n"
+        "    add_rating(ledger, job_id, stars=stars, tags=(), note='', rater='bo')\n"
+        "    ledger.query('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "for path, (atime, mtime) in zip(paths, times):\n"
+        "    os.utime(path, ns=(atime, mtime))  # the same clock tick\n"
+    )
+    table = small_run.table(sort_by="model")
+    closing.append(table)
+    job_id = small_run.jobs[0].id
+    for stars in (5, 1, 3):
+        table.refresh()
+        table._rows()
+        subprocess.run([sys.executable, "-c", script, str(small_run.run_dir), job_id, str(stars)], check=True,
+                       env=child_env(), timeout=120)
+        assert (small_run.run_dir / f"{LEDGER_FILE}-wal").stat().st_size == 0  # the checkpoint emptied it
+        table.refresh()
+        rows = table._rows()
+        ratings = list(small_run.judgments()["stars"])
+        assert list(rows.loc[rows["job_id"] == job_id, "stars_mean"]) == [sum(ratings) / len(ratings)]
+
+
 def test_a_sorted_table_of_a_closed_client_shows_a_rating_another_process_wrote_within_one_clock_tick(
     small_run: sora_nb.Run, client: sora_nb.Client, closing: list[Any]
 ) -> None:
