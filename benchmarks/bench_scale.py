@@ -109,8 +109,17 @@ def sample_until_done(kernel: Kernel, traffic: Traffic, timeout: float) -> tuple
 
 
 MEMORY = """
-import gc, os
+import gc, os, time as _gc_time
 gc.collect()
+# The full collections a sweep triggers, timed: each stops the loop while it walks every object.
+_gc_full, _gc_t0 = [], [0.0]
+def _gc_timer(phase, info):
+    if info["generation"] == 2:
+        if phase == "start":
+            _gc_t0[0] = _gc_time.perf_counter()
+        else:
+            _gc_full.append(_gc_time.perf_counter() - _gc_t0[0])
+gc.callbacks[:] = [c for c in gc.callbacks if getattr(c, "__name__", "") != "_gc_timer"] + [_gc_timer]
 def _status(key):
     for line in open(f"/proc/{os.getpid()}/status"):
         if line.startswith(key):
@@ -153,11 +162,12 @@ def measure(kernel: Kernel, tmp: Path, name: str, args: Any, *, display: bool) -
     traffic.drain(kernel)
     memory = json.loads(kernel.run("import json; print(json.dumps([_rss0, _status('VmHWM'), _status('VmRSS')]))"))
     counts = kernel.run("print(dict(run.counts()))").strip()
+    gcs = json.loads(kernel.run("print(json.dumps(_gc_full)); _gc_full.clear()"))
     # How the runner paced its requests to keep the loop's passes short (sora_nb/_pace.py).
     pacer = kernel.run("_p = client._runner.pacer\n"
                        "print(f'window {_p.window:.1f} of {_p.ceiling}, cut {_p.cuts} times')")
     return {"busy": busy, "wall": wall, "start": start_s, "traffic": traffic, "memory": memory, "counts": counts,
-            "pacer": pacer.strip()}
+            "pacer": pacer.strip(), "gcs": gcs}
 
 
 PAGING = """
@@ -229,7 +239,7 @@ def main() -> int:
                        "await _c.aclose()", timeout=900)
             if args.skip_baseline:
                 plain = {"busy": [float("nan")], "wall": float("nan"), "start": float("nan"), "traffic": Traffic(),
-                         "memory": [float("nan")] * 3, "counts": ""}
+                         "memory": [float("nan")] * 3, "counts": "", "gcs": []}
             else:
                 plain = measure(kernel, tmp, "plain", args, display=False)
                 kernel.run("await client.aclose()")  # not close(): a blocking call in a kernel patches its loop
@@ -265,6 +275,11 @@ def main() -> int:
     print_table("results", rows, ("", "displayed", "baseline: not displayed", "idle kernel"))
     print(f"  final counts: {shown['counts']}")
     print(f"  requests paced (displayed sweep, at its end): {shown['pacer']}")
+    for name, result in (("displayed", shown), ("baseline", plain)):
+        if result.get("gcs"):
+            gcs = result["gcs"]
+            print(f"  full garbage collections ({name}): {len(gcs)}, {fmt_s(sum(gcs))} in all, "
+                  f"longest {fmt_s(max(gcs))}")
     print(f"  gallery Next (redraw included): median {fmt_s(percentile(paging['turns'], 50))}, "
           f"max {fmt_s(max(paging['turns']))} ({paging['page']})")
     print(f"  gallery Next x5, Prev x2 (redraw included): each {', '.join(fmt_s(t) for t in paging['turns'])}")
