@@ -146,6 +146,10 @@ class Ledger:
         # The runner's loop may live in a background thread while a notebook cell reads from the main
         # thread; serialising use of the one connection makes that safe.
         self._lock = threading.RLock()
+        # Reads of a writable ledger go through a connection of their own (see query), made when first needed.
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._closed = False
         # The writes waiting for the writer thread, and whether that thread is running (it ends when
         # nothing is left to write, so an idle ledger holds no thread).
         self._queue: list[_Pending] = []
@@ -262,6 +266,10 @@ class Ledger:
             self._queue_lock.notify()
         if writer is not None and writer is not threading.current_thread():
             writer.join()
+        with self._read_lock:
+            self._closed = True
+            if self._reader is not None:
+                self._reader.close()
         with self._lock:
             self._conn.close()
 
@@ -462,15 +470,31 @@ class Ledger:
 
     # ------------------------------------------------------------------ for the modules that add tables
     def query(self, sql: str, parameters: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read-only SQL query; ``[]`` when a table it reads is missing (an old ledger read
-        read-only, before any writer upgraded it)."""
-        with self._lock:
-            try:
-                return self._conn.execute(sql, tuple(parameters)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
+        """Rows of a read-only SQL query, as committed; ``[]`` when a table it reads is missing (an old
+        ledger read read-only, before any writer upgraded it).
+
+        A writable ledger reads through a connection of its own: in WAL mode a reader never waits for the
+        writer, whose lock is held through each commit's sync to disk, and a widget's redraw reading scores
+        on the kernel's loop would have waited for the disk with it.
+        """
+        if self._readonly:
+            with self._lock:
+                return self._select(self._conn, sql, parameters)
+        with self._read_lock:
+            if self._reader is None:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                self._reader = _connect(self.run_dir / LEDGER_FILE, readonly=True)
+            return self._select(self._reader, sql, parameters)
+
+    @staticmethod
+    def _select(conn: sqlite3.Connection, sql: str, parameters: Iterable[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return conn.execute(sql, tuple(parameters)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
 
     def version(self) -> tuple[int, int]:
         """A value that differs after any commit to this ledger, by this ledger or by any other connection

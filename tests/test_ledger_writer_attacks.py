@@ -177,3 +177,36 @@ def test_a_job_cancelled_on_the_wire_whose_answer_waits_for_the_disk_at_close_is
     with (sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=transport) as checker,
           pytest.raises(sora_nb.NotFoundError)):  # deleted, not left running and billed
         checker._runtime.run(checker.api.retrieve(created["id"]), timeout=10)
+
+
+def test_a_read_does_not_wait_for_the_writer_threads_commit_and_sees_only_what_is_committed(tmp_path: Path) -> None:
+    """Attack: the writer thread holds a commit open (a slow disk's sync: here it waits for the test). A
+    widget's redraw reads the run's scores on the kernel's loop meanwhile: it must not wait for that commit
+    (before: it queued behind the writer's lock, the loop stalled for as long as the disk took), and it sees
+    the ledger as committed, never half a transaction."""
+    from sora_nb._judging import read_scores, store_metric_soon
+
+    ledger = Ledger.create(tmp_path / "run", meta={})
+    store_metric_soon(ledger, "c1", "first", "1", 1.0).result(timeout=30)
+    in_commit, finish = threading.Event(), threading.Event()
+
+    def slow(conn: object) -> None:
+        in_commit.set()
+        finish.wait(30)
+
+    stored = store_metric_soon(ledger, "c2", "second", "1", 2.0)
+    held = ledger.write_soon(slow)
+    try:
+        assert in_commit.wait(30)
+        seen: list[object] = []
+        reader = threading.Thread(target=lambda: seen.append(read_scores(ledger)))
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "a read waited for the writer thread's commit"
+        assert set(seen[0].metrics) == {"c1"}  # type: ignore[attr-defined]  # c2's commit is not done
+    finally:
+        finish.set()
+        held.result(timeout=30)
+    stored.result(timeout=30)
+    assert set(read_scores(ledger).metrics) == {"c1", "c2"}
+    ledger.close()
