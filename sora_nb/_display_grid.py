@@ -70,14 +70,17 @@ _POSTER_FIT = "position:absolute;top:0;right:0;bottom:0;left:0;margin:auto;heigh
 # One video (``s``) played, paused or sought: do the same to the others of its grid. Each action only acts
 # on videos that differ, so the events it causes on them die out after one round. Events arrive late:
 # a play or pause that the video has already undone is not passed on (play then pause at once had the
-# two videos start each other again, back and forth), nor is a seek made to follow (it is marked: one
-# that ended late sent the leader back to where the follower had been).
-_FOLLOW = "v.__soraFollow=true;v.currentTime=s.currentTime"
+# two videos start each other again, back and forth), nor is a seek made to follow: one that ended late
+# sent the leader back to where the follower had been. A follower notes where it was sent, and a seek
+# that ends there is the follow's. By the place, not by a flag: a seek made on the follower before its
+# follow ended replaces it, and the browser fires a single ``seeked``, for the new place, which must be
+# passed on (taken for the follow's, it was not, and the two videos stayed paused 2 s apart).
+_FOLLOW = "v.__soraFollow=s.currentTime;v.currentTime=s.currentTime"
 _TO_OTHERS = "s.closest('.sora-nb-compare').querySelectorAll('video').forEach(function(v){if(v!==s){%s}})"
 _SYNC_CODE = {
     "play": "if(s.paused)return;" + _TO_OTHERS % f"if(v.paused){{{_FOLLOW};v.play().catch(function(){{}})}}",
     "pause": "if(!s.paused)return;" + _TO_OTHERS % "if(!v.paused)v.pause()",
-    "seeked": ("if(s.__soraFollow){s.__soraFollow=false;return}"
+    "seeked": ("var f=s.__soraFollow;s.__soraFollow=null;if(f!=null&&Math.abs(s.currentTime-f)<=0.3)return;"
                + _TO_OTHERS % f"if(Math.abs(v.currentTime-s.currentTime)>0.3){{{_FOLLOW}}}"),
 }
 # Our own <video> elements (media="url") carry the handlers inline.
