@@ -206,6 +206,9 @@ def main() -> int:
     parser.add_argument("--no-measure", action="store_true", help="connect(measure=False): no video metrics")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="no undisplayed sweep (it alone takes most of a 10,000-job run); the idle kernel stays")
+    parser.add_argument("--pace-target-ms", type=float, default=None,
+                        help="how long a callback may wait for its turn before the runner paces its requests "
+                             "(sora_nb._pace.TARGET_S; default: the library's)")
     parser.add_argument("--diagnose", action="store_true",
                         help="record what blocks the kernel's loop for > 30 ms during the displayed sweep")
     args = parser.parse_args()
@@ -225,6 +228,10 @@ def main() -> int:
         kernel = Kernel(tmp)
         try:
             kernel.run("import sora_nb, sora_nb.ui" + ("" if args.server_url else ", sora_nb.simulator"))
+            if args.pace_target_ms is not None:
+                kernel.run(f"import sora_nb._pace; sora_nb._pace.TARGET_S = {args.pace_target_ms / 1000}")
+            print("  pacing target: " + kernel.run("import sora_nb._pace; print(sora_nb._pace.TARGET_S * 1000)").strip()
+                  + " ms")
             idle_traffic = Traffic()
             for _ in range(10):
                 round_trip(kernel, idle_traffic)
