@@ -968,9 +968,12 @@ def test_a_sorted_table_shows_ratings_another_process_wrote_and_hid_behind_a_che
         "run_dir, job_id, stars = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
         "paths = [os.path.join(run_dir, LEDGER_FILE + end) for end in ('', '-wal')]\n"
         "times = [(os.stat(p).st_atime_ns, os.stat(p).st_mtime_ns) for p in paths]\n"
+        "import sqlite3\n"
         "with Ledger.open(run_dir) as ledger:\n"
         "    add_rating(ledger, job_id, stars=stars, tags=(), note='', rater='bo')\n"
-        "    ledger.query('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "    checkpointer = sqlite3.connect(os.path.join(run_dir, LEDGER_FILE))  # a writer's (query() reads)\n"
+        "    checkpointer.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "    checkpointer.close()\n"
         "for path, (atime, mtime) in zip(paths, times):\n"
         "    os.utime(path, ns=(atime, mtime))  # the same clock tick\n"
     )
