@@ -29,9 +29,10 @@ import functools
 import os
 import random
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, Literal, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -246,7 +247,7 @@ class Downloads:
             done = 0
             # Opened in a thread, as it was made: opening a path waits on the file system, which a loaded
             # disk makes slow (py-spy: 4 % of a busy kernel's loop in Path.open).
-            with await _off_loop(lambda: tmp.open("wb"), lambda opened: opened.close()) as out:
+            with await _off_loop(functools.partial(_open_part, tmp), lambda opened: opened.close()) as out:
                 async for chunk in response.aiter_bytes(1 << 16):
                     out.write(chunk)
                     done += len(chunk)
@@ -271,24 +272,66 @@ class Downloads:
 
 async def _off_loop(make: Callable[[], T], undo: Callable[[T], object]) -> T:
     """``make()`` in a thread; cancelled meanwhile, what it made is undone when it ends, not left behind
-    (a part file, an open file)."""
-    making = asyncio.ensure_future(asyncio.to_thread(make))
+    (a part file, an open file).
+
+    The thread undoes it itself: a loop callback would never run once the loop has ended, and a script's
+    ``asyncio.run`` ends its loop right after cancelling, while the thread may still be on the disk.
+    """
+    handoff = _Handoff[T]()
+    making = asyncio.ensure_future(asyncio.to_thread(handoff.make, make, undo))
     try:
-        return await asyncio.shield(making)
+        await asyncio.shield(making)
     except asyncio.CancelledError:
-        making.add_done_callback(functools.partial(_undo_made, undo))
+        handoff.abandon(undo)
+        making.add_done_callback(_retrieved)  # the error of a make given up on is nobody's to raise
         raise
+    return handoff.take()
 
 
-def _undo_made(undo: Callable[[T], object], making: asyncio.Future[T]) -> None:
-    if not making.cancelled() and making.exception() is None:
+def _retrieved(making: asyncio.Future[None]) -> None:
+    if not making.cancelled():
+        making.exception()
+
+
+class _Handoff(Generic[T]):
+    """What a thread made, handed to the loop unless the loop gave up on it first (then the thread undoes it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: list[T] = []
+        self._abandoned = False
+
+    def make(self, make: Callable[[], T], undo: Callable[[T], object]) -> None:
+        made = make()
+        with self._lock:
+            if not self._abandoned:
+                self._made.append(made)
+                return
         with contextlib.suppress(OSError):
-            undo(making.result())
+            undo(made)
+
+    def abandon(self, undo: Callable[[T], object]) -> None:
+        with self._lock:
+            self._abandoned = True
+            made, self._made = self._made, []
+        for value in made:  # made already, its hand-over not yet seen by the cancelled caller
+            with contextlib.suppress(OSError):
+                undo(value)
+
+    def take(self) -> T:
+        with self._lock:
+            return self._made.pop()
 
 
 def _new_part_file_off_loop(dest: Path) -> Awaitable[Path]:
     """:func:`_new_part_file` in a thread (making a file waits on the disk)."""
     return _off_loop(functools.partial(_new_part_file, dest), lambda made: made.unlink(missing_ok=True))
+
+
+def _open_part(part: Path) -> BinaryIO:
+    """The part file, emptied, for writing; never made again: a cancelled download may have removed it
+    already, while this waited on the disk, and a file made then would be left behind."""
+    return os.fdopen(os.open(part, os.O_WRONLY | os.O_TRUNC), "wb")
 
 
 def _new_part_file(dest: Path) -> Path:
