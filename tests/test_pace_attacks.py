@@ -4,6 +4,9 @@ the ledger's reader connection, part files made in threads)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,9 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from support import FAST
 
+import sora_nb
 from sora_nb import _download
 from sora_nb._contract import ContractClient
+from sora_nb._ledger import LEDGER_FILE, Ledger
 
 KEY = "sk-test-redpace-0000000000000000"
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(4096)
@@ -104,3 +110,60 @@ def test_a_download_still_writes_its_video_whole_after_a_failed_attempt(tmp_path
     path = asyncio.run(main())
     assert len(calls) == 2 and path.read_bytes() == MP4
 
+
+LOCKED_PROBE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    conn.execute("BEGIN IMMEDIATE")
+except sqlite3.OperationalError as exc:
+    print(exc)
+else:
+    print("took the write lock")
+    conn.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.slow  # a second process
+def test_closing_the_reader_while_the_writer_is_mid_transaction_keeps_the_write_lock(tmp_path: Path) -> None:
+    """Attack: the ledger is closed from another thread while a write transaction is under way: its reader
+    connection is closed first, mid-transaction. Closing a descriptor of a file drops every POSIX lock the
+    process holds on it; SQLite keeps such descriptors open until its other connections let go, so
+    another process must still find the ledger locked (it held: 'database is locked')."""
+    ledger = Ledger.create(tmp_path / "run", meta={})
+    assert ledger.query("SELECT key FROM meta WHERE key = 'run_id'") == [("run_id",)]  # the reader is open
+    closer = threading.Thread(target=ledger.close)
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('mid', '1')")
+        closer.start()
+        deadline = time.monotonic() + 10
+        while not ledger._closed and time.monotonic() < deadline:  # the reader is closed; the writer waits
+            time.sleep(0.001)
+        assert ledger._closed
+        probe = subprocess.run([sys.executable, "-c", LOCKED_PROBE, str(tmp_path / "run" / LEDGER_FILE)],
+                               capture_output=True, text=True, timeout=60, check=True)
+    closer.join(10)
+    assert probe.stdout.strip() == "database is locked", probe
+    with Ledger.open(tmp_path / "run", readonly=True) as reader:
+        assert reader.meta()["mid"] == 1
+
+
+@pytest.mark.slow  # six runs
+def test_runs_opened_and_closed_leave_no_file_descriptors_behind(tmp_path: Path) -> None:
+    """Attack: each run's ledger now has a second connection (its reader). Five runs made, their scores
+    read, and closed, one after another in one process: no descriptor more than before."""
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def one_run(k: int) -> None:
+        with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path) as client:
+            run = client.sweep(prompt=[f"a run of its own {k}"]).start()
+            run.wait(timeout=60)
+            run.to_dataframe()  # its scores, read through the reader connection
+        sora_nb.load_run(run.run_dir)  # a DataFrame, read read-only
+
+    one_run(0)  # the shared loop, its workers, imports: made once
+    before = descriptors()
+    for k in range(1, 6):
+        one_run(k)
+    assert descriptors() <= before
