@@ -561,7 +561,13 @@ class Runner:
                 self._transition(job, create_state="pending", notify=False)
                 return
             try:
-                async with self._same.sending(prompt, alike=_alike(spec, prompt), alone=_alone(spec)):
+                # Its turn first, then "sending": a row says "sending" only while its create may leave at
+                # once. Committed before a wait for the turn, a create that never left would look to resume
+                # like one that may have made a job, and on a server that cannot be searched it would be
+                # ambiguous, never sent. The turn is taken inside the prompt's claim, never the other way
+                # round: a step must not wait for a claim held by a job that waits for a step.
+                async with self._same.sending(prompt, alike=_alike(spec, prompt), alone=_alone(spec)), \
+                        self.pacer.step():
                     await self._commit(
                         job,
                         create_state="sending",
@@ -571,8 +577,7 @@ class Runner:
                     )
                     # Claimed before a search of this prompt may run, and before a cancel acts (it waits
                     # while the create is on the wire, so that the job it made is known and deleted).
-                    async with self.pacer.step():
-                        await self._on_the_wire(job, self._send_and_accept(job, self.api_for(record), spec, prompt))
+                    await self._on_the_wire(job, self._send_and_accept(job, self.api_for(record), spec, prompt))
                 return
             except RateLimitError as exc:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,

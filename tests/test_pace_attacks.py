@@ -18,9 +18,10 @@ import pytest
 from support import FAST
 
 import sora_nb
-from sora_nb import _download
+from sora_nb import _download, _pace
 from sora_nb._contract import ContractClient
 from sora_nb._ledger import LEDGER_FILE, Ledger
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
 KEY = "sk-test-redpace-0000000000000000"
 MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(4096)
@@ -167,3 +168,109 @@ def test_runs_opened_and_closed_leave_no_file_descriptors_behind(tmp_path: Path)
     for k in range(1, 6):
         one_run(k)
     assert descriptors() <= before
+
+
+class _Unsearchable(SimulatorTransport):
+    """The simulator with no list route (404), whose creates take ``create_s`` to answer."""
+
+    def __init__(self, create_s: float) -> None:
+        super().__init__(SimulatorConfig(seed=5, time_scale=FAST))
+        self.create_s = create_s
+        self.creates_arrived = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/videos":
+            return httpx.Response(404, json={"error": {"message": "no list here", "type": "invalid_request_error"}})
+        if request.method == "POST" and request.url.path == "/v1/videos":
+            self.creates_arrived += 1
+            await asyncio.sleep(self.create_s)
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.slow  # creates that take a second to answer
+def test_creates_waiting_for_their_turn_at_a_close_are_sent_on_resume_not_left_ambiguous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: the loop is busy (here: every turn counts as late, so the window is at its floor, 2) and 12
+    jobs may generate at once, so most creates wait for their turn in the pacer's queue; the client closes
+    (a kernel restart) and the run is resumed on a server whose list cannot be read.
+
+    Before the fix a create's "sending" row was committed before it waited for its turn: the 10 that never
+    left looked to resume like creates that may have made a job, and as the server cannot be searched they
+    ended ``ambiguous``, never sent (12 ambiguous, 2 creates at the server: the user left to reconcile 10
+    jobs no server ever saw). Now a job is "sending" only once its create has its turn: only the 2 creates
+    on the wire at the close are ambiguous, the 10 others are sent on resume and complete: 12 creates."""
+    monkeypatch.setattr(_pace, "TARGET_S", -1.0)  # every turn late: the window stays at the floor
+    server = _Unsearchable(create_s=1.0)
+    prompts = [f"a create that waits its turn {i}" for i in range(12)]
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=server,
+                         max_concurrency=12, measure=False) as client:
+        pacer = client._runner.pacer
+        pacer.window = float(_pace.FLOOR)  # a busy spell before the run began
+        run = client.sweep(prompt=prompts).start()
+        deadline = time.monotonic() + 30
+        while server.creates_arrived < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting = client._runner.runtime.call_and_wait(lambda: len(pacer._waiters))
+    assert pacer.in_flight == 0 and not pacer._waiters
+    assert waiting >= 6, waiting
+    arrived_before = server.creates_arrived
+    assert arrived_before < len(prompts)
+
+    server.create_s = 0.0
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=server,
+                         max_concurrency=12, measure=False) as client:
+        resumed = sora_nb.resume(run.run_dir, client=client)
+        resumed.wait(timeout=120)
+        # The creates that were on the wire at the close may have made their jobs, and the server cannot
+        # be searched for them: those alone are ambiguous (never sent again). The others are sent now.
+        counts = resumed.counts()
+    assert counts == {"completed": len(prompts) - arrived_before, "ambiguous": arrived_before}, counts
+    # Each job's create reached the server once (the in-process server dropped the 2 cut at the close).
+    assert server.creates_arrived == len(prompts)
+
+
+class _Listing(SimulatorTransport):
+    """The simulator counting its list requests (searches) and the creates that reach it."""
+
+    def __init__(self) -> None:
+        super().__init__(SimulatorConfig(seed=7, time_scale=FAST))
+        self.lists = self.creates_arrived = self.deletes = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/v1/videos":
+            self.lists += 1
+        if request.method == "DELETE":
+            self.deletes += 1
+        if request.method == "POST" and request.url.path == "/v1/videos":
+            self.creates_arrived += 1
+            await asyncio.sleep(1.0)
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.slow  # creates that take a second to answer
+def test_cancelling_a_run_whose_creates_wait_for_their_turn_searches_for_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: ``run.cancel()`` while most creates wait for their turn (the window at its floor). Before the
+    fix their rows said "sending", so each cancelled job searched the server's list for a create it never
+    sent (20 list requests for 10 jobs: twice each, a second apart; on a 10,000-job run, 10,000 searches).
+    Now only the creates on the wire are waited for (and deleted): no search."""
+    monkeypatch.setattr(_pace, "TARGET_S", -1.0)
+    server = _Listing()
+    with sora_nb.connect("simulator", time_scale=FAST, run_root=tmp_path, transport=server,
+                         max_concurrency=12, measure=False) as client:
+        pacer = client._runner.pacer
+        pacer.window = float(_pace.FLOOR)
+        run = client.sweep(prompt=[f"a cancelled create {i}" for i in range(12)]).start()
+        deadline = time.monotonic() + 30
+        while server.creates_arrived < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        run.cancel()
+        run.wait(timeout=60)
+        assert run.counts() == {"cancelled": 12}
+        assert pacer.in_flight == 0 and not pacer._waiters
+    assert server.creates_arrived == 2
+    assert server.lists == 0
+    assert len(server.audit()) == server.deletes == 2  # the two made are deleted
+
