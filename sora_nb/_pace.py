@@ -101,18 +101,28 @@ class Pacer:
         finally:
             self._release()
 
-    def _probe(self) -> None:
-        """Queue a callback that measures how long it waits for its turn (one at a time). A callback, not
-        a yield: the steps' own order on the loop stays what it would be without a pacer."""
+    def _probe(self, loop: asyncio.AbstractEventLoop | None = None, delay: float = 0.0) -> None:
+        """Queue a callback that measures how long it waits for its turn (one at a time), ``delay`` seconds
+        from now. A callback, not a yield: the steps' own order on the loop stays what it would be without
+        a pacer."""
         if not self._probing:
             self._probing = True
-            loop = asyncio.get_running_loop()
-            loop.call_soon(self._probed, loop, loop.time())
+            loop = loop or asyncio.get_running_loop()
+            due = loop.time() + delay
+            if delay:
+                loop.call_at(due, self._probed, loop, due)
+            else:
+                loop.call_soon(self._probed, loop, due)
 
-    def _probed(self, loop: asyncio.AbstractEventLoop, queued: float) -> None:
+    def _probed(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         self._probing = False
         now = loop.time()
-        self.observe(now - queued, now)
+        self.observe(now - due, now)
+        if self._waiters and self.window < self.ceiling:
+            # Steps wait, and none may start for long (the places held by downloads over a slow link): the
+            # loop is measured meanwhile, every target, or a window a busy spell cut would not grow back
+            # on an idle loop until they end.
+            self._probe(loop, self.target_s)
 
     def _release(self) -> None:
         self.in_flight -= 1

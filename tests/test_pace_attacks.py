@@ -21,6 +21,7 @@ import sora_nb
 from sora_nb import _download, _pace
 from sora_nb._contract import ContractClient
 from sora_nb._ledger import LEDGER_FILE, Ledger
+from sora_nb._pace import Pacer
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
 KEY = "sk-test-redpace-0000000000000000"
@@ -274,3 +275,34 @@ def test_cancelling_a_run_whose_creates_wait_for_their_turn_searches_for_none_of
     assert server.lists == 0
     assert len(server.audit()) == server.deletes == 2  # the two made are deleted
 
+
+def test_a_window_cut_to_its_floor_grows_back_on_an_idle_loop_while_its_places_are_held() -> None:
+    """Attack: a busy spell (the user's heavy cell) cut the window to its floor, and its 2 places are then
+    held by long steps (two downloads over a slow link, a minute each) on a loop that is now idle. Before
+    the fix the window was measured only when a step started, so it never grew back while they lasted:
+    every other job's poll and create waited for the downloads (2 steps admitted of 8 after 2 s).
+    Now the loop is measured while steps wait, and they are admitted within a fraction of a second."""
+
+    async def main() -> tuple[int, float]:
+        pacer = Pacer(ceiling=8)
+        pacer.window = float(_pace.FLOOR)  # after the busy spell
+        slow_link = asyncio.Event()
+        admitted: list[int] = []
+
+        async def step(k: int) -> None:
+            async with pacer.step():
+                admitted.append(k)
+                await slow_link.wait()
+
+        tasks = [asyncio.create_task(step(k)) for k in range(8)]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while len(admitted) < 8 and loop.time() - start < 2.0:
+            await asyncio.sleep(0.01)
+        took, seen = loop.time() - start, len(admitted)
+        slow_link.set()
+        await asyncio.gather(*tasks)
+        return seen, took
+
+    admitted, took = asyncio.run(main())
+    assert admitted == 8 and took < 1.0, (admitted, took)
