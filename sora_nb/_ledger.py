@@ -56,7 +56,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from ._errors import SoraError
 from ._ledger_schema import JUDGING_TABLES, SCHEMA, SCHEMA_VERSION, check_version, upgrade
@@ -71,6 +71,8 @@ __all__ = [
     "Ledger",
     "ledger_version",
 ]
+
+T = TypeVar("T")
 
 LEDGER_FILE = "ledger.sqlite"
 WRITER_LINGER_S = 0.5
@@ -160,7 +162,6 @@ class Ledger:
         self.videos_dir = run_dir / "videos"
         self.thumbnails_dir = run_dir / "thumbnails"
         self._fields_sql: str | None = None
-        self._transactions = 0  # write transactions begun here: part of version()
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -477,15 +478,19 @@ class Ledger:
         writer, whose lock is held through each commit's sync to disk, and a widget's redraw reading scores
         on the kernel's loop would have waited for the disk with it.
         """
+        return self._reading(lambda conn: self._select(conn, sql, parameters))
+
+    def _reading(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """``read(connection)`` on the connection reads use: a writable ledger's own reader (see query)."""
         if self._readonly:
             with self._lock:
-                return self._select(self._conn, sql, parameters)
+                return read(self._conn)
         with self._read_lock:
             if self._reader is None:
                 if self._closed:
                     raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                 self._reader = _connect(self.run_dir / LEDGER_FILE, readonly=True)
-            return self._select(self._reader, sql, parameters)
+            return read(self._reader)
 
     @staticmethod
     def _select(conn: sqlite3.Connection, sql: str, parameters: Iterable[Any]) -> list[tuple[Any, ...]]:
@@ -496,16 +501,17 @@ class Ledger:
                 return []
             raise
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> int:
         """A value that differs after any commit to this ledger, by this ledger or by any other connection
         or process (a rating written elsewhere, then a checkpoint that emptied the WAL), and stays equal
         while nothing is committed: what a view keeps its rows against.
 
-        Other connections' commits are told by SQLite's ``PRAGMA data_version``, the check that keeps its
-        own page cache right; this connection's own are counted here (the pragma does not count them).
-        No file of the ledger is opened beside SQLite: closing a second descriptor of a file drops every
-        POSIX lock this process holds on it (the WAL write lock of a transaction under way, so that
-        another process could write the WAL at the same time).
+        Commits are told by SQLite's ``PRAGMA data_version``, the check that keeps its own page cache right,
+        which counts other connections' commits: a writable ledger asks its reader connection, for which
+        the writer's are another's (a read-only ledger makes none of its own). No file of the ledger is
+        opened beside SQLite: closing a second descriptor of a file drops every POSIX lock this process
+        holds on it (the WAL write lock of a transaction under way, so that another process could write
+        the WAL at the same time); SQLite's own connections share their locks.
 
         >>> import tempfile
         >>> with Ledger.create(Path(tempfile.mkdtemp()), meta={}) as ledger:
@@ -514,9 +520,10 @@ class Ledger:
         ...     ledger.version() != before, ledger.version() == ledger.version()
         (True, True)
         """
-        with self._lock:
-            (data_version,) = self._conn.execute("PRAGMA data_version").fetchone()
-            return self._transactions, int(data_version)
+        # The reader never waits for the writer's lock, held through each commit's sync to disk (a table
+        # asks this on the kernel's loop before each redraw).
+        (data_version,) = self._reading(lambda conn: conn.execute("PRAGMA data_version").fetchone())
+        return int(data_version)
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One committed write transaction (rolled back whole on error), for the judging tables."""
@@ -528,7 +535,6 @@ class Ledger:
         if self._readonly:
             raise PermissionError(f"{self!r} was opened read-only. Fix: Ledger.open(run_dir) to write.")
         with self._lock:
-            self._transactions += 1  # under the lock that version() reads under: never seen half-way
             if not durable:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:

@@ -20,7 +20,7 @@ from support import FAST
 import sora_nb
 from sora_nb import _download, _pace
 from sora_nb._contract import ContractClient
-from sora_nb._ledger import LEDGER_FILE, Ledger
+from sora_nb._ledger import LEDGER_FILE, Ledger, ledger_version
 from sora_nb._pace import Pacer
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
@@ -306,3 +306,38 @@ def test_a_window_cut_to_its_floor_grows_back_on_an_idle_loop_while_its_places_a
 
     admitted, took = asyncio.run(main())
     assert admitted == 8 and took < 1.0, (admitted, took)
+
+
+def test_a_tables_change_check_does_not_wait_for_the_writer_threads_commit(tmp_path: Path) -> None:
+    """Attack: the writer thread holds a commit open (a slow disk's sync), and a run's table asks whether
+    its rows changed (``Run._rows_version``: ``ledger_version``), on the kernel's loop, before each redraw.
+    Before the fix that check took the writer's lock and waited for the commit (the loop stalled as long as
+    the disk took: here for ever, until the test let the commit end), although the scores it guards are
+    read without waiting. Now it answers at once, and tells the commit once it is done."""
+    ledger = Ledger.create(tmp_path / "run", meta={})
+    in_commit, finish = threading.Event(), threading.Event()
+
+    def slow(conn: Any) -> None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('slow', '1')")
+        in_commit.set()
+        finish.wait(30)
+
+    before = ledger_version(ledger.run_dir, ledger)
+    held = ledger.write_soon(slow)
+    try:
+        assert in_commit.wait(30)
+        seen: list[object] = []
+        checker = threading.Thread(target=lambda: seen.append(ledger_version(ledger.run_dir, ledger)))
+        checker.start()
+        checker.join(10)
+        assert not checker.is_alive(), "the change check waited for the writer thread's commit"
+        assert seen == [before]  # nothing committed yet
+    finally:
+        finish.set()
+        held.result(timeout=30)
+        checker.join(30)
+    after = ledger_version(ledger.run_dir, ledger)
+    assert after != before and after == ledger_version(ledger.run_dir, ledger)
+    ledger.set_meta(budget_usd=1.0)  # a write of its own, not through the writer thread
+    assert ledger_version(ledger.run_dir, ledger) != after
+    ledger.close()
