@@ -156,13 +156,11 @@ class PoolRunner(Runner):
         self._refused_by: dict[str, Counter[str]] = {}  # of each job in flight: refusals by backend
         self._room_changed: asyncio.Event | None = None
 
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        """No cap across the pool: each backend's own places are counted where a job is routed (``_holding``),
-        so that a job waiting for a busy backend never holds a place a job for an idle one could use."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(1_000_000)
-        return self._slots
+    def _places(self) -> int:
+        """As many jobs as the backends may have in flight together. Each backend's own places are counted where
+        a job is routed (``_holding``); a job waiting there for a busy backend lends its place (``_route``), so
+        that it never holds one a job for an idle backend could use."""
+        return max(self.max_concurrency, sum(b._runner.max_concurrency for b in self.backends.values()))
 
     def _no_api(self) -> ContractClient:
         names = ", ".join(map(repr, self.backends))
@@ -264,7 +262,8 @@ class PoolRunner(Runner):
             waits = [load.closed_for for load in loads if load.closed_for > 0]
             timer = asyncio.ensure_future(self.sleep(min(waits))) if waits else None
             try:
-                await asyncio.wait({changed, *([timer] if timer else [])}, return_when=asyncio.FIRST_COMPLETED)
+                with self._lending(job):
+                    await asyncio.wait({changed, *([timer] if timer else [])}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in (changed, timer):
                     if task is not None:

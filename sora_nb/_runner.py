@@ -24,14 +24,15 @@ import asyncio
 import concurrent.futures
 import errno
 import functools
+import itertools
 import os
 import secrets
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._contract import ContractClient
@@ -144,6 +145,10 @@ class _JobDrive:
     """A job's drive state, the runner's own: its task, and what a cancel must know about its create."""
 
     task: asyncio.Task[None] | None = None
+    """``None`` while the job waits in its run's queue for a place (see :meth:`Runner._admit`)."""
+    placed: bool = False
+    """It holds a place (one of the client's ``max_concurrency`` and one of its run's): from admission to
+    the end of its generation (not its download)."""
     create_on_wire: bool = False
     """A request that may make the job on the server is unanswered."""
     cancel_requested: bool = False
@@ -155,11 +160,14 @@ class _JobDrive:
 @dataclass(eq=False)
 class _RunDrive:
     """What the runner holds for a run it drives: its lock (one driver per run), its ledger (opened on the
-    loop thread), and the run's own cap on jobs in flight."""
+    loop thread), and its jobs waiting for a place and holding one (the run's own cap)."""
 
     lock: RunLock | None = None
     ledger: Ledger | None = None
-    slots: asyncio.Semaphore | None = None
+    waiting: deque[tuple[int, Job, _JobDrive]] = field(default_factory=deque)
+    """In submission order: (ticket, job, its drive). A cancelled job's entry stays until it reaches the
+    front, dropped then (its drive is no longer the job's): a cancel is O(1), not a search of the queue."""
+    placed: int = 0
 
 
 async def _finish_within(tasks: set[asyncio.Task[None]], timeout: float) -> set[asyncio.Task[None]]:
@@ -199,7 +207,8 @@ class Runner:
         self.poll_policy = poll_policy
         self.clock = clock
         self.sleep = sleep
-        self._slots: asyncio.Semaphore | None = None
+        self._placed = 0  # jobs holding one of the client's places (see _admit)
+        self._tickets = itertools.count()  # admission order across runs: submission order
         self._downloads: asyncio.Semaphore | None = None
         self._deleting: asyncio.Semaphore | None = None
         self._pacer: Pacer | None = None
@@ -250,11 +259,9 @@ class Runner:
         """A create could not reach the server (nothing was sent, after the client's retries): the job fails."""
         raise exc
 
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_concurrency)
-        return self._slots
+    def _places(self) -> int:
+        """Jobs that may hold a place at once across the client's runs (a pool counts its backends' own)."""
+        return self.max_concurrency
 
     @property
     def pacer(self) -> Pacer:
@@ -290,13 +297,6 @@ class Runner:
         """The run's ledger while this runner holds it open (``None`` before its first job, or once closed)."""
         held = self._held.get(run)
         return held.ledger if held is not None else None
-
-    def _run_slots(self, run: Run) -> asyncio.Semaphore:
-        """The run's own cap on jobs in flight (the client's cap applies too); loop thread only."""
-        held = self._of(run)
-        if held.slots is None:
-            held.slots = asyncio.Semaphore(run.max_concurrency or 1_000_000)
-        return held.slots
 
     # ------------------------------------------------------------------ submitting (any thread)
     def submit(self, run: Run, specs: list[JobSpec]) -> list[Job]:
@@ -385,7 +385,7 @@ class Runner:
     def _start(self, run: Run, jobs: list[Job]) -> None:
         if run.max_concurrency and run.max_concurrency > self.max_concurrency:
             # Asking a run for more jobs in flight than the client allows raises the client's cap.
-            for slots in (self._slots, self._downloads, self._deleting):
+            for slots in (self._downloads, self._deleting):
                 if slots is not None:
                     for _ in range(run.max_concurrency - self.max_concurrency):
                         slots.release()
@@ -489,27 +489,101 @@ class Runner:
         }
 
     def start_job(self, job: Job) -> None:
-        """Start driving a job whose ledger row exists (new, or re-attached by resume)."""
+        """Start driving a job whose ledger row exists (new, or re-attached by resume): one that needs a place
+        waits in its run's queue (a task is made when it gets one); one that only needs its download starts
+        now. Loop thread."""
         if job._record.remote_id:
             self._remote_ids.add(job._record.remote_id)
         drive = self._jobs[job] = _JobDrive()
+        if job._record.status in TERMINAL_STATUSES:
+            self._begin(job, drive)
+            return
+        self._of(job.run).waiting.append((next(self._tickets), job, drive))
+        self._admit()
+
+    # ------------------------------------------------------------------ places: the caps, in submission order
+    def _admit(self) -> None:
+        """Give free places to waiting jobs, first submitted first, among runs under their own cap.
+
+        A job waiting for a place is an entry in its run's queue, not a task: a 10,000-job sweep made 10,000
+        tasks at once in the callback that started it (9,800 parked on semaphores). Called whenever a place
+        may have freed or a job came; the runs are few, so choosing the next is a look at each one's front.
+        """
+        while not self._closed and self._placed < self._places():
+            best: _RunDrive | None = None
+            for run, held in self._held.items():
+                waiting = held.waiting
+                while waiting and self._jobs.get(waiting[0][1]) is not waiting[0][2]:
+                    waiting.popleft()  # cancelled while waiting (or driven anew since): nothing to start
+                if waiting and held.placed < (run.max_concurrency or self._places()) and (
+                        best is None or waiting[0][0] < best.waiting[0][0]):
+                    best = held
+            if best is None:
+                return
+            _, job, drive = best.waiting.popleft()
+            drive.placed = True
+            best.placed += 1
+            self._placed += 1
+            self._begin(job, drive)
+
+    def _leave(self, job: Job, drive: _JobDrive) -> None:
+        """Give the job's place back (its generation ended, or its task did), once, and fill it."""
+        if drive.placed:
+            drive.placed = False
+            self._of(job.run).placed -= 1
+            self._placed -= 1
+            self._admit()
+
+    @contextmanager
+    def _lending(self, job: Job) -> Iterator[None]:
+        """The job waits for something other than a place (a pool's backend with room): meanwhile its place
+        among the client's is lent to the next waiting job (its run's it keeps), and taken back after, even
+        beyond the cap (admission then waits until the count is under it again)."""
+        drive = self._jobs.get(job)
+        if drive is None or not drive.placed:
+            yield
+            return
+        self._placed -= 1
+        self._admit()
+        try:
+            yield
+        finally:
+            self._placed += 1
+
+    def _begin(self, job: Job, drive: _JobDrive) -> None:
+        """Make the job's task, now that it may run."""
         drive.task = task = self.runtime.spawn(self._drive(job, drive))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never runs its own ``finally``: its place is given back here.
+        task.add_done_callback(lambda _: self._leave(job, drive))
         # Forgotten once ended (a reconciled job is driven again by a drive of its own).
         task.add_done_callback(lambda _: self._jobs.pop(job) if self._jobs.get(job) is drive else None)
+
+    def _drop_waiting(self) -> None:
+        """Closing: the jobs still waiting for a place are not started (their rows stay resumable); their
+        waiters are let go, as a cancelled task's are."""
+        for held in self._held.values():
+            waiting, held.waiting = held.waiting, deque()
+            for _, job, drive in waiting:
+                if self._jobs.get(job) is drive:
+                    del self._jobs[job]
+                    job._finish()
 
     # ------------------------------------------------------------------ one job, start to end
     async def _drive(self, job: Job, drive: _JobDrive) -> None:
         try:
             if job._record.status not in TERMINAL_STATUSES:
-                async with self._run_slots(job.run), self.slots, self._holding(job):
-                    if job._record.remote_id is None:
-                        await self._create(job, drive)
-                        if drive.cancel_requested:
-                            self._cancelled(job, *drive.cancel_why)  # cancelled while its create was on the wire
-                            return
-                    await self._poll(job)
+                try:
+                    async with self._holding(job):
+                        if job._record.remote_id is None:
+                            await self._create(job, drive)
+                            if drive.cancel_requested:
+                                self._cancelled(job, *drive.cancel_why)  # cancelled while its create was on the wire
+                                return
+                        await self._poll(job)
+                finally:
+                    self._leave(job, drive)
             if job._record.status == "completed" and job._record.downloaded_at is None:
                 # Downloads are capped like generations: a 10,000-job sweep of quick jobs finished all of
                 # them before the first download ended, 20,000 downloads at once (the kernel at 870 MB).
@@ -901,6 +975,8 @@ class Runner:
             return
         if task is not None:
             task.cancel()
+        elif drive is not None:
+            del self._jobs[job]  # waiting for a place: its entry in the queue is dropped when reached
         self._cancelled(job, code, reason)
 
     def _cancelled(self, job: Job, code: str = "cancelled", reason: str = "cancelled by the user") -> None:
@@ -999,6 +1075,7 @@ class Runner:
     async def aclose(self) -> None:
         """Stop every job's task (they stay resumable from the ledger) and close the HTTP clients."""
         self._closed = True
+        self._drop_waiting()
         answering = dict(self._answering)
         tasks = [t for t in self._tasks if not t.done() and t not in answering]
         for task in tasks:

@@ -39,7 +39,7 @@ from sora_nb._ledger import Ledger
 from sora_nb._polling import PollPolicy
 from sora_nb._run import Run
 from sora_nb._runner import Runner
-from sora_nb._types import TERMINAL_STATUSES
+from sora_nb._types import TERMINAL_STATUSES, JobSpec
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
 
 EPOCH = 1_700_000_000.0
@@ -586,3 +586,96 @@ def test_the_gate_keeps_a_sweep_under_the_servers_limit(vloop: VirtualTimeLoop, 
     assert len(server.audit()) == 10
     refused = [s for s in server.log if s.status == 429]
     assert pauses >= 10 and len(refused) <= 3, (pauses, len(refused))
+
+
+# ---------------------------------------------------------------------------------------------- admission
+# A job waiting for a place is an entry in the runner's queue, not a task: a 10,000-job sweep once made
+# 10,000 tasks in the one loop callback that started it, 9,800 of them parked on semaphores.
+@pytest.mark.slow
+def test_a_wide_sweep_keeps_about_as_many_tasks_as_jobs_in_flight(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    server = Server(vloop, SimulatorConfig(seed=51, max_side=16, fps=1, time_scale=0.01, distinct_renders=1))
+    sizes: list[int] = []
+
+    async def main() -> tuple[Run, int]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=8, policy=PollPolicy().scaled(0.01))
+        client._runner.measure = False  # not what is counted here: a process pool per test run is slow
+        try:
+            idle = len(asyncio.all_tasks())
+            run = client.sweep(prompt=[f"tide {i}" for i in range(150)], repeats=4).start()
+            sizes.append(len(asyncio.all_tasks()) - idle)  # right after the cell that starts it
+            run.observe(lambda _job: sizes.append(len(asyncio.all_tasks()) - idle))
+            await run
+            return run, idle
+        finally:
+            await client.aclose()
+
+    run, _idle = run_virtually(vloop, main())
+    assert run.counts() == {"completed": 600}
+    assert len(server.audit()) == 600
+    # 8 generating, 8 downloading, and a few between the two (measured: 12 at most; before, 600 at once).
+    assert sizes[0] <= 8, sizes[0]
+    assert max(sizes) <= 3 * 8, max(sizes)
+
+
+def test_a_job_cancelled_while_waiting_for_a_place_ends_at_once_and_is_never_sent(
+    vloop: VirtualTimeLoop, tmp_path: Path
+) -> None:
+    server = Server(vloop, SimulatorConfig(seed=52, **REALISTIC))
+
+    async def main() -> tuple[Run, list[str], list[str | None]]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=2)
+        try:
+            run = client.sweep(prompt=[f"lantern {i}" for i in range(8)]).start()
+            await asyncio.sleep(1.0)  # the first two are sent; six wait for a place
+            waiting = [job for job in run if job._record.create_state == "pending"]
+            assert len(waiting) == 6
+            victims = waiting[1::2]
+            for job in victims:
+                job.cancel()
+            # Ended now, ledger first: the row says so before any other job moves.
+            at_once = [job.status for job in victims]
+            rows = {r.job_id: r for r in run._runner.ledger_of(run).jobs()}
+            row_states = [rows[job.id].status for job in victims] + [rows[job.id].create_state for job in victims]
+            assert all(job.done for job in victims)
+            await run
+            return run, at_once + row_states, [job.remote_id for job in victims]
+        finally:
+            await client.aclose()
+
+    run, states, remote_ids = run_virtually(vloop, main())
+    assert states == ["cancelled"] * 6 + ["pending"] * 3
+    assert remote_ids == [None] * 3
+    assert run.counts() == {"completed": 5, "cancelled": 3}
+    # Counted at the server: 5 creates, none of a cancelled prompt.
+    sent = [entry["prompt"] for entry in server.audit().values()]
+    assert sorted(sent) == sorted(job.prompt for job in run if job.status == "completed")
+    assert sum(1 for s in server.log if s.method == "POST") == 5
+
+
+def test_creates_reach_the_server_in_submission_order(vloop: VirtualTimeLoop, tmp_path: Path) -> None:
+    """Across two runs (one with a cap of its own) and a later submit, a freed place goes to the job
+    submitted first among those whose run has room."""
+    server = Server(vloop, SimulatorConfig(seed=53, **REALISTIC))
+
+    async def main() -> list[Run]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=3)
+        try:
+            first = client.sweep(prompt=[f"a{i:02d}" for i in range(12)]).start()
+            second = client.sweep(prompt=[f"b{i:02d}" for i in range(12)]).start(max_concurrency=1)
+            await asyncio.sleep(5.0)
+            later = first.submit([JobSpec(f"c{i:02d}", "sora-2", "1280x720", "4") for i in range(4)])
+            assert len(later) == 4
+            await asyncio.gather(asyncio.ensure_future(_awaited(first)), asyncio.ensure_future(_awaited(second)))
+            return [first, second]
+        finally:
+            await client.aclose()
+
+    runs = run_virtually(vloop, main())
+    assert [run.counts() for run in runs] == [{"completed": 16}, {"completed": 12}]
+    sent = [entry["prompt"] for entry in sorted(server.audit().values(), key=lambda e: e["created_at_s"])]
+    # Each run's jobs leave in the order they were submitted, and the later submit's after the first 12.
+    assert [p for p in sent if p[0] in "ac"] == [f"a{i:02d}" for i in range(12)] + [f"c{i:02d}" for i in range(4)]
+    assert [p for p in sent if p[0] == "b"] == [f"b{i:02d}" for i in range(12)]
+    # The second run's one place is always taken: b jobs are sent one after another, never two at once.
+    b_times = [(server.audit()[job.remote_id]["created_at_s"], job._record.completed_at) for job in runs[1]]
+    assert overlap_peak(b_times) == 1
