@@ -444,14 +444,17 @@ class Job(Driven):
                     # a running one.
                     future.set_running_or_notify_cancel()
                     if self._finished:
-                        future.set_result(self)
-                    self._waitable = future
+                        future.set_result(self)  # not kept: an ended job holds no future (see _finish)
+                    else:
+                        self._waitable = future
         return future
 
     def _finish(self) -> None:
         with _WAITABLE_LOCK:
             ended, self._finished = self._finished, True  # first: whoever the result wakes reads done as True
-            future = self._waitable
+            # Its waiters hold it; the job need not (a Future is ~1.5 KB: 15 MB for a 10,000-job run waited
+            # on). A waiter that comes later gets a resolved one (see _future).
+            future, self._waitable = self._waitable, None
         if not ended and future is not None and not future.done():
             future.set_result(self)
         self._changed()

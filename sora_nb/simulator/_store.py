@@ -190,7 +190,7 @@ class SimulatorState:
         self.create_rate_limiter = RateLimiter(config.create_rate_limit_rpm, window)
         self._jobs: dict[str, Job] = {}
         self._seq_of: dict[str, int] = {}  # every id ever created, so a deleted cursor still works
-        self._audit: list[dict[str, Any]] = []
+        self._audit: list[Job] = []  # every accepted create (deleted ones too): its entry is made when read
         self._characters: dict[str, Character] = {}
         self._max_seq = -1
         self.store = JobStore(config.state_dir, config.dialect) if config.state_dir is not None else None
@@ -313,7 +313,7 @@ class SimulatorState:
 
                 if self.store is None:
                     job = build(len(self._seq_of))
-                    self._audit.append(job.audit_entry())
+                    self._audit.append(job)  # the job itself (kept anyway), not a copy of it as a dict
                     break
                 # On disk before it is answered; the store settles the creation order (seq) across
                 # processes, and refuses an id another process already drew (same seed): draw again.
@@ -377,7 +377,7 @@ class SimulatorState:
         with self.lock:
             if self.store is not None:
                 return self.store.audit()
-            return [dict(entry) for entry in self._audit]
+            return [job.audit_entry() for job in self._audit]
 
     def add_character(self, name: str, poster: str | None = None) -> Character:
         """Store a new character (with a store: committed before it is returned)."""
