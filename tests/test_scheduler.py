@@ -679,3 +679,36 @@ def test_creates_reach_the_server_in_submission_order(vloop: VirtualTimeLoop, tm
     # The second run's one place is always taken: b jobs are sent one after another, never two at once.
     b_times = [(server.audit()[job.remote_id]["created_at_s"], job._record.completed_at) for job in runs[1]]
     assert overlap_peak(b_times) == 1
+
+
+def test_run_cancel_and_close_leave_nothing_waiting_and_send_nothing_more(
+    vloop: VirtualTimeLoop, tmp_path: Path
+) -> None:
+    """``run.cancel()`` ends the jobs waiting for a place with the ones in flight (no create for any of them);
+    closing a client with jobs still waiting leaves them unsent and resumable, with no task or entry behind."""
+    server = Server(vloop, SimulatorConfig(seed=54, **REALISTIC))
+
+    async def main() -> tuple[Run, Run, list[str], int, int]:
+        client = virtual_client(vloop, server, tmp_path, max_concurrency=2)
+        try:
+            cancelled = client.sweep(prompt=[f"ember {i}" for i in range(6)]).start()
+            await asyncio.sleep(1.0)
+            cancelled.cancel()
+            await cancelled
+            kept = client.sweep(prompt=[f"frost {i}" for i in range(6)]).start()
+            await asyncio.sleep(1.0)  # two sent, four waiting
+        finally:
+            await client.aclose()
+        with Ledger.open(kept.run_dir, readonly=True) as ledger:
+            rows = [r.status for r in ledger.jobs()]
+        runner = client._runner
+        left = len(runner._jobs) + sum(len(held.waiting) for held in runner._held.values())
+        return cancelled, kept, rows, left, runner._placed
+
+    cancelled, kept, rows, left, placed = run_virtually(vloop, main())
+    assert cancelled.counts() == {"cancelled": 6}
+    assert rows.count("pending_submit") == 4 and len(rows) == 6
+    assert (left, placed) == (0, 0)
+    assert all(job.done for job in kept)  # their waiters were let go, as a cancelled task's are
+    sent = sorted(entry["prompt"] for entry in server.audit().values())
+    assert sent == ["ember 0", "ember 1", "frost 0", "frost 1"]
