@@ -12,8 +12,9 @@ steps start, a callback is queued now and then, and how long it waits for its tu
 clock is the measure. Longer than :data:`TARGET_S` and the window shrinks; shorter and it grows back, up
 to the jobs allowed in flight. Against a real service, whose answers take hundreds of milliseconds, the
 loop is idle nearly all the time and the window stays at its ceiling: a step starts at once, in the order
-it would without a pacer. Only a loop that is busy all the time is paced, and then the run does as much
-work per second as before (the loop was the bottleneck already), in short passes that let a cell in.
+it would without a pacer. Only a loop that is busy all the time is paced: the run then works in short
+passes that let a cell in, and gives the cells their share of the loop (a 10,000-job sweep at the
+simulator's fastest scale took twice as long, and its cells' p95 went from 415 to 34 ms).
 """
 
 from __future__ import annotations
