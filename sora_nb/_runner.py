@@ -151,10 +151,9 @@ class _JobDrive:
     the end of its generation (not its download)."""
     create_on_wire: bool = False
     """A request that may make the job on the server is unanswered."""
-    cancel_requested: bool = False
-    """Set while a create is on the wire; acted on when it answers."""
-    cancel_why: tuple[str, str] = ("cancelled", "cancelled by the user")
-    """The error code and message the cancelled job ends with (see ``Runner.cancel``)."""
+    cancelled_as: tuple[str, str] | None = None
+    """Set by a cancel while a create is on the wire, acted on when it answers: the error code and message
+    the cancelled job ends with (see ``Runner.cancel``)."""
 
 
 @dataclass(eq=False)
@@ -578,8 +577,8 @@ class Runner:
                     async with self._holding(job):
                         if job._record.remote_id is None:
                             await self._create(job, drive)
-                            if drive.cancel_requested:
-                                self._cancelled(job, *drive.cancel_why)  # cancelled while its create was on the wire
+                            if drive.cancelled_as is not None:
+                                self._cancelled(job, *drive.cancelled_as)  # cancelled while its create was on the wire
                                 return
                         await self._poll(job)
                 finally:
@@ -631,7 +630,7 @@ class Runner:
                 return
         refusals = resends = 0
         while True:
-            if drive.cancel_requested:  # cancelled while no create of it was on the wire: none is sent
+            if drive.cancelled_as is not None:  # cancelled while no create of it was on the wire: none is sent
                 self._transition(job, create_state="pending", notify=False)
                 return
             try:
@@ -969,7 +968,7 @@ class Runner:
         drive = self._jobs.get(job)
         task = drive.task if drive is not None else None
         if drive is not None and drive.create_on_wire and task is not None:
-            drive.cancel_requested, drive.cancel_why = True, (code, reason)
+            drive.cancelled_as = (code, reason)
             self._answering[task] = (job, (code, reason))
             task.add_done_callback(lambda _: self._answering.pop(task, None))
             return
@@ -979,7 +978,7 @@ class Runner:
             del self._jobs[job]  # waiting for a place: its entry in the queue is dropped when reached
         self._cancelled(job, code, reason)
 
-    def _cancelled(self, job: Job, code: str = "cancelled", reason: str = "cancelled by the user") -> None:
+    def _cancelled(self, job: Job, code: str, reason: str) -> None:
         remote_id = job._record.remote_id
         self._end(job, status="cancelled", completed_at=self.clock(), error_code=code, error_message=reason)
         job._finish()
