@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import FAST
+from support import FAST, Sent
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
@@ -70,3 +70,20 @@ def _no_thread_leaks() -> Iterator[None]:
         thread.join(max(0.0, deadline - time.monotonic()))
     leaked = [t for t in new if t.is_alive()]
     assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    """Every message a widget would send to the browser, recorded in order. Outside a kernel ipywidgets
+    talks to a ``DummyComm``; its ``publish_msg`` is what a kernel's comm sends on."""
+    import comm
+
+    record = Sent()
+
+    def publish_msg(self: Any, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                    **keys: Any) -> None:
+        with record.lock:
+            record.messages.append((time.monotonic(), self.comm_id, dict(data or {})))
+
+    monkeypatch.setattr(comm.DummyComm, "publish_msg", publish_msg)
+    return record

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -140,3 +141,16 @@ class Shown:
                     shown.updates.append(new.data)
 
         return Handle() if kw.get("display_id") else None
+
+
+@dataclass
+class Sent:
+    """Messages the widgets would have sent to the front end (the ``sent`` fixture records them), in order."""
+
+    messages: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def updates(self, comm_ids: set[str] | None = None, since: float = 0.0) -> list[dict[str, Any]]:
+        with self.lock:
+            return [data for at, comm_id, data in self.messages
+                    if at >= since and data.get("method") == "update" and (comm_ids is None or comm_id in comm_ids)]

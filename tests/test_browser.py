@@ -989,6 +989,9 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     _press(page, arena, "n")  # the next pair: labels hidden again
     page.wait_for_function("s => !document.querySelector(s).textContent.includes('A was')",
                            arg=f"{arena} .sora-nb-reveal", timeout=WAIT_MS)
+    # A person presses x once the buttons can be pressed again (a key on a disabled button casts nothing).
+    page.wait_for_function("s => !document.querySelector(s).disabled", arg=f"{arena} .sora-nb-vote-both_bad",
+                           timeout=WAIT_MS)
     _press(page, arena, "x")
     page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=WAIT_MS)
     assert _judgments(runs)[-1]["winner"] == "both_bad"

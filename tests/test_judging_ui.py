@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support import Shown
+from support import Sent, Shown
 
 import sora_nb
 
@@ -39,6 +39,26 @@ def test_arena_hides_the_labels_until_the_vote_then_reveals_them(run: sora_nb.Ru
         first = frozenset((a.id, b.id))
         arena.next_button.click()
         assert arena.pair is not None and frozenset(j.id for j in arena.pair) != first  # fewest votes first
+    finally:
+        arena.close()
+
+
+def test_arena_clears_the_reveal_only_after_the_next_pairs_buttons_are_enabled(run: sora_nb.Run, sent: Sent) -> None:
+    """A front end applies the kernel's messages in order: a reveal seen cleared must mean that the vote
+    buttons (which the keys press) are enabled again, or a key pressed at once meets a disabled button and
+    casts nothing (which failed the Voila arena test in CI)."""
+    arena = run.arena(by="model", rater="ana", seed=3, media="url")
+    try:
+        arena.vote("a")
+        start = len(sent.messages)
+        arena.next()
+        order = [(comm_id, data["state"]) for _at, comm_id, data in sent.messages[start:]
+                 if data.get("method") == "update"]
+        cleared = next(i for i, (comm_id, state) in enumerate(order)
+                       if comm_id == arena.reveal.comm.comm_id and state.get("value") == "")
+        enabled = [i for i, (comm_id, state) in enumerate(order)
+                   if comm_id in {b.comm.comm_id for b in arena.buttons} and state.get("disabled") is False]
+        assert len(enabled) == len(arena.buttons) and max(enabled) < cleared, order
     finally:
         arena.close()
 

@@ -18,16 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import comm
 import httpx
 import ipywidgets as widgets
 import pytest
 from PIL import Image
-from support import image_bytes, wait_for
+from support import Sent, image_bytes, wait_for
 
 import sora_nb
 from sora_nb import ui
@@ -63,32 +62,6 @@ def assert_key_absent(key: str, *tops: Any) -> None:
         assert key not in repr(top)
         for widget in walk(top):
             assert key not in json.dumps(widget.get_state(), default=str), widget
-
-
-@dataclass
-class Sent:
-    """Messages the widgets would have sent to the front end."""
-
-    messages: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def updates(self, comm_ids: set[str] | None = None, since: float = 0.0) -> list[dict[str, Any]]:
-        with self.lock:
-            return [data for at, comm_id, data in self.messages
-                    if at >= since and data.get("method") == "update" and (comm_ids is None or comm_id in comm_ids)]
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    record = Sent()
-
-    def publish_msg(self: Any, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
-                    **keys: Any) -> None:
-        with record.lock:
-            record.messages.append((time.monotonic(), self.comm_id, dict(data or {})))
-
-    monkeypatch.setattr(comm.DummyComm, "publish_msg", publish_msg)
-    return record
 
 
 @pytest.fixture(autouse=True)

@@ -106,8 +106,11 @@ class Arena(Panel):
         jobs = {job.id: job for job in self.run.jobs}
         self.pair = (jobs[chosen[0]], jobs[chosen[1]]) if chosen else None
         self.revealed = False
-        self.reveal.value = ""
         self._show()
+        # Cleared once the new pair and its enabled buttons are sent: a front end applies a kernel's messages
+        # in order, so a reveal seen cleared means the vote keys act (cleared first, a key pressed as soon as
+        # it cleared met a still-disabled button and was dropped).
+        self.reveal.value = ""
         self._draw_board()  # the run may have new videos (and others' votes) since
         self._refresh_static()
 
