@@ -838,7 +838,7 @@ def test_a_download_runs_no_anyio_worker_call_on_the_loop(cache_dir: str, monkey
     """Starlette's FileResponse read each file through anyio worker threads, and every such call looks
     for the loop's root task among all its tasks: on a kernel's loop (no root task to find) with 200 jobs
     in flight, bench_scale saw those searches block the loop for seconds. The bytes come in one hop of
-    the loop's own executor instead (the same bytes, content type and length)."""
+    the simulator's own pool instead (the same bytes, content type and length)."""
     import anyio.to_thread
 
     sim = make_sim(cache_dir)
@@ -896,3 +896,29 @@ def test_distinct_renders_shares_real_videos_among_jobs_and_the_default_renders_
         assert videos[0] == videos[2] and videos[1] == videos[5] and videos[0] != videos[1]
         assert videos[3] != videos[4]
         assert _renders(tmp_path) == 4  # 2 per size and length, whatever the prompts
+
+
+def test_the_simulators_blocking_work_runs_on_a_pool_of_its_own(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process the simulator lives in the user's kernel: its renders and file reads run on a pool of
+    ``POOL_THREADS`` named threads, not on the loop's default executor (6 threads on 2 cores, each keeping a
+    glibc arena of what it freed: ~60 MB more at the peak of a 5,000-job sweep, benchmarks/README.md)."""
+    import threading
+
+    import sora_nb
+    from sora_nb.simulator import _routes
+
+    seen: set[str] = set()
+    render = _routes.ensure_rendered
+
+    def recorded(*args: Any) -> Any:
+        seen.add(threading.current_thread().name)
+        return render(*args)
+
+    monkeypatch.setattr(_routes, "ensure_rendered", recorded)
+    with sora_nb.connect("simulator", time_scale=0.002, run_root=tmp_path / "runs", measure=False,
+                         simulator=SimulatorConfig(seed=3, time_scale=0.002, max_side=64, fps=4)) as client:
+        run = client.sweep(prompt=[f"a fox {i}" for i in range(12)]).start(max_concurrency=12).wait(timeout=120)
+    assert run.counts()["completed"] == 12
+    assert seen and all(name.startswith("sora_nb-worker-simulator") for name in seen), seen
+    assert len(seen) <= _routes.POOL_THREADS, seen

@@ -23,8 +23,10 @@ Choices where the contract is silent (callers rely on them):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -69,17 +71,33 @@ _MEDIA_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": 
 _T = TypeVar("_T")
 
 
-async def in_thread(function: Callable[..., _T], *args: Any) -> _T:
-    """Run blocking work (render, image and video decoding) off the event loop.
+# The simulator's blocking work runs on a small pool of its own, shared by every simulator of the process.
+# In-process (the default backend) the simulator lives in the user's kernel, and each thread that allocates
+# gets a glibc arena of its own that keeps what it freed: on the loop's default executor (6 threads on 2
+# cores) a 5,000-job sweep peaked ~60 MB higher (benchmarks/README.md, "The simulator's threads"). Two
+# threads still render two videos at once; the file read of a download takes microseconds.
+POOL_THREADS = 2
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
-    On asyncio the loop's default executor is used: ``asyncio.run`` joins its threads on exit, so a
-    short-lived loop (a script, a test) leaves no worker thread behind. Other backends use anyio.
-    """
+
+def _workers() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # Idle threads cost nothing; they stay for the next simulator, as the measuring pool's do.
+            _pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="sora_nb-worker-simulator")
+        return _pool
+
+
+async def in_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking work (render, image and video decoding, reading a file) off the event loop, on the
+    simulator's pool of :data:`POOL_THREADS` threads (other backends than asyncio: anyio's)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return await anyio.to_thread.run_sync(function, *args)
-    return await loop.run_in_executor(None, functools.partial(function, *args))
+    return await loop.run_in_executor(_workers(), functools.partial(function, *args))
 
 
 @dataclass
