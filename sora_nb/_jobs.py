@@ -272,8 +272,9 @@ class Job(Driven):
 
     # ------------------------------------------------------------------ acting
     def cancel(self) -> None:
-        """Stop polling and delete the remote job where the server allows it. Safe from any thread."""
-        self._runner.runtime.call(self._runner.cancel, self)
+        """Stop polling and delete the remote job where the server allows it. Safe from any thread: it
+        returns once the loop has cancelled the job, so its create does not leave after (see ``Run.cancel``)."""
+        self._runner.runtime.call_and_wait(self._runner.cancel, self)
 
     def delete(self) -> concurrent.futures.Future[Any]:
         """Delete the server's copy of this finished job (its files on disk stay). Safe from any thread.

@@ -162,10 +162,18 @@ class Run(Driven):
 
     # ------------------------------------------------------------------ acting
     def cancel(self) -> None:
-        """Cancel every unfinished job (remote jobs deleted where the server allows). Resumable."""
-        for job in self.jobs:
-            if not job.done:
-                job.cancel()
+        """Cancel every unfinished job (remote jobs deleted where the server allows). Resumable.
+
+        Safe from any thread: it returns once the loop has cancelled them all, so no create leaves after it
+        returns (one already on the wire is answered, and the job it made deleted). Handed over one job at a
+        time and returning at once, it let the loop, busy meanwhile, send the creates it was about to send.
+        """
+        self._runner.runtime.call_and_wait(self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        # In one pass on the loop: no job of the run is given a place (and its create sent) midway.
+        for job in list(self.jobs):
+            self._runner.cancel(job)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the background work of the client that drives this run and close its connections.

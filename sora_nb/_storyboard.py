@@ -307,8 +307,9 @@ class Storyboard(Run):
 
     # ------------------------------------------------------------------ acting
     def cancel(self) -> None:
-        """Stop making the board: its unfinished shots are cancelled (resumable, like any run)."""
-        self._runner.runtime.call(self._cancel)
+        """Stop making the board: its unfinished shots are cancelled (resumable, like any run). Returns once
+        the loop has cancelled them (see ``Run.cancel``)."""
+        self._runner.runtime.call_and_wait(self._cancel)
 
     def _cancel(self) -> None:
         if self._task is not None:

@@ -1,0 +1,68 @@
+"""``run.cancel()`` from another thread (a widget's handler on a comm-subshell thread, a user's own thread):
+once it returns, no create leaves, and every job of the run ends with a status and a reason."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import httpx
+from support import FAST
+
+import sora_nb
+from sora_nb.simulator import SimulatorConfig, SimulatorTransport
+
+
+class _Creates(SimulatorTransport):
+    """The simulator, noting for each create that reaches it whether ``run.cancel()`` had returned."""
+
+    def __init__(self) -> None:
+        super().__init__(SimulatorConfig(seed=21, time_scale=FAST))
+        self.cancel_returned = threading.Event()
+        self.after_cancel: list[str] = []
+        self.creates = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.rstrip("/").endswith("/videos"):
+            self.creates += 1
+            if self.cancel_returned.is_set():
+                self.after_cancel.append(request.url.path)
+        return await super().handle_async_request(request)
+
+
+def test_no_create_leaves_after_a_cancel_from_another_thread_returns(tmp_path: Path) -> None:
+    """The loop is busy (here: in the observer of the first job, right before its create leaves) when a
+    thread calls ``run.cancel()``. It used to hand each job's cancel over and return at once: the loop then
+    sent the create it was about to send, after ``cancel()`` had returned (1 create paid for after it). Now
+    ``cancel()`` returns once the loop has cancelled every job, so a create it sends first is one that was
+    on the wire when the cancel acted (awaited, then deleted), and none leaves after."""
+    server = _Creates()
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, max_concurrency=2) as client:
+        run = client._new_run(axes=("prompt",))
+        cancelling: list[threading.Thread] = []
+
+        def cancel_from_another_thread(job: sora_nb.Job) -> None:
+            if job._record.create_state != "sending" or cancelling:
+                return  # once, right before the first create leaves (its row says "sending" first)
+
+            def cancel() -> None:
+                run.cancel()
+                server.cancel_returned.set()
+
+            cancelling.append(threading.Thread(target=cancel))
+            cancelling[0].start()
+            cancelling[0].join(0.3)  # the loop stays busy meanwhile: a cancel that waits for it waits
+
+        run.observe(cancel_from_another_thread)
+        jobs = run.submit([client._job_spec(f"a fox, take {i}") for i in range(6)])
+        for job in jobs:
+            with contextlib.suppress(sora_nb.JobFailedError):
+                job.wait(timeout=30)
+        cancelling[0].join(10)
+        assert server.cancel_returned.is_set()
+        assert server.after_cancel == []  # main: 1 create sent after cancel() returned
+        assert 1 <= server.creates <= 2  # only what was on the wire when the cancel acted; none of those waiting
+        for job in jobs:
+            assert job.status == "cancelled" and job.error and job.error.message, (job.id, job.status, job.error)
+        assert {job.status for job in run.jobs} == {"cancelled"}
