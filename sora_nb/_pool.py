@@ -39,7 +39,7 @@ from ._grid import InvalidCombo, SweepPlan, check_axis_names, expand
 from ._profiles import Profile
 from ._redact import logger
 from ._run import Run
-from ._runner import Runner
+from ._runner import Runner, _JobDrive
 from ._runtime import get_runtime
 from ._sweep import Sweep
 from ._types import JobSpec
@@ -150,6 +150,10 @@ class PoolRunner(Runner):
                          max_concurrency=profile.max_concurrency, poll_policy=poll_policy)
         self.backends = dict(backends)
         self._in_flight: Counter[str] = Counter()
+        # Places given to jobs pinned to a backend (``_bind``) until their route takes them (``_route``).
+        self._bound: Counter[str] = Counter()
+        self._bound_jobs: dict[Job, str] = {}
+        self._reopening: dict[str, asyncio.TimerHandle] = {}  # of backends whose gate is closed: when it opens
         self._refusals: dict[str, deque[float]] = {name: deque() for name in backends}
         self._pauses_seen: Counter[str] = Counter()
         self._down_until: dict[str, float] = {}
@@ -204,7 +208,7 @@ class PoolRunner(Runner):
             refusals.popleft()
         info = api.rate_limits
         return BackendLoad(
-            name=name, capacity=backend._runner.max_concurrency, in_flight=self._in_flight[name],
+            name=name, capacity=backend._runner.max_concurrency, in_flight=self._in_flight[name] + self._bound[name],
             remaining=info.remaining_requests, limit=info.limit_requests,
             closed_for=max(api.gate.closed_for, self._down_until.get(name, 0.0) - now),
             recent_refusals=len(refusals),
@@ -238,6 +242,44 @@ class PoolRunner(Runner):
             )
         return names
 
+    # ------------------------------------------------------------------ jobs pinned to one backend wait in its queue
+    def _lane(self, job: Job) -> str | None:
+        """The backend ``job`` must go to, when only one may take it and it is not sent yet (a remix of a video
+        one backend made, a sweep's ``backend`` axis): it then waits in that backend's queue, not as a task."""
+        record = job._record
+        if record.create_state != "pending" or record.remote_id is not None:
+            return None  # stays on its backend without waiting for room there (``_holding``)
+        try:
+            candidates = self._candidates(job)
+        except ConfigurationError:
+            return None  # its task fails it, saying why
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _lane_free(self, lane: str) -> bool:
+        """Room there now (:func:`room`). A closed gate (a 429's ``retry-after``) keeps its jobs queued, not
+        admitted to wait as tasks: they are looked at again when it opens."""
+        load = self.load(lane)
+        if load.closed_for > 0 and lane not in self._reopening:
+            self._reopening[lane] = asyncio.get_running_loop().call_later(load.closed_for, self._reopened, lane)
+        return room(load) > 0
+
+    def _reopened(self, lane: str) -> None:
+        del self._reopening[lane]
+        self._admit()
+
+    def _bind(self, job: Job, lane: str) -> None:
+        self._bound[lane] += 1
+        self._bound_jobs[job] = lane
+
+    def _unbind(self, job: Job) -> None:
+        lane = self._bound_jobs.pop(job, None)
+        if lane is not None:
+            self._bound[lane] -= 1
+
+    def _leave(self, job: Job, drive: _JobDrive) -> None:
+        self._unbind(job)  # a task cancelled before it took its place gives it back
+        super()._leave(job, drive)
+
     def _changed(self) -> asyncio.Event:
         if self._room_changed is None:
             self._room_changed = asyncio.Event()
@@ -246,18 +288,26 @@ class PoolRunner(Runner):
     def _wake(self) -> None:
         self._changed().set()
         self._room_changed = asyncio.Event()
+        self._admit()  # a job queued for a backend that now has room may start
 
     async def _route(self, job: Job, *, away_from: str | None = None) -> str:
         """Pick the backend with the most room for ``job`` (waiting until one has some), and write it to the
         job's ledger row before anything is sent there (ledger first)."""
         candidates = self._candidates(job)
+        pinned = candidates[0] if len(candidates) == 1 else None
         if away_from is not None and len(candidates) > 1:
             candidates = [name for name in candidates if name != away_from]
         while True:
+            # A job pinned to a backend keeps a place there bound while it waits (a 429 closed the gate), so
+            # that jobs queued for it are not let in meanwhile (``_lane_free``); given up and taken again by
+            # the choice here, in one step: no other job comes between.
+            self._unbind(job)
             loads = [self.load(name) for name in candidates]
             name = choose(loads)
             if name is not None:
                 break
+            if pinned is not None:
+                self._bind(job, pinned)
             changed = asyncio.ensure_future(self._changed().wait())
             waits = [load.closed_for for load in loads if load.closed_for > 0]
             timer = asyncio.ensure_future(self.sleep(min(waits))) if waits else None
@@ -340,6 +390,9 @@ class PoolRunner(Runner):
         super().attach(run)
 
     async def aclose(self) -> None:
+        for handle in self._reopening.values():
+            handle.cancel()
+        self._reopening.clear()
         await super().aclose()
         for backend in self.backends.values():
             await backend.aclose()

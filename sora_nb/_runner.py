@@ -166,6 +166,9 @@ class _RunDrive:
     waiting: deque[tuple[int, Job, _JobDrive]] = field(default_factory=deque)
     """In submission order: (ticket, job, its drive). A cancelled job's entry stays until it reaches the
     front, dropped then (its drive is no longer the job's): a cancel is O(1), not a search of the queue."""
+    pinned: dict[str, deque[tuple[int, Job, _JobDrive]]] = field(default_factory=dict)
+    """Jobs only one lane may take (a pool's backend: a remix of a video it made), queued by lane like
+    ``waiting``: they wait for a place there, and the jobs behind them for other lanes do not."""
     placed: int = 0
 
 
@@ -497,32 +500,53 @@ class Runner:
         if job._record.status in TERMINAL_STATUSES:
             self._begin(job, drive)
             return
-        self._of(job.run).waiting.append((next(self._tickets), job, drive))
+        held, lane = self._of(job.run), self._lane(job)
+        queue = held.waiting if lane is None else held.pinned.setdefault(lane, deque())
+        queue.append((next(self._tickets), job, drive))
         self._admit()
+
+    # ------------------------------------------------------------------ lanes (a pool overrides)
+    def _lane(self, job: Job) -> str | None:
+        """The one lane (a pool's backend) that may take ``job``, or ``None``: any may."""
+        return None
+
+    def _lane_free(self, lane: str) -> bool:
+        """Whether ``lane`` has a place for a job waiting for it."""
+        return True
+
+    def _bind(self, job: Job, lane: str) -> None:
+        """``job`` leaves its lane's queue for a place there: the place is the job's until its task takes it."""
 
     # ------------------------------------------------------------------ places: the caps, in submission order
     def _admit(self) -> None:
         """Give free places to waiting jobs, first submitted first, among runs under their own cap.
 
         A job waiting for a place is an entry in its run's queue, not a task: a 10,000-job sweep made 10,000
-        tasks at once in the callback that started it (9,800 parked on semaphores). Called whenever a place
-        may have freed or a job came; the runs are few, so choosing the next is a look at each one's front.
+        tasks at once in the callback that started it (9,800 parked on semaphores). So is a job only one lane
+        may take (``_lane``): it is in its lane's queue until that lane has a place, and the jobs behind it
+        for other lanes go first. Called whenever a place may have freed or a job came; the runs and lanes
+        are few, so choosing the next is a look at each queue's front.
         """
         while not self._closed and self._placed < self._places():
-            best: _RunDrive | None = None
+            best: tuple[_RunDrive, deque[tuple[int, Job, _JobDrive]], str | None] | None = None
             for run, held in self._held.items():
-                waiting = held.waiting
-                while waiting and self._jobs.get(waiting[0][1]) is not waiting[0][2]:
-                    waiting.popleft()  # cancelled while waiting (or driven anew since): nothing to start
-                if waiting and held.placed < (run.max_concurrency or self._places()) and (
-                        best is None or waiting[0][0] < best.waiting[0][0]):
-                    best = held
+                if held.placed >= (run.max_concurrency or self._places()):
+                    continue
+                for lane, waiting in (None, held.waiting), *held.pinned.items():
+                    while waiting and self._jobs.get(waiting[0][1]) is not waiting[0][2]:
+                        waiting.popleft()  # cancelled while waiting (or driven anew since): nothing to start
+                    if waiting and (lane is None or self._lane_free(lane)) and (
+                            best is None or waiting[0][0] < best[1][0][0]):
+                        best = (held, waiting, lane)
             if best is None:
                 return
-            _, job, drive = best.waiting.popleft()
+            held, waiting, lane = best
+            _, job, drive = waiting.popleft()
             drive.placed = True
-            best.placed += 1
+            held.placed += 1
             self._placed += 1
+            if lane is not None:
+                self._bind(job, lane)
             self._begin(job, drive)
 
     def _leave(self, job: Job, drive: _JobDrive) -> None:
@@ -563,8 +587,9 @@ class Runner:
         """Closing: the jobs still waiting for a place are not started (their rows stay resumable); their
         waiters are let go, as a cancelled task's are."""
         for held in self._held.values():
-            waiting, held.waiting = held.waiting, deque()
-            for _, job, drive in waiting:
+            queues = [held.waiting, *held.pinned.values()]
+            held.waiting, held.pinned = deque(), {}
+            for _, job, drive in itertools.chain.from_iterable(queues):
                 if self._jobs.get(job) is drive:
                     del self._jobs[job]
                     job._finish()

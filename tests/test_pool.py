@@ -8,6 +8,7 @@ keeps a remix on the backend that made its source; and resumes each job on its o
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ class Switch(httpx.AsyncBaseTransport):
         self.after: int | None = None
         self.list_down = False
         self.refused = 0
+        self.retry_after = "0.05"
 
     def audit(self) -> list[dict[str, Any]]:
         return self.inner.audit()
@@ -62,7 +64,7 @@ class Switch(httpx.AsyncBaseTransport):
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         if mode == "429" and is_create:
             self.refused += 1
-            return httpx.Response(429, headers={"retry-after": "0.05"},
+            return httpx.Response(429, headers={"retry-after": self.retry_after},
                                   json={"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
         if self.list_down and request.method == "GET" and request.url.path.rstrip("/").endswith("/videos"):
             return httpx.Response(502, json={"error": {"message": "Bad Gateway"}})
@@ -488,3 +490,63 @@ def test_two_backends_whose_remote_ids_collide_each_keep_their_own_jobs(
         remix.wait(timeout=60)
         assert remix.status == "completed" and remix.backend == "b"
     assert len(backends["a"].audit()) == 2 and len(backends["b"].audit()) == 3
+
+
+@pytest.mark.slow
+def test_jobs_of_one_run_for_an_idle_backend_do_not_wait_behind_its_jobs_pinned_to_a_busy_one(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """One run: twelve remixes of a video made on ``small`` (1 place), then a new video that any backend
+    makes. The new one goes to the idle ``big`` at once, and every remix is made on ``small``, once, as a
+    place there frees. The run's cap (the pool's 5 places) used to fill with remixes waiting for ``small``,
+    as tasks: the new video waited behind them (measured before: ``small`` had made 9 when ``big`` made 1)."""
+    with _pool(tmp_path, backends, small=(1, {}), big=(4, {})) as team:
+        source = team.sweep(prompt=["a corgi surfing"], backend="small").start().jobs[0].wait(timeout=60)
+        remixes = [source.remix(f"the same corgi, take {i}") for i in range(12)]
+        anywhere = source.run.submit([team._job_spec("a cat skiing")])[0]
+        wait_for(lambda: backends["big"].audit(), what="the new video's create on big")
+        assert len(backends["small"].audit()) <= 1 + 2  # the source, and the remix or two made meanwhile
+        assert anywhere.wait(timeout=60).backend == "big"
+        for job in remixes:
+            assert job.wait(timeout=120).backend == "small"
+    assert len(backends["small"].audit()) == 13 and len(backends["big"].audit()) == 1
+
+
+def test_jobs_waiting_for_a_busy_backend_are_queue_entries_not_tasks(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """A run allowed 300 jobs at once, all of them for ``a`` (2 places): while ``a`` makes two, the other 298
+    wait as entries of the run's queue, with no task each (before: 598 tasks, two a job, each job woken by every
+    job's end to look at ``a`` again; about 6 kB more a waiting job, traced over 2,000)."""
+    with _pool(tmp_path, backends, a=(2, {}), b=(2, {})) as team:
+        loop = team._runtime.loop
+        idle = team._runtime.call_and_wait(lambda: len(asyncio.all_tasks(loop)))
+        run = team.sweep(prompt=[f"shot {i}" for i in range(300)], backend="a").start(max_concurrency=300)
+        wait_for(lambda: backends["a"].audit(), what="a's first create")
+        tasks = team._runtime.call_and_wait(lambda: len(asyncio.all_tasks(loop))) - idle
+        assert tasks <= 2 + 4, tasks  # a's two jobs, and what they wait on
+        run.cancel()
+    assert len(backends["a"].audit()) <= 4 and backends["b"].audit() == []
+
+
+@pytest.mark.slow
+def test_jobs_for_a_backend_whose_gate_is_closed_wait_in_its_queue(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """``a`` refuses every create with a 429 (each closes its gate for a moment, then it opens again), several
+    times over: the 12 jobs pinned to it wait as queue entries, the refused ones keeping their places there as
+    they wait, and once it makes videos again each is made there exactly once. Before, all 12 were let in at
+    once to wait as tasks (26 tasks at the 6th refusal); counting only the jobs in flight on ``a``, two more came
+    at each opening of its gate (62 tasks for 30 jobs)."""
+    with _pool(tmp_path, backends, a=(2, {}), b=(2, {})) as team:
+        backends["a"].mode, backends["a"].retry_after = "429", "0.2"
+        loop = team._runtime.loop
+        idle = team._runtime.call_and_wait(lambda: len(asyncio.all_tasks(loop)))
+        run = team.sweep(prompt=[f"shot {i}" for i in range(12)], backend="a").start(max_concurrency=12)
+        wait_for(lambda: backends["a"].refused >= 6, what="a's refusals, over several openings of its gate")
+        tasks = team._runtime.call_and_wait(lambda: len(asyncio.all_tasks(loop))) - idle
+        assert tasks <= 2 * 3, tasks  # the two refused jobs, and what each waits on (the gate, a change)
+        backends["a"].mode = None
+        run.wait(timeout=120)
+        assert run.counts() == {"completed": 12}
+        assert _exactly_one_create_per_job(run, backends) == {"a": 12, "b": 0}
