@@ -992,6 +992,58 @@ def test_a_sorted_table_of_a_closed_client_shows_a_rating_another_process_wrote_
     assert list(rows.loc[rows["job_id"] == small_run.jobs[0].id, "stars_mean"]) == [5.0]
 
 
+def test_a_sorted_table_turns_its_pages_right_after_its_client_closed(
+    small_run: sora_nb.Run, client: sora_nb.Client, closing: list[Any]
+) -> None:
+    """Closing the client closes the run's ledger: for the next 2 s (a file clock's tick) the table cannot tell
+    from the files whether another process wrote, and makes all its rows again at each redraw (a page turn of
+    5,000 sorted jobs: 75-250 ms then, 5-10 ms after). Within that window, sorting and paging show this run's
+    rows, in the order asked, and nothing is raised (this held before; no other test turned pages there)."""
+    table = small_run.table(sort_by="prompt", page_size=1)
+    closing.append(table)
+    table.refresh()
+    client.close()
+    table.ascending.value = False
+    table.next_button.click()
+    table.refresh()
+    assert table.error.value == "" and table.summary.value == "rows 2-2 of 4 jobs · page 2 of 4"
+    # The prompt axis sorts in the sweep's order of its values (a categorical), not alphabetically.
+    expected = small_run.to_dataframe().sort_values("prompt", ascending=False, kind="stable")["job_id"].tolist()
+    assert table._page()[0]["job_id"].tolist() == expected[1:2]
+    assert table.dataframe()["job_id"].tolist() == expected
+
+
+def test_a_table_whose_client_and_loop_are_gone_still_sorts_and_pages_its_run(tmp_path: Path,
+                                                                              closing: list[Any]) -> None:
+    """A script's ``asyncio.run`` made the client and its table; both outlive the loop. Sorting then showed
+    "RuntimeError: Event loop is closed" in the table, every later click did nothing (its redraw was never
+    made, and none was asked again), and ``table.refresh()`` raised it into the notebook. Nothing can change
+    the run any more: the table is redrawn at once, from the run's last rows, sorted and paged."""
+    import asyncio
+
+    async def make() -> tuple[sora_nb.Run, ui.ResultsTable]:
+        client = sora_nb.connect("simulator", seed=3, time_scale=0.004, run_root=tmp_path, measure=False)
+        run = await client.sweep(prompt=[f"a kite, take {i}" for i in range(5)], seconds="4").start()
+        table = run.table(page_size=2, sort_by="prompt")
+        table.refresh()
+        await client.aclose()
+        return run, table
+
+    run, table = asyncio.run(make())  # the loop that owns them is closed from here on
+    closing.append(table)
+    table.ascending.value = False
+    table.next_button.click()
+    assert table.error.value == ""
+    assert table.summary.value == "rows 3-4 of 5 jobs · page 2 of 3"
+    expected = sorted((job.prompt for job in run.jobs), reverse=True)[2:4]
+    text = table.output.outputs[0]["data"]["text/html"]
+    assert [prompt for prompt in expected if prompt in text] == expected
+    assert not any(f"take {i}" in text for i in (4, 3, 0))  # none of the other pages' rows
+    table.refresh()  # no RuntimeError, no coroutine left unawaited
+    table.sort_by.value = "(run order)"
+    assert table.summary.value == "rows 1-2 of 5 jobs · page 1 of 3" and table.error.value == ""
+
+
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
     """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""

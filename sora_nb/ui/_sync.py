@@ -82,7 +82,17 @@ class Coalescer:
             if self._pending or self._closed:
                 return
             self._pending = True
-        self.runtime.call(self._schedule)
+        if not self._loop_gone():
+            with contextlib.suppress(RuntimeError):  # unless it closed meanwhile ("Event loop is closed")
+                self.runtime.call(self._schedule)
+                return
+        self._run()
+
+    def _loop_gone(self) -> bool:
+        """The loop that owns the engine's state is closed (a script's ``asyncio.run`` ended, its client with
+        it): nothing changes that state any more, so a redraw is made at once, by the caller. Queued there,
+        it was refused ("Event loop is closed"), and the redraw pending for ever turned every later mark away."""
+        return self.runtime.loop.is_closed()
 
     def _schedule(self) -> None:  # on the loop
         if self._closed:
@@ -110,7 +120,7 @@ class Coalescer:
             if self._on_error is not None:
                 self._on_error(exc)
         delay = self._tick() if self._tick is not None else None
-        if delay is not None and self._tick_handle is None:
+        if delay is not None and self._tick_handle is None and not self._loop_gone():
             self._tick_handle = self.runtime.loop.call_later(delay, self._ticked)
 
     def _ticked(self) -> None:
@@ -119,6 +129,9 @@ class Coalescer:
 
     def flush_now(self) -> None:
         """Redraw now, on the loop, and wait for it (tests, and a final state before closing)."""
+        if self._loop_gone():
+            self._run()
+            return
         self.runtime.call_and_wait(self._run)
 
     @property
