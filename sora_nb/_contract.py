@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import dataclasses
 import json as _json
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +77,7 @@ __all__ = [
     "DEFAULT_CREATE_TIMEOUT",
     "ContractClient",
     "build_create_request",
+    "resending_while",
 ]
 
 # Errors after which the server certainly did not act on the request: nothing (or not all) was sent.
@@ -83,6 +86,33 @@ DEFAULT_CREATE_TIMEOUT = 180.0
 """Seconds a create may take to answer by default, whatever ``timeout`` is: gateways in front of a video
 service often answer a create only once the job is queued upstream, and a create cut short by a timeout
 is the one request whose fate is then unknown (ambiguous), where every other request is simply retried."""
+
+_RESEND_WHILE: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("resend_while", default=None)
+
+
+@contextmanager
+def resending_while(wanted: Callable[[], bool]) -> Iterator[None]:
+    """Within (in this task): a create refused for certain (a 429, a connection that could not be made: nothing
+    was made) is sent again only while ``wanted()``; once not (its job was cancelled meanwhile), the refusal is
+    raised instead of a create sent after ``cancel()`` returned, to be paid for and deleted.
+
+    >>> with resending_while(lambda: False):
+    ...     _resend_wanted()
+    False
+    >>> _resend_wanted()
+    True
+    """
+    token = _RESEND_WHILE.set(wanted)
+    try:
+        yield
+    finally:
+        _RESEND_WHILE.reset(token)
+
+
+def _resend_wanted() -> bool:
+    wanted = _RESEND_WHILE.get()
+    return wanted is None or wanted()
+
 
 POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=None)
 """Connections of a client: as many as requests in flight (the runner caps those), each kept for the next.
@@ -568,8 +598,11 @@ class ContractClient(Downloads, Searching):
     ) -> _Sent:
         """One logical request with retries. Non-idempotent ones raise ``_AmbiguousCreate`` when unsure."""
         attempt = 0
+        refused: Exception | None = None  # what refused the last attempt, when it is sent again
         while True:
             await self.gate.wait()
+            if refused is not None and not idempotent and not _resend_wanted():
+                raise refused
             t0 = time.monotonic()
             try:
                 extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
@@ -586,7 +619,7 @@ class ContractClient(Downloads, Searching):
                 if attempt >= self.retry.max_retries:
                     raise transport_error from None
                 await self._sleep(self.retry.delay(attempt, rng=self._rng))
-                attempt += 1
+                attempt, refused = attempt + 1, transport_error
                 continue
             self._observe(response)
             logger.debug(
@@ -617,7 +650,7 @@ class ContractClient(Downloads, Searching):
             )
             if response.status_code != 429:
                 await self._sleep(self.retry.delay(attempt, retry_after=retry_after, rng=self._rng))
-            attempt += 1
+            attempt, refused = attempt + 1, error
 
     def _observe(self, response: httpx.Response) -> None:
         self.server_clock_behind = _clock_behind(response.headers.get("date"), time.time())

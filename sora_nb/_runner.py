@@ -35,7 +35,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ._contract import ContractClient
+from ._contract import ContractClient, resending_while
 from ._errors import (
     AmbiguousCreateError,
     APIError,
@@ -681,6 +681,8 @@ class Runner:
                 # Refused outright, so certainly not created: wait for the shared gate and ask again,
                 # rather than fail a job that was never sent.
                 self._transition(job, create_state="pending", notify=False)
+                if drive.cancelled_as is not None:
+                    continue  # cancelled while it was refused: not sent again
                 refusals += 1
                 await self._refused(job, exc, refusals)
             except AmbiguousCreateError as lost:
@@ -702,6 +704,8 @@ class Runner:
                 # create that certainly never reached the server (a refused connection, after the client's
                 # retries), which may be sent again, here or elsewhere.
                 self._transition(job, create_state="pending", notify=False)
+                if drive.cancelled_as is not None:
+                    continue  # cancelled while it was refused: not sent again
                 await self._unreachable(job, exc)
 
     async def _on_the_wire(self, job: Job, request: Awaitable[T]) -> T:
@@ -711,7 +715,9 @@ class Runner:
             return await request
         drive.create_on_wire = True
         try:
-            return await request
+            # A create refused for certain is sent again by the client only while the job is not cancelled.
+            with resending_while(lambda: drive.cancelled_as is None):
+                return await request
         finally:
             drive.create_on_wire = False
 

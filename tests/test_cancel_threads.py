@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import httpx
-from support import FAST
+import pytest
+from support import FAST, wait_for
 
 import sora_nb
 from sora_nb.simulator import SimulatorConfig, SimulatorTransport
@@ -22,12 +23,24 @@ class _Creates(SimulatorTransport):
         self.cancel_returned = threading.Event()
         self.after_cancel: list[str] = []
         self.creates = 0
+        self.refuse = 0
+        """Creates still to refuse with a 429 (which makes nothing) that says to come back in half a second."""
+        self.down = False
+        """No connection can be made (nothing reaches the server)."""
+        self.connect_attempts = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            self.connect_attempts += 1
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         if request.method == "POST" and request.url.path.rstrip("/").endswith("/videos"):
             self.creates += 1
             if self.cancel_returned.is_set():
                 self.after_cancel.append(request.url.path)
+            if self.refuse:
+                self.refuse -= 1
+                return httpx.Response(429, headers={"retry-after": "0.5"},
+                                      json={"error": {"message": "Rate limit reached", "type": "rate_limit_error"}})
         return await super().handle_async_request(request)
 
 
@@ -66,3 +79,25 @@ def test_no_create_leaves_after_a_cancel_from_another_thread_returns(tmp_path: P
         for job in jobs:
             assert job.status == "cancelled" and job.error and job.error.message, (job.id, job.status, job.error)
         assert {job.status for job in run.jobs} == {"cancelled"}
+
+
+@pytest.mark.parametrize("fault", ["429", "no connection"])
+def test_a_create_refused_before_the_cancel_is_not_sent_again_after_it(tmp_path: Path, fault: str) -> None:
+    """The create was refused (a 429, or a connection that could not be made: nothing was made) and the client
+    waits to send it again when the job is cancelled. The cancel waited for the create's "answer", and the
+    client sent it again meanwhile, after ``cancel()`` had returned: 1 create made, paid, then deleted. Now
+    the client asks before sending again, and the job ends cancelled with nothing made."""
+    server = _Creates()
+    server.refuse, server.down = (1, False) if fault == "429" else (0, True)
+    retry = sora_nb.RetryPolicy(base=0.5, cap=0.5, jitter=0.0)
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server, retry=retry) as client:
+        job = client.generate("a fox that is never made")
+        wait_for(lambda: server.creates or server.connect_attempts, what="the create's refusal")
+        server.down = False  # the next attempt would be made: only the cancel stops it
+        job.run.cancel()
+        server.cancel_returned.set()
+        with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+            job.wait(timeout=10)  # before, it ended once the create sent again was answered (and deleted)
+    assert server.after_cancel == []  # before: 1
+    assert job.status == "cancelled" and job.error and job.error.message and job.remote_id is None
+    assert server.audit() == []
