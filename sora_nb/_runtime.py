@@ -80,8 +80,17 @@ class Runtime:
         """Call ``fn(*args)`` on the loop thread, soon; safe from any thread (widget callbacks)."""
         if self.in_loop_thread():
             fn(*args)
-        else:
-            self.loop.call_soon_threadsafe(fn, *args)
+            return
+        self._check_open()
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def _check_open(self) -> None:
+        """Raise a RuntimeError that says what to do when the loop is closed (nothing can run there any more)."""
+        if self.loop.is_closed():
+            raise RuntimeError(
+                "sora_nb: the event loop of this client is closed (the asyncio.run that made it ended), so "
+                "nothing of it can run any more; its runs' jobs stopped with it and stay resumable. Fix: "
+                "sora_nb.resume(run_dir) to carry a run on (or cancel it), or sora_nb.connect() again.")
 
     def call_and_wait(self, fn: Callable[..., T], *args: Any, timeout: float = 60.0) -> T:
         """Call ``fn(*args)`` on the loop thread and return its result (blocking a non-loop thread)."""
@@ -91,6 +100,7 @@ class Runtime:
         async def _call() -> T:
             return fn(*args)
 
+        self._check_open()
         return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(timeout)
 
     def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None) -> T:

@@ -101,3 +101,19 @@ def test_a_create_refused_before_the_cancel_is_not_sent_again_after_it(tmp_path:
     assert server.after_cancel == []  # before: 1
     assert job.status == "cancelled" and job.error and job.error.message and job.remote_id is None
     assert server.audit() == []
+
+
+def test_cancelling_a_run_whose_loop_is_closed_says_so(tmp_path: Path) -> None:
+    """A script's ``asyncio.run`` made the client and its run, and ended: nothing can cancel there any more.
+    ``run.cancel()`` says so and what to do (it raised "Event loop is closed", and left a coroutine unawaited)."""
+    import asyncio
+
+    async def make() -> sora_nb.Run:
+        client = sora_nb.connect("simulator", seed=3, time_scale=FAST, run_root=tmp_path, measure=False)
+        run = await client.sweep(prompt=["a kite"], seconds="4").start()
+        await client.aclose()
+        return run
+
+    run = asyncio.run(make())
+    with pytest.raises(RuntimeError, match=r"loop .* is closed.*Fix: .*sora_nb\.resume"):
+        run.cancel()
