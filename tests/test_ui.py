@@ -1046,19 +1046,33 @@ def test_a_table_whose_client_and_loop_are_gone_still_sorts_and_pages_its_run(tm
 
 def test_a_slow_redraw_waits_longer_before_the_next(small_run: sora_nb.Run, monkeypatch: pytest.MonkeyPatch,
                                                    closing: list[Any]) -> None:
-    """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds."""
+    """A 10,000-job table took ~0.4 s to redraw, once a second: the kernel answered cells in seconds.
+
+    Every redraw's cost is read from the widget's own clock, which moves ``step`` per reading: the "quick"
+    redraws were real ones, and on a busy machine two of them took over 50 ms (1 s of interval), which
+    failed the test once."""
     from sora_nb.ui import _sync
+
+    class Clock:
+        now, step = 0.0, 0.2
+
+        def __call__(self) -> float:
+            self.now += self.step
+            return self.now
 
     table = small_run.table()
     closing.append(table)
     table.refresh()
-    clock = iter(float(n) * 0.05 for n in range(1000))  # each reading 50 ms later: every redraw "takes" 50 ms
-    with monkeypatch.context() as patch:  # this widget's clock alone: other threads read theirs
-        patch.setattr(table, "_clock", lambda: next(clock))
-        table.refresh()
-        table.refresh()
-    assert table._coalescer.interval == pytest.approx(_sync.LOAD_FACTOR * 0.05)
-    table.refresh()  # quick redraws: back to the interval asked for
+    clock = Clock()
+    monkeypatch.setattr(table, "_clock", clock)  # this widget's clock alone: other threads read theirs
+    table.refresh()
+    table.refresh()
+    assert table._coalescer.interval == pytest.approx(_sync.LOAD_FACTOR * 0.2)  # 4 s, not the 1 s asked for
+    clock.step = 1.0  # a redraw of a second: at most MAX_INTERVAL between two
+    table.refresh()
+    table.refresh()
+    assert table._coalescer.interval == _sync.MAX_INTERVAL
+    clock.step = 0.001  # quick redraws: back to the interval asked for
     table.refresh()
     assert table._coalescer.interval == 1.0
 
