@@ -448,6 +448,31 @@ def test_cancel_is_enabled_only_while_the_run_goes(client: sora_nb.Client, closi
     assert builder.retry_button.disabled  # nothing failed
 
 
+def test_a_sweep_builders_buttons_are_in_their_ended_state_before_its_bar_turns_green(
+        client: sora_nb.Client, sent: Sent, closing: list[Any]) -> None:
+    """A front end applies the kernel's messages in order: a green bar (or "N/N done") must mean that Cancel is
+    disabled and Launch enabled again. They followed the bar, so a Launch clicked as soon as the bar turned green
+    met a still-disabled button (and the Voila app's test, reading Cancel then, could see it still enabled)."""
+    builder = ui.sweep(client, prompts=["a calm lake"])
+    closing.append(builder)
+    start = len(sent.messages)
+    run = builder.launch()
+    run.wait(timeout=60)
+    wait_for(lambda: builder.progress is not None and builder.progress.bar.bar_style == "success", what="green bar")
+    wait_for(lambda: not builder.launch_button.disabled, what="Launch enabled")
+    order = [(comm_id, data["state"]) for _at, comm_id, data in sent.messages[start:] if data.get("method") == "update"]
+    green = next(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == builder.progress.bar.comm.comm_id and state.get("bar_style") == "success")
+    done = next(i for i, (comm_id, state) in enumerate(order)
+                if comm_id == builder.progress.counts.comm.comm_id and "1/1 done" in state.get("value", ""))
+    # The last of each: Launch disabled then enabled again, Cancel enabled then disabled again.
+    cancel = max(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == builder.cancel_button.comm.comm_id and state.get("disabled") is True)
+    launch = max(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == builder.launch_button.comm.comm_id and state.get("disabled") is False)
+    assert max(cancel, launch) < min(green, done), order
+
+
 def test_a_sweep_builder_can_show_its_runs_videos(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
     """The Voila app showed a sweep's progress but its videos nowhere."""
     builder = ui.sweep(client, prompts=["a calm lake", "a windy hill"], gallery=True)

@@ -28,7 +28,8 @@ class RunProgress(LiveBox):
 
     Redraws at most once per ``refresh_interval`` however many jobs change (one message per changed
     widget per redraw), so a 200-job sweep does not flood the front end. ``on_done`` is called on the
-    engine's loop each time the run ends (again after a retry of its failed jobs ends).
+    engine's loop each time the run ends (again after a retry of its failed jobs ends), before the bar and
+    the counts show the end.
 
     >>> import sora_nb
     >>> client = sora_nb.connect(time_scale=0.002, run_root=getfixture("tmp_path"))  # the simulator
@@ -68,6 +69,18 @@ class RunProgress(LiveBox):
         return None if self.run.done else 1.0
 
     def _render(self) -> None:
+        # The run's end is handed on first: a front end applies the kernel's messages in order, so a green bar
+        # means that what follows the end (the sweep builder's Launch enabled, Cancel disabled) is shown too
+        # (handed on last, a Launch clicked as the bar turned green met a still-disabled button).
+        ended = self.run.done and not self._was_done
+        self._was_done = self.run.done
+        try:
+            if ended and self._on_done is not None:
+                self._on_done()
+        finally:  # (its failure is shown in the error line; the bar still shows the end)
+            self._draw()
+
+    def _draw(self) -> None:
         jobs = list(self.run.jobs)
         latest = self.run._latest_jobs()  # each request's latest job, once for the bar and both counts
         value, style = _display.run_bar_state(jobs, previous=self.bar.bar_style, latest=latest)
@@ -95,10 +108,6 @@ class RunProgress(LiveBox):
             self._list_at = now
             self.job_list.value = (_display.board_list_html(self.run) if isinstance(self.run, StoryboardRun)
                                    else _display.job_list_html(jobs, self.run.axes))
-        ended = self.run.done and not self._was_done
-        self._was_done = self.run.done
-        if ended and self._on_done is not None:
-            self._on_done()
 
     def _static_title(self) -> str:
         counts = ", ".join(f"{n} {_display.status_words(s)}" for s, n in sorted(self.run.counts().items()))
