@@ -46,7 +46,8 @@ def test_arena_hides_the_labels_until_the_vote_then_reveals_them(run: sora_nb.Ru
 def test_arena_clears_the_reveal_only_after_the_next_pairs_buttons_are_enabled(run: sora_nb.Run, sent: Sent) -> None:
     """A front end applies the kernel's messages in order: a reveal seen cleared must mean that the vote
     buttons (which the keys press) are enabled again, or a key pressed at once meets a disabled button and
-    casts nothing (which failed the Voila arena test in CI)."""
+    casts nothing (which failed the Voila arena test in CI). The buttons are enabled only once the pair they
+    vote on is sent: a key pressed when they show enabled votes on the pair on screen, not one still coming."""
     arena = run.arena(by="model", rater="ana", seed=3, media="url")
     try:
         arena.vote("a")
@@ -59,6 +60,8 @@ def test_arena_clears_the_reveal_only_after_the_next_pairs_buttons_are_enabled(r
         enabled = [i for i, (comm_id, state) in enumerate(order)
                    if comm_id in {b.comm.comm_id for b in arena.buttons} and state.get("disabled") is False]
         assert len(enabled) == len(arena.buttons) and max(enabled) < cleared, order
+        shown = [i for i, (comm_id, state) in enumerate(order) if comm_id == arena.stage.comm.comm_id]
+        assert len(shown) == 1 and shown[0] < min(enabled), order
     finally:
         arena.close()
 
