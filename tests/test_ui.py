@@ -315,6 +315,21 @@ def test_reference_image_is_checked_against_the_size_and_can_be_fitted(client: s
     job.cancel()
 
 
+def test_the_cast_shows_its_chips_only_after_its_no_characters_button(client: sora_nb.Client, sent: Sent,
+                                                                       closing: list[Any]) -> None:
+    """A front end applies the kernel's messages in order: a character's chip seen in the cast must mean that
+    "No characters" (which empties it) shows too; it followed the chip, and the browser test that looked for it
+    once the chip showed could find it still hidden."""
+    from sora_nb._types import Character
+
+    box = ui.prompt(client)
+    closing.append(box)
+    start = len(sent.messages)
+    box._set_cast([Character(id="char_1", name="Ada", created_at=0)])  # what picking Ada does, after her name
+    order = [comm_id for _at, comm_id, data in sent.messages[start:] if data.get("method") == "update"]
+    assert order.index(box.clear_cast.layout.comm.comm_id) < order.index(box.cast_view.comm.comm_id), order
+
+
 # ---------------------------------------------------------------------------------------- threads and coalescing
 
 

@@ -219,8 +219,10 @@ class PromptBox(Panel):
 
     def _set_cast(self, cast: list[Character]) -> None:
         self.cast = cast
-        self.cast_view.value = "".join(_display.character_html(c) for c in cast)
+        # The chips last: a front end applies the kernel's messages in order, so a chip seen means that
+        # "No characters" shows beside it (it followed the chips, and could still be hidden when they showed).
         self.clear_cast.layout.display = None if cast else "none"
+        self.cast_view.value = "".join(_display.character_html(c) for c in cast)
 
     def _character_made(self, character: Character) -> None:
         del character  # listed by the registry, which the picker reads
