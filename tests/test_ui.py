@@ -315,6 +315,23 @@ def test_reference_image_is_checked_against_the_size_and_can_be_fitted(client: s
     job.cancel()
 
 
+def test_a_card_shows_its_video_only_after_its_full_bar_and_enabled_buttons(client: sora_nb.Client, here: Path,
+                                                                            sent: Sent, closing: list[Any]) -> None:
+    """A front end applies the kernel's messages in order: a card's video seen must mean that its bar shows the
+    end and Remix is enabled (the browser tests read them once the video shows)."""
+    card = ui.JobCard(client.generate("a paper boat"))
+    closing.append(card)
+    wait_for(lambda: html_of(card.media), what="the video")
+    order = [(comm_id, data["state"]) for _at, comm_id, data in sent.messages if data.get("method") == "update"]
+    video = next(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == card.media.comm.comm_id and "<video" in str(state.get("outputs")))
+    green = next(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == card.bar.comm.comm_id and state.get("bar_style") == "success")
+    remix = next(i for i, (comm_id, state) in enumerate(order)
+                 if comm_id == card.remix_button.comm.comm_id and state.get("disabled") is False)
+    assert max(green, remix) < video, order
+
+
 def test_the_cast_shows_its_chips_only_after_its_no_characters_button(client: sora_nb.Client, sent: Sent,
                                                                        closing: list[Any]) -> None:
     """A front end applies the kernel's messages in order: a character's chip seen in the cast must mean that
