@@ -11,6 +11,7 @@ into ``docs/screenshots/``). Voila serves the real dashboard, ``notebooks/app.ip
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -240,14 +241,17 @@ def _bar_percent(page: Any, card: str) -> float:
 
 
 def _watch_progress(page: Any, card: str, timeout: float = 90.0) -> list[float]:
-    """Sample the card's progress bar until the video is there; return the distinct values seen."""
+    """Sample the card's progress bar until the video is there; return the distinct values seen, the last one
+    read once the video showed. (The card sends its bar before its video: read before the video was looked
+    for, the last value could be one from before the bar and the video both arrived, short of 100.)"""
     seen: list[float] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        there = page.locator(f"{card} video").count() > 0
         value = _bar_percent(page, card)
         if not seen or value != seen[-1]:
             seen.append(value)
-        if page.locator(f"{card} video").count():
+        if there:
             break
         page.wait_for_timeout(60)
     return seen
@@ -337,10 +341,10 @@ def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: A
     page.wait_for_selector(row, timeout=30_000)
     page.wait_for_selector(f"{row}:has-text('completed')", timeout=30_000)
     # The server's "completed" can show a redraw before the download that brings the poster.
-    page.wait_for_selector(f"{row} img", timeout=10_000)
+    page.wait_for_selector(f"{row} img", timeout=WAIT_MS)
     assert page.locator(f"{row} img").count() == 1, "the row has no poster"
     poster = page.locator(f"{row} img").element_handle()
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=poster, timeout=10_000)
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=poster, timeout=WAIT_MS)
 
     shot = ARTIFACTS / "jobcard.png"
     page.locator(card).first.scroll_into_view_if_needed()
@@ -357,17 +361,17 @@ def test_jupyterlab_prompt_generate_video_table_and_compare(lab: Server, page: A
     _wait_video_loaded(page, f"{grid} video")
     page.click(f"{grid} .sora-nb-play-all")
     page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => !v.paused)",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     page.click(f"{grid} .sora-nb-pause-all")
     page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => v.paused)",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     # Playing one video plays the others (the synchronised handlers).
     page.eval_on_selector(f"{grid} video", "v => v.play()")
     page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => !v.paused)",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     page.eval_on_selector(f"{grid} video", "v => v.pause()")
     page.wait_for_function(f"() => [...document.querySelectorAll('{grid} video')].every(v => v.paused)",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     # The screenshot: all four playing, the mouse away so that the players hide their controls.
     page.click(f"{grid} .sora-nb-restart-all")
     page.click(f"{grid} .sora-nb-play-all")
@@ -405,7 +409,7 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     assert page.input_value(f"{box} .sora-nb-prompt-text textarea").count("Ada") == 1  # already named: not added
     assert page.locator(f"{box} button:has-text('No characters')").is_visible()
     page.wait_for_function("s => document.querySelector(s).textContent.includes('est. $')", arg=f"{box} .sora-nb-cost",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     _shoot(page, box, "prompt-box.png")
 
     # The sweep builder: 2 prompts x 2 models (Ada offered as a characters axis, not picked), launched from
@@ -431,7 +435,7 @@ def test_jupyterlab_screenshots_of_prompt_box_sweep_builder_gallery_and_table(la
     page.wait_for_function(  # the per-job list redraws once a second: wait for its final state
         """s => { const l = document.querySelector(s);
                   return !!l && !/queued|generating|waiting to send|downloading/.test(l.textContent); }""",
-        arg=f"{builder} .sora-nb-joblist-widget", timeout=10_000,
+        arg=f"{builder} .sora-nb-joblist-widget", timeout=WAIT_MS,
     )
     _shoot(page, builder, "sweep-builder.png")
 
@@ -723,7 +727,10 @@ def test_a_saved_notebook_reopened_shows_posters_not_errors(lab: Server, page: A
     shutil.copy(NOTEBOOKS / "ui_playing.ipynb", workdir / "notebooks" / "reopened.ipynb")
     _open_and_run(page, lab, "reopened.ipynb")
     page.wait_for_function("() => document.querySelectorAll('.sora-nb-compare video').length === 6", timeout=120_000)
-    page.wait_for_timeout(1500)  # the fallbacks follow the last redraw
+    # Saved once the fallbacks (hidden below the live widgets) show the six posters each: each follows its
+    # widget's last redraw, which on a busy machine came later than the 1.5 s this test once slept.
+    page.wait_for_function("() => document.querySelectorAll('.sora-nb-static img.sora-nb-tile-poster').length === 12",
+                           timeout=WAIT_MS)
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
     token = lab.token  # type: ignore[attr-defined]
@@ -828,13 +835,24 @@ def _board_row(page: Any, arena: str, value: str, column: str, shown: str) -> bo
             const heads = [...table.querySelectorAll('th')].map(h => h.textContent);
             const row = [...table.querySelectorAll('tbody tr')].find(r => r.cells[0].textContent === value);
             return !!row && row.cells[heads.indexOf(column)].textContent === shown; }""",
-        arg=[f"{arena} .sora-nb-leaderboard table", value, column, shown], timeout=10_000,
+        arg=[f"{arena} .sora-nb-leaderboard table", value, column, shown], timeout=WAIT_MS,
     )
     return True
 
 
+def _wait_votable(page: Any, arena: str) -> None:
+    """Wait until the arena's vote buttons can be pressed, as a person sees them, before a vote key: the kernel
+    enables them only after it has sent the pair they vote on (a key on a disabled button casts nothing)."""
+    page.wait_for_function("s => { const bs = [...document.querySelectorAll(s)];"
+                           "       return bs.length === 4 && bs.every(b => !b.disabled); }",
+                           arg=f"{arena} [class*='sora-nb-vote-']", timeout=WAIT_MS)
+
+
 def _press(page: Any, root: str, keys: str) -> None:
-    """Click the widget's prompt line (as a person does, to give it the focus), then press ``keys``."""
+    """Click the widget's prompt line (as a person does, to give it the focus), then press ``keys``. Once the
+    keys' handler is installed (it marks the root focusable): the hint's text shows a moment before its hidden
+    pixel's ``load`` installs it, and a click before that gives the widget no focus (the keys go to the page)."""
+    page.wait_for_selector(f"{root}[tabindex='0']", state="attached", timeout=WAIT_MS)
     page.locator(f"{root} .sora-nb-keys").click()
     for key in keys:
         page.keyboard.press(key)
@@ -867,6 +885,8 @@ def test_voila_review_and_arena_by_keys(voila_judge: Server, page: Any, workdir:
 
 def _play_together(page: Any, a: Any, b: Any) -> None:
     """Played, paused and sought on ``a``, then played on ``b``: the other video follows each time."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.evaluate("([a, b]) => { a.pause(); b.pause(); }", [a, b])  # both still (a player may autoplay)
     page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[a, b], timeout=WAIT_MS)
     page.evaluate("v => { v.muted = true; return v.play(); }", a)
@@ -884,6 +904,12 @@ def _play_together(page: Any, a: Any, b: Any) -> None:
     page.wait_for_function("([a, b]) => a.paused && b.paused && !a.seeking && !b.seeking && "
                            "Math.abs(b.currentTime - 0.5) < 0.3", arg=[a, b], timeout=WAIT_MS)
     page.evaluate("a => { a.play(); a.pause(); a.currentTime = 3.0; }", a)
+    # Both settled at 3.0 s (as long as a busy machine takes), then still there once a late seek could have
+    # sent them back (a fixed 1.5 s alone fails where the seeks themselves take longer, as under load).
+    settled = "([a, b]) => !a.seeking && !b.seeking && Math.abs(a.currentTime - 3.0) < 0.3 && " \
+              "Math.abs(b.currentTime - 3.0) < 0.3"
+    with contextlib.suppress(PlaywrightTimeout):  # (not settled: the assertion below says where they are)
+        page.wait_for_function(settled, arg=[a, b], timeout=WAIT_MS)
     page.wait_for_timeout(1500)
     times = page.evaluate("([a, b]) => [a.currentTime, b.currentTime]", [a, b])
     assert all(abs(t - 3.0) < 0.3 for t in times), f"sought to 3.0 s right after a play, the videos are at {times}"
@@ -989,9 +1015,7 @@ def _drive_judging(page: Any, runs: Path, *, shots: tuple[str, str], readme: boo
     _press(page, arena, "n")  # the next pair: labels hidden again
     page.wait_for_function("s => !document.querySelector(s).textContent.includes('A was')",
                            arg=f"{arena} .sora-nb-reveal", timeout=WAIT_MS)
-    # A person presses x once the buttons can be pressed again (a key on a disabled button casts nothing).
-    page.wait_for_function("s => !document.querySelector(s).disabled", arg=f"{arena} .sora-nb-vote-both_bad",
-                           timeout=WAIT_MS)
+    _wait_votable(page, arena)
     _press(page, arena, "x")
     page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('Both bad')", timeout=WAIT_MS)
     assert _judgments(runs)[-1]["winner"] == "both_bad"
@@ -1016,9 +1040,9 @@ def test_bytes_media_arena_and_grid_play_pause_and_seek_together(lab: Server, pa
 
     first, second = (page.locator(f"{grid} video").nth(i).element_handle() for i in (0, 1))
     page.click(f"{grid} .sora-nb-play-all")
-    page.wait_for_function("([a, b]) => !a.paused && !b.paused", arg=[first, second], timeout=10_000)
+    page.wait_for_function("([a, b]) => !a.paused && !b.paused", arg=[first, second], timeout=WAIT_MS)
     page.click(f"{grid} .sora-nb-pause-all")
-    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[first, second], timeout=10_000)
+    page.wait_for_function("([a, b]) => a.paused && b.paused", arg=[first, second], timeout=WAIT_MS)
     _play_together(page, first, second)
     assert page.evaluate("([a, b]) => !a.paused || !b.paused", [a, b]) is False, "the grid played the arena's videos"
     assert not page.errors, page.errors  # type: ignore[attr-defined]
@@ -1100,8 +1124,11 @@ def test_voila_app_judge_part(voila: Server, page: Any, workdir: Path) -> None:
     assert page.locator(arena).evaluate(_VISIBLE_MEDIA) == 2
     blind = page.inner_text(arena).split("Leaderboard")[0]
     assert prompt in blind and "sora-2" not in blind, blind
+    # The videos are sent before the buttons that vote on them are enabled (the pair shown first): wait for the
+    # buttons as a person does (pressed as soon as the videos loaded, the key could meet a disabled A).
+    _wait_votable(page, arena)
     page.keyboard.press("a")
-    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('A is better')", timeout=10_000)
+    page.wait_for_selector(f"{arena} .sora-nb-reveal:has-text('A is better')", timeout=WAIT_MS)
     said = page.inner_text(f"{arena} .sora-nb-reveal")
     winner = re.search(r"A was (sora-2(?:-pro)?)", said)
     assert winner and "B was sora-2" in said, said
