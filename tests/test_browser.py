@@ -727,8 +727,9 @@ def test_a_saved_notebook_reopened_shows_posters_not_errors(lab: Server, page: A
     shutil.copy(NOTEBOOKS / "ui_playing.ipynb", workdir / "notebooks" / "reopened.ipynb")
     _open_and_run(page, lab, "reopened.ipynb")
     page.wait_for_function("() => document.querySelectorAll('.sora-nb-compare video').length === 6", timeout=120_000)
-    # Saved once the fallbacks (hidden below the live widgets) show the six posters each: each follows its
-    # widget's last redraw, which on a busy machine came later than the 1.5 s this test once slept.
+    # Saved once the fallbacks (hidden below the live widgets) show the six posters each: each follows its own
+    # widget's last redraw, and the gallery's can come seconds after the grid's sixth video on a busy machine
+    # (the 1.5 s slept here before then saved a gallery fallback short of its last posters).
     page.wait_for_function("() => document.querySelectorAll('.sora-nb-static img.sora-nb-tile-poster').length === 12",
                            timeout=WAIT_MS)
     page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
