@@ -66,6 +66,26 @@ def test_arena_clears_the_reveal_only_after_the_next_pairs_buttons_are_enabled(r
         arena.close()
 
 
+def test_arena_skipping_an_unvoted_pair_disables_its_buttons_before_the_next_pair_is_sent(
+        run: sora_nb.Run, sent: Sent) -> None:
+    """Skip leaves the vote buttons enabled on the pair it leaves: a key pressed while the next pair is on its
+    way must meet them disabled (and be dropped), not cast a vote on a pair the person has not seen yet."""
+    arena = run.arena(by="model", rater="ana", seed=3, media="url")
+    try:
+        assert all(not button.disabled for button in arena.buttons)
+        start = len(sent.messages)
+        arena.skip()
+        order = [(comm_id, data["state"]) for _at, comm_id, data in sent.messages[start:]
+                 if data.get("method") == "update"]
+        ids = {b.comm.comm_id for b in arena.buttons}
+        disabled = [i for i, (comm_id, state) in enumerate(order) if comm_id in ids and state.get("disabled") is True]
+        enabled = [i for i, (comm_id, state) in enumerate(order) if comm_id in ids and state.get("disabled") is False]
+        (shown,) = [i for i, (comm_id, _state) in enumerate(order) if comm_id == arena.stage.comm.comm_id]
+        assert len(disabled) == len(arena.buttons) and max(disabled) < shown < min(enabled), order
+    finally:
+        arena.close()
+
+
 def test_arena_skip_undo_and_no_pair(run: sora_nb.Run, client: sora_nb.Client) -> None:
     arena = run.arena(by="model", rater="bo", seed=0, media="bytes")
     try:

@@ -106,6 +106,10 @@ class Arena(Panel):
         jobs = {job.id: job for job in self.run.jobs}
         self.pair = (jobs[chosen[0]], jobs[chosen[1]]) if chosen else None
         self.revealed = False
+        # The vote buttons go disabled before the stage changes (Skip leaves them enabled on an unvoted pair):
+        # a key pressed while the next pair is on its way is dropped, never cast on a pair not yet on screen.
+        for button in self.buttons:
+            button.disabled = True
         self._show()
         # Cleared once the new pair and its enabled buttons are sent: a front end applies a kernel's messages
         # in order, so a reveal seen cleared means the vote keys act (cleared first, a key pressed as soon as
