@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from fault_support import TEST_KEY, child_env, ledger_rows, loopback_simulators, stop
 from PIL import Image
-from support import FAST, HeldOutput, Shown
+from support import FAST, HeldOutput, Sent, Shown
 
 import sora_nb
 from sora_nb._ledger import JobRecord
@@ -379,6 +379,31 @@ def test_the_storyboard_editor_edits_estimates_makes_and_redoes(tmp_path: Path) 
             assert [e["prompt"] for e in read_audit(client.simulator_state_dir)[paid:]] == ["the fox yawns",
                                                                                            "the fox runs"]
             assert board.video_path is not None and board.video_path.name == "storyboard-v2.mp4"
+        finally:
+            builder.close()
+
+
+def test_the_storyboard_editor_enables_redo_before_its_bar_turns_green(tmp_path: Path, sent: Sent) -> None:
+    """A front end applies the kernel's messages in order: a bar seen green must mean that each shot's Redo can
+    be pressed (sent the other way round, a Redo clicked as the bar turned green met a disabled button)."""
+    from sora_nb import ui
+
+    with _connect(tmp_path) as client:
+        builder = ui.storyboard(client, shots=[{"prompt": "a fox wakes"}, {"prompt": "the fox runs"}])
+        try:
+            start = len(sent.messages)
+            builder.make_button.click()
+            assert builder.board is not None
+            builder.board.wait(timeout=300)
+            builder.refresh()
+            order = [(comm_id, data["state"]) for _at, comm_id, data in sent.messages[start:]
+                     if data.get("method") == "update"]
+            green = next(i for i, (comm_id, state) in enumerate(order)
+                         if comm_id == builder.bar.comm.comm_id and state.get("bar_style") == "success")
+            redo = {row.redo.comm.comm_id for row in builder.rows.children}
+            enabled = [i for i, (comm_id, state) in enumerate(order)
+                       if comm_id in redo and state.get("disabled") is False]
+            assert len(enabled) == 2 and max(enabled) < green, order
         finally:
             builder.close()
 

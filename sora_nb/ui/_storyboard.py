@@ -308,15 +308,17 @@ class StoryboardBuilder(LiveBox):
         if board is None:
             return
         value, style = float(board.progress), {"completed": "success", "failed": "danger"}.get(board.status, "info")
+        # The Redo buttons before the bar: a front end applies the messages in order, so a bar seen green means
+        # Redo can be pressed (after it, a Redo clicked as the bar turned green met a disabled button).
+        matches = len(self.rows.children) == len(board.plan["shots"])
+        for row in self.rows.children:
+            row.redo.disabled = not (board.done and matches)
         with held(self.bar, self.cancel_button, self.make_button):
             self.bar.value = value
             self.bar.bar_style = style
             self.cancel_button.disabled = board.done
             self.make_button.disabled = not board.done
         self.strip.value = _display.storyboard_strip_html(board)
-        matches = len(self.rows.children) == len(board.plan["shots"])
-        for row in self.rows.children:
-            row.redo.disabled = not (board.done and matches)
         self._show_changed(self.player, _display.video_html(board.video_path, board.thumbnail_path, width=480))
         if board.done:
             self._update()
