@@ -206,10 +206,14 @@ class PoolRunner(Runner):
         self._pauses_seen[name] = api.gate.pauses
         while refusals and refusals[0] < now - REFUSAL_MEMORY:
             refusals.popleft()
-        info = api.rate_limits
+        info, remaining = api.rate_limits, api.rate_limits.remaining_requests
+        if remaining is not None and remaining <= api.gate.low_water and api.gate.closed_for == 0:
+            # A budget spent closed the gate until the reset its answer named (``RateGate.observe``): open again,
+            # it is whole. Weighed as spent, an idle backend, which sends nothing that says so, had no room for ever.
+            remaining = None
         return BackendLoad(
             name=name, capacity=backend._runner.max_concurrency, in_flight=self._in_flight[name] + self._bound[name],
-            remaining=info.remaining_requests, limit=info.limit_requests,
+            remaining=remaining, limit=info.limit_requests,
             closed_for=max(api.gate.closed_for, self._down_until.get(name, 0.0) - now),
             recent_refusals=len(refusals),
         )

@@ -45,6 +45,8 @@ class Switch(httpx.AsyncBaseTransport):
         self.list_down = False
         self.refused = 0
         self.retry_after = "0.05"
+        self.headers: dict[str, str] = {}
+        """Added to every answer (e.g. rate-limit headers)."""
 
     def audit(self) -> list[dict[str, Any]]:
         return self.inner.audit()
@@ -69,6 +71,7 @@ class Switch(httpx.AsyncBaseTransport):
         if self.list_down and request.method == "GET" and request.url.path.rstrip("/").endswith("/videos"):
             return httpx.Response(502, json={"error": {"message": "Bad Gateway"}})
         response = await self.inner.handle_async_request(request)
+        response.headers.update(self.headers)
         if mode == "502" and is_create:
             await response.aread()
             return httpx.Response(502, json={"error": {"message": "Bad Gateway"}})
@@ -554,3 +557,20 @@ def test_jobs_for_a_backend_whose_gate_is_closed_wait_in_its_queue(
         run.wait(timeout=120)
         assert run.counts() == {"completed": 12}
         assert _exactly_one_create_per_job(run, backends) == {"a": 12, "b": 0}
+
+
+@pytest.mark.slow
+def test_jobs_pinned_to_an_idle_backend_whose_rate_budget_ran_out_start_once_it_is_reset(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """``a``'s answers say its request budget is spent and comes back in 0.2 s (``x-ratelimit-remaining-requests:
+    0``, as OpenAI sends): its gate closes for 0.2 s, then opens. Its 3 pinned jobs are made there one by one,
+    each once. The budget its last answer named was weighed for ever (0 left: no room), and an idle ``a`` sends
+    nothing that would say it is whole again: before, 1 job made, 2 waiting for good (``run.wait`` timed out)."""
+    with _pool(tmp_path, backends, a=(1, {}), b=(1, {})) as team:
+        backends["a"].headers = {"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0",
+                                 "x-ratelimit-reset-requests": "0.2s"}
+        run = team.sweep(prompt=[f"shot {i}" for i in range(3)], backend="a").start()
+        run.wait(timeout=20)
+        assert run.counts() == {"completed": 3}
+        assert _exactly_one_create_per_job(run, backends) == {"a": 3, "b": 0}
