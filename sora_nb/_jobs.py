@@ -276,6 +276,10 @@ class Job(Driven):
         returns once the loop has cancelled the job, so its create does not leave after (see ``Run.cancel``)."""
         self._runner.runtime.call_and_wait(self._runner.cancel, self)
 
+    def _cancel_soon(self) -> None:
+        """``cancel`` handed over, not waited for (a widget's click: see ``Run._cancel_soon``)."""
+        self._runner.runtime.call(self._runner.cancel, self)
+
     def delete(self) -> concurrent.futures.Future[Any]:
         """Delete the server's copy of this finished job (its files on disk stay). Safe from any thread.
 

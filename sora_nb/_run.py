@@ -170,6 +170,11 @@ class Run(Driven):
         """
         self._runner.runtime.call_and_wait(self._cancel_all)
 
+    def _cancel_soon(self) -> None:
+        """``cancel`` handed over, not waited for: a widget's click, whose thread must not wait while a running
+        cell holds the loop (it did for 60 s, then raised TimeoutError); the loop cancels them all once free."""
+        self._runner.runtime.call(self._cancel_all)
+
     def _cancel_all(self) -> None:
         # In one pass on the loop: no job of the run is given a place (and its create sent) midway.
         for job in list(self.jobs):

@@ -309,9 +309,9 @@ class Storyboard(Run):
     def cancel(self) -> None:
         """Stop making the board: its unfinished shots are cancelled (resumable, like any run). Returns once
         the loop has cancelled them (see ``Run.cancel``)."""
-        self._runner.runtime.call_and_wait(self._cancel)
+        self._runner.runtime.call_and_wait(self._cancel_all)
 
-    def _cancel(self) -> None:
+    def _cancel_all(self) -> None:
         if self._task is not None:
             self._task.cancel()
         for job in self.jobs:

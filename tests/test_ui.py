@@ -505,6 +505,36 @@ def test_a_sweep_builders_buttons_are_in_their_ended_state_before_its_bar_turns_
     assert max(cancel, launch) < min(green, done), order
 
 
+def test_a_cancel_click_while_a_cell_blocks_the_loop_returns_at_once_and_cancels_once_it_frees(
+    slow_client: sora_nb.Client, closing: list[Any]
+) -> None:
+    """A long synchronous cell holds the kernel's loop; meanwhile Cancel is clicked (a comm subshell thread, as
+    JupyterLab >= 4.4 runs widget handlers). The click hands the cancel over and returns: it used to wait for the
+    loop, freezing that thread (every later click queued behind it) for 60 s, then show a bare TimeoutError.
+    Once the cell ends, the loop cancels every job of the run in one pass."""
+    builder = ui.sweep(slow_client, prompts=["a calm lake", "a windy hill"])
+    closing.append(builder)
+    run = builder.launch()
+    blocked, release = threading.Event(), threading.Event()
+
+    def long_cell() -> None:
+        blocked.set()
+        release.wait(30)
+
+    slow_client._runtime.loop.call_soon_threadsafe(long_cell)
+    blocked.wait(10)
+    click = threading.Thread(target=builder.cancel_button.click)
+    click.start()
+    click.join(2)
+    returned = not click.is_alive()
+    release.set()
+    click.join(70)
+    assert returned  # before: the click waited for the loop (60 s, then TimeoutError)
+    assert builder.error.value == ""
+    run.wait(timeout=10)
+    assert {job.status for job in run.jobs} == {"cancelled"}
+
+
 def test_a_sweep_builder_can_show_its_runs_videos(client: sora_nb.Client, here: Path, closing: list[Any]) -> None:
     """The Voila app showed a sweep's progress but its videos nowhere."""
     builder = ui.sweep(client, prompts=["a calm lake", "a windy hill"], gallery=True)

@@ -234,7 +234,7 @@ class JobCard(LiveBox):
         return text
 
     def _cancel(self) -> None:
-        self.job.cancel()
+        self.job._cancel_soon()  # a click waits for no loop (a running cell may hold it)
 
     def _remix(self) -> None:
         self._adopt(self.job.remix(self._prompt_for("Remix")))

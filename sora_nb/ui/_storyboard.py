@@ -147,7 +147,7 @@ class StoryboardBuilder(LiveBox):
         self.model.observe(self._guard(lambda _c: self._model_changed()), "value")
         self.add_button.on_click(self._guard(lambda _b: self.add()))
         self.make_button.on_click(self._guard(lambda _b: self.make()))
-        self.cancel_button.on_click(self._guard(lambda _b: self.board.cancel() if self.board else None))
+        self.cancel_button.on_click(self._guard(lambda _b: self.board._cancel_soon() if self.board else None))
         self.confirm_button.on_click(self._guard(lambda _b: self._confirmed()))
         self._follow(client._runtime, None, self._render, interval=refresh_interval,
                      tick=lambda: None if self.board is None or self.board.done else 1.0)

@@ -311,7 +311,7 @@ class SweepBuilder(Panel):
     def _cancel(self) -> None:
         if self.run is None:
             raise ValueError("Nothing to cancel: launch a sweep first.")
-        self.run.cancel()
+        self.run._cancel_soon()  # a click waits for no loop (a running cell may hold it)
 
     def _retry_failed(self) -> None:
         if self.run is None:
