@@ -101,7 +101,15 @@ class Runtime:
             return fn(*args)
 
         self._check_open()
-        return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(_call(), self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # Still queued there: a bare TimeoutError read as if it had been dropped, or had failed.
+            raise TimeoutError(
+                f"sora_nb: the event loop was busy for {timeout} s (a cell or callback still running on it), so "
+                f"{getattr(fn, '__qualname__', fn)} has not run yet; it runs once it is free. Fix: let that cell "
+                "end (or interrupt it); nothing needs to be called again.") from None
 
     def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None) -> T:
         """Block until ``coro`` finishes (scripts, CLI); ``timeout`` in seconds.

@@ -3,6 +3,7 @@ once it returns, no create leaves, and every job of the run ends with a status a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from pathlib import Path
@@ -117,3 +118,74 @@ def test_cancelling_a_run_whose_loop_is_closed_says_so(tmp_path: Path) -> None:
     run = asyncio.run(make())
     with pytest.raises(RuntimeError, match=r"loop .* is closed.*Fix: .*sora_nb\.resume"):
         run.cancel()
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["made, answer lost", "never reached the server"])
+def test_a_cancel_while_a_create_is_answered_502_ends_it_cancelled_paid_at_most_once(
+    tmp_path: Path, made: bool
+) -> None:
+    """A thread cancels the run while its create is on the wire; the create is then answered 502 (a proxy: the job
+    made upstream and its answer lost, or nothing forwarded). The lost create is looked for, not sent again after
+    the cancel: made, it is adopted and deleted (1 create, 1 delete); never made, nothing is (0 creates). Either
+    way the job ends cancelled, saying so."""
+    server = _Creates()
+    deletes: list[str] = []
+    posts: list[str] = []
+    cancelling: list[threading.Thread] = []
+    handle = server.handle_async_request
+
+    async def lossy(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            deletes.append(request.url.path)
+        if request.method == "POST":
+            posts.append(request.url.path)
+        if request.method != "POST" or cancelling:
+            return await handle(request)
+        cancelling.append(threading.Thread(target=run.cancel))
+        cancelling[0].start()
+        response = await handle(request) if made else httpx.Response(200)
+        await asyncio.sleep(0.2)  # the loop runs the cancel meanwhile: it waits for this create's answer
+        await response.aread()
+        return httpx.Response(502, json={"error": {"message": "Bad Gateway"}})
+
+    server.handle_async_request = lossy  # type: ignore[method-assign]
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as client:
+        client.api.list_settle = 0.02  # the simulator lists a job the moment it is made
+        run = client._new_run(axes=("prompt",))
+        job = run.submit([client._job_spec("a fox behind a proxy")])[0]
+        with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+            job.wait(timeout=20)
+        cancelling[0].join(10)
+        assert not cancelling[0].is_alive()
+        wait_for(lambda: len(deletes) == made, what="the adopted job's delete")
+    assert len(posts) == 1  # the one create, not sent again after the cancel
+    assert len(server.audit()) == (1 if made else 0)
+    assert job.status == "cancelled" and job.error and "cancelled" in job.error.message
+    assert job.remote_id == (server.audit()[0]["id"] if made else None)
+
+
+def test_a_cancel_from_a_thread_while_a_cell_holds_the_loop_says_so_and_acts_once_it_is_free(tmp_path: Path) -> None:
+    """A thread's ``run.cancel()`` waits for the loop, which a long synchronous cell holds past the wait's bound:
+    it raises a TimeoutError that says why and that the cancel is still to come (it was a bare TimeoutError), and
+    the loop cancels the run once free."""
+    server = _Creates()
+    with sora_nb.connect("simulator", run_root=tmp_path, transport=server) as client:
+        run = client._new_run(axes=("prompt",))
+        runtime = client._runtime
+        blocked, release = threading.Event(), threading.Event()
+
+        def long_cell() -> None:
+            blocked.set()
+            release.wait(30)
+
+        runtime.loop.call_soon_threadsafe(long_cell)
+        blocked.wait(10)
+        jobs = run.submit([client._job_spec("a fox, waiting")])
+        try:
+            with pytest.raises(TimeoutError, match=r"busy for 0\.2 s.*runs once it is free"):
+                runtime.call_and_wait(run._cancel_all, timeout=0.2)
+        finally:
+            release.set()
+        with pytest.raises(sora_nb.JobFailedError, match="cancelled"):
+            jobs[0].wait(timeout=10)
+    assert server.creates == 0
