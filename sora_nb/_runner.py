@@ -692,6 +692,8 @@ class Runner:
                     await self._apply(job, found)
                     return
                 # A search that worked proved it absent: the server never made it, so it is sent again.
+                if drive.cancelled_as is not None:
+                    continue  # cancelled while it was looked for: not sent again (nor waited for)
                 api = self.api_for(record)
                 if resends == api.retry.max_retries:
                     raise

@@ -122,7 +122,7 @@ def test_cancelling_a_run_whose_loop_is_closed_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("made", [True, False], ids=["made, answer lost", "never reached the server"])
 def test_a_cancel_while_a_create_is_answered_502_ends_it_cancelled_paid_at_most_once(
-    tmp_path: Path, made: bool
+    tmp_path: Path, made: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A thread cancels the run while its create is on the wire; the create is then answered 502 (a proxy: the job
     made upstream and its answer lost, or nothing forwarded). The lost create is looked for, not sent again after
@@ -159,6 +159,7 @@ def test_a_cancel_while_a_create_is_answered_502_ends_it_cancelled_paid_at_most_
         assert not cancelling[0].is_alive()
         wait_for(lambda: len(deletes) == made, what="the adopted job's delete")
     assert len(posts) == 1  # the one create, not sent again after the cancel
+    assert "sending it again" not in caplog.text  # before: said so, and waited a retry's delay to end cancelled
     assert len(server.audit()) == (1 if made else 0)
     assert job.status == "cancelled" and job.error and "cancelled" in job.error.message
     assert job.remote_id == (server.audit()[0]["id"] if made else None)
