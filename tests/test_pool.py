@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -574,3 +575,33 @@ def test_jobs_pinned_to_an_idle_backend_whose_rate_budget_ran_out_start_once_it_
         run.wait(timeout=20)
         assert run.counts() == {"completed": 3}
         assert _exactly_one_create_per_job(run, backends) == {"a": 3, "b": 0}
+
+
+def test_jobs_pinned_to_a_backend_closed_for_long_wait_cancel_and_close_cleanly(
+    tmp_path: Path, backends: dict[str, Switch]
+) -> None:
+    """``a`` refuses with a 429 that says to come back in an hour: its 4 pinned jobs wait (one refused, holding its
+    place there; three queued). ``run.wait(timeout)`` still returns at its bound; a cancel from this thread ends
+    every one cancelled, saying so, with nothing made and the place given back; closing leaves no timer behind
+    that would look at ``a`` again."""
+    with _pool(tmp_path, backends, a=(1, {}), b=(1, {})) as team:
+        backends["a"].mode, backends["a"].retry_after = "429", "3600"
+        run = team.sweep(prompt=[f"shot {i}" for i in range(4)], backend="a").start()
+        wait_for(lambda: backends["a"].refused, what="a's refusal")
+        started = time.monotonic()
+        with pytest.raises(sora_nb.JobTimeoutError, match="4 of 4 jobs still running"):
+            run.wait(timeout=0.3)
+        assert time.monotonic() - started < 5
+        run.cancel()
+        assert {job.status for job in run.jobs} == {"cancelled"}
+        assert all(job.error and job.error.message for job in run.jobs)
+        runner, loop = team._runner, team._runtime.loop
+        assert team._runtime.call_and_wait(lambda: runner.load("a").in_flight) == 0
+
+        def reopening() -> list[asyncio.TimerHandle]:
+            scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+            return [h for h in scheduled if not h.cancelled() and "_reopened" in repr(h)]
+
+        assert len(team._runtime.call_and_wait(reopening)) == 1  # a's opening, in an hour
+    assert backends["a"].refused == 1 and _creates(backends) == {"a": [], "b": []}
+    assert team._runtime.call_and_wait(reopening) == []

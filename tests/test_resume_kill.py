@@ -259,3 +259,56 @@ def test_sigkill_the_moment_a_create_reaches_the_server_finds_its_row_sending_or
     states = {row.spec.prompt: row.create_state for row in rows}
     assert audit and all(states.get(entry["prompt"]) in ("sending", "acked") for entry in audit), (audit, states)
     _resume_and_check(sim, run_dir)
+
+
+POOL_SCRIPT = textwrap.dedent("""
+    import sys
+    import sora_nb
+    from sora_nb._polling import PollPolicy
+
+    port, run_dir, prompts = sys.argv[1], sys.argv[2], sys.argv[3:]
+    polls = PollPolicy(floor=0.05, ceiling=1.0, first=0.2)
+    team = sora_nb.pool(**{
+        name: sora_nb.connect("openai-compatible", base_url=f"http://127.0.0.1:{backend_port}/v1",
+                              max_concurrency=places, run_root=run_dir + "-unused", poll_policy=polls)
+        for name, backend_port, places in (("a", port, 1), ("b", PORT_B, 2))
+    })
+    run = team.sweep(prompt=prompts, backend="a").start(run_dir=run_dir)
+    print(run.run_dir, flush=True)
+    run.wait(timeout=120)
+    print("finished", flush=True)
+""")
+
+
+def test_sigkill_of_a_pooled_sweep_whose_jobs_wait_for_their_backend_then_resume_makes_each_once(
+    serve: Callable[..., Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool's sweep pinned to ``a`` (1 place; ``b`` idle): killed while one create is on the wire and the other
+    jobs wait in ``a``'s queue (rows ``pending``). Resumed with the pool, every job is made on ``a``, once:
+    the one that was on the wire is looked for first, the queued ones are sent; none on ``b``."""
+    monkeypatch.setenv("OPENAI_API_KEY", ANY_KEY)
+    a, b = serve(latency=0.5), serve(latency=0.0)
+    run_dir = tmp_path / "run"
+
+    def on_the_wire_with_others_queued(rows: list[JobRecord], audit: list[dict[str, Any]]) -> bool:
+        acked = sum(row.create_state == "acked" for row in rows)
+        sending = sum(row.create_state == "sending" for row in rows)
+        return acked >= 1 and sending == 1 and sum(row.create_state == "pending" for row in rows) >= 3
+
+    rows, _audit = _run_until_killed(a, run_dir, tmp_path, on_the_wire_with_others_queued,
+                                     script=POOL_SCRIPT.replace("PORT_B", str(b.port)))
+    assert {row.backend for row in rows if row.create_state != "pending"} == {"a"}  # the queued: not routed yet
+    time.sleep(0.2)  # let the server finish with the dead connection before it is asked
+    team = sora_nb.pool(**{
+        name: sora_nb.connect("openai-compatible", base_url=sim.base_url, api_key=ANY_KEY, max_concurrency=places,
+                              run_root=tmp_path / "unused")
+        for name, sim, places in (("a", a, 1), ("b", b, 2))
+    })
+    with team:
+        run = sora_nb.resume(run_dir, client=team)
+        run.wait(timeout=90)
+        assert run.counts() == {"completed": JOBS}
+    audit = a.audit()
+    assert sorted(entry["prompt"] for entry in audit) == sorted(PROMPTS)  # each made once, on a
+    assert b.audit() == []
+    assert sorted(row.remote_id for row in ledger_rows(run_dir)) == sorted(entry["id"] for entry in audit)
