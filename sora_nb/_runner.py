@@ -529,7 +529,9 @@ class Runner:
         """
         while not self._closed and self._placed < self._places():
             best: tuple[_RunDrive, deque[tuple[int, Job, _JobDrive]], str | None] | None = None
-            for run, held in self._held.items():
+            # A copy: a run is added by ``claim`` on the caller's thread (a submit), maybe while this goes through
+            # them; iterated as it changed ("dictionary changed size"), the start of another run broke for good.
+            for run, held in list(self._held.items()):
                 if held.placed >= (run.max_concurrency or self._places()):
                     continue
                 for lane, waiting in (None, held.waiting), *held.pinned.items():
@@ -586,7 +588,7 @@ class Runner:
     def _drop_waiting(self) -> None:
         """Closing: the jobs still waiting for a place are not started (their rows stay resumable); their
         waiters are let go, as a cancelled task's are."""
-        for held in self._held.values():
+        for held in list(self._held.values()):  # a copy: see ``_admit``
             queues = [held.waiting, *held.pinned.values()]
             held.waiting, held.pinned = deque(), {}
             for _, job, drive in itertools.chain.from_iterable(queues):

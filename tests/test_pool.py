@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -605,3 +606,34 @@ def test_jobs_pinned_to_a_backend_closed_for_long_wait_cancel_and_close_cleanly(
         assert len(team._runtime.call_and_wait(reopening)) == 1  # a's opening, in an hour
     assert backends["a"].refused == 1 and _creates(backends) == {"a": [], "b": []}
     assert team._runtime.call_and_wait(reopening) == []
+
+
+
+def test_a_run_started_from_a_thread_while_the_loop_gives_out_places_breaks_no_other_run(
+    tmp_path: Path, backends: dict[str, Switch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sweeps started back to back from the user's thread on one pool: a run is added to the runner's runs (on that
+    thread) while the loop goes through them to give out places. "dictionary changed size during iteration" then
+    broke the loop's start of another run, whose jobs waited for good (seen in 3 of 3 tries of 8 sweeps started
+    at once: 9 of a run's 10 jobs never started). Here that moment is made every time: the first look at ``a``'s
+    queue lets a thread start driving another run."""
+    from sora_nb._pool import PoolRunner
+
+    with _pool(tmp_path, backends, a=(1, {}), b=(1, {})) as team:
+        runner = team._runner
+        other = sora_nb.Run(runner, tmp_path / "other", axes=("prompt",), meta={})  # not driven yet
+        lane_free = PoolRunner._lane_free
+        claimed: list[threading.Thread] = []
+
+        def meanwhile_a_thread_claims_another_run(self: PoolRunner, lane: str) -> bool:
+            if not claimed:
+                claimed.append(threading.Thread(target=runner.claim, args=(other,)))
+                claimed[0].start()
+                claimed[0].join(10)
+            return lane_free(self, lane)
+
+        monkeypatch.setattr(PoolRunner, "_lane_free", meanwhile_a_thread_claims_another_run)
+        run = team.sweep(prompt=[f"shot {i}" for i in range(3)], backend="a").start()
+        run.wait(timeout=20)  # before: JobTimeoutError, 2 of 3 jobs never started
+        assert run.counts() == {"completed": 3}
+    assert _exactly_one_create_per_job(run, backends) == {"a": 3, "b": 0}
