@@ -901,12 +901,13 @@ def test_distinct_renders_shares_real_videos_among_jobs_and_the_default_renders_
 def test_the_simulators_blocking_work_runs_on_a_pool_of_its_own(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process the simulator lives in the user's kernel: its renders and file reads run on a pool of
-    ``POOL_THREADS`` named threads, not on the loop's default executor (6 threads on 2 cores, each keeping a
-    glibc arena of what it freed: ~60 MB more at the peak of a 5,000-job sweep, benchmarks/README.md)."""
+    ``IN_PROCESS_THREADS`` named threads, not on the loop's default executor (6 threads on 2 cores, each keeping
+    a glibc arena of what it freed: ~50 MB more at the peak of a 10,000-job sweep, benchmarks/README.md). Served
+    as its own process it takes as many as that executor would (its renders then go faster)."""
     import threading
 
     import sora_nb
-    from sora_nb.simulator import _routes
+    from sora_nb.simulator import _routes, _store
 
     seen: set[str] = set()
     render = _routes.ensure_rendered
@@ -921,4 +922,6 @@ def test_the_simulators_blocking_work_runs_on_a_pool_of_its_own(tmp_path: Path,
         run = client.sweep(prompt=[f"a fox {i}" for i in range(12)]).start(max_concurrency=12).wait(timeout=120)
     assert run.counts()["completed"] == 12
     assert seen and all(name.startswith("sora_nb-worker-simulator") for name in seen), seen
-    assert len(seen) <= _routes.POOL_THREADS, seen
+    assert len(seen) <= _store.IN_PROCESS_THREADS < _store.SERVER_THREADS, seen
+    served = create_app(SimulatorConfig(seed=3))
+    assert served.simulator.worker_threads == _store.SERVER_THREADS  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ from starlette.routing import Route
 from .._catalog import DEFAULT_MODEL, SECONDS
 from ._faults import DropKind, roll
 from ._render import ensure_rendered, poster_of_clip, probe_video, store_reference_image
-from ._store import Job, JobKind, SimulatorState
+from ._store import SERVER_THREADS, Job, JobKind, SimulatorState
 from ._validate import (
     MAX_EXTENSIONS,
     MAX_TOTAL_SECONDS,
@@ -71,33 +71,29 @@ _MEDIA_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": 
 _T = TypeVar("_T")
 
 
-# The simulator's blocking work runs on a small pool of its own, shared by every simulator of the process.
-# In-process (the default backend) the simulator lives in the user's kernel, and each thread that allocates
-# gets a glibc arena of its own that keeps what it freed: on the loop's default executor (6 threads on 2
-# cores) a 5,000-job sweep peaked ~60 MB higher (benchmarks/README.md, "The simulator's threads"). Two
-# threads still render two videos at once; the file read of a download takes microseconds.
-POOL_THREADS = 2
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
-def _workers() -> concurrent.futures.ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
+def _workers(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    with _pools_lock:
+        if threads not in _pools:
             # Idle threads cost nothing; they stay for the next simulator, as the measuring pool's do.
-            _pool = concurrent.futures.ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="sora_nb-worker-simulator")
-        return _pool
+            _pools[threads] = concurrent.futures.ThreadPoolExecutor(threads, f"sora_nb-worker-simulator-{threads}")
+        return _pools[threads]
 
 
-async def in_thread(function: Callable[..., _T], *args: Any) -> _T:
-    """Run blocking work (render, image and video decoding, reading a file) off the event loop, on the
-    simulator's pool of :data:`POOL_THREADS` threads (other backends than asyncio: anyio's)."""
+async def in_thread(function: Callable[..., _T], *args: Any, threads: int = SERVER_THREADS) -> _T:
+    """Run blocking work (render, image and video decoding, a file read) off the event loop, on the
+    simulator's pool of ``threads`` threads (``state.worker_threads``: fewer in-process, see
+    :data:`~sora_nb.simulator._store.IN_PROCESS_THREADS`), shared by the simulators of the process of that
+    size. Other backends than asyncio use anyio's threads.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return await anyio.to_thread.run_sync(function, *args)
-    return await loop.run_in_executor(_workers(), functools.partial(function, *args))
+        return await anyio.to_thread.run_sync(functools.partial(function, *args))
+    return await loop.run_in_executor(_workers(threads), functools.partial(function, *args))
 
 
 @dataclass
@@ -225,11 +221,12 @@ class Api:
     async def _reference_path(self, create: CreateRequest) -> str | None:
         if create.reference is None or create.reference.image is None:
             return None
-        image = await in_thread(check_image, create.reference.image, create.size)
-        return await in_thread(store_reference_image, image, self.state.reference_dir)
+        image = await in_thread(check_image, create.reference.image, create.size, threads=self.state.worker_threads)
+        return await in_thread(store_reference_image, image, self.state.reference_dir,
+                               threads=self.state.worker_threads)
 
     async def _probe(self, upload: Upload) -> tuple[int, int, float]:
-        probed = await in_thread(probe_video, upload.data)
+        probed = await in_thread(probe_video, upload.data, threads=self.state.worker_threads)
         if probed is None or probed[2] <= 0:
             raise RequestError(
                 400,
@@ -335,12 +332,14 @@ class Api:
                 param="video_id",
                 code="video_expired",
             )
-        assets = await in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
+        assets = await in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir,
+                                 threads=self.state.worker_threads)
         path = {"video": assets.video, "thumbnail": assets.thumbnail, "spritesheet": assets.spritesheet}[variant]
         # Read whole in one worker-thread hop (the files are small) rather than streamed by FileResponse:
         # its anyio thread calls look for the root task among every task of the loop at each chunk, which
         # on a kernel's loop (no root task to find) with 200 jobs in flight blocked it for seconds.
-        return Response(await in_thread(path.read_bytes), media_type=_MEDIA_TYPES[variant])
+        return Response(await in_thread(path.read_bytes, threads=self.state.worker_threads),
+                        media_type=_MEDIA_TYPES[variant])
 
     async def remix(self, request: Request) -> Response:
         source = self._completed(request.path_params["video_id"], "remixed")
@@ -442,7 +441,8 @@ class Api:
         video, name = validate_character(body)
         check_character_clip(*await self._probe(video))
         # Its look, for the videos that use it (the simulator's stand-in for learning a person).
-        poster = await in_thread(poster_of_clip, video.data, self.state.reference_dir)
+        poster = await in_thread(poster_of_clip, video.data, self.state.reference_dir,
+                                 threads=self.state.worker_threads)
         return JSONResponse(self.state.add_character(name, poster).resource())
 
     async def get_character(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ uses.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -166,6 +167,17 @@ def _rng(seed: int | None, stream: str) -> random.Random:
     return random.Random() if seed is None else random.Random(f"sora_nb:{seed}:{stream}")
 
 
+SERVER_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""A simulator served as its own process renders on as many threads as the loop's default executor has."""
+
+IN_PROCESS_THREADS = 2
+"""In-process (the default backend, in the user's kernel) it renders on two: each thread that allocates gets a
+glibc arena of its own that keeps what it freed, and six held ~50 MB more at the peak of a 10,000-job
+displayed sweep (benchmarks/README.md, "The simulator's own threads"). A server's own process gives its
+renders all the threads they can use: with two, the last downloads of a sweep at a service's pace waited
+6 s for their renders instead of 0.4 s (``bench_scheduling.py``)."""
+
+
 class SimulatorState:
     """All mutable state of one simulator app.
 
@@ -179,6 +191,8 @@ class SimulatorState:
         self.config = config
         self.clock = clock
         self.cache_dir = config.cache_dir or default_cache_dir()
+        self.worker_threads = SERVER_THREADS
+        """Threads for its blocking work (renders, decoding, file reads): see ``_routes.in_thread``."""
         self.ttl = config.asset_ttl if config.asset_ttl is not None else DEFAULT_TTL_S
         self.lock = threading.RLock()
         self.job_rng = _rng(config.seed, "jobs")

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from ._app import SimulatorApp, create_state_app
 from ._config import SimulatorConfig
 from ._faults import DropConnection
-from ._store import SimulatorState
+from ._store import IN_PROCESS_THREADS, SimulatorState
 
 __all__ = ["SimulatorTransport", "create_app"]
 
@@ -70,6 +70,7 @@ class SimulatorTransport(httpx.AsyncBaseTransport):
     def __init__(self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.app = create_app(self.config, clock=clock)
+        self.state.worker_threads = IN_PROCESS_THREADS  # it shares the process (a kernel) with its user
         self._asgi = httpx.ASGITransport(app=self.app)
 
     @property
