@@ -188,6 +188,10 @@ class Api:
 
     # Helpers.
 
+    async def _in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """:func:`in_thread` on this simulator's number of threads (fewer in-process: ``state.worker_threads``)."""
+        return await in_thread(function, *args, threads=self.state.worker_threads)
+
     def _job(self, video_id: str) -> Job:
         job = self.state.get(video_id)
         if job is None:
@@ -221,12 +225,11 @@ class Api:
     async def _reference_path(self, create: CreateRequest) -> str | None:
         if create.reference is None or create.reference.image is None:
             return None
-        image = await in_thread(check_image, create.reference.image, create.size, threads=self.state.worker_threads)
-        return await in_thread(store_reference_image, image, self.state.reference_dir,
-                               threads=self.state.worker_threads)
+        image = await self._in_thread(check_image, create.reference.image, create.size)
+        return await self._in_thread(store_reference_image, image, self.state.reference_dir)
 
     async def _probe(self, upload: Upload) -> tuple[int, int, float]:
-        probed = await in_thread(probe_video, upload.data, threads=self.state.worker_threads)
+        probed = await self._in_thread(probe_video, upload.data)
         if probed is None or probed[2] <= 0:
             raise RequestError(
                 400,
@@ -332,14 +335,12 @@ class Api:
                 param="video_id",
                 code="video_expired",
             )
-        assets = await in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir,
-                                 threads=self.state.worker_threads)
+        assets = await self._in_thread(ensure_rendered, job.render_spec(self.config), self.state.cache_dir)
         path = {"video": assets.video, "thumbnail": assets.thumbnail, "spritesheet": assets.spritesheet}[variant]
         # Read whole in one worker-thread hop (the files are small) rather than streamed by FileResponse:
         # its anyio thread calls look for the root task among every task of the loop at each chunk, which
         # on a kernel's loop (no root task to find) with 200 jobs in flight blocked it for seconds.
-        return Response(await in_thread(path.read_bytes, threads=self.state.worker_threads),
-                        media_type=_MEDIA_TYPES[variant])
+        return Response(await self._in_thread(path.read_bytes), media_type=_MEDIA_TYPES[variant])
 
     async def remix(self, request: Request) -> Response:
         source = self._completed(request.path_params["video_id"], "remixed")
@@ -441,8 +442,7 @@ class Api:
         video, name = validate_character(body)
         check_character_clip(*await self._probe(video))
         # Its look, for the videos that use it (the simulator's stand-in for learning a person).
-        poster = await in_thread(poster_of_clip, video.data, self.state.reference_dir,
-                                 threads=self.state.worker_threads)
+        poster = await self._in_thread(poster_of_clip, video.data, self.state.reference_dir)
         return JSONResponse(self.state.add_character(name, poster).resource())
 
     async def get_character(self, request: Request) -> Response:
